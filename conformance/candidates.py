@@ -1,0 +1,166 @@
+"""Loading what ``--impl`` names, and calling it on Cases.
+
+``--impl`` takes a built-in alias (``torch``, ``torch-cuda``, ``numpy``), an importable dotted
+module name, or a path to a ``.py`` file. The module's functions named like the specs (see
+``conformance.specs.SPECS``) are the candidate's; a module-level ``FRAMEWORK`` ("torch", the
+default, or "numpy") says which arrays they take.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .frameworks import framework_named
+from .specs import SPECS
+
+ALIASES = {
+    "torch": ("torch.nn.functional", "torch", "cpu"),
+    "torch-cuda": ("torch.nn.functional", "torch", "cuda"),
+    "numpy": ("conformance.builtin.numpy_losses", "numpy", "cpu"),
+}
+
+
+class CandidateError(Exception):
+    """--impl names something that cannot be used; the message says what and how to fix it."""
+
+
+@dataclass
+class Call:
+    """What one call of a candidate returned, read back into numpy."""
+
+    value: np.ndarray | None = None
+    dtype: str | None = None
+    modified: list = field(default_factory=list)  # names of inputs the call changed
+    grads: dict | None = None  # name -> (values, dtype) or None where no gradient flowed
+    raw_output: object = None
+
+
+@dataclass
+class Candidate:
+    """A loaded candidate: its functions by spec name and the framework that runs them."""
+
+    label: str
+    impl: str
+    module: object
+    framework: object
+    functions: dict
+    missing: tuple
+
+    @property
+    def device(self) -> str:
+        return getattr(self.framework, "device", "cpu")
+
+    def describe(self) -> str:
+        found = ", ".join(self.functions) or "nothing"
+        return (f"{self.label}: {self.impl} [{self.framework.name} {self.framework.version()}, "
+                f"{self.device}] tests {found}"
+                + (f"; not provided: {', '.join(self.missing)}" if self.missing else ""))
+
+    def call(self, spec, case, with_grad: bool = False) -> Call:
+        """Call the candidate's ``spec`` function on ``case``; gradients too if asked."""
+        fw = self.framework
+        natives = {}
+        for name, values in case.args.items():
+            if values is None:
+                continue
+            wants_grad = with_grad and name in spec.differentiable
+            natives[name] = fw.to_native(values, case.dtype, case.layouts.get(name, "contiguous"),
+                                         requires_grad=wants_grad)
+        snapshots = {name: fw.snapshot(v) for name, v in natives.items()}
+        args = [natives[name] for name in spec.positional]
+        kwargs = {name: natives[name] for name in spec.keyword_arrays if name in natives}
+        kwargs.update(case.options)
+        output = self.functions[spec.name](*args, **kwargs)
+        result = Call(raw_output=output)
+        result.value, result.dtype = fw.read_output(output)
+        result.modified = [n for n, v in natives.items() if not fw.unchanged(v, snapshots[n])]
+        if with_grad:
+            leaves = {n: natives[n] for n in spec.differentiable if n in natives}
+            vjp = getattr(self.module, f"{spec.name}_vjp", None)
+            result.grads = fw.gradients(output, leaves, case.grad_output, case.dtype, vjp=vjp,
+                                        args=args, kwargs=kwargs)
+        return result
+
+
+def _import_file(path: Path):
+    name = f"conformance_candidate_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    sys.path.insert(0, str(path.parent))  # let the file import its neighbours
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as error:
+        raise CandidateError(f"--impl={path}: syntax error at line {error.lineno}: "
+                             f"{error.msg}") from None
+    except Exception as error:
+        raise CandidateError(f"--impl={path}: importing it raised {type(error).__name__}: "
+                             f"{error}") from None
+    return module
+
+
+def _import_module(name: str):
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        if error.name and name.startswith(error.name):
+            raise CandidateError(
+                f"--impl={name}: no module named {error.name!r}. Give a built-in alias "
+                f"({', '.join(ALIASES)}), a module importable from here (check the current "
+                f"directory and PYTHONPATH), or a path to a .py file") from None
+        raise CandidateError(f"--impl={name}: importing it raised ModuleNotFoundError: "
+                             f"{error}") from None
+    except SyntaxError as error:
+        raise CandidateError(f"--impl={name}: syntax error in {error.filename} at line "
+                             f"{error.lineno}: {error.msg}") from None
+    except Exception as error:
+        raise CandidateError(f"--impl={name}: importing it raised {type(error).__name__}: "
+                             f"{error}") from None
+
+
+def load_candidate(impl: str) -> Candidate:
+    """Load what one ``--impl`` value names; CandidateError with a one-line reason otherwise."""
+    framework_name, device = None, "cpu"
+    if impl in ALIASES:
+        module_name, framework_name, device = ALIASES[impl]
+        module, label = _import_module(module_name), impl
+    elif impl.endswith(".py") or Path(impl).is_file():
+        path = Path(impl)
+        if not path.is_file():
+            raise CandidateError(f"--impl={impl}: no such file (relative paths start from "
+                                 f"{Path.cwd()})")
+        module, label = _import_file(path.resolve()), path.stem
+    else:
+        module, label = _import_module(impl), impl
+    framework_name = framework_name or getattr(module, "FRAMEWORK", "torch")
+    try:
+        framework = framework_named(framework_name)
+    except ValueError as error:
+        raise CandidateError(f"--impl={impl}: {error}") from None
+    if device != "cpu":
+        framework.device = device
+    functions = {n: getattr(module, n) for n in SPECS if callable(getattr(module, n, None))}
+    missing = tuple(n for n in SPECS if n not in functions)
+    if not functions:
+        raise CandidateError(f"--impl={impl}: defines none of the functions the suite tests "
+                             f"(looked for {', '.join(SPECS)})")
+    return Candidate(label, impl, module, framework, functions, missing)
+
+
+def load_candidates(impls) -> list:
+    """Load every --impl value; labels are made unique by a numeric suffix."""
+    candidates, seen = [], {}
+    for impl in impls:
+        candidate = load_candidate(impl)
+        count = seen.get(candidate.label, 0)
+        seen[candidate.label] = count + 1
+        if count:
+            candidate.label = f"{candidate.label}-{count + 1}"
+        candidates.append(candidate)
+    return candidates

@@ -1,0 +1,194 @@
+"""Cases and the shared hypothesis strategies that draw them.
+
+A Case is one concrete call: argument arrays holding exactly the values the candidate will see
+(floating arguments already rounded to the dtype under test, kept as float64, which holds every
+float32/float16/bfloat16 number exactly), keyword options, a layout per argument and tags that
+name the regions the case probes. Specs build their strategies from the pieces here.
+
+Arrays of up to ``MAX_DRAWN_ELEMENTS`` have every element drawn by hypothesis, so failures shrink
+element by element. Larger arrays (huge class counts) are filled by numpy from a drawn seed and
+regime, with hypothesis-drawn special values planted at drawn positions: hypothesis cannot draw
+tens of thousands of elements per example.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from hypothesis import strategies as st
+
+from loss_reference.formats import format_of, round_to_format
+
+MAX_DRAWN_ELEMENTS = 600
+LAYOUTS = ("contiguous", "transposed", "sliced", "expanded")
+
+
+@dataclass
+class Case:
+    """One call of one loss: exact argument values, options, layouts and region tags."""
+
+    dtype: str
+    args: dict  # name -> np.ndarray (float64 holding dtype values, or int64), list, or None
+    options: dict = field(default_factory=dict)
+    layouts: dict = field(default_factory=dict)
+    tags: tuple = ()
+    grad_output: np.ndarray | None = None
+
+    def __repr__(self) -> str:
+        with np.printoptions(precision=17, threshold=64, edgeitems=4, linewidth=100):
+            args = ", ".join(f"{k}={_show(v)}" for k, v in self.args.items())
+            grad = f", grad_output={_show(self.grad_output)}" if self.grad_output is not None else ""
+        return (f"Case(dtype={self.dtype!r}, {args}, options={self.options!r}, "
+                f"layouts={self.layouts!r}, tags={self.tags!r}{grad})")
+
+    def describe(self) -> str:
+        """A one-line summary: shapes, options, layouts and tags."""
+        shapes = ", ".join(f"{k}{_shape(v)}" for k, v in self.args.items() if v is not None)
+        layouts = ", ".join(f"{k}:{v}" for k, v in self.layouts.items() if v != "contiguous")
+        return (f"{self.dtype} {shapes} options={self.options} layouts=[{layouts or 'contiguous'}]"
+                f" regions={list(self.tags)}")
+
+
+def _show(value):
+    if isinstance(value, np.ndarray):
+        return f"np.array({np.array2string(value, separator=', ')}, dtype={value.dtype.name})"
+    return repr(value)
+
+
+def _shape(value):
+    return tuple(value.shape) if isinstance(value, np.ndarray) else f"[list of {len(value)}]"
+
+
+def round_to(values, dtype: str) -> np.ndarray:
+    """Round float64 values to the dtype (nearest even), returned as float64; clamps overflow."""
+    fmt = format_of(dtype)
+    values = np.clip(np.asarray(values, dtype=np.float64), -fmt.max_finite, fmt.max_finite)
+    return round_to_format(values, fmt)[0]
+
+
+# --- value regimes ------------------------------------------------------------------------------
+
+def _signed(magnitudes):
+    return st.tuples(st.booleans(), magnitudes).map(lambda t: -t[1] if t[0] else t[1])
+
+
+REGIMES = {
+    "normal": st.floats(-8, 8),
+    "large": _signed(st.one_of(st.floats(17, 120), st.floats(120, 1e4),
+                               st.sampled_from([37.4, 88.7, 100.0, 750.0, 1e4, 3e4, 1e30]))),
+    "tiny": _signed(st.one_of(st.just(0.0), st.floats(1e-10, 1e-3))),
+}
+REGIMES["mixed"] = st.one_of(*REGIMES.values())
+
+
+def _bulk(rng, regime, size):
+    """numpy-drawn values for large arrays, in the same regimes."""
+    if regime == "normal":
+        return rng.uniform(-8, 8, size)
+    if regime == "large":
+        return rng.choice([-1, 1], size) * 10 ** rng.uniform(1.2, 4, size)
+    if regime == "tiny":
+        return rng.choice([-1, 1], size) * 10 ** rng.uniform(-10, -3, size)
+    parts = [_bulk(rng, r, size) for r in ("normal", "large", "tiny")]
+    return np.choose(rng.integers(0, 3, size), parts)
+
+
+@st.composite
+def float_arrays(draw, shape, elements, bulk=None, label="values"):
+    """A float64 array of ``shape`` whose elements come from ``elements``.
+
+    Small arrays draw every element; large ones draw a seed for ``bulk(rng, size)`` (uniform
+    draws from ``elements`` when None) and plant up to 16 drawn elements at drawn positions.
+    """
+    size = int(np.prod(shape))
+    if size <= MAX_DRAWN_ELEMENTS:
+        return np.array(draw(st.lists(elements, min_size=size, max_size=size), label=label),
+                        dtype=np.float64).reshape(shape)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1), label=f"{label} seed"))
+    values = bulk(rng, size) if bulk is not None else rng.uniform(-8, 8, size)
+    specials = draw(st.lists(st.tuples(st.integers(0, size - 1), elements), max_size=16),
+                    label=f"{label} planted")
+    for index, value in specials:
+        values[index] = value
+    return values.reshape(shape)
+
+
+@st.composite
+def logits(draw, shape, dtype):
+    """Logits in a drawn regime (normal, large, tiny or mixed), rounded to dtype; tags it."""
+    regime = draw(st.sampled_from(list(REGIMES)), label="logit regime")
+    values = draw(float_arrays(shape, REGIMES[regime], lambda rng, n: _bulk(rng, regime, n),
+                               label="logits"))
+    return round_to(values, dtype), regime
+
+
+def saturation_tags(x, dtype) -> tuple:
+    """Region tags for logits: where sigmoid saturates in the dtype, where values are tiny."""
+    tags = []
+    threshold = {"float64": 37.0, "float32": 17.0, "float16": 8.0, "bfloat16": 6.0}[dtype]
+    if x.size and np.abs(x).max() > threshold:
+        tags.append("saturated")
+    if x.size and np.any((x != 0) & (np.abs(x) < 1e-3)):
+        tags.append("tiny")
+    return tuple(tags)
+
+
+# --- shapes and layouts ------------------------------------------------------------------------
+
+SHAPE_KINDS = ("empty", "single", "small", "square", "tall", "unbatched", "one-class",
+               "wide")
+
+
+@st.composite
+def batch_shape(draw, max_classes_wide=5000, wide_rows=2):
+    """(N, C) or (C,) from a drawn shape kind; returns (shape, kind)."""
+    kind = draw(st.sampled_from(SHAPE_KINDS), label="shape kind")
+    small = st.integers(2, 9)
+    if kind == "empty":
+        shape = (0, draw(small))
+    elif kind == "single":
+        shape = (1, draw(small))
+    elif kind == "small":
+        shape = (draw(small), draw(small))
+    elif kind == "square":
+        n = draw(st.integers(2, 12))
+        shape = (n, n)
+    elif kind == "tall":
+        shape = (draw(st.integers(40, 150)), draw(st.integers(2, 4)))
+    elif kind == "unbatched":
+        shape = (draw(st.integers(1, 12)),)
+    elif kind == "one-class":
+        shape = (draw(st.integers(1, 6)), draw(st.sampled_from([1, 2, 3])))
+    else:
+        shape = (draw(st.integers(1, wide_rows)), draw(st.integers(4096, max_classes_wide)))
+    return shape, kind
+
+
+def layouts_for(names, shapes):
+    """A strategy for a layout per argument; 'expanded' needs a leading axis to repeat."""
+    def choices(shape):
+        if len(shape) == 0:
+            return st.just("contiguous")
+        options = ["contiguous", "sliced", "expanded"]
+        if len(shape) == 2:
+            options.append("transposed")
+        return st.sampled_from(options)
+
+    return st.fixed_dictionaries({n: choices(s) for n, s in zip(names, shapes)})
+
+
+def make_expandable(values: np.ndarray) -> np.ndarray:
+    """Repeat the first row along the leading axis, so the array can be an expanded view."""
+    if values.ndim == 0 or values.shape[0] == 0:
+        return values
+    return np.broadcast_to(values[:1], values.shape).copy()
+
+
+def upstream_gradient(draw, output_shape, dtype):
+    """A random upstream gradient: per element for 'none', a scalar other than 1 otherwise."""
+    if output_shape == ():
+        value = draw(st.one_of(st.floats(0.25, 4), st.floats(-4, -0.25)), label="grad_output")
+        return round_to(np.array(value), dtype)
+    values = draw(float_arrays(output_shape, st.floats(-4, 4), label="grad_output"))
+    return round_to(values, dtype)

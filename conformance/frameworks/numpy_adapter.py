@@ -1,0 +1,78 @@
+"""The numpy adapter: arrays in every layout; gradients from the module's ``<name>_vjp``."""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+
+from . import DtypeRefused, ForwardOnly, WrongOutput
+
+DTYPES = {"float64": np.float64, "float32": np.float32, "float16": np.float16,
+          "bfloat16": ml_dtypes.bfloat16}
+
+
+def _layout(array: np.ndarray, layout: str) -> np.ndarray:
+    if layout == "transposed" and array.ndim == 2:
+        return np.ascontiguousarray(array.T).T
+    if layout == "sliced" and array.ndim >= 1:
+        wide = np.zeros(array.shape[:-1] + (2 * array.shape[-1] + 1,), dtype=array.dtype)
+        wide[..., 1::2] = array
+        return wide[..., 1::2]
+    if layout == "expanded" and array.ndim >= 1 and array.shape[0] > 0:
+        return np.broadcast_to(array[:1], array.shape)  # read-only, stride 0
+    return array
+
+
+class NumpyFramework:
+    """Candidates that take and return numpy arrays (module attribute FRAMEWORK = "numpy").
+
+    Gradients: a module may define ``<loss>_vjp(grad_output, *args, **kwargs)`` returning a
+    dict of gradients by argument name; without it the candidate is forward-only.
+    """
+
+    name = "numpy"
+    device = "cpu"
+
+    @staticmethod
+    def version() -> str:
+        return np.__version__
+
+    def to_native(self, values, dtype, layout="contiguous", requires_grad=False):
+        if not isinstance(values, np.ndarray):
+            return values
+        kind = DTYPES[dtype] if values.dtype.kind == "f" else np.int64
+        return _layout(values.astype(kind), layout)
+
+    @staticmethod
+    def snapshot(native):
+        return native.copy() if isinstance(native, np.ndarray) else None
+
+    @staticmethod
+    def unchanged(native, snapshot) -> bool:
+        return snapshot is None or bool(np.array_equal(native, snapshot))
+
+    @staticmethod
+    def read_output(output):
+        if isinstance(output, np.generic):
+            output = np.asarray(output)
+        if not isinstance(output, np.ndarray):
+            raise WrongOutput(f"returned {type(output).__name__}, expected a numpy array")
+        return output.astype(np.float64), output.dtype.name
+
+    def gradients(self, output, inputs: dict, grad_output, dtype: str, vjp=None, args=(),
+                  kwargs=None) -> dict:
+        """Gradients for each named input from ``vjp(grad_output, *args, **kwargs)``."""
+        if vjp is None:
+            raise ForwardOnly("the module defines no <name>_vjp gradient function")
+        upstream = np.asarray(grad_output, dtype=np.float64).astype(DTYPES[dtype])
+        grads = vjp(upstream, *args, **(kwargs or {}))
+        if not isinstance(grads, dict):
+            raise WrongOutput(f"the _vjp function returned {type(grads).__name__}, expected a "
+                              "dict of gradients by argument name")
+        return {n: None if grads.get(n) is None else self.read_output(grads[n]) for n in inputs}
+
+    @staticmethod
+    def refusal(error: BaseException):
+        if isinstance(error, NotImplementedError):
+            return DtypeRefused(str(error).splitlines()[0] if str(error) else "NotImplementedError")
+        return None

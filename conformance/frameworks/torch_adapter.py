@@ -1,0 +1,96 @@
+"""The torch adapter: tensors in every layout, autograd for gradients."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from . import DtypeRefused, ForwardOnly, WrongOutput
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32, "float16": torch.float16,
+          "bfloat16": torch.bfloat16}
+
+
+def _layout(tensor: torch.Tensor, layout: str) -> torch.Tensor:
+    """A view of ``tensor``'s values with the requested memory layout."""
+    if layout == "transposed" and tensor.dim() == 2:
+        return tensor.T.contiguous().T
+    if layout == "sliced" and tensor.dim() >= 1:
+        wide = torch.zeros(tensor.shape[:-1] + (2 * tensor.shape[-1] + 1,), dtype=tensor.dtype,
+                           device=tensor.device)
+        wide[..., 1::2] = tensor  # stride 2 and a nonzero storage offset
+        return wide[..., 1::2]
+    if layout == "expanded" and tensor.dim() >= 1 and tensor.shape[0] > 0:
+        return tensor[:1].expand(tensor.shape)
+    return tensor
+
+
+class TorchFramework:
+    """Candidates that take and return torch tensors."""
+
+    name = "torch"
+
+    def __init__(self, device: str = "cpu"):
+        self.device = device
+
+    @staticmethod
+    def version() -> str:
+        return torch.__version__
+
+    def to_native(self, values, dtype, layout="contiguous", requires_grad=False):
+        """A tensor with these exact values, in ``dtype`` (floating) or int64, laid out."""
+        if not isinstance(values, np.ndarray):
+            return values  # ints, lists of label lists: passed as they are
+        if values.dtype.kind == "f":
+            tensor = torch.from_numpy(np.ascontiguousarray(values)).to(DTYPES[dtype])
+        else:
+            tensor = torch.from_numpy(np.ascontiguousarray(values)).to(torch.int64)
+        tensor = _layout(tensor.to(self.device), layout)
+        if requires_grad:
+            tensor = tensor.detach().requires_grad_(True)
+        return tensor
+
+    @staticmethod
+    def snapshot(native):
+        return native.detach().clone() if isinstance(native, torch.Tensor) else None
+
+    @staticmethod
+    def unchanged(native, snapshot) -> bool:
+        if snapshot is None:
+            return True
+        return bool(torch.equal(native.detach(), snapshot))
+
+    def read_output(self, output):
+        """(float64 numpy values, dtype name) of a returned tensor; WrongOutput otherwise."""
+        if not isinstance(output, torch.Tensor):
+            raise WrongOutput(f"returned {type(output).__name__}, expected a torch.Tensor")
+        if output.device.type != torch.device(self.device).type:
+            raise WrongOutput(f"returned a tensor on {output.device}, expected {self.device}")
+        dtype = str(output.dtype).replace("torch.", "")
+        return output.detach().to("cpu", torch.float64).numpy(), dtype
+
+    def gradients(self, output, inputs: dict, grad_output, dtype: str, vjp=None, args=(),
+                  kwargs=None) -> dict:
+        """d(output . grad_output)/d(input) for each named input; None where it does not flow.
+
+        Computed by autograd from the returned tensor (``vjp``, ``args``, ``kwargs`` unused).
+        """
+        if not isinstance(output, torch.Tensor) or not output.requires_grad:
+            raise ForwardOnly("the output carries no gradient (requires_grad is False)")
+        upstream = torch.from_numpy(np.asarray(grad_output, dtype=np.float64)).to(
+            DTYPES[dtype]).to(self.device)
+        if upstream.shape != output.shape:
+            raise WrongOutput(f"output has shape {tuple(output.shape)}, expected "
+                              f"{tuple(upstream.shape)}")
+        names = list(inputs)
+        grads = torch.autograd.grad(output, [inputs[n] for n in names], upstream,
+                                    allow_unused=True)
+        return {n: None if g is None else self.read_output(g) for n, g in zip(names, grads)}
+
+    @staticmethod
+    def refusal(error: BaseException):
+        """A DtypeRefused if ``error`` is the way torch declines a dtype, else None."""
+        if isinstance(error, NotImplementedError) or (
+                isinstance(error, RuntimeError) and "not implemented for" in str(error)):
+            return DtypeRefused(str(error).splitlines()[0])
+        return None

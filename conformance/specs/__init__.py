@@ -1,0 +1,76 @@
+"""Specs: one record per loss, as a user of torch.nn.functional knows it.
+
+A Spec names the function and its arguments, its variants (dtype and options that get a test
+id of their own), the hypothesis strategy that draws Cases for a variant, a catalogue of edge
+Cases that always run, the invalid calls a conforming candidate must reject, the exact
+reference for values and gradients, and the magnitudes the tolerance policy needs. Specs are
+grouped by family in this package; ``SPECS`` lists them all by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..cases import Case
+
+
+@dataclass(frozen=True)
+class Variant:
+    """The parameters that get their own test id: a dtype and fixed options."""
+
+    dtype: str
+    options: tuple = ()  # sorted (name, value) pairs
+
+    @property
+    def id(self) -> str:
+        return "-".join([self.dtype] + [str(v) for _, v in self.options])
+
+    def option_dict(self) -> dict:
+        return dict(self.options)
+
+
+@dataclass(frozen=True)
+class InvalidCall:
+    """A call that must raise: what is wrong with it, and the case that carries it."""
+
+    id: str
+    reason: str
+    case: Case
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Everything the generic checks need to know about one function.
+
+    ``reference(case)`` returns the certified ``Evaluated`` output (or, for exact specs such
+    as multi_hot, a float64 array); ``magnitude(case)`` the tolerance ``Magnitude``;
+    ``reference_grad(case)`` and ``grad_magnitudes(case)`` the same per differentiable
+    argument, for the case's ``grad_output``.
+    """
+
+    name: str
+    family: str
+    positional: tuple  # argument names passed positionally, in order
+    keyword_arrays: tuple  # array arguments passed by keyword when present
+    variants: tuple
+    cases: Callable  # Variant -> hypothesis strategy of Case
+    edge_cases: Callable  # Variant -> list of (id, Case)
+    invalid_calls: Callable  # () -> list of InvalidCall
+    reference: Callable
+    magnitude: Callable | None = None
+    differentiable: tuple = ()
+    reference_grad: Callable | None = None
+    grad_magnitudes: Callable | None = None
+    exact: bool = False  # outputs are compared exactly (no dtype, no tolerance)
+    output_dtype: str | None = None  # None: the output has the dtype under test
+    notes: dict = field(default_factory=dict)
+
+
+def _load():
+    from . import multilabel
+
+    return {spec.name: spec for spec in multilabel.SPECS}
+
+
+SPECS = _load()

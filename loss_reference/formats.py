@@ -1,0 +1,114 @@
+"""Floating-point formats the suite judges, and exact rounding into them.
+
+A format is described by its precision (significand bits, implicit bit included), its smallest
+normal exponent and its largest finite value. Rounding is round-to-nearest-even, done without
+double rounding: from numpy long double (``round_to_format``) or from an exact dyadic rational
+(``round_dyadic``). Both also say whether the input lay exactly on a tie, so that callers can
+refuse to certify values whose rounding depends on bits they do not have.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Format:
+    """An IEEE-style binary floating-point format."""
+
+    name: str
+    precision: int  # significand bits, implicit bit included
+    min_exponent: int  # exponent e of the smallest normal number 2**e
+    max_finite: float
+
+    @property
+    def unit_roundoff(self) -> float:
+        """u = 2**-precision: the largest relative error of one correctly rounded operation."""
+        return 2.0 ** -self.precision
+
+    @property
+    def smallest_subnormal(self) -> float:
+        """The spacing of the format's numbers near zero."""
+        return 2.0 ** (self.min_exponent - self.precision + 1)
+
+    def ulp(self, value: np.ndarray) -> np.ndarray:
+        """The spacing of the format's numbers at |value| (a float64 array); inf for non-finite."""
+        value = np.abs(np.asarray(value, dtype=np.float64))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            _, exponent = np.frexp(value)  # value = m * 2**exponent, 0.5 <= m < 1
+        exponent = np.maximum(exponent - 1, self.min_exponent)
+        spacing = np.ldexp(1.0, exponent - self.precision + 1)
+        return np.where(np.isfinite(value), spacing, np.inf)
+
+
+FORMATS = {
+    "float64": Format("float64", 53, -1022, float(np.finfo(np.float64).max)),
+    "float32": Format("float32", 24, -126, float(np.finfo(np.float32).max)),
+    "float16": Format("float16", 11, -14, 65504.0),
+    "bfloat16": Format("bfloat16", 8, -126, float.fromhex("0x1.fep127")),
+}
+
+
+def format_of(dtype_name: str) -> Format:
+    """The Format for a dtype name such as 'float32'; raises ValueError naming the known ones."""
+    try:
+        return FORMATS[dtype_name]
+    except KeyError:
+        raise ValueError(f"unknown dtype {dtype_name!r}; known: {', '.join(FORMATS)}") from None
+
+
+def round_to_format(values: np.ndarray, fmt: Format) -> tuple[np.ndarray, np.ndarray]:
+    """Round long-double ``values`` to ``fmt`` (nearest, ties to even), exactly.
+
+    Returns (rounded as float64, is_tie) where is_tie marks inputs that lay exactly halfway
+    between two numbers of the format. NaN and infinities pass through.
+    """
+    values = np.asarray(values, dtype=np.longdouble)
+    finite = np.isfinite(values)
+    safe = np.where(finite, values, 0)
+    _, exponent = np.frexp(safe)
+    quantum = np.maximum(exponent, fmt.min_exponent + 1) - fmt.precision
+    scaled = np.ldexp(safe, -quantum)  # exact: a power-of-two scaling
+    rounded_scaled = np.rint(scaled)  # round half to even, exact
+    is_tie = finite & (np.abs(scaled - np.trunc(scaled)) == 0.5)
+    rounded = np.ldexp(rounded_scaled, quantum).astype(np.float64)
+    rounded = np.where(np.abs(rounded) > fmt.max_finite, np.copysign(np.inf, rounded), rounded)
+    rounded = np.where(finite, rounded, values.astype(np.float64))
+    return rounded, is_tie
+
+
+def round_dyadic(mantissa: int, exponent: int, fmt: Format) -> tuple[float, bool]:
+    """Round the exact number ``mantissa * 2**exponent`` to ``fmt`` (nearest, ties to even).
+
+    Returns (float, is_tie). Integer arithmetic only, so any exponent (arb balls can carry
+    exponents far outside float range) costs the same.
+    """
+    if mantissa == 0:
+        return 0.0, False
+    sign = -1.0 if mantissa < 0 else 1.0
+    mantissa = abs(mantissa)
+    top = exponent + mantissa.bit_length() - 1  # floor(log2 |value|)
+    if top > 1100:  # beyond every format's range
+        return sign * math.inf, False
+    quantum = max(top, fmt.min_exponent) - fmt.precision + 1
+    shift = quantum - exponent
+    if shift <= 0:
+        kept, is_tie = mantissa << -shift, False
+    elif shift > mantissa.bit_length() + 1:  # far below half a quantum
+        kept, is_tie = 0, False
+    else:
+        kept, dropped = mantissa >> shift, mantissa & ((1 << shift) - 1)
+        half = 1 << (shift - 1)
+        is_tie = dropped == half
+        if dropped > half or (is_tie and kept % 2 == 1):
+            kept += 1
+    try:
+        result = math.ldexp(kept, quantum)
+    except OverflowError:
+        result = math.inf
+    if result > fmt.max_finite:
+        result = math.inf
+    return sign * result, is_tie

@@ -1,0 +1,194 @@
+"""Exact references for the multi-label family, written from the mathematical definitions.
+
+Every function takes numpy arrays holding the exact values the candidate received (float64 or
+int64), the options, and the target Format, and returns ``Evaluated`` results (certified
+roundings plus long double estimates): the loss, or a dict of gradients by argument name.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .engine import LD, LD_UNIT_ROUNDOFF, Evaluated, evaluate
+from .formats import Format
+
+
+def _nan(shape=()) -> Evaluated:
+    return Evaluated(np.full(shape, np.nan), np.full(shape, np.nan, dtype=LD))
+
+
+def _reduce(B, class_sums, classes, reduction, batch_size):
+    """Per-sample class sums -> the reduced loss (a 0-d array for unbatched input).
+
+    The one division comes last, so an exact total stays exact in arb (a tie of the target
+    format can then be certified).
+    """
+    if reduction == "none":
+        return class_sums / classes
+    total = B.sum(class_sums)
+    return total / classes if reduction == "sum" else total / (classes * batch_size)
+
+
+def _upstream(grad_output, reduction, batch_shape):
+    """Per-sample upstream gradient g_n (broadcastable to the batch) and the exact divisor."""
+    grad_output = np.asarray(grad_output, dtype=np.float64)
+    batch_size = int(np.prod(batch_shape))
+    if reduction == "none":
+        return grad_output.reshape(batch_shape), 1
+    # An empty batch has no per-sample terms: max(N, 1) leaves every (empty) sum at 0.
+    return np.full(batch_shape, float(grad_output)), (max(batch_size, 1) if reduction == "mean"
+                                                      else 1)
+
+
+# --- multilabel_soft_margin_loss ---------------------------------------------------------------
+
+def _soft_margin_terms(B, x, y):
+    """softplus(x) - y*x, written without cancellation for 0 <= y <= 1."""
+    return (1 - y) * B.softplus(x) + y * B.softplus(-x)
+
+
+def multilabel_soft_margin_loss(input, target, weight, reduction, fmt: Format) -> Evaluated:
+    """Exact mean over classes of w_c (softplus(x) - y x), then the reduction, rounded to fmt."""
+    classes = input.shape[-1]
+    batch_size = input.shape[0] if input.ndim == 2 else 1
+    weight = np.ones(classes) if weight is None else weight
+    if reduction == "mean" and batch_size == 0:
+        return _nan()
+
+    def loss(B, x, y, w):
+        class_sums = B.sum(w * _soft_margin_terms(B, x, y), axis=-1)
+        return _reduce(B, class_sums, classes, reduction, batch_size)
+
+    rows = "rows" if reduction == "none" and input.ndim == 2 else "none"
+    weight = np.broadcast_to(weight, input.shape)
+    return evaluate(loss, [input, target, weight], fmt, independent=rows)
+
+
+def multilabel_soft_margin_loss_grad(grad_output, input, target, weight, reduction,
+                                     fmt: Format) -> dict[str, Evaluated]:
+    """Exact gradients w.r.t. input, target and (when given) weight, rounded to fmt."""
+    classes = input.shape[-1]
+    upstream, divisor = _upstream(grad_output, reduction, input.shape[:-1])
+    g = upstream[..., None]
+    w = np.ones(classes) if weight is None else weight
+    scale = classes * divisor
+
+    def d_input(B, x, y, w, g):
+        # sigmoid(x) - y == (1 - y) sigmoid(x) - y sigmoid(-x): no cancellation for 0 <= y <= 1
+        return g * w * ((1 - y) * B.sigmoid(x) - y * B.sigmoid(-x)) / scale
+
+    def d_target(B, x, w, g):
+        return -(g * w * x) / scale
+
+    grads = {
+        "input": evaluate(d_input, [input, target, w, g], fmt, independent="elements"),
+        "target": evaluate(d_target, [input, w, g], fmt, independent="elements"),
+    }
+    if weight is not None:
+        def d_weight(B, x_t, y_t, g_t):  # classes along the leading axis
+            return B.sum(g_t * _soft_margin_terms(B, x_t, y_t), axis=-1) / scale
+
+        columns = [np.atleast_2d(a).T for a in np.broadcast_arrays(input, target, g)]
+        grads["weight"] = evaluate(d_weight, columns, fmt, independent="rows")
+    return grads
+
+
+# --- multilabel_margin_loss ----------------------------------------------------------------------
+
+def _label_lists(target):
+    """(labels, valid, is_target): target rows cut at the first -1, padded to the longest list.
+
+    labels[n, k] is the k-th listed class of sample n (0 where invalid), valid[n, k] says whether
+    it is listed, is_target[n, c] whether class c is listed at all.
+    """
+    target = np.atleast_2d(target)
+    before_terminator = np.cumsum(target == -1, axis=1) == 0
+    longest = int(before_terminator.sum(axis=1).max(initial=0))
+    labels = np.where(before_terminator, target, 0)[:, :longest]
+    valid = before_terminator[:, :longest]
+    is_target = np.zeros(target.shape, dtype=bool)
+    rows = np.broadcast_to(np.arange(target.shape[0])[:, None], labels.shape)
+    is_target[rows[valid], labels[valid]] = True
+    return labels, valid, is_target
+
+
+def _pairs(input, target):
+    """x at each listed label (N, K), x per class (N, C) and the mask of counted pairs (N, K, C)."""
+    x = np.atleast_2d(input)
+    labels, valid, is_target = _label_lists(target)
+    x_label = np.take_along_axis(x, labels, axis=1)
+    counted = valid[:, :, None] & ~is_target[:, None, :]
+    return x, x_label, counted
+
+
+def multilabel_margin_loss(input, target, reduction, fmt: Format) -> Evaluated:
+    """Exact sum over listed labels j and unlisted classes i of max(0, 1 - x_j + x_i), / C."""
+    classes = input.shape[-1]
+    batch_size = input.shape[0] if input.ndim == 2 else 1
+    if reduction == "mean" and batch_size == 0:
+        return _nan()  # the mean of no samples, as for every other loss (torch.mean agrees)
+    x, x_label, counted = _pairs(input, target)
+    mask = counted.astype(np.float64)
+
+    def loss(B, x, x_label, mask):
+        hinge = mask * B.relu(1 - x_label[:, :, None] + x[:, None, :])
+        rows, pairs = hinge.shape[0], hinge.shape[1] * hinge.shape[2]
+        class_sums = B.sum(B.reshape(hinge, (rows, pairs)), axis=-1)
+        if input.ndim == 1:
+            class_sums = B.reshape(class_sums, ())
+        return _reduce(B, class_sums, classes, reduction, batch_size)
+
+    rows = "rows" if reduction == "none" and input.ndim == 2 else "none"
+    return evaluate(loss, [x, x_label, mask], fmt, independent=rows)
+
+
+def hinge_active(x_label, x):
+    """Exactly whether 1 - x_label + x > 0, elementwise (broadcasting), for float64 inputs."""
+    x_label, x = np.broadcast_arrays(np.asarray(x_label, LD), np.asarray(x, LD))
+    z = 1 - x_label + x
+    undecided = np.abs(z) <= 8 * LD_UNIT_ROUNDOFF * (1 + np.abs(x_label) + np.abs(x))
+    active = z > 0
+    for index in zip(*np.nonzero(undecided)):
+        # fsum is correctly rounded, so its sign is the sign of the exact sum.
+        active[index] = math.fsum([1.0, -float(x_label[index]), float(x[index])]) > 0
+    return active
+
+
+def multilabel_margin_loss_grad(grad_output, input, target, reduction,
+                                fmt: Format) -> dict[str, Evaluated]:
+    """Exact gradient w.r.t. input, with torch's convention that a hinge at exactly 0 is off."""
+    classes = input.shape[-1]
+    upstream, divisor = _upstream(grad_output, reduction, input.shape[:-1])
+    x, x_label, counted = _pairs(input, target)
+    labels, _, _ = _label_lists(target)
+    active = counted & hinge_active(x_label[:, :, None], x[:, None, :])
+    count = active.sum(axis=1).astype(np.float64)  # +1 per active pair at the unlisted class
+    np.add.at(count, (np.arange(x.shape[0])[:, None], labels), -active.sum(axis=2))
+    count = count.reshape(input.shape)
+    g = np.asarray(upstream, dtype=np.float64)[..., None]
+
+    def d_input(B, g, count):
+        return g * count / (classes * divisor)
+
+    return {"input": evaluate(d_input, [g, count], fmt, independent="elements")}
+
+
+# --- multi_hot -----------------------------------------------------------------------------------
+
+def multi_hot(labels, num_classes: int, padding_value: int = -1) -> np.ndarray:
+    """Exact multi-hot indicators (N, num_classes) from padded label rows or lists of lists.
+
+    Raises ValueError for a label outside [0, num_classes) that is not padding.
+    """
+    rows = [list(row) for row in labels] if not isinstance(labels, np.ndarray) else labels.tolist()
+    out = np.zeros((len(rows), num_classes))
+    for n, row in enumerate(rows):
+        for label in row:
+            if label == padding_value:
+                continue
+            if not 0 <= label < num_classes:
+                raise ValueError(f"label {label} in row {n} is outside [0, {num_classes})")
+            out[n, label] = 1.0
+    return out

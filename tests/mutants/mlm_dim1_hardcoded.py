@@ -1,0 +1,44 @@
+"""multilabel_margin_loss with the class dimension hard-coded as input.size(1).
+
+Class: [C8] shape contract (unbatched input). KNOWN_BUGS B37 (pytorch#65690), B47 (1-D input).
+Trigger: 1-D input (C,) with 1-D target (C,).
+Symptom: IndexError on valid unbatched input. 2-D input exact.
+"""
+import torch
+from torch.nn import _reduction as _Reduction
+
+
+def _rows(x, t, C):
+    """Per-sample loss for a block of rows: x (B, C) float, t (B, C) int64."""
+    valid = (t != -1).long().cumprod(dim=1).bool()  # entries before the first -1
+    k = int(valid.sum(1).max())
+    valid, idx = valid[:, :k], t[:, :k].clamp(min=0)
+    is_tgt = torch.zeros_like(t).scatter_add_(1, idx, valid.long()) > 0
+    z = 1 - x.gather(1, idx).unsqueeze(2) + x.unsqueeze(1)  # 1 - x[y_j] + x[i]
+    pair = valid.unsqueeze(2) & ~is_tgt.unsqueeze(1)
+    return torch.where(pair, torch.relu(z), 0).sum((1, 2)) / C
+
+
+def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduction='mean'):
+    if size_average is not None or reduce is not None:
+        reduction = _Reduction.legacy_get_string(size_average, reduce)
+    if reduction not in ('none', 'mean', 'sum'):
+        raise ValueError(reduction + " is not valid")
+    if input.dtype not in (torch.float32, torch.float64):
+        raise RuntimeError(f"multilabel_margin_loss not implemented for {input.dtype}")
+    if target.dtype != torch.int64 or target.shape != input.shape or input.dim() not in (1, 2):
+        raise RuntimeError("inconsistent target size / dtype")
+    C = input.size(1)  # BUG: assumes (N, C)
+    if ((target < -1) | (target >= C)).any():
+        raise RuntimeError("argument #2 'target' is out of range")
+    x, t = input.reshape(-1, C), target.reshape(-1, C)
+    B = max(1, 2 ** 24 // (C * C))  # bound the (B, k, C) pair tensor
+    per = torch.cat([_rows(x[i:i + B], t[i:i + B], C) for i in range(0, len(x), B)]) \
+        if len(x) else x.sum(1)
+    if input.dim() == 1:
+        per = per.reshape(())
+    if reduction == 'none':
+        return per
+    if reduction == 'sum':
+        return per.sum()
+    return per.mean()  # empty batch -> nan
