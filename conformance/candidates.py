@@ -62,8 +62,12 @@ class Candidate:
                 f"{self.device}] tests {found}"
                 + (f"; not provided: {', '.join(self.missing)}" if self.missing else ""))
 
-    def call(self, spec, case, with_grad: bool = False) -> Call:
-        """Call the candidate's ``spec`` function on ``case``; gradients too if asked."""
+    def call(self, spec, case, with_grad: bool = False, options: dict | None = None) -> Call:
+        """Call the candidate's ``spec`` function on ``case``; gradients too if asked.
+
+        ``options`` replaces the case's keyword options in the call (the reference still
+        follows the case's own), e.g. torch's legacy ``size_average``/``reduce`` spelling.
+        """
         fw = self.framework
         natives = {}
         for name, values in case.args.items():
@@ -75,7 +79,7 @@ class Candidate:
         snapshots = {name: fw.snapshot(v) for name, v in natives.items()}
         args = [natives[name] for name in spec.positional]
         kwargs = {name: natives[name] for name in spec.keyword_arrays if name in natives}
-        kwargs.update(case.options)
+        kwargs.update(case.options if options is None else options)
         output = self.functions[spec.name](*args, **kwargs)
         result = Call(raw_output=output)
         result.value, result.dtype = fw.read_output(output)
@@ -106,10 +110,14 @@ def _import_file(path: Path):
 
 
 def _import_module(name: str):
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        # The `pytest` script, unlike `python -m pytest`, does not put the current directory on
+        # the path; a user's module beside them must still be importable by name.
+        sys.path.append(str(Path.cwd()))
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as error:
-        if error.name and name.startswith(error.name):
+        if error.name and (name == error.name or name.startswith(error.name + ".")):
             raise CandidateError(
                 f"--impl={name}: no module named {error.name!r}. Give a built-in alias "
                 f"({', '.join(ALIASES)}), a module importable from here (check the current "
@@ -122,6 +130,14 @@ def _import_module(name: str):
     except Exception as error:
         raise CandidateError(f"--impl={name}: importing it raised {type(error).__name__}: "
                              f"{error}") from None
+
+
+def _require_device(impl: str, device: str):
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise CandidateError(f"--impl={impl}: CUDA is not available on this machine (torch "
+                             f"{torch.__version__}); use --impl=torch for the CPU")
 
 
 def load_candidate(impl: str) -> Candidate:
@@ -144,6 +160,7 @@ def load_candidate(impl: str) -> Candidate:
     except ValueError as error:
         raise CandidateError(f"--impl={impl}: {error}") from None
     if device != "cpu":
+        _require_device(impl, device)
         framework.device = device
     functions = {n: getattr(module, n) for n in SPECS if callable(getattr(module, n, None))}
     missing = tuple(n for n in SPECS if n not in functions)

@@ -57,7 +57,11 @@ def _show(value):
 
 
 def _shape(value):
-    return tuple(value.shape) if isinstance(value, np.ndarray) else f"[list of {len(value)}]"
+    if isinstance(value, np.ndarray):
+        return tuple(value.shape)
+    if isinstance(value, (list, tuple)):
+        return f"[list of {len(value)}]"
+    return f"={value!r}"  # a scalar argument such as num_classes
 
 
 def round_to(values, dtype: str) -> np.ndarray:

@@ -31,10 +31,10 @@ def _raised(candidate, error: BaseException) -> str:
     return f"raised {type(error).__name__}: {str(error).strip().splitlines()[0] if str(error) else ''}"
 
 
-def _call(candidate, spec, case, with_grad):
+def _call(candidate, spec, case, with_grad, options=None):
     """Call the candidate; a Verdict instead of the Call when it raised or misbehaved."""
     try:
-        return candidate.call(spec, case, with_grad=with_grad), None
+        return candidate.call(spec, case, with_grad=with_grad, options=options), None
     except (ForwardOnly, DtypeRefused):
         raise
     except WrongOutput as error:
@@ -70,9 +70,12 @@ def _judge(name, values, dtype, reference, magnitude, case) -> Verdict | None:
         f"({result.max_ulp:.3g} ulp), allowed {result.worst_allowed:.3g}"), measurement)
 
 
-def check_value(candidate, spec, case) -> Verdict:
-    """Forward check: shape, dtype, exact or toleranced values, inputs unmodified."""
-    call, failure = _call(candidate, spec, case, with_grad=False)
+def check_value(candidate, spec, case, call_options: dict | None = None) -> Verdict:
+    """Forward check: shape, dtype, exact or toleranced values, inputs unmodified.
+
+    ``call_options``: spell the case's options differently in the call (legacy keywords).
+    """
+    call, failure = _call(candidate, spec, case, with_grad=False, options=call_options)
     if failure:
         return failure
     if call.modified:

@@ -7,6 +7,7 @@ is pointed at the installed package when no such path exists where pytest runs.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,9 @@ import numpy as np
 import pytest
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-PROFILES = {"quick": 8, "default": 30, "thorough": 400}  # hypothesis examples per check
+# Hypothesis examples per random check, and whether a failure is shrunk to a minimal case
+# (shrinking re-runs the reference on many variants of a failing case: seconds to minutes).
+PROFILES = {"quick": (8, False), "default": (30, True), "thorough": (400, True)}
 DTYPES = ("float64", "float32", "float16", "bfloat16")
 
 
@@ -26,7 +29,8 @@ def pytest_addoption(parser):
     group.addoption("--seed", type=int, default=0,
                     help="seed of every random draw (default 0: runs are reproducible)")
     group.addoption("--profile", choices=sorted(PROFILES), default="default",
-                    help="random examples per check: quick 8, default 30, thorough 400")
+                    help="random examples per check: quick 8 (failures not shrunk), default 30, "
+                         "thorough 400")
     group.addoption("--require-grad", action="store_true",
                     help="fail, rather than skip, gradient checks of forward-only candidates")
     group.addoption("--require-dtype", action="append", default=[], metavar="DTYPE",
@@ -56,14 +60,18 @@ class ConformanceRun:
 
     @property
     def examples(self) -> int:
-        return PROFILES[self.profile]
+        return PROFILES[self.profile][0]
+
+    @property
+    def shrink(self) -> bool:
+        return PROFILES[self.profile][1]
 
     def repro(self, nodeid: str) -> str:
         """One command line that reruns exactly this test with this seed."""
         name = nodeid.split("::")[-1]
-        impls = " ".join(f"--impl={c.impl}" for c in self.candidates)
+        impls = " ".join(shlex.quote(f"--impl={c.impl}") for c in self.candidates)
         return (f"pytest conformance {impls} --seed={self.seed} --profile={self.profile} "
-                f"-k '{name}'")
+                f"-k {shlex.quote(name)}")
 
 
 _RUN_KEY = pytest.StashKey[ConformanceRun]()

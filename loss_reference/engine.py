@@ -36,7 +36,9 @@ LD_TINY = LD(np.finfo(LD).smallest_normal)
 # we assume 4 ulps, and tests/test_reference.py measures them against mpmath. A wrong bound
 # could only matter where it also hid a rounding boundary inside a ball.
 LIBM_ULPS = 8
-ARB_PRECISIONS = (128, 256, 512, 1024, 2048, 4096, 16384)
+# Up to 2**17 bits: a tail exp(-|x|) beside an exact tie is resolved for |x| up to ~9e4, which
+# covers every float16 logit; beyond that evaluate() raises EvaluationError rather than guess.
+ARB_PRECISIONS = (128, 256, 512, 1024, 2048, 4096, 16384, 131072)
 
 
 class EvaluationError(RuntimeError):

@@ -39,7 +39,9 @@ class Format:
         value = np.abs(np.asarray(value, dtype=np.float64))
         with np.errstate(invalid="ignore", divide="ignore"):
             _, exponent = np.frexp(value)  # value = m * 2**exponent, 0.5 <= m < 1
-        exponent = np.maximum(exponent - 1, self.min_exponent)
+        # frexp(0) has exponent 0: zero lies in the subnormal range, like the smallest values.
+        exponent = np.where(value == 0, self.min_exponent, np.maximum(exponent - 1,
+                                                                      self.min_exponent))
         spacing = np.ldexp(1.0, exponent - self.precision + 1)
         return np.where(np.isfinite(value), spacing, np.inf)
 

@@ -156,6 +156,15 @@ def hinge_active(x_label, x):
     return active
 
 
+def exactly_at_kink(x_label, x):
+    """Exactly whether 1 - x_label + x == 0, elementwise (broadcasting), for float64 inputs."""
+    x_label, x = np.broadcast_arrays(np.asarray(x_label, np.float64), np.asarray(x, np.float64))
+    at_kink = np.zeros(x.shape, dtype=bool)
+    for index in zip(*np.nonzero(np.abs(1 - x_label + x) <= 1e-12 * (1 + np.abs(x_label)))):
+        at_kink[index] = math.fsum([1.0, -float(x_label[index]), float(x[index])]) == 0
+    return at_kink
+
+
 def multilabel_margin_loss_grad(grad_output, input, target, reduction,
                                 fmt: Format) -> dict[str, Evaluated]:
     """Exact gradient w.r.t. input, with torch's convention that a hinge at exactly 0 is off."""

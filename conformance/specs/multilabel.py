@@ -357,8 +357,11 @@ def _margin_grad_magnitudes(case):
     labels, _, _ = ref._label_lists(case.args["target"])
     u = format_of(case.dtype).unit_roundoff
     z = 1 - x_label[:, :, None] + x2[:, None, :]
+    # At an exact kink (z == 0) every evaluation order computes z = 0 exactly (each partial
+    # result is representable), so torch's "inactive at 0" is decidable: no slack there.
     near_kink = counted & (np.abs(z) <= 4 * u * (1 + np.abs(x_label)[:, :, None]
                                                  + np.abs(x2)[:, None, :]))
+    near_kink &= ~ref.exactly_at_kink(x_label[:, :, None], x2[:, None, :])
     jumps = near_kink.sum(axis=1).astype(np.float64)
     np.add.at(jumps, (np.arange(x2.shape[0])[:, None], labels), near_kink.sum(axis=2))
     # torch adds +-g/(C N') once per active pair: a sum of up to C equal terms, then times g.

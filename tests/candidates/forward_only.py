@@ -20,9 +20,14 @@ def _empty_batch(input, size_average, reduce, reduction):
 def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, reduce=None,
                                 reduction='mean'):
     with torch.no_grad():
+        # float16 in float32: torch's float16 sum over classes overflows (deviations.py)
+        dtype = input.dtype
+        if dtype == torch.float16:
+            input, target = input.float(), target.float()
+            weight = None if weight is None else weight.float()
         return F.multilabel_soft_margin_loss(input, target, weight=weight,
                                              size_average=size_average, reduce=reduce,
-                                             reduction=reduction)
+                                             reduction=reduction).to(dtype)
 
 
 def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduction='mean'):

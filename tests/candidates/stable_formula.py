@@ -30,7 +30,9 @@ def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, r
     loss = target * _softplus(-input) + (1 - target) * _softplus(input)
     if weight is not None:
         loss = loss * weight
-    loss = loss.sum(dim=-1) / input.size(-1)
+    # Sum over classes in float32 at least (float16 sums of large losses would overflow).
+    accumulate = torch.promote_types(input.dtype, torch.float32)
+    loss = (loss.sum(dim=-1, dtype=accumulate) / input.size(-1)).to(input.dtype)
     if reduction == 'none':
         return loss
     if reduction == 'sum':

@@ -1,7 +1,8 @@
 """Correct candidate: torch's own losses plus a torch implementation of multi_hot.
 
-multilabel_soft_margin_loss is torch.nn.functional's, unchanged. multilabel_margin_loss is
-torch's, except for one case: torch 2.13 (CPU) returns uninitialised memory (e.g. 1.5e-28,
+multilabel_soft_margin_loss is torch.nn.functional's, computed in float32 for float16 input
+(torch's float16 kernel overflows in its sum over classes; see conformance/deviations.py).
+multilabel_margin_loss is torch's, except for one case: torch 2.13 (CPU) returns uninitialised memory (e.g. 1.5e-28,
 14.36, -1.9e-24, varying run to run) for an empty batch (N = 0) with reduction 'mean' or
 'sum'; there the mean of no samples (nan) or their sum (0) is returned instead.
 multi_hot validates labels, ignores padding anywhere in a row, counts each class once, and
@@ -18,7 +19,20 @@ def _empty_batch(input, size_average, reduce, reduction):
         reduction = _reduction.legacy_get_string(size_average, reduce)
     per_sample = input.sum(dim=1)  # shape (0,), attached to the graph
     return per_sample.mean() if reduction == "mean" else per_sample.sum()
-from torch.nn.functional import multilabel_soft_margin_loss  # noqa: F401  (re-export)
+
+
+def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, reduce=None,
+                                reduction='mean'):
+    """torch's, computed in float32 for float16 input: torch's float16 kernel sums the classes in
+    float16 and overflows to inf where the loss itself is finite."""
+    if input.dtype != torch.float16:
+        return F.multilabel_soft_margin_loss(input, target, weight=weight,
+                                             size_average=size_average, reduce=reduce,
+                                             reduction=reduction)
+    weight = None if weight is None else weight.float()
+    return F.multilabel_soft_margin_loss(input.float(), target.float(), weight=weight,
+                                         size_average=size_average, reduce=reduce,
+                                         reduction=reduction).half()
 
 
 def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduction='mean'):

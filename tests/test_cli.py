@@ -1,0 +1,466 @@
+"""The command-line contract of ``pytest conformance --impl=...``, run as a user runs it.
+
+Every check starts the real command in a subprocess whose working directory is a temporary
+directory outside the checkout, so the bare ``conformance`` argument must resolve to the
+installed suite. Each run is narrowed with ``-k`` so the whole file stays fast. The runs that
+several tests read are made once per module, one at a time in a background thread, while the
+tests with a run of their own make it in the foreground (two subprocesses at most at a time).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import count
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CANDIDATES = REPO / "tests" / "candidates"
+MUTANTS = REPO / "tests" / "mutants"
+MSML = "multilabel_soft_margin_loss"
+MLM = "multilabel_margin_loss"
+SPEC_NAMES = (MSML, MLM, "multi_hot")
+_RUN_NUMBER = count()
+
+RECORDER = '''\
+"""Correct candidate (torch's loss) that appends every input it is called with to $RECORD_LOG."""
+import os
+
+import torch.nn.functional as F
+
+
+def multilabel_soft_margin_loss(input, target, weight=None, **options):
+    with open(os.environ["RECORD_LOG"], "a") as log:
+        log.write(repr((tuple(input.shape), input.tolist(), target.tolist(),
+                        None if weight is None else weight.tolist(), sorted(options.items())))
+                  + "\\n")
+    return F.multilabel_soft_margin_loss(input, target, weight=weight, **options)
+'''
+
+
+@dataclass
+class Run:
+    """One finished ``pytest conformance`` subprocess."""
+
+    args: list
+    returncode: int
+    stdout: str
+    stderr: str
+    outcomes: dict = field(default_factory=dict)  # test name -> (outcome, message, text)
+    calls: list = field(default_factory=list)  # what the recorder candidate was called with
+
+    def header(self) -> list:
+        return [line for line in self.stdout.splitlines()
+                if line.startswith(("loss-conformance:", "  candidate "))]
+
+    def with_outcome(self, outcome: str) -> dict:
+        return {name: v for name, v in self.outcomes.items() if v[0] == outcome}
+
+    def __str__(self):  # shown by pytest when an assertion about a run fails
+        return (f"$ {shlex.join(map(str, self.args))}\nexit {self.returncode}\n"
+                f"--- stdout (tail)\n{self.stdout[-4000:]}\n--- stderr\n{self.stderr[-2000:]}")
+
+
+def _env(record_log=None) -> dict:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTEST_DISABLE_PLUGIN_AUTOLOAD",
+                        "PYTHONPATH")}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # leave no __pycache__ next to the mutants
+    env["COLUMNS"] = "200"
+    env.setdefault("OMP_NUM_THREADS", "1")  # tiny tensors: a thread pool only burns shared CPU
+    if record_log is not None:
+        env["RECORD_LOG"] = str(record_log)
+    return env
+
+
+def _outcomes(junit: Path) -> dict:
+    if not junit.exists():
+        return {}
+    outcomes = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        children = [c for c in case if c.tag in ("failure", "error", "skipped")]
+        if not children:
+            outcomes[case.get("name")] = ("passed", "", "")
+        else:
+            c = children[0]
+            outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[c.tag]
+            outcomes[case.get("name")] = (outcome, c.get("message", ""), c.text or "")
+    return outcomes
+
+
+def run_conformance(cwd: Path, *args, command=None, record=False) -> Run:
+    """``pytest <args>`` (default ``python -m pytest``) in ``cwd``, with a JUnit report read back.
+
+    With ``record``, the recorder candidate logs its calls to a file of this run's own.
+    """
+    number = next(_RUN_NUMBER)
+    junit = cwd / f"report-{number}.xml"
+    log = cwd / f"calls-{number}.log" if record else None
+    argv = list(command or [sys.executable, "-m", "pytest"]) + [str(a) for a in args]
+    argv += ["-p", "no:cacheprovider", f"--junitxml={junit}"]
+    done = subprocess.run(argv, cwd=cwd, env=_env(log), capture_output=True, text=True,
+                          timeout=300)
+    calls = log.read_text().splitlines() if log is not None and log.exists() else []
+    return Run(argv, done.returncode, done.stdout, done.stderr, _outcomes(junit), calls)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """A directory outside the checkout holding a user's own candidates."""
+    here = tmp_path_factory.mktemp("elsewhere")
+    assert REPO not in here.parents and not (here / "conformance").exists()
+    (here / "mymodule.py").write_text(
+        "from torch.nn.functional import multilabel_soft_margin_loss  # noqa: F401\n")
+    (here / "recorder.py").write_text(RECORDER)
+    (here / "no_losses.py").write_text(
+        "def mean_squared_error(a, b):\n    return ((a - b) ** 2).mean()\n")
+    # A user's adapter module whose own dependency (named like its prefix) is not installed.
+    (here / "mylosses_torch.py").write_text(
+        "import mylosses  # noqa: F401  (the user's library, not installed)\n")
+    (here / "cands").mkdir()
+    shutil.copy(CANDIDATES / "torch_with_multi_hot.py", here / "cands")
+    return here
+
+
+# --------------------------------------------------------- the runs several tests read
+#
+# One selection serves several tests: a mutant's edge case and the recorder's random checks (seed,
+# profile, failure message, reproduce line) beside a forward-only candidate's gradient checks and
+# torch's float16 multilabel_margin_loss (skips and --require-*). The options each run adds change
+# only what their own tests look at; every subprocess saved is seconds off this file.
+
+MUTANT = MUTANTS / "msml_fp64_via_fp32.py"
+EDGE_TEST = f"test_edge_value[msml_fp64_via_fp32-{MSML}-float64-sum-one-class]"
+RECORDER_TEST = f"test_value[recorder-{MSML}-float64-mean]"
+COMBINED_ARGS = (
+    "conformance", f"--impl={CANDIDATES / 'forward_only.py'}", "--impl=torch", f"--impl={MUTANT}",
+    "--impl=recorder.py", "-k",
+    f"(gradient and forward_only-{MSML}-float64-mean)"
+    f" or (value and torch-{MLM}-float16-mean)"
+    f" or (test_edge_value and msml_fp64_via_fp32-{MSML}-float64-sum-one-class)"
+    f" or (test_value and recorder-{MSML}-float64-mean)")
+
+
+def _reproduce_line(run: Run):
+    lines = [line for line in run.stdout.splitlines() if "reproduce: " in line]
+    return lines[0].split("reproduce: ", 1)[1] if lines else None
+
+
+def _plain_and_its_reproduce_line(cwd: Path) -> tuple:
+    """The combined run with no options, then the reproduce line it printed, run as printed."""
+    plain = run_conformance(cwd, *COMBINED_ARGS, record=True)
+    line = _reproduce_line(plain)
+    if line is None:
+        return plain, None, None
+    words = shlex.split(line)
+    if words[:2] != ["pytest", "conformance"]:
+        return plain, line, None
+    return plain, line, run_conformance(cwd, *words[1:], record=True)
+
+
+class SharedRuns:
+    """The runs several tests read; ``[name]`` waits for one (starting it if need be).
+
+    All are started in the background at module start, one at a time, so that they overlap with
+    the tests that make runs of their own; under pytest-xdist each starts only when first read.
+    """
+
+    def __init__(self, cwd: Path):
+        self._pool = ThreadPoolExecutor(max_workers=1)
+        self._specs = {
+            "plain": (_plain_and_its_reproduce_line, cwd),
+            # no --seed again: must draw the same; --require-* touch only the skipped tests
+            "require_grad": (run_conformance, cwd, *COMBINED_ARGS, "--require-grad",
+                             "--require-dtype=bfloat16"),
+            "seed1_require_float16": (run_conformance, cwd, *COMBINED_ARGS, "--seed=1",
+                                      "--require-dtype=float16"),
+            # a module from the cwd, a relative .py path, the numpy alias and the recorder
+            "several_impls": (run_conformance, cwd, "conformance", "--impl=mymodule",
+                              "--impl=cands/torch_with_multi_hot.py", "--impl=numpy",
+                              "--impl=recorder.py", "--profile=quick",
+                              "-k", "test_value and float64-mean"),
+        }
+        self._jobs = {}
+
+    def _start(self, name):
+        if name not in self._jobs:
+            function, *args = self._specs[name]
+            kwargs = {"record": True} if function is run_conformance else {}
+            self._jobs[name] = self._pool.submit(function, *args, **kwargs)
+        return self._jobs[name]
+
+    def start_all(self):
+        for name in self._specs:
+            self._start(name)
+
+    def __getitem__(self, name):
+        return self._start(name).result()
+
+    def close(self):
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def shared(workdir):
+    runs = SharedRuns(workdir)
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        runs.start_all()
+    yield runs
+    runs.close()
+
+
+# ------------------------------------------------------------------------------- bad --impl
+
+@pytest.mark.parametrize("impl, fragments", [
+    pytest.param("no_such_module_xyz", ["no module named 'no_such_module_xyz'"],
+                 id="nonexistent-module"),
+    pytest.param("missing/candidate.py", ["no such file"], id="nonexistent-file"),
+    pytest.param("no_losses", ["defines none of the functions", MSML], id="no-loss-functions"),
+    pytest.param("mylosses_torch", ["importing it raised ModuleNotFoundError", "'mylosses'"],
+                 id="module-whose-dependency-is-missing"),
+])
+def test_bad_impl_is_a_one_line_usage_error(workdir, impl, fragments):
+    run = run_conformance(workdir, "conformance", f"--impl={impl}", "--profile=quick")
+    assert run.returncode == pytest.ExitCode.USAGE_ERROR, str(run)
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, str(run)
+    assert lines[0].startswith(f"ERROR: --impl={impl}: "), str(run)
+    assert "Traceback" not in run.stdout + run.stderr, str(run)
+    assert not run.outcomes, "nothing may run after a bad --impl"
+    for fragment in fragments:
+        assert fragment in lines[0], str(run)
+
+
+@pytest.mark.parametrize("option, fragment", [
+    ("--profile=fast", "invalid choice: 'fast'"),
+    ("--require-dtype=float8", "--require-dtype=float8: unknown dtype"),
+])
+def test_bad_option_value_is_a_usage_error(workdir, option, fragment):
+    run = run_conformance(workdir, "conformance", option)
+    assert run.returncode == pytest.ExitCode.USAGE_ERROR, str(run)
+    assert fragment in run.stderr, str(run)
+    assert "Traceback" not in run.stdout + run.stderr, str(run)
+    assert not run.outcomes
+
+
+def test_console_script_imports_a_module_from_the_current_directory(workdir):
+    script = Path(sys.executable).with_name("pytest")
+    if not script.exists():
+        pytest.skip(f"no pytest console script next to {sys.executable}")
+    run = run_conformance(workdir, "conformance", "--impl=mymodule", "--collect-only", "-q",
+                          "-k", "test_value and float64-mean", command=[str(script)])
+    assert run.returncode == pytest.ExitCode.OK, str(run)
+    expected = f"test_conformance.py::test_value[mymodule-{MSML}-float64-mean]"
+    assert expected in run.stdout, str(run)
+
+
+def test_impl_given_several_times_gives_each_candidate_its_own_test_ids(workdir):
+    run = run_conformance(workdir, "conformance", "--impl=mymodule", "--impl=numpy",
+                          "--impl=mymodule", "--collect-only", "-q")
+    assert run.returncode == pytest.ExitCode.OK, str(run)
+    ids = [line for line in run.stdout.splitlines() if "::" in line]
+    assert len(ids) == len(set(ids)), "test ids must be unique"
+    assert f"{len(ids)} tests collected" in run.stdout, str(run)
+    pattern = re.compile(rf"::(\w+)\[(mymodule-2|mymodule|numpy)-({'|'.join(SPEC_NAMES)})-(.*)]$")
+    by_label = {"mymodule": set(), "mymodule-2": set(), "numpy": set()}
+    for test_id in ids:
+        match = pattern.search(test_id)
+        assert match, f"test id names no known candidate and loss: {test_id}"
+        function, label, spec, rest = match.groups()
+        by_label[label].add((function, spec, rest))
+    # The second --impl=mymodule is a candidate of its own (label mymodule-2), tested alike.
+    assert by_label["mymodule"] and by_label["mymodule"] == by_label["mymodule-2"]
+    assert {spec for _, spec, _ in by_label["mymodule"]} == {MSML}  # only what it provides
+    assert {spec for _, spec, _ in by_label["numpy"]} == set(SPEC_NAMES)
+    assert {(f, s, r) for f, s, r in by_label["numpy"] if s == MSML} == by_label["mymodule"]
+
+
+def test_nothing_selected_exits_5_and_thorough_profile_is_accepted(workdir):
+    # A path and node id inside the suite resolve too: were it not found, the exit would be 4.
+    run = run_conformance(workdir, "conformance/test_conformance.py::test_value", "--impl=numpy",
+                          "--profile=thorough", "-k", "no_test_is_called_this")
+    assert run.returncode == pytest.ExitCode.NO_TESTS_COLLECTED, str(run)
+    assert re.search(r"collected ([1-9]\d*) items / \1 deselected / 0 selected", run.stdout), \
+        str(run)
+    assert run.header()[0].startswith(
+        "loss-conformance: seed 0, profile thorough (400 random examples per check)"), str(run)
+    assert not run.outcomes
+
+
+# ------------------------------------------------------------------------- candidates, header
+
+def test_cwd_module_py_path_and_numpy_alias_all_run_and_pass(shared, workdir):
+    run = shared["several_impls"]
+    assert run.returncode == pytest.ExitCode.OK, str(run)
+    assert f"rootdir: {workdir}" in run.stdout, run  # run from elsewhere, the suite installed
+    expected = {f"test_value[{label}-{spec}-float64-mean]"
+                for label, specs in [("mymodule", [MSML]),
+                                     ("torch_with_multi_hot", [MSML, MLM]),
+                                     ("numpy", [MSML, MLM]), ("recorder", [MSML])]
+                for spec in specs}
+    assert set(run.outcomes) == expected, str(run)
+    assert set(run.with_outcome("passed")) == expected, str(run)
+    assert "6 passed" in run.stdout, str(run)
+
+
+def test_header_lists_found_and_missing_functions_per_candidate(shared):
+    run = shared["several_impls"]
+    header = run.header()
+    assert header[0].startswith("loss-conformance: seed 0, profile quick (8 random examples "
+                                "per check"), str(run)
+    candidates = header[1:]
+    assert len(candidates) == 4, str(run)
+    mine, file_candidate, numpy_candidate, recorder = candidates
+    assert mine.startswith("  candidate mymodule: mymodule [torch "), mine
+    assert mine.endswith(f"tests {MSML}; not provided: {MLM}, multi_hot"), mine
+    assert file_candidate.startswith(
+        "  candidate torch_with_multi_hot: cands/torch_with_multi_hot.py [torch "), file_candidate
+    assert file_candidate.endswith(f"tests {MSML}, {MLM}, multi_hot"), file_candidate
+    assert "not provided" not in file_candidate
+    assert numpy_candidate.startswith("  candidate numpy: numpy [numpy "), numpy_candidate
+    assert numpy_candidate.endswith(f"tests {MSML}, {MLM}, multi_hot"), numpy_candidate
+    assert recorder.startswith("  candidate recorder: recorder.py [torch "), recorder
+
+
+# ---------------------------------------------- a failing candidate, reproduce, seed, profile
+
+def _failure_text(run, test_name) -> str:
+    outcome, _, text = run.outcomes[test_name]
+    assert outcome == "failed", str(run)
+    return text
+
+
+def _worst_element(text) -> tuple:
+    match = re.search(r"candidate (\S+), exact (\S+), error \S+ \(.*\), allowed (\S+)", text)
+    assert match, text
+    return tuple(float(v) for v in match.groups())
+
+
+def _mutant_and_recorder(run) -> dict:
+    return {n: v for n, v in run.outcomes.items() if n in (EDGE_TEST, RECORDER_TEST)}
+
+
+def test_nonconforming_candidate_exits_1(shared):
+    run, _, _ = shared["plain"]
+    assert run.returncode == pytest.ExitCode.TESTS_FAILED, str(run)
+    assert run.with_outcome("failed").keys() == {EDGE_TEST}, str(run)
+    assert run.with_outcome("passed").keys() == {RECORDER_TEST}, str(run)
+
+
+def test_failure_message_names_candidate_loss_dtype_worst_element_and_reproduce(shared):
+    run, reproduce, _ = shared["plain"]
+    text = _failure_text(run, EDGE_TEST)
+    assert f"{MSML} on msml_fp64_via_fp32 does not conform" in text
+    assert "case: float64 " in text
+    candidate, exact, allowed = _worst_element(text)
+    assert abs(candidate - exact) > allowed > 0
+    # The same message reaches the terminal, with a command line that reruns the test.
+    assert f"{MSML} on msml_fp64_via_fp32 does not conform" in run.stdout
+    assert reproduce is not None, str(run)
+    assert reproduce.startswith(
+        f"pytest conformance --impl={CANDIDATES / 'forward_only.py'} --impl=torch "
+        f"--impl={MUTANT} --impl=recorder.py --seed=0 --profile=default -k "), reproduce
+    assert shlex.split(reproduce)[-1] == EDGE_TEST
+
+
+def test_reproduce_line_reruns_exactly_that_test_and_fails_the_same_way(shared):
+    plain, line, rerun = shared["plain"]
+    assert rerun is not None, f"no runnable reproduce line: {line!r}"
+    assert rerun.returncode == pytest.ExitCode.TESTS_FAILED, str(rerun)
+    assert list(rerun.outcomes) == [EDGE_TEST], str(rerun)
+    assert re.search(r"\b1 failed, \d+ deselected\b", rerun.stdout), str(rerun)
+    again = _failure_text(rerun, EDGE_TEST)
+    assert _worst_element(again) == _worst_element(_failure_text(plain, EDGE_TEST))
+    assert rerun.calls == [], "the rerun must not run the other candidates' tests"
+
+
+def test_runs_without_seed_are_reproducible(shared):
+    (plain, _, _), again = shared["plain"], shared["require_grad"]
+    assert plain.header()[0].startswith("loss-conformance: seed 0, profile default"), str(plain)
+    assert again.header()[0].startswith("loss-conformance: seed 0, profile default"), str(again)
+    assert (_worst_element(_failure_text(again, EDGE_TEST))
+            == _worst_element(_failure_text(plain, EDGE_TEST)))
+    assert plain.calls and again.calls == plain.calls  # the very same random cases
+
+
+def test_seed_changes_the_random_draws(shared):
+    (plain, _, _), other = shared["plain"], shared["seed1_require_float16"]
+    assert other.header()[0].startswith("loss-conformance: seed 1, "), str(other)
+    assert _mutant_and_recorder(other).keys() == {EDGE_TEST, RECORDER_TEST}, str(other)
+    assert other.outcomes[RECORDER_TEST][0] == "passed", str(other)
+    # The edge case's random values (and so the worst element) come from the seed ...
+    assert (_worst_element(_failure_text(other, EDGE_TEST))
+            != _worst_element(_failure_text(plain, EDGE_TEST)))
+    assert "--seed=1 " in _failure_text(other, EDGE_TEST)
+    # ... and so do hypothesis' draws: the first call is the probe, the rest are the examples.
+    assert len(other.calls) == len(plain.calls)
+    assert other.calls[0] != plain.calls[0]
+    assert other.calls[1:] != plain.calls[1:]
+
+
+def test_profile_sets_the_number_of_random_examples(shared):
+    # One probe call, then one call per hypothesis example: quick 8, default 30.
+    assert len(shared["several_impls"].calls) == 1 + 8, str(shared["several_impls"])
+    assert len(shared["plain"][0].calls) == 1 + 30, str(shared["plain"][0])
+
+
+# ------------------------------------------------------ skips: forward-only, refused dtypes
+
+def _split(run) -> tuple:
+    """(forward-only gradient tests, torch float16 margin-loss tests) -> outcomes."""
+    grads = {n: v for n, v in run.outcomes.items()
+             if n.startswith(("test_gradient[forward_only-", "test_edge_gradient[forward_only-"))}
+    fp16 = {n: v for n, v in run.outcomes.items() if f"[torch-{MLM}-float16-mean" in n}
+    others = set(run.outcomes) - set(grads) - set(fp16)
+    assert grads and fp16 and others == {EDGE_TEST, RECORDER_TEST}, str(run)
+    assert any(n.startswith("test_gradient[") for n in grads), str(run)
+    return grads, fp16
+
+
+def _assert_skipped_forward_only(grads):
+    for name, (outcome, message, _) in grads.items():
+        assert outcome == "skipped" and message.startswith("forward-only"), (name, message)
+
+
+def _assert_skipped_float16(fp16):
+    for name, (outcome, message, _) in fp16.items():
+        assert outcome == "skipped", (name, outcome, message)
+        assert message.startswith("unsupported dtype: torch declines float16"), (name, message)
+
+
+def test_forward_only_gradients_and_refused_dtype_are_skipped(shared):
+    run, _, _ = shared["plain"]
+    grads, fp16 = _split(run)
+    _assert_skipped_forward_only(grads)
+    _assert_skipped_float16(fp16)
+    assert run.with_outcome("failed").keys() == {EDGE_TEST}, "skips are not failures"
+
+
+def test_require_grad_fails_forward_only_gradients(shared):
+    run = shared["require_grad"]
+    assert run.returncode == pytest.ExitCode.TESTS_FAILED, str(run)
+    grads, fp16 = _split(run)
+    for name, (outcome, message, _) in grads.items():
+        assert outcome == "failed", (name, outcome)
+        assert "forward-only" in message and "required by the command line" in message, message
+    _assert_skipped_float16(fp16)  # requiring another dtype leaves float16 skipped
+
+
+def test_require_dtype_fails_a_refused_dtype(shared):
+    run = shared["seed1_require_float16"]
+    assert run.returncode == pytest.ExitCode.TESTS_FAILED, str(run)
+    grads, fp16 = _split(run)
+    for name, (outcome, message, _) in fp16.items():
+        assert outcome == "failed", (name, outcome)
+        assert "unsupported dtype: torch declines float16" in message, message
+        assert "required by the command line" in message, message
+    _assert_skipped_forward_only(grads)  # --require-grad was not given
