@@ -56,8 +56,9 @@ def test_mutant_is_flagged(mutant, tmp_path):
     run = _run("candidate.py", tmp_path, _selection(mutant))
     output = run.stdout[-3000:] + run.stderr[-2000:]
     assert run.returncode == pytest.ExitCode.TESTS_FAILED, f"not flagged:\n{output}"
-    assert "does not conform" in run.stdout or "DID NOT RAISE" in run.stdout \
-        or "accepted an invalid call" in run.stdout, output
+    # Flagged by a check's verdict (every one reads "<loss> on <candidate> does not conform"),
+    # not by a crash of the suite itself.
+    assert "does not conform" in run.stdout, output
 
 
 @pytest.mark.parametrize("impl", CORRECT, ids=lambda s: Path(s).stem)
