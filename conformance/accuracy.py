@@ -103,6 +103,7 @@ class Comparison:
     problem: str  # "" when passed; otherwise what is wrong, in words
     max_ulp: float
     max_ratio: float  # error / allowed error at the worst element (<= 1 passes)
+    max_rel: float  # largest |candidate - exact| / |exact| over the elements whose exact value is not 0
     worst_index: tuple | None
     worst_candidate: float | None
     worst_exact: float | None
@@ -131,7 +132,7 @@ def compare(candidate: np.ndarray, reference: Evaluated, magnitude: Magnitude,
     ratio = np.where(tolerated_inf, 1.0, ratio)
     ulps = np.where(special, np.where(same_special, 0.0, np.inf), ulp_error(candidate, reference, fmt))
     if ratio.size == 0:
-        return Comparison(True, "", 0.0, 0.0, None, None, None, None)
+        return Comparison(True, "", 0.0, 0.0, 0.0, None, None, None, None)
     worst = np.unravel_index(int(np.nanargmax(np.where(np.isnan(ratio), np.inf, ratio))),
                              ratio.shape)
     worst_ratio = float(ratio[worst])
@@ -144,5 +145,20 @@ def compare(candidate: np.ndarray, reference: Evaluated, magnitude: Magnitude,
             problem = f"got {candidate[worst]} where the exact result is finite"
         else:
             problem = "error exceeds the tolerance"
-    return Comparison(passed, problem, float(np.nanmax(ulps)), worst_ratio, tuple(int(i) for i in worst),
+    return Comparison(passed, problem, float(np.nanmax(ulps)), worst_ratio,
+                      relative_error(candidate, exact, special), tuple(int(i) for i in worst),
                       float(candidate[worst]), float(exact[worst]), float(allowed[worst]))
+
+
+def relative_error(candidate: np.ndarray, exact: np.ndarray, special: np.ndarray) -> float:
+    """max |candidate - exact| / |exact| over finite, nonzero exact values (0.0 if there are none).
+
+    Elements whose exact value is 0 or not finite are left out: their error is judged in ulps
+    and by the NaN/inf pattern, where a relative error means nothing.
+    """
+    judged = ~special & (exact != 0)
+    if not judged.any():
+        return 0.0
+    with np.errstate(invalid="ignore", over="ignore"):
+        relative = np.abs(candidate[judged] - exact[judged]) / np.abs(exact[judged])
+    return float(np.where(np.isnan(relative), np.inf, relative).max())

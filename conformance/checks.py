@@ -14,7 +14,7 @@ import numpy as np
 
 from loss_reference.formats import format_of
 
-from .accuracy import compare
+from .accuracy import allowed_error, compare
 from .frameworks import DtypeRefused, ForwardOnly, WrongOutput
 
 
@@ -24,7 +24,10 @@ class Verdict:
 
     passed: bool
     message: str = ""
+    # output name ("output", "grad[input]", ...) -> {"ulp": , "rel": , "ratio": } as measured
     measurements: dict = field(default_factory=dict)
+    # for a failing output: name -> {"exact": array, "allowed": array} (for a repro file)
+    evidence: dict = field(default_factory=dict)
 
 
 def _raised(candidate, error: BaseException) -> str:
@@ -59,15 +62,18 @@ def _judge(name, values, dtype, reference, magnitude, case) -> Verdict | None:
     if dtype != case.dtype:
         return Verdict(False, f"{name}: dtype {dtype}, expected {case.dtype}")
     result = compare(values, reference, magnitude, fmt)
-    measurement = {f"{name}.max_ulp": result.max_ulp, f"{name}.max_ratio": result.max_ratio}
+    measurement = {name: {"ulp": result.max_ulp, "rel": result.max_rel,
+                          "ratio": result.max_ratio}}
     if result.passed:
         return Verdict(True, "", measurement)
+    evidence = {name: {"exact": reference.exact.astype(np.float64),
+                       "allowed": allowed_error(reference, magnitude, fmt)}}
     index = result.worst_index
     where = f" at index {index}" if index else ""
     return Verdict(False, (
         f"{name}: {result.problem}{where}: candidate {result.worst_candidate!r}, exact "
         f"{result.worst_exact!r}, error {abs(result.worst_candidate - result.worst_exact):.3g} "
-        f"({result.max_ulp:.3g} ulp), allowed {result.worst_allowed:.3g}"), measurement)
+        f"({result.max_ulp:.3g} ulp), allowed {result.worst_allowed:.3g}"), measurement, evidence)
 
 
 def check_value(candidate, spec, case, call_options: dict | None = None) -> Verdict:
@@ -89,8 +95,10 @@ def check_value(candidate, spec, case, call_options: dict | None = None) -> Verd
         if not np.array_equal(call.value, expected):
             index = tuple(int(i) for i in np.argwhere(call.value != expected)[0])
             return Verdict(False, f"output: at index {index} candidate {call.value[index]!r}, "
-                                  f"expected {expected[index]!r}")
-        return Verdict(True)
+                                  f"expected {expected[index]!r}",
+                           evidence={"output": {"exact": expected,
+                                                "allowed": np.zeros(expected.shape)}})
+        return Verdict(True, "", {"output": {"ulp": 0.0, "rel": 0.0, "ratio": 0.0}})
     return _judge("output", call.value, call.dtype, spec.reference(case), spec.magnitude(case),
                   case) or Verdict(True)
 

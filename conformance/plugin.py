@@ -36,6 +36,27 @@ def pytest_addoption(parser):
     group.addoption("--require-dtype", action="append", default=[], metavar="DTYPE",
                     help="fail, rather than skip, when a candidate declines this dtype "
                          "(float64, float32, float16, bfloat16 or all); may be repeated")
+    group.addoption("--report-dir", default="reports", metavar="DIR",
+                    help="where results and reports are written (default: reports/)")
+    group.addoption("--no-report", action="store_true",
+                    help="write no results and no reports")
+    group.addoption("--speed", action="store_true",
+                    help="also time every covered loss for every candidate, on each loss's "
+                         "ladder of sizes (run without -n for stable figures)")
+    group.addoption("--speed-dtype", action="append", default=[], metavar="DTYPE",
+                    help="dtype to time (default float32); may be repeated")
+    group.addoption("--speed-threads", type=int, default=None, metavar="N",
+                    help="torch threads while timing (default: torch's own count; 1 is "
+                         "steadier on a busy machine)")
+    group.addoption("--baseline", metavar="FILE",
+                    help="a summary.json of an earlier run: exit 1 on any accuracy or speed "
+                         "regression against it")
+    group.addoption("--update-baseline", action="store_true",
+                    help="write this run's summary to the --baseline FILE instead of comparing")
+    group.addoption("--speed-noise", type=float, default=None, metavar="FRACTION",
+                    help="slowdown against the baseline treated as noise (default 0.25)")
+    group.addoption("--xfails", metavar="FILE",
+                    help="known failures: one test id prefix per line, then '# reason'")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -46,6 +67,13 @@ def pytest_load_initial_conftests(early_config, parser, args):
         parts = Path(head).parts
         if parts and parts[0] == "conformance" and not Path(head).exists():
             args[index] = str(PACKAGE_DIR.joinpath(*parts[1:])) + sep + rest
+
+
+def pytest_ignore_collect(collection_path, config):
+    """The speed test is collected only with --speed."""
+    if collection_path == PACKAGE_DIR / "test_speed.py" and not config.getoption("--speed"):
+        return True
+    return None
 
 
 @dataclass
@@ -82,12 +110,36 @@ def _validate(config):
     if unknown:
         raise pytest.UsageError(f"--require-dtype={unknown[0]}: unknown dtype; use one of "
                                 f"{', '.join(DTYPES)} or all")
+    unknown = [d for d in config.getoption("--speed-dtype") if d not in DTYPES]
+    if unknown:
+        raise pytest.UsageError(f"--speed-dtype={unknown[0]}: unknown dtype; use one of "
+                                f"{', '.join(DTYPES)}")
+    threads = config.getoption("--speed-threads")
+    if threads is not None and threads < 1:
+        raise pytest.UsageError(f"--speed-threads={threads}: give a thread count of 1 or more")
+    if config.getoption("--update-baseline") and not config.getoption("--baseline"):
+        raise pytest.UsageError("--update-baseline needs --baseline FILE: the file to write")
+
+
+def _targets_conformance(config) -> bool:
+    """Whether this run collects the conformance tests (not only the suite's own tests/)."""
+    if config.getoption("--impl"):
+        return True
+    for arg in config.args:
+        path = Path(arg.partition("::")[0]).resolve()
+        if path == PACKAGE_DIR or PACKAGE_DIR in path.parents:
+            return True
+    return False
 
 
 def pytest_configure(config):
     _validate(config)
-    if config.getoption("--impl"):
-        conformance_run(config)  # report a bad --impl before collecting anything
+    if not _targets_conformance(config):
+        return
+    run = conformance_run(config)  # report a bad --impl before collecting anything
+    from .session import start_reporting
+
+    start_reporting(config, run)
 
 
 def conformance_run(config) -> ConformanceRun:
@@ -117,12 +169,33 @@ def pytest_report_header(config):
              f"({run.examples} random examples per check); torch {torch.__version__}, "
              f"numpy {np.__version__}"]
     lines += [f"  candidate {c.describe()}" for c in run.candidates]
+    return lines + _reporting_lines(config)
+
+
+def _reporting_lines(config) -> list:
+    from .session import reporting
+
+    state = reporting(config)
+    if state is None:
+        return []
+    lines = [f"  report: {state.report_dir}/ (results appended as checks finish)"]
+    if state.baseline_path:
+        lines.append(f"  baseline: {state.baseline_path}"
+                     + (" (will be updated)" if state.update_baseline else ""))
+    if state.xfails:
+        lines.append(f"  known failures: {len(state.xfails)} from {state.xfails_path}")
+    if config.getoption("--speed") and getattr(config.option, "numprocesses", None):
+        lines.append("  speed: timed beside other pytest-xdist workers, the figures are noisy; "
+                     "time without -n")
     return lines
 
 
 def pytest_generate_tests(metafunc):
     """Parametrize the conformance tests over candidates, specs, variants and cases."""
     names = set(metafunc.fixturenames)
+    if "size" in names:
+        _parametrize_speed(metafunc)
+        return
     if "candidate" not in names or "spec" not in names:
         return
     from .specs import SPECS
@@ -139,6 +212,23 @@ def pytest_generate_tests(metafunc):
                 ids.append(f"{candidate.label}-{spec.name}-{item_id}")
     argnames = ["candidate", "spec"] + [n for n in ("variant", "edge", "invalid") if n in names]
     metafunc.parametrize(argnames, params, ids=ids)
+
+
+def _parametrize_speed(metafunc):
+    """test_speed: one test per timed loss, dtype and size; every candidate inside it."""
+    from .specs import SPECS
+
+    run = conformance_run(metafunc.config)
+    dtypes = metafunc.config.getoption("--speed-dtype") or ["float32"]
+    params, ids = [], []
+    for spec in SPECS.values():
+        if spec.speed is None or not any(spec.name in c.functions for c in run.candidates):
+            continue
+        for dtype in dtypes:
+            for size in spec.speed.sizes:
+                params.append((spec, dtype, size))
+                ids.append(f"{spec.name}-{dtype}-{'x'.join(map(str, size))}")
+    metafunc.parametrize(["spec", "speed_dtype", "size"], params, ids=ids)
 
 
 def _items(metafunc, spec, run):

@@ -17,6 +17,7 @@ from loss_reference.engine import EvaluationError
 
 from .checks import check_gradient, check_invalid, check_value, probe
 from .deviations import known_deviation
+from .recording import recorder
 
 
 def _skip_or_fail(conformance, candidate, spec, variant, gradient: bool):
@@ -51,7 +52,10 @@ def _run_random(check, conformance, candidate, spec, variant, request):
             verdict = check(candidate, spec, case)
         except EvaluationError:
             reject()  # the reference cannot certify this case's rounding: judge another one
-        if not verdict.passed and known_deviation(candidate, spec, case):
+        tolerated = not verdict.passed and bool(known_deviation(candidate, spec, case))
+        recorder(request.node).judged(case, verdict, gradient=check is check_gradient,
+                                      tolerated=tolerated)
+        if tolerated:
             return  # documented in deviations.py; every other case still counts
         assert verdict.passed, _explain(verdict, candidate, spec, case, request, conformance)
 
@@ -75,10 +79,11 @@ def _run_edge(check, candidate, spec, case, request, conformance):
         verdict = check(candidate, spec, case)
     except EvaluationError as error:
         pytest.skip(f"the reference cannot certify this case: {error}")
-    if not verdict.passed:
-        reason = known_deviation(candidate, spec, case)
-        if reason:
-            pytest.xfail(f"known deviation: {reason}")
+    reason = None if verdict.passed else known_deviation(candidate, spec, case)
+    recorder(request.node).judged(case, verdict, gradient=check is check_gradient,
+                                  tolerated=bool(reason))
+    if reason:
+        pytest.xfail(f"known deviation: {reason}")
     assert verdict.passed, _explain(verdict, candidate, spec, case, request, conformance)
 
 
@@ -97,6 +102,7 @@ def test_edge_gradient(conformance, candidate, spec, variant, edge, request):
 def test_rejects_invalid(conformance, candidate, spec, invalid, request):
     """Invalid calls must raise."""
     verdict = check_invalid(candidate, spec, invalid)
+    recorder(request.node).invalid(invalid, verdict)
     assert verdict.passed, _explain(verdict, candidate, spec, invalid.case, request, conformance)
 
 
@@ -122,6 +128,9 @@ def test_legacy_keywords(conformance, candidate, spec, variant, request):
             verdict = check_value(candidate, spec, case, call_options=options)
         except EvaluationError:
             continue
-        if not verdict.passed and known_deviation(candidate, spec, case):
+        tolerated = not verdict.passed and bool(known_deviation(candidate, spec, case))
+        recorder(request.node).judged(case, verdict, tolerated=tolerated, call_options=options)
+        if tolerated:
             continue
         assert verdict.passed, _explain(verdict, candidate, spec, case, request, conformance)
+

@@ -178,7 +178,7 @@ def _margin_parts(input, target):
     ``label_col[n, j]`` is the class of label slot j (or the spare column C
     for slots at or after the terminator), ``z[n, j, i] = 1 - x[y_nj] + x[i]``
     and ``pair[n, j, i]`` marks the (label, non-label class) pairs that count.
-    The (N, C, C) layout costs O(N * C**2) memory, fine at conformance sizes.
+    The (N, L, C) layout, L the most labels in a row, costs O(N * L * C) memory.
     """
     fn = "multilabel_margin_loss"
     _check_input_target(fn, input, target)
@@ -196,8 +196,11 @@ def _margin_parts(input, target):
             f"got {target[bad].reshape(-1)[0]}")
     x = np.atleast_2d(np.asarray(input, dtype=np.float64))
     t = np.atleast_2d(target)
-    # Label slots before the first -1 of each row are valid.
+    # Label slots before the first -1 of each row are valid; slots past the longest such
+    # prefix are padding in every row and are dropped, so z is (N, labels, C), not (N, C, C).
     valid = ~np.logical_or.accumulate(t == -1, axis=1)
+    width = int(valid.sum(axis=1).max()) if valid.size else 0
+    t, valid = t[:, :width], valid[:, :width]
     label_col = np.where(valid, t, num_classes)
     is_label = np.zeros((x.shape[0], num_classes + 1), dtype=bool)
     np.put_along_axis(is_label, label_col, True, axis=1)

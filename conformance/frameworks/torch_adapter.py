@@ -42,9 +42,9 @@ class TorchFramework:
         if not isinstance(values, np.ndarray):
             return values  # ints, lists of label lists: passed as they are
         if values.dtype.kind == "f":
-            tensor = torch.from_numpy(np.ascontiguousarray(values)).to(DTYPES[dtype])
+            tensor = torch.from_numpy(np.array(values, order="C")).to(DTYPES[dtype])
         else:
-            tensor = torch.from_numpy(np.ascontiguousarray(values)).to(torch.int64)
+            tensor = torch.from_numpy(np.array(values, order="C")).to(torch.int64)
         tensor = _layout(tensor.to(self.device), layout)
         if requires_grad:
             tensor = tensor.detach().requires_grad_(True)

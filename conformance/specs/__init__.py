@@ -40,6 +40,25 @@ class InvalidCall:
 
 
 @dataclass(frozen=True)
+class SpeedLadder:
+    """How to time one loss: the sizes, typical inputs, and the work a roofline charges it.
+
+    ``case(size, dtype, rng)`` builds a Case of typical valid inputs whose main input has shape
+    ``size``; ``bytes_moved(case, backward)`` counts each input read once and the output (and,
+    with ``backward``, every gradient) written once; ``elements(case)`` counts the units of
+    elementwise work (described in words by ``work``) and ``kernel(x)`` does that work alone
+    on a torch tensor, so the suite can measure the compute roof of this machine for it.
+    """
+
+    sizes: tuple  # shapes of the main input, from tiny to out of the caches
+    case: Callable
+    bytes_moved: Callable
+    elements: Callable
+    work: str
+    kernel: Callable
+
+
+@dataclass(frozen=True)
 class Spec:
     """Everything the generic checks need to know about one function.
 
@@ -65,6 +84,7 @@ class Spec:
     exact: bool = False  # outputs are compared exactly (no dtype, no tolerance)
     output_dtype: str | None = None  # None: the output has the dtype under test
     notes: dict = field(default_factory=dict)
+    speed: SpeedLadder | None = None  # None: the loss is not timed
 
 
 def _load():

@@ -20,6 +20,7 @@ Tolerances (see conformance/accuracy.py for the rule):
 
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 from hypothesis import strategies as st
 
@@ -29,7 +30,7 @@ from loss_reference.formats import format_of
 from ..accuracy import Magnitude
 from ..cases import (Case, batch_shape, float_arrays, layouts_for, logits, make_expandable,
                      round_to, saturation_tags, upstream_gradient)
-from . import InvalidCall, Spec, Variant
+from . import InvalidCall, SpeedLadder, Spec, Variant
 
 REDUCTIONS = ("none", "sum", "mean")
 FLOAT_DTYPES = ("float64", "float32", "float16", "bfloat16")
@@ -72,6 +73,38 @@ def _upstream_magnitude(case):
 
 def _layout_tags(layouts):
     return tuple(sorted({f"layout-{v}" for v in layouts.values() if v != "contiguous"}))
+
+
+# Speed ladders (conformance/timing.py): one size ladder for both losses, typical inputs, and
+# the byte and work counts of a roofline. Timing uses reduction='mean', upstream gradient 1.
+SPEED_SIZES = ((64, 10), (256, 1000), (4096, 1000), (1024, 32768))
+_ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
+_NUMPY_DTYPES = {"float64": np.float64, "float32": np.float32, "float16": np.float16,
+                 "bfloat16": ml_dtypes.bfloat16}
+
+
+def _speed_logits(size, dtype, rng):
+    """Standard normal logits holding dtype values (a cast rounds them: round_to is too slow
+    for the 32M values of the largest size, and normal values never reach its clamping)."""
+    wide = np.float64 if dtype == "float64" else np.float32
+    return rng.standard_normal(size, dtype=wide).astype(_NUMPY_DTYPES[dtype]).astype(np.float64)
+
+
+def _speed_output_elements(case):
+    return int(np.prod(_output_shape(case.args["input"].shape, case.options["reduction"])))
+
+
+def _speed_bytes(case, backward, read):
+    """The arrays named in ``read`` read once (floats in the dtype, int64 targets 8 bytes), the
+    output written once; with backward also the upstream gradient read and grad_input written
+    (input is the one argument a training step differentiates)."""
+    item = _ITEMSIZE[case.dtype]
+    arrays = [case.args[n] for n in read if case.args.get(n) is not None]
+    inputs = sum(a.size * (item if a.dtype.kind == "f" else a.itemsize) for a in arrays)
+    outputs = _speed_output_elements(case) * item
+    if backward:
+        outputs += (_speed_output_elements(case) + case.args["input"].size) * item
+    return int(inputs + outputs)
 
 
 # --- multilabel_soft_margin_loss -----------------------------------------------------------------
@@ -218,6 +251,28 @@ def _soft_margin_grad_magnitudes(case):
     return out
 
 
+def _soft_margin_speed_case(size, dtype, rng):
+    """Typical training inputs: normal logits, multi-hot targets (~10% positives), no weight."""
+    x = _speed_logits(size, dtype, rng)
+    y = (rng.random(size, dtype=np.float32) < 0.1).astype(np.float64)
+    return Case(dtype, {"input": x, "target": y, "weight": None}, {"reduction": "mean"}, {},
+                ("speed",), grad_output=np.array(1.0))
+
+
+def _softplus_kernel(x):
+    """The loss's elementwise work alone: one exp and one log1p per element (softplus)."""
+    import torch
+
+    return torch.log1p(torch.exp(-x.abs()))
+
+
+SOFT_MARGIN_SPEED = SpeedLadder(
+    sizes=SPEED_SIZES, case=_soft_margin_speed_case,
+    bytes_moved=lambda case, backward: _speed_bytes(case, backward, ("input", "target", "weight")),
+    elements=lambda case: int(case.args["input"].size),
+    work="one exp and one log1p per element of input (softplus)", kernel=_softplus_kernel,
+)
+
 SOFT_MARGIN = Spec(
     name="multilabel_soft_margin_loss", family="multilabel",
     positional=("input", "target"), keyword_arrays=("weight",),
@@ -225,6 +280,7 @@ SOFT_MARGIN = Spec(
     invalid_calls=_soft_margin_invalid, reference=_soft_margin_reference,
     magnitude=_soft_margin_magnitude, differentiable=("input", "target", "weight"),
     reference_grad=_soft_margin_reference_grad, grad_magnitudes=_soft_margin_grad_magnitudes,
+    speed=SOFT_MARGIN_SPEED,
 )
 
 
@@ -374,6 +430,41 @@ def _margin_grad_magnitudes(case):
                                summation="sequential")}
 
 
+def _margin_speed_case(size, dtype, rng):
+    """Normal logits; per row 1 to 7 labels (mean 4, fewer than C; repeats allowed, as they are
+    valid), then -1 to the end of the row; int64."""
+    rows, classes = size
+    width = max(min(7, classes - 1), 1)
+    labels = rng.integers(0, classes, (rows, width))
+    listed = np.arange(width) < rng.integers(1, width + 1, rows)[:, None]
+    target = np.full(size, -1, dtype=np.int64)
+    target[:, :width] = np.where(listed, labels, -1)
+    return Case(dtype, {"input": _speed_logits(size, dtype, rng), "target": target},
+                {"reduction": "mean"}, {}, ("speed",), grad_output=np.array(1.0))
+
+
+def _margin_speed_elements(case):
+    """Hinges evaluated: (labels before the first -1) x C, summed over rows."""
+    t = np.atleast_2d(case.args["target"])
+    listed = ~np.logical_or.accumulate(t == -1, axis=1)
+    return int(listed.sum()) * t.shape[1]
+
+
+def _hinge_kernel(x):
+    """The loss's elementwise work alone: the hinge max(0, 1 - a + x), a = one label's logit."""
+    import torch
+
+    return torch.clamp_min(1 - x[..., :1] + x, 0)
+
+
+MARGIN_SPEED = SpeedLadder(
+    sizes=SPEED_SIZES, case=_margin_speed_case,
+    bytes_moved=lambda case, backward: _speed_bytes(case, backward, ("input", "target")),
+    elements=_margin_speed_elements,
+    work="one hinge max(0, 1 - x[y_j] + x[i]) per listed label j and class i (labels x C per row)",
+    kernel=_hinge_kernel,
+)
+
 MARGIN = Spec(
     name="multilabel_margin_loss", family="multilabel",
     positional=("input", "target"), keyword_arrays=(),
@@ -381,6 +472,7 @@ MARGIN = Spec(
     invalid_calls=_margin_invalid, reference=_margin_reference,
     magnitude=_margin_magnitude, differentiable=("input",),
     reference_grad=_margin_reference_grad, grad_magnitudes=_margin_grad_magnitudes,
+    speed=MARGIN_SPEED,
 )
 
 

@@ -1,0 +1,62 @@
+"""Results and reports: the store checks append to, and the renderers that read it.
+
+Renderers know nothing of pytest: they read the results a run appended (one JSON line per
+finished check, one file per pytest-xdist worker) and write, into the report directory:
+
+    DIR/results/*.jsonl    what the run measured, appended as checks finish
+    DIR/summary.json       the machine-readable summary (a later run's --baseline)
+    DIR/accuracy.md        accuracy tables, candidates side by side
+    DIR/speed.md           speed tables (only when the run measured speed)
+    DIR/index.html         one self-contained page: tables and plots, no server, no network
+    DIR/plots/*.png        error against input magnitude; time against problem size
+    DIR/repro/*.py, *.npz  one standalone reproducer per failing check
+
+``python -m conformance.report DIR`` renders the reports again from ``DIR/results`` alone
+(for a run that died half way).
+
+summary.json, version 1 (``SUMMARY_VERSION``)::
+
+    {
+      "version": 1,
+      "generated": "2026-11-26T14:00:00+00:00",
+      "run": {"command": str, "seed": int, "profile": str, "torch": str, "numpy": str,
+              "python": str, "platform": str, "speed": bool},
+      "candidates": [{"label": str, "impl": str, "framework": str, "version": str,
+                      "device": str, "provides": [loss, ...], "missing": [loss, ...]}],
+      "machine": {"memory_bandwidth_gbs": float | null,
+                  "compute": {"<loss>/<dtype>": {"elements_per_s": float, "work": str}}},
+      "tests": {"<test name>": {"candidate": str, "loss": str, "dtype": str, "check": str,
+                                "outcome": "passed" | "failed" | "skipped" | "xfailed"
+                                           | "xpassed" | "error",
+                                "reason": str, "duration_s": float}},
+      "accuracy": [{"candidate": str, "loss": str, "dtype": str, "device": str,
+                    "region": str,              # "all", or one case tag ("saturated", ...)
+                    "checks": {"run": int, "passed": int, "failed": int, "skipped": int,
+                               "xfailed": int},
+                    "skipped_reasons": {reason: count},
+                    "examples": int,            # cases judged against the reference
+                    "max_ulp": float | null, "p99_ulp": float | null,
+                    "max_rel": float | null, "p99_rel": float | null,
+                    "max_ratio": float | null,  # error / allowed error, worst case (<= 1 passes)
+                    "worst": {"test": str, "output": str, "ulp": float, "case": str,
+                              "rerun": str} | null}],
+      "error_samples": [{"candidate": str, "loss": str, "dtype": str,
+                         "points": [[input_magnitude, max_ulp, passed], ...]}],
+      "failures": [{"test": str, "candidate": str, "loss": str, "dtype": str,
+                    "message": str, "rerun": str, "repro": "repro/<name>.py" | null}],
+      "speed": [{"candidate": str, "loss": str, "dtype": str, "device": str,
+                 "size": [int, ...], "pass": "forward" | "forward+backward",
+                 "median_s": float, "q10_s": float, "q90_s": float, "repeats": int,
+                 "bytes": int, "elements": int, "gbs": float,
+                 "bandwidth_share": float | null,   # gbs / machine memory bandwidth
+                 "compute_share": float | null,     # elements/s / measured compute roof
+                 "roof": "memory" | "compute" | null,   # the roof that binds at this size
+                 "roof_s": float | null,            # the time the binding roof allows
+                 "ratio_to_baseline": float | null, # median / baseline candidate's median
+                 "baseline": str | null}]
+    }
+
+Values that JSON cannot hold (inf, nan) are written as the strings "inf" and "nan".
+"""
+
+SUMMARY_VERSION = 1

@@ -1,0 +1,248 @@
+"""PNG plots from summary.json (version 1): error against input magnitude, time against size.
+
+Figures are drawn on matplotlib's Agg canvas through ``Figure`` objects rather than pyplot: no
+display is needed, the backend of the process the report is made in (pytest's) is left alone, and
+no figure stays registered anywhere once saved.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from pathlib import Path
+
+from conformance.report.markdown import (candidate_labels, dtype_key, elements_of, pass_key,
+                                         to_float)
+
+FIGSIZE = (6.4, 4.0)
+DPI = 100
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+PASS_STYLE = {"forward": "-", "forward+backward": "--"}
+FAIL_EDGE = "#d62728"
+ROOF_COLOUR = "#7f7f7f"
+CEILING_STYLE = {"memory": (0, (1, 1.5)), "compute": (0, (4, 1.5, 1, 1.5))}
+
+
+def safe_name(text: str) -> str:
+    """``text`` reduced to [a-z0-9_] (anything else becomes "_")."""
+    return re.sub(r"[^a-z0-9_]+", "_", str(text).lower()).strip("_") or "x"
+
+
+def plot_filename(kind: str, loss: str, dtype: str) -> str:
+    """The file name of the ``kind`` ("error" or "speed") plot of a loss and dtype."""
+    return f"{kind}_{safe_name(loss)}_{safe_name(dtype)}.png"
+
+
+# Fixed margins: tight_layout measures every tick label and doubled the cost of a report.
+MARGINS = {"left": 0.11, "right": 0.97, "bottom": 0.12, "top": 0.9}
+
+
+def _figure():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    figure = Figure(figsize=FIGSIZE, dpi=DPI)
+    FigureCanvasAgg(figure)
+    return figure, figure.add_subplot()
+
+
+def _save(figure, plots_dir: Path, name: str, written: set) -> str:
+    stem, n = name[:-len(".png")], 2
+    while name in written:  # two names that sanitize alike keep both plots
+        name, n = f"{stem}_{n}.png", n + 1
+    written.add(name)
+    figure.savefig(plots_dir / name, dpi=DPI)
+    figure.clear()
+    return f"{plots_dir.name}/{name}"
+
+
+def _colours(summary: dict) -> dict:
+    from matplotlib import colormaps
+    palette = colormaps["tab10"].colors
+    return {label: palette[i % len(palette)] for i, label in enumerate(candidate_labels(summary))}
+
+
+def _marker(labels: list, label: str) -> str:
+    return MARKERS[labels.index(label) % len(MARKERS)] if label in labels else MARKERS[0]
+
+
+# --- error against input magnitude -----------------------------------------------------------------
+
+def _edges(values: list[float | None], low_default: float, high_default: float):
+    """Where to draw zeros (below the smallest positive value) and inf/nan (above the largest)."""
+    finite = [v for v in values if v is not None and math.isfinite(v) and v > 0]
+    low = min([low_default] + [v / 10 for v in finite])
+    high = max([high_default] + [v * 10 for v in finite])
+    return low, high
+
+
+def _is_zero(value: float | None) -> bool:
+    return value is not None and value <= 0
+
+
+def _not_finite(value: float | None) -> bool:
+    return value is None or not math.isfinite(value)
+
+
+def _place(value: float | None, low: float, high: float) -> float:
+    if _not_finite(value) and value != -math.inf:
+        return high
+    return low if value <= 0 else value
+
+
+def _mark_edges(axes, low, high, xs: list, vertical: bool, low_text: str, high_text: str):
+    """Dotted lines, labelled, where zeros and non-finite values are drawn (only if any are)."""
+    for level, text, present in ((low, low_text, any(map(_is_zero, xs))),
+                                 (high, high_text, any(map(_not_finite, xs)))):
+        if not present:
+            continue
+        if vertical:
+            axes.axvline(level, color=ROOF_COLOUR, linestyle=":", linewidth=0.8)
+            axes.annotate(text, (level, 0.5), xycoords=("data", "axes fraction"), fontsize=7,
+                          color="#555555", rotation=90, ha="right", va="center")
+        else:
+            axes.axhline(level, color=ROOF_COLOUR, linestyle=":", linewidth=0.8)
+            axes.annotate(text, (0.01, level), xycoords=("axes fraction", "data"), fontsize=7,
+                          color="#555555", va="bottom")
+
+
+def error_plot(figure, axes, loss: str, dtype: str, entries: list, labels: list, colours: dict):
+    """Draw one scatter cloud per candidate: input magnitude against max ulp error; exact
+    (zero) errors on a floor line, inf/nan errors on a ceiling line, failing points red-edged."""
+    points = [(to_float(p[0]), to_float(p[1])) for e in entries for p in e.get("points", [])]
+    x_values, y_values = [x for x, _ in points], [y for _, y in points]
+    x_low, x_high = _edges(x_values, 1e-3, 10)
+    y_floor, y_top = _edges(y_values, 1e-3, 10)
+    any_failing = False
+    for entry in entries:
+        label = entry["candidate"]
+        xs, ys, failing = [], [], []
+        for point in entry.get("points", []):
+            xs.append(_place(to_float(point[0]), x_low, x_high))
+            ys.append(_place(to_float(point[1]), y_floor, y_top))
+            failing.append(len(point) > 2 and point[2] is False)
+        any_failing |= any(failing)
+        colour, marker = colours.get(label), _marker(labels, label)
+        axes.scatter(xs, ys, s=22, marker=marker, color=colour, alpha=0.7, linewidths=0,
+                     label=label)
+        bad = [(x, y) for x, y, f in zip(xs, ys, failing) if f]
+        if bad:
+            axes.scatter(*zip(*bad), s=40, marker=marker, facecolors=colour,
+                         edgecolors=FAIL_EDGE, linewidths=1.6)
+    if any_failing:
+        axes.scatter([], [], s=40, marker="o", facecolors="none", edgecolors=FAIL_EDGE,
+                     linewidths=1.6, label="failing (red edge)")
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    _mark_edges(axes, y_floor, y_top, y_values, False, "exact (0 ulp)", "inf / nan")
+    _mark_edges(axes, x_low, x_high, x_values, True, "|x| = 0", "|x| inf / nan")
+    axes.set_ylim(y_floor / 2, y_top * 3)
+    axes.set_xlabel("input magnitude")
+    axes.set_ylabel("max error (ulp)")
+    axes.set_title(f"{loss}, {dtype}: error against input magnitude", fontsize=10)
+    axes.grid(True, which="major", alpha=0.3)
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0, 0.93))
+    figure.subplots_adjust(**MARGINS)
+
+
+# --- time against problem size ---------------------------------------------------------------------
+
+def _series(rows: list, value) -> list[tuple[float, float]]:
+    """(elements, value(row)) per size, the first row of each size, sizes ascending."""
+    seen = {}
+    for row in rows:
+        x, y = elements_of(row["size"]), value(row)
+        if y is not None and math.isfinite(y) and y > 0 and x not in seen:
+            seen[x] = y
+    return sorted(seen.items())
+
+
+def _per(amount, rate: float) -> float | None:
+    amount = to_float(amount)
+    return None if amount is None else amount / rate
+
+
+def speed_plot(figure, axes, summary: dict, loss: str, dtype: str, rows: list, labels: list,
+               colours: dict):
+    """Draw median time against size per candidate and pass, with the roofline under them."""
+    machine = summary.get("machine", {})
+    bandwidth = to_float(machine.get("memory_bandwidth_gbs"))
+    compute = to_float(((machine.get("compute") or {}).get(f"{loss}/{dtype}") or {})
+                       .get("elements_per_s"))
+    passes = sorted({row["pass"] for row in rows}, key=pass_key)
+    ceiling_labels = {"memory": "memory-only ceiling", "compute": "compute-only ceiling"}
+    for name in passes:
+        in_pass = [row for row in rows if row["pass"] == name]
+        style = PASS_STYLE.get(name, "-.")
+        roofs = sorted({row["roof"] for row in in_pass if row.get("roof")})
+        roofline = _series(in_pass, lambda r: to_float(r.get("roof_s")))
+        if roofline:
+            axes.plot(*zip(*roofline), color=ROOF_COLOUR, linewidth=5, alpha=0.45, linestyle=style,
+                      label=f"roofline, {name} ({' / '.join(roofs) or 'memory or compute'} bound)")
+        ceilings = {"memory": (bandwidth, "bytes", 1e9), "compute": (compute, "elements", 1)}
+        for kind, (rate, amount, unit) in ceilings.items():
+            if not rate or rate <= 0:
+                continue
+            series = _series(in_pass, lambda r: _per(r.get(amount), rate * unit))
+            if series:
+                axes.plot(*zip(*series), color="#444444", linewidth=0.8,
+                          linestyle=CEILING_STYLE[kind], label=ceiling_labels.pop(kind, None))
+    for label in [c for c in labels if any(row["candidate"] == c for row in rows)]:
+        for name in passes:
+            mine = [row for row in rows if row["candidate"] == label and row["pass"] == name]
+            series = _series(mine, lambda r: to_float(r.get("median_s")))
+            if not series:
+                continue
+            colour = colours.get(label)
+            axes.plot(*zip(*series), color=colour, linestyle=PASS_STYLE.get(name, "-."),
+                      marker=_marker(labels, label), markersize=4, label=f"{label}, {name}")
+            low = _series(mine, lambda r: to_float(r.get("q10_s")))
+            high = _series(mine, lambda r: to_float(r.get("q90_s")))
+            if len(low) == len(high) == len(series):
+                axes.fill_between([x for x, _ in low], [y for _, y in low], [y for _, y in high],
+                                  color=colour, alpha=0.15, linewidth=0)
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("problem size (elements)")
+    axes.set_ylabel("median time (s)")
+    axes.set_title(f"{loss}, {dtype}: time against size", fontsize=10)
+    axes.grid(True, which="major", alpha=0.3)
+    axes.legend(fontsize=6.5, loc="lower right")
+    figure.subplots_adjust(**MARGINS)
+
+
+def write_plots(summary: dict, plots_dir: Path) -> dict:
+    """Write the error and speed plots into ``plots_dir`` (the report's plots/ directory).
+
+    Returns {"error": [...], "speed": [...]}, paths relative to the report directory
+    ("plots/error_<loss>_<dtype>.png"), one error plot per (loss, dtype) with error samples and
+    one speed plot per (loss, dtype) with speed rows."""
+    plots_dir = Path(plots_dir)
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    labels, colours, written = candidate_labels(summary), _colours(summary), set()
+    result = {"error": [], "speed": []}
+
+    samples = defaultdict(list)
+    for entry in summary.get("error_samples", []):
+        if entry.get("points"):
+            samples[(entry["loss"], entry["dtype"])].append(entry)
+    for loss, dtype in sorted(samples, key=lambda k: (k[0], dtype_key(k[1]))):
+        entries = sorted(samples[(loss, dtype)], key=lambda e: _rank(labels, e["candidate"]))
+        figure, axes = _figure()
+        error_plot(figure, axes, loss, dtype, entries, labels, colours)
+        result["error"].append(_save(figure, plots_dir, plot_filename("error", loss, dtype),
+                                     written))
+
+    speed = defaultdict(list)
+    for row in summary.get("speed", []):
+        speed[(row["loss"], row["dtype"])].append(row)
+    for loss, dtype in sorted(speed, key=lambda k: (k[0], dtype_key(k[1]))):
+        figure, axes = _figure()
+        speed_plot(figure, axes, summary, loss, dtype, speed[(loss, dtype)], labels, colours)
+        result["speed"].append(_save(figure, plots_dir, plot_filename("speed", loss, dtype),
+                                     written))
+    return result
+
+
+def _rank(labels: list, label: str) -> int:
+    return labels.index(label) if label in labels else len(labels)

@@ -1,0 +1,315 @@
+"""The renderers of conformance/report on a synthetic summary.json (version 1).
+
+Two candidates (torch, numpy), two losses, float32 and float16, regions all/saturated/empty, one
+failure, skips and an xfail, error samples with exact (zero) errors, an inf and a failing point,
+and speed rows for 4 sizes x 2 passes x 2 candidates with their roofs. The last test opens the
+page in headless Chromium (skipped where playwright or chromium is missing).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import re
+
+import pytest
+from browser import open_in_chromium
+
+from conformance.report.html import render_html
+from conformance.report.markdown import (accuracy_markdown, fmt_num, fmt_time, speed_markdown)
+from conformance.report.plots import write_plots
+
+MSML, MLML = "multilabel_soft_margin_loss", "multilabel_margin_loss"
+RERUN = ("pytest conformance --impl=numpy --seed=0 --profile=default "
+         "-k 'test_value[numpy-multilabel_soft_margin_loss-float16-mean]'")
+BANDWIDTH_GBS = 20.0
+COMPUTE_EPS = 4e9
+SIZES = ([8, 16], [64, 128], [256, 1024], [1024, 4096])
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def accuracy_row(candidate, loss, dtype, region, **overrides):
+    row = {"candidate": candidate, "loss": loss, "dtype": dtype, "device": "cpu", "region": region,
+           "checks": {"run": 12, "passed": 12, "failed": 0, "skipped": 0, "xfailed": 0},
+           "skipped_reasons": {}, "examples": 240, "max_ulp": 1.0, "p99_ulp": 0.5,
+           "max_rel": 6e-8, "p99_rel": 3e-8, "max_ratio": 0.031, "worst": None}
+    row.update(overrides)
+    return row
+
+
+def accuracy_rows():
+    rows = []
+    for candidate in ("torch", "numpy"):
+        for loss in (MSML, MLML):
+            for dtype in ("float32", "float16"):
+                for region in ("all", "saturated", "empty"):
+                    rows.append(accuracy_row(candidate, loss, dtype, region,
+                                             max_ulp=0.0 if region == "empty" else 2.0))
+    unsupported = "unsupported dtype: torch has no float16 multilabel_margin_loss on CPU"
+    for row in rows:
+        if (row["candidate"], row["loss"], row["dtype"]) == ("torch", MLML, "float16"):
+            row.update(checks={"run": 0, "passed": 0, "failed": 0, "skipped": 12, "xfailed": 0},
+                       skipped_reasons={unsupported: 12}, examples=0, max_ulp=None,
+                       p99_ulp=None, max_rel=None, p99_rel=None, max_ratio=None)
+        if (row["candidate"], row["loss"], row["dtype"]) == ("numpy", MSML, "float16") \
+                and row["region"] in ("all", "saturated"):
+            row.update(checks={"run": 12, "passed": 11, "failed": 1, "skipped": 0, "xfailed": 0},
+                       max_ulp="inf", p99_ulp=3.0, max_ratio="inf",
+                       worst={"test": "test_value[numpy-multilabel_soft_margin_loss-float16-mean]",
+                              "output": "output", "ulp": "inf", "case": "saturated",
+                              "rerun": RERUN})
+        if (row["candidate"], row["loss"], row["dtype"], row["region"]) == \
+                ("torch", MSML, "float16", "all"):
+            row.update(max_ratio=4.0, checks=dict(row["checks"], xfailed=1))
+    return rows
+
+
+def error_samples():
+    samples = []
+    for i, candidate in enumerate(("torch", "numpy")):
+        for loss in (MSML, MLML):
+            for dtype in ("float32", "float16"):
+                points = [[10.0 ** (k / 3 - 4), float((k * 7 + i) % 5), True] for k in range(20)]
+                points[3][1] = 0.0
+                points[4][1] = 0
+                points[5][0] = 0.0  # an input of magnitude 0
+                if (candidate, loss, dtype) == ("numpy", MSML, "float16"):
+                    points += [[3e4, "inf", False], [1e4, 4096.0, False]]
+                samples.append({"candidate": candidate, "loss": loss, "dtype": dtype,
+                                "points": points})
+    return samples
+
+
+def speed_rows():
+    rows = []
+    for size in SIZES:
+        elements = size[0] * size[1]
+        for name, work, bytes_each in (("forward", 1, 8), ("forward+backward", 3, 12)):
+            memory_s = elements * bytes_each / (BANDWIDTH_GBS * 1e9)
+            compute_s = elements * work / COMPUTE_EPS
+            roof_s = max(memory_s, compute_s)
+            for candidate, slowdown in (("torch", 1.0), ("numpy", 3.2)):
+                median = (roof_s * 1.6 + 4e-6) * slowdown
+                rows.append({
+                    "candidate": candidate, "loss": MSML, "dtype": "float32", "device": "cpu",
+                    "size": size, "pass": name, "median_s": median, "q10_s": median * 0.95,
+                    "q90_s": median * 1.1, "repeats": 20, "bytes": elements * bytes_each,
+                    "elements": elements * work, "gbs": elements * bytes_each / median / 1e9,
+                    "bandwidth_share": elements * bytes_each / median / 1e9 / BANDWIDTH_GBS,
+                    "compute_share": elements * work / median / COMPUTE_EPS,
+                    "roof": "memory" if memory_s >= compute_s else "compute", "roof_s": roof_s,
+                    "ratio_to_baseline": slowdown, "baseline": "torch"})
+    return rows
+
+
+def outcomes_by_test():
+    tests = {}
+    for candidate in ("torch", "numpy"):
+        for loss in (MSML, MLML):
+            for dtype in ("float32", "float16"):
+                name = f"test_value[{candidate}-{loss}-{dtype}-mean]"
+                tests[name] = {"candidate": candidate, "loss": loss, "dtype": dtype,
+                               "check": "value", "outcome": "passed", "reason": "",
+                               "duration_s": 0.5}
+    tests[f"test_value[torch-{MLML}-float16-mean]"].update(
+        outcome="skipped", reason="unsupported dtype: torch has no float16 multilabel_margin_loss")
+    tests[f"test_gradient[torch-{MLML}-float16-mean]"] = dict(
+        tests[f"test_value[torch-{MLML}-float16-mean]"], check="gradient")
+    tests[f"test_value[numpy-{MSML}-float16-mean]"].update(outcome="failed",
+                                                           reason="error exceeds the tolerance")
+    tests[f"test_edge_value[torch-{MSML}-float16-sum-overflow]"] = {
+        "candidate": "torch", "loss": MSML, "dtype": "float16", "check": "edge_value",
+        "outcome": "xfailed", "reason": "known deviation: float16 sum formed in float16",
+        "duration_s": 0.01}
+    return tests
+
+
+def make_summary():
+    return {
+        "version": 1,
+        "generated": "2026-11-26T14:00:00+00:00",
+        "run": {"command": "pytest conformance --impl=torch --impl=numpy --speed", "seed": 0,
+                "profile": "default", "torch": "2.13.0", "numpy": "2.4.6", "python": "3.11.2",
+                "platform": "Linux-x86_64", "speed": True},
+        "candidates": [
+            {"label": "torch", "impl": "torch", "framework": "torch", "version": "2.13.0",
+             "device": "cpu", "provides": [MSML, MLML], "missing": ["multi_hot"]},
+            {"label": "numpy", "impl": "numpy", "framework": "numpy", "version": "2.4.6",
+             "device": "cpu", "provides": [MSML, MLML, "multi_hot"], "missing": []}],
+        "machine": {"memory_bandwidth_gbs": BANDWIDTH_GBS,
+                    "compute": {f"{MSML}/float32": {"elements_per_s": COMPUTE_EPS,
+                                                    "work": "one exp and one log1p per element"}}},
+        "tests": outcomes_by_test(),
+        "accuracy": accuracy_rows(),
+        "error_samples": error_samples(),
+        "failures": [{"test": f"test_value[numpy-{MSML}-float16-mean]", "candidate": "numpy",
+                      "loss": MSML, "dtype": "float16",
+                      "message": f"{MSML} on numpy does not conform:\n"
+                                 "    output: got inf where the exact result is finite\n"
+                                 f"    reproduce: {RERUN}",
+                      "rerun": RERUN, "repro": "repro/test_value_numpy_msml_float16.py"}],
+        "speed": speed_rows(),
+    }
+
+
+@pytest.fixture
+def summary():
+    return make_summary()
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """A report directory with the plots written once: (summary, report_dir, plots)."""
+    summary = make_summary()
+    report_dir = tmp_path_factory.mktemp("report")
+    plots = write_plots(summary, report_dir / "plots")
+    return summary, report_dir, plots
+
+
+def section(text: str, heading: str) -> str:
+    """The markdown from ``heading`` to the next heading of the same or a higher level."""
+    start = text.index(heading)
+    level = heading.split(" ")[0]
+    following = re.search(rf"^#{{1,{len(level)}}} ", text[start + len(heading):], re.M)
+    return text[start:start + len(heading) + (following.start() if following else len(text))]
+
+
+# --- markdown --------------------------------------------------------------------------------------
+
+def test_number_formatting():
+    assert fmt_num(12345.6) == "1.23e4"
+    assert fmt_num(0.000123456) == "0.000123"
+    assert fmt_num(2.0) == "2"
+    assert fmt_num(None) == "—"
+    assert fmt_num("inf") == "inf" and fmt_num(float("nan")) == "nan"
+    assert fmt_time(1.5e-5) == "15 µs" and fmt_time(0.25) == "250 ms" and fmt_time(3) == "3 s"
+
+
+def test_accuracy_markdown_puts_candidates_side_by_side(summary):
+    text = accuracy_markdown(summary)
+    assert text.startswith("# Accuracy")
+    run = text.splitlines()[2]
+    for fact in ("pytest conformance --impl=torch", "seed 0", "profile default", "torch 2.13.0",
+                 "numpy 2.4.6", "2026-11-26"):
+        assert fact in run
+    for loss in (MSML, MLML):
+        table = section(text, f"### {loss}")
+        header = table.splitlines()[2]
+        assert "torch checks" in header and "numpy checks" in header
+        assert header.index("torch max ulp") < header.index("numpy max ulp")
+        lines = [line for line in table.splitlines() if line.startswith("| float16")]
+        assert [line.split("|")[2].strip() for line in lines] == ["all", "empty", "saturated"]
+    msml = section(text, f"### {MSML}")
+    assert "11/1/0" in msml and "inf ✗" in msml
+    assert "12/0/0 +1 xfail" in msml and "4 (xfail)" in msml  # a known deviation, not a failure
+    mlml_f16 = [line for line in section(text, f"### {MLML}").splitlines()
+                if line.startswith("| float16") and "| all" in line][0]
+    assert "0/0/12" in mlml_f16 and "—" in mlml_f16  # torch declined float16: no figures
+
+
+def test_accuracy_markdown_lists_failures_and_skips(summary):
+    text = accuracy_markdown(summary)
+    failures = section(text, "## Failures")
+    assert "test_value[numpy-multilabel_soft_margin_loss-float16-mean]" in failures
+    # the first line, and the line it announces
+    assert f"{MSML} on numpy does not conform: output: got inf where the exact result is finite" \
+        in failures
+    assert "reproduce:" not in failures
+    assert RERUN in failures
+    assert "[repro/test_value_numpy_msml_float16.py](repro/test_value_numpy_msml_float16.py)" \
+        in failures
+    skipped = section(text, "## Skipped")
+    assert "unsupported dtype: torch has no float16 multilabel_margin_loss" in skipped
+    assert re.search(r"\|\s*2\s*\|", skipped)  # value and gradient: 2 tests
+    assert "known deviation: float16 sum formed in float16" in section(text, "## Known deviations")
+
+
+def test_speed_markdown_shows_roofs_and_ratios(summary):
+    text = speed_markdown(summary)
+    assert "Memory bandwidth: 20 GB/s" in text
+    assert "4e9 elements/s" in text and "one exp and one log1p per element" in text
+    table = section(text, f"### {MSML}, float32")
+    assert "1.00 (baseline)" in table and "3.2× slower" in table
+    assert "memory, " in table and "compute, " in table  # the binding roof at each size
+    assert "below roof" in table  # small sizes are far from the roof: said so
+    assert "µs" in table and "ms" in table
+    candidate_rows = [line for line in table.splitlines()
+                      if re.search(r"\| (torch|numpy) +\|", line)]
+    assert len(candidate_rows) == 16  # 4 sizes x 2 passes x 2 candidates
+
+
+def test_speed_markdown_without_speed(summary):
+    summary["speed"] = []
+    text = speed_markdown(summary)
+    assert "No speed figures (run with --speed)." in text
+    assert "|" not in text
+
+
+def test_renderers_accept_an_empty_run(tmp_path):
+    empty = {"version": 1, "generated": "2026-11-26T14:00:00+00:00", "run": {}, "candidates": [],
+             "machine": {"memory_bandwidth_gbs": None, "compute": {}}, "tests": {},
+             "accuracy": [], "error_samples": [], "failures": [], "speed": []}
+    assert "No accuracy results." in accuracy_markdown(empty)
+    assert write_plots(empty, tmp_path / "plots") == {"error": [], "speed": []}
+    page = render_html(empty, tmp_path, {"error": [], "speed": []})
+    assert "No speed figures" in page and "<img" not in page
+
+
+# --- plots -----------------------------------------------------------------------------------------
+
+def test_write_plots_writes_one_png_per_loss_and_dtype(report):
+    _, report_dir, plots = report
+    assert sorted(plots["error"]) == sorted(f"plots/error_{loss}_{dtype}.png"
+                                            for loss in (MSML, MLML)
+                                            for dtype in ("float32", "float16"))
+    assert plots["speed"] == [f"plots/speed_{MSML}_float32.png"]
+    for path in plots["error"] + plots["speed"]:
+        data = (report_dir / path).read_bytes()
+        assert data.startswith(PNG)
+        assert 5_000 < len(data) < 200_000
+
+
+# --- html ------------------------------------------------------------------------------------------
+
+def test_render_html_is_self_contained(report):
+    summary, report_dir, plots = report
+    page = render_html(summary, report_dir, plots)
+    assert page.startswith("<!DOCTYPE html>") and '<meta charset="utf-8">' in page
+    # candidates, 2 losses, skipped, xfailed, compute roofs, 1 speed table
+    assert page.count("<table>") == 7
+    for path in plots["error"] + plots["speed"]:
+        encoded = base64.b64encode((report_dir / path).read_bytes()).decode("ascii")
+        assert f'src="data:image/png;base64,{encoded}"' in page
+    assert page.count("<img ") == len(plots["error"]) + len(plots["speed"])
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+    assert '<a href="repro/test_value_numpy_msml_float16.py">' in page
+    assert '<a href="summary.json">' in page
+    assert "3.2× slower" in page and "1.00 (baseline)" in page
+    for anchor in ("#run", "#candidates", "#accuracy", "#failures", "#skipped", "#speed"):
+        assert f'href="{anchor}"' in page
+
+
+def test_render_html_escapes_user_strings(report):
+    summary, report_dir, _ = report
+    summary = copy.deepcopy(summary)
+    summary["candidates"][1]["impl"] = "tests/<b>odd</b>.py"
+    summary["failures"][0]["message"] = "<script>alert(1)</script>\nmore"
+    summary["failures"][0]["repro"] = "javascript:alert(1)"
+    page = render_html(summary, report_dir, {"error": [], "speed": []})
+    assert "<script" not in page and "<b>odd" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "javascript:" not in page.split("<body>")[1].replace("&lt;", "")  # no unsafe link
+    assert 'href="javascript' not in page
+
+
+def test_html_opens_cleanly_in_chromium(report, tmp_path):
+    summary, report_dir, plots = report
+    index = tmp_path / "index.html"
+    index.write_text(render_html(summary, report_dir, plots), encoding="utf-8")
+    page = open_in_chromium(index)
+    assert page.errors == []
+    assert len(page.images) == len(plots["error"]) + len(plots["speed"])
+    assert all(width > 0 for width in page.images)
+    assert page.tables == 7
+    assert MSML in page.headings and MLML in page.headings
+    assert all(url.startswith(("file:", "data:")) for url in page.requests), page.requests
