@@ -13,6 +13,8 @@ from typing import Callable
 
 import numpy as np
 
+from loss_reference.formats import FORMATS
+
 from .cases import Case
 
 
@@ -50,6 +52,56 @@ def _float16_intermediate_overflows(case: Case) -> bool:
     return bool(np.any(class_sums >= FLOAT16_MAX) or np.any(products >= FLOAT16_MAX))
 
 
+def _regression_intermediate_overflows(loss: str) -> Callable[[Case], bool]:
+    """Whether a value torch 2.13 rounds to the dtype before its final result leaves the
+    dtype's range: the residual x - y, the elementwise loss (before smooth_l1's division by
+    beta), twice the residual (mse_loss's backward), and with a weight the weighted loss, the
+    weighted sum that l1/mse divide by sum(w), and the upstream gradient over sum(w) that
+    their backward starts from (a subnormal sum of weights)."""
+    def applies(case: Case) -> bool:
+        x = np.asarray(case.args["input"], dtype=np.float64)
+        y = np.asarray(case.args["target"], dtype=np.float64)
+        if x.size == 0:
+            return False
+        k = float(case.options.get("delta", case.options.get("beta", 1.0)))
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            z = np.abs(x - y)
+            terms = {"l1_loss": z, "mse_loss": z * z,
+                     "huber_loss": np.where(z < k, 0.5 * z * z, k * (z - k / 2)),
+                     "smooth_l1_loss": np.where(z < k, 0.5 * z * z, z - k / 2)}[loss]
+            quantities = [z, terms] + ([2 * z] if loss == "mse_loss" else [])
+            weight = case.args.get("weight")
+            if weight is not None:
+                weighted = np.asarray(weight, dtype=np.float64) * terms
+                quantities += [np.abs(weighted), np.abs(np.sum(weighted))]
+                if loss in ("l1_loss", "mse_loss") and case.options.get("reduction") == "mean":
+                    upstream = np.abs(np.asarray(case.grad_output if case.grad_output is not None
+                                                 else 1.0, dtype=np.float64))
+                    quantities.append(upstream / np.abs(np.sum(weight)))
+        limit = FORMATS[case.dtype].max_finite
+        return any(bool(np.any(np.isnan(q) | (q > limit))) for q in quantities)
+
+    return applies
+
+
+def _soft_margin_exp_overflows(case: Case) -> bool:
+    """Whether exp(-y x), which torch forms before log1p (and multiplies by y in the
+    backward), leaves the dtype's range."""
+    x = np.asarray(case.args["input"], dtype=np.float64)
+    y = np.asarray(case.args["target"], dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = np.exp(-x * y)
+        limit = FORMATS[case.dtype].max_finite
+        return bool(np.any(z > limit) or np.any(np.abs(y) * z > limit))
+
+
+def _intermediate_overflow_reason(loss: str, example: str) -> str:
+    return (f"torch 2.13 CPU computes {loss}'s elementwise loss (and, with a weight, the "
+            "weighted sum before dividing by the sum of weights) in the input dtype, so where an "
+            "intermediate overflows it returns inf (or nan, inf * 0 at a zero weight) although "
+            f"the exact result is finite; {example}")
+
+
 KNOWN_DEVIATIONS = (
     KnownDeviation(
         impl="torch", loss="multilabel_margin_loss", applies=_empty_batch_reduced,
@@ -62,6 +114,36 @@ KNOWN_DEVIATIONS = (
                "product of the upstream gradient with each term (backward) before dividing by "
                "C, so it returns inf wherever those exceed 65504 although the exact loss or "
                "gradient is finite; e.g. x = -3e4, y = 1, C = 4 gives inf, exact 3e4"),
+    KnownDeviation(
+        impl="torch", loss="soft_margin_loss", applies=_soft_margin_exp_overflows,
+        reason="torch 2.13 CPU computes soft_margin_loss as log1p(exp(-y x)) and its gradient "
+               "as -y exp(-y x) / (1 + exp(-y x)) in the input dtype, so where exp(-y x) "
+               "overflows (-y x > 11.09 in float16, 88.7 in float32/bfloat16, 709.8 in float64) "
+               "it returns inf and a nan gradient although the loss is about -y x and the "
+               "gradient about -y; e.g. float32 x = -100, y = 1 gives inf and nan, exact 100 "
+               "and -1"),
+    KnownDeviation(
+        impl="torch", loss="l1_loss", applies=_regression_intermediate_overflows("l1_loss"),
+        reason=_intermediate_overflow_reason(
+            "l1_loss", "e.g. float16 x = [6e4, 0], y = [-3e4, 0], 'mean' gives inf, exact "
+            "45000; x = [1000, 1000], y = 0, weight [40, 40] gives inf, exact 1000")),
+    KnownDeviation(
+        impl="torch", loss="mse_loss", applies=_regression_intermediate_overflows("mse_loss"),
+        reason=_intermediate_overflow_reason(
+            "mse_loss", "e.g. float16 x = [300, 0, 0, 0], y = 0, 'mean' gives inf, exact "
+            "22500 (float32 x = [2e19, 0, 0, 0]: inf, exact 1e38); float32 x = [1e30, 1], "
+            "y = 0, weight [0, 1], 'none' gives [nan, 1], exact [0, 1]")),
+    KnownDeviation(
+        impl="torch", loss="huber_loss", applies=_regression_intermediate_overflows("huber_loss"),
+        reason=_intermediate_overflow_reason(
+            "huber_loss", "e.g. float16 x = [6e4, 0], y = [-3e4, 0], 'mean' gives inf, exact "
+            "44999.75")),
+    KnownDeviation(
+        impl="torch", loss="smooth_l1_loss",
+        applies=_regression_intermediate_overflows("smooth_l1_loss"),
+        reason=_intermediate_overflow_reason(
+            "smooth_l1_loss", "e.g. float16 x = [6e4, 0], y = [-3e4, 0], 'mean' gives inf, "
+            "exact 44999.75")),
 )
 
 

@@ -1,9 +1,9 @@
 """The high-precision engine under every reference: two backends and certified rounding.
 
 A loss's reference is written once, as a function of a backend ``B`` and of its arguments as
-backend arrays, using only what both backends offer (+, -, *, / by exact numbers, unary minus,
-``B.exp``, ``B.log1p``, ``B.softplus``, ``B.sigmoid``, ``B.relu``, ``B.abs``, ``B.sum``,
-``B.where``, ``B.reshape``). It is then evaluated:
+backend arrays, using only what both backends offer (+, -, *, / by exact numbers or by balls,
+unary minus, ``B.exp``, ``B.log1p``, ``B.softplus``, ``B.sigmoid``, ``B.relu``, ``B.abs``,
+``B.sum``, ``B.where``, ``B.reshape``). It is then evaluated:
 
 1. fast, on numpy long double *balls* (``Ball``: a midpoint and a radius that bounds the error of
    every operation, elementary functions included, see ``LIBM_ULPS``), vectorised over the
@@ -95,10 +95,21 @@ class Ball:
     __rmul__ = __mul__
 
     def __truediv__(self, divisor):
-        """Division by an exact nonzero number (a count, a size)."""
-        divisor = LD(divisor)
+        """Division by an exact nonzero number (a count, a size), or by a ball.
+
+        A ball divisor (a computed sum of weights) must exclude zero; where it does not, the
+        quotient's radius is infinite, so the value is never certified from this pass.
+        """
+        if not isinstance(divisor, Ball):
+            divisor = LD(divisor)
+            with _err():
+                return self._rounded(self.mid / divisor, self.rad / abs(divisor))
         with _err():
-            return self._rounded(self.mid / divisor, self.rad / abs(divisor))
+            low = np.abs(divisor.mid) - divisor.rad  # the smallest |divisor| in the ball
+            rad = np.where(low > 0, (np.abs(self.mid) * divisor.rad
+                                     + np.abs(divisor.mid) * self.rad)
+                           / (np.abs(divisor.mid) * np.where(low > 0, low, 1)), LD(np.inf))
+            return self._rounded(self.mid / divisor.mid, rad)
 
     def __getitem__(self, index):
         return Ball(self.mid[index], self.rad[index])

@@ -313,3 +313,13 @@ def test_html_opens_cleanly_in_chromium(report, tmp_path):
     assert page.tables == 7
     assert MSML in page.headings and MLML in page.headings
     assert all(url.startswith(("file:", "data:")) for url in page.requests), page.requests
+
+
+def test_error_plot_survives_the_ends_of_the_float64_range(tmp_path):
+    summary = {"candidates": [{"label": "torch"}], "speed": [],
+               "machine": {"memory_bandwidth_gbs": None, "compute": {}},
+               "error_samples": [{"candidate": "torch", "loss": "l1_loss", "dtype": "float64",
+                                  "points": [[5e-324, 1.0, True], [1e308, 0.0, True],
+                                             [1.0, "inf", False], [0.0, 3.0, True]]}]}
+    plots = write_plots(summary, tmp_path / "plots")
+    assert (tmp_path / plots["error"][0]).read_bytes().startswith(PNG)

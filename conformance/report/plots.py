@@ -12,6 +12,8 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
+
 from conformance.report.markdown import (candidate_labels, dtype_key, elements_of, pass_key,
                                          to_float)
 
@@ -70,10 +72,12 @@ def _marker(labels: list, label: str) -> str:
 
 def _edges(values: list[float | None], low_default: float, high_default: float):
     """Where to draw zeros (below the smallest positive value) and inf/nan (above the largest)."""
-    finite = [v for v in values if v is not None and math.isfinite(v) and v > 0]
-    low = min([low_default] + [v / 10 for v in finite])
-    high = max([high_default] + [v * 10 for v in finite])
-    return low, high
+    # A decade beyond the data, in log10 (v / 10 of a subnormal is 0, v * 10 of 1e308 is inf),
+    # kept inside the float64 range.
+    exponents = [math.log10(v) for v in values if v is not None and math.isfinite(v) and v > 0]
+    low = min([math.log10(low_default)] + [e - 1 for e in exponents])
+    high = max([math.log10(high_default)] + [e + 1 for e in exponents])
+    return 10.0 ** max(low, -323), 10.0 ** min(high, 300)
 
 
 def _is_zero(value: float | None) -> bool:
@@ -229,7 +233,8 @@ def write_plots(summary: dict, plots_dir: Path) -> dict:
     for loss, dtype in sorted(samples, key=lambda k: (k[0], dtype_key(k[1]))):
         entries = sorted(samples[(loss, dtype)], key=lambda e: _rank(labels, e["candidate"]))
         figure, axes = _figure()
-        error_plot(figure, axes, loss, dtype, entries, labels, colours)
+        with np.errstate(over="ignore"):  # autoscaling a log axis near 1e308 overflows
+            error_plot(figure, axes, loss, dtype, entries, labels, colours)
         result["error"].append(_save(figure, plots_dir, plot_filename("error", loss, dtype),
                                      written))
 

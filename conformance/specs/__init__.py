@@ -88,9 +88,9 @@ class Spec:
 
 
 def _load():
-    from . import multilabel
+    from . import multilabel, pointwise
 
-    return {spec.name: spec for spec in multilabel.SPECS}
+    return {spec.name: spec for spec in multilabel.SPECS + pointwise.SPECS}
 
 
 SPECS = _load()

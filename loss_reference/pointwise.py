@@ -1,0 +1,204 @@
+"""Exact references for the pointwise family: l1, mse, huber, smooth_l1 and soft_margin losses.
+
+Each loss is a term per element, t(x, y), optionally times a weight w of the input's shape, then
+reduced: 'none' keeps the terms, 'sum' adds them, 'mean' divides that sum by
+
+- the number of elements N (every loss without weight, and huber_loss with one: torch's
+  weighted Huber loss is mean(w t)),
+- the sum of the weights W (l1_loss and mse_loss with weight: torch's sum(w t) / sum(w)).
+
+The mean of no elements is nan. A weighted mean whose weights add up to exactly 0 is the IEEE
+quotient of the exact sums (nan for 0/0, else an infinity of the numerator's sign) and its
+gradients are undefined (nan).
+
+Branches and signs (which side of a kink an element lies on, the sign of x - y) are decided
+exactly from the inputs here and enter the engine as exact arrays; the rest is engine
+arithmetic. Every function takes float64 arrays of exactly the values the candidate received,
+and returns certified ``Evaluated`` results (a dict of them by argument name for gradients).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .engine import LD, LD_UNIT_ROUNDOFF, Ball, Evaluated, evaluate
+from .formats import Format
+
+LOSSES = ("l1_loss", "mse_loss", "huber_loss", "smooth_l1_loss", "soft_margin_loss")
+WEIGHT_SUM_MEAN = ("l1_loss", "mse_loss")  # losses whose weighted mean divides by sum(w)
+
+
+# --- exact decisions ---------------------------------------------------------------------------
+
+def residual_sign(x, y) -> np.ndarray:
+    """sign(x - y) elementwise, exactly (-1, 0 or 1 as float64).
+
+    An IEEE subtraction has the sign of the exact difference and is 0 only when it is (gradual
+    underflow), so the float64 difference decides.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.sign(np.asarray(x, np.float64) - np.asarray(y, np.float64))
+
+
+def _abs_residual_minus(x, y, threshold) -> np.ndarray:
+    """sign(|x - y| - threshold) elementwise, exactly, for finite float64 x, y and threshold."""
+    x, y = np.broadcast_arrays(np.asarray(x, np.float64), np.asarray(y, np.float64))
+    s = residual_sign(x, y)
+    t = float(threshold)
+    with np.errstate(over="ignore", invalid="ignore"):
+        estimate = s * (x.astype(LD) - y.astype(LD)) - LD(t)
+        bound = 4 * LD_UNIT_ROUNDOFF * (np.abs(x) + np.abs(y) + abs(t))
+    out = np.sign(estimate).astype(np.float64).reshape(-1)
+    x, y, s = x.reshape(-1), y.reshape(-1), s.reshape(-1)
+    for i in np.flatnonzero(np.abs(estimate) <= bound):
+        # fsum is correctly rounded, so its sign is the sign of the exact sum.
+        exact = math.fsum([s[i] * x[i], -s[i] * y[i], -t])
+        out[i] = (exact > 0) - (exact < 0)
+    return out.reshape(estimate.shape)
+
+
+def below_kink(x, y, threshold) -> np.ndarray:
+    """Exactly whether |x - y| < threshold: the quadratic branch of huber / smooth_l1."""
+    return _abs_residual_minus(x, y, threshold) < 0
+
+
+def exactly_at_kink(x, y, threshold) -> np.ndarray:
+    """Exactly whether |x - y| == threshold."""
+    return _abs_residual_minus(x, y, threshold) == 0
+
+
+def _flags(mask) -> np.ndarray:
+    """An exact 0/1 indicator argument (long double balls or arb objects) as booleans."""
+    values = mask.mid if isinstance(mask, Ball) else mask
+    return np.asarray(values != 0, dtype=bool)
+
+
+# --- terms -------------------------------------------------------------------------------------
+
+def _threshold(name, options) -> float:
+    return float(options.get("delta" if name == "huber_loss" else "beta", 1.0))
+
+
+def _term(name, options):
+    """(term(B, x, y, quadratic), uses_mask): the elementwise loss written against a backend."""
+    k = _threshold(name, options)
+    if name == "l1_loss" or (name == "smooth_l1_loss" and k == 0):
+        return lambda B, x, y, q: B.abs(x - y)  # smooth_l1 with beta = 0 is l1 (torch)
+    if name == "mse_loss":
+        return lambda B, x, y, q: (x - y) * (x - y)
+    if name == "huber_loss":
+        def huber(B, x, y, q):
+            z = B.abs(x - y)
+            return B.where(_flags(q), 0.5 * z * z, k * (z - k / 2))
+        return huber
+    if name == "smooth_l1_loss":
+        def smooth_l1(B, x, y, q):
+            z = B.abs(x - y)
+            return B.where(_flags(q), 0.5 * z * z / k, z - k / 2)
+        return smooth_l1
+    if name == "soft_margin_loss":
+        return lambda B, x, y, q: B.softplus(-(y * x))
+    raise ValueError(f"unknown loss {name!r}")
+
+
+def _derivative(name, options):
+    """d term / d input (B, x, y, quadratic, sign), with torch's 0 at l1's kink r = 0."""
+    k = _threshold(name, options)
+    if name == "l1_loss" or (name == "smooth_l1_loss" and k == 0):
+        return lambda B, x, y, q, s: s
+    if name == "mse_loss":
+        return lambda B, x, y, q, s: 2 * (x - y)
+    if name == "huber_loss":
+        return lambda B, x, y, q, s: B.where(_flags(q), x - y, k * s)
+    if name == "smooth_l1_loss":
+        return lambda B, x, y, q, s: B.where(_flags(q), (x - y) / k, s)
+    if name == "soft_margin_loss":
+        return lambda B, x, y, q, s: -(y * B.sigmoid(-(y * x)))
+    raise ValueError(f"unknown loss {name!r}")
+
+
+def _quadratic(name, x, y, options) -> np.ndarray:
+    """The exact 0/1 branch indicator (1 on the quadratic side) of huber / smooth_l1."""
+    if name in ("huber_loss", "smooth_l1_loss") and _threshold(name, options) > 0:
+        return below_kink(x, y, _threshold(name, options)).astype(np.float64)
+    return np.zeros(np.broadcast_shapes(np.shape(x), np.shape(y)))
+
+
+def _filled(shape, value) -> Evaluated:
+    return Evaluated(np.full(shape, value), np.full(shape, value, dtype=LD))
+
+
+def _divides_by_weight_sum(name, weight, reduction) -> bool:
+    return reduction == "mean" and weight is not None and name in WEIGHT_SUM_MEAN
+
+
+# --- values ------------------------------------------------------------------------------------
+
+def loss(name, input, target, weight, options, reduction, fmt: Format) -> Evaluated:
+    """The exact loss ``name`` (options: delta / beta), reduced, rounded once to fmt."""
+    x, y = np.asarray(input, np.float64), np.asarray(target, np.float64)
+    w = np.ones(x.shape) if weight is None else np.asarray(weight, np.float64)
+    q = _quadratic(name, x, y, options)
+    term = _term(name, options)
+    if reduction == "mean" and x.size == 0:
+        return _filled((), np.nan)  # the mean of no elements
+    if _divides_by_weight_sum(name, weight, reduction) and math.fsum(w.reshape(-1)) == 0:
+        numerator = loss(name, x, y, w, options, "sum", fmt).rounded
+        return _filled((), np.nan if numerator == 0 else math.copysign(math.inf, numerator))
+
+    by_weight_sum, size = _divides_by_weight_sum(name, weight, reduction), x.size
+
+    def reduced(B, x, y, w, q):
+        terms = w * term(B, x, y, q)
+        if reduction == "none":
+            return terms
+        total = B.sum(terms)
+        if reduction == "sum":
+            return total
+        return total / B.sum(w) if by_weight_sum else total / size
+
+    return evaluate(reduced, [x, y, w, q], fmt,
+                    independent="elements" if reduction == "none" else "none")
+
+
+# --- gradients ---------------------------------------------------------------------------------
+
+def loss_grad(name, grad_output, input, target, weight, options, reduction,
+              fmt: Format) -> dict[str, Evaluated]:
+    """Exact gradients of ``loss`` for the upstream gradient: input, target (except for
+    soft_margin_loss, which torch does not differentiate in its target) and weight (when
+    given), rounded to fmt."""
+    x, y = np.asarray(input, np.float64), np.asarray(target, np.float64)
+    w = np.ones(x.shape) if weight is None else np.asarray(weight, np.float64)
+    g = np.broadcast_to(np.asarray(grad_output, np.float64), x.shape)
+    q, s = _quadratic(name, x, y, options), residual_sign(x, y)
+    term, derivative = _term(name, options), _derivative(name, options)
+    by_weight_sum = _divides_by_weight_sum(name, weight, reduction)
+    count = max(x.size, 1) if reduction == "mean" else 1
+    names = ["input"] + (["target"] if name != "soft_margin_loss" else []) \
+        + (["weight"] if weight is not None else [])
+    if by_weight_sum and math.fsum(w.reshape(-1)) == 0:
+        return {n: _filled(x.shape, np.nan) for n in names}  # the weighted mean is undefined
+
+    def d_input(B, x, y, w, g, q, s):
+        scaled = g * w * derivative(B, x, y, q, s)
+        return scaled / B.sum(w) if by_weight_sum else scaled / count
+
+    def d_weight(B, x, y, w, g, q):
+        terms = term(B, x, y, q)
+        if not by_weight_sum:
+            return g * terms / count
+        # d/dw_i (A / W) = (t_i W - A) / W^2: exact zero when t_i is the mean (certifiable).
+        total, weights = B.sum(w * terms), B.sum(w)
+        return g * (terms * weights - total) / (weights * weights)
+
+    independent = "none" if by_weight_sum else "elements"
+    grads = {"input": evaluate(d_input, [x, y, w, g, q, s], fmt, independent=independent)}
+    if "target" in names:
+        # d/dy = -d/dx for a function of x - y: the same certified numbers, negated.
+        grads["target"] = Evaluated(-grads["input"].rounded, -grads["input"].exact)
+    if "weight" in names:
+        grads["weight"] = evaluate(d_weight, [x, y, w, g, q], fmt, independent=independent)
+    return grads
