@@ -147,6 +147,7 @@ def _error_samples(checks) -> list:
 
 def candidate_overview(summary: dict) -> list:
     """Per candidate and loss: tests passed, failed, skipped, xfailed; max ulp, its dtype; max ratio."""
+    order = {c["label"]: i for i, c in enumerate(summary["candidates"])}  # as given
     counts = defaultdict(lambda: defaultdict(int))
     for test in summary["tests"].values():
         if test["check"] != "speed":
@@ -163,7 +164,8 @@ def candidate_overview(summary: dict) -> list:
     return [[candidate, loss] + [counts[(candidate, loss)][s] for s in
                                  ("passed", "failed", "skipped", "xfailed")]
             + list(worst.get((candidate, loss), (None, None))) + [ratio.get((candidate, loss))]
-            for candidate, loss in sorted(counts, key=lambda k: (str(k[0]), str(k[1])))]
+            for candidate, loss in sorted(counts, key=lambda k: (order.get(k[0], len(order)),
+                                                                  str(k[1])))]
 
 
 def speed_overview(summary: dict) -> list:
