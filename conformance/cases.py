@@ -13,6 +13,7 @@ tens of thousands of elements per example.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -98,20 +99,29 @@ def _bulk(rng, regime, size):
     return np.choose(rng.integers(0, 3, size), parts)
 
 
+@functools.lru_cache(maxsize=None)
+def _fixed_lists(elements, size):
+    """st.lists of exactly ``size`` elements, built once (building strategies is not free)."""
+    return st.lists(elements, min_size=size, max_size=size)
+
+
 @st.composite
-def float_arrays(draw, shape, elements, bulk=None, label="values"):
+def float_arrays(draw, shape, elements, bulk=None, label="values",
+                 max_drawn=MAX_DRAWN_ELEMENTS, planted=16):
     """A float64 array of ``shape`` whose elements come from ``elements``.
 
-    Small arrays draw every element; large ones draw a seed for ``bulk(rng, size)`` (uniform
-    draws from ``elements`` when None) and plant up to 16 drawn elements at drawn positions.
+    Arrays of up to ``max_drawn`` elements draw every element; larger ones draw a seed for
+    ``bulk(rng, size)`` (uniform draws from [-8, 8] when None) and plant up to ``planted``
+    drawn elements at drawn positions.
     """
     size = int(np.prod(shape))
-    if size <= MAX_DRAWN_ELEMENTS:
-        return np.array(draw(st.lists(elements, min_size=size, max_size=size), label=label),
+    if size <= max_drawn:
+        return np.array(draw(_fixed_lists(elements, size), label=label),
                         dtype=np.float64).reshape(shape)
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1), label=f"{label} seed"))
-    values = bulk(rng, size) if bulk is not None else rng.uniform(-8, 8, size)
-    specials = draw(st.lists(st.tuples(st.integers(0, size - 1), elements), max_size=16),
+    values = np.asarray(bulk(rng, size) if bulk is not None else rng.uniform(-8, 8, size),
+                        dtype=np.float64)
+    specials = draw(st.lists(st.tuples(st.integers(0, size - 1), elements), max_size=planted),
                     label=f"{label} planted")
     for index, value in specials:
         values[index] = value

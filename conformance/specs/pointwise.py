@@ -57,7 +57,7 @@ from loss_reference import pointwise as ref
 from loss_reference.formats import format_of
 
 from ..accuracy import Magnitude
-from ..cases import (REGIMES, Case, _bulk, layouts_for, make_expandable, round_to,
+from ..cases import (REGIMES, Case, _bulk, float_arrays, layouts_for, make_expandable, round_to,
                      saturation_tags, upstream_gradient)
 from . import InvalidCall, Spec, Variant
 
@@ -80,9 +80,7 @@ def _variants():
 # --- strategies ----------------------------------------------------------------------------------
 
 SHAPE_KINDS = ("scalar", "empty", "vector", "matrix", "rank-3", "single", "large")
-# Arrays up to this size have every element drawn by hypothesis (a failure shrinks element by
-# element); larger ones are filled by numpy from a drawn seed, with drawn elements planted.
-DRAWN_ELEMENTS = 24
+DRAWN_ELEMENTS = 24  # far fewer than cases.MAX_DRAWN_ELEMENTS: drawing elements is the slow part
 
 
 @st.composite
@@ -106,26 +104,9 @@ def pointwise_shape(draw):
     return (draw(st.integers(1, 3)), draw(st.integers(1024, 2500))), kind
 
 
-@functools.lru_cache(maxsize=None)
-def _fixed_lists(elements, size):
-    """st.lists of exactly ``size`` elements, built once (building strategies is not free)."""
-    return st.lists(elements, min_size=size, max_size=size)
-
-
-@st.composite
-def arrays(draw, shape, elements, bulk, label):
-    """A float64 array of ``shape``: every element drawn from ``elements`` when small, else
-    ``bulk(rng, size)`` from a drawn seed with up to 8 drawn elements planted."""
-    size = int(np.prod(shape))
-    if size <= DRAWN_ELEMENTS:
-        values = draw(_fixed_lists(elements, size), label=label)
-        return np.array(values, dtype=np.float64).reshape(shape)
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1), label=f"{label} seed"))
-    values = np.asarray(bulk(rng, size), dtype=np.float64)
-    for index, value in draw(st.lists(st.tuples(st.integers(0, size - 1), elements),
-                                      max_size=8), label=f"{label} planted"):
-        values[index] = value
-    return values.reshape(shape)
+# Arrays of up to DRAWN_ELEMENTS have every element drawn (a failure shrinks element by
+# element); larger ones are filled from a drawn seed with up to 8 drawn elements planted.
+arrays = functools.partial(float_arrays, max_drawn=DRAWN_ELEMENTS, planted=8)
 
 
 @functools.lru_cache(maxsize=None)
