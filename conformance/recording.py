@@ -35,7 +35,7 @@ class Recorder:
     def __init__(self):
         self.examples = []
         self.worst = None  # (ratio, case, output name, ulp)
-        self.failure = None  # (case, verdict, gradient: bool, call options)
+        self.failure = None  # (case, verdict, check: "value" | "gradient" | "invalid", options)
 
     def judged(self, case, verdict, *, gradient=False, tolerated=False, call_options=None):
         """Record one judged case; keep it if it is the worst so far or the failure."""
@@ -50,7 +50,7 @@ class Recorder:
         if self.worst is None or ratio > self.worst[0]:
             self.worst = (ratio, case, output, figures.get("ulp"))
         if not verdict.passed and not tolerated:
-            self.failure = (case, verdict, gradient, call_options)
+            self.failure = (case, verdict, "gradient" if gradient else "value", call_options)
 
     def invalid(self, call, verdict):
         """Record one invalid call and whether the candidate rejected it."""
@@ -140,8 +140,7 @@ def _case_text(case) -> str:
 
 
 def _write_repro(item, failure, candidate, spec, run, report_dir) -> str | None:
-    case, verdict, gradient, call_options = failure
-    check = "invalid" if gradient == "invalid" else ("gradient" if gradient else "value")
+    case, verdict, check, call_options = failure
     path = write_repro(
         report_dir / "repro", item.name, impl=candidate.impl, framework=candidate.framework.name,
         device=candidate.device, loss=spec.name, positional=spec.positional,
