@@ -79,7 +79,8 @@ class Candidate:
         snapshots = {name: fw.snapshot(v) for name, v in natives.items()}
         args = [natives[name] for name in spec.positional]
         kwargs = {name: natives[name] for name in spec.keyword_arrays if name in natives}
-        kwargs.update(case.options if options is None else options)
+        options = case.options if options is None else options
+        kwargs.update({name: _native_option(value, fw) for name, value in options.items()})
         output = self.functions[spec.name](*args, **kwargs)
         result = Call(raw_output=output)
         result.value, result.dtype = fw.read_output(output)
@@ -90,6 +91,14 @@ class Candidate:
             result.grads = fw.gradients(output, leaves, case.grad_output, case.dtype, vjp=vjp,
                                         args=args, kwargs=kwargs)
         return result
+
+
+def _native_option(value, framework):
+    """An option as the candidate takes it. Most options are plain values; one that depends on
+    the framework (e.g. a user distance function for triplet_margin_with_distance_loss) is an
+    object with a ``for_framework(framework)`` method that builds the framework's own."""
+    build = getattr(value, "for_framework", None)
+    return build(framework) if callable(build) else value
 
 
 def _import_file(path: Path):

@@ -9,7 +9,8 @@ A mutant is copied to ``candidate.py`` so that ``-k`` expressions match test ids
 mutant's own name. The soft-margin mutants are judged away from float16, where they would
 inherit torch's own float16 overflow (a known deviation, see conformance/deviations.py) and
 could be flagged for it instead of for their bug; the one mutant whose bug is a float16/bfloat16
-accumulation is judged in bfloat16.
+accumulation is judged in bfloat16. A mutant may name its own selection with a line
+``# select: <-k expression>``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ SELECTIONS = {"msml_lowprec_class_loop": "bfloat16"}  # where the bug lives, if 
 
 
 def _selection(mutant: Path) -> str | None:
+    """The -k expression a mutant is judged under: a ``# select: EXPR`` line in the file, or
+    the rules above for the first families."""
+    for line in mutant.read_text().splitlines():
+        if line.startswith("# select:"):
+            return line.removeprefix("# select:").strip()
     if mutant.stem in SELECTIONS:
         return SELECTIONS[mutant.stem]
     return "not float16" if mutant.stem.startswith("msml_") else None

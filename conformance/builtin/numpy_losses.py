@@ -31,6 +31,13 @@ import numpy as np
 from .numpy_pointwise import (  # noqa: F401 (the pointwise family, part of this candidate)
     huber_loss, huber_loss_vjp, l1_loss, l1_loss_vjp, mse_loss, mse_loss_vjp, smooth_l1_loss,
     smooth_l1_loss_vjp, soft_margin_loss, soft_margin_loss_vjp)
+# The later families, one module each; each module's __all__ lists its losses and their vjps.
+from .numpy_classification import *  # noqa: F401,F403
+from .numpy_binary import *  # noqa: F401,F403
+from .numpy_probabilistic import *  # noqa: F401,F403
+from .numpy_margin import *  # noqa: F401,F403
+from .numpy_embedding import *  # noqa: F401,F403
+from .numpy_sequence import *  # noqa: F401,F403
 
 FRAMEWORK = "numpy"
 

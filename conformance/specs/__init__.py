@@ -87,10 +87,20 @@ class Spec:
     speed: SpeedLadder | None = None  # None: the loss is not timed
 
 
-def _load():
-    from . import multilabel, pointwise
+# The loss families, one module each in this package (and in conformance/deviations and
+# conformance/builtin/numpy_<family>.py), in the order reports list them.
+FAMILIES = ("multilabel", "pointwise", "classification", "binary", "probabilistic", "margin",
+            "embedding", "sequence")
 
-    return {spec.name: spec for spec in multilabel.SPECS + pointwise.SPECS}
+
+def _load():
+    import importlib
+
+    specs = {}
+    for family in FAMILIES:
+        for spec in importlib.import_module(f"{__name__}.{family}").SPECS:
+            specs[spec.name] = spec
+    return specs
 
 
 SPECS = _load()

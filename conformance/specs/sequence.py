@@ -1,0 +1,3 @@
+"""The sequence family: ctc_loss (not yet specified)."""
+
+SPECS = ()
