@@ -38,7 +38,6 @@ class Call:
     dtype: str | None = None
     modified: list = field(default_factory=list)  # names of inputs the call changed
     grads: dict | None = None  # name -> (values, dtype) or None where no gradient flowed
-    raw_output: object = None
 
 
 @dataclass
@@ -51,6 +50,8 @@ class Candidate:
     framework: object
     functions: dict
     missing: tuple
+    unavailable: str | None = None  # why this candidate cannot run here (e.g. no CUDA)
+    runner: object = None  # an isolation.IsolatedRunner, or None to call in this process
 
     @property
     def device(self) -> str:
@@ -67,7 +68,15 @@ class Candidate:
 
         ``options`` replaces the case's keyword options in the call (the reference still
         follows the case's own), e.g. torch's legacy ``size_average``/``reduce`` spelling.
+        With a runner the call runs in the candidate's worker process, and a crash or a hang
+        raises ``isolation.CandidateFault``.
         """
+        if self.runner is not None:
+            return self.runner.call(spec, case, with_grad, options)
+        return self.call_here(spec, case, with_grad, options)
+
+    def call_here(self, spec, case, with_grad: bool = False, options: dict | None = None) -> Call:
+        """``call`` in this process."""
         fw = self.framework
         natives = {}
         for name, values in case.args.items():
@@ -82,7 +91,7 @@ class Candidate:
         options = case.options if options is None else options
         kwargs.update({name: _native_option(value, fw) for name, value in options.items()})
         output = self.functions[spec.name](*args, **kwargs)
-        result = Call(raw_output=output)
+        result = Call()
         result.value, result.dtype = fw.read_output(output)
         result.modified = [n for n, v in natives.items() if not fw.unchanged(v, snapshots[n])]
         if with_grad:
@@ -101,7 +110,8 @@ def _native_option(value, framework):
     return build(framework) if callable(build) else value
 
 
-def _import_file(path: Path):
+def _import_file(path: Path, impl: str):
+    """Import a candidate file; CandidateError naming ``impl`` (as the user gave it) if not."""
     name = f"conformance_candidate_{path.stem}"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
@@ -110,10 +120,10 @@ def _import_file(path: Path):
     try:
         spec.loader.exec_module(module)
     except SyntaxError as error:
-        raise CandidateError(f"--impl={path}: syntax error at line {error.lineno}: "
+        raise CandidateError(f"--impl={impl}: syntax error at line {error.lineno}: "
                              f"{error.msg}") from None
     except Exception as error:
-        raise CandidateError(f"--impl={path}: importing it raised {type(error).__name__}: "
+        raise CandidateError(f"--impl={impl}: importing it raised {type(error).__name__}: "
                              f"{error}") from None
     return module
 
@@ -141,26 +151,54 @@ def _import_module(name: str):
                              f"{error}") from None
 
 
-def _require_device(impl: str, device: str):
+def _unavailable(framework, device: str) -> str | None:
+    """Why a candidate of this framework cannot run on ``device`` here, or None."""
+    if device == "cpu":
+        return None
+    if framework.name != "torch":
+        return f"{framework.name} candidates run on the CPU only, not on {device}"
     import torch
 
-    if device == "cuda" and not torch.cuda.is_available():
-        raise CandidateError(f"--impl={impl}: CUDA is not available on this machine (torch "
-                             f"{torch.__version__}); use --impl=torch for the CPU")
+    if not torch.cuda.is_available():
+        return f"CUDA is not available on this machine (torch {torch.__version__})"
+    return None
 
 
-def load_candidate(impl: str) -> Candidate:
-    """Load what one ``--impl`` value names; CandidateError with a one-line reason otherwise."""
-    framework_name, device = None, "cpu"
+def _check_signatures(impl: str, functions: dict):
+    """Each function must accept the spec's positional arguments, as torch's does."""
+    import inspect
+
+    for name, function in functions.items():
+        try:
+            signature = inspect.signature(function)
+        except (TypeError, ValueError):
+            continue  # a builtin without a signature: its calls will tell
+        expected = SPECS[name].positional
+        try:
+            signature.bind(*expected)
+        except TypeError as error:
+            raise CandidateError(
+                f"--impl={impl}: {name}{signature} cannot be called as torch's {name}"
+                f"({', '.join(expected)}, ...): {error}; give it torch.nn.functional.{name}'s "
+                f"signature") from None
+
+
+def load_candidate(impl: str, device: str | None = None) -> Candidate:
+    """Load what one ``--impl`` value names; CandidateError with a one-line reason otherwise.
+
+    ``device`` ("cpu" or "cuda") overrides the alias's own; a candidate that cannot run there
+    loads all the same, with the reason in ``unavailable``.
+    """
+    framework_name, alias_device = None, "cpu"
     if impl in ALIASES:
-        module_name, framework_name, device = ALIASES[impl]
+        module_name, framework_name, alias_device = ALIASES[impl]
         module, label = _import_module(module_name), impl
     elif impl.endswith(".py") or Path(impl).is_file():
         path = Path(impl)
         if not path.is_file():
             raise CandidateError(f"--impl={impl}: no such file (relative paths start from "
                                  f"{Path.cwd()})")
-        module, label = _import_file(path.resolve()), path.stem
+        module, label = _import_file(path.resolve(), impl), path.stem
     else:
         module, label = _import_module(impl), impl
     framework_name = framework_name or getattr(module, "FRAMEWORK", "torch")
@@ -168,22 +206,27 @@ def load_candidate(impl: str) -> Candidate:
         framework = framework_named(framework_name)
     except ValueError as error:
         raise CandidateError(f"--impl={impl}: {error}") from None
-    if device != "cpu":
-        _require_device(impl, device)
+    device = device or alias_device
+    unavailable = _unavailable(framework, device)
+    if device != "cpu" and unavailable is None:
         framework.device = device
     functions = {n: getattr(module, n) for n in SPECS if callable(getattr(module, n, None))}
     missing = tuple(n for n in SPECS if n not in functions)
     if not functions:
         raise CandidateError(f"--impl={impl}: defines none of the functions the suite tests "
                              f"(looked for {', '.join(SPECS)})")
-    return Candidate(label, impl, module, framework, functions, missing)
+    _check_signatures(impl, functions)
+    candidate = Candidate(label, impl, module, framework, functions, missing, unavailable)
+    if unavailable:
+        candidate.framework.device = device  # reported as the device it was meant for
+    return candidate
 
 
-def load_candidates(impls) -> list:
+def load_candidates(impls, device: str | None = None) -> list:
     """Load every --impl value; labels are made unique by a numeric suffix."""
     candidates, seen = [], {}
     for impl in impls:
-        candidate = load_candidate(impl)
+        candidate = load_candidate(impl, device)
         count = seen.get(candidate.label, 0)
         seen[candidate.label] = count + 1
         if count:

@@ -4,6 +4,11 @@ A value check verifies the output's shape and dtype against torch's contract, it
 pattern and its error under the tolerance policy, and that no input was modified. A gradient
 check does the same for the gradient of every differentiable argument, under the case's random
 upstream gradient. An invalid-input check verifies that the call raises.
+
+A fault of the candidate's process (a crash or a hang, see conformance/isolation.py) fails the
+check with ``Verdict.fault`` set. With ``repeat`` > 1 the candidate is called again on the same
+case and any bitwise difference between the calls fails the check as "nondeterministic", apart
+from its error against the reference.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from loss_reference.formats import format_of
 
 from .accuracy import allowed_error, compare
 from .frameworks import DtypeRefused, ForwardOnly, WrongOutput
+from .isolation import CandidateFault
 
 
 @dataclass
@@ -28,10 +34,13 @@ class Verdict:
     measurements: dict = field(default_factory=dict)
     # for a failing output: name -> {"exact": array, "allowed": array} (for a repro file)
     evidence: dict = field(default_factory=dict)
+    fault: str | None = None  # "crash", "hang" or "nondeterministic"; None for other verdicts
 
 
-def _raised(candidate, error: BaseException) -> str:
-    return f"raised {type(error).__name__}: {str(error).strip().splitlines()[0] if str(error) else ''}"
+def _raised(error: BaseException) -> str:
+    name = getattr(error, "type_name", type(error).__name__)  # as raised in a worker
+    text = str(error).strip()
+    return f"raised {name}: {text.splitlines()[0] if text else ''}"
 
 
 def _call(candidate, spec, case, with_grad, options=None):
@@ -42,11 +51,42 @@ def _call(candidate, spec, case, with_grad, options=None):
         raise
     except WrongOutput as error:
         return None, Verdict(False, f"wrong kind of output: {error}")
+    except CandidateFault as error:
+        return None, Verdict(False, f"{error.kind}: {error}", fault=error.kind)
     except Exception as error:  # the candidate's own failure is the finding
         refusal = candidate.framework.refusal(error)
         if refusal is not None:
             raise refusal from error
-        return None, Verdict(False, f"{_raised(candidate, error)} on a valid input")
+        return None, Verdict(False, f"{_raised(error)} on a valid input")
+
+
+def _same_bits(a, b) -> bool:
+    return a.shape == b.shape and bool(np.array_equal(a, b, equal_nan=True))
+
+
+def _repeated(candidate, spec, case, first, with_grad, options, repeat) -> Verdict | None:
+    """Call ``repeat - 1`` more times; a failing Verdict at the first run-to-run difference."""
+    outputs = {"output": first.value}
+    outputs.update({f"grad[{n}]": g[0] for n, g in (first.grads or {}).items() if g})
+    for run in range(2, repeat + 1):
+        again, failure = _call(candidate, spec, case, with_grad, options)
+        if failure:
+            return failure
+        others = {"output": again.value}
+        others.update({f"grad[{n}]": g[0] for n, g in (again.grads or {}).items() if g})
+        for name, values in outputs.items():
+            other = others.get(name)
+            if other is None or not _same_bits(values, other):
+                where = ""
+                if other is not None and values.shape == other.shape and values.size:
+                    differs = ~((values == other) | (np.isnan(values) & np.isnan(other)))
+                    index = tuple(int(i) for i in np.argwhere(differs)[0])
+                    where = (f" at index {index}: {values[index]!r} in run 1, "
+                             f"{other[index]!r} in run {run}")
+                return Verdict(False, f"nondeterministic: {name} differs between run 1 and "
+                                      f"run {run} on the same case{where}",
+                               fault="nondeterministic")
+    return None
 
 
 def _expected_dtype(spec, case):
@@ -76,16 +116,22 @@ def _judge(name, values, dtype, reference, magnitude, case) -> Verdict | None:
         f"({result.max_ulp:.3g} ulp), allowed {result.worst_allowed:.3g}"), measurement, evidence)
 
 
-def check_value(candidate, spec, case, call_options: dict | None = None) -> Verdict:
+def check_value(candidate, spec, case, call_options: dict | None = None,
+                repeat: int = 1) -> Verdict:
     """Forward check: shape, dtype, exact or toleranced values, inputs unmodified.
 
     ``call_options``: spell the case's options differently in the call (legacy keywords).
+    ``repeat``: calls on the same case whose results must agree bit for bit.
     """
     call, failure = _call(candidate, spec, case, with_grad=False, options=call_options)
     if failure:
         return failure
     if call.modified:
         return Verdict(False, f"modified its input(s) in place: {', '.join(call.modified)}")
+    if repeat > 1:
+        failure = _repeated(candidate, spec, case, call, False, call_options, repeat)
+        if failure:
+            return failure
     if spec.exact:
         expected = spec.reference(case)
         if call.value.shape != expected.shape:
@@ -103,13 +149,17 @@ def check_value(candidate, spec, case, call_options: dict | None = None) -> Verd
                   case) or Verdict(True)
 
 
-def check_gradient(candidate, spec, case) -> Verdict:
+def check_gradient(candidate, spec, case, repeat: int = 1) -> Verdict:
     """Gradient check for every differentiable argument the case passes."""
     call, failure = _call(candidate, spec, case, with_grad=True)
     if failure:
         return failure
     if call.modified:
         return Verdict(False, f"modified its input(s) in place: {', '.join(call.modified)}")
+    if repeat > 1:
+        failure = _repeated(candidate, spec, case, call, True, None, repeat)
+        if failure:
+            return failure
     references = spec.reference_grad(case)
     magnitudes = spec.grad_magnitudes(case)
     measurements = {}
@@ -129,16 +179,29 @@ def check_invalid(candidate, spec, call) -> Verdict:
     """The call must raise (any exception): accepting it silently is a finding."""
     try:
         output = candidate.call(spec, call.case)
+    except CandidateFault as error:
+        return Verdict(False, f"{error.kind} on an invalid call ({call.reason}): {error}; "
+                              f"a conforming candidate raises an exception", fault=error.kind)
     except Exception:
         return Verdict(True)
     shown = output.value if output.value is not None and output.value.size < 8 else "an array"
     return Verdict(False, f"accepted an invalid call ({call.reason}) and returned {shown}")
 
 
+class ProbeFault(Exception):
+    """The candidate's process crashed or hung while being probed: the test fails with it."""
+
+    def __init__(self, case, verdict: Verdict):
+        super().__init__(verdict.message)
+        self.case = case
+        self.verdict = verdict
+
+
 def probe(candidate, spec, variant, edge_cases, want_grad: bool):
     """Why a variant cannot be tested on this candidate (dtype refused, forward-only), or None.
 
     Uses the first edge case of the variant whose arrays are all non-empty as a representative.
+    A crash or a hang raises ProbeFault (testing on would only meet it again).
     """
     nonempty = [case for _, case in edge_cases
                 if all(len(v) > 0 if isinstance(v, list) else np.size(v) > 0
@@ -152,6 +215,8 @@ def probe(candidate, spec, variant, edge_cases, want_grad: bool):
         return f"unsupported dtype: {candidate.label} declines {variant.dtype} ({error})"
     except ForwardOnly as error:
         return f"forward-only: {error}"
+    except CandidateFault as error:
+        raise ProbeFault(case, Verdict(False, f"{error.kind}: {error}", fault=error.kind)) from None
     except Exception as error:
         refusal = candidate.framework.refusal(error)
         if refusal is not None:

@@ -57,6 +57,29 @@ def pytest_addoption(parser):
                     help="slowdown against the baseline treated as noise (default 0.25)")
     group.addoption("--xfails", metavar="FILE",
                     help="known failures: one test id prefix per line, then '# reason'")
+    group.addoption("--loss", action="append", default=[], metavar="NAME",
+                    help="test only this loss (a torch.nn.functional name); may be repeated")
+    group.addoption("--dtype", action="append", default=[], metavar="DTYPE",
+                    help="test only this dtype (float64, float32, float16, bfloat16); may be "
+                         "repeated")
+    group.addoption("--device", choices=("cpu", "cuda"), default=None,
+                    help="run every candidate on this device (default: the alias's own, else "
+                         "cpu); without it the candidate's tests are skipped")
+    group.addoption("--require-device", action="store_true",
+                    help="fail, rather than skip, when a candidate's device is not available")
+    group.addoption("--isolation", choices=("process", "none"), default="process",
+                    help="process (default): call each candidate in a worker process, so that "
+                         "a crash or a hang is recorded and the run goes on; none: in the test "
+                         "process (for debuggers)")
+    group.addoption("--check-timeout", type=float, default=None, metavar="SECONDS",
+                    help="time one call of a candidate may take before it counts as hung "
+                         "(default 60; needs --isolation=process)")
+    group.addoption("--worker-memory", type=float, default=None, metavar="GIB",
+                    help="replace a candidate's worker process once its memory passes this "
+                         "(default: half the machine's memory)")
+    group.addoption("--repeat", type=int, default=1, metavar="N",
+                    help="call the candidate N times on each case and report run-to-run "
+                         "differences (nondeterminism) apart from errors (default 1)")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -85,6 +108,9 @@ class ConformanceRun:
     profile: str
     require_grad: bool
     required_dtypes: set
+    repeat: int = 1
+    losses: tuple = ()  # --loss selection (empty: every loss)
+    dtypes: tuple = ()  # --dtype selection (empty: every dtype)
 
     @property
     def examples(self) -> int:
@@ -106,6 +132,21 @@ _RUN_KEY = pytest.StashKey[ConformanceRun]()
 
 
 def _validate(config):
+    from .specs import SPECS
+
+    unknown = [n for n in config.getoption("--loss") if n not in SPECS]
+    if unknown:
+        raise pytest.UsageError(f"--loss={unknown[0]}: unknown loss; use one of "
+                                f"{', '.join(SPECS)}")
+    unknown = [d for d in config.getoption("--dtype") if d not in DTYPES]
+    if unknown:
+        raise pytest.UsageError(f"--dtype={unknown[0]}: unknown dtype; use one of "
+                                f"{', '.join(DTYPES)}")
+    for option, least in (("--repeat", 1), ("--check-timeout", 0), ("--worker-memory", 0)):
+        value = config.getoption(option)
+        if value is not None and (value < least or (least == 0 and value == 0)):
+            raise pytest.UsageError(f"{option}={value:g}: give a number "
+                                    + ("of 1 or more" if least else "above 0"))
     unknown = [d for d in config.getoption("--require-dtype") if d not in DTYPES + ("all",)]
     if unknown:
         raise pytest.UsageError(f"--require-dtype={unknown[0]}: unknown dtype; use one of "
@@ -148,15 +189,43 @@ def conformance_run(config) -> ConformanceRun:
         from .candidates import CandidateError, load_candidates
 
         try:
-            candidates = load_candidates(config.getoption("--impl") or ["torch"])
+            candidates = load_candidates(config.getoption("--impl") or ["torch"],
+                                         config.getoption("--device"))
         except CandidateError as error:
             raise pytest.UsageError(str(error)) from None
+        for candidate in candidates:
+            if candidate.unavailable and config.getoption("--require-device"):
+                raise pytest.UsageError(f"--impl={candidate.impl}: {candidate.unavailable} "
+                                        f"(--require-device)")
+        if config.getoption("--isolation") == "process":
+            _isolate(config, candidates)
         required = set(config.getoption("--require-dtype"))
         config.stash[_RUN_KEY] = ConformanceRun(
             candidates, config.getoption("--seed"), config.getoption("--profile"),
             config.getoption("--require-grad"),
-            set(DTYPES) if "all" in required else required)
+            set(DTYPES) if "all" in required else required, config.getoption("--repeat"),
+            tuple(config.getoption("--loss")), tuple(config.getoption("--dtype")))
     return config.stash[_RUN_KEY]
+
+
+def _isolate(config, candidates):
+    """Give each available candidate a worker process (started on its first call)."""
+    from .isolation import DEFAULT_CHECK_TIMEOUT_S, IsolatedRunner, default_memory_limit
+
+    timeout = config.getoption("--check-timeout") or DEFAULT_CHECK_TIMEOUT_S
+    memory = config.getoption("--worker-memory")
+    limit = int(memory * (1 << 30)) if memory else default_memory_limit()
+    for candidate in candidates:
+        if not candidate.unavailable:
+            candidate.runner = IsolatedRunner(candidate.impl, candidate.device, timeout, limit)
+
+
+def pytest_unconfigure(config):
+    """Stop the candidates' worker processes."""
+    run = config.stash.get(_RUN_KEY, None)
+    for candidate in run.candidates if run else ():
+        if candidate.runner is not None:
+            candidate.runner.stop()
 
 
 def pytest_report_header(config):
@@ -201,17 +270,24 @@ def pytest_generate_tests(metafunc):
     from .specs import SPECS
 
     run = conformance_run(metafunc.config)
-    params, ids = [], []
+    params = []
     for candidate in run.candidates:
+        marks = [pytest.mark.skip(reason=candidate.unavailable)] if candidate.unavailable else []
         for spec_name in candidate.functions:
             spec = SPECS[spec_name]
             if "gradient" in metafunc.function.__name__ and not spec.differentiable:
                 continue
+            if run.losses and spec_name not in run.losses:
+                continue
             for item, item_id in _items(metafunc, spec, run):
-                params.append((candidate, spec) + item)
-                ids.append(f"{candidate.label}-{spec.name}-{item_id}")
+                dtype = getattr(item[0], "dtype", getattr(getattr(item[0], "case", None),
+                                                           "dtype", None))
+                if run.dtypes and dtype not in run.dtypes:
+                    continue
+                params.append(pytest.param(candidate, spec, *item, marks=marks,
+                                           id=f"{candidate.label}-{spec.name}-{item_id}"))
     argnames = ["candidate", "spec"] + [n for n in ("variant", "edge", "invalid") if n in names]
-    metafunc.parametrize(argnames, params, ids=ids)
+    metafunc.parametrize(argnames, params)
 
 
 def _parametrize_speed(metafunc):
@@ -223,6 +299,8 @@ def _parametrize_speed(metafunc):
     params, ids = [], []
     for spec in SPECS.values():
         if spec.speed is None or not any(spec.name in c.functions for c in run.candidates):
+            continue
+        if run.losses and spec.name not in run.losses:
             continue
         for dtype in dtypes:
             for size in spec.speed.sizes:

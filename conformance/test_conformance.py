@@ -15,15 +15,21 @@ from hypothesis import HealthCheck, Phase, given, reject, seed, settings
 
 from loss_reference.engine import EvaluationError
 
-from .checks import check_gradient, check_invalid, check_value, probe
+from .checks import ProbeFault, check_gradient, check_invalid, check_value, probe
 from .deviations import known_deviation
 from .recording import recorder
 
 
-def _skip_or_fail(conformance, candidate, spec, variant, gradient: bool):
-    """Skip a variant the candidate declines (dtype, gradients) unless the user requires it."""
+def _skip_or_fail(conformance, candidate, spec, variant, gradient: bool, request):
+    """Skip a variant the candidate declines (dtype, gradients) unless the user requires it;
+    fail at once if the candidate's process crashes or hangs on the probe."""
     edges = spec.edge_cases(variant, np.random.default_rng(conformance.seed))
-    reason = probe(candidate, spec, variant, edges, want_grad=gradient)
+    try:
+        reason = probe(candidate, spec, variant, edges, want_grad=gradient)
+    except ProbeFault as fault:
+        recorder(request.node).judged(fault.case, fault.verdict, gradient=gradient)
+        pytest.fail(_explain(fault.verdict, candidate, spec, fault.case, request, conformance),
+                    pytrace=False)
     if reason is None:
         return
     required = (reason.startswith("forward-only") and conformance.require_grad) or (
@@ -42,41 +48,52 @@ def _explain(verdict, candidate, spec, case, request, conformance) -> str:
 
 def _run_random(check, conformance, candidate, spec, variant, request):
     phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if conformance.shrink else [])
+    faults = []  # the first crash or hang: reported as it happened, never shrunk
 
     @seed(conformance.seed)
     @settings(max_examples=conformance.examples, deadline=None, database=None, phases=phases,
               suppress_health_check=list(HealthCheck), print_blob=False)
     @given(case=spec.cases(variant))
     def random_case(case):
+        if faults:
+            return  # shrinking a crash or a hang would restart the worker at every step
         try:
-            verdict = check(candidate, spec, case)
+            verdict = check(candidate, spec, case, repeat=conformance.repeat)
         except EvaluationError:
             reject()  # the reference cannot certify this case's rounding: judge another one
+        if verdict.fault in ("crash", "hang"):
+            recorder(request.node).judged(case, verdict, gradient=check is check_gradient)
+            faults.append(_explain(verdict, candidate, spec, case, request, conformance))
+            return
         tolerated = not verdict.passed and bool(known_deviation(candidate, spec, case))
         recorder(request.node).judged(case, verdict, gradient=check is check_gradient,
                                       tolerated=tolerated)
         if tolerated:
-            return  # documented in deviations.py; every other case still counts
+            return  # documented in conformance/deviations; every other case still counts
         assert verdict.passed, _explain(verdict, candidate, spec, case, request, conformance)
 
     random_case()
+    if faults:
+        pytest.fail(faults[0], pytrace=False)
 
 
 def test_value(conformance, candidate, spec, variant, request):
     """Random cases: output shape, dtype, NaN/inf pattern and accuracy; inputs unmodified."""
-    _skip_or_fail(conformance, candidate, spec, variant, gradient=False)
+    _skip_or_fail(conformance, candidate, spec, variant, gradient=False,
+                  request=request)
     _run_random(check_value, conformance, candidate, spec, variant, request)
 
 
 def test_gradient(conformance, candidate, spec, variant, request):
     """Random cases: gradient of every differentiable argument under a random upstream."""
-    _skip_or_fail(conformance, candidate, spec, variant, gradient=True)
+    _skip_or_fail(conformance, candidate, spec, variant, gradient=True,
+                  request=request)
     _run_random(check_gradient, conformance, candidate, spec, variant, request)
 
 
 def _run_edge(check, candidate, spec, case, request, conformance):
     try:
-        verdict = check(candidate, spec, case)
+        verdict = check(candidate, spec, case, repeat=conformance.repeat)
     except EvaluationError as error:
         pytest.skip(f"the reference cannot certify this case: {error}")
     reason = None if verdict.passed else known_deviation(candidate, spec, case)
@@ -89,13 +106,15 @@ def _run_edge(check, candidate, spec, case, request, conformance):
 
 def test_edge_value(conformance, candidate, spec, variant, edge, request):
     """The fixed catalogue of edge cases: values."""
-    _skip_or_fail(conformance, candidate, spec, variant, gradient=False)
+    _skip_or_fail(conformance, candidate, spec, variant, gradient=False,
+                  request=request)
     _run_edge(check_value, candidate, spec, edge[1], request, conformance)
 
 
 def test_edge_gradient(conformance, candidate, spec, variant, edge, request):
     """The fixed catalogue of edge cases: gradients."""
-    _skip_or_fail(conformance, candidate, spec, variant, gradient=True)
+    _skip_or_fail(conformance, candidate, spec, variant, gradient=True,
+                  request=request)
     _run_edge(check_gradient, candidate, spec, edge[1], request, conformance)
 
 
@@ -119,7 +138,8 @@ def test_legacy_keywords(conformance, candidate, spec, variant, request):
     parameters = inspect.signature(candidate.functions[spec.name]).parameters
     if reduction is None or not {"size_average", "reduce"} <= set(parameters):
         pytest.skip("no legacy size_average/reduce keywords to check")
-    _skip_or_fail(conformance, candidate, spec, variant, gradient=False)
+    _skip_or_fail(conformance, candidate, spec, variant, gradient=False,
+                  request=request)
     rng = np.random.default_rng(conformance.seed)
     for _, case in spec.edge_cases(variant, rng):
         options = {k: v for k, v in case.options.items() if k != "reduction"}

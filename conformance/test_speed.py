@@ -8,6 +8,7 @@ assertions: the test fails only when timing itself breaks.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from . import timing
@@ -16,7 +17,10 @@ from .session import reporting
 
 def test_speed(conformance, spec, speed_dtype, size, request):
     """Time every candidate on one size of the loss's ladder, side by side (with --speed)."""
-    candidates = [c for c in conformance.candidates if spec.name in c.functions]
+    candidates = [c for c in conformance.candidates
+                  if spec.name in c.functions and not c.unavailable]
+    if not candidates:
+        pytest.skip("; ".join(c.unavailable for c in conformance.candidates if c.unavailable))
     threads = request.config.getoption("--speed-threads") or torch.get_num_threads()
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)

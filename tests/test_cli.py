@@ -131,6 +131,9 @@ def workdir(tmp_path_factory) -> Path:
     # A user's adapter module whose own dependency (named like its prefix) is not installed.
     (here / "mylosses_torch.py").write_text(
         "import mylosses  # noqa: F401  (the user's library, not installed)\n")
+    (here / "broken.py").write_text("def l1_loss(input, target:\n    return input\n")
+    (here / "one_argument.py").write_text("def l1_loss(input):\n    return input.abs().mean()\n")
+    (here / "bad_xfails.txt").write_text("test_value[torch-l1_loss-  # fine\nno reason here\n")
     (here / "cands").mkdir()
     shutil.copy(CANDIDATES / "torch_with_multi_hot.py", here / "cands")
     return here
@@ -232,6 +235,9 @@ def shared(workdir):
     pytest.param("no_losses", ["defines none of the functions", MSML], id="no-loss-functions"),
     pytest.param("mylosses_torch", ["importing it raised ModuleNotFoundError", "'mylosses'"],
                  id="module-whose-dependency-is-missing"),
+    pytest.param("broken.py", ["syntax error at line 1"], id="file-with-a-syntax-error"),
+    pytest.param("one_argument.py", ["l1_loss(input) cannot be called as torch's l1_loss(input, "
+                                     "target, ...)"], id="incompatible-signature"),
 ])
 def test_bad_impl_is_a_one_line_usage_error(workdir, impl, fragments):
     run = run_conformance(workdir, "conformance", f"--impl={impl}", "--profile=quick")
@@ -248,6 +254,13 @@ def test_bad_impl_is_a_one_line_usage_error(workdir, impl, fragments):
 @pytest.mark.parametrize("option, fragment", [
     ("--profile=fast", "invalid choice: 'fast'"),
     ("--require-dtype=float8", "--require-dtype=float8: unknown dtype"),
+    ("--dtype=float8", "--dtype=float8: unknown dtype; use one of float64, float32"),
+    ("--loss=l2_loss", "--loss=l2_loss: unknown loss; use one of multilabel_soft_margin_loss"),
+    ("--device=tpu", "invalid choice: 'tpu' (choose from 'cpu', 'cuda')"),
+    ("--repeat=0", "--repeat=0: give a number of 1 or more"),
+    ("--check-timeout=0", "--check-timeout=0: give a number above 0"),
+    ("--xfails=bad_xfails.txt", "--xfails=bad_xfails.txt, line 2: no reason"),
+    ("--xfails=missing.txt", "--xfails=missing.txt: cannot read it"),
 ])
 def test_bad_option_value_is_a_usage_error(workdir, option, fragment):
     run = run_conformance(workdir, "conformance", option)
@@ -255,6 +268,24 @@ def test_bad_option_value_is_a_usage_error(workdir, option, fragment):
     assert fragment in run.stderr, str(run)
     assert "Traceback" not in run.stdout + run.stderr, str(run)
     assert not run.outcomes
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+@pytest.mark.parametrize("args", [["--impl=torch-cuda"], ["--impl=numpy", "--device=cuda"]],
+                         ids=["torch-cuda", "device-cuda"])
+def test_a_missing_gpu_skips_with_its_reason_unless_required(workdir, args):
+    narrow = ["conformance", *args, "--loss=l1_loss", "--dtype=float32", "-k", "sum"]
+    run = run_conformance(workdir, *narrow)
+    assert run.returncode == pytest.ExitCode.OK, str(run)
+    skipped = run.with_outcome("skipped")
+    assert skipped and len(skipped) == len(run.outcomes), str(run)
+    reason = ("CUDA is not available on this machine" if "torch-cuda" in args[0]
+              else "numpy candidates run on the CPU only, not on cuda")
+    assert all(reason in message for _, message, _ in skipped.values()), str(run)
+    required = run_conformance(workdir, *narrow, "--require-device")
+    assert required.returncode == pytest.ExitCode.USAGE_ERROR, str(required)
+    assert f"{reason}" in required.stderr and "(--require-device)" in required.stderr
+    assert "Traceback" not in required.stderr, str(required)
 
 
 def test_console_script_imports_a_module_from_the_current_directory(workdir):

@@ -23,6 +23,20 @@ def _layout(array: np.ndarray, layout: str) -> np.ndarray:
     return array
 
 
+def _root(array: np.ndarray):
+    """The array that owns ``array``'s memory, or None if it owns its own."""
+    root = None
+    while isinstance(array.base, np.ndarray):
+        root = array = array.base
+    return root
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    """Bitwise equality of two arrays of one dtype and shape."""
+    return a.shape == b.shape and np.ascontiguousarray(a).tobytes() == \
+        np.ascontiguousarray(b).tobytes()
+
+
 class NumpyFramework:
     """Candidates that take and return numpy arrays (module attribute FRAMEWORK = "numpy").
 
@@ -37,6 +51,9 @@ class NumpyFramework:
     def version() -> str:
         return np.__version__
 
+    def warm_up(self):
+        """Nothing to start."""
+
     def to_native(self, values, dtype, layout="contiguous", requires_grad=False):
         if not isinstance(values, np.ndarray):
             return values
@@ -45,11 +62,19 @@ class NumpyFramework:
 
     @staticmethod
     def snapshot(native):
-        return native.copy() if isinstance(native, np.ndarray) else None
+        """Copies of the array and of the array it views, if any (the memory around a view is
+        not the candidate's to write either)."""
+        if not isinstance(native, np.ndarray):
+            return None
+        root = _root(native)
+        return native.copy(), None if root is None else root.copy()
 
     @staticmethod
     def unchanged(native, snapshot) -> bool:
-        return snapshot is None or bool(np.array_equal(native, snapshot))
+        if snapshot is None:
+            return True
+        view, root = snapshot
+        return (_same(native, view)) and (root is None or _same(_root(native), root))
 
     @staticmethod
     def read_output(output):

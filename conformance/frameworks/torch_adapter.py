@@ -25,6 +25,12 @@ def _layout(tensor: torch.Tensor, layout: str) -> torch.Tensor:
     return tensor
 
 
+def _storage_bytes(tensor: torch.Tensor) -> torch.Tensor:
+    """The bytes of the whole storage under ``tensor`` as a uint8 tensor (no copy)."""
+    storage = tensor.detach().untyped_storage()
+    return torch.empty(0, dtype=torch.uint8, device=tensor.device).set_(storage)
+
+
 class TorchFramework:
     """Candidates that take and return torch tensors."""
 
@@ -36,6 +42,11 @@ class TorchFramework:
     @staticmethod
     def version() -> str:
         return torch.__version__
+
+    def warm_up(self):
+        """Run autograd once: its first use starts threads and loads kernels (seconds)."""
+        x = torch.ones(4, device=self.device, requires_grad=True)
+        torch.autograd.grad((x * x).sum(), x)
 
     def to_native(self, values, dtype, layout="contiguous", requires_grad=False):
         """A tensor with these exact values, in ``dtype`` (floating) or int64, laid out."""
@@ -52,13 +63,17 @@ class TorchFramework:
 
     @staticmethod
     def snapshot(native):
-        return native.detach().clone() if isinstance(native, torch.Tensor) else None
+        """A copy of every byte of the tensor's storage: its elements and, for a view, the
+        memory around them, which a candidate must not write either."""
+        if not isinstance(native, torch.Tensor):
+            return None
+        return _storage_bytes(native).clone()
 
     @staticmethod
     def unchanged(native, snapshot) -> bool:
         if snapshot is None:
             return True
-        return bool(torch.equal(native.detach(), snapshot))
+        return bool(torch.equal(_storage_bytes(native), snapshot))
 
     def read_output(self, output):
         """(float64 numpy values, dtype name) of a returned tensor; WrongOutput otherwise."""

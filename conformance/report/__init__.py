@@ -43,7 +43,9 @@ summary.json, version 1 (``SUMMARY_VERSION``)::
       "error_samples": [{"candidate": str, "loss": str, "dtype": str,
                          "points": [[input_magnitude, max_ulp, passed], ...]}],
       "failures": [{"test": str, "candidate": str, "loss": str, "dtype": str,
-                    "message": str, "rerun": str, "repro": "repro/<name>.py" | null}],
+                    "message": str, "rerun": str, "repro": "repro/<name>.py" | null,
+                    # a fault of the candidate's process, apart from wrong results:
+                    "fault": "crash" | "hang" | "nondeterministic" | null}],
       "speed": [{"candidate": str, "loss": str, "dtype": str, "device": str,
                  "size": [int, ...], "pass": "forward" | "forward+backward",
                  "median_s": float, "q10_s": float, "q90_s": float, "repeats": int,

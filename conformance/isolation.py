@@ -1,0 +1,178 @@
+"""A candidate's calls in a process of their own, so that its faults become findings.
+
+Candidates are unfinished code: they crash their process (segfault, abort, ``os._exit``), hang,
+or leak memory. With isolation (``--isolation=process``, the default) every call of a candidate
+runs in a worker process (``python -m conformance.worker``) that loads the candidate once. The
+test process sends it the spec's name, the Case and the call's options, and receives the Call,
+or the exception the candidate raised. Then:
+
+- the worker dies during a call: the call raises ``CandidateCrashed`` (with the signal or exit
+  status), and the next call starts a fresh worker;
+- no answer within the per-call time limit (``--check-timeout``): the worker is killed and the
+  call raises ``CandidateHung``;
+- the worker's resident memory passes ``--worker-memory``: it is replaced after the call, so a
+  leak never takes the run down.
+
+The reference, the verdicts and the results stay in the test process: a candidate can lose its
+worker, never a measured result. Timing (``--speed``) calls candidates in the test process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from multiprocessing import Pipe
+
+from .frameworks import DtypeRefused, ForwardOnly, WrongOutput
+
+STARTUP_TIMEOUT_S = 600.0  # importing a candidate (and torch) may be slow; a hang is not
+DEFAULT_CHECK_TIMEOUT_S = 60.0
+
+
+class CandidateFault(Exception):
+    """The candidate's process failed as a whole (crash or hang), not just the call."""
+
+    kind = "fault"
+
+
+class CandidateCrashed(CandidateFault):
+    """The candidate's worker process died during a call."""
+
+    kind = "crash"
+
+
+class CandidateHung(CandidateFault):
+    """The candidate's call gave no answer within the time limit."""
+
+    kind = "hang"
+
+
+class CandidateRaised(Exception):
+    """An exception the candidate raised in its worker, with its type name and traceback."""
+
+    def __init__(self, type_name: str, message: str, traceback_text: str = ""):
+        super().__init__(message)
+        self.type_name = type_name
+        self.traceback_text = traceback_text
+
+
+def exit_description(returncode: int | None) -> str:
+    """'killed by SIGSEGV (signal 11)' or 'exited with status 3', from a Popen return code."""
+    if returncode is None:
+        return "stopped"
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = "an unknown signal"
+        return f"killed by {name} (signal {-returncode})"
+    return f"exited with status {returncode}"
+
+
+# The exceptions the worker sends back by name; everything else is a CandidateRaised.
+_KNOWN = {"ForwardOnly": ForwardOnly, "DtypeRefused": DtypeRefused, "WrongOutput": WrongOutput}
+
+
+class IsolatedRunner:
+    """Calls one candidate's functions in a worker process, restarted after each fault."""
+
+    def __init__(self, impl: str, device: str, check_timeout: float, memory_limit_bytes: int):
+        self.impl = impl
+        self.device = device
+        self.check_timeout = check_timeout
+        self.memory_limit_bytes = memory_limit_bytes
+        self._process = None
+        self._conn = None
+        self.starts = 0  # worker processes started, for the report on faults
+
+    def call(self, spec, case, with_grad: bool, options):
+        """Run ``Candidate.call_here`` in the worker; its Call, or what went wrong, raised."""
+        self._ensure_started()
+        try:
+            self._conn.send((spec.name, case, with_grad, options))
+        except (BrokenPipeError, OSError):
+            raise self._crashed("before the call") from None
+        if not self._conn.poll(self.check_timeout):
+            self.stop()
+            raise CandidateHung(f"no result after {self.check_timeout:g} s (--check-timeout); "
+                                "the call was stopped and its process replaced")
+        try:
+            status, payload, recycle = self._conn.recv()
+        except (EOFError, OSError):
+            raise self._crashed("during the call") from None
+        if recycle:
+            self.stop()  # past --worker-memory: the next call starts a fresh worker
+        if status == "ok":
+            return payload
+        if status in _KNOWN:
+            raise _KNOWN[status](payload)
+        raise CandidateRaised(*payload)
+
+    def _crashed(self, when: str) -> CandidateCrashed:
+        process = self._process
+        try:
+            returncode = process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            returncode = None
+        self.stop()
+        return CandidateCrashed(f"its process {exit_description(returncode)} {when}")
+
+    def _ensure_started(self):
+        if self._process is not None and self._process.poll() is None:
+            return
+        self.stop()
+        parent, child = Pipe()
+        command = [sys.executable, "-m", "conformance.worker", str(child.fileno()), self.impl,
+                   self.device, str(self.memory_limit_bytes)]
+        self._process = subprocess.Popen(command, pass_fds=[child.fileno()],
+                                         stdin=subprocess.DEVNULL)
+        child.close()
+        self._conn = parent
+        self.starts += 1
+        started = time.monotonic()
+        if not parent.poll(STARTUP_TIMEOUT_S):
+            self.stop()
+            raise CandidateHung(f"its process did not finish loading the candidate in "
+                                f"{STARTUP_TIMEOUT_S:g} s")
+        try:
+            status, message, _ = parent.recv()
+        except (EOFError, OSError):
+            raise self._crashed(f"while loading the candidate "
+                                f"({time.monotonic() - started:.1f} s)") from None
+        if status != "ready":
+            self.stop()
+            raise CandidateRaised("ImportError", message)
+
+    def stop(self):
+        """End the worker (killed if it does not go at once)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._process.kill()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+            self._process = None
+
+
+def resident_bytes() -> int:
+    """This process's resident memory in bytes (0 where /proc is not available)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def default_memory_limit() -> int:
+    """Half of the machine's physical memory, in bytes."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (OSError, ValueError):
+        return 8 << 30

@@ -1,0 +1,69 @@
+"""The worker process of an isolated candidate (see conformance/isolation.py).
+
+``python -m conformance.worker FD IMPL DEVICE MEMORY_LIMIT`` loads the candidate, answers
+"ready" on the connection at file descriptor FD, then serves calls until the connection closes:
+each request is (spec name, Case, with_grad, options), each answer (status, payload, recycle)
+where status is "ok" (payload: the Call), the name of a suite exception the call raised
+(ForwardOnly, DtypeRefused, WrongOutput; payload: its message) or "raised" (payload: the
+candidate's exception type name, message and traceback). ``recycle`` asks the test process to
+replace this worker, whose memory has passed MEMORY_LIMIT bytes.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from multiprocessing.connection import Connection
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def serve(conn, candidate, memory_limit: int):
+    """Answer calls until the test process closes the connection."""
+    from .frameworks import DtypeRefused, ForwardOnly, WrongOutput
+    from .isolation import resident_bytes
+    from .specs import SPECS
+
+    while True:
+        try:
+            spec_name, case, with_grad, options = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            call = candidate.call_here(SPECS[spec_name], case, with_grad, options)
+            status, payload = "ok", call
+        except (ForwardOnly, DtypeRefused, WrongOutput) as error:
+            status, payload = type(error).__name__, str(error)
+        except BaseException as error:  # noqa: B036 (SystemExit from a candidate is a finding)
+            refusal = candidate.framework.refusal(error)
+            if refusal is not None:
+                status, payload = "DtypeRefused", str(refusal)
+            else:
+                status = "raised"
+                payload = (type(error).__name__, _first_line(error),
+                           "".join(traceback.format_exception(error))[-4000:])
+        conn.send((status, payload, resident_bytes() > memory_limit))
+
+
+def main(argv) -> int:
+    """Load the candidate named on the command line and serve its calls."""
+    fd, impl, device, memory_limit = int(argv[0]), argv[1], argv[2], int(argv[3])
+    conn = Connection(fd)
+    from .candidates import CandidateError, load_candidate
+
+    try:
+        candidate = load_candidate(impl, device=device)
+    except CandidateError as error:
+        conn.send(("failed", str(error), False))
+        return 1
+    candidate.framework.warm_up()  # one-time start-up costs count against loading, not a call
+    conn.send(("ready", "", False))
+    serve(conn, candidate, memory_limit)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
