@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from hypothesis import strategies as st
 
-from loss_reference.formats import format_of, round_to_format
+from loss_reference.formats import format_of, round_float64
 
 MAX_DRAWN_ELEMENTS = 600
 LAYOUTS = ("contiguous", "transposed", "sliced", "expanded")
@@ -69,7 +69,7 @@ def round_to(values, dtype: str) -> np.ndarray:
     """Round float64 values to the dtype (nearest even), returned as float64; clamps overflow."""
     fmt = format_of(dtype)
     values = np.clip(np.asarray(values, dtype=np.float64), -fmt.max_finite, fmt.max_finite)
-    return round_to_format(values, fmt)[0]
+    return round_float64(values, fmt)
 
 
 # --- value regimes ------------------------------------------------------------------------------

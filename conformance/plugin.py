@@ -8,7 +8,7 @@ is pointed at the installed package when no such path exists where pytest runs.
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -111,6 +111,22 @@ class ConformanceRun:
     repeat: int = 1
     losses: tuple = ()  # --loss selection (empty: every loss)
     dtypes: tuple = ()  # --dtype selection (empty: every dtype)
+    _edges: dict = field(default_factory=dict)
+    _probes: dict = field(default_factory=dict)
+
+    def edge_cases(self, spec, variant) -> list:
+        """The spec's edge cases for a variant, built once per run (seeded by --seed)."""
+        key = (spec.name, variant)
+        if key not in self._edges:
+            self._edges[key] = spec.edge_cases(variant, np.random.default_rng(self.seed))
+        return self._edges[key]
+
+    def probed(self, candidate, spec, variant, gradient: bool, probe):
+        """``probe()``'s answer for this candidate, spec, variant and kind, asked once per run."""
+        key = (candidate.label, spec.name, variant, gradient)
+        if key not in self._probes:
+            self._probes[key] = probe()
+        return self._probes[key]
 
     @property
     def examples(self) -> int:
@@ -315,9 +331,8 @@ def _items(metafunc, spec, run):
     if "invalid" in names:
         return [((call,), call.id) for call in spec.invalid_calls()]
     if "edge" in names:
-        rng = np.random.default_rng(run.seed)
         return [((variant, edge), f"{variant.id}-{edge[0]}")
-                for variant in spec.variants for edge in spec.edge_cases(variant, rng)]
+                for variant in spec.variants for edge in run.edge_cases(spec, variant)]
     return [((variant,), variant.id) for variant in spec.variants]
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, given, reject, seed, settings
 
@@ -23,9 +22,10 @@ from .recording import recorder
 def _skip_or_fail(conformance, candidate, spec, variant, gradient: bool, request):
     """Skip a variant the candidate declines (dtype, gradients) unless the user requires it;
     fail at once if the candidate's process crashes or hangs on the probe."""
-    edges = spec.edge_cases(variant, np.random.default_rng(conformance.seed))
+    edges = conformance.edge_cases(spec, variant)
     try:
-        reason = probe(candidate, spec, variant, edges, want_grad=gradient)
+        reason = conformance.probed(candidate, spec, variant, gradient,
+                                    lambda: probe(candidate, spec, variant, edges, gradient))
     except ProbeFault as fault:
         recorder(request.node).judged(fault.case, fault.verdict, gradient=gradient)
         pytest.fail(_explain(fault.verdict, candidate, spec, fault.case, request, conformance),
@@ -140,8 +140,7 @@ def test_legacy_keywords(conformance, candidate, spec, variant, request):
         pytest.skip("no legacy size_average/reduce keywords to check")
     _skip_or_fail(conformance, candidate, spec, variant, gradient=False,
                   request=request)
-    rng = np.random.default_rng(conformance.seed)
-    for _, case in spec.edge_cases(variant, rng):
+    for _, case in conformance.edge_cases(spec, variant):
         options = {k: v for k, v in case.options.items() if k != "reduction"}
         options.update(LEGACY_REDUCTIONS[reduction])
         try:
