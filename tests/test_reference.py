@@ -26,7 +26,7 @@ from mpmath import mp, mpf
 from loss_reference import multilabel as ml
 from loss_reference.engine import (LD, LD_TINY, LD_UNIT_ROUNDOFF, LIBM_ULPS, Ball,
                                    LongDoubleBackend)
-from loss_reference.formats import FORMATS, round_dyadic, round_to_format
+from loss_reference.formats import FORMATS, round_dyadic, round_float64, round_to_format
 
 FORMAT_NAMES = tuple(FORMATS)
 REDUCTIONS = ("none", "sum", "mean")
@@ -829,3 +829,22 @@ def test_multi_hot_cases(labels, num_classes, padding, expected):
 def test_multi_hot_rejects_out_of_range(labels, num_classes, padding):
     with pytest.raises(ValueError, match="outside"):
         ml.multi_hot(labels, num_classes, padding_value=padding)
+
+
+@pytest.mark.parametrize("name", list(FORMATS))
+def test_fast_float64_rounding_matches_the_exact_rounding(name):
+    """round_float64 (bit arithmetic, used on every drawn input) agrees with round_to_format
+    on random values of every magnitude, on exact ties between neighbours, on subnormals, on
+    the largest finite value and on specials."""
+    fmt, rng = FORMATS[name], np.random.default_rng(7)
+    values = np.concatenate([rng.standard_normal(2000) * scale for scale in
+                             (1e-320, 1e-45, 1e-40, 1e-8, 1.0, 6e4, 1e30, 1e38, 1e300)])
+    values = np.clip(values, -fmt.max_finite, fmt.max_finite)
+    rounded = round_to_format(values, fmt)[0]
+    with np.errstate(over="ignore"):
+        ties = (rounded + (rounded + fmt.ulp(rounded))) / 2
+    specials = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, fmt.max_finite, -fmt.max_finite])
+    for sample in (values, ties[np.isfinite(ties)], specials):
+        expected, got = round_to_format(sample, fmt)[0], round_float64(sample, fmt)
+        np.testing.assert_array_equal(got, expected)
+        assert np.array_equal(np.signbit(got), np.signbit(expected))
