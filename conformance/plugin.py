@@ -57,6 +57,9 @@ def pytest_addoption(parser):
                     help="slowdown against the baseline treated as noise (default 0.25)")
     group.addoption("--xfails", metavar="FILE",
                     help="known failures: one test id prefix per line, then '# reason'")
+    group.addoption("--no-known-deviations", action="store_true",
+                    help="judge the built-in aliases without their list of known deviations "
+                         "(conformance/deviations): every deviation then fails")
     group.addoption("--loss", action="append", default=[], metavar="NAME",
                     help="test only this loss (a torch.nn.functional name); may be repeated")
     group.addoption("--dtype", action="append", default=[], metavar="DTYPE",
@@ -111,6 +114,7 @@ class ConformanceRun:
     repeat: int = 1
     losses: tuple = ()  # --loss selection (empty: every loss)
     dtypes: tuple = ()  # --dtype selection (empty: every dtype)
+    known_deviations: bool = True  # apply conformance/deviations (off: --no-known-deviations)
     _edges: dict = field(default_factory=dict)
     _probes: dict = field(default_factory=dict)
 
@@ -220,7 +224,8 @@ def conformance_run(config) -> ConformanceRun:
             candidates, config.getoption("--seed"), config.getoption("--profile"),
             config.getoption("--require-grad"),
             set(DTYPES) if "all" in required else required, config.getoption("--repeat"),
-            tuple(config.getoption("--loss")), tuple(config.getoption("--dtype")))
+            tuple(config.getoption("--loss")), tuple(config.getoption("--dtype")),
+            not config.getoption("--no-known-deviations"))
     return config.stash[_RUN_KEY]
 
 

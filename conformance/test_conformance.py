@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, Phase, given, reject, seed, settings
 from loss_reference.engine import EvaluationError
 
 from .checks import ProbeFault, check_gradient, check_invalid, check_value, probe
-from .deviations import known_deviation
+from .deviations import known_deviation as _listed_deviation
 from .recording import recorder
 
 
@@ -37,6 +37,13 @@ def _skip_or_fail(conformance, candidate, spec, variant, gradient: bool, request
     if required:
         pytest.fail(f"{reason} (required by the command line)", pytrace=False)
     pytest.skip(reason)
+
+
+def known_deviation(conformance, candidate, spec, case) -> str | None:
+    """The listed deviation this case falls under, unless --no-known-deviations."""
+    if not conformance.known_deviations:
+        return None
+    return _listed_deviation(candidate, spec, case)
 
 
 def _explain(verdict, candidate, spec, case, request, conformance) -> str:
@@ -65,7 +72,8 @@ def _run_random(check, conformance, candidate, spec, variant, request):
             recorder(request.node).judged(case, verdict, gradient=check is check_gradient)
             faults.append(_explain(verdict, candidate, spec, case, request, conformance))
             return
-        tolerated = not verdict.passed and bool(known_deviation(candidate, spec, case))
+        tolerated = not verdict.passed and bool(
+            known_deviation(conformance, candidate, spec, case))
         recorder(request.node).judged(case, verdict, gradient=check is check_gradient,
                                       tolerated=tolerated)
         if tolerated:
@@ -96,7 +104,7 @@ def _run_edge(check, candidate, spec, case, request, conformance):
         verdict = check(candidate, spec, case, repeat=conformance.repeat)
     except EvaluationError as error:
         pytest.skip(f"the reference cannot certify this case: {error}")
-    reason = None if verdict.passed else known_deviation(candidate, spec, case)
+    reason = None if verdict.passed else known_deviation(conformance, candidate, spec, case)
     recorder(request.node).judged(case, verdict, gradient=check is check_gradient,
                                   tolerated=bool(reason))
     if reason:
@@ -147,7 +155,8 @@ def test_legacy_keywords(conformance, candidate, spec, variant, request):
             verdict = check_value(candidate, spec, case, call_options=options)
         except EvaluationError:
             continue
-        tolerated = not verdict.passed and bool(known_deviation(candidate, spec, case))
+        tolerated = not verdict.passed and bool(
+            known_deviation(conformance, candidate, spec, case))
         recorder(request.node).judged(case, verdict, tolerated=tolerated, call_options=options)
         if tolerated:
             continue
