@@ -79,11 +79,13 @@ _KNOWN = {"ForwardOnly": ForwardOnly, "DtypeRefused": DtypeRefused, "WrongOutput
 class IsolatedRunner:
     """Calls one candidate's functions in a worker process, restarted after each fault."""
 
-    def __init__(self, impl: str, device: str, check_timeout: float, memory_limit_bytes: int):
+    def __init__(self, impl: str, device: str, check_timeout: float, memory_limit_bytes: int,
+                 threads: int = 1):
         self.impl = impl
         self.device = device
         self.check_timeout = check_timeout
         self.memory_limit_bytes = memory_limit_bytes
+        self.threads = threads
         self._process = None
         self._conn = None
         self.starts = 0  # worker processes started, for the report on faults
@@ -126,7 +128,7 @@ class IsolatedRunner:
         self.stop()
         parent, child = Pipe()
         command = [sys.executable, "-m", "conformance.worker", str(child.fileno()), self.impl,
-                   self.device, str(self.memory_limit_bytes)]
+                   self.device, str(self.memory_limit_bytes), str(self.threads)]
         self._process = subprocess.Popen(command, pass_fds=[child.fileno()],
                                          stdin=subprocess.DEVNULL)
         child.close()

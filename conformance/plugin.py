@@ -80,6 +80,9 @@ def pytest_addoption(parser):
     group.addoption("--worker-memory", type=float, default=None, metavar="GIB",
                     help="replace a candidate's worker process once its memory passes this "
                          "(default: half the machine's memory)")
+    group.addoption("--threads", type=int, default=1, metavar="N",
+                    help="torch threads for the candidates' calls (default 1; --speed has its "
+                         "own --speed-threads)")
     group.addoption("--repeat", type=int, default=1, metavar="N",
                     help="call the candidate N times on each case and report run-to-run "
                          "differences (nondeterminism) apart from errors (default 1)")
@@ -115,8 +118,8 @@ class ConformanceRun:
     losses: tuple = ()  # --loss selection (empty: every loss)
     dtypes: tuple = ()  # --dtype selection (empty: every dtype)
     known_deviations: bool = True  # apply conformance/deviations (off: --no-known-deviations)
-    _edges: dict = field(default_factory=dict)
-    _probes: dict = field(default_factory=dict)
+    _edges: dict = field(default_factory=dict, repr=False)
+    _probes: dict = field(default_factory=dict, repr=False)
 
     def edge_cases(self, spec, variant) -> list:
         """The spec's edge cases for a variant, built once per run (seeded by --seed)."""
@@ -162,7 +165,8 @@ def _validate(config):
     if unknown:
         raise pytest.UsageError(f"--dtype={unknown[0]}: unknown dtype; use one of "
                                 f"{', '.join(DTYPES)}")
-    for option, least in (("--repeat", 1), ("--check-timeout", 0), ("--worker-memory", 0)):
+    for option, least in (("--repeat", 1), ("--threads", 1), ("--check-timeout", 0),
+                          ("--worker-memory", 0)):
         value = config.getoption(option)
         if value is not None and (value < least or (least == 0 and value == 0)):
             raise pytest.UsageError(f"{option}={value:g}: give a number "
@@ -219,6 +223,10 @@ def conformance_run(config) -> ConformanceRun:
                                         f"(--require-device)")
         if config.getoption("--isolation") == "process":
             _isolate(config, candidates)
+        else:
+            from .worker import set_threads
+
+            set_threads(config.getoption("--threads"))
         required = set(config.getoption("--require-dtype"))
         config.stash[_RUN_KEY] = ConformanceRun(
             candidates, config.getoption("--seed"), config.getoption("--profile"),
@@ -238,7 +246,8 @@ def _isolate(config, candidates):
     limit = int(memory * (1 << 30)) if memory else default_memory_limit()
     for candidate in candidates:
         if not candidate.unavailable:
-            candidate.runner = IsolatedRunner(candidate.impl, candidate.device, timeout, limit)
+            candidate.runner = IsolatedRunner(candidate.impl, candidate.device, timeout, limit,
+                                              config.getoption("--threads"))
 
 
 def pytest_unconfigure(config):

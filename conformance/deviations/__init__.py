@@ -27,6 +27,7 @@ class KnownDeviation:
     loss: str
     applies: Callable  # Case -> bool
     reason: str
+    checks: tuple = ("value", "gradient")  # the kinds of check it excuses
 
 
 @functools.lru_cache(maxsize=None)
@@ -38,10 +39,11 @@ def all_deviations() -> tuple:
     return found
 
 
-def known_deviation(candidate, spec, case) -> str | None:
-    """The reason this case is a known deviation of this candidate, or None."""
+def known_deviation(candidate, spec, case, check: str = "value") -> str | None:
+    """The reason this case is a known deviation of this candidate in a ``check`` ("value"
+    or "gradient"), or None."""
     for deviation in all_deviations():
         if (deviation.impl == candidate.impl and deviation.loss == spec.name
-                and deviation.applies(case)):
+                and check in deviation.checks and deviation.applies(case)):
             return deviation.reason
     return None

@@ -3,7 +3,8 @@
 ``write_repro`` saves the case's arrays (and, for an inaccurate result, the exact values and the
 allowed error per element) to ``<name>.npz`` and writes ``<name>.py``, which imports only numpy,
 the candidate's framework and the candidate itself, calls the candidate exactly as the check
-did and exits 1 while the failure is there. The script's code is fixed (``_SCRIPT``); only its
+did and exits 1 while the failure is there. (An option built per framework, such as a user
+distance function, is rebuilt from the suite module that defines it.) The script's code is fixed (``_SCRIPT``); only its
 CASE literal changes from one failure to the next.
 """
 
@@ -26,6 +27,15 @@ import numpy as np
 ARRAYS = np.load(Path(__file__).with_suffix(".npz"))
 ALIASES = {"torch": "torch.nn.functional", "torch-cuda": "torch.nn.functional",
            "numpy": "conformance.builtin.numpy_losses"}
+
+
+def option(value):
+    """An option as the check passed it; {"built_by": module, "repr": text} is an object
+    that the suite's module rebuilds (e.g. a user distance function)."""
+    if isinstance(value, dict) and "built_by" in value:
+        namespace = vars(importlib.import_module(value["built_by"]))
+        return eval(value["repr"], dict(namespace))
+    return value
 
 
 def load_function():
@@ -108,7 +118,7 @@ def main():
               if isinstance(values[name], np.ndarray)}
     args = [natives[name] for name in CASE["positional"]]
     kwargs = {name: natives[name] for name in CASE["keyword_arrays"] if name in natives}
-    kwargs.update(CASE["options"])
+    kwargs.update({name: option(value) for name, value in CASE["options"].items()})
     print(CASE["message"])
     if CASE["check"] == "invalid":
         try:
@@ -152,6 +162,14 @@ if __name__ == "__main__":
 '''
 
 
+def _literal(option):
+    """An option as a literal the script can hold: objects built per framework become
+    {"built_by": their module, "repr": their repr}."""
+    if callable(getattr(option, "for_framework", None)):
+        return {"built_by": type(option).__module__, "repr": repr(option)}
+    return option
+
+
 def safe_name(text: str, limit: int = 120) -> str:
     """A file name made of [A-Za-z0-9_.-] from a test name."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:limit] or "check"
@@ -186,7 +204,8 @@ def write_repro(repro_dir: Path, name: str, *, impl: str, framework: str, device
         "array_args": [k for k, v in args.items() if isinstance(v, np.ndarray)],
         "other_args": {k: v for k, v in args.items()
                        if v is not None and not isinstance(v, np.ndarray)},
-        "layouts": dict(layouts), "options": dict(options), "message": message,
+        "layouts": dict(layouts), "options": {k: _literal(v) for k, v in options.items()},
+        "message": message,
     }
     docstring = (f"Reproduces, without the suite: {loss} on {impl} does not conform.\n\n"
                  f"{message}\n\nRun: python {stem}.py  (exit status 1 while the failure is "
