@@ -194,7 +194,9 @@ class LongDoubleBackend:
             out_mid[i] = LD(first) + LD(second)
             out_err[i] = LD(math.ulp(second)) if second else LD(0)
         # Midpoints below float64's subnormal range lose bits in the split: bound what is lost.
-        out_err += np.sum(np.abs(rows - high - low), axis=-1)
+        with _err():  # infinite rows already carry an infinite error
+            lost = np.where(np.isfinite(rows), np.abs(rows - high - low), 0)
+        out_err += np.sum(lost, axis=-1)
         with _err():
             rad_sum = np.sum(rad, axis=-1).reshape(-1) * (1 + LD(2) * count * LD_UNIT_ROUNDOFF)
             total_rad = rad_sum + out_err + LD_UNIT_ROUNDOFF * np.abs(out_mid)

@@ -1,3 +1,214 @@
-"""The built-in numpy candidate's classification family: cross_entropy, nll_loss (not yet written)."""
+"""Built-in NumPy candidate, classification family: cross_entropy and nll_loss.
 
-__all__ = []
+Registered in ``numpy_losses`` (``--impl=numpy``) and following its protocol and numeric
+policy: torch's signatures (legacy ``size_average`` / ``reduce`` included), float inputs of any
+dtype converted exactly to float64, all arithmetic in float64, each result rounded once to its
+argument's dtype, ``<loss>_vjp`` gradients (input only, as torch), ``ValueError`` for invalid
+arguments. The semantics are the suite's (conformance/specs/classification.py): index targets
+with ignore_index, probability targets (cross_entropy), class weights, label smoothing, the
+weighted mean sum(w_t l) / sum(w_t), and a masked class (-inf logit) whose coefficient is 0
+contributing nothing.
+"""
+
+import numpy as np
+
+__all__ = ["cross_entropy", "cross_entropy_vjp", "nll_loss", "nll_loss_vjp"]
+
+_REDUCTIONS = ("none", "mean", "sum")
+_ieee = np.errstate(all="ignore")  # inf and nan are the intended IEEE results
+
+
+def _reduction(size_average, reduce, reduction):
+    """The effective reduction; the legacy arguments override ``reduction`` as in torch."""
+    if size_average is not None or reduce is not None:
+        size_average = True if size_average is None else size_average
+        reduce = True if reduce is None else reduce
+        if not reduce:
+            return "none"
+        return "mean" if size_average else "sum"
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"unknown reduction {reduction!r}; expected one of "
+                         + ", ".join(repr(r) for r in _REDUCTIONS))
+    return reduction
+
+
+class _Call:
+    """A validated call laid out as rows: x (M, C), targets, weights, what counts."""
+
+    def __init__(self, fn, input, target, weight, ignore_index, smoothing, allow_soft):
+        if input.dtype.kind in "biu":
+            raise ValueError(f"{fn}: input must be floating, got {input.dtype}")
+        if input.ndim == 0:
+            raise ValueError(f"{fn}: input must have a class axis, got a 0-d array")
+        self.shape = input.shape
+        self.classes = c = input.shape[0] if input.ndim == 1 else input.shape[1]
+        batch = () if input.ndim == 1 else (input.shape[0],) + input.shape[2:]
+        self.batch = batch
+        self.x = self._rows(np.asarray(input, np.float64))
+        m = self.x.shape[0]
+        if not 0.0 <= smoothing <= 1.0:
+            raise ValueError(f"{fn}: label_smoothing must be in [0, 1], got {smoothing}")
+        self.smoothing = float(smoothing)
+        self.weight = np.ones(c)
+        if weight is not None:
+            if weight.shape != (c,):
+                raise ValueError(f"{fn}: weight must have shape ({c},), got {weight.shape}")
+            self.weight = np.asarray(weight, np.float64)
+        self.soft = target.dtype.kind not in "biu"  # float16/32/64 or ml_dtypes.bfloat16
+        if self.soft:
+            if not allow_soft:
+                raise ValueError(f"{fn}: target must hold class indices, got {target.dtype}")
+            if target.shape != input.shape:
+                raise ValueError(f"{fn}: a probability target must have the input's shape "
+                                 f"{input.shape}, got {target.shape}")
+            if ignore_index != -100:
+                raise ValueError(f"{fn}: ignore_index is not supported with probability "
+                                 "targets")
+            self.p = self._rows(np.asarray(target, np.float64))
+            self.valid = np.ones(m, dtype=bool)
+            self.t = np.zeros(m, dtype=np.int64)
+            return
+        if target.dtype.kind not in "iu":
+            raise ValueError(f"{fn}: target must hold integer class indices, got {target.dtype}")
+        if target.shape != batch:
+            raise ValueError(f"{fn}: target must have shape {batch}, got {target.shape}")
+        t = target.reshape(-1).astype(np.int64)
+        self.valid = t != ignore_index
+        bad = self.valid & ((t < 0) | (t >= c))
+        if bad.any():
+            raise ValueError(f"{fn}: target {t[bad][0]} is out of bounds for {c} classes")
+        self.t = np.where(self.valid, t, 0)
+
+    def _rows(self, values):
+        c = self.classes
+        return values.reshape(1, c) if values.ndim == 1 else np.moveaxis(values, 1, -1).reshape(
+            -1, c)
+
+    def to_input(self, rows):
+        """(M, C) rows back to the input's shape."""
+        if len(self.shape) == 1:
+            return rows.reshape(self.shape)
+        moved = rows.reshape((self.shape[0],) + self.shape[2:] + (self.shape[1],))
+        return np.moveaxis(moved, -1, 1)
+
+    def target_weights(self):
+        """(M,) w_t of the rows that count, 0 elsewhere."""
+        return np.where(self.valid, self.weight[self.t], 0.0)
+
+
+def _times(coefficient, values):
+    """coefficient * values, with a zero coefficient times an infinite value giving 0 (a masked
+    class whose term vanishes in the limit)."""
+    return np.where((coefficient == 0) & np.isinf(values), 0.0, coefficient * values)
+
+
+def _log_softmax(x):
+    """(x - m) - log(sum exp(x - m)), m the row max: exact differences, shift invariant; nan
+    for a row with a +inf logit or without a finite one (no log-softmax)."""
+    if x.shape[1] == 0:
+        return x
+    m = np.max(x, axis=1, keepdims=True)
+    undefined = ~np.isfinite(m)
+    shifted = x - np.where(undefined, 0.0, m)
+    logp = shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
+    return np.where(undefined, np.nan, logp)
+
+
+def _ce_parts(call):
+    """(nll part (M,), smoothing part (M,) or None, log-probabilities) of cross_entropy."""
+    logp = _log_softmax(call.x)
+    rows = np.arange(call.x.shape[0])
+    if call.soft:
+        q = call.weight[None, :] * ((1 - call.smoothing) * call.p
+                                    + call.smoothing / call.classes)
+        return np.sum(_times(q, -logp), axis=1), None, logp
+    nll = np.where(call.valid, _times(call.target_weights(), -logp[rows, call.t]), 0.0)
+    if not call.smoothing:
+        return nll, None, logp
+    smooth = np.sum(_times(np.broadcast_to(call.weight, logp.shape), -logp), axis=1)
+    return nll, np.where(call.valid, smooth, 0.0), logp
+
+
+def _combine(call, nll, smooth, reduction):
+    """torch's (1 - e) nll + (e / C) smooth, reduced; a mean divides both parts by W."""
+    e, c = call.smoothing, call.classes
+    if reduction == "none":
+        rows = nll if smooth is None else (1 - e) * nll + e / c * smooth
+        return rows.reshape(call.batch)
+    a = np.sum(nll)
+    b = None if smooth is None else np.sum(smooth)
+    if reduction == "mean":
+        divisor = float(call.x.shape[0]) if call.soft else np.sum(call.target_weights())
+        a = np.float64(a) / divisor
+        b = None if b is None else np.float64(b) / divisor
+    return a if b is None else (1 - e) * a + e / c * b
+
+
+def _upstream(call, grad_output, reduction):
+    """Per-row upstream gradient (M,), divided by the mean's divisor, 0 at ignored rows."""
+    g = np.asarray(grad_output, np.float64)
+    expected = call.batch if reduction == "none" else ()
+    if g.shape != expected:
+        raise ValueError(f"grad_output has shape {g.shape}, expected {expected}")
+    g = np.broadcast_to(g.reshape(-1) if reduction == "none" else g, (call.x.shape[0],))
+    if reduction == "mean":
+        g = g / (float(call.x.shape[0]) if call.soft else np.sum(call.target_weights()))
+    return np.where(call.valid, g, 0.0)
+
+
+@_ieee
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100,
+                  reduce=None, reduction="mean", label_smoothing=0.0):
+    """Cross entropy of logits, as ``F.cross_entropy``: index or probability targets."""
+    reduction = _reduction(size_average, reduce, reduction)
+    call = _Call("cross_entropy", input, target, weight, ignore_index, label_smoothing, True)
+    nll, smooth, _ = _ce_parts(call)
+    return np.asarray(_combine(call, nll, smooth, reduction)).astype(input.dtype)
+
+
+@_ieee
+def cross_entropy_vjp(grad_output, input, target, weight=None, size_average=None,
+                      ignore_index=-100, reduce=None, reduction="mean", label_smoothing=0.0):
+    """Gradient of ``cross_entropy`` in its input (torch differentiates nothing else of an
+    index-target call)."""
+    reduction = _reduction(size_average, reduce, reduction)
+    call = _Call("cross_entropy", input, target, weight, ignore_index, label_smoothing, True)
+    _, _, logp = _ce_parts(call)
+    a = _upstream(call, grad_output, reduction)[:, None]
+    softmax = np.exp(logp)
+    e, c = call.smoothing, call.classes
+    if call.soft:
+        q = call.weight[None, :] * ((1 - e) * call.p + e / c)
+        d = softmax * q.sum(axis=1, keepdims=True) - q
+    else:
+        one_hot = np.zeros(logp.shape)
+        one_hot[np.arange(logp.shape[0]), call.t] = 1.0
+        d = (1 - e) * call.weight[call.t][:, None] * (softmax - one_hot)
+        if e:
+            d = d + e / c * (softmax * call.weight.sum() - call.weight[None, :])
+    grad = np.where(call.valid[:, None], a * d, 0.0)
+    return {"input": call.to_input(grad).astype(input.dtype)}
+
+
+@_ieee
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+             reduction="mean"):
+    """Negative log-likelihood of log-probabilities, as ``F.nll_loss``: -w_t x_t per row."""
+    reduction = _reduction(size_average, reduce, reduction)
+    call = _Call("nll_loss", input, target, weight, ignore_index, 0.0, False)
+    x_t = call.x[np.arange(call.x.shape[0]), call.t]
+    nll = np.where(call.valid, -call.target_weights() * x_t, 0.0)
+    return np.asarray(_combine(call, nll, None, reduction)).astype(input.dtype)
+
+
+@_ieee
+def nll_loss_vjp(grad_output, input, target, weight=None, size_average=None, ignore_index=-100,
+                 reduce=None, reduction="mean"):
+    """Gradient of ``nll_loss`` in its input: -g w_t / divisor at each row's target, else 0."""
+    reduction = _reduction(size_average, reduce, reduction)
+    call = _Call("nll_loss", input, target, weight, ignore_index, 0.0, False)
+    a = _upstream(call, grad_output, reduction)
+    grad = np.zeros(call.x.shape)
+    rows = np.arange(call.x.shape[0])
+    grad[rows, call.t] = np.where(call.valid, -a * call.weight[call.t], 0.0)
+    return {"input": call.to_input(grad).astype(input.dtype)}

@@ -1,3 +1,109 @@
-"""torch 2.13's known deviations in the classification family."""
+"""torch 2.13's known deviations in the classification family (cross_entropy, nll_loss)."""
 
-DEVIATIONS = ()
+from __future__ import annotations
+
+import numpy as np
+
+from loss_reference import classification as ref
+from loss_reference.formats import FORMATS
+
+from ..cases import Case
+from . import KnownDeviation
+
+_QUIET = {"over": "ignore", "invalid": "ignore", "divide": "ignore"}
+
+
+@np.errstate(**_QUIET)
+def _parts(case: Case):
+    """(rows, smoothing, reduction, nlp (M, C) with masked classes at +inf) in float64."""
+    o = case.options
+    rows = ref.rows_of(case.args["input"], case.args["target"], case.args.get("weight"),
+                       o.get("ignore_index", ref.DEFAULT_IGNORE_INDEX))
+    x = rows.x
+    lse = np.logaddexp.reduce(x, axis=1, keepdims=True) if x.size else np.zeros((len(x), 1))
+    return rows, float(o.get("label_smoothing", 0.0)), o["reduction"], lse - x
+
+
+def _half_sums_overflow(loss: str):
+    """float16 only: whether a sum torch forms in float16 before its final division leaves the
+    range: the smoothing sum over classes per row, the sums over rows of the nll and smoothing
+    parts (and of the probability-target losses), the sum of the weights W."""
+    @np.errstate(**_QUIET)
+    def applies(case: Case) -> bool:
+        if case.dtype != "float16" or np.size(case.args["input"]) == 0:
+            return False
+        rows, smoothing, reduction, nlp = _parts(case)
+        M = rows.x.shape[0]
+        w = np.abs(rows.weight)[None, :]
+        finite = np.isfinite(rows.x)
+        quantities = []
+        if loss == "nll_loss":
+            per_row = np.abs(rows.weight[rows.t] * rows.x[np.arange(M), rows.t])
+            quantities.append(np.where(rows.valid, per_row, 0.0))
+        elif rows.soft:
+            q = w * np.abs(ref._smoothed(rows.target, smoothing, rows.x.shape[1]))
+            quantities.append(np.sum(np.where(finite, q * np.abs(nlp), 0.0), axis=1))
+        else:
+            w_t = np.abs(rows.weight[rows.t])
+            quantities.append(np.where(rows.valid & np.isfinite(nlp[np.arange(M), rows.t]),
+                                       w_t * np.abs(nlp[np.arange(M), rows.t]), 0.0))
+            if smoothing:
+                smooth = np.sum(np.where(finite, w * np.abs(nlp), 0.0), axis=1)
+                quantities.append(np.where(rows.valid, smooth, 0.0))
+        limit = FORMATS["float16"].max_finite
+        if any(np.any(q > limit) for q in quantities):
+            return True
+        if reduction == "none":
+            return False
+        totals = [float(np.sum(q)) for q in quantities]
+        if reduction == "mean" and not rows.soft:
+            totals.append(float(np.sum(np.where(rows.valid, np.abs(rows.weight[rows.t]), 0.0))))
+        return any(t > limit for t in totals)
+
+    return applies
+
+
+@np.errstate(**_QUIET)
+def _masked_class_with_zero_coefficient(case: Case) -> bool:
+    """A counted row has a -inf logit at a class whose coefficient in the loss is 0: a zero
+    class weight under label smoothing, or a zero w_c p'_c with probability targets."""
+    rows, smoothing, _, _ = _parts(case)
+    masked = np.isneginf(rows.x) & rows.valid[:, None]
+    if not masked.any():
+        return False
+    if rows.soft:
+        q = rows.weight[None, :] * ref._smoothed(rows.target, smoothing, rows.x.shape[1])
+        return bool(np.any(masked & (q == 0)))
+    return bool(smoothing and np.any(masked & (rows.weight[None, :] == 0)))
+
+
+_HALF_REASON = (
+    "torch 2.13 CPU forms {what} in float16 before dividing, so it returns inf (or nan, "
+    "inf / inf) where that sum exceeds 65504 although the result is finite; {example}")
+
+DEVIATIONS = (
+    KnownDeviation(
+        impl="torch", loss="nll_loss", applies=_half_sums_overflow("nll_loss"),
+        reason=_HALF_REASON.format(
+            what="the sum over rows of w_t x_t (and the sum of the weights for 'mean')",
+            example="e.g. F.nll_loss(torch.full((3, 1), -3e4, dtype=torch.float16), "
+                    "torch.tensor([0, 0, 0])) is inf, exact 30000")),
+    KnownDeviation(
+        impl="torch", loss="cross_entropy", applies=_half_sums_overflow("cross_entropy"),
+        reason=_HALF_REASON.format(
+            what="the smoothing sum over classes of w_c log_softmax(x)_c, the sums over rows "
+                 "and the sum of the weights",
+            example="e.g. F.cross_entropy(torch.zeros(1, 8192, dtype=torch.float16), "
+                    "torch.tensor([0]), label_smoothing=0.1, reduction='none') is [inf], "
+                    "exact log(8192) = 9.0109; a 'mean' over 40 rows of probability targets "
+                    "with logits of size 1e3 is inf, exact 2845.2")),
+    KnownDeviation(
+        impl="torch", loss="cross_entropy", applies=_masked_class_with_zero_coefficient,
+        reason="torch 2.13 multiplies each log-probability by its coefficient (w_c p'_c, or "
+               "w_c in the smoothing term) also where the logit is -inf, so a masked class "
+               "with a zero coefficient gives 0 * -inf = nan where its term is 0 in the limit "
+               "(the loss is finite and the gradient is): F.cross_entropy(torch.tensor([[1., "
+               "-inf, 2.]]), torch.tensor([[1., 0., 0.]])) is nan, exact log(1 + e) = 1.3133; "
+               "with index target 0, weight [1, 0, 1] and label_smoothing 0.1 it is nan, exact "
+               "0.9 * 1.3133 + 0.1 / 3 * (1.3133 + 0.3133) = 1.2362"),
+)

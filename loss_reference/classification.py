@@ -1,0 +1,407 @@
+"""Exact references for the classification family: cross_entropy and nll_loss.
+
+Inputs are (C,), (N, C) or (N, C, d1, ...); the class axis (1, or 0 when unbatched) is moved
+last and the rest flattened into M rows of C classes. Per row i with index target t_i:
+
+- nll_loss: -w_t x_t (x is read as log-probabilities, any real);
+- cross_entropy: (1 - e) w_t nlp_t + (e / C) sum_c w_c nlp_c, with nlp_c = lse - x_c the
+  negative log-softmax (e = label_smoothing, torch's formula), and with probability targets p
+  (rows of C floats) sum_c w_c p'_c nlp_c, p' = (1 - e) p + e / C.
+
+Rows whose target equals ignore_index contribute nothing (loss 0, gradient 0). 'mean' divides
+by W = sum of w_t over the rows not ignored (their count without weight) for index targets,
+by M for probability targets; the mean of nothing is nan (0 / 0), and a W of exactly 0 gives the
+IEEE quotient of the exact sums (nan for 0 / 0, else an infinity). Gradients where W = 0 and
+some row counts are undefined (every candidate divides by zero its own way): EvaluationError.
+
+lse is certified as m + log1p(S'), m the row's largest finite logit and S' the sum of
+exp(x_j - m) over the other finite classes, so every nlp_c = (m - x_c) + log1p(S') is a sum of
+non-negative parts (no cancellation), and the softmax gradient uses exclusive sums (1 - softmax
+of the target as sum_{j != t} e_j / E) for the same reason.
+
+Infinite logits are decided here, exactly, outside the engine: a -inf logit is a masked class
+(softmax 0, nlp +inf: a loss term w_c nlp_c with w_c != 0 is infinite, one with w_c = 0 (or
+p'_c = 0) contributes nothing, its limit); a row with a +inf logit, or with no finite logit,
+has no log-softmax (inf - inf) and its loss and gradient are nan, as in torch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .engine import LD, Ball, EvaluationError, Evaluated, LongDoubleBackend, _certify_balls, evaluate
+from .formats import Format
+
+LOSSES = ("cross_entropy", "nll_loss")
+DEFAULT_IGNORE_INDEX = -100
+_QUIET = {"over": "ignore", "invalid": "ignore", "divide": "ignore"}
+
+
+# --- layout ------------------------------------------------------------------------------------
+
+@dataclass
+class Rows:
+    """A call laid out as rows: x (M, C), target (M,) int or (M, C) float, and what counts."""
+
+    x: np.ndarray
+    target: np.ndarray
+    soft: bool
+    batch_shape: tuple  # the shape of 'none'
+    input_shape: tuple
+    weight: np.ndarray  # (C,), ones when none was given
+    valid: np.ndarray  # (M,) rows that count (not ignore_index)
+    t: np.ndarray  # (M,) target classes, 0 where ignored (index targets)
+
+
+def rows_of(input, target, weight=None, ignore_index=DEFAULT_IGNORE_INDEX) -> Rows:
+    """Move the class axis last and flatten the rest; decide which rows count."""
+    x = np.asarray(input, np.float64)
+    classes = x.shape[0] if x.ndim == 1 else x.shape[1]
+    batch = () if x.ndim == 1 else (x.shape[0],) + x.shape[2:]
+    xr = x.reshape(1, classes) if x.ndim == 1 else np.moveaxis(x, 1, -1).reshape(-1, classes)
+    tgt = np.asarray(target)
+    soft = tgt.dtype.kind == "f"
+    w = np.ones(classes) if weight is None else np.asarray(weight, np.float64)
+    if soft:
+        tr = (tgt.reshape(1, classes) if x.ndim == 1
+              else np.moveaxis(tgt.astype(np.float64), 1, -1).reshape(-1, classes))
+        valid = np.ones(xr.shape[0], dtype=bool)
+        t = np.zeros(xr.shape[0], dtype=np.int64)
+    else:
+        tr = tgt.reshape(-1).astype(np.int64)
+        valid = tr != ignore_index
+        t = np.where(valid, tr, 0)
+    return Rows(xr, tr, soft, batch, x.shape, w, valid, t)
+
+
+def to_input_layout(values: np.ndarray, input_shape) -> np.ndarray:
+    """(M, C) rows back to the input's shape (class axis at 1, or 0 when unbatched)."""
+    if len(input_shape) == 1:
+        return values.reshape(input_shape)
+    moved = values.reshape((input_shape[0],) + tuple(input_shape[2:]) + (input_shape[1],))
+    return np.moveaxis(moved, -1, 1)
+
+
+def _filled(shape, value) -> Evaluated:
+    return Evaluated(np.full(shape, value), np.full(shape, value, dtype=LD))
+
+
+def _flags(mask) -> np.ndarray:
+    """An exact 0/1 argument (long double balls or arb objects) back as booleans."""
+    values = mask.mid if isinstance(mask, Ball) else mask
+    return np.asarray(values != 0, dtype=bool)
+
+
+def evaluate_rows(function, row_args, global_args, fmt: Format) -> Evaluated:
+    """Evaluate ``function(B, *row_args, *global_args)``, whose output row i (leading axis,
+    any trailing shape) depends on row i of each row argument and on the global arguments.
+
+    The long double pass covers everything; only the rows it cannot certify are recomputed by
+    ``evaluate`` (arb), with the global arguments whole. (engine.evaluate's "rows" mode needs a
+    1-D output.)
+    """
+    ball = function(LongDoubleBackend, *[Ball.exact(a) for a in row_args],
+                    *[Ball.exact(a) for a in global_args])
+    rounded, ok = _certify_balls(ball, fmt)
+    exact = np.array(ball.mid, dtype=LD)
+    bad_rows = ~ok.reshape(ok.shape[0], -1).all(axis=1) if ok.ndim else ~ok.reshape(1)
+    if bad_rows.any():
+        sub = evaluate(function, [np.asarray(a)[bad_rows] for a in row_args] + list(global_args),
+                       fmt)
+        rounded[bad_rows], exact[bad_rows] = sub.rounded, sub.exact
+    return Evaluated(rounded, exact)
+
+
+# --- exact decisions on infinities ---------------------------------------------------------------
+
+@dataclass
+class Stats:
+    """Per-row decisions: placeholder-finite logits, the row max and its class, the masks."""
+
+    xs: np.ndarray  # x with non-finite entries replaced by the row max (finite placeholders)
+    m: np.ndarray  # (M, 1) largest finite logit (0 for a row without one)
+    k: np.ndarray  # (M,) its class
+    finite: np.ndarray  # (M, C) 1.0 where the logit is finite
+    others: np.ndarray  # (M, C) 1.0 where finite and not the max's class
+    undefined: np.ndarray  # (M,) rows with a +inf logit or no finite logit
+
+
+def stats_of(x: np.ndarray) -> Stats:
+    """Row statistics of logits x (M, C), decided exactly."""
+    finite = np.isfinite(x)
+    undefined = np.any(x == np.inf, axis=1) | ~np.any(finite, axis=1)
+    masked = np.where(finite, x, -np.inf)
+    k = np.argmax(masked, axis=1) if x.shape[1] else np.zeros(x.shape[0], dtype=np.int64)
+    m = np.take_along_axis(masked, k[:, None], axis=1) if x.shape[1] else np.zeros((x.shape[0], 1))
+    m = np.where(np.isfinite(m), m, 0.0)
+    xs = np.where(finite, x, m)
+    others = finite & (np.arange(x.shape[1])[None, :] != k[:, None])
+    return Stats(xs, m, k, finite.astype(np.float64), others.astype(np.float64), undefined)
+
+
+def _infinite_sum(coefficients, masked) -> np.ndarray:
+    """Per row: sum of coefficient * (+inf) over masked entries, a zero coefficient adding
+    nothing (the limit); 0.0 where no entry is infinite."""
+    with np.errstate(**_QUIET):
+        terms = np.where(masked & (coefficients != 0), np.sign(coefficients) * np.inf, 0.0)
+        return terms.sum(axis=1) if terms.size else np.zeros(terms.shape[0])
+
+
+def _specials(name, rows: Rows, st: Stats | None, smoothing: float) -> np.ndarray:
+    """Per row the non-finite part of the loss (0.0 where it is finite), IEEE-combined as torch
+    combines the nll and smoothing parts."""
+    M, C = rows.x.shape
+    valid = rows.valid
+    if name == "nll_loss":
+        x_t = rows.x[np.arange(M), rows.t]
+        with np.errstate(**_QUIET):
+            special = np.where(np.isfinite(x_t), 0.0, -rows.weight[rows.t] * x_t)
+        return np.where(valid, special, 0.0)
+    masked = st.finite == 0
+    if rows.soft:
+        q = rows.weight[None, :] * _smoothed(rows.target, smoothing, C)
+        special = _infinite_sum(q, masked)
+    else:
+        w_t = rows.weight[rows.t]
+        with np.errstate(**_QUIET):
+            nll_part = np.where(masked[np.arange(M), rows.t] & (w_t != 0),
+                                np.sign(w_t) * np.inf, 0.0)
+            if smoothing == 0:
+                special = nll_part
+            else:
+                smooth_part = _infinite_sum(np.broadcast_to(rows.weight, (M, C)), masked)
+                special = (1 - smoothing) * nll_part + smoothing / C * smooth_part
+    special = np.where(st.undefined, np.nan, special)
+    return np.where(valid, special, 0.0)
+
+
+def _smoothed(p, smoothing, classes):
+    """p' = (1 - e) p + e / C in float64 (only to find its zeros and its largest entries)."""
+    return p * (1 - smoothing) + smoothing / classes if smoothing else p
+
+
+# --- values ------------------------------------------------------------------------------------
+
+def _ce_rows(smoothing, classes):
+    """Engine function: per-row cross entropy with index targets."""
+    def rows_loss(B, xs, m, others, x_t, w_t, w_row):
+        L = B.log1p(B.sum(others * B.exp(xs - m), axis=-1))
+        nll = w_t * ((m[:, 0] - x_t) + L)
+        if smoothing == 0:
+            return nll
+        smooth = B.sum(w_row * ((m - xs) + L[:, None]), axis=-1)
+        return (nll - nll * smoothing) + smooth * smoothing / classes
+    return rows_loss
+
+
+def _soft_rows(smoothing, classes):
+    """Engine function: per-row cross entropy with probability targets."""
+    def rows_loss(B, xs, m, others, p, w_row):
+        L = B.log1p(B.sum(others * B.exp(xs - m), axis=-1))
+        q = _target_distribution(p, smoothing, classes)
+        return B.sum(w_row * q * ((m - xs) + L[:, None]), axis=-1)
+    return rows_loss
+
+
+def _target_distribution(p, smoothing, classes):
+    """p' = (1 - e) p + e / C as engine arithmetic (e / C is not a float: divide last)."""
+    if not smoothing:
+        return p
+    return (p - p * smoothing) + (p * 0 + smoothing) / classes
+
+
+def _nll_rows(B, x_t, w_t):
+    return -(w_t * x_t)
+
+
+def _engine_rows(name, rows: Rows, st: Stats | None, smoothing, special):
+    """(engine function, its row arguments) for the finite part of every row."""
+    M, C = rows.x.shape
+    count = ~(special != 0) & rows.valid  # rows whose value is finite and counts
+    w_t = np.where(count, rows.weight[rows.t], 0.0)
+    if name == "nll_loss":
+        x_t = rows.x[np.arange(M), rows.t]
+        return _nll_rows, [np.where(count, x_t, 0.0), w_t]
+    w_row = np.where(count[:, None] & (st.finite != 0), rows.weight[None, :], 0.0)
+    if rows.soft:
+        return _soft_rows(smoothing, C), [st.xs, st.m, st.others, rows.target, w_row]
+    x_t = st.xs[np.arange(M), rows.t]
+    return _ce_rows(smoothing, C), [st.xs, st.m, st.others, x_t, w_t, w_row]
+
+
+def _weights_counted(rows: Rows) -> np.ndarray:
+    """(M,) w_t of the rows that count for 'mean' with index targets (0 where ignored)."""
+    return np.where(rows.valid, rows.weight[rows.t], 0.0)
+
+
+def _mean_divisor(B, rows_count, weights_counted, soft):
+    """'mean' divides by M for probability targets, by W = sum w_t for index targets."""
+    return rows_count if soft else B.sum(weights_counted)
+
+
+def _divisor_is_zero(rows: Rows, reduction) -> bool:
+    if reduction != "mean":
+        return False
+    if rows.soft:
+        return rows.x.shape[0] == 0
+    return math.fsum(_weights_counted(rows)) == 0  # fsum is correctly rounded: exact for 0
+
+
+def loss(name, input, target, weight, ignore_index, smoothing, reduction,
+         fmt: Format) -> Evaluated:
+    """The exact loss, reduced, rounded once to fmt."""
+    rows = rows_of(input, target, weight, ignore_index)
+    smoothing = float(smoothing) if name == "cross_entropy" else 0.0
+    st = stats_of(rows.x) if name == "cross_entropy" else None
+    special = _specials(name, rows, st, smoothing)
+    function, args = _engine_rows(name, rows, st, smoothing, special)
+    if reduction == "none":
+        if rows.x.shape[0] == 0:
+            return _filled(rows.batch_shape, 0.0)
+        out = evaluate(function, args, fmt, independent="rows")
+        is_special = special != 0
+        out.rounded[is_special] = special[is_special]
+        out.exact[is_special] = special[is_special]
+        return Evaluated(out.rounded.reshape(rows.batch_shape), out.exact.reshape(rows.batch_shape))
+    if rows.x.shape[0] == 0 or _divisor_is_zero(rows, reduction):
+        return _filled((), _zero_divisor_value(name, rows, st, smoothing) if reduction == "mean"
+                       else 0.0)
+    with np.errstate(**_QUIET):
+        special_total = float(np.sum(special))
+        if special_total != 0 or math.isnan(special_total):
+            divisor = 1.0 if reduction == "sum" else (
+                rows.x.shape[0] if rows.soft else math.fsum(_weights_counted(rows)))
+            return _filled((), special_total / divisor)
+    count, soft = rows.x.shape[0], rows.soft
+
+    def reduced(B, counted, *arrays):
+        total = B.sum(function(B, *arrays))
+        return total if reduction == "sum" else total / _mean_divisor(B, count, counted, soft)
+
+    return evaluate(reduced, [_weights_counted(rows)] + args, fmt)
+
+
+def _quotient_by_zero(total: float) -> float:
+    return math.nan if total == 0 else math.copysign(math.inf, total)
+
+
+@np.errstate(**_QUIET)
+def _zero_divisor_value(name, rows: Rows, st: Stats | None, smoothing: float) -> float:
+    """'mean' with no row counting, or a zero sum of weights: torch's IEEE quotients
+    (1 - e) (A / 0) + (e / C) (B / 0), A the nll part and B the smoothing part of the sum,
+    their signs from float64 (enough to tell 0 from not)."""
+    if not rows.valid.any():
+        return math.nan
+    M, C = rows.x.shape
+    w_t = np.where(rows.valid, rows.weight[rows.t], 0.0)
+    if name == "nll_loss":
+        return _quotient_by_zero(float(np.sum(-w_t * rows.x[np.arange(M), rows.t])))
+    lse = np.logaddexp.reduce(rows.x, axis=1)
+    nlp = lse[:, None] - rows.x
+    quotient_a = _quotient_by_zero(float(np.sum(w_t * nlp[np.arange(M), rows.t])))
+    if smoothing == 0:
+        return quotient_a
+    smooth = np.where(rows.valid, np.sum(rows.weight[None, :] * nlp, axis=1), 0.0)
+    quotient_b = _quotient_by_zero(float(np.sum(smooth)))
+    return (1 - smoothing) * quotient_a + smoothing / C * quotient_b
+
+
+# --- gradients -----------------------------------------------------------------------------------
+
+def _ce_grad(smoothing, classes, reduction, count):
+    """Engine function: d loss / d x per row, index targets, scaled by the row's upstream a."""
+    def grad(B, xs, m, others, finite, is_t, t_is_max, w_t, w_full, a, counted, weight):
+        e = finite * B.exp(xs - m)
+        s_others = B.sum(others * B.exp(xs - m), axis=-1)
+        E = 1 + s_others
+        e_t = B.sum(is_t * e, axis=-1)
+        rest = B.where(_flags(t_is_max), s_others, E - e_t)  # sum_{j != t} e_j, no cancellation
+        soft_max = e / E[:, None]
+        one_hot = B.where(_flags(is_t), -(rest / E)[:, None], soft_max)
+        out = w_t[:, None] * one_hot
+        if smoothing:
+            smooth = (e * B.sum(weight) - w_full * E[:, None]) / E[:, None]
+            out = (out - out * smoothing) + smooth * smoothing / classes
+        out = a[:, None] * out
+        return out if reduction != "mean" else out / _mean_divisor(B, count, counted, False)
+    return grad
+
+
+def _soft_grad(smoothing, classes, reduction, count):
+    """Engine function: d loss / d x per row, probability targets, with exclusive sums."""
+    def grad(B, xs, m, others, finite, is_max, p, w_full, is_top, a, counted):
+        e = finite * B.exp(xs - m)
+        s_others = B.sum(others * B.exp(xs - m), axis=-1)
+        E = 1 + s_others
+        rest = B.where(_flags(is_max), s_others[:, None], E[:, None] - e)
+        q = w_full * _target_distribution(p, smoothing, classes)
+        total = B.sum(q, axis=-1)
+        top_excluded = B.sum((1 - is_top) * q, axis=-1)
+        q_rest = B.where(_flags(is_top), top_excluded[:, None], total[:, None] - q)
+        out = a[:, None] * ((e * q_rest - q * rest) / E[:, None])
+        return out if reduction != "mean" else out / _mean_divisor(B, count, counted, True)
+    return grad
+
+
+def _upstream_rows(grad_output, rows: Rows, reduction) -> np.ndarray:
+    """Per-row upstream gradient (M,), before the mean's division."""
+    g = np.asarray(grad_output, np.float64)
+    if reduction == "none":
+        return np.broadcast_to(g.reshape(-1), (rows.x.shape[0],)).astype(np.float64)
+    return np.full(rows.x.shape[0], float(g))
+
+
+def loss_grad(name, grad_output, input, target, weight, ignore_index, smoothing, reduction,
+              fmt: Format) -> dict[str, Evaluated]:
+    """The exact gradient of ``loss`` in its input for the upstream gradient, rounded to fmt."""
+    rows = rows_of(input, target, weight, ignore_index)
+    M, C = rows.x.shape
+    smoothing = float(smoothing) if name == "cross_entropy" else 0.0
+    if M and _divisor_is_zero(rows, reduction) and rows.valid.any():
+        raise EvaluationError("the weighted mean divides by a zero sum of weights: its "
+                              "gradient is undefined")
+    g = _upstream_rows(grad_output, rows, reduction)
+    a = np.where(rows.valid, g, 0.0)
+    if M == 0 or not rows.valid.any():
+        return {"input": _filled(rows.input_shape, 0.0)}
+    if name == "nll_loss":
+        w_t = np.where(rows.valid, rows.weight[rows.t], 0.0)
+        counted, soft = _weights_counted(rows), rows.soft
+
+        def d_nll(B, a, w, counted):
+            out = -(a * w)
+            return out if reduction != "mean" else out / _mean_divisor(B, M, counted, soft)
+
+        out = evaluate_rows(d_nll, [a, w_t], [counted], fmt)
+        rounded, exact = np.zeros((M, C)), np.zeros((M, C), dtype=LD)
+        rounded[np.arange(M), rows.t] = out.rounded
+        exact[np.arange(M), rows.t] = out.exact
+        return {"input": Evaluated(to_input_layout(rounded, rows.input_shape),
+                                   to_input_layout(exact, rows.input_shape))}
+    st = stats_of(rows.x)
+    columns = np.arange(C)[None, :]
+    is_max = (columns == st.k[:, None]).astype(np.float64)
+    if rows.soft:
+        q = np.abs(rows.weight[None, :] * _smoothed(rows.target, smoothing, C))
+        top = np.argmax(q, axis=1) if C else np.zeros(M, dtype=np.int64)
+        is_top = (columns == top[:, None]).astype(np.float64)
+        w_full = np.broadcast_to(rows.weight, (M, C))
+        args = [st.xs, st.m, st.others, st.finite, is_max, rows.target, w_full, is_top, a]
+        function = _soft_grad(smoothing, C, reduction, M)
+    else:
+        is_t = (columns == rows.t[:, None]).astype(np.float64)
+        t_is_max = (rows.t == st.k).astype(np.float64)
+        w_t = rows.weight[rows.t]
+        w_full = np.broadcast_to(rows.weight, (M, C))
+        args = [st.xs, st.m, st.others, st.finite, is_t, t_is_max, w_t, w_full, a]
+        function = _ce_grad(smoothing, C, reduction, M)
+    out = evaluate_rows(function, args, [_weights_counted(rows)]
+                        + ([] if rows.soft else [rows.weight]), fmt)
+    undefined = st.undefined & rows.valid
+    out.rounded[undefined] = np.nan
+    out.exact[undefined] = np.nan
+    return {"input": Evaluated(to_input_layout(out.rounded, rows.input_shape),
+                               to_input_layout(out.exact, rows.input_shape))}

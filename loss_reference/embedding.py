@@ -1,0 +1,428 @@
+"""Exact references for the embedding family: cosine_embedding_loss, triplet_margin_loss and
+triplet_margin_with_distance_loss.
+
+Every loss is a function of rows (the last axis is the embedding, D); a 1-D input is one row.
+
+- cosine_embedding_loss: cos = P / sqrt((A + EPS) (B + EPS)) with P = x1 . x2, A = |x1|^2,
+  B = |x2|^2 and EPS = 1e-12 rounded to float32, 9.999999960041972e-13 (torch's
+  constant is a C++ float); the row's loss is 1 - cos where
+  y = 1 and max(0, cos - margin) where y = -1.
+- triplet losses: max(0, margin + d(a, p) - d(a, n)) with, under swap, d(a, n) replaced by
+  min(d(a, n), d(p, n)). The distances (``DISTANCES``): 'pairwise' = ||a - b + eps||_p (torch's
+  pairwise_distance, p >= 1 or inf), 'l1' = sum |a - b|, 'relu-l1' = sum max(a - b, 0) (not
+  symmetric: it shows the order of the arguments), 'cosine' = 1 - a . b / (max(|a|, 1e-8)
+  max(|b|, 1e-8)) (1 - F.cosine_similarity).
+
+Branch decisions (the hinge's side, which distance swap's min takes, signs of components,
+the arg max of p = inf) are made from a first long double ball pass and enter the engine as
+exact arrays: where a ball cannot decide (within ~2^-60 relative of the kink) the reference
+takes torch's side at an exact kink (hinge inactive, min split evenly, sign 0); the specs
+accept either side there. Values never depend on these decisions, only gradients do.
+
+sqrt, powers and the row maximum are written here for both engine backends (the engine has
+none of them; they could move to loss_reference/engine.py).
+"""
+
+from __future__ import annotations
+
+import math
+
+import flint
+import numpy as np
+
+from .engine import (ARB_PRECISIONS, LD, LD_TINY, LD_UNIT_ROUNDOFF, LIBM_ULPS, Ball, Evaluated,
+                     _arb_pass, _certify_balls, evaluate)
+from .engine import LongDoubleBackend as _LD  # the fast backend, for decisions
+from .formats import Format
+
+LOSSES = ("cosine_embedding_loss", "triplet_margin_loss", "triplet_margin_with_distance_loss")
+EPS = float.fromhex("0x1.197998p-40")  # torch's EPSILON: 1e-12 as a float32 (9.99999996e-13)
+COSINE_SIMILARITY_EPS = 1e-8  # F.cosine_similarity's default eps
+DISTANCES = ("pairwise", "l1", "relu-l1", "cosine")
+U = LD_UNIT_ROUNDOFF
+
+
+def _quiet():
+    return np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore")
+
+
+# --- operations the engine lacks -----------------------------------------------------------------
+
+def sqrt(B, a):
+    """sqrt of a ball of non-negative numbers."""
+    if not isinstance(a, Ball):
+        return np.frompyfunc(lambda v: v.sqrt(), 1, 1)(a)
+    with _quiet():
+        mid = np.sqrt(np.maximum(a.mid, 0))
+        low = a.mid - a.rad
+        # |sqrt(x) - sqrt(m)| = |x - m| / (sqrt(x) + sqrt(m)) <= sqrt(|x - m|) everywhere.
+        spread = np.where(low > 0, a.rad / (np.sqrt(np.where(low > 0, low, 1)) + mid),
+                          np.sqrt(a.rad))
+        return Ball(mid, spread * (1 + 4 * U) + U * mid + LD_TINY)
+
+
+def power(B, a, p: float, root: bool = False):
+    """a ** p (a ** (1 / p) with ``root``, 1 / p exact) for a ball of non-negative numbers
+    and a real p > 0 (monotone)."""
+    if p == 1:
+        return a
+    if not isinstance(a, Ball):
+        exponent = flint.arb(1) / flint.arb(p) if root else flint.arb(p)
+        return np.frompyfunc(lambda v: v ** exponent if v != 0 else flint.arb(0), 1, 1)(a)
+    with _quiet():
+        e = LD(1) / LD(p) if root else LD(p)
+        m = np.maximum(a.mid, 0)
+        high, low = m + a.rad, np.maximum(a.mid - a.rad, 0)
+        mid, top, bottom = m ** e, high ** e, low ** e
+        rad = (top - bottom + 4 * LIBM_ULPS * U * top) * (1 + 4 * U) + LD_TINY
+        if root:  # x^e for the rounded e: |x^(1/p) - x^e| <= x^e |log x| |1/p - e| (1 + ...)
+            logs = np.maximum(np.abs(np.log(np.where(high > 0, high, 1))),
+                              np.abs(np.log(np.where(low > 0, low, LD_TINY))))
+            rad = rad + 2 * U * e * logs * top
+        return Ball(mid, rad)
+
+
+def row_max(B, a):
+    """max over the last axis (1-Lipschitz in the sup norm)."""
+    if not isinstance(a, Ball):
+        return np.frompyfunc(lambda u, v: u.max(v), 2, 1).reduce(a, axis=-1)
+    if a.mid.shape[-1] == 0:
+        return Ball(np.zeros(a.mid.shape[:-1], LD), np.zeros(a.mid.shape[:-1], LD))
+    return Ball(np.max(a.mid, axis=-1), np.max(a.rad, axis=-1))
+
+
+def stack(B, parts):
+    """Stack equally shaped results on a new last axis."""
+    if isinstance(parts[0], Ball):
+        return Ball(np.stack([p.mid for p in parts], -1), np.stack([p.rad for p in parts], -1))
+    return np.stack([np.asarray(p, dtype=object) for p in parts], -1)
+
+
+def _expand(value):
+    """A per-row value broadcast over the last (embedding) axis."""
+    if isinstance(value, Ball):
+        return Ball(value.mid[..., None], value.rad[..., None])
+    return np.asarray(value, dtype=object)[..., None]
+
+
+def _flags(mask):
+    values = mask.mid if isinstance(mask, Ball) else mask
+    return np.asarray(values != 0, dtype=bool)
+
+
+def _sign_decided(ball: Ball) -> np.ndarray:
+    """-1, 0 or 1 where the ball excludes 0 (0 where it cannot decide), as float64."""
+    with _quiet():
+        out = np.sign(ball.mid).astype(np.float64)
+        return np.where(np.abs(ball.mid) > ball.rad, out, 0.0)
+
+
+# --- distances -----------------------------------------------------------------------------------
+
+def _pairwise(B, a, b, p, eps):
+    v = a - b + eps
+    if p == 2:
+        return sqrt(B, B.sum(v * v, axis=-1))
+    if p == math.inf:
+        return row_max(B, B.abs(v))
+    return power(B, B.sum(power(B, B.abs(v), p), axis=-1), p, root=True)
+
+
+def _norm_clamped(B, a, wide):
+    return B.where(_flags(wide), sqrt(B, B.sum(a * a, axis=-1)), COSINE_SIMILARITY_EPS)
+
+
+def distance(B, kind, a, b, p=2.0, eps=1e-6, wide=None):
+    """The distance ``kind`` between the rows of a and b (``wide``: the 0/1 indicators, as
+    (a's, b's), that a cosine row's norm is at least 1e-8)."""
+    if kind == "pairwise":
+        return _pairwise(B, a, b, p, eps)
+    if kind == "l1":
+        return B.sum(B.abs(a - b), axis=-1)
+    if kind == "relu-l1":
+        return B.sum(B.relu(a - b), axis=-1)
+    if kind == "cosine":
+        dot = B.sum(a * b, axis=-1)
+        return 1 - dot / (_norm_clamped(B, a, wide[0]) * _norm_clamped(B, b, wide[1]))
+    raise ValueError(f"unknown distance {kind!r}")
+
+
+def distance_slopes(B, kind, a, b, d, factor, zero, p=2.0, eps=1e-6, wide=None):
+    """d distance / d first argument, per element (the second argument's is its negation).
+
+    ``factor`` holds the decided part (signs; for p = inf the sign at the arg max over the
+    number of maxima; for 'relu-l1' the indicator a > b), ``zero`` is 1 on rows whose
+    difference is exactly 0, where torch's gradient of the norm is 0.
+    """
+    if kind == "cosine":
+        na, nb = _norm_clamped(B, a, wide[0]), _norm_clamped(B, b, wide[1])
+        dot = B.sum(a * b, axis=-1)
+        # d/da (1 - a.b / (|a| |b|)) = -(b - (a.b / |a|^2) a) / (|a| |b|), for |a|, |b| >= 1e-8
+        return -(b - _expand(dot / (na * na)) * a) / _expand(na * nb)
+    if kind != "pairwise" or p in (1, math.inf):
+        return factor
+    v = a - b + eps
+    safe = _expand(d + zero)  # v = 0 on a zero row: 0 / 1
+    if p == 2:
+        return v / safe
+    return factor * power(B, B.abs(v), p - 1) / power(B, safe, p - 1)
+
+
+# --- decisions -----------------------------------------------------------------------------------
+
+def _decide_signs(kind, a, b, p, eps):
+    """Exact signs of the components a - b (+ eps for 'pairwise')."""
+    shift = eps if kind == "pairwise" else 0.0
+    with _quiet():
+        estimate = a.astype(LD) - b.astype(LD) + LD(shift)
+        bound = 4 * U * (np.abs(a) + np.abs(b) + abs(shift))
+    out = np.sign(estimate).astype(np.float64)
+    flat_a, flat_b, flat = a.reshape(-1), b.reshape(-1), out.reshape(-1)
+    for i in np.flatnonzero((np.abs(estimate) <= bound).reshape(-1)):
+        exact = math.fsum([float(flat_a[i]), -float(flat_b[i]), shift])
+        flat[i] = (exact > 0) - (exact < 0)
+    return out
+
+
+def _decide_top(a, b, eps):
+    """p = inf: 1 / (number of maxima) at the components of largest |a - b + eps|, else 0."""
+    v = np.abs(a.astype(LD) - b.astype(LD) + LD(eps))
+    top = (v == v.max(axis=-1, keepdims=True)) if v.shape[-1] else np.zeros(v.shape, bool)
+    count = np.maximum(top.sum(axis=-1, keepdims=True), 1)
+    return (top / count).astype(np.float64)
+
+
+# --- cosine_embedding_loss -------------------------------------------------------------------------
+
+def _rows(*arrays):
+    return [np.atleast_2d(np.asarray(x, np.float64)) for x in arrays]
+
+
+def _cos_parts(B, x1, x2):
+    p = B.sum(x1 * x2, axis=-1)
+    a, b = B.sum(x1 * x1, axis=-1) + EPS, B.sum(x2 * x2, axis=-1) + EPS
+    root = sqrt(B, a * b)
+    return p, a, b, root
+
+
+def _reduce(B, per_row, reduction, n):
+    if reduction == "none":
+        return per_row
+    total = B.sum(per_row)
+    return total if reduction == "sum" else total / n
+
+
+def _filled(shape, value) -> Evaluated:
+    return Evaluated(np.full(shape, value), np.full(shape, value, dtype=LD))
+
+
+def _finish(result: Evaluated, shape) -> Evaluated:
+    return Evaluated(result.rounded.reshape(shape), np.asarray(result.exact).reshape(shape))
+
+
+def evaluate_rows(function, args, fmt: Format) -> Evaluated:
+    """``evaluate`` for outputs whose leading axis is the rows (row i depending only on row i
+    of every argument; a 0-d output depends on all): the fast pass for all, the slow pass for
+    the rows it cannot certify, or whose estimate is not within 2^-52 relative (a cancellation,
+    1 - cos near cos = 1: the checks measure errors from the estimate). The engine's
+    independent="rows" takes outputs of shape (N,) only and keeps any certified estimate."""
+    ball = function(_LD, *[Ball.exact(np.asarray(a)) for a in args])
+    rounded, ok = _certify_balls(ball, fmt)
+    exact = np.array(ball.mid, dtype=LD)
+    with _quiet():
+        ok = ok & ((ball.rad <= np.abs(ball.mid) * LD(2.0 ** -52)) | ~np.isfinite(ball.mid)
+                   | (ball.rad <= LD(2.0 ** -1074)))
+    bad = ~ok.reshape(ok.shape[0], -1).all(axis=1) if ok.ndim else np.asarray(~ok)
+    if not np.any(bad):
+        return Evaluated(rounded, exact)
+    sub = [np.asarray(a)[bad] for a in args] if ok.ndim else args
+    sub_rounded, sub_exact, sub_ok = _arb_pass(function, sub, fmt, ARB_PRECISIONS[0])
+    if not np.all(sub_ok):
+        fallback = evaluate(function, sub, fmt)
+        sub_rounded, sub_exact = fallback.rounded, fallback.exact
+    if ok.ndim:
+        rounded[bad], exact[bad] = sub_rounded, sub_exact
+        return Evaluated(rounded, exact)
+    return Evaluated(np.asarray(sub_rounded), np.asarray(sub_exact))
+
+
+def cosine_loss(x1, x2, y, margin, reduction, fmt: Format) -> Evaluated:
+    """The exact cosine_embedding_loss rounded to fmt (y holds 1 or -1 per row)."""
+    one_d = np.ndim(x1) == 1
+    x1, x2 = _rows(x1, x2)
+    y = np.asarray(y, np.float64).reshape(-1)
+    n = x1.shape[0]
+    out_shape = (() if one_d else (n,)) if reduction == "none" else ()
+    if n == 0:
+        return _filled(out_shape, np.nan if reduction == "mean" else 0.0)
+    pos, neg = (y == 1).astype(np.float64), (y == -1).astype(np.float64)
+    # A hinge decided inactive is exactly 0: certified without the slow pass.
+    zero = (cosine_hinge(x1, x2, margin) < 0) | (neg == 0)
+
+    def f(B, x1, x2, pos, zero):
+        p, _, _, root = _cos_parts(B, x1, x2)
+        cos = p / root
+        hinge = B.where(_flags(zero), 0.0, B.relu(cos - margin))
+        return _reduce(B, pos * (1 - cos) + hinge, reduction, n)
+
+    result = evaluate_rows(f, [x1, x2, pos, zero.astype(np.float64)], fmt)
+    return _finish(result, out_shape)
+
+
+def cosine_hinge(x1, x2, margin) -> np.ndarray:
+    """The sign of cos - margin per row (0 where a ball cannot decide)."""
+    x1, x2 = _rows(x1, x2)
+    ball = _cos_parts(_LD, *(Ball.exact(v) for v in (x1, x2)))
+    return _sign_decided(ball[0] / ball[3] - margin)
+
+
+def cosine_active(x1, x2, y, margin) -> np.ndarray:
+    """Rows whose hinge cos - margin > 0 is decided positive (y = -1 rows only)."""
+    return (cosine_hinge(x1, x2, margin) > 0) & (np.asarray(y).reshape(-1) == -1)
+
+
+def cosine_loss_grad(g, x1, x2, y, margin, reduction, fmt: Format) -> dict:
+    """Exact gradients of cosine_embedding_loss for input1 and input2."""
+    shape = np.shape(x1)
+    x1, x2 = _rows(x1, x2)
+    n = x1.shape[0]
+    if n == 0:
+        return {k: _filled(shape, 0.0) for k in ("input1", "input2")}
+    y = np.asarray(y, np.float64).reshape(-1)
+    # d loss / d cos per row: -1 where y = 1, +1 where y = -1 and the hinge is active.
+    factor = -(y == 1).astype(np.float64) + cosine_active(x1, x2, y, margin)
+    scale = np.broadcast_to(np.asarray(g, np.float64), (n,)) * factor
+    count = n if reduction == "mean" else 1
+
+    def f(B, x1, x2, scale):
+        p, a, b, root = _cos_parts(B, x1, x2)
+        d1 = (x2 - _expand(p / a) * x1) / _expand(root)
+        d2 = (x1 - _expand(p / b) * x2) / _expand(root)
+        s = _expand(scale)
+        return stack(B, [s * d1 / count, s * d2 / count])
+
+    result = evaluate_rows(f, [x1, x2, scale], fmt)
+    return {k: Evaluated(result.rounded[..., i].reshape(shape),
+                         np.asarray(result.exact)[..., i].reshape(shape))
+            for i, k in enumerate(("input1", "input2"))}
+
+
+# --- triplet losses --------------------------------------------------------------------------------
+
+def _setting(options):
+    """(kind, p, eps, margin, swap) of a triplet case's options."""
+    kind = options.get("distance", "pairwise")
+    return (kind, float(options.get("p", 2.0)), float(options.get("eps", 1e-6)),
+            float(options.get("margin", 1.0)), bool(options.get("swap", False)))
+
+
+def _wide(*rows):
+    """0/1: a row's norm is at least cosine_similarity's eps (decided in float64; the specs
+    keep cosine rows far from it)."""
+    return [(np.sqrt(np.sum(r * r, axis=-1)) >= COSINE_SIMILARITY_EPS).astype(np.float64)
+            for r in rows]
+
+
+def triplet_loss(a, p_, n_, options, reduction, fmt: Format) -> Evaluated:
+    """The exact triplet loss (options: distance, p, eps, margin, swap), rounded to fmt."""
+    one_d = np.ndim(a) == 1
+    a, p_, n_ = _rows(a, p_, n_)
+    rows = a.shape[0]
+    out_shape = (() if one_d else (rows,)) if reduction == "none" else ()
+    if rows == 0:
+        return _filled(out_shape, np.nan if reduction == "mean" else 0.0)
+    kind, p, eps, margin, swap = _setting(options)
+    wa, wp, wn = _wide(a, p_, n_)
+    # A hinge decided inactive is exactly 0: certified without the slow pass.
+    inactive = (triplet_decisions(a, p_, n_, options)[0] < 0).astype(np.float64)
+
+    def f(B, a, p_, n_, wa, wp, wn, inactive):
+        d_pos = distance(B, kind, a, p_, p, eps, (wa, wp))
+        d_neg = distance(B, kind, a, n_, p, eps, (wa, wn))
+        if swap:
+            d_swap = distance(B, kind, p_, n_, p, eps, (wp, wn))
+            d_neg = _minimum(B, d_neg, d_swap)
+        per_row = B.where(_flags(inactive), 0.0, B.relu(margin + d_pos - d_neg))
+        return _reduce(B, per_row, reduction, rows)
+
+    result = evaluate_rows(f, [a, p_, n_, wa, wp, wn, inactive], fmt)
+    return _finish(result, out_shape)
+
+
+def _minimum(B, u, v):
+    """min(u, v) = v - relu(v - u), exact in both backends."""
+    return v - B.relu(v - u)
+
+
+def _slope_factor(kind, u, v, p, eps):
+    """(factor, zero) of distance_slopes for the pair (u, v), decided exactly."""
+    signs = _decide_signs(kind, u, v, p, eps)
+    zero = (~signs.any(axis=-1)).astype(np.float64) if signs.shape[-1] else np.ones(
+        signs.shape[:-1])
+    if kind == "relu-l1":
+        return (signs > 0).astype(np.float64), zero
+    if kind == "pairwise" and p == math.inf:
+        return signs * _decide_top(u, v, eps), zero
+    return signs, zero
+
+
+def triplet_decisions(a, p_, n_, options):
+    """Per row: the hinge's sign (-1, 1, or 0 where a ball cannot decide) and the weights of
+    d(a, n) and d(p, n) in swap's min (a tie splits evenly, as torch's min does)."""
+    kind, p, eps, margin, swap = _setting(options)
+    a, p_, n_ = _rows(a, p_, n_)
+    wa, wp, wn = _wide(a, p_, n_)
+    balls = [Ball.exact(x) for x in (a, p_, n_)]
+    d_pos = distance(_LD, kind, balls[0], balls[1], p, eps, (wa, wp))
+    d_neg = distance(_LD, kind, balls[0], balls[2], p, eps, (wa, wn))
+    take_neg, take_swap = np.ones(a.shape[0]), np.zeros(a.shape[0])
+    if swap:
+        d_swap = distance(_LD, kind, balls[1], balls[2], p, eps, (wp, wn))
+        order = _sign_decided(d_neg - d_swap)  # > 0: d(p, n) is smaller; 0: undecided
+        take_neg = np.where(order > 0, 0.0, np.where(order < 0, 1.0, 0.5))
+        take_swap = 1.0 - take_neg
+        d_neg = _minimum(_LD, d_neg, d_swap)
+    return _sign_decided(margin + d_pos - d_neg), take_neg, take_swap
+
+
+def triplet_loss_grad(g, a, p_, n_, options, reduction, fmt: Format) -> dict:
+    """Exact gradients of the triplet loss for anchor, positive and negative."""
+    shape = np.shape(a)
+    names = ("anchor", "positive", "negative")
+    a, p_, n_ = _rows(a, p_, n_)
+    rows = a.shape[0]
+    if rows == 0:
+        return {k: _filled(shape, 0.0) for k in names}
+    kind, p, eps, margin, swap = _setting(options)
+    hinge, take_neg, take_swap = triplet_decisions(a, p_, n_, options)
+    active = (hinge > 0).astype(np.float64)
+    count = rows if reduction == "mean" else 1
+    scale = np.broadcast_to(np.asarray(g, np.float64), (rows,)) * active  # exact
+    wa, wp, wn = _wide(a, p_, n_)
+    factors = [x for u, v in ((a, p_), (a, n_), (p_, n_)) for x in _slope_factor(kind, u, v, p,
+                                                                                    eps)]
+
+    def f(B, a, p_, n_, scale, take_neg, take_swap, f_pos, z_pos, f_neg, z_neg, f_swap, z_swap,
+          wa, wp, wn):
+        def slopes(u, v, factor, zero, wide):
+            """(d distance / d u, d distance / d v)."""
+            d = distance(B, kind, u, v, p, eps, wide)
+            first = distance_slopes(B, kind, u, v, d, factor, zero, p, eps, wide)
+            if kind != "cosine":
+                return first, -first  # a function of u - v
+            return first, distance_slopes(B, kind, v, u, d, factor, zero, p, eps, wide[::-1])
+
+        pos = slopes(a, p_, f_pos, z_pos, (wa, wp))
+        neg = [x * _expand(take_neg) for x in slopes(a, n_, f_neg, z_neg, (wa, wn))]
+        s = _expand(scale / count)
+        parts = [s * (pos[0] - neg[0]), s * pos[1], -(s * neg[1])]
+        if swap:
+            g_swap = [x * _expand(take_swap) for x in slopes(p_, n_, f_swap, z_swap, (wp, wn))]
+            parts = [parts[0], parts[1] - s * g_swap[0], parts[2] - s * g_swap[1]]
+        return stack(B, parts)
+
+    args = [a, p_, n_, scale, take_neg, take_swap, *factors, wa, wp, wn]
+    result = evaluate_rows(f, args, fmt)
+    return {k: Evaluated(result.rounded[..., i].reshape(shape),
+                         np.asarray(result.exact)[..., i].reshape(shape))
+            for i, k in enumerate(names)}

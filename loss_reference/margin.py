@@ -1,0 +1,247 @@
+"""Exact references for the margin family: margin_ranking_loss, hinge_embedding_loss and
+multi_margin_loss.
+
+Each loss is built from hinges max(0, z) of an exact affine z of the inputs and the margin m:
+
+- margin_ranking_loss: z = m - y (x1 - x2) per element (inputs broadcast as torch does);
+- hinge_embedding_loss: x where y != -1, plus max(0, m - x) where y != 1 (torch's two
+  torch.where terms: y = 1 keeps x, y = -1 the hinge, any other y both);
+- multi_margin_loss: per sample n, sum over classes i != y_n of w[y_n] max(0, m - x[y_n] + x[i])^p,
+  divided by the class count C.
+
+Which side of its kink a hinge lies on is decided exactly from the inputs here (a long double
+estimate with an error bound, exact rational or fsum arithmetic where the bound cannot decide)
+and enters the engine as exact 0/1 arrays; the rest is engine arithmetic. At z == 0 exactly the
+gradient follows torch 2.13: clamp_min lets it through (margin_ranking, hinge_embedding: the
+active side), multi_margin's kernel tests z > 0 (inactive). 'mean' divides by the number of
+output elements (samples for multi_margin); the mean of none is nan, the sum 0.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+
+from .engine import LD, LD_UNIT_ROUNDOFF, Evaluated, evaluate
+from .formats import Format
+
+LOSSES = ("margin_ranking_loss", "hinge_embedding_loss", "multi_margin_loss")
+DEFAULT_MARGIN = {"margin_ranking_loss": 0.0, "hinge_embedding_loss": 1.0,
+                  "multi_margin_loss": 1.0}
+
+
+# --- exact decisions ---------------------------------------------------------------------------
+
+def _exact_sign(estimate, bound, exact_at):
+    """sign(estimate) where |estimate| > bound, else exact_at(flat index) (-1, 0 or 1)."""
+    out = np.sign(estimate).astype(np.float64).reshape(-1)
+    for i in np.flatnonzero(np.asarray(np.abs(estimate) <= bound).reshape(-1)):
+        value = exact_at(int(i))
+        out[i] = (value > 0) - (value < 0)
+    return out.reshape(np.shape(estimate))
+
+
+def ranking_sign(x1, x2, y, margin) -> np.ndarray:
+    """sign(m - y (x1 - x2)) elementwise (broadcast), exactly."""
+    x1, x2, y = (np.asarray(a, np.float64) for a in np.broadcast_arrays(x1, x2, y))
+    m = float(margin)
+    with np.errstate(over="ignore", invalid="ignore"):
+        a, b, c = x1.astype(LD), x2.astype(LD), y.astype(LD)
+        estimate = LD(m) - c * a + c * b
+        bound = 8 * LD_UNIT_ROUNDOFF * (abs(m) + np.abs(c * a) + np.abs(c * b))
+    flat = [v.reshape(-1) for v in (x1, x2, y)]
+
+    def exact(i):
+        return Fraction(m) - Fraction(flat[2][i]) * (Fraction(flat[0][i]) - Fraction(flat[1][i]))
+
+    return _exact_sign(estimate, bound, exact)
+
+
+def margin_sign(x, margin) -> np.ndarray:
+    """sign(m - x) elementwise, exactly: an IEEE subtraction has the sign of the exact one."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.sign(float(margin) - np.asarray(x, np.float64))
+
+
+def multi_sign(x_label, x, margin) -> np.ndarray:
+    """sign(m - x_label + x) elementwise (broadcast), exactly."""
+    x_label, x = (np.asarray(a, np.float64) for a in np.broadcast_arrays(x_label, x))
+    m = float(margin)
+    with np.errstate(over="ignore", invalid="ignore"):
+        estimate = LD(m) - x_label.astype(LD) + x.astype(LD)
+        bound = 4 * LD_UNIT_ROUNDOFF * (abs(m) + np.abs(x_label) + np.abs(x))
+    flat_label, flat_x = x_label.reshape(-1), x.reshape(-1)
+    # fsum is correctly rounded, so its sign is the sign of the exact sum.
+    return _exact_sign(estimate, bound,
+                       lambda i: math.fsum([m, -float(flat_label[i]), float(flat_x[i])]))
+
+
+def _nan(shape=()) -> Evaluated:
+    return Evaluated(np.full(shape, np.nan), np.full(shape, np.nan, dtype=LD))
+
+
+def _reduce(B, terms, reduction, count):
+    """'none' keeps the terms, 'sum' adds them, 'mean' divides that sum by count."""
+    if reduction == "none":
+        return terms
+    total = B.sum(terms)
+    return total if reduction == "sum" else total / count
+
+
+def _unbroadcast(B, ball, shape):
+    """Sum a gradient of the broadcast shape over the axes an argument of ``shape`` repeats."""
+    full = ball.shape
+    for axis in range(len(full)):
+        if shape[axis] == 1 and full[axis] != 1:
+            kept = tuple(1 if a == axis else n for a, n in enumerate(ball.shape))
+            ball = B.reshape(B.sum(ball, axis=axis), kept)
+    return ball
+
+
+# --- margin_ranking_loss -----------------------------------------------------------------------
+
+def margin_ranking_loss(input1, input2, target, margin, reduction, fmt: Format) -> Evaluated:
+    """Exact max(0, m - y (x1 - x2)) elementwise (broadcast), reduced, rounded once to fmt."""
+    x1, x2, y = (np.array(a, np.float64) for a in np.broadcast_arrays(input1, input2, target))
+    if reduction == "mean" and x1.size == 0:
+        return _nan()
+    active = (ranking_sign(x1, x2, y, margin) > 0).astype(np.float64)
+    m, size = float(margin), x1.size
+
+    def loss(B, x1, x2, y, active):
+        return _reduce(B, active * (m - y * (x1 - x2)), reduction, size)
+
+    return evaluate(loss, [x1, x2, y, active], fmt,
+                    independent="elements" if reduction == "none" else "none")
+
+
+def margin_ranking_loss_grad(grad_output, input1, input2, target, margin, reduction,
+                             fmt: Format) -> dict[str, Evaluated]:
+    """Exact gradients for input1, input2 and target (each summed over the axes it was
+    broadcast along), active at z == 0 as torch's clamp_min."""
+    shapes = {"input1": np.shape(input1), "input2": np.shape(input2), "target": np.shape(target)}
+    x1, x2, y = (np.array(a, np.float64) for a in np.broadcast_arrays(input1, input2, target))
+    g = np.array(np.broadcast_to(np.asarray(grad_output, np.float64), x1.shape))
+    active = (ranking_sign(x1, x2, y, margin) >= 0).astype(np.float64)
+    count = max(x1.size, 1) if reduction == "mean" else 1
+    slopes = {"input1": lambda B, x1, x2, y: -y, "input2": lambda B, x1, x2, y: y,
+              "target": lambda B, x1, x2, y: -(x1 - x2)}
+    grads = {}
+    for name, slope in slopes.items():
+        broadcast = shapes[name] != x1.shape
+
+        def grad(B, x1, x2, y, g, active, slope=slope, name=name, broadcast=broadcast):
+            full = g * active * slope(B, x1, x2, y) / count
+            return _unbroadcast(B, full, shapes[name]) if broadcast else full
+
+        grads[name] = evaluate(grad, [x1, x2, y, g, active], fmt,
+                               independent="none" if broadcast else "elements")
+    return grads
+
+
+# --- hinge_embedding_loss ----------------------------------------------------------------------
+
+def _hinge_parts(input, target, margin):
+    """float64 x, the 0/1 'has the x term' and 'has the hinge term' arrays, the hinge's sign."""
+    x, y = np.asarray(input, np.float64), np.asarray(target, np.float64)
+    linear = (y != -1).astype(np.float64)
+    hinged = y != 1
+    return x, linear, hinged, margin_sign(x, margin)
+
+
+def hinge_embedding_loss(input, target, margin, reduction, fmt: Format) -> Evaluated:
+    """Exact [y != -1] x + [y != 1] max(0, m - x), reduced, rounded once to fmt."""
+    x, linear, hinged, sign = _hinge_parts(input, target, margin)
+    if reduction == "mean" and x.size == 0:
+        return _nan()
+    active = (hinged & (sign > 0)).astype(np.float64)
+    m, size = float(margin), x.size
+
+    def loss(B, x, linear, active):
+        return _reduce(B, linear * x + active * (m - x), reduction, size)
+
+    return evaluate(loss, [x, linear, active], fmt,
+                    independent="elements" if reduction == "none" else "none")
+
+
+def hinge_embedding_loss_grad(grad_output, input, target, margin, reduction,
+                              fmt: Format) -> dict[str, Evaluated]:
+    """Exact gradient for input: g ([y != -1] - [y != 1][m - x >= 0]) / N'. torch does not
+    differentiate the target (it enters only through comparisons)."""
+    x, linear, hinged, sign = _hinge_parts(input, target, margin)
+    slope = linear - (hinged & (sign >= 0))
+    g = np.broadcast_to(np.asarray(grad_output, np.float64), x.shape)
+    count = max(x.size, 1) if reduction == "mean" else 1
+
+    def grad(B, g, slope):
+        return g * slope / count
+
+    return {"input": evaluate(grad, [g, slope], fmt, independent="elements")}
+
+
+# --- multi_margin_loss -------------------------------------------------------------------------
+
+def _multi_parts(input, target, weight, margin):
+    """(x (N, C), x at the target (N, 1), active hinges (N, C), target one-hot (N, C),
+    w[y] (N, 1)) as float64; the target column is never active."""
+    x = np.atleast_2d(np.asarray(input, np.float64))
+    t = np.asarray(target, np.int64).reshape(-1)
+    rows = np.arange(x.shape[0])
+    x_label = x[rows, t][:, None]
+    is_target = np.zeros(x.shape)
+    is_target[rows, t] = 1.0
+    active = (multi_sign(x_label, x, margin) > 0) & (is_target == 0)
+    w = np.ones(x.shape[1]) if weight is None else np.asarray(weight, np.float64)
+    return x, x_label, active.astype(np.float64), is_target, w[t][:, None]
+
+
+def multi_margin_loss(input, target, p, margin, weight, reduction, fmt: Format) -> Evaluated:
+    """Exact sum_{i != y} w[y] max(0, m - x[y] + x[i])^p / C per sample, reduced, rounded."""
+    x, x_label, active, _, w_label = _multi_parts(input, target, weight, margin)
+    batch, classes = x.shape
+    if reduction == "mean" and batch == 0:
+        return _nan()
+    m, out_shape = float(margin), np.shape(target)
+
+    def loss(B, x, x_label, active, w_label):
+        z = m - x_label + x
+        hinge = active * z * z if p == 2 else active * z
+        per_sample = B.sum(w_label * hinge, axis=-1) / classes
+        if reduction == "none":
+            return per_sample if rows == "rows" else B.reshape(per_sample, out_shape)
+        return _reduce(B, per_sample, reduction, batch)
+
+    rows = "rows" if reduction == "none" and out_shape == (batch,) else "none"
+    return evaluate(loss, [x, x_label, active, w_label], fmt, independent=rows)
+
+
+def multi_margin_loss_grad(grad_output, input, target, p, margin, weight, reduction,
+                           fmt: Format) -> dict[str, Evaluated]:
+    """Exact gradient for input (torch differentiates neither target nor weight); a hinge at
+    exactly 0 is inactive, as torch's kernel (z > 0)."""
+    x, x_label, active, is_target, w_label = _multi_parts(input, target, weight, margin)
+    batch, classes = x.shape
+    g = np.asarray(grad_output, np.float64).reshape(-1)
+    g = np.broadcast_to(g if g.size == batch else np.full(batch, float(g.reshape(-1)[0])
+                                                          if g.size else 0.0), (batch,))
+    g = np.array(g)[:, None]
+    scale = classes * (max(batch, 1) if reduction == "mean" else 1)
+    m = float(margin)
+
+    def off_target(B, x, x_label, active, w_label, g):
+        slope = active * (2 * (m - x_label + x)) if p == 2 else active
+        return g * w_label * slope / scale
+
+    def on_target(B, x, x_label, active, w_label, g):
+        return -B.sum(off_target(B, x, x_label, active, w_label, g), axis=-1)
+
+    args = [x, x_label, active, w_label, g]
+    off = evaluate(off_target, args, fmt, independent="elements")
+    on = evaluate(on_target, args, fmt, independent="rows")
+    target_column = is_target != 0
+    rounded = np.where(target_column, on.rounded.reshape(-1, 1), off.rounded)
+    exact = np.where(target_column, on.exact.reshape(-1, 1), off.exact)
+    shape = np.shape(input)
+    return {"input": Evaluated(rounded.reshape(shape), exact.reshape(shape))}

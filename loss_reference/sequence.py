@@ -1,0 +1,429 @@
+"""Exact reference for the sequence family: ctc_loss.
+
+For one sample with log-probabilities lp (T x C), input length L_in, target labels l_1..l_S and
+blank b, the extended labels are l' = (b, l_1, b, l_2, ..., l_S, b) (2S + 1 states). A path
+visits one state per frame t < L_in, starting in state 0 or 1, each step staying, moving by
+one, or skipping one blank (s - 2 -> s, allowed when l'_s != b and l'_s != l'_{s-2}), and ends
+in state 2S or 2S - 1. P is the sum over paths of prod_t exp(lp[t, l'_s(t)]), and the loss
+is -log P: +inf where no path has positive probability (an impossible alignment, or -inf
+log-probabilities on every path); 0 for L_in = 0 and S = 0 (the empty path).
+
+The alpha (forward) and beta (backward) recursions run in long double balls on probabilities
+shifted by the per-frame maximum log-probability and rescaled by exact powers of two after
+every frame (exponents kept as exact integers), so nothing under- or overflows; vectorised
+over samples and states, sequential over frames. The derivative of the loss with respect to
+lp[t, n, k] is minus the posterior occupancy of class k at frame t, sum over the states s
+with label k of alpha_t(s) beta'_t(s) / P (beta' excludes frame t's own factor), for t < L_in;
+0 at frames t >= L_in and for classes no state carries. Which samples are impossible is
+decided exactly (a boolean recursion on which probabilities are nonzero) before any
+arithmetic, so +inf losses and their undefined (nan) gradients never enter the engine.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import flint
+import numpy as np
+
+from .engine import LD, LD_TINY, LD_UNIT_ROUNDOFF, Ball, Evaluated, LongDoubleBackend, evaluate
+from .formats import Format
+
+
+# --- the problem, read from torch's argument conventions -----------------------------------------
+
+@dataclass
+class Problem:
+    """ctc_loss's arguments in one normal form: batched log-probs and padded extended labels."""
+
+    log_probs: np.ndarray  # (T, N, C) float64
+    labels: np.ndarray  # (N, 2 * S_max + 1) extended labels, blank in unused states
+    input_lengths: np.ndarray  # (N,) int
+    target_lengths: np.ndarray  # (N,) int
+    blank: int
+    unbatched: bool
+    memo: dict = field(default_factory=dict, repr=False)  # results of paths()
+
+    @property
+    def states(self) -> np.ndarray:
+        """Number of extended states of each sample, 2 S + 1."""
+        return 2 * self.target_lengths + 1
+
+
+def _lengths(values) -> np.ndarray:
+    return np.asarray(values, dtype=np.int64).reshape(-1)
+
+
+def target_lists(targets, target_lengths, batch: int) -> list:
+    """The label sequence of each sample: rows of a padded (N, S) target cut at their length,
+    or consecutive segments of a 1-D concatenated one (a 1-D target of an unbatched call is
+    one sample's padded row)."""
+    t = np.asarray(targets).astype(np.int64)
+    lengths = _lengths(target_lengths)
+    if t.ndim == 2:
+        return [t[n, :lengths[n]] for n in range(batch)]
+    if batch == 1 and lengths.size == 1:
+        return [t[:lengths[0]]]
+    ends = np.cumsum(lengths)
+    return [t[end - length:end] for end, length in zip(ends, lengths)]
+
+
+def problem(log_probs, targets, input_lengths, target_lengths, blank=0) -> Problem:
+    """The normal form of a call (the arguments torch takes; lengths as ints, tuples or arrays)."""
+    lp = np.asarray(log_probs, dtype=np.float64)
+    unbatched = lp.ndim == 2
+    if unbatched:
+        lp = lp[:, None, :]
+    batch = lp.shape[1]
+    il, tl = _lengths(input_lengths), _lengths(target_lengths)
+    rows = target_lists(targets, tl, batch)
+    width = 2 * int(tl.max(initial=0)) + 1
+    labels = np.full((batch, width), blank, dtype=np.int64)
+    for n, row in enumerate(rows):
+        labels[n, 1:2 * len(row):2] = row
+    return Problem(lp, labels, il, tl, int(blank), unbatched)
+
+
+def _skips(p: Problem) -> np.ndarray:
+    """(N, states) booleans: state s may be entered from s - 2."""
+    lab = p.labels
+    skip = np.zeros(lab.shape, dtype=bool)
+    skip[:, 2:] = (lab[:, 2:] != p.blank) & (lab[:, 2:] != lab[:, :-2])
+    return skip
+
+
+def _finals(p: Problem) -> np.ndarray:
+    """(N, states) booleans: the states a complete path may end in."""
+    s = np.arange(p.labels.shape[1])
+    last = p.states[:, None] - 1
+    return (s == last) | ((s == last - 1) & (last >= 1))
+
+
+def _starts(p: Problem) -> np.ndarray:
+    """(N, states): the virtual state before frame 0, one unit of mass in state 0.
+
+    With it every frame, the first included, is one step of the same recursion."""
+    start = np.zeros(p.labels.shape)
+    start[:, 0] = 1.0
+    return start
+
+
+def _gathered(p: Problem) -> np.ndarray:
+    """(T, N, states) log-probability of each state's label at each frame."""
+    index = np.broadcast_to(p.labels[None], (p.log_probs.shape[0],) + p.labels.shape)
+    return np.take_along_axis(p.log_probs, index, axis=2)
+
+
+def _counts(p: Problem):
+    """Forward and backward path counts per frame, clipped at 2 (exact for 0, 1, many):
+    (T, N, states) each, over the transitions of nonzero probability."""
+    nonzero = _gathered(p) > -np.inf
+    skip = _skips(p)
+    frames = p.log_probs.shape[0]
+    running = np.arange(frames)[:, None] < p.input_lengths[None]  # (T, N)
+    forward = np.zeros(nonzero.shape, dtype=np.int64)
+    c = _starts(p).astype(np.int64)
+    for t in range(frames):
+        step = (c + _shift(c, 1) + skip * _shift(c, 2)) * nonzero[t]
+        c = np.where(running[t][:, None], np.minimum(step, 2), c)
+        forward[t] = c
+    backward = np.zeros(nonzero.shape, dtype=np.int64)
+    d = _finals(p).astype(np.int64)
+    for t in range(frames - 1, -1, -1):
+        backward[t] = d
+        w = d * nonzero[t]
+        step = w + _shift(w, 1, up=True) + _shift(skip * w, 2, up=True)
+        d = np.where(running[t][:, None], np.minimum(step, 2), d)
+    return forward, backward, d
+
+
+def paths(p: Problem):
+    """(possible (N,), unique (N,), on_path (T, N, states)): exactly whether a path of
+    positive probability exists, whether it is the only one, and the states it visits."""
+    if "paths" not in p.memo:
+        forward, backward, before = _counts(p)
+        total = np.minimum((before * _starts(p).astype(np.int64)).sum(axis=1), 2)
+        p.memo["paths"] = total > 0, total == 1, (forward * backward) > 0
+    return p.memo["paths"]
+
+
+def possible(p: Problem) -> np.ndarray:
+    """(N,) exactly whether a path of positive probability exists."""
+    return paths(p)[0]
+
+
+def _shift(a: np.ndarray, k: int, up: bool = False) -> np.ndarray:
+    """a moved k states along the last axis (towards higher states unless ``up``), 0-filled."""
+    out = np.zeros_like(a)
+    if k >= a.shape[-1]:
+        return out
+    if up:
+        out[..., :-k] = a[..., k:]
+    else:
+        out[..., k:] = a[..., :-k]
+    return out
+
+
+# --- backend helpers (long double balls, or arb objects in the slow pass) ------------------------
+
+def _bshift(a, k: int, up: bool = False):
+    """_shift for either backend (arb object arrays fill with the exact integer 0)."""
+    if isinstance(a, Ball):
+        return Ball(_shift(a.mid, k, up), _shift(a.rad, k, up))
+    return _shift(a, k, up)
+
+
+def _rescaled(a):
+    """(a times 2**-e per row, e): the largest midpoint of each row brought into [0.5, 1).
+
+    Exact (a power of two); arb needs no rescaling and gets e = 0."""
+    if not isinstance(a, Ball):
+        return a, np.zeros(a.shape[:-1], dtype=np.int64)
+    top = a.mid.max(axis=-1, initial=LD(0))
+    _, e = np.frexp(np.where(top > 0, top, LD(1)))
+    e = e.astype(np.int64)
+    factor = np.ldexp(LD(1), -e)[..., None]
+    return Ball(a.mid * factor, a.rad * factor), e
+
+
+def _times_power_of_two(a, e):
+    """a * 2**e, elementwise integer exponents (0 for arb, which was never rescaled).
+
+    ldexp on midpoint and radius: exact unless the result leaves long double's normal range,
+    where a unit of its smallest normal is added to the radius."""
+    if not isinstance(a, Ball):
+        return a
+    e = np.broadcast_to(np.asarray(e, dtype=np.int64), a.mid.shape)
+    with np.errstate(under="ignore", over="ignore"):
+        return Ball(np.ldexp(a.mid, e), np.ldexp(a.rad, e) + LD_TINY)
+
+
+def _log(B, a):
+    """Natural log of positive balls: log1p of the mantissa in [0.5, 1) plus e log 2 (an
+    infinite radius where the ball reaches 0)."""
+    if not isinstance(a, Ball):
+        return np.frompyfunc(lambda v: flint.arb(v).log(), 1, 1)(a)
+    positive = a.mid - a.rad > 0
+    mantissa, e = np.frexp(np.where(positive, a.mid, LD(1)))
+    rad = np.where(positive, np.ldexp(a.rad, -e), LD(np.inf))
+    ln2 = B.log1p(B.asarray(np.ones(())))
+    return B.log1p(Ball(mantissa, rad) - 1) + ln2 * e.astype(np.float64)
+
+
+def _final_total(B, p: Problem, final):
+    """(N,) the sum of the final alphas over the end states, by plain ball additions (the
+    engine's exact sum splits into doubles, which would lose long double's tiny values)."""
+    ends = _finals(p)
+    total = B.where(ends[:, 0], final[:, 0], 0.0)
+    for s in range(1, ends.shape[1]):
+        total = total + B.where(ends[:, s], final[:, s], 0.0)
+    return total
+
+
+def _lift(B, values):
+    """Exact constants (float64 / LD numpy arrays) as the backend's type."""
+    return B.asarray(values)
+
+
+# --- the recursions --------------------------------------------------------------------------------
+
+def _forward(B, p: Problem, probs):
+    """Scaled alphas per frame (list of (N, states)), their cumulative exponents, and the final
+    scaled alpha (frozen at each sample's input length)."""
+    skip, active = _skips(p), p.input_lengths
+    a = _lift(B, _starts(p))
+    exponent = np.zeros(p.labels.shape[0], dtype=np.int64)
+    alphas, exponents = [], []
+    for t in range(p.log_probs.shape[0]):
+        step = (a + _bshift(a, 1) + B.where(skip, _bshift(a, 2), 0.0)) * probs[t]
+        step, e = _rescaled(step)
+        running = t < active
+        a = B.where(running[:, None], step, a)
+        exponent = exponent + np.where(running, e, 0)
+        alphas.append(a)
+        exponents.append(exponent.copy())
+    return alphas, exponents, a, exponent
+
+
+def _backward(B, p: Problem, probs):
+    """Scaled beta' per frame (excluding the frame's own factor) and cumulative exponents."""
+    skip = _skips(p)
+    b = _lift(B, _finals(p).astype(np.float64))
+    exponent = np.zeros(p.labels.shape[0], dtype=np.int64)
+    frames = p.log_probs.shape[0]
+    betas, exponents = [None] * frames, [None] * frames
+    for t in range(frames - 1, -1, -1):
+        betas[t], exponents[t] = b, exponent.copy()
+        if t == 0:
+            break
+        weighted = b * probs[t]
+        step = weighted + _bshift(weighted, 1, up=True) + _bshift(
+            B.where(skip, weighted, 0.0), 2, up=True)
+        step, e = _rescaled(step)
+        running = t < p.input_lengths  # frame t is part of the sample: step back over it
+        b = B.where(running[:, None], step, b)
+        exponent = exponent + np.where(running, e, 0)
+    return betas, exponents
+
+
+def _shifts(p: Problem) -> np.ndarray:
+    """(T, N) the largest finite log-probability of each frame (0 where none is finite)."""
+    lp = p.log_probs
+    top = np.where(np.isfinite(lp), lp, -np.inf).max(axis=2, initial=-np.inf)
+    return np.where(np.isfinite(top), top, 0.0)
+
+
+# Below this exp underflows long double (its smallest normal is about e^-11355).
+DEEP = -11000.0
+
+
+def _state_probabilities(B, p):
+    """(T, N, states) exp(lp - shift) of each state's label (shift: the frame's largest lp),
+    and the shifts. Exactly 0 for lp = -inf; in long double, the ball [0, smallest normal]
+    where lp - shift < DEEP (exp would underflow; arb computes those exactly)."""
+    shift = _shifts(p)
+    lp_states = _gathered(p)
+    finite = np.isfinite(lp_states)
+    with np.errstate(invalid="ignore", over="ignore"):
+        deep = finite & (lp_states - shift[..., None] < DEEP) & (B is LongDoubleBackend)
+    exponent = _lift(B, np.where(finite & ~deep, lp_states, 0.0)) - _lift(
+        B, np.where(deep, 0.0, shift[..., None]))
+    probs = B.where(finite, B.exp(exponent), 0.0)
+    if deep.any():
+        probs = Ball(np.where(deep, LD(0), probs.mid), np.where(deep, LD_TINY, probs.rad))
+    return probs, shift
+
+
+def _sample_losses(B, p: Problem, ok):
+    """Per-sample losses (N,) as balls; exact 0 where not ``ok`` (handled by the caller)."""
+    probs, shift = _state_probabilities(B, p)
+    _, _, final, exponent = _forward(B, p, probs)
+    total = _final_total(B, p, final)
+    used = np.arange(p.log_probs.shape[0])[:, None] < p.input_lengths[None]
+    shifted = B.sum(_lift(B, np.where(used, shift, 0.0)), axis=0)
+    ln2 = B.log1p(B.asarray(np.ones(())))
+    losses = -(_log(B, B.where(ok, total, 1.0)) + ln2 * exponent.astype(np.float64) + shifted)
+    # A single path's loss is a plain sum of inputs, often a tie of the format: summed exactly.
+    _, unique, on_path = paths(p)
+    used = on_path & (np.arange(p.log_probs.shape[0])[:, None, None] < p.input_lengths[None, :, None])
+    along = np.where(used, _gathered(p), 0.0).sum(axis=2).T  # (N, T): one state per frame
+    single = -B.sum(_lift(B, along), axis=1) if along.shape[1] else _lift(B, np.zeros(len(ok)))
+    return B.where(ok, B.where(unique, single, losses), 0.0)
+
+
+def _divisors(p: Problem, reduction: str) -> np.ndarray:
+    """What each sample's loss (and gradient) is divided by under the reduction."""
+    if reduction != "mean":
+        return np.ones(p.labels.shape[0])
+    return np.maximum(p.target_lengths, 1).astype(np.float64) * p.labels.shape[0]
+
+
+def _filled(shape, value) -> Evaluated:
+    return Evaluated(np.full(shape, value, dtype=np.float64), np.full(shape, value, dtype=LD))
+
+
+def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean",
+             zero_infinity=False, *, fmt: Format) -> Evaluated:
+    """The exact ctc_loss, reduced, rounded once to fmt ('mean': each loss over max(S, 1),
+    then the batch mean; +inf losses stay +inf, or are 0 with zero_infinity)."""
+    p = problem(log_probs, targets, input_lengths, target_lengths, blank)
+    ok = possible(p)
+    batch = p.labels.shape[0]
+    if reduction == "mean" and batch == 0:
+        return _filled((), np.nan)
+    # The mean as one division of an exact-integer-weighted sum: sum_n loss_n (L / d_n) / L
+    # with L the lcm of the divisors d_n, so that a mean of exact sums (single alignments)
+    # that is a tie of the format comes out exact from arb instead of uncertifiable.
+    common = math.lcm(*(int(d) for d in _divisors(p, reduction))) if batch else 1
+    multipliers = common / _divisors(p, reduction)
+
+    def reduced(B, _):
+        losses = _sample_losses(B, p, ok)
+        if reduction == "none":
+            return losses
+        if reduction == "sum":
+            return B.sum(losses)
+        return B.sum(losses * multipliers) / common
+
+    result = evaluate(reduced, [np.zeros(batch)], fmt)
+    inf = ~ok & (not zero_infinity)
+    if reduction == "none":
+        result.rounded[inf], result.exact[inf] = np.inf, LD(np.inf)
+        if p.unbatched:
+            result = Evaluated(result.rounded.reshape(()), result.exact.reshape(()))
+    elif inf.any():
+        result = _filled((), np.inf)
+    return result
+
+
+def _gradient_rows(B, p: Problem, ok, factor):
+    """(T, N, C) balls: factor_n times the occupancy of each class (0 where none is possible)."""
+    frames, batch, classes = p.log_probs.shape
+    used = np.arange(frames)[:, None] < p.input_lengths[None]  # (T, N)
+    onehot = p.labels[:, :, None] == np.arange(classes)  # (N, states, C)
+    probs, _ = _state_probabilities(B, p)
+    alphas, a_exp, final, final_exp = _forward(B, p, probs)
+    betas, b_exp = _backward(B, p, probs)
+    total = B.where(ok, _final_total(B, p, final), 1.0)
+    rows = []
+    for t in range(frames):
+        occupancy = alphas[t] * betas[t]  # (N, states), scaled by 2**-(a_exp + b_exp)
+        per_class = _by_class(B, occupancy, onehot)
+        scale = np.where(ok, a_exp[t] + b_exp[t] - final_exp, 0)
+        ratio = _times_power_of_two(per_class / B.reshape(total, (batch, 1)), scale[:, None])
+        live = (used[t] & ok)[:, None] & onehot.any(axis=1)
+        rows.append(B.where(live, ratio * factor[:, None], 0.0))
+    return _stack(B, rows)
+
+
+def _by_class(B, occupancy, onehot):
+    """(N, C) sums over the states of each label of (N, states) nonnegative balls.
+
+    Long double: one einsum of the midpoints and of the radii; a sum of n nonnegative terms
+    rounded n - 1 times errs by at most 2 n u of the computed sum, added to the radius."""
+    if isinstance(occupancy, Ball):
+        weights = onehot.astype(LD)
+        mid = np.einsum("ns,nsc->nc", occupancy.mid, weights)
+        rad = np.einsum("ns,nsc->nc", occupancy.rad, weights)
+        terms = onehot.sum(axis=1)
+        return Ball(mid, rad * (1 + 2 * terms * LD_UNIT_ROUNDOFF)
+                    + 2 * terms * LD_UNIT_ROUNDOFF * np.abs(mid) + LD_TINY)
+    total = None
+    for s in range(onehot.shape[1]):
+        column = B.where(onehot[:, s, :], occupancy[:, s][:, None], 0.0)
+        total = column if total is None else total + column
+    return total
+
+
+def _stack(B, rows):
+    """Stack per-frame (N, C) results into (T, N, C) for either backend."""
+    if isinstance(rows[0], Ball):
+        return Ball(np.stack([r.mid for r in rows]), np.stack([r.rad for r in rows]))
+    return np.stack([np.asarray(r, dtype=object) for r in rows])
+
+
+def _upstream(grad_output, batch: int) -> np.ndarray:
+    """The upstream gradient per sample: a scalar ('mean', 'sum') broadcast over the batch."""
+    g = np.asarray(grad_output, np.float64).reshape(-1)
+    return np.broadcast_to(g, (batch,)) if g.size == 1 else g
+
+
+def ctc_loss_grad(grad_output, log_probs, targets, input_lengths, target_lengths, blank=0,
+                  reduction="mean", zero_infinity=False, *, fmt: Format) -> Evaluated:
+    """The exact gradient with respect to log_probs for the upstream gradient, rounded to fmt:
+    -g_n / divisor_n times the posterior occupancy of each class, nan at the frames t < L_in of
+    a sample with an infinite loss (0 there with zero_infinity), 0 at frames t >= L_in."""
+    p = problem(log_probs, targets, input_lengths, target_lengths, blank)
+    ok = possible(p)
+    frames, batch, classes = p.log_probs.shape
+    out_shape = (frames, classes) if p.unbatched else (frames, batch, classes)
+    if frames == 0 or batch == 0:
+        return _filled(out_shape, 0.0)
+    factor = -_upstream(grad_output, batch) / _divisors(p, reduction)
+    result = evaluate(lambda B, _: _gradient_rows(B, p, ok, factor), [np.zeros(batch)], fmt)
+    rounded, exact = result.rounded, result.exact
+    used = np.arange(frames)[:, None] < p.input_lengths[None]
+    undefined = used & (~ok & (not zero_infinity))[None]
+    rounded[undefined], exact[undefined] = np.nan, LD(np.nan)
+    return Evaluated(rounded.reshape(out_shape), exact.reshape(out_shape))

@@ -1,0 +1,48 @@
+"""ctc_loss that runs every sample over all T frames, ignoring input_lengths.
+
+Class: [C2] padding masks. KNOWN_BUGS B43 (ragged input lengths: pytorch/pytorch#15798,
+tensorflow/tensorflow#41280 garbage past logit_length).
+Trigger: any input length shorter than T (ragged batches, input length 0).
+Symptom: wrong loss (padding frames aligned as data) and nonzero gradient past the length.
+Exact when every input length is T.
+"""
+import numpy as np
+
+from conformance.builtin import numpy_sequence as base
+
+FRAMEWORK = "numpy"
+
+
+def _divisors(tl, reduction):
+    if reduction != "mean":
+        return np.ones(tl.shape)
+    return np.maximum(tl, 1) * float(tl.size)
+
+
+def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean",
+             zero_infinity=False):
+    lp, rows, il, tl, unbatched = base._parse(log_probs, targets, input_lengths,
+                                              target_lengths, blank, reduction)
+    il = np.full_like(il, lp.shape[0])  # BUG: input_lengths dropped
+    losses, _ = base._recursions(lp, rows, il, blank)
+    if zero_infinity:
+        losses = np.where(np.isinf(losses), 0.0, losses)
+    if reduction == "none":
+        out = losses[0] if unbatched else losses
+    else:
+        out = (losses / _divisors(tl, reduction)).sum()
+    return np.asarray(out).astype(log_probs.dtype)
+
+
+def ctc_loss_vjp(grad_output, log_probs, targets, input_lengths, target_lengths, blank=0,
+                 reduction="mean", zero_infinity=False):
+    lp, rows, il, tl, unbatched = base._parse(log_probs, targets, input_lengths,
+                                              target_lengths, blank, reduction)
+    il = np.full_like(il, lp.shape[0])  # BUG: input_lengths dropped
+    losses, occupancy = base._recursions(lp, rows, il, blank)
+    g = np.broadcast_to(np.asarray(grad_output, np.float64).reshape(-1), tl.shape)
+    grad = -(g / _divisors(tl, reduction))[None, :, None] * occupancy
+    running = np.arange(lp.shape[0])[:, None] < il[None]
+    grad = np.where((running & np.isinf(losses)[None] & (not zero_infinity))[..., None],
+                    np.nan, grad)
+    return {"log_probs": (grad[:, 0] if unbatched else grad).astype(log_probs.dtype)}

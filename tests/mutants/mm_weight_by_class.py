@@ -1,0 +1,44 @@
+"""multi_margin_loss weighting each hinge by its own class, w[i], instead of the target's, w[y].
+
+Class: [C3] weight handling (weight on the wrong index). KNOWN_BUGS B07, B36 (class weights
+applied on the wrong axis).
+Trigger: a non-uniform weight with an active hinge, e.g. w = [1, 2, 3, 4].
+Symptom: x = [0.1, 0.2, 0.4, 0.8], y = 3: 0.75 instead of torch's 1.3. Exact without weight.
+"""
+import torch
+from torch.nn import _reduction as _Reduction
+
+
+def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=None,
+                      reduce=None, reduction='mean'):
+    if size_average is not None or reduce is not None:
+        reduction = _Reduction.legacy_get_string(size_average, reduce)
+    if reduction not in ('none', 'mean', 'sum'):
+        raise ValueError(reduction + " is not a valid value for reduction")
+    if p != 1 and p != 2:
+        raise ValueError("only p == 1 and p == 2 supported")
+    if not input.is_floating_point():
+        raise RuntimeError("multi_margin_loss: input must be floating")
+    if input.dim() not in (1, 2) or input.shape[-1] == 0:
+        raise RuntimeError("Expected non-empty vector or matrix with optional 0-dim batch size")
+    if target.dtype != torch.long:
+        raise RuntimeError("expected scalar type Long")
+    x = input.double().reshape(-1, input.shape[-1])
+    n, c = x.shape
+    if (input.dim() == 2 and target.shape != (n,)) or (input.dim() == 1 and target.numel() != 1) \
+            or target.dim() > 1:
+        raise RuntimeError("multi_margin_loss: target size does not match the batch size")
+    t = target.reshape(-1)
+    if ((t < 0) | (t >= c)).any():
+        raise RuntimeError("target out of range")
+    if weight is not None and (weight.dim() != 1 or weight.shape[0] != c):
+        raise ValueError("inconsistent weight size")
+    w = torch.ones(c, dtype=torch.float64) if weight is None else weight.double()
+    z = margin - x.gather(1, t[:, None]) + x
+    others = torch.ones_like(z, dtype=torch.bool).scatter_(1, t[:, None], False)
+    hinge = torch.where(others & (z > 0), z if p == 1 else z * z, torch.zeros_like(z))
+    per_sample = (w[None, :] * hinge)  # BUG: torch weights by w[y]
+    per_sample = per_sample.sum(1) / c
+    if reduction == 'none':
+        return per_sample.reshape(target.shape).to(input.dtype)
+    return (per_sample.sum() if reduction == 'sum' else per_sample.mean()).to(input.dtype)

@@ -1,0 +1,334 @@
+"""The classification references (loss_reference/classification.py) proved against mpmath.
+
+The oracle writes cross_entropy and nll_loss from their definitions, row by row: lse as
+top + log(sum exp(x_j - top)) in mpmath at 60+ digits, nlp = lse - x,
+torch's label smoothing and weighted mean, probability targets, ignore_index, masked (-inf)
+classes; gradients from softmax minus the target distribution. Every value is computed at two
+precisions (``exact_twice``), rounded by test_reference's ``correctly_round`` and must equal
+the certified reference, on every regime, reduction and format; a few facts by hand.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from mpmath import mp, mpf
+from test_reference import assert_certified, exact_twice, round_value, to_format
+
+from loss_reference import classification as cl
+from loss_reference.engine import EvaluationError
+from loss_reference.formats import FORMATS
+
+FORMAT_NAMES = tuple(FORMATS)
+REDUCTIONS = ("none", "sum", "mean")
+INF = math.inf
+
+
+# --- the oracle ----------------------------------------------------------------------------------
+
+def _rows(x, target):
+    """(M, C) rows with the class axis last, targets as (M,) or (M, C), the 'none' shape."""
+    x = np.asarray(x, np.float64)
+    c = x.shape[0] if x.ndim == 1 else x.shape[1]
+    t = np.asarray(target)
+    xr = x.reshape(1, c) if x.ndim == 1 else np.moveaxis(x, 1, -1).reshape(-1, c)
+    if t.dtype.kind == "f":
+        tr = t.reshape(1, c) if x.ndim == 1 else np.moveaxis(t, 1, -1).reshape(-1, c)
+    else:
+        tr = t.reshape(-1)
+    return xr, tr, (() if x.ndim == 1 else (x.shape[0],) + x.shape[2:])
+
+
+def _term(coefficient, nlp):
+    """coefficient * nlp, a zero coefficient contributing nothing (also beside +inf)."""
+    return mpf(0) if coefficient == 0 else coefficient * nlp
+
+
+def _row_parts(name, xr, tr, w, ignore, eps):
+    """Per row (counted, nll part A_i, smoothing part B_i or None, nlp list or None)."""
+    soft = tr.dtype.kind == "f"
+    out = []
+    for i, row in enumerate(xr):
+        xs = [mpf(float(v)) for v in row]
+        counted = soft or int(tr[i]) != ignore
+        if not counted:
+            out.append((False, mpf(0), mpf(0), None))
+            continue
+        t = None if soft else int(tr[i])
+        if name == "nll_loss":
+            out.append((True, -(mpf(float(w[t])) * xs[t]), None, None))
+            continue
+        finite = [v for v in xs if mp.isfinite(v)]
+        if any(v == mp.inf for v in xs) or not finite:
+            out.append((True, mp.nan, mp.nan, None))
+            continue
+        top = max(finite)  # one exact term of 1 (a single finite class: lse = top exactly)
+        lse = top + mp.log(mp.fsum(mp.exp(v - top) for v in finite))
+        nlp = [lse - v for v in xs]
+        classes = len(xs)
+        if soft:
+            q = [mpf(float(w[c])) * ((1 - mpf(eps)) * mpf(float(tr[i][c])) + mpf(eps) / classes)
+                 for c in range(classes)]
+            out.append((True, mp.fsum(_term(q[c], nlp[c]) for c in range(classes)), None, nlp))
+            continue
+        a = _term(mpf(float(w[t])), nlp[t])
+        b = mp.fsum(_term(mpf(float(w[c])), nlp[c]) for c in range(classes)) if eps else None
+        out.append((True, a, b, nlp))
+    return out
+
+
+def _combine(a, b, eps, classes):
+    return a if b is None else (1 - mpf(eps)) * a + mpf(eps) / classes * b
+
+
+def _quotient_by_zero(v):
+    return mp.nan if v == 0 else (mp.inf if v > 0 else -mp.inf)
+
+
+def loss_exact(name, x, target, w, ignore, eps, reduction, guard):
+    """([values], shape): the loss at 60 + guard digits."""
+    xr, tr, batch = _rows(x, target)
+    classes = xr.shape[1]
+    w = np.ones(classes) if w is None else np.asarray(w, np.float64)
+    soft = tr.dtype.kind == "f"
+    with mp.workdps(60 + guard):
+        parts = _row_parts(name, xr, tr, w, ignore, eps)
+        rows = [_combine(a, b, eps, classes) for _, a, b, _ in parts]
+        if reduction == "none":
+            return rows, batch
+        if reduction == "sum":
+            return [mp.fsum(rows)], ()
+        divisor = (mpf(len(parts)) if soft else
+                   mp.fsum(mpf(float(w[int(tr[i])])) for i, p in enumerate(parts) if p[0]))
+        if divisor == 0:
+            qa = _quotient_by_zero(mp.fsum(p[1] for p in parts))
+            bs = [p[2] for p in parts if p[2] is not None]
+            qb = _quotient_by_zero(mp.fsum(bs)) if bs and eps and not soft else None
+            if not any(p[0] for p in parts):
+                return [mp.nan], ()
+            return [_combine(qa, qb, eps, classes)], ()
+        return [mp.fsum(rows) / divisor], ()
+
+
+def grad_exact(name, g, x, target, w, ignore, eps, reduction, guard):
+    """{'input': ([values], shape)}: the gradient in the input layout."""
+    xr, tr, batch = _rows(x, target)
+    m, classes = xr.shape
+    w = np.ones(classes) if w is None else np.asarray(w, np.float64)
+    soft = tr.dtype.kind == "f"
+    gs = (np.asarray(g, np.float64).reshape(-1) if reduction == "none"
+          else np.full(m, float(g)))
+    with mp.workdps(60 + guard):
+        parts = _row_parts(name, xr, tr, w, ignore, eps)
+        divisor = mpf(1)
+        if reduction == "mean":
+            divisor = (mpf(m) if soft else
+                       mp.fsum(mpf(float(w[int(tr[i])])) for i, p in enumerate(parts) if p[0]))
+        grad = [[mpf(0)] * classes for _ in range(m)]
+        for i, (counted, a_part, _, nlp) in enumerate(parts):
+            if not counted:
+                continue
+            a = mpf(float(gs[i])) / divisor
+            if name == "nll_loss":
+                grad[i][int(tr[i])] = -a * float(w[int(tr[i])])
+                continue
+            if nlp is None:
+                grad[i] = [mp.nan] * classes
+                continue
+            s = [mp.exp(-v) if mp.isfinite(v) else mpf(0) for v in nlp]
+            if soft:
+                q = [mpf(float(w[c])) * ((1 - mpf(eps)) * mpf(float(tr[i][c]))
+                                         + mpf(eps) / classes) for c in range(classes)]
+                total = mp.fsum(q)
+                grad[i] = [a * (s[c] * total - q[c]) for c in range(classes)]
+                continue
+            t = int(tr[i])
+            wsum = mp.fsum(mpf(float(v)) for v in w)
+            grad[i] = [a * ((1 - mpf(eps)) * float(w[t]) * (s[c] - (c == t))
+                            + mpf(eps) / classes * (s[c] * wsum - float(w[c])))
+                       for c in range(classes)]
+    x = np.asarray(x)
+    values = np.empty((m, classes), dtype=object)
+    for i in range(m):
+        values[i] = grad[i]
+    if x.ndim == 1:
+        laid = values.reshape(x.shape)
+    else:
+        laid = np.moveaxis(values.reshape((x.shape[0],) + x.shape[2:] + (classes,)), -1, 1)
+    return {"input": (list(laid.reshape(-1)), x.shape)}
+
+
+def _assert_certified(evaluated, values, shape, fmt):
+    """assert_certified, which measures estimates of finite values only; where the exact value
+    is infinite, the rounded result and the estimate must be that infinity."""
+    infinite = [isinstance(v, mp.mpf) and mp.isinf(v) for v in values]
+    if not any(infinite):
+        return assert_certified(evaluated, values, shape, fmt)
+    expected = np.array([round_value(v, fmt)[0] for v in values]).reshape(shape)
+    np.testing.assert_array_equal(evaluated.rounded, expected, strict=True)
+    exact = np.asarray(evaluated.exact, np.float64).reshape(-1)
+    assert all(exact[i] == float(v) for i, v in enumerate(values) if infinite[i])
+
+
+# --- the regimes ---------------------------------------------------------------------------------
+
+NORMAL = [[1.25, -3.5, 4.75, -1.0625], [0.0, 0.8125, -2.0, 3.0], [2.5, 2.5, -0.75, 1.5]]
+
+
+def regime(name, fmt):
+    """(x, target, weight, ignore_index, label_smoothing), representable in fmt."""
+    w, ignore, eps = None, -100, 0.0
+    x, t = NORMAL, np.array([0, 3, 1])
+    if name == "normal":
+        pass
+    elif name == "weighted":
+        w = [0.25, 1.5, 3.0, 0.0]
+    elif name == "signed-weights":
+        w = [-1.0, 0.5, 2.0, 0.75]
+    elif name == "ignore":
+        t, ignore, w = np.array([0, 3, 1]), 3, [0.5, 2.0, 1.0, 1.5]
+    elif name == "padding":
+        t, w = np.array([-100, 2, -100]), [0.5, 2.0, 1.0, 1.5]
+    elif name == "smoothing":
+        t, w, eps, ignore = np.array([0, -1, 2]), [0.5, 2.0, 1.0, 1.5], 0.1, -1
+    elif name == "smoothing-one":
+        eps = 1.0
+    elif name == "two-classes":
+        x, t, eps = [[1.5, -0.5], [0.25, 3.0]], np.array([1, 1]), 0.5
+    elif name == "saturated":  # gaps beyond every format's exp range; softmax underflows
+        x, t = [[1e4, -1e4, 0.0], [88.7, 0.0, -750.0], [0.0, 30.0, 1.0]], np.array([0, 2, 1])
+    elif name == "offset":  # shift invariance: a large common offset
+        x = (np.array(NORMAL) + 1e4).tolist()
+    elif name == "masked":
+        x, t = [[1.0, -INF, 2.0], [-INF, 0.5, -INF]], np.array([0, 1])
+    elif name == "masked-smoothing":
+        x, t, w, eps = [[1.0, -INF, 2.0], [0.0, 3.0, 1.0]], np.array([0, 1]), [1.0, 0.0, 2.0], 0.2
+    elif name == "probabilities":
+        t = np.array([[0.25, 0.5, 0.25, 0.0], [0.0, 0.0, 1.0, 0.0], [0.125, 0.125, 0.5, 0.25]])
+        w, eps = [0.5, 2.0, 1.0, 1.5], 0.2
+    elif name == "k-dim":
+        x = np.array(NORMAL * 2).reshape(2, 3, 4)
+        t = np.array([[0, 2, 1, 1], [2, -100, 0, 1]])
+        w = [1.0, 0.5, 2.0]
+    elif name == "unbatched":
+        x, t = NORMAL[0], np.array(2)
+    elif name == "empty":
+        x, t = np.zeros((0, 4)), np.zeros(0, np.int64)
+    elif name == "all-ignored":
+        t = np.array([-100, -100, -100])
+    elif name == "zero-weight-sum":
+        w = [1.0, -2.0, 0.0, 1.0]  # w_t = 1, 1, -2
+    else:
+        raise AssertionError(name)
+    x = np.asarray(x, np.float64)
+    finite = np.isfinite(x)
+    x = np.where(finite, to_format(np.where(finite, x, 0.0), fmt), x)
+    t = to_format(t, fmt) if t.dtype.kind == "f" else t.astype(np.int64)
+    return x, t, None if w is None else to_format(w, fmt), ignore, eps
+
+
+REGIMES = ("normal", "weighted", "signed-weights", "ignore", "padding", "smoothing",
+           "smoothing-one", "two-classes", "saturated", "offset", "masked", "masked-smoothing",
+           "probabilities", "k-dim", "unbatched", "empty", "all-ignored", "zero-weight-sum")
+NLL_REGIMES = ("normal", "weighted", "signed-weights", "ignore", "padding", "saturated",
+               "masked", "k-dim", "unbatched", "empty", "all-ignored", "zero-weight-sum")
+GRID = [pytest.param(n, r, red, f, id=f"{n}-{r}-{red}-{f}")
+        for n in cl.LOSSES for r, red, f in itertools.product(REGIMES, REDUCTIONS, FORMAT_NAMES)
+        if n == "cross_entropy" or r in NLL_REGIMES]
+
+
+def _upstream(shape, reduction, fmt):
+    if reduction != "none":
+        return to_format(-2.5, fmt)
+    return to_format(np.resize([0.75, -2.5, 1.25, -0.375, 2.0, 0.5], shape), fmt)
+
+
+@pytest.mark.parametrize("name, regime_name, reduction, fmt_name", GRID)
+def test_loss(name, regime_name, reduction, fmt_name):
+    fmt = FORMATS[fmt_name]
+    x, t, w, ignore, eps = regime(regime_name, fmt)
+    values, shape = exact_twice(
+        lambda guard: loss_exact(name, x, t, w, ignore, eps, reduction, guard), fmt)
+    result = cl.loss(name, x, t, w, ignore, eps, reduction, fmt)
+    _assert_certified(result, values, shape, fmt)
+
+
+@pytest.mark.parametrize("name, regime_name, reduction, fmt_name", GRID)
+def test_loss_grad(name, regime_name, reduction, fmt_name):
+    fmt = FORMATS[fmt_name]
+    x, t, w, ignore, eps = regime(regime_name, fmt)
+    shape = () if x.ndim == 1 else (x.shape[0],) + x.shape[2:]
+    g = _upstream(shape, reduction, fmt)
+    if regime_name == "zero-weight-sum" and reduction == "mean":
+        with pytest.raises(EvaluationError):  # the gradient of A / 0 is undefined
+            cl.loss_grad(name, g, x, t, w, ignore, eps, reduction, fmt)
+        return
+    expected = exact_twice(
+        lambda guard: grad_exact(name, g, x, t, w, ignore, eps, reduction, guard), fmt)
+    grads = cl.loss_grad(name, g, x, t, w, ignore, eps, reduction, fmt)
+    assert set(grads) == {"input"}
+    _assert_certified(grads["input"], *expected["input"], fmt)
+
+
+# --- facts by hand -------------------------------------------------------------------------------
+
+F64 = FORMATS["float64"]
+
+
+def test_uniform_logits_give_log_c():
+    for c in (2, 3, 5, 4096):
+        value = cl.loss("cross_entropy", np.zeros((1, c)), np.array([0]), None, -100, 0.0,
+                        "mean", F64).rounded
+        assert value == float(mp.log(c))
+
+
+def test_shift_invariance_is_exact():
+    x = np.array([[1.25, -3.5, 4.75], [0.0, 0.8125, -2.0]])
+    t = np.array([2, 0])
+    base = cl.loss("cross_entropy", x, t, None, -100, 0.1, "none", F64).rounded
+    for offset in (1e2, 1e4, -3e4):
+        shifted = cl.loss("cross_entropy", x + offset, t, None, -100, 0.1, "none", F64).rounded
+        np.testing.assert_array_equal(shifted, base)  # x + offset is exact for these values
+
+
+def test_weighted_mean_follows_torch():
+    """sum(w_t l_t) / sum(w_t) over counted rows; scaling the weight leaves it unchanged."""
+    x = np.array([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
+    t = np.array([0, 1, -100])
+    for w in ([1.0, 3.0], [2.0, 6.0]):
+        value = cl.loss("nll_loss", x - np.array([[1.0, 2.0]]), t, np.array(w), -100, 0.0,
+                        "mean", F64).rounded
+        assert value == (1 * 1 + 3 * 2) / 4
+
+
+def test_probability_mean_divides_by_rows():
+    x = np.zeros((2, 2))
+    p = np.array([[1.0, 0.0], [0.0, 1.0]])
+    value = cl.loss("cross_entropy", x, p, np.array([2.0, 2.0]), -100, 0.0, "mean", F64).rounded
+    assert value == float(2 * mp.log(2))  # index targets would give log 2
+
+
+def test_ignored_rows_have_zero_gradient_and_empty_means():
+    x = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    grads = cl.loss_grad("cross_entropy", np.array([1.0, 1.0]), x, np.array([-100, 0]), None,
+                         -100, 0.3, "none", F64)["input"].rounded
+    assert grads[0].tolist() == [0.0, 0.0, 0.0]
+    for name in cl.LOSSES:
+        assert np.isnan(cl.loss(name, x, np.array([-100, -100]), None, -100, 0.0, "mean",
+                                F64).rounded)
+        assert cl.loss(name, x, np.array([-100, -100]), None, -100, 0.0, "sum", F64).rounded == 0
+
+
+def test_infinite_logits():
+    t = np.array([0])
+    masked = np.array([[1.0, -INF, 2.0]])
+    assert np.isfinite(cl.loss("cross_entropy", masked, t, None, -100, 0.0, "none", F64).rounded)
+    assert cl.loss("cross_entropy", masked, t, None, -100, 0.1, "none", F64).rounded == INF
+    zero_weight = np.array([1.0, 0.0, 1.0])
+    assert np.isfinite(cl.loss("cross_entropy", masked, t, zero_weight, -100, 0.1, "none",
+                               F64).rounded)
+    assert np.isnan(cl.loss("cross_entropy", np.array([[1.0, INF, 0.0]]), t, None, -100, 0.0,
+                            "none", F64).rounded)
