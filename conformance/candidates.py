@@ -1,9 +1,9 @@
 """Loading what ``--impl`` names, and calling it on Cases.
 
-``--impl`` takes a built-in alias (``torch``, ``torch-cuda``, ``numpy``), an importable dotted
-module name, or a path to a ``.py`` file. The module's functions named like the specs (see
-``conformance.specs.SPECS``) are the candidate's; a module-level ``FRAMEWORK`` ("torch", the
-default, or "numpy") says which arrays they take.
+``--impl`` takes a built-in alias (``torch``, ``torch-cuda``, ``torch-compile``, ``numpy``), an
+importable dotted module name, or a path to a ``.py`` file. The module's functions named like the
+specs (see ``conformance.specs.SPECS``) are the candidate's; a module-level ``FRAMEWORK``
+("torch", the default, "numpy" or "jax") says which arrays they take.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ ALIASES = {
     "torch": ("torch.nn.functional", "torch", "cpu"),
     "torch-cuda": ("torch.nn.functional", "torch", "cuda"),
     "numpy": ("conformance.builtin.numpy_losses", "numpy", "cpu"),
+    "torch-compile": ("conformance.builtin.torch_compiled", "torch", "cpu"),
 }
 
 
@@ -98,7 +99,8 @@ class Candidate:
             leaves = {n: natives[n] for n in spec.differentiable if n in natives}
             vjp = getattr(self.module, f"{spec.name}_vjp", None)
             result.grads = fw.gradients(output, leaves, case.grad_output, case.dtype, vjp=vjp,
-                                        args=args, kwargs=kwargs)
+                                        args=args, kwargs=kwargs,
+                                        function=self.functions[spec.name])
         return result
 
 

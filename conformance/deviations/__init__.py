@@ -5,8 +5,9 @@ that fails on such a case is reported as a known deviation (an xfail for the fix
 tolerated inside the random checks); the same check on every other case still counts. Entries
 are added only after the reference has been shown right and the library wrong.
 
-Each loss family keeps its deviations in a module of this package (``DEVIATIONS``), named like
-the family's module in ``conformance/specs``.
+Each loss family keeps torch's deviations in a module of this package (``DEVIATIONS``), named
+like the family's module in ``conformance/specs``; ``compiled`` holds those of the
+``torch-compile`` alias (torch.compile's inductor), whatever the family.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class KnownDeviation:
 def all_deviations() -> tuple:
     """Every family's deviations, in family order."""
     found = ()
-    for family in FAMILIES:
+    for family in FAMILIES + ("compiled",):
         found += importlib.import_module(f"{__name__}.{family}").DEVIATIONS
     return found
 

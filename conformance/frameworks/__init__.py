@@ -23,7 +23,7 @@ class DtypeRefused(Exception):
 
 
 def framework_named(name: str):
-    """The adapter for a framework name ('torch' or 'numpy'); ValueError for others."""
+    """The adapter for a framework name ('torch', 'numpy' or 'jax'); ValueError for others."""
     if name == "torch":
         from .torch_adapter import TorchFramework
 
@@ -32,4 +32,8 @@ def framework_named(name: str):
         from .numpy_adapter import NumpyFramework
 
         return NumpyFramework()
-    raise ValueError(f"unknown framework {name!r}: FRAMEWORK must be 'torch' or 'numpy'")
+    if name == "jax":
+        from .jax_adapter import JaxFramework
+
+        return JaxFramework()
+    raise ValueError(f"unknown framework {name!r}: FRAMEWORK must be 'torch', 'numpy' or 'jax'")

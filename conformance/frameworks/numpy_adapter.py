@@ -85,7 +85,7 @@ class NumpyFramework:
         return output.astype(np.float64), output.dtype.name
 
     def gradients(self, output, inputs: dict, grad_output, dtype: str, vjp=None, args=(),
-                  kwargs=None) -> dict:
+                  kwargs=None, function=None) -> dict:
         """Gradients for each named input from ``vjp(grad_output, *args, **kwargs)``."""
         if vjp is None:
             raise ForwardOnly("the module defines no <name>_vjp gradient function")

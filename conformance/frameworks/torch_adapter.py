@@ -85,7 +85,7 @@ class TorchFramework:
         return output.detach().to("cpu", torch.float64).numpy(), dtype
 
     def gradients(self, output, inputs: dict, grad_output, dtype: str, vjp=None, args=(),
-                  kwargs=None) -> dict:
+                  kwargs=None, function=None) -> dict:
         """d(output . grad_output)/d(input) for each named input; None where it does not flow.
 
         Computed by autograd from the returned tensor (``vjp``, ``args``, ``kwargs`` unused).
