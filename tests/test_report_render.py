@@ -320,6 +320,8 @@ def test_error_plot_survives_the_ends_of_the_float64_range(tmp_path):
                "machine": {"memory_bandwidth_gbs": None, "compute": {}},
                "error_samples": [{"candidate": "torch", "loss": "l1_loss", "dtype": "float64",
                                   "points": [[5e-324, 1.0, True], [1e308, 0.0, True],
-                                             [1.0, "inf", False], [0.0, 3.0, True]]}]}
+                                             [1.0, "inf", False], [0.0, 3.0, True],
+                                             # ulps of a subnormal exact value: huge, finite
+                                             [1.26, 1.29e306, True], [0.05, 5e-324, True]]}]}
     plots = write_plots(summary, tmp_path / "plots")
     assert (tmp_path / plots["error"][0]).read_bytes().startswith(PNG)

@@ -73,11 +73,23 @@ def _marker(labels: list, label: str) -> str:
 def _edges(values: list[float | None], low_default: float, high_default: float):
     """Where to draw zeros (below the smallest positive value) and inf/nan (above the largest)."""
     # A decade beyond the data, in log10 (v / 10 of a subnormal is 0, v * 10 of 1e308 is inf),
-    # kept inside the float64 range.
+    # kept inside the float64 range with room for the axis margin (finite values beyond the
+    # ceiling are drawn on it: an error of 1e306 ulp reads as good as inf on this scale).
     exponents = [math.log10(v) for v in values if v is not None and math.isfinite(v) and v > 0]
     low = min([math.log10(low_default)] + [e - 1 for e in exponents])
     high = max([math.log10(high_default)] + [e + 1 for e in exponents])
     return 10.0 ** max(low, -323), 10.0 ** min(high, 300)
+
+
+def _decade_ticks(axis, low: float, high: float):
+    """At most about 8 labelled decades between low and high. matplotlib's own log locator
+    steps a stride past the view and overflows to inf when the range spans ~600 decades."""
+    first, last = math.ceil(math.log10(low)), math.floor(math.log10(high))
+    stride = max(1, math.ceil((last - first) / 8))
+    axis.set_ticks([10.0 ** e for e in range(first, last + 1, stride)])
+    from matplotlib.ticker import NullLocator
+
+    axis.set_minor_locator(NullLocator())
 
 
 def _is_zero(value: float | None) -> bool:
@@ -89,7 +101,7 @@ def _not_finite(value: float | None) -> bool:
 
 
 def _place(value: float | None, low: float, high: float) -> float:
-    if _not_finite(value) and value != -math.inf:
+    if (_not_finite(value) and value != -math.inf) or value >= high:
         return high
     return low if value <= 0 else value
 
@@ -141,6 +153,9 @@ def error_plot(figure, axes, loss: str, dtype: str, entries: list, labels: list,
     _mark_edges(axes, y_floor, y_top, y_values, False, "exact (0 ulp)", "inf / nan")
     _mark_edges(axes, x_low, x_high, x_values, True, "|x| = 0", "|x| inf / nan")
     axes.set_ylim(y_floor / 2, y_top * 3)
+    axes.set_xlim(x_low / 2, x_high * 3)
+    _decade_ticks(axes.yaxis, y_floor / 2, y_top * 3)
+    _decade_ticks(axes.xaxis, x_low / 2, x_high * 3)
     axes.set_xlabel("input magnitude")
     axes.set_ylabel("max error (ulp)")
     axes.set_title(f"{loss}, {dtype}: error against input magnitude", fontsize=10)
