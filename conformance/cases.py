@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from loss_reference.formats import format_of, round_float64
 
-MAX_DRAWN_ELEMENTS = 600
+MAX_DRAWN_ELEMENTS = 24
 LAYOUTS = ("contiguous", "transposed", "sliced", "expanded")
 
 
@@ -126,6 +126,27 @@ def float_arrays(draw, shape, elements, bulk=None, label="values",
     for index, value in specials:
         values[index] = value
     return values.reshape(shape)
+
+
+@functools.lru_cache(maxsize=None)
+def subnormals(dtype):
+    """(element strategy, bulk filler) for multiples of the dtype's smallest subnormal, up to
+    twice its smallest normal."""
+    fmt = format_of(dtype)
+    top = 2 ** fmt.precision
+    unit = fmt.smallest_subnormal
+    return (st.integers(-top, top).map(lambda k: k * unit),
+            lambda rng, n: rng.integers(-top, top + 1, n) * unit)
+
+
+def regime_values(draw, shape, dtype, regime, label, max_drawn=MAX_DRAWN_ELEMENTS, planted=8):
+    """An array of ``shape`` in a value regime (REGIMES, or 'subnormal'), rounded to dtype."""
+    if regime == "subnormal":
+        elements, bulk = subnormals(dtype)
+    else:
+        elements, bulk = REGIMES[regime], (lambda rng, n: _bulk(rng, regime, n))
+    return round_to(draw(float_arrays(shape, elements, bulk, label, max_drawn=max_drawn,
+                                      planted=planted)), dtype)
 
 
 @st.composite

@@ -29,8 +29,8 @@ def pytest_addoption(parser):
     group.addoption("--seed", type=int, default=0,
                     help="seed of every random draw (default 0: runs are reproducible)")
     group.addoption("--profile", choices=sorted(PROFILES), default="default",
-                    help="random examples per check: quick 8 (failures not shrunk), default 30, "
-                         "thorough 400")
+                    help="random examples per check, shared out over the reductions: quick 8 "
+                         "(failures not shrunk), default 30, thorough 400")
     group.addoption("--require-grad", action="store_true",
                     help="fail, rather than skip, gradient checks of forward-only candidates")
     group.addoption("--require-dtype", action="append", default=[], metavar="DTYPE",
@@ -127,6 +127,18 @@ class ConformanceRun:
         if key not in self._edges:
             self._edges[key] = spec.edge_cases(variant, np.random.default_rng(self.seed))
         return self._edges[key]
+
+    def edge_ids(self, spec, group) -> list:
+        """The ids of the edge cases of a variant group's members, in catalogue order."""
+        ids = {}
+        for variant in group.members:
+            ids.update((edge_id, None) for edge_id, _ in self.edge_cases(spec, variant))
+        return list(ids)
+
+    def edge_group(self, spec, group, edge_id) -> list:
+        """The edge case ``edge_id`` under every member of the group that has it."""
+        return [case for variant in group.members
+                for other_id, case in self.edge_cases(spec, variant) if other_id == edge_id]
 
     def probed(self, candidate, spec, variant, gradient: bool, probe):
         """``probe()``'s answer for this candidate, spec, variant and kind, asked once per run."""
@@ -342,12 +354,24 @@ def _parametrize_speed(metafunc):
 def _items(metafunc, spec, run):
     """The per-spec parameters of a test: variants, (variant, edge case) or invalid calls."""
     names = set(metafunc.fixturenames)
+    if "prop" in names:  # test_property: one test per dtype and property of the loss
+        from .properties import PROPERTIES, PropertyGroup
+
+        return [((PropertyGroup(group, prop),), f"{group.id}-{prop.name}")
+                for group in _variant_groups(spec) for prop in PROPERTIES.get(spec.name, ())]
     if "invalid" in names:
         return [((call,), call.id) for call in spec.invalid_calls()]
     if "edge" in names:
-        return [((variant, edge), f"{variant.id}-{edge[0]}")
-                for variant in spec.variants for edge in run.edge_cases(spec, variant)]
-    return [((variant,), variant.id) for variant in spec.variants]
+        return [((group, edge), f"{group.id}-{edge}")
+                for group in _variant_groups(spec) for edge in run.edge_ids(spec, group)]
+    return [((group,), group.id) for group in _variant_groups(spec)]
+
+
+def _variant_groups(spec) -> tuple:
+    """One test per dtype: its reductions (and other variant options) are drawn inside it."""
+    from .specs import group_variants
+
+    return group_variants(spec.variants)
 
 
 @pytest.fixture(scope="session")

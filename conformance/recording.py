@@ -112,7 +112,7 @@ def check_record(item, report, run, report_dir) -> dict:
         "outcome": outcome, "reason": reason_of(report) if outcome != "passed" else "",
         "duration_s": report.duration, "examples": rec.examples if rec else [],
         "worst": None, "message": None, "repro": None, "rerun": run.repro(item.nodeid),
-        "fault": None,
+        "fault": None, "case": None,
     }
     if rec and rec.worst is not None:
         _, case, output, ulp = rec.worst
@@ -120,6 +120,7 @@ def check_record(item, report, run, report_dir) -> dict:
     if outcome in ("failed", "error") and rec and rec.failure and candidate and spec:
         record["message"] = rec.failure[1].message
         record["fault"] = rec.failure[1].fault
+        record["case"] = rec.failure[0].describe()
         record["repro"] = _write_repro(item, rec.failure, candidate, spec, run, report_dir)
     elif outcome in ("failed", "error"):
         record["message"] = str(report.longrepr)[-2000:]

@@ -1,13 +1,16 @@
 """The conformance tests: generic over specs and candidates (parametrized by the plugin).
 
-Each test id reads ``<candidate>-<loss>-<dtype>-<options>[-<edge case>]``. Random checks draw
-Cases with hypothesis, which shrinks a failure to a minimal Case and prints it; every failure
-message ends with a command line that reruns exactly that test.
+Each test id reads ``<candidate>-<loss>-<dtype>[-<edge case>]``: one test per dtype, its
+``variant`` parameter a ``VariantGroup`` of every reduction (and other variant options). Random
+checks share the profile's examples out over the members and draw Cases with hypothesis, which
+shrinks a failure to a minimal Case and prints it; an edge case runs under every member. Every failure message ends with a command
+line that reruns exactly that test.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, reject, seed, settings
@@ -19,9 +22,10 @@ from .deviations import known_deviation as _listed_deviation
 from .recording import recorder
 
 
-def _skip_or_fail(conformance, candidate, spec, variant, gradient: bool, request):
-    """Skip a variant the candidate declines (dtype, gradients) unless the user requires it;
+def _skip_or_fail(conformance, candidate, spec, group, gradient: bool, request):
+    """Skip a dtype the candidate declines (or gradients) unless the user requires it;
     fail at once if the candidate's process crashes or hangs on the probe."""
+    variant = group.members[0]
     edges = conformance.edge_cases(spec, variant)
     try:
         reason = conformance.probed(candidate, spec, variant, gradient,
@@ -55,12 +59,20 @@ def _explain(verdict, candidate, spec, case, request, conformance) -> str:
             f"  reproduce: {conformance.repro(request.node.nodeid)}")
 
 
-def _run_random(check, conformance, candidate, spec, variant, request):
+def _run_random(check, conformance, candidate, spec, group, request):
+    """The profile's examples, shared out evenly over the group's members (every reduction
+    gets its share, whatever hypothesis draws): a hypothesis run per member, in order."""
+    share = math.ceil(conformance.examples / len(group.members))
+    for variant in group.members:
+        _run_member(check, conformance, candidate, spec, variant, share, request)
+
+
+def _run_member(check, conformance, candidate, spec, variant, examples, request):
     phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if conformance.shrink else [])
     faults = []  # the first crash or hang: reported as it happened, never shrunk
 
     @seed(conformance.seed)
-    @settings(max_examples=conformance.examples, deadline=None, database=None, phases=phases,
+    @settings(max_examples=examples, deadline=None, database=None, phases=phases,
               suppress_health_check=list(HealthCheck), print_blob=False)
     @given(case=spec.cases(variant))
     def random_case(case):
@@ -101,32 +113,44 @@ def test_gradient(conformance, candidate, spec, variant, request):
     _run_random(check_gradient, conformance, candidate, spec, variant, request)
 
 
-def _run_edge(check, candidate, spec, case, request, conformance):
-    try:
-        verdict = check(candidate, spec, case, repeat=conformance.repeat)
-    except EvaluationError as error:
-        pytest.skip(f"the reference cannot certify this case: {error}")
-    reason = (None if verdict.passed
-              else known_deviation(conformance, candidate, spec, case, check))
-    recorder(request.node).judged(case, verdict, gradient=check is check_gradient,
-                                  tolerated=bool(reason))
-    if reason:
-        pytest.xfail(f"known deviation: {reason}")
-    assert verdict.passed, _explain(verdict, candidate, spec, case, request, conformance)
+def _run_edge(check, candidate, spec, cases, request, conformance):
+    """Judge one edge case under each reduction: fail on the first unexcused failure, xfail
+    when every failure is a known deviation, skip when the reference certifies none."""
+    deviations, uncertified = [], []
+    for case in cases:
+        try:
+            verdict = check(candidate, spec, case, repeat=conformance.repeat)
+        except EvaluationError as error:
+            uncertified.append(str(error))
+            continue
+        reason = (None if verdict.passed
+                  else known_deviation(conformance, candidate, spec, case, check))
+        recorder(request.node).judged(case, verdict, gradient=check is check_gradient,
+                                      tolerated=bool(reason))
+        if reason:
+            deviations.append(reason)
+            continue
+        assert verdict.passed, _explain(verdict, candidate, spec, case, request, conformance)
+    if deviations:
+        pytest.xfail(f"known deviation: {deviations[0]}")
+    if len(uncertified) == len(cases):
+        pytest.skip(f"the reference cannot certify this case: {uncertified[0]}")
 
 
 def test_edge_value(conformance, candidate, spec, variant, edge, request):
     """The fixed catalogue of edge cases: values."""
     _skip_or_fail(conformance, candidate, spec, variant, gradient=False,
                   request=request)
-    _run_edge(check_value, candidate, spec, edge[1], request, conformance)
+    _run_edge(check_value, candidate, spec, conformance.edge_group(spec, variant, edge),
+              request, conformance)
 
 
 def test_edge_gradient(conformance, candidate, spec, variant, edge, request):
     """The fixed catalogue of edge cases: gradients."""
     _skip_or_fail(conformance, candidate, spec, variant, gradient=True,
                   request=request)
-    _run_edge(check_gradient, candidate, spec, edge[1], request, conformance)
+    _run_edge(check_gradient, candidate, spec, conformance.edge_group(spec, variant, edge),
+              request, conformance)
 
 
 def test_rejects_invalid(conformance, candidate, spec, invalid, request):
@@ -140,20 +164,23 @@ def test_rejects_invalid(conformance, candidate, spec, invalid, request):
 # does must give it torch's meaning.
 LEGACY_REDUCTIONS = {"none": {"reduce": False}, "sum": {"size_average": False},
                      "mean": {"size_average": True, "reduce": True}}
+LEGACY_EDGES = 6  # edge cases per reduction: enough to tell the keywords' meanings apart
 
 
 @pytest.mark.filterwarnings("ignore:size_average and reduce args will be deprecated")
 def test_legacy_keywords(conformance, candidate, spec, variant, request):
     """size_average / reduce, where the candidate accepts them, mean what they mean in torch."""
-    reduction = variant.option_dict().get("reduction")
+    members = [v for v in variant.members
+               if v.option_dict().get("reduction") in LEGACY_REDUCTIONS]
     parameters = inspect.signature(candidate.functions[spec.name]).parameters
-    if reduction not in LEGACY_REDUCTIONS or not {"size_average", "reduce"} <= set(parameters):
+    if not members or not {"size_average", "reduce"} <= set(parameters):
         pytest.skip("no legacy size_average/reduce keywords to check")
     _skip_or_fail(conformance, candidate, spec, variant, gradient=False,
                   request=request)
-    for _, case in conformance.edge_cases(spec, variant):
+    for member, (_, case) in ((m, edge) for m in members
+                              for edge in conformance.edge_cases(spec, m)[:LEGACY_EDGES]):
         options = {k: v for k, v in case.options.items() if k != "reduction"}
-        options.update(LEGACY_REDUCTIONS[reduction])
+        options.update(LEGACY_REDUCTIONS[member.option_dict()["reduction"]])
         try:
             verdict = check_value(candidate, spec, case, call_options=options)
         except EvaluationError:

@@ -14,8 +14,8 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-PASSING = "test_edge_value[torch-compile-l1_loss-float32-none-all-equal]"
-DEVIATING = "test_edge_value[torch-compile-l1_loss-float32-none-zero-weights]"
+PASSING = "test_edge_value[torch-compile-l1_loss-float32-all-equal]"
+DEVIATING = "test_edge_value[torch-compile-l1_loss-float32-zero-weights]"
 
 
 def _outcomes(junit: Path) -> dict:
@@ -41,7 +41,7 @@ def test_torch_compile_alias(tmp_path):
     argv = [sys.executable, "-m", "pytest", "conformance", "--impl=torch-compile",
             "--loss=l1_loss", "--dtype=float32", "--profile=quick", "--no-report",
             "-p", "no:cacheprovider", f"--junitxml={junit}",
-            "-k", "test_edge_value and (none-all-equal or none-zero-weights)"]
+            "-k", "test_edge_value and (float32-all-equal or float32-zero-weights)"]
     done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=600)
     report = f"exit {done.returncode}\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}"

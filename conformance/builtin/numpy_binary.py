@@ -11,26 +11,13 @@ gradient, and at infinite logits the limits of the loss and its derivatives.
 
 import numpy as np
 
+from .numpy_reduction import resolve_reduction as _reduction
+
 __all__ = ["binary_cross_entropy", "binary_cross_entropy_vjp",
            "binary_cross_entropy_with_logits", "binary_cross_entropy_with_logits_vjp"]
 
-_REDUCTIONS = ("none", "mean", "sum")
 _EPSILON = float(np.float32(1e-12))  # torch's constant is a float
 _ieee = np.errstate(all="ignore")  # inf and nan are the intended IEEE results
-
-
-def _reduction(size_average, reduce, reduction):
-    """The effective reduction; the legacy arguments override ``reduction`` as in torch."""
-    if size_average is not None or reduce is not None:
-        size_average = True if size_average is None else size_average
-        reduce = True if reduce is None else reduce
-        if not reduce:
-            return "none"
-        return "mean" if size_average else "sum"
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"unknown reduction {reduction!r}; expected one of "
-                         + ", ".join(repr(r) for r in _REDUCTIONS))
-    return reduction
 
 
 def _as_float(fn, name, array):

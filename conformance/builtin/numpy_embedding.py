@@ -13,24 +13,14 @@ import math
 
 import numpy as np
 
+from .numpy_reduction import resolve_reduction as _reduction
+
 __all__ = ["cosine_embedding_loss", "cosine_embedding_loss_vjp", "triplet_margin_loss",
            "triplet_margin_loss_vjp", "triplet_margin_with_distance_loss",
            "triplet_margin_with_distance_loss_vjp"]
 
-_REDUCTIONS = ("none", "mean", "sum")
 EPS = float.fromhex("0x1.197998p-40")  # torch's EPSILON: 1e-12 as a float32
 _ieee = np.errstate(all="ignore")
-
-
-def _reduction(size_average, reduce, reduction):
-    """The effective reduction; the legacy arguments override ``reduction`` as in torch."""
-    if size_average is not None or reduce is not None:
-        size_average = True if size_average is None else size_average
-        reduce = True if reduce is None else reduce
-        return "none" if not reduce else ("mean" if size_average else "sum")
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"unknown reduction {reduction!r}")
-    return reduction
 
 
 def _reduce(per_row, reduction):

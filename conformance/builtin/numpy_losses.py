@@ -38,10 +38,10 @@ from .numpy_probabilistic import *  # noqa: F401,F403
 from .numpy_margin import *  # noqa: F401,F403
 from .numpy_embedding import *  # noqa: F401,F403
 from .numpy_sequence import *  # noqa: F401,F403
+from .numpy_reduction import resolve_reduction as _resolve_reduction
 
 FRAMEWORK = "numpy"
 
-_REDUCTIONS = ("none", "mean", "sum")
 
 # Overflow to inf and nan propagation are the intended IEEE results (torch
 # produces them too), so the loss functions run without numpy FP warnings.
@@ -51,20 +51,6 @@ _ieee = np.errstate(all="ignore")
 # --------------------------------------------------------------------------
 # Shared helpers
 # --------------------------------------------------------------------------
-
-def _resolve_reduction(size_average, reduce, reduction):
-    """Return the effective reduction, mapping legacy arguments like torch."""
-    if size_average is not None or reduce is not None:
-        size_average = True if size_average is None else size_average
-        reduce = True if reduce is None else reduce
-        if not reduce:
-            return "none"
-        return "mean" if size_average else "sum"
-    if reduction not in _REDUCTIONS:
-        raise ValueError(
-            f"unknown reduction {reduction!r}; expected one of "
-            + ", ".join(repr(r) for r in _REDUCTIONS))
-    return reduction
 
 
 def _check_input_target(fn, input, target):

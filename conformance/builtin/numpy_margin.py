@@ -15,25 +15,12 @@ import math
 
 import numpy as np
 
+from .numpy_reduction import resolve_reduction as _reduction
+
 __all__ = ["margin_ranking_loss", "margin_ranking_loss_vjp", "hinge_embedding_loss",
            "hinge_embedding_loss_vjp", "multi_margin_loss", "multi_margin_loss_vjp"]
 
-_REDUCTIONS = ("none", "mean", "sum")
 _ieee = np.errstate(all="ignore")  # inf and nan are the intended IEEE results
-
-
-def _reduction(size_average, reduce, reduction):
-    """The effective reduction; the legacy arguments override ``reduction`` as in torch."""
-    if size_average is not None or reduce is not None:
-        size_average = True if size_average is None else size_average
-        reduce = True if reduce is None else reduce
-        if not reduce:
-            return "none"
-        return "mean" if size_average else "sum"
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"unknown reduction {reduction!r}; expected one of "
-                         + ", ".join(repr(r) for r in _REDUCTIONS))
-    return reduction
 
 
 def _reduce(terms, reduction):

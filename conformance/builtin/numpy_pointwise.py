@@ -13,22 +13,9 @@ import math
 
 import numpy as np
 
-_REDUCTIONS = ("none", "mean", "sum")
+from .numpy_reduction import resolve_reduction as _reduction
+
 _ieee = np.errstate(all="ignore")  # inf and nan are the intended IEEE results
-
-
-def _reduction(size_average, reduce, reduction):
-    """The effective reduction; the legacy arguments override ``reduction`` as in torch."""
-    if size_average is not None or reduce is not None:
-        size_average = True if size_average is None else size_average
-        reduce = True if reduce is None else reduce
-        if not reduce:
-            return "none"
-        return "mean" if size_average else "sum"
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"unknown reduction {reduction!r}; expected one of "
-                         + ", ".join(repr(r) for r in _REDUCTIONS))
-    return reduction
 
 
 def _floats(fn, **arrays):

@@ -13,25 +13,13 @@ import math
 
 import numpy as np
 
+from .numpy_reduction import REDUCTIONS, resolve_reduction as _reduction
+
 __all__ = ["kl_div", "kl_div_vjp", "poisson_nll_loss", "poisson_nll_loss_vjp",
            "gaussian_nll_loss", "gaussian_nll_loss_vjp"]
 
-_REDUCTIONS = ("none", "mean", "sum")
+
 _ieee = np.errstate(all="ignore")  # inf and nan are the intended IEEE results
-
-
-def _reduction(size_average, reduce, reduction, allowed=_REDUCTIONS):
-    """The effective reduction; the legacy arguments override ``reduction`` as in torch."""
-    if size_average is not None or reduce is not None:
-        size_average = True if size_average is None else size_average
-        reduce = True if reduce is None else reduce
-        if not reduce:
-            return "none"
-        return "mean" if size_average else "sum"
-    if reduction not in allowed:
-        raise ValueError(f"{reduction!r} is not a valid value for reduction; expected one of "
-                         + ", ".join(repr(r) for r in allowed))
-    return reduction
 
 
 def _floats(fn, **arrays):
@@ -96,7 +84,7 @@ def _kl(x, t, log_target):
 def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
     """Kullback-Leibler divergence, as ``F.kl_div``: t (log t - x) (exp(t) (t - x) with
     log_target); reductions none, sum, mean (over elements), batchmean (over input.shape[0])."""
-    reduction = _reduction(size_average, reduce, reduction, _REDUCTIONS + ("batchmean",))
+    reduction = _reduction(size_average, reduce, reduction, REDUCTIONS + ("batchmean",))
     x, t = _pair("kl_div", input, target)
     terms, _, _ = _kl(x, t, log_target)
     return np.asarray(_reduce(terms, reduction)).astype(input.dtype)
@@ -106,7 +94,7 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
 def kl_div_vjp(grad_output, input, target, size_average=None, reduce=None, reduction="mean",
                log_target=False):
     """Gradients of ``kl_div`` for input and target."""
-    reduction = _reduction(size_average, reduce, reduction, _REDUCTIONS + ("batchmean",))
+    reduction = _reduction(size_average, reduce, reduction, REDUCTIONS + ("batchmean",))
     x, t = _pair("kl_div", input, target)
     _, d_x, d_t = _kl(x, t, log_target)
     g = _upstream("kl_div", grad_output, x.shape, reduction)

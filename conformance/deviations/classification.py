@@ -11,6 +11,7 @@ from ..cases import Case
 from . import KnownDeviation
 
 _QUIET = {"over": "ignore", "invalid": "ignore", "divide": "ignore"}
+HALF_ROUNDS_TO_INF = 65520.0  # float16's max 65504 plus half its ulp there
 
 
 @np.errstate(**_QUIET)
@@ -43,6 +44,10 @@ def _half_sums_overflow(loss: str):
         elif rows.soft:
             q = w * np.abs(ref._smoothed(rows.target, smoothing, rows.x.shape[1]))
             quantities.append(np.sum(np.where(finite, q * np.abs(nlp), 0.0), axis=1))
+            # the float16 log-probabilities themselves, where a term counts: from 65520 on
+            # they round to -inf although q_c * log p_c and the loss stay in range
+            if np.any(finite & (q != 0) & (np.abs(nlp) >= HALF_ROUNDS_TO_INF)):
+                return True
         else:
             w_t = np.abs(rows.weight[rows.t])
             quantities.append(np.where(rows.valid & np.isfinite(nlp[np.arange(M), rows.t]),
@@ -91,12 +96,15 @@ DEVIATIONS = (
     KnownDeviation(
         impl="torch", loss="cross_entropy", applies=_half_sums_overflow("cross_entropy"),
         reason=_HALF_REASON.format(
-            what="the smoothing sum over classes of w_c log_softmax(x)_c, the sums over rows "
-                 "and the sum of the weights",
+            what="the log-probabilities log_softmax(x), the smoothing sum over classes of "
+                 "w_c log_softmax(x)_c, the sums over rows and the sum of the weights",
             example="e.g. F.cross_entropy(torch.zeros(1, 8192, dtype=torch.float16), "
                     "torch.tensor([0]), label_smoothing=0.1, reduction='none') is [inf], "
                     "exact log(8192) = 9.0109; a 'mean' over 40 rows of probability targets "
-                    "with logits of size 1e3 is inf, exact 2845.2")),
+                    "with logits of size 1e3 is inf, exact 2845.2; F.cross_entropy(x, p, "
+                    "reduction='sum') with x = [[65504, -41.75]] and p = [[0.5, 0.5]] in "
+                    "float16 is inf (log_softmax(x)[1] = -65545.75 rounds to -inf), exact "
+                    "32772.9")),
     KnownDeviation(
         impl="torch", loss="cross_entropy", applies=_masked_class_with_zero_coefficient,
         reason="torch 2.13 multiplies each log-probability by its coefficient (w_c p'_c, or "

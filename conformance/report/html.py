@@ -160,6 +160,8 @@ def _failures_section(summary: dict) -> str:
         out.append(f"<h3><code>{esc(failure.get('test', md.NONE))}</code></h3>")
         out.append(f"<p>{esc(failure.get('candidate'))} · {esc(failure.get('loss'))} · "
                    f"{esc(failure.get('dtype'))}</p><p>{esc(failure['headline'])}</p>")
+        if failure.get("case"):
+            out.append(f"<p>Case: <code>{esc(failure['case'])}</code></p>")
         if failure.get("rerun"):
             out.append(f"<p>Rerun:</p><pre><code>{esc(failure['rerun'])}</code></pre>")
         href = _safe_href(failure.get("repro"))

@@ -337,6 +337,8 @@ def accuracy_markdown(summary: dict) -> str:
         out += [f"### {md_code(failure.get('test', NONE))}", "",
                 f"- {failure.get('candidate')} · {failure.get('loss')} · {failure.get('dtype')}",
                 f"- {failure['headline'] or NONE}"]
+        if failure.get("case"):
+            out.append(f"- case: {md_code(failure['case'])}")
         if failure.get("repro"):
             out.append(f"- reproducer: [{failure['repro']}]({failure['repro']})")
         if failure.get("rerun"):

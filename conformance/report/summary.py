@@ -36,7 +36,8 @@ def build_summary(records: list) -> dict:
         "error_samples": _error_samples(checks),
         "failures": [{"test": r["test"], "candidate": r["candidate"], "loss": r["loss"],
                       "dtype": r["dtype"], "message": r["message"] or r["reason"],
-                      "rerun": r["rerun"], "repro": r["repro"], "fault": r.get("fault")}
+                      "rerun": r["rerun"], "repro": r["repro"], "fault": r.get("fault"),
+                      "case": r.get("case")}
                      for r in checks if r["outcome"] in ("failed", "error")],
         "speed": [{k: v for k, v in r.items() if k != "kind"}
                   for r in records if r["kind"] == "speed"],

@@ -31,6 +31,30 @@ class Variant:
 
 
 @dataclass(frozen=True)
+class VariantGroup:
+    """The variants one test covers: every option set (reduction) of one dtype.
+
+    A random check draws its variant among the members, so the dtypes get a test id each while
+    the reductions share the examples; an edge case runs under every member.
+    """
+
+    dtype: str
+    members: tuple  # Variant, in the spec's order
+
+    @property
+    def id(self) -> str:
+        return self.dtype
+
+
+def group_variants(variants) -> tuple:
+    """The variants grouped by dtype, in their first-seen order."""
+    by_dtype = {}
+    for variant in variants:
+        by_dtype.setdefault(variant.dtype, []).append(variant)
+    return tuple(VariantGroup(dtype, tuple(members)) for dtype, members in by_dtype.items())
+
+
+@dataclass(frozen=True)
 class InvalidCall:
     """A call that must raise: what is wrong with it, and the case that carries it."""
 

@@ -20,7 +20,7 @@ from loss_reference.binary import CLAMP_BELOW
 from loss_reference.formats import format_of
 
 from ..cases import (REGIMES, Case, _bulk, float_arrays, layouts_for, make_expandable, round_to,
-                     saturation_tags, upstream_gradient)
+                     saturation_tags, subnormals, upstream_gradient)
 from . import InvalidCall
 
 BCE = "binary_cross_entropy"
@@ -92,16 +92,6 @@ PROBABILITY_ELEMENTS["mixed"] = (
 PROBABILITY_REGIMES = tuple(PROBABILITY_ELEMENTS)
 
 
-@functools.lru_cache(maxsize=None)
-def _subnormals(dtype):
-    """Multiples of the dtype's smallest subnormal, up to twice its smallest normal."""
-    fmt = format_of(dtype)
-    top = 2 ** fmt.precision
-    unit = fmt.smallest_subnormal
-    return (st.integers(-top, top).map(lambda k: k * unit),
-            lambda rng, n: rng.integers(-top, top + 1, n) * unit)
-
-
 INFINITE = st.one_of(st.sampled_from([np.inf, -np.inf]), REGIMES["normal"])
 LOGIT_REGIMES = ("normal", "large", "tiny", "mixed", "subnormal", "infinite")
 
@@ -109,7 +99,7 @@ LOGIT_REGIMES = ("normal", "large", "tiny", "mixed", "subnormal", "infinite")
 def _logits(draw, shape, dtype):
     regime = draw(st.sampled_from(LOGIT_REGIMES), label="logit regime")
     if regime == "subnormal":
-        elements, bulk = _subnormals(dtype)
+        elements, bulk = subnormals(dtype)
     elif regime == "infinite":
         elements = INFINITE
         bulk = (lambda rng, n: np.where(rng.random(n) < 0.25, rng.choice([-np.inf, np.inf], n),

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from loss_reference.formats import format_of
 
-from ..cases import REGIMES, Case, _bulk, float_arrays, layouts_for, make_expandable, round_to
+from ..cases import (Case, float_arrays, layouts_for, make_expandable, regime_values,
+                     round_to)
 from . import InvalidCall
 
 LOSSES = ("cosine_embedding_loss", "triplet_margin_loss", "triplet_margin_with_distance_loss")
@@ -165,24 +166,12 @@ def embedding_shape(draw):
     return (draw(st.integers(1, 2)), draw(st.integers(300, 700))), kind
 
 
-@functools.lru_cache(maxsize=None)
-def _subnormals(dtype):
-    fmt = format_of(dtype)
-    top = 2 ** fmt.precision
-    unit = fmt.smallest_subnormal
-    return (st.integers(-top, top).map(lambda k: k * unit),
-            lambda rng, n: rng.integers(-top, top + 1, n) * unit)
-
-
 def values(draw, shape, dtype, regime, label):
     """Values of a regime (cases.REGIMES, 'subnormal' or 'grid'), rounded to the dtype."""
-    if regime == "subnormal":
-        elements, bulk = _subnormals(dtype)
-    elif regime == "grid":  # small integers: exact distances, exact hinge kinks
-        elements, bulk = st.integers(-4, 4).map(float), lambda rng, n: rng.integers(-4, 5, n)
-    else:
-        elements, bulk = REGIMES[regime], (lambda rng, n: _bulk(rng, regime, n))
-    return round_to(draw(arrays(shape, elements, bulk, label)), dtype)
+    if regime == "grid":  # small integers: exact distances, exact hinge kinks
+        return round_to(draw(arrays(shape, st.integers(-4, 4).map(float),
+                                    lambda rng, n: rng.integers(-4, 5, n), label)), dtype)
+    return regime_values(draw, shape, dtype, regime, label, max_drawn=DRAWN_ELEMENTS)
 
 
 def nudge(x, dtype, draw, label):

@@ -14,24 +14,8 @@ from hypothesis import strategies as st
 
 from loss_reference.formats import format_of
 
-from ..cases import (REGIMES, Case, _bulk, batch_shape, float_arrays, layouts_for, logits,
-                     make_expandable, saturation_tags, upstream_gradient)
-from ..cases import round_to as _exact_round
-
-_CASTS = {"float64": np.float64, "float32": np.float32, "float16": np.float16}
-
-
-def round_to(values, dtype):
-    """cases.round_to (nearest even, overflow clamped), by numpy's cast where numpy has the
-    dtype: its float64 -> float32 / float16 conversions round correctly, and are far faster
-    than the general rounding, which case generation would otherwise spend most of its time in."""
-    kind = _CASTS.get(dtype)
-    if kind is None:
-        return _exact_round(values, dtype)
-    limit = format_of(dtype).max_finite
-    clipped = np.clip(np.asarray(values, np.float64), -limit, limit)
-    return np.asarray(clipped.astype(kind), dtype=np.float64)  # 0-d stays an array
-
+from ..cases import (Case, batch_shape, float_arrays, layouts_for, logits, make_expandable,
+                     regime_values, round_to, saturation_tags, upstream_gradient)
 
 DRAWN_ELEMENTS = 16  # drawing elements one by one is the slow part of a case
 arrays = functools.partial(float_arrays, max_drawn=DRAWN_ELEMENTS, planted=8)
@@ -79,22 +63,9 @@ def output_gradient(draw, shape, dtype):
                                       "grad_output", max_drawn=6, planted=2)), dtype)
 
 
-@functools.lru_cache(maxsize=None)
-def _subnormals(dtype):
-    fmt = format_of(dtype)
-    top = 2 ** fmt.precision
-    unit = fmt.smallest_subnormal
-    return (st.integers(-top, top).map(lambda k: k * unit),
-            lambda rng, n: rng.integers(-top, top + 1, n) * unit)
-
-
 def values(draw, shape, dtype, regime, label):
     """Values of a regime (cases.REGIMES, or 'subnormal'), rounded to the dtype."""
-    if regime == "subnormal":
-        elements, bulk = _subnormals(dtype)
-    else:
-        elements, bulk = REGIMES[regime], (lambda rng, n: _bulk(rng, regime, n))
-    return round_to(draw(arrays(shape, elements, bulk, label)), dtype)
+    return regime_values(draw, shape, dtype, regime, label, max_drawn=DRAWN_ELEMENTS)
 
 
 def step(x, steps, dtype):

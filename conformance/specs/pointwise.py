@@ -57,7 +57,7 @@ from loss_reference import pointwise as ref
 from loss_reference.formats import format_of
 
 from ..accuracy import Magnitude
-from ..cases import (REGIMES, Case, _bulk, float_arrays, layouts_for, make_expandable, round_to,
+from ..cases import (Case, float_arrays, layouts_for, make_expandable, regime_values, round_to,
                      saturation_tags, upstream_gradient)
 from . import InvalidCall, Spec, Variant
 
@@ -109,23 +109,9 @@ def pointwise_shape(draw):
 arrays = functools.partial(float_arrays, max_drawn=DRAWN_ELEMENTS, planted=8)
 
 
-@functools.lru_cache(maxsize=None)
-def _subnormals(dtype):
-    """Multiples of the dtype's smallest subnormal, up to twice its smallest normal."""
-    fmt = format_of(dtype)
-    top = 2 ** fmt.precision
-    unit = fmt.smallest_subnormal
-    return (st.integers(-top, top).map(lambda k: k * unit),
-            lambda rng, n: rng.integers(-top, top + 1, n) * unit)
-
-
 def _values(draw, shape, dtype, regime, label):
     """Values of a regime (cases.REGIMES, or 'subnormal'), rounded to the dtype."""
-    if regime == "subnormal":
-        elements, bulk = _subnormals(dtype)
-    else:
-        elements, bulk = REGIMES[regime], (lambda rng, n: _bulk(rng, regime, n))
-    return round_to(draw(arrays(shape, elements, bulk, label)), dtype)
+    return regime_values(draw, shape, dtype, regime, label, max_drawn=DRAWN_ELEMENTS)
 
 
 def _step(values, steps, dtype):
