@@ -210,6 +210,8 @@ def _calls(candidate, spec, case):
     def forward():
         return function(*args, **kwargs)
 
+    if fw.name == "jax":
+        return _jax_calls(function, natives, args, kwargs, upstream)
     if fw.name == "torch":
         leaves = [natives[n] for n in DIFFERENTIATED if n in natives]
 
@@ -226,10 +228,39 @@ def _calls(candidate, spec, case):
     return forward, forward_backward
 
 
+def _jax_calls(function, natives, args, kwargs, upstream):
+    """jax's (forward, forward+backward): each waits for its result (jax dispatches
+    asynchronously), the backward is ``jax.vjp`` in the input and its pullback, as a training
+    step differentiates the loss; the function runs as the candidate wrote it (op by op unless
+    it jits itself)."""
+    import jax
+
+    leaves = [n for n in DIFFERENTIATED if n in natives]
+    positions = {n: next(i for i, a in enumerate(args) if a is natives[n]) for n in leaves}
+
+    def of_leaves(*values):
+        call_args = list(args)
+        for name, value in zip(leaves, values):
+            call_args[positions[name]] = value
+        return function(*call_args, **kwargs)
+
+    def forward():
+        return function(*args, **kwargs).block_until_ready()
+
+    def forward_backward():
+        output, pullback = jax.vjp(of_leaves, *[natives[n] for n in leaves])
+        jax.block_until_ready(pullback(upstream.astype(output.dtype)))
+
+    return forward, forward_backward
+
+
 def _differentiable(candidate, spec, output) -> bool:
-    """Whether the candidate gives gradients: autograd for torch, ``<loss>_vjp`` for numpy."""
+    """Whether the candidate gives gradients: autograd for torch, ``<loss>_vjp`` for numpy,
+    always for jax (jax.vjp differentiates any traceable function)."""
     if candidate.framework.name == "torch":
         return isinstance(output, torch.Tensor) and output.requires_grad
+    if candidate.framework.name == "jax":
+        return True
     return callable(getattr(candidate.module, f"{spec.name}_vjp", None))
 
 

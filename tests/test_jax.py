@@ -8,6 +8,7 @@ conforms the run passes, and each documented deviation is flagged by the check t
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -170,3 +171,38 @@ def test_example_deviations_are_flagged(tmp_path):
     # optax.huber_loss's gradient: an absolute error of about ulp(delta) / 2 (reduction none)
     assert any("grad[input]" in line and "candidate -2.38418" in line
                for line in failures), output
+
+
+def test_failures_leave_repro_scripts_that_run_on_jax(tmp_path):
+    """A value and a gradient failure of the example each leave a standalone script that calls
+    optax the same way (x64 on, jax.vjp for the gradient) and exits 1 while the failure is
+    there."""
+    command = [sys.executable, "-m", "pytest", "conformance", f"--impl={EXAMPLE}",
+               "--profile=quick", "-q", "-p", "no:cacheprovider", "--report-dir=out",
+               "--loss", "huber_loss", "--loss", "soft_margin_loss", "--dtype", "float32", "-k",
+               "(test_edge_gradient and huber_loss-float32-tiny-residuals) or "
+               "(test_edge_value and soft_margin_loss-float32-saturated-agree)"]
+    run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 1, run.stdout[-4000:] + run.stderr[-2000:]
+    failures = json.loads((tmp_path / "out" / "summary.json").read_text())["failures"]
+    assert len(failures) == 2 and all(f["repro"] for f in failures), failures
+    for failure in failures:
+        script = tmp_path / "out" / failure["repro"]
+        done = subprocess.run([sys.executable, "-I", str(script)], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
+        expected = "grad[input]" if failure["loss"] == "huber_loss" else "output"
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert expected in done.stdout and "exact" in done.stdout, done.stdout + done.stderr
+
+
+def test_speed_times_a_jax_candidate_forward_and_backward(tmp_path):
+    """--speed times the example beside torch: forward (waiting for jax's asynchronous
+    result) and forward+backward (jax.vjp and its pullback)."""
+    command = [sys.executable, "-m", "pytest", "conformance", f"--impl={EXAMPLE}", "--impl=torch",
+               "--speed", "-q", "-p", "no:cacheprovider", "--report-dir=out",
+               "-k", "test_speed and multilabel_soft_margin_loss and 64x10"]
+    run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    rows = json.loads((tmp_path / "out" / "summary.json").read_text())["speed"]
+    timed = {(r["candidate"], r["pass"]) for r in rows if r.get("median_s")}
+    assert {("optax_losses", "forward"), ("optax_losses", "forward+backward")} <= timed, rows

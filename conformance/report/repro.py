@@ -74,6 +74,10 @@ def native(name, values):
     floating = ml_dtypes.bfloat16 if CASE["dtype"] == "bfloat16" else np.dtype(CASE["dtype"])
     dtype = floating if values.dtype.kind == "f" else np.int64
     a = values.astype(dtype)
+    if CASE["framework"] == "jax":  # jax arrays have no strides: every layout is this one
+        import jax
+
+        return jax.device_put(a, jax.devices("cpu")[0])
     if layout == "transposed" and a.ndim == 2:
         a = np.ascontiguousarray(a.T).T
     elif layout == "sliced" and a.ndim >= 1:
@@ -109,6 +113,10 @@ def judge(name, got):
 
 
 def main():
+    if CASE["framework"] == "jax":  # float64 is float64 only with x64 on, before any array
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
     module, function = load_function()
     values = {name: ARRAYS["arg_" + name] for name in CASE["array_args"]}
     values.update(CASE["other_args"])
@@ -145,6 +153,18 @@ def main():
         grads = torch.autograd.grad(output, [natives[n] for n in leaves],
                                     native("grad_output", upstream), allow_unused=True)
         grads = dict(zip(leaves, grads))
+    elif CASE["framework"] == "jax":
+        import jax
+
+        leaves = [n for n in CASE["differentiable"] if n in natives]
+
+        def of_leaves(*leaf_values):
+            bound = dict(natives, **dict(zip(leaves, leaf_values)))
+            return function(*[bound[n] for n in CASE["positional"]],
+                            **{**kwargs, **{n: bound[n] for n in leaves if n in kwargs}})
+
+        out, pullback = jax.vjp(of_leaves, *[natives[n] for n in leaves])
+        grads = dict(zip(leaves, pullback(jax.numpy.asarray(upstream, dtype=out.dtype))))
     else:
         grads = getattr(module, CASE["loss"] + "_vjp")(native("grad_output", upstream),
                                                         *args, **kwargs)
