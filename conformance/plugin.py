@@ -328,7 +328,7 @@ def pytest_generate_tests(metafunc):
                     continue
                 params.append(pytest.param(candidate, spec, *item, marks=marks,
                                            id=f"{candidate.label}-{spec.name}-{item_id}"))
-    argnames = ["candidate", "spec"] + [n for n in ("variant", "edge", "invalid") if n in names]
+    argnames = ["candidate", "spec"] + [n for n in ("variant", "edge", "invalid", "prop") if n in names]
     metafunc.parametrize(argnames, params)
 
 
@@ -352,12 +352,13 @@ def _parametrize_speed(metafunc):
 
 
 def _items(metafunc, spec, run):
-    """The per-spec parameters of a test: variants, (variant, edge case) or invalid calls."""
+    """The per-spec parameters of a test: variant groups, (group, edge case id), (group,
+    property) or invalid calls."""
     names = set(metafunc.fixturenames)
     if "prop" in names:  # test_property: one test per dtype and property of the loss
-        from .properties import PROPERTIES, PropertyGroup
+        from .properties import PROPERTIES
 
-        return [((PropertyGroup(group, prop),), f"{group.id}-{prop.name}")
+        return [((group, prop), f"{group.id}-{prop.name}")
                 for group in _variant_groups(spec) for prop in PROPERTIES.get(spec.name, ())]
     if "invalid" in names:
         return [((call,), call.id) for call in spec.invalid_calls()]

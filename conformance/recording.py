@@ -15,7 +15,7 @@ from .report.repro import write_repro
 CHECK_KINDS = {"test_value": "value", "test_gradient": "gradient",
                "test_edge_value": "edge value", "test_edge_gradient": "edge gradient",
                "test_rejects_invalid": "invalid", "test_legacy_keywords": "legacy keywords",
-               "test_speed": "speed"}
+               "test_property": "property", "test_speed": "speed"}
 
 
 def input_magnitude(case) -> float:

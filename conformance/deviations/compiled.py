@@ -2,10 +2,11 @@
 
 Found by the suite and confirmed by hand against eager torch on the same inputs, in a fresh
 process (no suite code involved). Eager torch's own deviations (impl ``torch``, in the family
-modules) are not repeated here: a compiled function runs inductor's kernels, not eager's, and
-inherits an eager deviation only where the suite shows the same case failing the same way.
+modules) do not apply by themselves: a compiled function runs inductor's kernels, not eager's,
+and inherits an eager deviation (``INHERITED``) only where the suite shows the same cases
+failing the same way.
 
-Not a family module: register it beside the family modules (``all_deviations``) to use it.
+Not a family module: ``all_deviations`` reads it after the family modules.
 Invalid calls the compiled functions accept (soft_margin_loss with int64 input, or with a target
 that broadcasts to a larger shape) are not listed: invalid-call checks admit no deviations.
 """
@@ -16,7 +17,10 @@ import numpy as np
 
 from ..cases import Case
 from . import KnownDeviation
+from .binary import _nan_at_infinite_logit, _sigmoid_flushes
+from .classification import _masked_class_with_zero_coefficient
 from .pointwise import _soft_margin_exp_overflows
+from .probabilistic import _kl_zero_target_nan
 
 IMPL = "torch-compile"
 EMPTY_MEAN_BACKWARD_FAILS = ("mse_loss", "huber_loss", "smooth_l1_loss")
@@ -48,7 +52,31 @@ def _margin_terminated_or_unbatched(case: Case) -> bool:
     return bool(np.any(t == -1)) or (x.ndim == 1 and case.options.get("reduction") == "none")
 
 
-DEVIATIONS = (
+def _as_eager(loss: str, applies, repro: str, checks=("value", "gradient")) -> KnownDeviation:
+    """An eager torch deviation the compiled function shares: the same cases, the same way."""
+    return KnownDeviation(
+        impl=IMPL, loss=loss, applies=applies, checks=checks,
+        reason=f"inherited from eager torch (the same cases fail the same way): {repro}")
+
+
+INHERITED = (
+    _as_eager("cross_entropy", _masked_class_with_zero_coefficient,
+              "a masked class (-inf logit) with a zero coefficient gives 0 * -inf = nan: "
+              "torch.compile(F.cross_entropy)(tensor([[1., -inf, 2.]]), tensor([[1., 0., 0.]]))"
+              " is nan, as eager, exact 1.3133"),
+    _as_eager("binary_cross_entropy_with_logits", _nan_at_infinite_logit,
+              "nan at infinite logits: x = [inf, -inf, -inf], y = [1, 0, 1] gives "
+              "[nan, nan, nan], as eager, exact [0, 0, inf]"),
+    _as_eager("binary_cross_entropy_with_logits", _sigmoid_flushes,
+              "the input gradient flushes to 0 where exp(-x) overflows: float32 x = -100, "
+              "y = 0, 'sum' gives 0, as eager, exact 3.7e-44", checks=("gradient",)),
+    _as_eager("kl_div", _kl_zero_target_nan,
+              "a zero target probability against x = -inf (or a target -inf with log_target) "
+              "gives nan, as eager, exact 0: x = [-inf, 0.5], t = [0, 0.2], 'none' gives "
+              "[nan, -0.42]"),
+)
+
+DEVIATIONS = INHERITED + (
     KnownDeviation(
         impl=IMPL, loss="l1_loss", applies=_weighted,
         reason="torch.compile drops l1_loss's weight: the compiled function returns the "

@@ -1,0 +1,512 @@
+"""Property checks: identities a conforming loss satisfies, judged without a reference value.
+
+A property maps a Case A to a Case B whose exact result is known from A's by an identity that
+holds exactly in the dtype under test (``Property.transform``):
+
+- mirror (binary_cross_entropy_with_logits): (x, y, w) -> (-x, 1 - y, w), without pos_weight
+  (which breaks the symmetry). y is snapped to multiples of 2**-p (p the dtype's precision)
+  first, so that 1 - y is exact; -x always is.
+- mirror (binary_cross_entropy): (p, y, w) -> (1 - p, 1 - y, w), p and y snapped to multiples
+  of 2**-p (0 and 1 stay; the -100 clamp of both logs is symmetric too).
+- shift (cross_entropy): x -> x + c along the class axis, one c per row (the same for every
+  row when the input is an expanded view). The finite logits are snapped to a grid 2**g coarse
+  enough that every x + c is a number of the dtype, c is large (beyond exp's range in the
+  dtype, where a log-softmax that does not subtract the row max overflows), -inf stays -inf.
+- permutation (cross_entropy, nll_loss, multi_margin_loss): the class axis of the input, of
+  probability targets and of the class weight permuted together, index targets remapped; a
+  target equal to ignore_index stays, and when ignore_index is itself a class the permutation
+  fixes it (so that no counted row becomes an ignored one).
+- sum-of-none (every loss with reductions): 'sum' equals the sum of the 'none' output.
+- mean-of-none: 'mean' equals sum_i none_i / d_i, with d_i as torch defines the mean: the
+  number of 'none' elements; sum(weight) for weighted l1_loss and mse_loss; for
+  cross_entropy and nll_loss with index targets the sum of w_t over the rows not ignored (their
+  count without weight), with probability targets the number of rows; for ctc_loss
+  N * max(target length_i, 1). batchmean-of-none (kl_div): 'batchmean' equals sum / input.size(0)
+  (the sum for a 0-d input). A zero divisor gives IEEE's quotient (nan for 0 / 0).
+
+Verdict. The candidate is called on A and on B (for a reduction identity: the same case with
+the two reductions). Each result may err from its exact value by at most the tolerance policy's
+allowed error for its own case (conformance/accuracy.py: ``allowed_error(spec.reference(case),
+spec.magnitude(case), fmt)``), and the exact values are tied by the identity, so the two results
+must be consistent with one exact value: elementwise |a - b| <= allowed(A) + allowed(B); for a
+reduction |b - sum_i a_i / d_i| <= allowed(B) + sum_i allowed(A)_i / |d_i|, the sum computed in
+exact rational arithmetic. Where the exact value is nan or infinite its tolerance is zero, so
+the two results must be the same nan or infinity (the sum of a 'none' output holding them is
+IEEE's); an infinity stands for "at least the overflow threshold", as the tolerance policy
+accepts an infinity where the exact value plus its tolerance reaches it. The reference is used
+only for the size of the tolerance (and to know where the exact value is not finite), never for
+the value; on a failure it names the call that is off. A failing property therefore means at
+least one of the two calls breaks the tolerance policy: a real non-conformance.
+
+Gradients are not compared (values only).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Callable
+
+import numpy as np
+from hypothesis import strategies as st
+
+from loss_reference import classification as classification_ref
+from loss_reference import sequence as sequence_ref
+from loss_reference.formats import format_of
+
+from . import checks
+from .accuracy import allowed_error
+from .cases import Case, round_to
+from .checks import Verdict
+from .specs import SPECS
+
+
+@dataclass(frozen=True)
+class Pair:
+    """The two calls a property compares: A (the drawn case, possibly snapped) and B."""
+
+    a: Case
+    b: Case
+
+
+@dataclass(frozen=True)
+class Property:
+    """One identity of one loss.
+
+    ``transform(case, draw)`` returns the Pair to compare, or None where the property does not
+    apply to the case (``draw`` is hypothesis's, for the property's own random choices).
+    ``divisor`` is None for an elementwise identity (B's output equals A's); for a reduction
+    identity it maps A to the d of B = sum_i a_i / d_i: one number, or an array of A's output
+    shape. ``reductions``: the reductions A is drawn with (None: every one).
+    """
+
+    name: str
+    transform: Callable
+    doc: str
+    divisor: Callable | None = None
+    reductions: tuple | None = None
+
+
+@dataclass
+class PropertyVerdict(Verdict):
+    """A Verdict with the call that is off the exact value (for the record and repro file)."""
+
+    case: Case | None = None
+
+
+# --- exact snapping ------------------------------------------------------------------------------
+
+def _snap_unit(values, dtype) -> np.ndarray:
+    """Values in [0, 1] rounded to multiples of 2**-p: then 1 - v is a number of the dtype too."""
+    scale = 2.0 ** format_of(dtype).precision
+    return np.asarray(np.round(np.asarray(values, np.float64) * scale) / scale)
+
+
+def _with(case: Case, args: dict, **changes) -> Case:
+    return dataclasses.replace(case, args={**case.args, **args}, **changes)
+
+
+# --- mirror symmetries ---------------------------------------------------------------------------
+
+def _mirror_logits(case: Case, draw) -> Pair:
+    y = _snap_unit(case.args["target"], case.dtype)
+    tags = tuple(t for t in case.tags if not t.startswith("pos_weight"))
+    layouts = {k: v for k, v in case.layouts.items() if k != "pos_weight"}
+    a = _with(case, {"target": y, "pos_weight": None}, tags=tags, layouts=layouts)
+    return Pair(a, _with(a, {"input": np.asarray(-np.asarray(case.args["input"])),
+                             "target": np.asarray(1.0 - y)}))
+
+
+def _mirror_probabilities(case: Case, draw) -> Pair:
+    p = _snap_unit(case.args["input"], case.dtype)
+    y = _snap_unit(case.args["target"], case.dtype)
+    a = _with(case, {"input": p, "target": y})
+    return Pair(a, _with(a, {"input": np.asarray(1.0 - p), "target": np.asarray(1.0 - y)}))
+
+
+# --- shift invariance ----------------------------------------------------------------------------
+
+# |c| per dtype: beyond exp's overflow (709.8, 88.7, 11.1, 88.7) and below the point where the
+# grid 2**g that makes x + c exact gets coarser than the logits' own spread.
+OFFSETS = {"float64": (1e3, 1e5, 1e10), "float32": (100.0, 1e3, 1e4),
+           "float16": (16.0, 100.0, 1e3), "bfloat16": (100.0, 256.0)}
+
+
+def _rows(values, shape):
+    """An input-shaped array as (M, C) rows (class axis last), and back (``_unrows``)."""
+    c = shape[0] if len(shape) == 1 else shape[1]
+    return values.reshape(1, c) if len(shape) == 1 else np.moveaxis(values, 1, -1).reshape(-1, c)
+
+
+def _unrows(rows, shape):
+    if len(shape) == 1:
+        return rows.reshape(shape)
+    return np.moveaxis(rows.reshape((shape[0],) + tuple(shape[2:]) + (shape[1],)), -1, 1)
+
+
+def _shift(case: Case, draw) -> Pair | None:
+    x = np.asarray(case.args["input"], np.float64)
+    rows = _rows(x, x.shape)
+    fmt = format_of(case.dtype)
+    per_row = case.layouts.get("input") != "expanded" and draw(st.booleans(), label="per row")
+    count = rows.shape[0] if per_row and rows.shape[0] else 1
+    magnitudes = draw(st.lists(st.sampled_from(OFFSETS[case.dtype]), min_size=count,
+                               max_size=count), label="offsets")
+    signs = draw(st.lists(st.sampled_from([1.0, -1.0]), min_size=count, max_size=count),
+                 label="offset signs")
+    c = np.array(magnitudes) * np.array(signs)
+    finite = np.isfinite(rows)
+    largest = float(np.abs(rows[finite]).max(initial=0.0))
+    # Every multiple of 2**g of magnitude <= 2**(g + p) is a number of the dtype; one bit to
+    # spare covers the rounding of x and c to the grid.
+    g = math.ceil(math.log2(largest + float(np.abs(c).max()))) - fmt.precision + 1
+    step = 2.0 ** g
+    snapped = np.where(finite, np.round(np.where(finite, rows, 0.0) / step) * step, rows)
+    c = np.round(c / step) * step
+    c = np.where(c == 0, np.sign(np.array(signs)) * step, c)
+    shifted = snapped + c[:, None]  # exact in float64: both on the grid, well inside 2**53
+    with np.errstate(invalid="ignore"):
+        in_dtype = ~finite | ((round_to(np.where(finite, shifted, 0.0), case.dtype) == shifted)
+                              & (np.abs(shifted) <= fmt.max_finite))
+    if not in_dtype.all():
+        return None  # x + c would overflow the dtype: not an exact shift
+    a = _with(case, {"input": _unrows(snapped, x.shape)})
+    return Pair(a, _with(a, {"input": _unrows(shifted, x.shape)}))
+
+
+# --- class permutation ---------------------------------------------------------------------------
+
+def _permutation(draw, classes: int, fixed: int | None) -> np.ndarray:
+    """perm[c] = the new position of class c; ``fixed`` (a class) stays where it is."""
+    seed = draw(st.integers(0, 2**32 - 1), label="permutation seed")
+    perm = np.random.default_rng(seed).permutation(classes)
+    if fixed is not None and 0 <= fixed < classes:
+        where = int(np.flatnonzero(perm == fixed)[0])
+        perm[where], perm[fixed] = perm[fixed], fixed
+    return perm
+
+
+def _permute_axis(values, axis, perm):
+    """values with the entry of class c moved to position perm[c] along ``axis``."""
+    out = np.empty_like(values)
+    index = [slice(None)] * values.ndim
+    index[axis] = perm
+    out[tuple(index)] = values
+    return out
+
+
+def _permute(case: Case, draw) -> Pair:
+    x = np.asarray(case.args["input"])
+    axis = 0 if x.ndim == 1 else 1
+    target = np.asarray(case.args["target"])
+    changes = {}
+    if target.dtype.kind == "f":  # probability targets: permuted like the input
+        perm = _permutation(draw, x.shape[axis], None)
+        changes["target"] = _permute_axis(target, axis, perm)
+    else:
+        # multi_margin_loss has no ignore_index; its targets are classes, never -100
+        ignore = case.options.get("ignore_index", classification_ref.DEFAULT_IGNORE_INDEX)
+        perm = _permutation(draw, x.shape[axis], ignore)
+        counted = target != ignore
+        changes["target"] = np.where(counted, perm[np.where(counted, target, 0)], target)
+    changes["input"] = _permute_axis(x, axis, perm)
+    if case.args.get("weight") is not None:
+        changes["weight"] = _permute_axis(np.asarray(case.args["weight"]), 0, perm)
+    return Pair(case, _with(case, changes))
+
+
+# --- reduction identities ------------------------------------------------------------------------
+
+def _twin(reduction: str):
+    def transform(case: Case, draw) -> Pair:
+        options = {**case.options, "reduction": reduction}
+        return Pair(case, dataclasses.replace(case, options=options,
+                                              grad_output=round_to(np.array(1.0), case.dtype)))
+    return transform
+
+
+# Divisors: (case A, shape of its 'none' output) -> d, one number (int or Fraction) or, for
+# ctc_loss, a positive int per 'none' element.
+
+def _one(case: Case, none_shape):
+    return 1
+
+
+def _count(case: Case, none_shape):
+    return int(np.prod(none_shape))
+
+
+def _weight_sum(case: Case, none_shape):
+    """Weighted l1_loss / mse_loss: the sum of the weight (the input's shape)."""
+    w = case.args.get("weight")
+    if w is None:
+        return _count(case, none_shape)
+    return exact_sum(np.broadcast_to(np.asarray(w, np.float64), np.shape(case.args["input"])))
+
+
+def _classification_divisor(case: Case, none_shape):
+    """Index targets: the sum of w_t over the rows not ignored; probability targets: rows."""
+    rows = classification_ref.rows_of(
+        case.args["input"], case.args["target"], case.args.get("weight"),
+        case.options.get("ignore_index", classification_ref.DEFAULT_IGNORE_INDEX))
+    if rows.soft:
+        return rows.x.shape[0]
+    return exact_sum(np.where(rows.valid, rows.weight[rows.t], 0.0))
+
+
+def _batch_size(case: Case, none_shape):
+    shape = np.shape(case.args["input"])
+    return shape[0] if len(shape) else 1
+
+
+def _ctc_divisors(case: Case, none_shape):
+    """N * max(target length, 1) per sample."""
+    a = case.args
+    problem = sequence_ref.problem(a["log_probs"], a["targets"], a["input_lengths"],
+                                   a["target_lengths"], case.options.get("blank", 0))
+    lengths = np.asarray(problem.target_lengths, np.int64)
+    divisors = np.maximum(lengths, 1) * lengths.size
+    return int(divisors[0]) if none_shape == () else divisors.reshape(none_shape)
+
+
+MEAN_DIVISORS = {"l1_loss": _weight_sum, "mse_loss": _weight_sum,
+                 "cross_entropy": _classification_divisor, "nll_loss": _classification_divisor,
+                 "ctc_loss": _ctc_divisors}
+
+
+def _reduction_properties(spec) -> list:
+    have = {v.option_dict().get("reduction") for v in spec.variants}
+    if "none" not in have:
+        return []
+    identities = [
+        ("sum", "sum-of-none", "reduction='sum' is the sum of the 'none' output", _one),
+        ("mean", "mean-of-none", "reduction='mean' is the 'none' output summed over torch's "
+         "divisor", MEAN_DIVISORS.get(spec.name, _count)),
+        ("batchmean", "batchmean-of-none", "reduction='batchmean' is the sum of the 'none' "
+         "output over input.size(0)", _batch_size),
+    ]
+    return [Property(name, _twin(reduction), doc, divisor=divisor, reductions=("none",))
+            for reduction, name, doc, divisor in identities if reduction in have]
+
+
+PERMUTATION = Property("permutation", _permute, "permuting the classes, with their weights "
+                       "and the targets, leaves the loss")
+SPECIFIC = {
+    "binary_cross_entropy_with_logits": [
+        Property("mirror", _mirror_logits, "loss(x, y, w) = loss(-x, 1 - y, w) without "
+                 "pos_weight")],
+    "binary_cross_entropy": [
+        Property("mirror", _mirror_probabilities, "loss(p, y, w) = loss(1 - p, 1 - y, w)")],
+    "cross_entropy": [
+        Property("shift", _shift, "adding a constant to a row's logits leaves its loss"),
+        PERMUTATION],
+    "nll_loss": [PERMUTATION],
+    "multi_margin_loss": [PERMUTATION],
+}
+
+# loss name -> its properties, in the order their tests run (losses without any are left out)
+PROPERTIES = {name: SPECIFIC.get(name, []) + _reduction_properties(spec)
+              for name, spec in SPECS.items()}
+PROPERTIES = {name: props for name, props in PROPERTIES.items() if props}
+
+
+# --- exact arithmetic ----------------------------------------------------------------------------
+
+def exact_sum(values) -> Fraction:
+    """The exact sum of finite float64 values, as a Fraction."""
+    parts = [float(v).as_integer_ratio() for v in np.asarray(values, np.float64).reshape(-1)]
+    if not parts:
+        return Fraction(0)
+    common = max(d for _, d in parts)  # every denominator is a power of two
+    return Fraction(sum(n * (common // d) for n, d in parts), common)
+
+
+def _exact_quotient_sum(values, divisor) -> Fraction:
+    """sum_i values_i / d_i exactly (d one number, or one positive int per value)."""
+    if np.ndim(divisor) == 0:
+        return exact_sum(values) / Fraction(divisor)
+    divisor = np.asarray(divisor).reshape(-1)
+    values = np.asarray(values, np.float64).reshape(-1)
+    return sum((exact_sum(values[divisor == d]) / int(d) for d in np.unique(divisor)),
+               Fraction(0))
+
+
+# --- the verdict ---------------------------------------------------------------------------------
+
+def _float(value: Fraction) -> float:
+    """The nearest float64, or an infinity beyond float64's range."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.copysign(math.inf, value)
+
+
+def _threshold(fmt) -> float:
+    """Where rounding to the format gives infinity."""
+    return fmt.max_finite + float(fmt.ulp(np.array(fmt.max_finite))) / 2
+
+
+def _bounds(values, allowed, threshold):
+    """The interval [lo, hi] of exact values each result is consistent with: value +- allowed;
+    for an infinity everything beyond the overflow threshold less the allowance; for nan none
+    (lo > hi)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        lo = np.where(values == np.inf, threshold - allowed,
+                      np.where(values == -np.inf, -np.inf, values - allowed))
+        hi = np.where(values == -np.inf, allowed - threshold,
+                      np.where(values == np.inf, np.inf, values + allowed))
+    nan = np.isnan(values)
+    return np.where(nan, np.inf, lo), np.where(nan, -np.inf, hi)
+
+
+def _tolerance(case, spec, fmt):
+    """(reference, allowed error per element; 0 where the exact value is not finite)."""
+    reference = spec.reference(case)
+    allowed = allowed_error(reference, spec.magnitude(case), fmt)
+    return reference, np.where(np.isfinite(reference.rounded), allowed, 0.0)
+
+
+def _elementwise_ratio(a, b, special, allowed_a, allowed_b, threshold):
+    """|a - b| / (allowed_a + allowed_b) per element; inf where no exact value is consistent
+    with both (``special``: the exact value is nan or infinite, so both must be it)."""
+    identical = (a == b) | (np.isnan(a) & np.isnan(b))
+    lo_a, hi_a = _bounds(a, allowed_a, threshold)
+    lo_b, hi_b = _bounds(b, allowed_b, threshold)
+    consistent = ~special & (np.maximum(lo_a, lo_b) <= np.minimum(hi_a, hi_b))
+    allowance = allowed_a + allowed_b
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        ratio = np.where(np.isfinite(a) & np.isfinite(b), np.abs(a - b) / allowance, 1.0)
+    ratio = np.where(consistent, np.where(np.isnan(ratio), np.inf, ratio), np.inf)
+    return np.where(identical, 0.0, ratio)
+
+
+def _reduction_ratio(b, allowed_b, a, special, allowed_a, divisor, threshold):
+    """(ratio, what the reduced result ``b`` should be) for B = sum_i a_i / d_i.
+
+    Exactly non-finite elements of ``a`` (``special``) make the sum IEEE's: nan, or an
+    infinity. An infinity where the exact value is finite (beyond the overflow threshold, less
+    the tolerance) bounds the sum on its side only. The finite elements give the exact
+    E = sum_i a_i / d_i and the radius R = sum_i allowed_i / |d_i|; B may be E +- (R + allowed_b).
+    """
+    finite = np.isfinite(a)
+    if (special & finite).any() or np.isnan(a[~special]).any():
+        return math.inf, "nothing: the 'none' output breaks its own nan/inf pattern"
+    uniform = np.ndim(divisor) == 0
+    sign = -1.0 if uniform and Fraction(divisor) < 0 else 1.0  # ctc's divisors are positive
+    infinities = set((np.sign(a[special & ~np.isnan(a)]) * sign).tolist())
+    if np.isnan(a[special]).any() or len(infinities) == 2:
+        exact = math.nan
+    elif infinities:
+        exact = infinities.pop() * math.inf
+    else:
+        exact = None
+    if exact is not None:
+        same = (math.isnan(exact) and math.isnan(b)) or b == exact
+        return (0.0 if same else math.inf), repr(exact)
+    # The infinities left stand where the exact value is finite but beyond the overflow
+    # threshold (less the tolerance): they bound the sum on their side only.
+    with np.errstate(invalid="ignore"):
+        up, down = ~finite & (np.sign(a) * sign > 0), ~finite & (np.sign(a) * sign < 0)
+    if uniform and Fraction(divisor) == 0:  # every row ignored, weights adding to 0, N = 0
+        total, r = exact_sum(a[finite]), Fraction(float(np.sum(allowed_a[finite])))
+        options = {name for name, possible in (
+            ("nan", total - r <= 0 <= total + r and not (up | down).any()),
+            ("inf", total + r > 0 or up.any()),
+            ("-inf", total - r < 0 or down.any())) if possible}
+        got = "nan" if math.isnan(b) else repr(b) if math.isinf(b) else "a finite value"
+        return (0.0 if got in options else math.inf), " or ".join(sorted(options))
+    scale = np.broadcast_to(np.abs(np.asarray(divisor, np.float64)), a.shape)
+    center = _exact_quotient_sum(a[finite], divisor if uniform else np.asarray(divisor)[finite])
+    radius = float(np.sum(allowed_a[finite] / scale[finite]))
+    allowance = radius + allowed_b
+    text = f"{_float(center)!r} +- {allowance:.3g}"
+    beyond = (threshold - allowed_a) / scale
+    low = -math.inf if down.any() else _float(center) - allowance + float(np.sum(beyond[up]))
+    high = math.inf if up.any() else _float(center) + allowance - float(np.sum(beyond[down]))
+    if math.isnan(b):
+        return math.inf, text
+    if math.isinf(b):
+        return (1.0 if (high if b > 0 else -low) >= threshold else math.inf), text
+    if (up | down).any():
+        return (1.0 if low <= b <= high else math.inf), text
+    error = abs(Fraction(b) - center)
+    if allowance == 0:
+        return (0.0 if error == 0 else math.inf), text
+    return float(error / Fraction(allowance)), text
+
+
+def _measurements(ratio: float) -> dict:
+    """What the recorder keeps: the disagreement over the allowance (1 at most passes). No ulp
+    or relative error: the reports read those as errors against the exact value."""
+    return {"output": {"ratio": ratio}}
+
+
+def _call_name(prop, case, twin: bool) -> str:
+    if prop.divisor is not None:
+        return f"reduction={case.options['reduction']!r}"
+    return f"the {prop.name} twin" if twin else "the case"
+
+
+def check_property(candidate, spec, pair: Pair, prop: Property) -> Verdict:
+    """Call the candidate on both cases of ``pair`` and judge whether its two results are
+    consistent with ``prop`` within both calls' tolerance (the rule heads this module).
+
+    Returns a PropertyVerdict; on a failure its ``case`` is the call whose output the reference
+    shows off its exact value, with that call's evidence.
+    """
+    outputs = []
+    for twin, case in ((False, pair.a), (True, pair.b)):
+        call, failure = checks._call(candidate, spec, case, with_grad=False)
+        if failure:
+            return PropertyVerdict(False, f"{_call_name(prop, case, twin)}: {failure.message}",
+                                   fault=failure.fault, case=case)
+        if call.modified:
+            return PropertyVerdict(False, f"modified its input(s) in place: "
+                                          f"{', '.join(call.modified)}", case=case)
+        outputs.append((call.value, call.dtype))
+    fmt = format_of(pair.a.dtype)
+    references, allowed = zip(*(_tolerance(case, spec, fmt) for case in (pair.a, pair.b)))
+    for twin, case, (value, dtype), reference in zip((False, True), (pair.a, pair.b), outputs,
+                                                     references):
+        if value.shape != np.shape(reference.rounded) or dtype != case.dtype:
+            return PropertyVerdict(False, f"{_call_name(prop, case, twin)}: output {dtype} "
+                                          f"{value.shape}, expected {case.dtype} "
+                                          f"{np.shape(reference.rounded)}", case=case)
+    (a, _), (b, _) = outputs
+    special = ~np.isfinite(references[0].exact)  # nan or infinite exactly, not by rounding
+    threshold = _threshold(fmt)
+    if prop.divisor is None:
+        ratio = _elementwise_ratio(a, b, special, allowed[0], allowed[1], threshold)
+        if ratio.size == 0:
+            return PropertyVerdict(True, "", _measurements(0.0))
+        index = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+        worst = float(ratio[index])
+        measured = _measurements(worst)
+        where = f" at index {tuple(int(i) for i in index)}" if a.ndim else ""
+        problem = (f"{prop.name} ({prop.doc}): {float(a[index])!r} on the case, "
+                   f"{float(b[index])!r} on its twin{where}: difference "
+                   f"{abs(float(a[index]) - float(b[index])):.3g}, allowed "
+                   f"{float(allowed[0][index] + allowed[1][index]):.3g} (both calls' tolerance)")
+    else:
+        divisor = prop.divisor(pair.a, a.shape)
+        worst, should = _reduction_ratio(float(b), float(allowed[1]), a, special, allowed[0],
+                                         divisor, threshold)
+        measured = _measurements(worst)
+        problem = (f"{prop.name} ({prop.doc}): reduction={pair.b.options['reduction']!r} gave "
+                   f"{float(b)!r}; the candidate's own 'none' output gives {should} (summed in "
+                   f"exact arithmetic; both calls' tolerance)")
+    if worst <= 1.0:
+        return PropertyVerdict(True, "", measured)
+    for twin, case, (value, dtype), reference in zip((False, True), (pair.a, pair.b), outputs,
+                                                     references):
+        with warnings.catch_warnings():  # all-nan outputs: a diagnosis only, warn nothing
+            warnings.simplefilter("ignore", RuntimeWarning)
+            off = checks._judge("output", value, dtype, reference, spec.magnitude(case), case)
+        if off is not None and not off.passed:
+            return PropertyVerdict(False, f"{problem}\n  the call off its exact value: "
+                                          f"{_call_name(prop, case, twin)}, {off.message}",
+                                   measured, off.evidence, case=case)
+    return PropertyVerdict(False, problem, measured, case=pair.a)

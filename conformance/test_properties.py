@@ -1,0 +1,65 @@
+"""Property checks: identities between two calls of the candidate (conformance/properties.py).
+
+Each test id reads ``<candidate>-<loss>-<dtype>-<property>``; its ``variant`` parameter is the
+dtype's VariantGroup and ``prop`` a ``properties.Property``. Cases are drawn with
+hypothesis as in test_conformance.py, with a fifth of the random examples (at least 4): each
+example calls the candidate twice, and the value checks already judge every case against the
+reference.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, reject, seed, settings
+from hypothesis import strategies as st
+
+from loss_reference.engine import EvaluationError
+
+from .properties import check_property
+from .recording import recorder
+from .test_conformance import _explain, _skip_or_fail, known_deviation
+
+
+def _drawn_cases(spec, variant, prop):
+    """Cases of the group's members whose reduction the property starts from."""
+    members = [v for v in variant.members if prop.reductions is None
+               or v.option_dict().get("reduction") in prop.reductions]
+    return st.one_of(*(spec.cases(v) for v in members))
+
+
+def test_property(conformance, candidate, spec, variant, prop, request):
+    """Random cases: the candidate's results on a case and its transformed twin (or under two
+    reductions) agree within both calls' tolerance."""
+    _skip_or_fail(conformance, candidate, spec, variant, gradient=False, request=request)
+    phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if conformance.shrink else [])
+    faults = []  # the first crash or hang: reported as it happened, never shrunk
+
+    @seed(conformance.seed)
+    @settings(max_examples=max(4, conformance.examples // 5), deadline=None, database=None,
+              phases=phases, suppress_health_check=list(HealthCheck), print_blob=False)
+    @given(case=_drawn_cases(spec, variant, prop), data=st.data())
+    def random_pair(case, data):
+        if faults:
+            return
+        pair = prop.transform(case, data.draw)
+        if pair is None:
+            reject()  # the property does not apply to this case
+        try:
+            verdict = check_property(candidate, spec, pair, prop)
+        except EvaluationError:
+            reject()  # the reference cannot certify a tolerance here: judge another pair
+        judged = getattr(verdict, "case", None) or pair.a
+        if verdict.fault in ("crash", "hang"):
+            recorder(request.node).judged(judged, verdict)
+            faults.append(_explain(verdict, candidate, spec, judged, request, conformance))
+            return
+        tolerated = not verdict.passed and any(
+            known_deviation(conformance, candidate, spec, c, "value") for c in (pair.a, pair.b))
+        recorder(request.node).judged(judged, verdict, gradient=False, tolerated=tolerated)
+        if tolerated:
+            return  # a documented deviation in one of the two calls
+        assert verdict.passed, _explain(verdict, candidate, spec, judged, request, conformance)
+
+    random_pair()
+    if faults:
+        pytest.fail(faults[0], pytrace=False)
