@@ -325,3 +325,41 @@ def test_error_plot_survives_the_ends_of_the_float64_range(tmp_path):
                                              [1.26, 1.29e306, True], [0.05, 5e-324, True]]}]}
     plots = write_plots(summary, tmp_path / "plots")
     assert (tmp_path / plots["error"][0]).read_bytes().startswith(PNG)
+
+
+def _device_summary():
+    """torch on the CPU and on CUDA (and numpy, which has no twin): l1_loss agrees, mse_loss
+    fails on CUDA only, huber_loss ran on the CPU only."""
+    def row(label, loss, failed, ulp, ratio):
+        return {"candidate": label, "loss": loss, "dtype": "float32", "region": "all",
+                "checks": {"passed": 10 - failed, "failed": failed, "skipped": 0, "xfailed": 0,
+                           "run": 10}, "max_ulp": ulp, "p99_ulp": ulp, "max_ratio": ratio}
+    candidates = [{"label": "torch", "impl": "torch", "framework": "torch", "device": "cpu"},
+                  {"label": "torch-cuda", "impl": "torch-cuda", "framework": "torch",
+                   "device": "cuda"},
+                  {"label": "numpy", "impl": "numpy", "framework": "numpy", "device": "cpu"}]
+    accuracy = [row("torch", "l1_loss", 0, 0.5, 0.1), row("torch-cuda", "l1_loss", 0, 1.0, 0.2),
+                row("torch", "mse_loss", 0, 0.5, 0.1), row("torch-cuda", "mse_loss", 2, 40, 3.5),
+                row("torch", "huber_loss", 0, 0.5, 0.1), row("numpy", "l1_loss", 0, 0.5, 0.1)]
+    return {"candidates": candidates, "accuracy": accuracy, "error_samples": [],
+            "failures": [], "speed": [], "tests": {}}
+
+
+def test_parity_view_sets_one_implementation_on_two_devices_side_by_side(tmp_path):
+    summary = _device_summary()
+    text = accuracy_markdown(summary)
+    assert "## CPU–CUDA parity" in text and "### torch (cpu) vs torch-cuda (cuda)" in text
+    section = text.split("## CPU–CUDA parity")[1].split("## Failures")[0]
+    lines = {line.split("|")[1].strip(): line for line in section.splitlines()
+             if line.startswith("| ") and line.split("|")[1].strip() != "loss"}
+    assert lines["l1_loss"].rstrip(" |").endswith("agree")
+    assert "differ: torch passes, torch-cuda fails" in lines["mse_loss"]
+    assert "3.5 ✗" in lines["mse_loss"]
+    assert lines["huber_loss"].rstrip(" |").endswith("—")  # not run on CUDA
+    assert "numpy" not in section  # no twin on another device
+    page = render_html(summary, tmp_path, {"error": [], "speed": []})
+    assert "CPU–CUDA parity" in page and "differ: torch passes, torch-cuda fails" in page
+
+
+def test_no_parity_view_without_two_devices(summary):
+    assert "parity" not in accuracy_markdown(summary)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from conformance.report import markdown as md
 from conformance.report.plots import plot_filename, safe_name
+from conformance.report.parity import parity_tables
 
 CSS = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d1d1f;
@@ -149,6 +150,12 @@ def _accuracy_section(summary: dict, report_dir: Path, plots: _Plots, toc: list)
                 out.append(embedded_image(report_dir, path, caption))
     if not tables:
         out.append("<p>No accuracy results.</p>")
+    parity = parity_tables(summary)
+    if parity:
+        sub.append(("parity", "CPU–CUDA parity"))
+        out += ['<h3 id="parity">CPU–CUDA parity</h3>', f"<p>{esc(md.PARITY_LEGEND)}</p>"]
+        for title, headers, rows in parity:
+            out += [f"<h4>{esc(title)}</h4>", html_table(headers, rows)]
     toc.append(("accuracy", "Accuracy", sub))
     return "".join(out) + "</section>"
 

@@ -316,6 +316,8 @@ def run_line(summary: dict) -> str:
     return "Run: " + " · ".join(parts)
 
 
+PARITY_LEGEND = ("The same implementation on two devices, per loss and dtype (all regions): "
+                 "checks, worst error and whether the verdicts agree.")
 ACCURACY_LEGEND = ("Checks are counted passed/failed/skipped; ulp errors are in units of the dtype "
                    "under test; max ratio is the worst error over the allowed error (above 1 "
                    "fails, marked ✗, unless only known deviations exceed it: xfail).")
@@ -331,6 +333,13 @@ def accuracy_markdown(summary: dict) -> str:
         out += [f"### {loss}", "", md_table(headers, rows), ""]
     if not tables:
         out += ["No accuracy results.", ""]
+    from .parity import parity_tables  # parity builds on this module's cells
+
+    parity = parity_tables(summary)
+    if parity:
+        out += ["## CPU–CUDA parity", "", PARITY_LEGEND, ""]
+        for title, headers, rows in parity:
+            out += [f"### {title}", "", md_table(headers, rows), ""]
     failures = failure_entries(summary)
     out += ["## Failures", ""]
     for failure in failures:
