@@ -1,14 +1,14 @@
 """The suite proves its power: it flags every buggy candidate and passes the correct ones.
 
 Each check runs the real command, ``pytest conformance --impl=<file>``, in a fresh process from
-a directory outside the checkout, with the quick profile (8 random examples per check, no
-shrinking) and ``-x``: the exit status must be 1 (does not conform) for every file in
+a directory outside the checkout, with the quick profile (8 random examples per check, shared
+out over the reductions, no shrinking; every edge case under each reduction) and ``-x``: the exit status must be 1 (does not conform) for every file in
 tests/mutants/ and 0 for torch, the built-in numpy candidate and tests/candidates/*.
 
 A mutant is copied to ``candidate.py`` so that ``-k`` expressions match test ids, not the
 mutant's own name. The soft-margin mutants are judged away from float16, where they would
-inherit torch's own float16 overflow (a known deviation, see conformance/deviations.py) and
-could be flagged for it instead of for their bug; the one mutant whose bug is a float16/bfloat16
+inherit torch's own float16 overflow (a known deviation, see conformance/deviations/multilabel.py)
+and could be flagged for it instead of for their bug; the one mutant whose bug is a float16/bfloat16
 accumulation is judged in bfloat16. A mutant may name its own selection with a line
 ``# select: <-k expression>``.
 """

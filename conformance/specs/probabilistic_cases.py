@@ -12,7 +12,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from ..cases import Case, make_expandable, round_to, layouts_for, upstream_gradient
-from .pointwise import arrays, pointwise_shape
+from .pointwise_cases import arrays, pointwise_shape
 
 INF = math.inf
 UPSTREAM = st.floats(-4, 4)
