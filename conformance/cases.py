@@ -17,12 +17,47 @@ import functools
 from dataclasses import dataclass, field
 
 import numpy as np
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
+from hypothesis.internal.conjecture.providers import (AVAILABLE_PROVIDERS, Constants,
+                                                      HypothesisProvider)
 
 from loss_reference.formats import format_of, round_float64
 
 MAX_DRAWN_ELEMENTS = 24
 LAYOUTS = ("contiguous", "transposed", "sliced", "expanded")
+
+
+# --- drawing ---------------------------------------------------------------------------------
+
+class SeedOnlyProvider(HypothesisProvider):
+    """Hypothesis's own provider, without the constants it gathers from the source of every
+    module loaded in the process (hypothesis 6.131+ mixes them into its draws).
+
+    Those constants would make the cases a seed draws depend on what else is loaded: the
+    candidate's own module, the other candidates of the run, the suite's tests. A failure's
+    reproduce line (one candidate, one test) must draw the very cases the full run drew, and
+    every candidate of a run must be judged on the same cases, so the suite draws from the seed
+    alone. Registered as the backend ``DRAWING`` (hypothesis's documented
+    ``AVAILABLE_PROVIDERS`` registry for alternative backends).
+    """
+
+    @property
+    def _local_constants(self):
+        return Constants()
+
+
+DRAWING = "loss-conformance"
+AVAILABLE_PROVIDERS[DRAWING] = SeedOnlyProvider
+
+
+def drawing_settings(examples: int, shrink: bool) -> settings:
+    """The hypothesis settings of a random check: ``examples`` cases drawn from the seed alone
+    (``SeedOnlyProvider``), no deadline, no example database, shrinking on request."""
+    phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if shrink else [])
+    return settings(max_examples=examples, deadline=None, database=None, phases=phases,
+                    suppress_health_check=list(HealthCheck), print_blob=False,
+                    backend=DRAWING)
 
 
 @dataclass

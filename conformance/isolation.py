@@ -2,9 +2,9 @@
 
 Candidates are unfinished code: they crash their process (segfault, abort, ``os._exit``), hang,
 or leak memory. With isolation (``--isolation=process``, the default) every call of a candidate
-runs in a worker process (``python -m conformance.worker``) that loads the candidate once. The
-test process sends it the spec's name, the Case and the call's options, and receives the Call,
-or the exception the candidate raised. Then:
+runs in a worker process (``conformance.worker``) that loads the candidate once. The test
+process sends it the spec's name, the Case and the call's options, and receives the Call, or
+the exception the candidate raised. Then:
 
 - the worker dies during a call: the call raises ``CandidateCrashed`` (with the signal or exit
   status), and the next call starts a fresh worker;
@@ -13,23 +13,29 @@ or the exception the candidate raised. Then:
 - the worker's resident memory passes ``--worker-memory``: it is replaced after the call, so a
   leak never takes the run down.
 
+Workers are forked from a multiprocessing fork server that has imported torch and the suite
+once (``WORKER_PRELOAD``), so a worker starts in tens of milliseconds rather than the seconds
+torch's import takes: a run of many candidates, or of one that crashes often, pays that import
+once. (Where the platform has no fork server, workers are spawned and import everything anew.)
+The worker takes the test process's environment variables as they are when it starts.
+
 The reference, the verdicts and the results stay in the test process: a candidate can lose its
 worker, never a measured result. Timing (``--speed``) calls candidates in the test process.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
-import subprocess
-import sys
 import time
-from multiprocessing import Pipe
 
 from .frameworks import DtypeRefused, ForwardOnly, WrongOutput
 
 STARTUP_TIMEOUT_S = 600.0  # importing a candidate (and torch) may be slow; a hang is not
 DEFAULT_CHECK_TIMEOUT_S = 60.0
+# What the fork server imports once for every worker it forks.
+WORKER_PRELOAD = ["torch", "conformance.candidates", "conformance.worker"]
 
 
 class CandidateFault(Exception):
@@ -60,7 +66,8 @@ class CandidateRaised(Exception):
 
 
 def exit_description(returncode: int | None) -> str:
-    """'killed by SIGSEGV (signal 11)' or 'exited with status 3', from a Popen return code."""
+    """'killed by SIGSEGV (signal 11)' or 'exited with status 3', from a process's exit code
+    (negative: the signal that killed it)."""
     if returncode is None:
         return "stopped"
     if returncode < 0:
@@ -115,22 +122,24 @@ class IsolatedRunner:
 
     def _crashed(self, when: str) -> CandidateCrashed:
         process = self._process
-        try:
-            returncode = process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            returncode = None
+        process.join(timeout=10)
+        returncode = process.exitcode
         self.stop()
         return CandidateCrashed(f"its process {exit_description(returncode)} {when}")
 
     def _ensure_started(self):
-        if self._process is not None and self._process.poll() is None:
+        if self._process is not None and self._process.is_alive():
             return
         self.stop()
-        parent, child = Pipe()
-        command = [sys.executable, "-m", "conformance.worker", str(child.fileno()), self.impl,
-                   self.device, str(self.memory_limit_bytes), str(self.threads)]
-        self._process = subprocess.Popen(command, pass_fds=[child.fileno()],
-                                         stdin=subprocess.DEVNULL)
+        from .worker import main
+
+        context = worker_context()
+        parent, child = context.Pipe()
+        self._process = context.Process(
+            target=main, name=f"conformance-worker-{self.impl}",
+            args=(child, self.impl, self.device, self.memory_limit_bytes, self.threads,
+                  dict(os.environ)))
+        self._process.start()
         child.close()
         self._conn = parent
         self.starts += 1
@@ -154,13 +163,26 @@ class IsolatedRunner:
             self._conn.close()
             self._conn = None
         if self._process is not None:
-            if self._process.poll() is None:
+            if self._process.is_alive():
                 self._process.kill()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
+            self._process.join(timeout=10)
             self._process = None
+
+
+_CONTEXT = None
+
+
+def worker_context():
+    """The multiprocessing context workers start in: a fork server preloaded with
+    ``WORKER_PRELOAD`` where the platform has one, else spawn. Made once per process."""
+    global _CONTEXT
+    if _CONTEXT is None:
+        if "forkserver" in multiprocessing.get_all_start_methods():
+            _CONTEXT = multiprocessing.get_context("forkserver")
+            _CONTEXT.set_forkserver_preload(WORKER_PRELOAD)
+        else:
+            _CONTEXT = multiprocessing.get_context("spawn")
+    return _CONTEXT
 
 
 def resident_bytes() -> int:

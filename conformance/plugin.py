@@ -83,6 +83,9 @@ def pytest_addoption(parser):
     group.addoption("--threads", type=int, default=1, metavar="N",
                     help="torch threads for the candidates' calls (default 1; --speed has its "
                          "own --speed-threads)")
+    group.addoption("--maxfail-per-candidate", type=int, default=None, metavar="N",
+                    help="skip a candidate's remaining tests once N of its tests have failed "
+                         "(the other candidates go on; pytest's -x/--maxfail stop them all)")
     group.addoption("--repeat", type=int, default=1, metavar="N",
                     help="call the candidate N times on each case and report run-to-run "
                          "differences (nondeterminism) apart from errors (default 1)")
@@ -118,6 +121,8 @@ class ConformanceRun:
     losses: tuple = ()  # --loss selection (empty: every loss)
     dtypes: tuple = ()  # --dtype selection (empty: every dtype)
     known_deviations: bool = True  # apply conformance/deviations (off: --no-known-deviations)
+    maxfail_per_candidate: int | None = None
+    failed_tests: dict = field(default_factory=dict, repr=False)  # candidate label -> count
     _edges: dict = field(default_factory=dict, repr=False)
     _probes: dict = field(default_factory=dict, repr=False)
 
@@ -178,7 +183,7 @@ def _validate(config):
         raise pytest.UsageError(f"--dtype={unknown[0]}: unknown dtype; use one of "
                                 f"{', '.join(DTYPES)}")
     for option, least in (("--repeat", 1), ("--threads", 1), ("--check-timeout", 0),
-                          ("--worker-memory", 0)):
+                          ("--worker-memory", 0), ("--maxfail-per-candidate", 1)):
         value = config.getoption(option)
         if value is not None and (value < least or (least == 0 and value == 0)):
             raise pytest.UsageError(f"{option}={value:g}: give a number "
@@ -245,7 +250,8 @@ def conformance_run(config) -> ConformanceRun:
             config.getoption("--require-grad"),
             set(DTYPES) if "all" in required else required, config.getoption("--repeat"),
             tuple(config.getoption("--loss")), tuple(config.getoption("--dtype")),
-            not config.getoption("--no-known-deviations"))
+            not config.getoption("--no-known-deviations"),
+            config.getoption("--maxfail-per-candidate"))
     return config.stash[_RUN_KEY]
 
 
@@ -268,6 +274,35 @@ def pytest_unconfigure(config):
     for candidate in run.candidates if run else ():
         if candidate.runner is not None:
             candidate.runner.stop()
+
+
+def _candidate_of(item):
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    candidate = params.get("candidate")
+    return candidate if hasattr(candidate, "label") else None
+
+
+def pytest_runtest_setup(item):
+    """Skip a candidate's test once the candidate has failed --maxfail-per-candidate tests."""
+    run = item.config.stash.get(_RUN_KEY, None)
+    candidate = _candidate_of(item)
+    if run is None or candidate is None or run.maxfail_per_candidate is None:
+        return
+    failed = run.failed_tests.get(candidate.label, 0)
+    if failed >= run.maxfail_per_candidate:
+        pytest.skip(f"{candidate.label} already failed {failed} test(s) "
+                    f"(--maxfail-per-candidate={run.maxfail_per_candidate})")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Count each candidate's failed tests (for --maxfail-per-candidate)."""
+    outcome = yield
+    report = outcome.get_result()
+    run = item.config.stash.get(_RUN_KEY, None)
+    candidate = _candidate_of(item)
+    if run is not None and candidate is not None and report.failed:
+        run.failed_tests[candidate.label] = run.failed_tests.get(candidate.label, 0) + 1
 
 
 def pytest_report_header(config):

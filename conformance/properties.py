@@ -61,6 +61,7 @@ from . import checks
 from .accuracy import allowed_error
 from .cases import Case, round_to
 from .checks import Verdict
+from .references import value_reference
 from .specs import SPECS
 
 
@@ -364,8 +365,8 @@ def _bounds(values, allowed, threshold):
 
 def _tolerance(case, spec, fmt):
     """(reference, allowed error per element; 0 where the exact value is not finite)."""
-    reference = spec.reference(case)
-    allowed = allowed_error(reference, spec.magnitude(case), fmt)
+    reference, magnitude = value_reference(spec, case)
+    allowed = allowed_error(reference, magnitude, fmt)
     return reference, np.where(np.isfinite(reference.rounded), allowed, 0.0)
 
 
@@ -504,7 +505,8 @@ def check_property(candidate, spec, pair: Pair, prop: Property) -> Verdict:
                                                      references):
         with warnings.catch_warnings():  # all-nan outputs: a diagnosis only, warn nothing
             warnings.simplefilter("ignore", RuntimeWarning)
-            off = checks._judge("output", value, dtype, reference, spec.magnitude(case), case)
+            off = checks._judge("output", value, dtype, reference,
+                                value_reference(spec, case)[1], case)
         if off is not None and not off.passed:
             return PropertyVerdict(False, f"{problem}\n  the call off its exact value: "
                                           f"{_call_name(prop, case, twin)}, {off.message}",

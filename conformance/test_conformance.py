@@ -13,10 +13,11 @@ import inspect
 import math
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, reject, seed, settings
+from hypothesis import given, reject, seed
 
 from loss_reference.engine import EvaluationError
 
+from .cases import drawing_settings
 from .checks import ProbeFault, check_gradient, check_invalid, check_value, probe
 from .deviations import known_deviation as _listed_deviation
 from .recording import recorder
@@ -68,12 +69,10 @@ def _run_random(check, conformance, candidate, spec, group, request):
 
 
 def _run_member(check, conformance, candidate, spec, variant, examples, request):
-    phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if conformance.shrink else [])
     faults = []  # the first crash or hang: reported as it happened, never shrunk
 
     @seed(conformance.seed)
-    @settings(max_examples=examples, deadline=None, database=None, phases=phases,
-              suppress_health_check=list(HealthCheck), print_blob=False)
+    @drawing_settings(examples, conformance.shrink)
     @given(case=spec.cases(variant))
     def random_case(case):
         if faults:
@@ -97,6 +96,13 @@ def _run_member(check, conformance, candidate, spec, variant, examples, request)
     random_case()
     if faults:
         pytest.fail(faults[0], pytrace=False)
+
+
+def test_rejects_invalid(conformance, candidate, spec, invalid, request):
+    """Invalid calls must raise."""
+    verdict = check_invalid(candidate, spec, invalid)
+    recorder(request.node).invalid(invalid, verdict)
+    assert verdict.passed, _explain(verdict, candidate, spec, invalid.case, request, conformance)
 
 
 def test_value(conformance, candidate, spec, variant, request):
@@ -151,13 +157,6 @@ def test_edge_gradient(conformance, candidate, spec, variant, edge, request):
                   request=request)
     _run_edge(check_gradient, candidate, spec, conformance.edge_group(spec, variant, edge),
               request, conformance)
-
-
-def test_rejects_invalid(conformance, candidate, spec, invalid, request):
-    """Invalid calls must raise."""
-    verdict = check_invalid(candidate, spec, invalid)
-    recorder(request.node).invalid(invalid, verdict)
-    assert verdict.passed, _explain(verdict, candidate, spec, invalid.case, request, conformance)
 
 
 # torch's deprecated spelling of each reduction; a candidate need not accept it, but one that

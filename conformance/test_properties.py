@@ -10,11 +10,12 @@ reference.
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, reject, seed, settings
+from hypothesis import given, reject, seed
 from hypothesis import strategies as st
 
 from loss_reference.engine import EvaluationError
 
+from .cases import drawing_settings
 from .properties import check_property
 from .recording import recorder
 from .test_conformance import _explain, _skip_or_fail, known_deviation
@@ -31,12 +32,10 @@ def test_property(conformance, candidate, spec, variant, prop, request):
     """Random cases: the candidate's results on a case and its transformed twin (or under two
     reductions) agree within both calls' tolerance."""
     _skip_or_fail(conformance, candidate, spec, variant, gradient=False, request=request)
-    phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if conformance.shrink else [])
     faults = []  # the first crash or hang: reported as it happened, never shrunk
 
     @seed(conformance.seed)
-    @settings(max_examples=max(4, conformance.examples // 5), deadline=None, database=None,
-              phases=phases, suppress_health_check=list(HealthCheck), print_blob=False)
+    @drawing_settings(max(4, conformance.examples // 5), conformance.shrink)
     @given(case=_drawn_cases(spec, variant, prop), data=st.data())
     def random_pair(case, data):
         if faults:

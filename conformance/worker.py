@@ -1,8 +1,8 @@
 """The worker process of an isolated candidate (see conformance/isolation.py).
 
-``python -m conformance.worker FD IMPL DEVICE MEMORY_LIMIT THREADS`` loads the candidate (with
-THREADS torch threads), answers
-"ready" on the connection at file descriptor FD, then serves calls until the connection closes:
+``main(conn, impl, device, memory_limit, threads, environ)`` runs in the worker: it takes the
+test process's environment, loads the candidate (with ``threads`` torch threads), answers
+"ready" on the connection ``conn``, then serves calls until the connection closes:
 each request is (spec name, Case, with_grad, options), each answer (status, payload, recycle)
 where status is "ok" (payload: the Call), the name of a suite exception the call raised
 (ForwardOnly, DtypeRefused, WrongOutput; payload: its message) or "raised" (payload: the
@@ -12,9 +12,8 @@ replace this worker, whose memory has passed MEMORY_LIMIT bytes.
 
 from __future__ import annotations
 
-import sys
+import os
 import traceback
-from multiprocessing.connection import Connection
 
 
 def _first_line(error: BaseException) -> str:
@@ -57,23 +56,19 @@ def set_threads(threads: int):
     torch.set_num_threads(threads)
 
 
-def main(argv) -> int:
-    """Load the candidate named on the command line and serve its calls."""
-    fd, impl, device, memory_limit = int(argv[0]), argv[1], argv[2], int(argv[3])
-    set_threads(int(argv[4]))
-    conn = Connection(fd)
+def main(conn, impl: str, device: str, memory_limit: int, threads: int,
+         environ: dict) -> None:
+    """Load the candidate ``impl`` and serve its calls on ``conn`` (the worker's target)."""
+    os.environ.clear()
+    os.environ.update(environ)  # the fork server's environment may be older than the run's
+    set_threads(threads)
     from .candidates import CandidateError, load_candidate
 
     try:
         candidate = load_candidate(impl, device=device)
     except CandidateError as error:
         conn.send(("failed", str(error), False))
-        return 1
+        return
     candidate.framework.warm_up()  # one-time start-up costs count against loading, not a call
     conn.send(("ready", "", False))
     serve(conn, candidate, memory_limit)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

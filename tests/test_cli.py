@@ -1,38 +1,31 @@
 """The command-line contract of ``pytest conformance --impl=...``, run as a user runs it.
 
-Every check starts the real command in a subprocess whose working directory is a temporary
-directory outside the checkout, so the bare ``conformance`` argument must resolve to the
-installed suite. Each run is narrowed with ``-k`` so the whole file stays fast. The runs that
-several tests read are made once per module, one at a time in a background thread, while the
-tests with a run of their own make it in the foreground (two subprocesses at most at a time).
+Every check runs the real command (``run_conformance`` in conftest.py: in this process, or in a
+fresh one where only that shows the behaviour) from a temporary directory outside the checkout,
+so the bare ``conformance`` argument must resolve to the installed suite. Each run is narrowed
+with ``-k`` so the whole file stays fast, and the runs that several tests read are made once per
+module, when a test first reads them.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
-import subprocess
 import sys
-import xml.etree.ElementTree as ET
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from itertools import count
 from pathlib import Path
 
 import pytest
+from conftest import REPO, Run, run_conformance
 
 from conformance.specs import SPECS
 
-REPO = Path(__file__).resolve().parents[1]
 CANDIDATES = REPO / "tests" / "candidates"
 MUTANTS = REPO / "tests" / "mutants"
 MSML = "multilabel_soft_margin_loss"
 MLM = "multilabel_margin_loss"
 SPEC_NAMES = tuple(SPECS)  # every loss the suite covers, in the order it lists them
 MULTILABEL = (MSML, MLM, "multi_hot")
-_RUN_NUMBER = count()
 
 RECORDER = '''\
 """Correct candidate (torch's loss) that appends every input it is called with to $RECORD_LOG."""
@@ -48,74 +41,6 @@ def multilabel_soft_margin_loss(input, target, weight=None, **options):
                   + "\\n")
     return F.multilabel_soft_margin_loss(input, target, weight=weight, **options)
 '''
-
-
-@dataclass
-class Run:
-    """One finished ``pytest conformance`` subprocess."""
-
-    args: list
-    returncode: int
-    stdout: str
-    stderr: str
-    outcomes: dict = field(default_factory=dict)  # test name -> (outcome, message, text)
-    calls: list = field(default_factory=list)  # what the recorder candidate was called with
-
-    def header(self) -> list:
-        return [line for line in self.stdout.splitlines()
-                if line.startswith(("loss-conformance:", "  candidate "))]
-
-    def with_outcome(self, outcome: str) -> dict:
-        return {name: v for name, v in self.outcomes.items() if v[0] == outcome}
-
-    def __str__(self):  # shown by pytest when an assertion about a run fails
-        return (f"$ {shlex.join(map(str, self.args))}\nexit {self.returncode}\n"
-                f"--- stdout (tail)\n{self.stdout[-4000:]}\n--- stderr\n{self.stderr[-2000:]}")
-
-
-def _env(record_log=None) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTEST_DISABLE_PLUGIN_AUTOLOAD",
-                        "PYTHONPATH")}
-    env["PYTHONDONTWRITEBYTECODE"] = "1"  # leave no __pycache__ next to the mutants
-    env["COLUMNS"] = "200"
-    env.setdefault("OMP_NUM_THREADS", "1")  # tiny tensors: a thread pool only burns shared CPU
-    if record_log is not None:
-        env["RECORD_LOG"] = str(record_log)
-    return env
-
-
-def _outcomes(junit: Path) -> dict:
-    if not junit.exists():
-        return {}
-    outcomes = {}
-    for case in ET.parse(junit).getroot().iter("testcase"):
-        children = [c for c in case if c.tag in ("failure", "error", "skipped")]
-        if not children:
-            outcomes[case.get("name")] = ("passed", "", "")
-        else:
-            c = children[0]
-            outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[c.tag]
-            outcomes[case.get("name")] = (outcome, c.get("message", ""), c.text or "")
-    return outcomes
-
-
-def run_conformance(cwd: Path, *args, command=None, record=False) -> Run:
-    """``pytest <args>`` (default ``python -m pytest``) in ``cwd``, with a JUnit report read back.
-
-    With ``record``, the recorder candidate logs its calls to a file of this run's own.
-    """
-    number = next(_RUN_NUMBER)
-    junit = cwd / f"report-{number}.xml"
-    log = cwd / f"calls-{number}.log" if record else None
-    argv = list(command or [sys.executable, "-m", "pytest"]) + [str(a) for a in args]
-    argv += ["-p", "no:cacheprovider", f"--junitxml={junit}"]
-    if not any(str(a).startswith(("--report-dir", "--no-report")) for a in args):
-        argv.append(f"--report-dir=reports-{number}")  # concurrent runs share the cwd
-    done = subprocess.run(argv, cwd=cwd, env=_env(log), capture_output=True, text=True,
-                          timeout=300)
-    calls = log.read_text().splitlines() if log is not None and log.exists() else []
-    return Run(argv, done.returncode, done.stdout, done.stderr, _outcomes(junit), calls)
 
 
 @pytest.fixture(scope="module")
@@ -176,14 +101,9 @@ def _plain_and_its_reproduce_line(cwd: Path) -> tuple:
 
 
 class SharedRuns:
-    """The runs several tests read; ``[name]`` waits for one (starting it if need be).
-
-    All are started in the background at module start, one at a time, so that they overlap with
-    the tests that make runs of their own; under pytest-xdist each starts only when first read.
-    """
+    """The runs several tests read; ``[name]`` makes one when a test first reads it."""
 
     def __init__(self, cwd: Path):
-        self._pool = ThreadPoolExecutor(max_workers=1)
         self._specs = {
             "plain": (_plain_and_its_reproduce_line, cwd),
             # no --seed again: must draw the same; --require-* touch only the skipped tests
@@ -197,33 +117,19 @@ class SharedRuns:
                               "--impl=recorder.py", "--profile=quick",
                               "-k", "test_value and multilabel and float64"),
         }
-        self._jobs = {}
-
-    def _start(self, name):
-        if name not in self._jobs:
-            function, *args = self._specs[name]
-            kwargs = {"record": True} if function is run_conformance else {}
-            self._jobs[name] = self._pool.submit(function, *args, **kwargs)
-        return self._jobs[name]
-
-    def start_all(self):
-        for name in self._specs:
-            self._start(name)
+        self._runs = {}
 
     def __getitem__(self, name):
-        return self._start(name).result()
+        if name not in self._runs:
+            function, *args = self._specs[name]
+            kwargs = {"record": True} if function is run_conformance else {}
+            self._runs[name] = function(*args, **kwargs)
+        return self._runs[name]
 
-    def close(self):
-        self._pool.shutdown(wait=True, cancel_futures=True)
 
-
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope="module")
 def shared(workdir):
-    runs = SharedRuns(workdir)
-    if "PYTEST_XDIST_WORKER" not in os.environ:
-        runs.start_all()
-    yield runs
-    runs.close()
+    return SharedRuns(workdir)
 
 
 # ------------------------------------------------------------------------------- bad --impl

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 import pytest
-from test_cli import run_conformance
+from conftest import run_conformance
 
 FAULTS = Path(__file__).resolve().parent / "faults"
 QUICK = ("--profile=quick", "--dtype=float32", "--report-dir=out")

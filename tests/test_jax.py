@@ -8,13 +8,13 @@ conforms the run passes, and each documented deviation is flagged by the check t
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_conformance
 
 jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")
@@ -130,9 +130,8 @@ def test_candidate_passes_the_function_to_jax_gradients(tmp_path):
 # --- the optax example, through the real command ------------------------------------------------
 
 def _run(tmp_path, *selection):
-    command = [sys.executable, "-m", "pytest", "conformance", f"--impl={EXAMPLE}",
-               "--profile=quick", "-q", "-p", "no:cacheprovider", "--no-report", *selection]
-    return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    return run_conformance(tmp_path, "conformance", f"--impl={EXAMPLE}", "--profile=quick",
+                           "-q", "--no-report", *selection)
 
 
 def test_example_loads_with_its_functions():
@@ -148,7 +147,7 @@ def test_example_conforms_where_optax_does(tmp_path):
     invalid calls: optax conforms there (examples/README.md)."""
     run = _run(tmp_path, "--loss", "mse_loss", "--loss", "huber_loss", "--dtype", "float32",
                "-k", "test_value or test_edge_value or test_rejects_invalid")
-    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert run.returncode == 0, run
     assert " passed" in run.stdout and "failed" not in run.stdout
 
 
@@ -160,7 +159,7 @@ def test_example_deviations_are_flagged(tmp_path):
                "(test_edge_gradient and huber_loss-float32-tiny-residuals) or "
                "(test_edge_gradient and huber_loss-float32-subnormal) or "
                "(test_edge_value and soft_margin_loss-float32-saturated-agree)")
-    output = run.stdout[-6000:] + run.stderr[-2000:]
+    output = str(run)
     assert run.returncode == 1, output
     assert "3 failed" in run.stdout, output
     failures = [line for line in run.stdout.splitlines() if "error exceeds the tolerance" in line]
@@ -177,14 +176,13 @@ def test_failures_leave_repro_scripts_that_run_on_jax(tmp_path):
     """A value and a gradient failure of the example each leave a standalone script that calls
     optax the same way (x64 on, jax.vjp for the gradient) and exits 1 while the failure is
     there."""
-    command = [sys.executable, "-m", "pytest", "conformance", f"--impl={EXAMPLE}",
-               "--profile=quick", "-q", "-p", "no:cacheprovider", "--report-dir=out",
-               "--loss", "huber_loss", "--loss", "soft_margin_loss", "--dtype", "float32", "-k",
-               "(test_edge_gradient and huber_loss-float32-tiny-residuals) or "
-               "(test_edge_value and soft_margin_loss-float32-saturated-agree)"]
-    run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    assert run.returncode == 1, run.stdout[-4000:] + run.stderr[-2000:]
-    failures = json.loads((tmp_path / "out" / "summary.json").read_text())["failures"]
+    run = run_conformance(
+        tmp_path, "conformance", f"--impl={EXAMPLE}", "--profile=quick", "-q", "--report-dir=out",
+        "--loss", "huber_loss", "--loss", "soft_margin_loss", "--dtype", "float32", "-k",
+        "(test_edge_gradient and huber_loss-float32-tiny-residuals) or "
+        "(test_edge_value and soft_margin_loss-float32-saturated-agree)")
+    assert run.returncode == 1, run
+    failures = run.summary()["failures"]
     assert len(failures) == 2 and all(f["repro"] for f in failures), failures
     for failure in failures:
         script = tmp_path / "out" / failure["repro"]
@@ -198,11 +196,10 @@ def test_failures_leave_repro_scripts_that_run_on_jax(tmp_path):
 def test_speed_times_a_jax_candidate_forward_and_backward(tmp_path):
     """--speed times the example beside torch: forward (waiting for jax's asynchronous
     result) and forward+backward (jax.vjp and its pullback)."""
-    command = [sys.executable, "-m", "pytest", "conformance", f"--impl={EXAMPLE}", "--impl=torch",
-               "--speed", "-q", "-p", "no:cacheprovider", "--report-dir=out",
-               "-k", "test_speed and multilabel_soft_margin_loss and 64x10"]
-    run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
-    rows = json.loads((tmp_path / "out" / "summary.json").read_text())["speed"]
+    run = run_conformance(tmp_path, "conformance", f"--impl={EXAMPLE}", "--impl=torch", "--speed",
+                          "-q", "--report-dir=out",
+                          "-k", "test_speed and multilabel_soft_margin_loss and 64x10")
+    assert run.returncode == 0, run
+    rows = run.summary()["speed"]
     timed = {(r["candidate"], r["pass"]) for r in rows if r.get("median_s")}
     assert {("optax_losses", "forward"), ("optax_losses", "forward+backward")} <= timed, rows

@@ -1,30 +1,39 @@
 """The suite proves its power: it flags every buggy candidate and passes the correct ones.
 
-Each check runs the real command, ``pytest conformance --impl=<file>``, in a fresh process from
-a directory outside the checkout, with the quick profile (8 random examples per check, shared
-out over the reductions, no shrinking; every edge case under each reduction) and ``-x``: the exit status must be 1 (does not conform) for every file in
-tests/mutants/ and 0 for torch, the built-in numpy candidate and tests/candidates/*.
+Each check runs the real command, ``pytest conformance --impl=... --impl=...`` (conftest's
+``run_conformance``), from a directory outside the checkout, with the quick profile (8 random
+examples per check, shared out over the reductions, no shrinking; every edge case under each
+reduction), many candidates in one run, and reads the verdicts back from the summary.json it
+writes. A run holds the mutants that share a ``-k`` selection, a score at most, with
+``--maxfail-per-candidate=1``: a mutant's tests stop at its first failure, as ``-x`` would
+stop a run of that mutant alone, while the others go on. Every mutant of tests/mutants/ must
+have a failure that is a check's verdict (it names the case it failed on; a crash of the suite
+itself names none), and every failure of the run must be one. The correct candidates (torch,
+the built-in numpy candidate and tests/candidates/*) run together, one family of losses per
+run, and must pass.
 
-A mutant is copied to ``candidate.py`` so that ``-k`` expressions match test ids, not the
-mutant's own name. The soft-margin mutants are judged away from float16, where they would
-inherit torch's own float16 overflow (a known deviation, see conformance/deviations/multilabel.py)
-and could be flagged for it instead of for their bug; the one mutant whose bug is a float16/bfloat16
+Selections. The soft-margin mutants are judged away from float16, where they would inherit
+torch's own float16 overflow (a known deviation, see conformance/deviations/multilabel.py) and
+could be flagged for it instead of for their bug; the one mutant whose bug is a float16/bfloat16
 accumulation is judged in bfloat16. A mutant may name its own selection with a line
-``# select: <-k expression>``.
+``# select: <-k expression>``. Each mutant is copied under its own name into the run's
+directory, so its label (and the test ids) name it.
 """
 
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_conformance
+
+from conformance.specs import FAMILIES, SPECS
 
 HERE = Path(__file__).resolve().parent
 MUTANTS = sorted((HERE / "mutants").glob("*.py"))
 CORRECT = ["torch", "numpy"] + [str(p) for p in sorted((HERE / "candidates").glob("*.py"))]
+RUN_SIZE = 20  # mutants per run, at most: runs of even size spread over pytest-xdist workers
 
 SELECTIONS = {"msml_lowprec_class_loop": "bfloat16"}  # where the bug lives, if not everywhere
 
@@ -40,13 +49,18 @@ def _selection(mutant: Path) -> str | None:
     return "not float16" if mutant.stem.startswith("msml_") else None
 
 
-def _run(impl: str, cwd: Path, select: str | None = None) -> subprocess.CompletedProcess:
-    # --no-report: these runs prove detection power; reports are tested in test_reports_cli.
-    command = [sys.executable, "-m", "pytest", "conformance", f"--impl={impl}",
-               "--profile=quick", "-x", "-q", "-p", "no:cacheprovider", "--no-report"]
-    if select:
-        command += ["-k", select]
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600)
+def _runs() -> list:
+    """The mutants grouped by selection, in runs of at most RUN_SIZE of about equal size."""
+    by_selection = {}
+    for mutant in MUTANTS:
+        by_selection.setdefault(_selection(mutant), []).append(mutant)
+    runs = []
+    for selection, mutants in by_selection.items():
+        parts = -(-len(mutants) // RUN_SIZE)
+        runs += [pytest.param(selection, mutants[i::parts],
+                              id=f"{mutants[i].stem}-and-{len(mutants[i::parts]) - 1}-more")
+                 for i in range(parts)]
+    return runs
 
 
 def test_every_mutant_is_catalogued():
@@ -57,18 +71,25 @@ def test_every_mutant_is_catalogued():
     assert not missing, f"not in tests/mutants/README.md: {missing}"
 
 
-@pytest.mark.parametrize("mutant", MUTANTS, ids=lambda p: p.stem)
-def test_mutant_is_flagged(mutant, tmp_path):
-    shutil.copy(mutant, tmp_path / "candidate.py")
-    run = _run("candidate.py", tmp_path, _selection(mutant))
-    output = run.stdout[-3000:] + run.stderr[-2000:]
-    assert run.returncode == pytest.ExitCode.TESTS_FAILED, f"not flagged:\n{output}"
-    # Flagged by a check's verdict (every one reads "<loss> on <candidate> does not conform"),
-    # not by a crash of the suite itself.
-    assert "does not conform" in run.stdout, output
+@pytest.mark.parametrize("selection, mutants", _runs())
+def test_mutants_are_flagged(selection, mutants, tmp_path):
+    for mutant in mutants:
+        shutil.copy(mutant, tmp_path / mutant.name)
+    args = ["conformance", *(f"--impl={m.name}" for m in mutants), "--profile=quick",
+            "--maxfail-per-candidate=1", "--report-dir=out"]
+    run = run_conformance(tmp_path, *args, *(["-k", selection] if selection else []))
+    assert run.returncode == pytest.ExitCode.TESTS_FAILED, run
+    failures = run.summary()["failures"]
+    not_verdicts = [f["test"] for f in failures if not f["case"]]
+    assert not not_verdicts, f"failures that are no check's verdict: {not_verdicts}\n{run}"
+    flagged = {f["candidate"] for f in failures}
+    missing = [m.stem for m in mutants if m.stem not in flagged]
+    assert not missing, f"not flagged: {missing}\n{run}"
 
 
-@pytest.mark.parametrize("impl", CORRECT, ids=lambda s: Path(s).stem)
-def test_correct_candidate_passes(impl, tmp_path):
-    run = _run(impl, tmp_path)
-    assert run.returncode == pytest.ExitCode.OK, run.stdout[-4000:] + run.stderr[-2000:]
+@pytest.mark.parametrize("family", FAMILIES)
+def test_correct_candidates_pass(family, tmp_path):
+    losses = [name for name, spec in SPECS.items() if spec.family == family]
+    run = run_conformance(tmp_path, "conformance", *(f"--impl={impl}" for impl in CORRECT),
+                          "--profile=quick", *(f"--loss={loss}" for loss in losses))
+    assert run.returncode == pytest.ExitCode.OK, run

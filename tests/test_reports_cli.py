@@ -1,7 +1,7 @@
 """Reports and the CI gate through the real command: what a user finds in --report-dir.
 
-Every run is ``pytest conformance ...`` in a subprocess, in a temporary directory outside the
-checkout, narrowed with ``-k`` to stay fast.
+Every run is ``pytest conformance ...`` (conftest's ``run_conformance``), from a temporary
+directory outside the checkout, narrowed with ``-k`` to stay fast.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import subprocess
 import sys
 
 import pytest
-from test_cli import MUTANTS, run_conformance
+from conftest import run_conformance
+from test_cli import MUTANTS
 
 from browser import open_in_chromium
 
@@ -99,7 +100,7 @@ def test_known_failures_file_turns_them_into_xfails(failing, tmp_path):
     run = run_conformance(cwd, "conformance", "--impl=candidate.py", f"--xfails={xfails}",
                           "-k", f"{MUTANT_TEST} or test_value and float64")
     assert run.returncode == 0, run
-    assert run.outcomes[MUTANT_TEST][0] == "skipped"  # JUnit's spelling of xfailed
+    assert run.outcomes[MUTANT_TEST][0] == "xfailed"
     assert "target gradient sign, #12" in run.outcomes[MUTANT_TEST][1]
     assert f"known failure now passes (remove it from {xfails}): " \
            f"test_value[candidate-{MSML}-float64]" in run.stdout
@@ -159,7 +160,8 @@ def test_a_run_that_dies_half_way_keeps_what_it_measured(tmp_path):
     """The test process itself dies (as if killed): candidates called in it, not isolated."""
     (tmp_path / "dies.py").write_text(DIES)
     run = run_conformance(tmp_path, "conformance", "--impl=dies.py", "--report-dir=out",
-                          "--isolation=none", "-k", "test_edge_value and float64")
+                          "--isolation=none", "-k", "test_edge_value and float64",
+                          subprocess=True)  # the run's own process dies
     assert run.returncode == 3, run
     lines = (tmp_path / "out" / "results" / "main.jsonl").read_text().splitlines()
     finished = [json.loads(line) for line in lines if '"kind":"check"' in line]

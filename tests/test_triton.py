@@ -8,28 +8,18 @@ examples/README.md. Skipped where triton is not installed.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+from conftest import REPO, run_conformance
 
 pytest.importorskip("triton")
 
-REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "triton_multilabel.py"
 
 
-def _run(cwd: Path, *args) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTHONPATH")}
-    env.update(TRITON_INTERPRET="1", OMP_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1",
-               COLUMNS="200")
-    argv = [sys.executable, "-m", "pytest", "conformance", f"--impl={EXAMPLE}",
-            "--loss=multilabel_soft_margin_loss", "--profile=quick", "--no-report",
-            "-p", "no:cacheprovider", "-q", "-rA", *args]
-    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+def _run(cwd, *args):
+    return run_conformance(cwd, "conformance", f"--impl={EXAMPLE}",
+                           "--loss=multilabel_soft_margin_loss", "--profile=quick", "--no-report",
+                           "-q", "-rA", *args)
 
 
 @pytest.mark.parametrize("dtype, selection, expected", [
@@ -45,9 +35,10 @@ def _run(cwd: Path, *args) -> subprocess.CompletedProcess:
     # bfloat16 conversion gets wrong (the kernel stores float32 there; see the example)
     ("bfloat16", "test_gradient or test_edge_gradient and saturated-agree", 2),
 ])
-def test_triton_kernel_conforms(tmp_path, dtype, selection, expected):
+def test_triton_kernel_conforms(tmp_path, monkeypatch, dtype, selection, expected):
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
     done = _run(tmp_path, f"--dtype={dtype}", "-k", selection)
-    report = f"exit {done.returncode}\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}"
+    report = str(done)
     assert done.returncode == 0, report
     passed = [line for line in done.stdout.splitlines() if line.startswith("PASSED ")]
     assert passed, report

@@ -1,0 +1,110 @@
+"""The reference side of a check, computed once per Case: exact results and tolerance magnitudes.
+
+Every candidate of a run is judged on the same Cases (hypothesis draws them from the seed, the
+edge catalogue is built once), so the certified reference of a Case, and the magnitudes its
+tolerance is made of, are computed for the first candidate and looked up for the others. The
+cache is keyed by the Case's content (dtype, argument values, options, upstream gradient; not
+its layouts, which do not change a value), holds the most recent results up to
+``CACHE_BYTES``, and remembers an ``EvaluationError`` as well as a result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+
+import numpy as np
+
+from loss_reference.engine import EvaluationError
+
+CACHE_BYTES = 512 << 20  # results kept, at most (the arrays they hold)
+
+
+def _feed(digest, value) -> None:
+    if isinstance(value, np.ndarray):
+        digest.update(f"{value.dtype.str}{value.shape}".encode())
+        digest.update(np.ascontiguousarray(value).tobytes())
+    else:
+        digest.update(repr(value).encode())
+    digest.update(b"\0")
+
+
+def fingerprint(spec, case, kind: str) -> bytes:
+    """A digest of everything ``kind`` ("value" or "gradient") of ``spec`` reads from ``case``."""
+    digest = hashlib.blake2b(digest_size=20)
+    digest.update(f"{spec.name}\0{kind}\0{case.dtype}\0".encode())
+    for name in sorted(case.args):
+        digest.update(name.encode())
+        _feed(digest, case.args[name])
+    _feed(digest, sorted(case.options.items(), key=lambda item: item[0]))
+    if kind == "gradient":
+        _feed(digest, case.grad_output)
+    return digest.digest()
+
+
+def _nbytes(value) -> int:
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if isinstance(value, dict):
+        return sum(_nbytes(v) for v in value.values())
+    if isinstance(value, (tuple, list)):
+        return sum(_nbytes(v) for v in value)
+    arrays = [v for v in getattr(value, "__dict__", {}).values() if isinstance(v, np.ndarray)]
+    return sum(a.nbytes for a in arrays) + 64
+
+
+class _Cache:
+    """Least recently used results, bounded by the bytes of the arrays they hold."""
+
+    def __init__(self, limit_bytes: int):
+        self.limit = limit_bytes
+        self.entries = OrderedDict()  # key -> (result or EvaluationError, bytes)
+        self.bytes = 0
+        self.hits = self.misses = 0
+
+    def get(self, key, compute):
+        if key in self.entries:
+            self.entries.move_to_end(key)
+            self.hits += 1
+            result = self.entries[key][0]
+        else:
+            self.misses += 1
+            try:
+                result = compute()
+            except EvaluationError as error:
+                result = error
+            size = _nbytes(result)
+            self.entries[key] = (result, size)
+            self.bytes += size
+            while self.bytes > self.limit and len(self.entries) > 1:
+                _, (_, dropped) = self.entries.popitem(last=False)
+                self.bytes -= dropped
+        if isinstance(result, EvaluationError):
+            raise result
+        return result
+
+    def clear(self):
+        self.entries.clear()
+        self.bytes = 0
+
+
+_CACHE = _Cache(CACHE_BYTES)
+
+
+def value_reference(spec, case):
+    """(exact output, its tolerance Magnitude) of ``case``; the Magnitude is None for a spec
+    compared exactly (``spec.exact``). Raises EvaluationError where the reference cannot
+    certify the case."""
+    def compute():
+        return spec.reference(case), (None if spec.exact else spec.magnitude(case))
+
+    return _CACHE.get(fingerprint(spec, case, "value"), compute)
+
+
+def gradient_reference(spec, case):
+    """({argument: exact gradient}, {argument: Magnitude}) of ``case`` for its upstream
+    gradient; EvaluationError where the reference cannot certify it."""
+    def compute():
+        return spec.reference_grad(case), spec.grad_magnitudes(case)
+
+    return _CACHE.get(fingerprint(spec, case, "gradient"), compute)
