@@ -1,67 +1,80 @@
-"""Throughput of the exact reference: certified, correctly rounded elements per second.
+"""Throughput of the exact reference: certified, correctly rounded results per second.
 
-Run: python benchmarks/reference_throughput.py [--elements N]
+Run: python benchmarks/reference_throughput.py [--loss NAME ...] [--dtype DTYPE ...]
+                                               [--rows N] [--size ROWSxCOLS]
 
-Prints, per loss, output and dtype, how many input elements per second the reference turns into
-certified correctly rounded results, and how many outputs needed the arb fallback. Figures, not
-assertions: this machine is shared and noisy.
+For every loss with a speed ladder (its typical inputs, ``spec.speed.case``) at one size (the
+ladder's third, (4096, 1000) for most, or --size), in each dtype: the input elements per second
+that the reference turns into certified results, for the value ('none' and 'mean') and for the
+gradients ('mean'), and which share of the outputs each tier of the engine certified (float64
+balls, long double balls, long double with exact sums, arb). Figures, not assertions: this
+machine is shared and noisy; the best of ``--repeat`` runs is printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import numpy as np
 
-from loss_reference import multilabel as ref
-from loss_reference.formats import FORMATS
+from conformance.specs import SPECS
+from loss_reference import engine
+
+TIERS = ("float64", "longdouble", "longdouble (exact sums)", "arb")
 
 
-def _timed(function, repeat=3):
+def _timed(function, repeat):
     best = float("inf")
     for _ in range(repeat):
+        engine.STATS.clear()
         start = time.perf_counter()
         function()
         best = min(best, time.perf_counter() - start)
-    return best
+    return best, dict(engine.STATS)
+
+
+def _variants(spec, case):
+    """(what, reduction, function) triples: values under 'none' and 'mean', gradients."""
+    out = []
+    for reduction in ("none", "mean"):
+        variant = dataclasses.replace(case, options={**case.options, "reduction": reduction})
+        out.append((f"value {reduction}", lambda v=variant: spec.reference(v)))
+    if spec.reference_grad is not None:
+        out.append(("gradient mean", lambda: spec.reference_grad(case)))
+    return out
+
+
+def _shares(stats) -> str:
+    total = sum(stats.values()) or 1
+    return " ".join(f"{stats.get(t, 0) / total:6.1%}" for t in TIERS)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--elements", type=int, default=256 * 1024)
+    parser.add_argument("--loss", action="append", default=[])
+    parser.add_argument("--dtype", action="append", default=[])
+    parser.add_argument("--size", default=None, help="ROWSxCOLS instead of the ladder's third")
+    parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
-    rng = np.random.default_rng(0)
-    classes = 1024
-    rows = max(args.elements // classes, 1)
-    x = rng.normal(size=(rows, classes)) * 4
-    y = (rng.random((rows, classes)) < 0.3) * 1.0
-    w = rng.random(classes)
-    g = rng.normal(size=rows)
-    labels = np.where(rng.random((rows, 8)) < 0.7, rng.integers(0, classes, (rows, 8)), -1)
-    target = np.full((rows, classes), -1)
-    target[:, :8] = labels
-    small = slice(0, max(rows // 16, 1))  # the margin loss forms (N, K, C) pairs: fewer rows
-    print(f"{rows} x {classes} = {rows * classes} elements (margin loss: 1/16 of the rows)")
-    print(f"{'what':48s} {'dtype':9s} {'elements/s':>12s}")
-    for dtype in ("float64", "float32"):
-        fmt = FORMATS[dtype]
-        xr = x.astype(dtype).astype(np.float64)
-        runs = {
-            "multilabel_soft_margin_loss forward (none)":
-                (rows * classes, lambda: ref.multilabel_soft_margin_loss(xr, y, w, "none", fmt)),
-            "multilabel_soft_margin_loss forward (mean)":
-                (rows * classes, lambda: ref.multilabel_soft_margin_loss(xr, y, w, "mean", fmt)),
-            "multilabel_soft_margin_loss 3 gradients (none)":
-                (rows * classes,
-                 lambda: ref.multilabel_soft_margin_loss_grad(g, xr, y, w, "none", fmt)),
-            "multilabel_margin_loss forward (none)":
-                (xr[small].size,
-                 lambda: ref.multilabel_margin_loss(xr[small], target[small], "none", fmt)),
-        }
-        for name, (elements, run) in runs.items():
-            seconds = _timed(run)
-            print(f"{name:48s} {dtype:9s} {elements / seconds:12.3g}")
+    dtypes = args.dtype or ["float32", "bfloat16", "float64"]
+    size = tuple(int(n) for n in args.size.split("x")) if args.size else None
+    print(f"{'loss':36s} {'dtype':9s} {'what':14s} {'elements':>10s} {'seconds':>8s} "
+          f"{'elements/s':>11s}   tiers: {' '.join(t[:6].rjust(6) for t in TIERS)}")
+    for spec in SPECS.values():
+        if spec.speed is None or (args.loss and spec.name not in args.loss):
+            continue
+        shape = size or spec.speed.sizes[min(2, len(spec.speed.sizes) - 1)]
+        for dtype in dtypes:
+            rng = np.random.default_rng(0)
+            case = spec.speed.case(shape, dtype, rng)
+            elements = sum(np.size(v) for v in case.args.values()
+                           if isinstance(v, np.ndarray) and v.dtype.kind == "f")
+            for what, run in _variants(spec, case):
+                seconds, stats = _timed(run, args.repeat)
+                print(f"{spec.name:36s} {dtype:9s} {what:14s} {elements:10d} {seconds:8.3f} "
+                      f"{elements / seconds:11.3g}   {_shares(stats)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,12 @@ the exception the candidate raised. Then:
 
 - the worker dies during a call: the call raises ``CandidateCrashed`` (with the signal or exit
   status), and the next call starts a fresh worker;
-- no answer within the per-call time limit (``--check-timeout``): the worker is killed and the
-  call raises ``CandidateHung``;
+- no answer within the per-call time limit: the worker is killed and the call raises
+  ``CandidateHung``. The limit is ``--check-timeout`` (60 s) until the candidate's first hang;
+  after it, ``HUNG_FACTOR`` times the candidate's slowest call so far (a worker's first call,
+  which pays lazy initialisation, left out), at least ``HUNG_FLOOR_S`` (and at most
+  --check-timeout): a candidate that hangs on a common subset of its inputs then costs about a
+  second per hang, not a minute;
 - the worker's resident memory passes ``--worker-memory``: it is replaced after the call, so a
   leak never takes the run down.
 
@@ -17,7 +21,8 @@ Workers are forked from a multiprocessing fork server that has imported torch an
 once (``WORKER_PRELOAD``), so a worker starts in tens of milliseconds rather than the seconds
 torch's import takes: a run of many candidates, or of one that crashes often, pays that import
 once. (Where the platform has no fork server, workers are spawned and import everything anew.)
-The worker takes the test process's environment variables as they are when it starts.
+The worker takes the test process's environment variables as they are when it starts, and not
+the main script (multiprocessing would run it again in the worker).
 
 The reference, the verdicts and the results stay in the test process: a candidate can lose its
 worker, never a measured result. Timing (``--speed``) calls candidates in the test process.
@@ -28,12 +33,19 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sys
 import time
+import types
+from contextlib import contextmanager
 
 from .frameworks import DtypeRefused, ForwardOnly, WrongOutput
 
 STARTUP_TIMEOUT_S = 600.0  # importing a candidate (and torch) may be slow; a hang is not
 DEFAULT_CHECK_TIMEOUT_S = 60.0
+# After a candidate's first hang: the limit per call, as a multiple of its slowest call so far
+# (a call that slow is surely not one of its normal ones), and never below the floor.
+HUNG_FACTOR = 50
+HUNG_FLOOR_S = 1.0
 # What the fork server imports once for every worker it forks.
 WORKER_PRELOAD = ["torch", "conformance.candidates", "conformance.worker"]
 
@@ -96,6 +108,15 @@ class IsolatedRunner:
         self._process = None
         self._conn = None
         self.starts = 0  # worker processes started, for the report on faults
+        self.slowest_s = 0.0  # the longest call that returned (not a worker's first)
+        self.hangs = 0
+        self._calls = 0  # calls answered by the current worker
+
+    def call_limit(self) -> float:
+        """Seconds the next call may take (see the module docstring)."""
+        if not self.hangs:
+            return self.check_timeout
+        return min(self.check_timeout, max(HUNG_FLOOR_S, HUNG_FACTOR * self.slowest_s))
 
     def call(self, spec, case, with_grad: bool, options):
         """Run ``Candidate.call_here`` in the worker; its Call, or what went wrong, raised."""
@@ -104,14 +125,22 @@ class IsolatedRunner:
             self._conn.send((spec.name, case, with_grad, options))
         except (BrokenPipeError, OSError):
             raise self._crashed("before the call") from None
-        if not self._conn.poll(self.check_timeout):
+        limit, started = self.call_limit(), time.monotonic()
+        if not self._conn.poll(limit):
             self.stop()
-            raise CandidateHung(f"no result after {self.check_timeout:g} s (--check-timeout); "
-                                "the call was stopped and its process replaced")
+            why = ("--check-timeout" if not self.hangs else
+                   f"{HUNG_FACTOR} times its slowest call, {self.slowest_s:.3g} s, at least "
+                   f"{HUNG_FLOOR_S:g} s: it hung before")
+            self.hangs += 1
+            raise CandidateHung(f"no result after {limit:.3g} s ({why}); the call was stopped "
+                                "and its process replaced")
         try:
             status, payload, recycle = self._conn.recv()
         except (EOFError, OSError):
             raise self._crashed("during the call") from None
+        self._calls += 1
+        if self._calls > 1:  # a worker's first call pays lazy set-up: not a normal call
+            self.slowest_s = max(self.slowest_s, time.monotonic() - started)
         if recycle:
             self.stop()  # past --worker-memory: the next call starts a fresh worker
         if status == "ok":
@@ -139,9 +168,11 @@ class IsolatedRunner:
             target=main, name=f"conformance-worker-{self.impl}",
             args=(child, self.impl, self.device, self.memory_limit_bytes, self.threads,
                   dict(os.environ)))
-        self._process.start()
+        with _main_module_left_out():
+            self._process.start()
         child.close()
         self._conn = parent
+        self._calls = 0
         self.starts += 1
         started = time.monotonic()
         if not parent.poll(STARTUP_TIMEOUT_S):
@@ -167,6 +198,20 @@ class IsolatedRunner:
                 self._process.kill()
             self._process.join(timeout=10)
             self._process = None
+
+
+@contextmanager
+def _main_module_left_out():
+    """multiprocessing runs the parent's main script again in every child it starts by fork
+    server or spawn (to find functions defined there); the worker's function lives in this
+    package, so the main script is left out: a user's script without an
+    ``if __name__ == "__main__"`` guard, or a script read from stdin, would fail there."""
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
 
 
 _CONTEXT = None

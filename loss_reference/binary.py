@@ -33,7 +33,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from .engine import LD, LD_TINY, LD_UNIT_ROUNDOFF, LIBM_ULPS, Ball, Evaluated, evaluate
+from .balls import LD, LIBM_ULPS, Ball
+from .engine import Evaluated, evaluate, evaluate_total, filled
 from .formats import Format
 
 LOSSES = ("binary_cross_entropy", "binary_cross_entropy_with_logits")
@@ -54,26 +55,21 @@ def _quiet():
 # --- operations the engine lacks -----------------------------------------------------------------
 
 def log(B, a):
-    """Natural log of positive balls (long double) or arb values."""
+    """Natural log of positive balls or arb values."""
     if not isinstance(a, Ball):
         return np.frompyfunc(lambda v: v.log(), 1, 1)(a)
     with _quiet():
         low = a.mid - a.rad
         mid = np.log(a.mid)
         # log is 1/t-Lipschitz on [low, inf): the slope is largest at the low end.
-        slope = np.where(low > 0, 1 / np.where(low > 0, low, 1), LD(np.inf))
-        rad = slope * a.rad + LIBM_ULPS * LD_UNIT_ROUNDOFF * np.abs(mid) + LD_TINY
-    return Ball(mid, rad)
+        slope = np.where(low > 0, 1 / np.where(low > 0, low, 1), np.inf)
+        return a.after(mid, slope * a.rad, ulps=LIBM_ULPS)
 
 
 def _flags(mask) -> np.ndarray:
     """An exact 0/1 indicator argument (long double balls or arb objects) as booleans."""
     values = mask.mid if isinstance(mask, Ball) else mask
     return np.asarray(values != 0, dtype=bool)
-
-
-def _filled(shape, value) -> Evaluated:
-    return Evaluated(np.full(shape, value), np.full(shape, value, dtype=LD))
 
 
 def _count(x, reduction) -> int:
@@ -85,6 +81,17 @@ def _with_specials(evaluated: Evaluated, special: np.ndarray, values: np.ndarray
     rounded, exact = evaluated.rounded.copy(), evaluated.exact.copy()
     rounded[special], exact[special] = values[special], values[special].astype(LD)
     return Evaluated(rounded, exact)
+
+
+def _reduced(terms, arrays, reduction, size, fmt: Format) -> Evaluated:
+    """The elementwise ``terms(B, *arrays)`` (arrays of one shape) reduced: each element for
+    'none', their sum, or their sum over ``size`` for 'mean'."""
+    if reduction == "none":
+        return evaluate(terms, arrays, fmt, independent="elements")
+    elements = [np.reshape(a, -1) for a in np.broadcast_arrays(*arrays)]
+    if reduction == "sum":
+        return evaluate_total(terms, elements, fmt)
+    return evaluate_total(terms, elements, fmt, finish=lambda B, total: total / size)
 
 
 # --- exact decisions -----------------------------------------------------------------------------
@@ -134,18 +141,11 @@ def binary_cross_entropy(input, target, weight, reduction, fmt: Format) -> Evalu
     w = np.broadcast_to(np.ones(()) if weight is None else np.asarray(weight, np.float64),
                         p.shape)
     if reduction == "mean" and p.size == 0:
-        return _filled((), np.nan)
-    size = p.size
+        return filled((), np.nan)
+    def terms(B, w, y, *parts):
+        return w * _bce_term(B, *parts[:2], y, *parts[2:])
 
-    def loss(B, w, y, *parts):
-        terms = w * _bce_term(B, *parts[:2], y, *parts[2:])
-        if reduction == "none":
-            return terms
-        total = B.sum(terms)
-        return total if reduction == "sum" else total / size
-
-    return evaluate(loss, [w, y, *_bce_args(p)], fmt,
-                    independent="elements" if reduction == "none" else "none")
+    return _reduced(terms, [w, y, *_bce_args(p)], reduction, p.size, fmt)
 
 
 def binary_cross_entropy_grad(grad_output, input, target, weight, reduction,
@@ -225,33 +225,26 @@ def binary_cross_entropy_with_logits(input, target, weight, pos_weight, reductio
     x, y = np.asarray(input, np.float64), np.asarray(target, np.float64)
     w, q, infinite, finite_x = _logit_parts(x, weight, pos_weight)
     if reduction == "mean" and x.size == 0:
-        return _filled((), np.nan)
+        return filled((), np.nan)
     # The loss grows like (1 - y) x at +inf and q y |x| at -inf: its limit is +-inf or 0.
     limit = _signed_limit(1 - y, q * y, infinite, x)
     with _quiet():  # w * limit: 0 * inf is nan
         special_terms = np.where(infinite, w * limit, 0.0)
-    size = x.size
-
-    def loss(B, w, x, capped, y, q):
-        terms = w * _logit_term(B, x, capped, y, q)
-        if reduction == "none":
-            return terms
-        total = B.sum(terms)
-        return total if reduction == "sum" else total / size
+    def terms(B, w, x, capped, y, q):
+        return w * _logit_term(B, x, capped, y, q)
 
     engine_w = np.where(infinite, 0.0, w)  # the infinite elements' terms are added below
     # A sum adds the elements' tails: capping keeps its sign where they all have one sign.
     tails = (engine_w * (1 - y + q * y))[np.abs(finite_x) > X_CAP]
     same_sign = reduction == "none" or bool(np.all(tails >= 0) or np.all(tails <= 0))
     capped = _capped(finite_x, same_sign)
-    result = evaluate(loss, [engine_w, finite_x, capped, y, q], fmt,
-                      independent="elements" if reduction == "none" else "none")
+    result = _reduced(terms, [engine_w, finite_x, capped, y, q], reduction, x.size, fmt)
     if reduction == "none":
         return _with_specials(result, infinite, special_terms) if infinite.any() else result
     unbounded = special_terms[~np.isfinite(special_terms)]
     if unbounded.size:
         with _quiet():  # +inf, -inf, or nan when both signs (or 0 * inf)
-            return _filled((), float(np.sum(unbounded)))
+            return filled((), float(np.sum(unbounded)))
     return result
 
 

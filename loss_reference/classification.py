@@ -32,7 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .engine import LD, Ball, EvaluationError, Evaluated, LongDoubleBackend, _certify_balls, evaluate
+from .balls import LD, Ball
+from .engine import EvaluationError, Evaluated, evaluate, evaluate_total, filled
 from .formats import Format
 
 LOSSES = ("cross_entropy", "nll_loss")
@@ -85,34 +86,10 @@ def to_input_layout(values: np.ndarray, input_shape) -> np.ndarray:
     return np.moveaxis(moved, -1, 1)
 
 
-def _filled(shape, value) -> Evaluated:
-    return Evaluated(np.full(shape, value), np.full(shape, value, dtype=LD))
-
-
 def _flags(mask) -> np.ndarray:
     """An exact 0/1 argument (long double balls or arb objects) back as booleans."""
     values = mask.mid if isinstance(mask, Ball) else mask
     return np.asarray(values != 0, dtype=bool)
-
-
-def evaluate_rows(function, row_args, global_args, fmt: Format) -> Evaluated:
-    """Evaluate ``function(B, *row_args, *global_args)``, whose output row i (leading axis,
-    any trailing shape) depends on row i of each row argument and on the global arguments.
-
-    The long double pass covers everything; only the rows it cannot certify are recomputed by
-    ``evaluate`` (arb), with the global arguments whole. (engine.evaluate's "rows" mode needs a
-    1-D output.)
-    """
-    ball = function(LongDoubleBackend, *[Ball.exact(a) for a in row_args],
-                    *[Ball.exact(a) for a in global_args])
-    rounded, ok = _certify_balls(ball, fmt)
-    exact = np.array(ball.mid, dtype=LD)
-    bad_rows = ~ok.reshape(ok.shape[0], -1).all(axis=1) if ok.ndim else ~ok.reshape(1)
-    if bad_rows.any():
-        sub = evaluate(function, [np.asarray(a)[bad_rows] for a in row_args] + list(global_args),
-                       fmt)
-        rounded[bad_rows], exact[bad_rows] = sub.rounded, sub.exact
-    return Evaluated(rounded, exact)
 
 
 # --- exact decisions on infinities ---------------------------------------------------------------
@@ -260,28 +237,28 @@ def loss(name, input, target, weight, ignore_index, smoothing, reduction,
     function, args = _engine_rows(name, rows, st, smoothing, special)
     if reduction == "none":
         if rows.x.shape[0] == 0:
-            return _filled(rows.batch_shape, 0.0)
+            return filled(rows.batch_shape, 0.0)
         out = evaluate(function, args, fmt, independent="rows")
         is_special = special != 0
         out.rounded[is_special] = special[is_special]
         out.exact[is_special] = special[is_special]
         return Evaluated(out.rounded.reshape(rows.batch_shape), out.exact.reshape(rows.batch_shape))
     if rows.x.shape[0] == 0 or _divisor_is_zero(rows, reduction):
-        return _filled((), _zero_divisor_value(name, rows, st, smoothing) if reduction == "mean"
+        return filled((), _zero_divisor_value(name, rows, st, smoothing) if reduction == "mean"
                        else 0.0)
     with np.errstate(**_QUIET):
         special_total = float(np.sum(special))
         if special_total != 0 or math.isnan(special_total):
             divisor = 1.0 if reduction == "sum" else (
                 rows.x.shape[0] if rows.soft else math.fsum(_weights_counted(rows)))
-            return _filled((), special_total / divisor)
+            return filled((), special_total / divisor)
     count, soft = rows.x.shape[0], rows.soft
 
-    def reduced(B, counted, *arrays):
-        total = B.sum(function(B, *arrays))
+    def finish(B, total, counted):
         return total if reduction == "sum" else total / _mean_divisor(B, count, counted, soft)
 
-    return evaluate(reduced, [_weights_counted(rows)] + args, fmt)
+    return evaluate_total(lambda B, *a: function(B, *a[:len(args)]), args, fmt, finish=finish,
+                          shared=[_weights_counted(rows)])
 
 
 def _quotient_by_zero(total: float) -> float:
@@ -312,21 +289,29 @@ def _zero_divisor_value(name, rows: Rows, st: Stats | None, smoothing: float) ->
 # --- gradients -----------------------------------------------------------------------------------
 
 def _ce_grad(smoothing, classes, reduction, count):
-    """Engine function: d loss / d x per row, index targets, scaled by the row's upstream a."""
-    def grad(B, xs, m, others, finite, is_t, t_is_max, w_t, w_full, a, counted, weight):
-        e = finite * B.exp(xs - m)
-        s_others = B.sum(others * B.exp(xs - m), axis=-1)
+    """Engine function: d loss / d x per row, index targets, scaled by the row's upstream a.
+
+    Per row, with e_c = exp(x_c - m) (0 at masked classes), E = sum_c e_c and the row factor
+    r = a w_t / (divisor E): r e_c off the target and -r rest at it, rest = sum_{j != t} e_j
+    (no cancellation); label smoothing adds (e / C)(e_c W / E - w_c) a / divisor, W = sum w.
+    Only the exponentials, one masked sum and one product per element are whole-size work."""
+    def grad(B, xs, m, others, finite, is_t, t_is_max, x_t, t_finite, w_t, w_full, a,
+             counted, weight):
+        e = B.where(_flags(finite), B.exp(xs - m), 0.0)
+        s_others = B.sum(B.where(_flags(others), e, 0.0), axis=-1)
         E = 1 + s_others
-        e_t = B.sum(is_t * e, axis=-1)
-        rest = B.where(_flags(t_is_max), s_others, E - e_t)  # sum_{j != t} e_j, no cancellation
-        soft_max = e / E[:, None]
-        one_hot = B.where(_flags(is_t), -(rest / E)[:, None], soft_max)
-        out = w_t[:, None] * one_hot
-        if smoothing:
-            smooth = (e * B.sum(weight) - w_full * E[:, None]) / E[:, None]
-            out = (out - out * smoothing) + smooth * smoothing / classes
-        out = a[:, None] * out
-        return out if reduction != "mean" else out / _mean_divisor(B, count, counted, False)
+        e_t = B.where(_flags(t_finite), B.exp(x_t - m[:, 0]), 0.0)
+        rest = B.where(_flags(t_is_max), s_others, E - e_t)  # sum_{j != t} e_j
+        upstream = a if reduction != "mean" else a / _mean_divisor(B, count, counted, False)
+        if not smoothing:
+            r = upstream * w_t / E
+            return B.where(_flags(is_t), -(rest * r)[:, None], e * r[:, None])
+        hard = B.where(_flags(is_t), -(rest / E)[:, None], e / E[:, None])  # e / E - [c = t]
+        hard = hard * w_t[:, None]
+        smooth = e * (B.sum(weight) / E)[:, None] - w_full
+        # (1 - e) and e / C are not floats: multiply by e and divide by C exactly instead
+        mixed = (hard - hard * smoothing) + smooth * smoothing / classes
+        return mixed * upstream[:, None]
     return grad
 
 
@@ -366,7 +351,7 @@ def loss_grad(name, grad_output, input, target, weight, ignore_index, smoothing,
     g = _upstream_rows(grad_output, rows, reduction)
     a = np.where(rows.valid, g, 0.0)
     if M == 0 or not rows.valid.any():
-        return {"input": _filled(rows.input_shape, 0.0)}
+        return {"input": filled(rows.input_shape, 0.0)}
     if name == "nll_loss":
         w_t = np.where(rows.valid, rows.weight[rows.t], 0.0)
         counted, soft = _weights_counted(rows), rows.soft
@@ -375,7 +360,7 @@ def loss_grad(name, grad_output, input, target, weight, ignore_index, smoothing,
             out = -(a * w)
             return out if reduction != "mean" else out / _mean_divisor(B, M, counted, soft)
 
-        out = evaluate_rows(d_nll, [a, w_t], [counted], fmt)
+        out = evaluate(d_nll, [a, w_t], fmt, independent="rows", shared=[counted])
         rounded, exact = np.zeros((M, C)), np.zeros((M, C), dtype=LD)
         rounded[np.arange(M), rows.t] = out.rounded
         exact[np.arange(M), rows.t] = out.exact
@@ -394,12 +379,15 @@ def loss_grad(name, grad_output, input, target, weight, ignore_index, smoothing,
     else:
         is_t = (columns == rows.t[:, None]).astype(np.float64)
         t_is_max = (rows.t == st.k).astype(np.float64)
+        x_t = st.xs[np.arange(M), rows.t]
+        t_finite = st.finite[np.arange(M), rows.t]
         w_t = rows.weight[rows.t]
         w_full = np.broadcast_to(rows.weight, (M, C))
-        args = [st.xs, st.m, st.others, st.finite, is_t, t_is_max, w_t, w_full, a]
+        args = [st.xs, st.m, st.others, st.finite, is_t, t_is_max, x_t, t_finite, w_t, w_full,
+                a]
         function = _ce_grad(smoothing, C, reduction, M)
-    out = evaluate_rows(function, args, [_weights_counted(rows)]
-                        + ([] if rows.soft else [rows.weight]), fmt)
+    out = evaluate(function, args, fmt, independent="rows",
+                   shared=[_weights_counted(rows)] + ([] if rows.soft else [rows.weight]))
     undefined = st.undefined & rows.valid
     out.rounded[undefined] = np.nan
     out.exact[undefined] = np.nan

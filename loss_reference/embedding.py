@@ -30,16 +30,16 @@ import math
 import flint
 import numpy as np
 
-from .engine import (ARB_PRECISIONS, LD, LD_TINY, LD_UNIT_ROUNDOFF, LIBM_ULPS, Ball, Evaluated,
-                     _arb_pass, _certify_balls, evaluate)
-from .engine import LongDoubleBackend as _LD  # the fast backend, for decisions
+from .balls import LD, LIBM_ULPS, LONG_DOUBLE_BALLS, Ball
+from .decisions import sign_of_sum
+from .engine import Evaluated, evaluate, evaluate_total, filled
 from .formats import Format
 
 LOSSES = ("cosine_embedding_loss", "triplet_margin_loss", "triplet_margin_with_distance_loss")
 EPS = float.fromhex("0x1.197998p-40")  # torch's EPSILON: 1e-12 as a float32 (9.99999996e-13)
 COSINE_SIMILARITY_EPS = 1e-8  # F.cosine_similarity's default eps
 DISTANCES = ("pairwise", "l1", "relu-l1", "cosine")
-U = LD_UNIT_ROUNDOFF
+_LD = LONG_DOUBLE_BALLS  # 64-bit balls, for the decisions
 
 
 def _quiet():
@@ -58,7 +58,7 @@ def sqrt(B, a):
         # |sqrt(x) - sqrt(m)| = |x - m| / (sqrt(x) + sqrt(m)) <= sqrt(|x - m|) everywhere.
         spread = np.where(low > 0, a.rad / (np.sqrt(np.where(low > 0, low, 1)) + mid),
                           np.sqrt(a.rad))
-        return Ball(mid, spread * (1 + 4 * U) + U * mid + LD_TINY)
+        return a.after(mid, spread * (1 + 4 * a.precision.unit_roundoff))
 
 
 def power(B, a, p: float, root: bool = False):
@@ -69,16 +69,18 @@ def power(B, a, p: float, root: bool = False):
     if not isinstance(a, Ball):
         exponent = flint.arb(1) / flint.arb(p) if root else flint.arb(p)
         return np.frompyfunc(lambda v: v ** exponent if v != 0 else flint.arb(0), 1, 1)(a)
+    precision = a.precision
+    u, tiny, dtype = precision.unit_roundoff, precision.tiny, precision.dtype
     with _quiet():
-        e = LD(1) / LD(p) if root else LD(p)
+        e = dtype(1) / dtype(p) if root else dtype(p)
         m = np.maximum(a.mid, 0)
         high, low = m + a.rad, np.maximum(a.mid - a.rad, 0)
         mid, top, bottom = m ** e, high ** e, low ** e
-        rad = (top - bottom + 4 * LIBM_ULPS * U * top) * (1 + 4 * U) + LD_TINY
+        rad = (top - bottom + 4 * LIBM_ULPS * u * top) * (1 + 4 * u) + tiny
         if root:  # x^e for the rounded e: |x^(1/p) - x^e| <= x^e |log x| |1/p - e| (1 + ...)
             logs = np.maximum(np.abs(np.log(np.where(high > 0, high, 1))),
-                              np.abs(np.log(np.where(low > 0, low, LD_TINY))))
-            rad = rad + 2 * U * e * logs * top
+                              np.abs(np.log(np.where(low > 0, low, tiny))))
+            rad = rad + 2 * u * e * logs * top
         return Ball(mid, rad)
 
 
@@ -87,7 +89,7 @@ def row_max(B, a):
     if not isinstance(a, Ball):
         return np.frompyfunc(lambda u, v: u.max(v), 2, 1).reduce(a, axis=-1)
     if a.mid.shape[-1] == 0:
-        return Ball(np.zeros(a.mid.shape[:-1], LD), np.zeros(a.mid.shape[:-1], LD))
+        return Ball(np.zeros(a.mid.shape[:-1], a.mid.dtype), np.zeros(a.mid.shape[:-1], a.mid.dtype))
     return Ball(np.max(a.mid, axis=-1), np.max(a.rad, axis=-1))
 
 
@@ -172,16 +174,7 @@ def distance_slopes(B, kind, a, b, d, factor, zero, p=2.0, eps=1e-6, wide=None):
 
 def _decide_signs(kind, a, b, p, eps):
     """Exact signs of the components a - b (+ eps for 'pairwise')."""
-    shift = eps if kind == "pairwise" else 0.0
-    with _quiet():
-        estimate = a.astype(LD) - b.astype(LD) + LD(shift)
-        bound = 4 * U * (np.abs(a) + np.abs(b) + abs(shift))
-    out = np.sign(estimate).astype(np.float64)
-    flat_a, flat_b, flat = a.reshape(-1), b.reshape(-1), out.reshape(-1)
-    for i in np.flatnonzero((np.abs(estimate) <= bound).reshape(-1)):
-        exact = math.fsum([float(flat_a[i]), -float(flat_b[i]), shift])
-        flat[i] = (exact > 0) - (exact < 0)
-    return out
+    return sign_of_sum(a, -b, eps if kind == "pairwise" else 0.0)
 
 
 def _decide_top(a, b, eps):
@@ -205,45 +198,24 @@ def _cos_parts(B, x1, x2):
     return p, a, b, root
 
 
-def _reduce(B, per_row, reduction, n):
+def _per_row(function, args, reduction, out_shape, fmt: Format) -> Evaluated:
+    """``function(B, *args)`` per row (a row's output depends on that row of every argument),
+    reduced: each row for 'none' (in ``out_shape``), their sum, or their mean."""
     if reduction == "none":
-        return per_row
-    total = B.sum(per_row)
-    return total if reduction == "sum" else total / n
+        out = evaluate(function, args, fmt, independent="rows")
+        return Evaluated(out.rounded.reshape(out_shape), np.asarray(out.exact).reshape(out_shape))
+    rows = len(args[0])
+    return evaluate_total(function, args, fmt,
+                          finish=None if reduction == "sum" else lambda B, t: t / rows)
 
 
-def _filled(shape, value) -> Evaluated:
-    return Evaluated(np.full(shape, value), np.full(shape, value, dtype=LD))
-
-
-def _finish(result: Evaluated, shape) -> Evaluated:
-    return Evaluated(result.rounded.reshape(shape), np.asarray(result.exact).reshape(shape))
-
-
-def evaluate_rows(function, args, fmt: Format) -> Evaluated:
-    """``evaluate`` for outputs whose leading axis is the rows (row i depending only on row i
-    of every argument; a 0-d output depends on all): the fast pass for all, the slow pass for
-    the rows it cannot certify, or whose estimate is not within 2^-52 relative (a cancellation,
-    1 - cos near cos = 1: the checks measure errors from the estimate). The engine's
-    independent="rows" takes outputs of shape (N,) only and keeps any certified estimate."""
-    ball = function(_LD, *[Ball.exact(np.asarray(a)) for a in args])
-    rounded, ok = _certify_balls(ball, fmt)
-    exact = np.array(ball.mid, dtype=LD)
-    with _quiet():
-        ok = ok & ((ball.rad <= np.abs(ball.mid) * LD(2.0 ** -52)) | ~np.isfinite(ball.mid)
-                   | (ball.rad <= LD(2.0 ** -1074)))
-    bad = ~ok.reshape(ok.shape[0], -1).all(axis=1) if ok.ndim else np.asarray(~ok)
-    if not np.any(bad):
-        return Evaluated(rounded, exact)
-    sub = [np.asarray(a)[bad] for a in args] if ok.ndim else args
-    sub_rounded, sub_exact, sub_ok = _arb_pass(function, sub, fmt, ARB_PRECISIONS[0])
-    if not np.all(sub_ok):
-        fallback = evaluate(function, sub, fmt)
-        sub_rounded, sub_exact = fallback.rounded, fallback.exact
-    if ok.ndim:
-        rounded[bad], exact[bad] = sub_rounded, sub_exact
-        return Evaluated(rounded, exact)
-    return Evaluated(np.asarray(sub_rounded), np.asarray(sub_exact))
+def _stacked(function, args, names, shape, fmt: Format) -> dict:
+    """Gradients computed per row as ``function(B, *args)`` stacked on a last axis, one entry
+    per name, each reshaped to ``shape``."""
+    result = evaluate(function, args, fmt, independent="rows")
+    return {k: Evaluated(result.rounded[..., i].reshape(shape),
+                         np.asarray(result.exact)[..., i].reshape(shape))
+            for i, k in enumerate(names)}
 
 
 def cosine_loss(x1, x2, y, margin, reduction, fmt: Format) -> Evaluated:
@@ -254,7 +226,7 @@ def cosine_loss(x1, x2, y, margin, reduction, fmt: Format) -> Evaluated:
     n = x1.shape[0]
     out_shape = (() if one_d else (n,)) if reduction == "none" else ()
     if n == 0:
-        return _filled(out_shape, np.nan if reduction == "mean" else 0.0)
+        return filled(out_shape, np.nan if reduction == "mean" else 0.0)
     pos, neg = (y == 1).astype(np.float64), (y == -1).astype(np.float64)
     # A hinge decided inactive is exactly 0: certified without the slow pass.
     zero = (cosine_hinge(x1, x2, margin) < 0) | (neg == 0)
@@ -263,16 +235,15 @@ def cosine_loss(x1, x2, y, margin, reduction, fmt: Format) -> Evaluated:
         p, _, _, root = _cos_parts(B, x1, x2)
         cos = p / root
         hinge = B.where(_flags(zero), 0.0, B.relu(cos - margin))
-        return _reduce(B, pos * (1 - cos) + hinge, reduction, n)
+        return pos * (1 - cos) + hinge
 
-    result = evaluate_rows(f, [x1, x2, pos, zero.astype(np.float64)], fmt)
-    return _finish(result, out_shape)
+    return _per_row(f, [x1, x2, pos, zero.astype(np.float64)], reduction, out_shape, fmt)
 
 
 def cosine_hinge(x1, x2, margin) -> np.ndarray:
     """The sign of cos - margin per row (0 where a ball cannot decide)."""
     x1, x2 = _rows(x1, x2)
-    ball = _cos_parts(_LD, *(Ball.exact(v) for v in (x1, x2)))
+    ball = _cos_parts(_LD, *(_LD.asarray(v) for v in (x1, x2)))
     return _sign_decided(ball[0] / ball[3] - margin)
 
 
@@ -287,7 +258,7 @@ def cosine_loss_grad(g, x1, x2, y, margin, reduction, fmt: Format) -> dict:
     x1, x2 = _rows(x1, x2)
     n = x1.shape[0]
     if n == 0:
-        return {k: _filled(shape, 0.0) for k in ("input1", "input2")}
+        return {k: filled(shape, 0.0) for k in ("input1", "input2")}
     y = np.asarray(y, np.float64).reshape(-1)
     # d loss / d cos per row: -1 where y = 1, +1 where y = -1 and the hinge is active.
     factor = -(y == 1).astype(np.float64) + cosine_active(x1, x2, y, margin)
@@ -301,10 +272,7 @@ def cosine_loss_grad(g, x1, x2, y, margin, reduction, fmt: Format) -> dict:
         s = _expand(scale)
         return stack(B, [s * d1 / count, s * d2 / count])
 
-    result = evaluate_rows(f, [x1, x2, scale], fmt)
-    return {k: Evaluated(result.rounded[..., i].reshape(shape),
-                         np.asarray(result.exact)[..., i].reshape(shape))
-            for i, k in enumerate(("input1", "input2"))}
+    return _stacked(f, [x1, x2, scale], ("input1", "input2"), shape, fmt)
 
 
 # --- triplet losses --------------------------------------------------------------------------------
@@ -330,7 +298,7 @@ def triplet_loss(a, p_, n_, options, reduction, fmt: Format) -> Evaluated:
     rows = a.shape[0]
     out_shape = (() if one_d else (rows,)) if reduction == "none" else ()
     if rows == 0:
-        return _filled(out_shape, np.nan if reduction == "mean" else 0.0)
+        return filled(out_shape, np.nan if reduction == "mean" else 0.0)
     kind, p, eps, margin, swap = _setting(options)
     wa, wp, wn = _wide(a, p_, n_)
     # A hinge decided inactive is exactly 0: certified without the slow pass.
@@ -342,11 +310,9 @@ def triplet_loss(a, p_, n_, options, reduction, fmt: Format) -> Evaluated:
         if swap:
             d_swap = distance(B, kind, p_, n_, p, eps, (wp, wn))
             d_neg = _minimum(B, d_neg, d_swap)
-        per_row = B.where(_flags(inactive), 0.0, B.relu(margin + d_pos - d_neg))
-        return _reduce(B, per_row, reduction, rows)
+        return B.where(_flags(inactive), 0.0, B.relu(margin + d_pos - d_neg))
 
-    result = evaluate_rows(f, [a, p_, n_, wa, wp, wn, inactive], fmt)
-    return _finish(result, out_shape)
+    return _per_row(f, [a, p_, n_, wa, wp, wn, inactive], reduction, out_shape, fmt)
 
 
 def _minimum(B, u, v):
@@ -372,7 +338,7 @@ def triplet_decisions(a, p_, n_, options):
     kind, p, eps, margin, swap = _setting(options)
     a, p_, n_ = _rows(a, p_, n_)
     wa, wp, wn = _wide(a, p_, n_)
-    balls = [Ball.exact(x) for x in (a, p_, n_)]
+    balls = [_LD.asarray(x) for x in (a, p_, n_)]
     d_pos = distance(_LD, kind, balls[0], balls[1], p, eps, (wa, wp))
     d_neg = distance(_LD, kind, balls[0], balls[2], p, eps, (wa, wn))
     take_neg, take_swap = np.ones(a.shape[0]), np.zeros(a.shape[0])
@@ -392,7 +358,7 @@ def triplet_loss_grad(g, a, p_, n_, options, reduction, fmt: Format) -> dict:
     a, p_, n_ = _rows(a, p_, n_)
     rows = a.shape[0]
     if rows == 0:
-        return {k: _filled(shape, 0.0) for k in names}
+        return {k: filled(shape, 0.0) for k in names}
     kind, p, eps, margin, swap = _setting(options)
     hinge, take_neg, take_swap = triplet_decisions(a, p_, n_, options)
     active = (hinge > 0).astype(np.float64)
@@ -422,7 +388,4 @@ def triplet_loss_grad(g, a, p_, n_, options, reduction, fmt: Format) -> dict:
         return stack(B, parts)
 
     args = [a, p_, n_, scale, take_neg, take_swap, *factors, wa, wp, wn]
-    result = evaluate_rows(f, args, fmt)
-    return {k: Evaluated(result.rounded[..., i].reshape(shape),
-                         np.asarray(result.exact)[..., i].reshape(shape))
-            for i, k in enumerate(names)}
+    return _stacked(f, args, names, shape, fmt)

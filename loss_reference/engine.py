@@ -1,269 +1,66 @@
-"""The high-precision engine under every reference: two backends and certified rounding.
+"""The certified evaluation under every reference: tiers of precision, chunks, threads.
 
 A loss's reference is written once, as a function of a backend ``B`` and of its arguments as
-backend arrays, using only what both backends offer (+, -, *, / by exact numbers or by balls,
+backend arrays, using only what every backend offers (+, -, *, / by exact numbers or by balls,
 unary minus, ``B.exp``, ``B.log1p``, ``B.softplus``, ``B.sigmoid``, ``B.relu``, ``B.abs``,
-``B.sum``, ``B.where``, ``B.reshape``). It is then evaluated:
+``B.sum``, ``B.where``, ``B.reshape``, ``B.asarray``). ``evaluate`` then returns every output
+value rounded once to the target format, *certified*: the exact value is known to lie in an
+interval that rounds to that one number (and is not a tie). It tries, in order, only for the
+outputs the previous tier left uncertified:
 
-1. fast, on numpy long double *balls* (``Ball``: a midpoint and a radius that bounds the error of
-   every operation, elementary functions included, see ``LIBM_ULPS``), vectorised over the
-   whole array; sums are exact (``math.fsum`` on an exact double-double split of each midpoint);
-2. slowly but rigorously, with python-flint's arb ball arithmetic at increasing precision, for
-   the outputs whose fast ball straddles a rounding boundary of the target format.
+1. float64 balls (``balls.FLOAT64_BALLS``), when the target format is at least 8 bits
+   narrower than float64 (float32, float16, bfloat16): numpy's SIMD arithmetic, pairwise sums;
+2. long double balls (``balls.LONG_DOUBLE_BALLS``): 64-bit significands, pairwise sums;
+3. long double balls whose sums add the midpoints exactly (``balls.EXACT_SUM_BALLS``): for
+   sums that cancel;
+4. python-flint's arb balls at 128, 256, ... 131072 bits (``arb``), element by element.
 
-Every returned value is the exact result rounded once to the target format, *certified*: the
-whole ball rounds to that one number. ``EvaluationError`` is raised if certification fails
-even at the highest precision (it has not been seen to).
+``EvaluationError`` is raised if even the last tier cannot certify a value (the case is then
+skipped, with that reason): never another exception, never a value that is not certified.
+
+Rows and elements. Where the function's output row i depends only on row i of its arguments
+(``independent="rows"``; or it acts element by element on their broadcast, ``"elements"``), the
+arguments are cut into chunks of about ``CHUNK_ELEMENTS`` elements, evaluated on as many threads
+as the process may use (numpy releases the GIL), and a later tier recomputes only the rows it
+must: memory stays bounded and both cores work. ``evaluate_total`` does the same for a sum over
+rows (a 'sum' or 'mean' reduction). ``independent="none"`` evaluates the whole function at once.
+
+The estimate of the exact value that comes with each result (``Evaluated.exact``) is within
+``ESTIMATE_ULPS`` of an ulp of the target format: the checks measure errors from it.
 """
 
 from __future__ import annotations
 
-import math
+import os
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import flint
 import numpy as np
 
-from .formats import FORMATS, Format, round_dyadic, round_to_format
+from .arb import arb_evaluate
+from .balls import (EXACT_SUM_BALLS, FLOAT64_BALLS, LD, LONG_DOUBLE_BALLS, Ball, BallBackend,
+                    quiet)
+from .formats import Format, round_float64, round_to_format
 
-LD = np.longdouble
-LD_UNIT_ROUNDOFF = LD(np.finfo(LD).epsneg)  # 2**-64 for x87 extended precision
-# Absolute error floor for results that underflow; a normal number, so arithmetic on radii
-# never meets the slow subnormal path of the x87 unit.
-LD_TINY = LD(np.finfo(LD).smallest_normal)
-# Assumed error bound of the C library's long double exp, expm1 and log1p, in units of
-# LD_UNIT_ROUNDOFF: glibc documents at most 3 ulps on x86-64 (an ulp is at most 2 units);
-# we assume 4 ulps, and tests/test_reference.py measures them against mpmath. A wrong bound
-# could only matter where it also hid a rounding boundary inside a ball.
-LIBM_ULPS = 8
 # Up to 2**17 bits: a tail exp(-|x|) beside an exact tie is resolved for |x| up to ~9e4, which
 # covers every float16 logit; beyond that evaluate() raises EvaluationError rather than guess.
 ARB_PRECISIONS = (128, 256, 512, 1024, 2048, 4096, 16384, 131072)
+CHUNK_ELEMENTS = 1 << 16  # argument elements per chunk of rows
+ESTIMATE_ULPS = 1 / 64  # how far Evaluated.exact may be from the exact value, in ulps
+# arb costs microseconds per operation and element: a sum over more elements than this that
+# 64-bit balls cannot certify is reported as uncertified rather than computed for hours.
+ARB_MAX_ELEMENTS = 1 << 21
+# Outputs certified per tier (backend name) since the last reset: the benchmark reads them.
+STATS = Counter()
+_STATS_LOCK = threading.Lock()
+_ARB_LOCK = threading.Lock()  # flint's working precision is global to the process
+_POOL = None
 
 
 class EvaluationError(RuntimeError):
     """The reference could not certify a result (would need more than the largest precision)."""
-
-
-def _err():
-    return np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore")
-
-
-@dataclass
-class Ball:
-    """An array of long double balls: the exact value lies in [mid - rad, mid + rad]."""
-
-    mid: np.ndarray
-    rad: np.ndarray
-
-    @staticmethod
-    def exact(values) -> "Ball":
-        """Balls of radius zero around values that are exactly representable (inputs)."""
-        mid = np.asarray(values, dtype=LD)
-        return Ball(mid, np.zeros_like(mid))
-
-    @property
-    def shape(self):
-        return self.mid.shape
-
-    def _rounded(self, mid, rad) -> "Ball":
-        return Ball(mid, rad + LD_UNIT_ROUNDOFF * np.abs(mid) + LD_TINY)
-
-    def __neg__(self):
-        return Ball(-self.mid, self.rad)
-
-    def __add__(self, other):
-        other = _as_ball(other)
-        with _err():
-            return self._rounded(self.mid + other.mid, self.rad + other.rad)
-
-    __radd__ = __add__
-
-    def __sub__(self, other):
-        return self + (-_as_ball(other))
-
-    def __rsub__(self, other):
-        return _as_ball(other) + (-self)
-
-    def __mul__(self, other):
-        other = _as_ball(other)
-        with _err():
-            rad = (np.abs(self.mid) * other.rad + np.abs(other.mid) * self.rad
-                   + self.rad * other.rad)
-            return self._rounded(self.mid * other.mid, rad)
-
-    __rmul__ = __mul__
-
-    def __truediv__(self, divisor):
-        """Division by an exact nonzero number (a count, a size), or by a ball.
-
-        A ball divisor (a computed sum of weights) must exclude zero; where it does not, the
-        quotient's radius is infinite, so the value is never certified from this pass.
-        """
-        if not isinstance(divisor, Ball):
-            divisor = LD(divisor)
-            with _err():
-                return self._rounded(self.mid / divisor, self.rad / abs(divisor))
-        with _err():
-            low = np.abs(divisor.mid) - divisor.rad  # the smallest |divisor| in the ball
-            rad = np.where(low > 0, (np.abs(self.mid) * divisor.rad
-                                     + np.abs(divisor.mid) * self.rad)
-                           / (np.abs(divisor.mid) * np.where(low > 0, low, 1)), LD(np.inf))
-            return self._rounded(self.mid / divisor.mid, rad)
-
-    def __getitem__(self, index):
-        return Ball(self.mid[index], self.rad[index])
-
-
-def _as_ball(value) -> Ball:
-    return value if isinstance(value, Ball) else Ball.exact(value)
-
-
-class LongDoubleBackend:
-    """Vectorised long double ball arithmetic: the fast path."""
-
-    name = "longdouble"
-
-    @staticmethod
-    def asarray(values) -> Ball:
-        return Ball.exact(values)
-
-    @staticmethod
-    def exp(a: Ball) -> Ball:
-        with _err():
-            mid = np.exp(a.mid)
-            # |exp(x + d) - exp(x)| <= exp(x) * expm1(|d|), plus the function's own error.
-            rad = mid * np.expm1(a.rad) + LIBM_ULPS * LD_UNIT_ROUNDOFF * mid + LD_TINY
-        return Ball(mid, rad)
-
-    @staticmethod
-    def log1p(a: Ball) -> Ball:
-        with _err():
-            low = a.mid - a.rad
-            mid = np.log1p(a.mid)
-            # log1p is 1/(1+t)-Lipschitz on [low, inf): the slope is largest at the low end.
-            slope = np.where(low > -1, 1 / (1 + low), LD(np.inf))
-            rad = slope * a.rad + LIBM_ULPS * LD_UNIT_ROUNDOFF * np.abs(mid) + LD_TINY
-        return Ball(mid, rad)
-
-    @staticmethod
-    def abs(a: Ball) -> Ball:
-        return Ball(np.abs(a.mid), a.rad)
-
-    @staticmethod
-    def relu(a: Ball) -> Ball:
-        return Ball(np.maximum(a.mid, 0), a.rad)  # max(., 0) is 1-Lipschitz
-
-    @classmethod
-    def softplus(cls, a: Ball) -> Ball:
-        """log(1 + exp(a)) = max(a, 0) + log1p(exp(-|a|)), stable for every finite a."""
-        return cls.relu(a) + cls.log1p(cls.exp(-cls.abs(a)))
-
-    @classmethod
-    def sigmoid(cls, a: Ball) -> Ball:
-        """1 / (1 + exp(-a)) = exp(-softplus(-a)), stable for every finite a."""
-        return cls.exp(-cls.softplus(-a))
-
-    @staticmethod
-    def reshape(a: Ball, shape) -> Ball:
-        return Ball(a.mid.reshape(shape), a.rad.reshape(shape))
-
-    @staticmethod
-    def where(condition, a, b) -> Ball:
-        a, b = _as_ball(a), _as_ball(b)
-        return Ball(np.where(condition, a.mid, b.mid), np.where(condition, a.rad, b.rad))
-
-    @staticmethod
-    def sum(a: Ball, axis=None) -> Ball:
-        """Exact sum of the midpoints (fsum on a double-double split), radii added up."""
-        mid = np.moveaxis(a.mid, axis, -1) if axis is not None else a.mid.reshape(-1)
-        rad = np.moveaxis(a.rad, axis, -1) if axis is not None else a.rad.reshape(-1)
-        count = mid.shape[-1]
-        rows = mid.reshape(int(np.prod(mid.shape[:-1])), count)
-        high = rows.astype(np.float64)
-        low = (rows - high).astype(np.float64)  # exact for long double's 64-bit significand
-        out_mid = np.empty(rows.shape[0], dtype=LD)
-        out_err = np.empty(rows.shape[0], dtype=LD)
-        for i in range(rows.shape[0]):
-            parts = high[i].tolist() + low[i].tolist()
-            if not all(map(math.isfinite, parts)):
-                out_mid[i], out_err[i] = np.sum(rows[i]), LD(np.inf)
-                continue
-            first = math.fsum(parts)
-            second = math.fsum(parts + [-first]) if math.isfinite(first) else 0.0
-            out_mid[i] = LD(first) + LD(second)
-            out_err[i] = LD(math.ulp(second)) if second else LD(0)
-        # Midpoints below float64's subnormal range lose bits in the split: bound what is lost.
-        with _err():  # infinite rows already carry an infinite error
-            lost = np.where(np.isfinite(rows), np.abs(rows - high - low), 0)
-        out_err += np.sum(lost, axis=-1)
-        with _err():
-            rad_sum = np.sum(rad, axis=-1).reshape(-1) * (1 + LD(2) * count * LD_UNIT_ROUNDOFF)
-            total_rad = rad_sum + out_err + LD_UNIT_ROUNDOFF * np.abs(out_mid)
-        shape = mid.shape[:-1]
-        return Ball(out_mid.reshape(shape), total_rad.reshape(shape))
-
-
-class ArbBackend:
-    """python-flint arb balls in numpy object arrays, at a given precision: the slow path."""
-
-    name = "arb"
-
-    def __init__(self, precision: int):
-        self.precision = precision
-
-    @staticmethod
-    def asarray(values):
-        values = np.asarray(values)
-        out = np.empty(values.shape, dtype=object)
-        flat = out.reshape(-1)
-        for i, v in enumerate(values.reshape(-1).tolist()):
-            flat[i] = flint.arb(v)
-        return out
-
-    _exp = staticmethod(np.frompyfunc(lambda v: v.exp(), 1, 1))
-    _log1p = staticmethod(np.frompyfunc(lambda v: v.log1p(), 1, 1))
-    _abs = staticmethod(np.frompyfunc(lambda v: abs(v), 1, 1))
-    _relu = staticmethod(np.frompyfunc(lambda v: v.max(flint.arb(0)), 1, 1))
-
-    def exp(self, a):
-        return self._exp(a)
-
-    def log1p(self, a):
-        return self._log1p(a)
-
-    def abs(self, a):
-        return self._abs(a)
-
-    def relu(self, a):
-        return self._relu(a)
-
-    def softplus(self, a):
-        return self.relu(a) + self.log1p(self.exp(-self.abs(a)))
-
-    def sigmoid(self, a):
-        # 1 / (1 + exp(-a)) is exact at a = 0 (exp(0) = 1 in arb), where sigmoid = 1/2 exactly
-        # and a gradient such as g w sigmoid(0) / C can be an exact tie of the target format.
-        return 1 / (1 + self.exp(-a))
-
-    @staticmethod
-    def where(condition, a, b):
-        return np.where(condition, a, b)
-
-    @staticmethod
-    def reshape(a, shape):
-        return np.asarray(a, dtype=object).reshape(shape)
-
-    @staticmethod
-    def sum(a, axis=None):
-        a = np.asarray(a, dtype=object)
-        if a.size == 0:
-            shape = () if axis is None else np.delete(np.array(a.shape), axis).tolist()
-            out = np.empty(shape, dtype=object)
-            out.reshape(-1)[:] = [flint.arb(0)] * out.size
-            return out
-        result = np.add.reduce(a, axis=axis)
-        return result
 
 
 @dataclass
@@ -274,81 +71,230 @@ class Evaluated:
     exact: np.ndarray  # long double estimate of the exact value (for error reporting)
 
 
-def _certify_balls(ball: Ball, fmt: Format):
-    """Round a long double ball to fmt; ok where both ends round to the same number."""
-    with _err():
-        rad = ball.rad * LD(1.0001) + LD_TINY
-        low, low_tie = round_to_format(ball.mid - rad, fmt)
-        high, high_tie = round_to_format(ball.mid + rad, fmt)
-        mid_rounded, _ = round_to_format(ball.mid, fmt)
+def filled(shape, value) -> Evaluated:
+    """A result known without evaluation: ``value`` everywhere (0, nan, an infinity)."""
+    return Evaluated(np.full(shape, value), np.full(shape, value, dtype=LD))
+
+
+def ball_tiers(fmt: Format) -> list:
+    """The ball backends tried for ``fmt``, fastest first."""
+    fast = [FLOAT64_BALLS] if fmt.precision + 8 <= 53 else []
+    return fast + [LONG_DOUBLE_BALLS, EXACT_SUM_BALLS]
+
+
+def certify(ball: Ball, fmt: Format):
+    """(mid rounded to fmt, ok): ok where the whole ball (its radius widened by 1e-4, for the
+    rounding of the radii themselves) lies strictly inside the rounding interval of that one
+    number (so neither end is a tie) and the radius is within ESTIMATE_ULPS of an ulp (the
+    midpoint is a good estimate of the exact value); or beyond the overflow threshold, whole;
+    exact infinities (radius 0) pass as they are.
+
+    One rounding of the midpoint: the interval of a number r of the format reaches half the gap
+    to its neighbour on each side (away from zero the ulp of r, towards zero half of it just
+    above a power of two), and mid - r is exact (r is mid rounded).
+    """
+    dtype, tiny = ball.precision.dtype, ball.precision.tiny
+    slack = dtype(1 + 2.0 ** -50)  # for the two rounded operations of the test itself
+    with quiet():
+        rad = ball.rad * dtype(1.0001) + tiny
+        if dtype is np.float64:
+            rounded = round_float64(ball.mid, fmt)
+        else:
+            rounded = round_to_format(ball.mid, fmt)[0]
+        away = (ball.mid - rounded.astype(dtype)) * np.where(rounded < 0, -1, 1).astype(dtype)
+        half_up = np.asarray(fmt.ulp(rounded), dtype) / 2
+        half_down = np.asarray(fmt.narrower_gap(rounded), dtype) / 2
+        inside = ((away + rad) * slack < half_up) & ((rad - away) * slack < half_down)
+        precise = rad <= half_down * dtype(2 * ESTIMATE_ULPS)
+        beyond = (np.abs(ball.mid) - rad) / slack > dtype(fmt.overflow_threshold)
+        finite = np.isfinite(rounded)
     exact_special = (ball.rad == 0) & ~np.isfinite(ball.mid)
-    ok = ((low == high) & ~low_tie & ~high_tie & np.isfinite(rad)) | exact_special
-    ok &= ~np.isnan(ball.mid) | exact_special
-    return np.where(exact_special, ball.mid.astype(np.float64), mid_rounded), np.asarray(ok)
+    ok = (finite & inside & precise) | (~finite & beyond & np.isfinite(rad)) | exact_special
+    return np.where(exact_special, ball.mid.astype(np.float64), rounded), np.asarray(ok)
 
 
-def _man_exp(value) -> tuple[int, int]:
-    mantissa, exponent = value.man_exp()
-    return int(mantissa), int(exponent)
+def _count(backend_name: str, certified: int) -> None:
+    if certified:
+        with _STATS_LOCK:
+            STATS[backend_name] += certified
 
 
-def _certify_arb(value, fmt: Format):
-    """Round one arb ball to fmt: (rounded, exact estimate, ok)."""
-    if not value.is_finite():
-        return math.nan, LD(math.nan), False
-    estimate, _ = round_dyadic(*_man_exp(value.mid()), FORMATS["float64"])
-    if value.rad() == 0:  # an exact value: even a tie has one right rounding (to even)
-        rounded, _ = round_dyadic(*_man_exp(value.mid()), fmt)
-        return rounded, LD(estimate), True
-    low, low_tie = round_dyadic(*_man_exp(value.lower()), fmt)
-    high, high_tie = round_dyadic(*_man_exp(value.upper()), fmt)
-    return low, LD(estimate), (low == high and not low_tie and not high_tie)
+def _threads() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
-def _arb_pass(function, args, fmt, precision):
-    backend = ArbBackend(precision)
-    with flint.ctx.workprec(precision):  # lower() and upper() round at the context precision
-        out = np.asarray(function(backend, *[backend.asarray(a) for a in args]), dtype=object)
-        rounded = np.empty(out.shape)
-        exact = np.empty(out.shape, dtype=LD)
-        ok = np.empty(out.shape, dtype=bool)
-        for index, value in np.ndenumerate(out):
-            value = value if isinstance(value, flint.arb) else flint.arb(value)
-            rounded[index], exact[index], ok[index] = _certify_arb(value, fmt)
+def _map(function, items: list) -> list:
+    """``[function(item) for item in items]``, on a pool of threads when there are several."""
+    global _POOL
+    if len(items) < 2 or _threads() < 2:
+        return [function(item) for item in items]
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(_threads(), thread_name_prefix="reference")
+    return list(_POOL.map(function, items))
+
+
+def _chunks(rows: int, width: int) -> list:
+    """Slices of ``rows`` rows, each of about CHUNK_ELEMENTS elements of ``width`` per row."""
+    step = max(1, CHUNK_ELEMENTS // max(width, 1))
+    return [slice(start, min(start + step, rows)) for start in range(0, rows, step)] or [
+        slice(0, 0)]
+
+
+def _arb_tiers(function, args, fmt: Format):
+    """The arb tier on the whole function: (rounded, estimate, ok), at the first precision that
+    certifies every output, or the last one tried."""
+    with _ARB_LOCK:
+        for precision in ARB_PRECISIONS:
+            rounded, exact, ok = arb_evaluate(function, args, fmt, precision)
+            if ok.all():
+                break
+    _count("arb", int(ok.sum()))
     return rounded, exact, ok
 
 
-def evaluate(function, args, fmt: Format, independent: str = "none") -> Evaluated:
-    """Evaluate ``function(B, *args)`` exactly and round it once to ``fmt``.
+def _uncertified(count: int, fmt: Format) -> EvaluationError:
+    return EvaluationError(f"could not certify the rounding of {count} value(s) to {fmt.name} "
+                           f"even at {ARB_PRECISIONS[-1]} bits")
 
-    ``args`` are numpy arrays of exactly representable numbers (the inputs the candidate saw).
-    When the fast pass leaves outputs uncertified they are recomputed in arb; ``independent``
-    says how little must be recomputed:
 
-    - ``"elements"``: the function acts element by element on its broadcast arguments;
-    - ``"rows"``: output row i depends only on row i (the leading axis) of every argument;
-    - ``"none"``: the whole function is recomputed.
-    """
-    ball = function(LongDoubleBackend, *[Ball.exact(a) for a in args])
-    rounded, ok = _certify_balls(ball, fmt)
-    exact = np.array(ball.mid, dtype=LD)  # an array even for a 0-d result
-    if independent == "elements":
-        args = [a.reshape(-1) for a in np.broadcast_arrays(*[np.asarray(a) for a in args])]
-    for precision in ARB_PRECISIONS:
+# --- rows and elements -----------------------------------------------------------------------------
+
+def _rows_tiers(function, rows: list, shared: list, fmt: Format) -> Evaluated:
+    """Every tier on the rows the previous one left uncertified; rows are independent."""
+    count = len(rows[0])
+    if count == 0:  # nothing to certify: the output's shape from one evaluation
+        backend = ball_tiers(fmt)[0]
+        ball = function(backend, *[backend.asarray(a) for a in rows + list(shared)])
+        return Evaluated(np.asarray(ball.mid, np.float64), np.asarray(ball.mid, LD))
+    todo = np.arange(count)
+    rounded = exact = None
+    for backend in ball_tiers(fmt):
+        sub = [a[todo] for a in rows] if len(todo) < count else rows
+        ball = function(backend, *[backend.asarray(a) for a in sub],
+                        *[backend.asarray(a) for a in shared])
+        values, ok = certify(ball, fmt)
+        if rounded is None:
+            rounded = np.empty((count,) + values.shape[1:])
+            exact = np.empty((count,) + values.shape[1:], dtype=LD)
+        rounded[todo], exact[todo] = values, ball.mid
+        row_ok = ok.reshape(len(todo), -1).all(axis=1)
+        _count(backend.name, int(row_ok.sum()))
+        todo = todo[~row_ok]
+        if not len(todo):
+            return Evaluated(rounded, exact)
+    sub = [a[todo] for a in rows]
+    values, estimate, ok = _arb_tiers(function, sub + list(shared), fmt)
+    if not ok.all():
+        raise _uncertified(int((~ok).sum()), fmt)
+    rounded[todo], exact[todo] = values, estimate
+    return Evaluated(rounded, exact)
+
+
+def _whole_tiers(function, args: list, fmt: Format) -> Evaluated:
+    """Every tier on the whole function; each keeps what the previous ones certified."""
+    rounded = exact = ok = None
+    for backend in ball_tiers(fmt):
+        ball = function(backend, *[backend.asarray(a) for a in args])
+        values, certified = certify(ball, fmt)
+        if rounded is None:
+            rounded, exact, ok = values, np.array(ball.mid, dtype=LD), certified
+        else:
+            better = certified & ~ok
+            rounded = np.where(better, values, rounded)
+            exact = np.where(better, ball.mid, exact)
+            ok = ok | certified
+        _count(backend.name, int(certified.sum()))
         if ok.all():
             return Evaluated(rounded, exact)
-        todo = ~ok
-        if independent == "none":
-            sub_rounded, sub_exact, sub_ok = (
-                part[todo] for part in _arb_pass(function, args, fmt, precision))
-        else:
-            rows = todo.reshape(-1) if independent == "elements" else todo
-            sub_rounded, sub_exact, sub_ok = _arb_pass(
-                function, [np.asarray(a)[rows] for a in args], fmt, precision)
-        rounded[todo], exact[todo] = sub_rounded.reshape(-1), sub_exact.reshape(-1)
-        ok[todo] = sub_ok.reshape(-1)
-    if ok.all():
-        return Evaluated(rounded, exact)
-    raise EvaluationError(
-        f"could not certify the rounding of {int((~ok).sum())} value(s) to {fmt.name} "
-        f"even at {ARB_PRECISIONS[-1]} bits")
+    values, estimate, certified = _arb_tiers(function, args, fmt)
+    if not (certified | ok).all():
+        raise _uncertified(int((~(certified | ok)).sum()), fmt)
+    return Evaluated(np.where(ok, rounded, values), np.where(ok, exact, estimate))
+
+
+def evaluate(function, args, fmt: Format, independent: str = "none", shared=()) -> Evaluated:
+    """Evaluate ``function(B, *args, *shared)`` exactly and round it once to ``fmt``.
+
+    ``args`` (and ``shared``) are numpy arrays of exactly representable numbers (the inputs the
+    candidate saw). ``independent`` says how the outputs depend on them:
+
+    - ``"elements"``: the function acts element by element on its broadcast ``args``;
+    - ``"rows"``: output row i (leading axis, any trailing shape) depends only on row i of
+      every one of ``args``, and on ``shared`` whole (a divisor, a class weight);
+    - ``"none"``: the whole function is evaluated at once.
+    """
+    args = [np.asarray(a) for a in args]
+    shared = [np.asarray(a) for a in shared]
+    if independent == "none":
+        return _whole_tiers(function, args + shared, fmt)
+    shape = None
+    if independent == "elements":
+        broadcast = np.broadcast_arrays(*args)
+        shape = broadcast[0].shape
+        args = [a.reshape(-1) for a in broadcast]
+    count = len(args[0])
+    width = max((a.size // max(count, 1) for a in args), default=1)
+    parts = _map(lambda rows: _rows_tiers(function, [a[rows] for a in args], shared, fmt),
+                 _chunks(count, width))
+    result = Evaluated(np.concatenate([p.rounded for p in parts]),
+                       np.concatenate([p.exact for p in parts]))
+    if shape is not None:
+        result = Evaluated(result.rounded.reshape(shape), result.exact.reshape(shape))
+    return result
+
+
+# --- sums over rows ----------------------------------------------------------------------------
+
+def _stack(balls: list) -> Ball:
+    return Ball(np.stack([b.mid for b in balls]), np.stack([b.rad for b in balls]))
+
+
+def evaluate_total(row_function, row_args, fmt: Format, finish=None, shared=()) -> Evaluated:
+    """``finish(B, total, *shared)`` (the total itself when None), total being the sum of every
+    element of ``row_function(B, *row_args, *shared)``, whose output row i depends only on row
+    i of each of ``row_args``: exactly, rounded once to ``fmt``.
+
+    The rows are cut into chunks, each chunk's sum computed on the pool of threads, and the
+    chunks' sums added, in each ball tier in turn until the result is certified; arb then
+    evaluates the whole (up to ARB_MAX_ELEMENTS argument elements).
+    """
+    row_args = [np.asarray(a) for a in row_args]
+    shared = [np.asarray(a) for a in shared]
+    count = len(row_args[0])
+    width = max((a.size // max(count, 1) for a in row_args), default=1)
+    chunks = _chunks(count, width)
+
+    def whole(B, *arrays):
+        rows, rest = arrays[:len(row_args)], arrays[len(row_args):]
+        total = B.sum(row_function(B, *rows, *rest))
+        return total if finish is None else finish(B, total, *rest)
+
+    for backend in ball_tiers(fmt):
+        own_shared = [backend.asarray(a) for a in shared]
+
+        def chunk_sum(rows, backend=backend, own_shared=own_shared):
+            part = [backend.asarray(a[rows]) for a in row_args]
+            return backend.sum(row_function(backend, *part, *own_shared))
+
+        total = backend.sum(_stack(_map(chunk_sum, chunks)))
+        ball = total if finish is None else finish(backend, total, *own_shared)
+        values, ok = certify(ball, fmt)
+        if ok.all():
+            _count(backend.name, int(ok.size))
+            return Evaluated(values, np.array(ball.mid, dtype=LD))
+    size = sum(a.size for a in row_args)
+    if size > ARB_MAX_ELEMENTS:
+        raise EvaluationError(f"a sum over {size} elements that 64-bit balls cannot certify "
+                              f"(more than the {ARB_MAX_ELEMENTS} the slow exact tier takes)")
+    values, estimate, ok = _arb_tiers(whole, row_args + shared, fmt)
+    if not ok.all():
+        raise _uncertified(int((~ok).sum()), fmt)
+    return Evaluated(values, estimate)
+
+
+def is_ball_backend(backend) -> bool:
+    """Whether ``backend`` computes with numpy balls (rather than arb objects)."""
+    return isinstance(backend, BallBackend)

@@ -45,6 +45,24 @@ class Format:
         spacing = np.ldexp(1.0, exponent - self.precision + 1)
         return np.where(np.isfinite(value), spacing, np.inf)
 
+    def narrower_gap(self, value: np.ndarray) -> np.ndarray:
+        """For numbers of the format: the smaller of the gaps to its two neighbours (half its
+        ulp below a power of two of the normal range, its ulp elsewhere). Half of it is how far
+        the value's rounding interval reaches on its narrower side."""
+        value = np.abs(np.asarray(value, dtype=np.float64))
+        spacing = self.ulp(value)
+        with np.errstate(invalid="ignore"):
+            mantissa, _ = np.frexp(value)
+        power = (mantissa == 0.5) & (value > 2.0 ** self.min_exponent)
+        return np.where(power, spacing / 2, spacing)
+
+    @property
+    def overflow_threshold(self) -> float:
+        """Where rounding to the format gives infinity (max_finite plus half an ulp), as a
+        long double (it exceeds float64's range for float64 itself)."""
+        half = np.longdouble(float(self.ulp(np.array(self.max_finite)))) / 2
+        return np.longdouble(self.max_finite) + half
+
 
 FORMATS = {
     "float64": Format("float64", 53, -1022, float(np.finfo(np.float64).max)),

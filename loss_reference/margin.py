@@ -19,12 +19,13 @@ output elements (samples for multi_margin); the mean of none is nan, the sum 0.
 
 from __future__ import annotations
 
-import math
 from fractions import Fraction
 
 import numpy as np
 
-from .engine import LD, LD_UNIT_ROUNDOFF, Evaluated, evaluate
+from .balls import LD, LONG_DOUBLE
+from .decisions import sign_of_sum
+from .engine import Evaluated, evaluate, evaluate_total, filled
 from .formats import Format
 
 LOSSES = ("margin_ranking_loss", "hinge_embedding_loss", "multi_margin_loss")
@@ -50,7 +51,7 @@ def ranking_sign(x1, x2, y, margin) -> np.ndarray:
     with np.errstate(over="ignore", invalid="ignore"):
         a, b, c = x1.astype(LD), x2.astype(LD), y.astype(LD)
         estimate = LD(m) - c * a + c * b
-        bound = 8 * LD_UNIT_ROUNDOFF * (abs(m) + np.abs(c * a) + np.abs(c * b))
+        bound = 8 * LONG_DOUBLE.unit_roundoff * (abs(m) + np.abs(c * a) + np.abs(c * b))
     flat = [v.reshape(-1) for v in (x1, x2, y)]
 
     def exact(i):
@@ -67,27 +68,18 @@ def margin_sign(x, margin) -> np.ndarray:
 
 def multi_sign(x_label, x, margin) -> np.ndarray:
     """sign(m - x_label + x) elementwise (broadcast), exactly."""
-    x_label, x = (np.asarray(a, np.float64) for a in np.broadcast_arrays(x_label, x))
-    m = float(margin)
-    with np.errstate(over="ignore", invalid="ignore"):
-        estimate = LD(m) - x_label.astype(LD) + x.astype(LD)
-        bound = 4 * LD_UNIT_ROUNDOFF * (abs(m) + np.abs(x_label) + np.abs(x))
-    flat_label, flat_x = x_label.reshape(-1), x.reshape(-1)
-    # fsum is correctly rounded, so its sign is the sign of the exact sum.
-    return _exact_sign(estimate, bound,
-                       lambda i: math.fsum([m, -float(flat_label[i]), float(flat_x[i])]))
+    return sign_of_sum(float(margin), -np.asarray(x_label, np.float64),
+                       np.asarray(x, np.float64))
 
 
-def _nan(shape=()) -> Evaluated:
-    return Evaluated(np.full(shape, np.nan), np.full(shape, np.nan, dtype=LD))
-
-
-def _reduce(B, terms, reduction, count):
-    """'none' keeps the terms, 'sum' adds them, 'mean' divides that sum by count."""
+def _reduced(terms, arrays, reduction, count, fmt: Format) -> Evaluated:
+    """The elementwise ``terms(B, *arrays)`` (arrays of one shape): each element for 'none',
+    their sum for 'sum', the sum over ``count`` for 'mean'."""
     if reduction == "none":
-        return terms
-    total = B.sum(terms)
-    return total if reduction == "sum" else total / count
+        return evaluate(terms, arrays, fmt, independent="elements")
+    elements = [np.reshape(a, -1) for a in np.broadcast_arrays(*arrays)]
+    return evaluate_total(terms, elements, fmt,
+                          finish=None if reduction == "sum" else lambda B, t: t / count)
 
 
 def _unbroadcast(B, ball, shape):
@@ -106,15 +98,14 @@ def margin_ranking_loss(input1, input2, target, margin, reduction, fmt: Format) 
     """Exact max(0, m - y (x1 - x2)) elementwise (broadcast), reduced, rounded once to fmt."""
     x1, x2, y = (np.array(a, np.float64) for a in np.broadcast_arrays(input1, input2, target))
     if reduction == "mean" and x1.size == 0:
-        return _nan()
+        return filled((), np.nan)
     active = (ranking_sign(x1, x2, y, margin) > 0).astype(np.float64)
-    m, size = float(margin), x1.size
+    m = float(margin)
 
-    def loss(B, x1, x2, y, active):
-        return _reduce(B, active * (m - y * (x1 - x2)), reduction, size)
+    def terms(B, x1, x2, y, active):
+        return active * (m - y * (x1 - x2))
 
-    return evaluate(loss, [x1, x2, y, active], fmt,
-                    independent="elements" if reduction == "none" else "none")
+    return _reduced(terms, [x1, x2, y, active], reduction, x1.size, fmt)
 
 
 def margin_ranking_loss_grad(grad_output, input1, input2, target, margin, reduction,
@@ -155,15 +146,14 @@ def hinge_embedding_loss(input, target, margin, reduction, fmt: Format) -> Evalu
     """Exact [y != -1] x + [y != 1] max(0, m - x), reduced, rounded once to fmt."""
     x, linear, hinged, sign = _hinge_parts(input, target, margin)
     if reduction == "mean" and x.size == 0:
-        return _nan()
+        return filled((), np.nan)
     active = (hinged & (sign > 0)).astype(np.float64)
-    m, size = float(margin), x.size
+    m = float(margin)
 
-    def loss(B, x, linear, active):
-        return _reduce(B, linear * x + active * (m - x), reduction, size)
+    def terms(B, x, linear, active):
+        return linear * x + active * (m - x)
 
-    return evaluate(loss, [x, linear, active], fmt,
-                    independent="elements" if reduction == "none" else "none")
+    return _reduced(terms, [x, linear, active], reduction, x.size, fmt)
 
 
 def hinge_embedding_loss_grad(grad_output, input, target, margin, reduction,
@@ -202,19 +192,20 @@ def multi_margin_loss(input, target, p, margin, weight, reduction, fmt: Format) 
     x, x_label, active, _, w_label = _multi_parts(input, target, weight, margin)
     batch, classes = x.shape
     if reduction == "mean" and batch == 0:
-        return _nan()
+        return filled((), np.nan)
     m, out_shape = float(margin), np.shape(target)
 
-    def loss(B, x, x_label, active, w_label):
+    def class_sums(B, x, x_label, active, w_label):
         z = m - x_label + x
         hinge = active * z * z if p == 2 else active * z
-        per_sample = B.sum(w_label * hinge, axis=-1) / classes
-        if reduction == "none":
-            return per_sample if rows == "rows" else B.reshape(per_sample, out_shape)
-        return _reduce(B, per_sample, reduction, batch)
+        return B.sum(w_label * hinge, axis=-1)
 
-    rows = "rows" if reduction == "none" and out_shape == (batch,) else "none"
-    return evaluate(loss, [x, x_label, active, w_label], fmt, independent=rows)
+    args = [x, x_label, active, w_label]
+    if reduction == "none":
+        out = evaluate(lambda B, *a: class_sums(B, *a) / classes, args, fmt, independent="rows")
+        return Evaluated(out.rounded.reshape(out_shape), out.exact.reshape(out_shape))
+    divisor = classes if reduction == "sum" else classes * batch
+    return evaluate_total(class_sums, args, fmt, finish=lambda B, total: total / divisor)
 
 
 def multi_margin_loss_grad(grad_output, input, target, p, margin, weight, reduction,

@@ -7,28 +7,26 @@ roundings plus long double estimates): the loss, or a dict of gradients by argum
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from .engine import LD, LD_UNIT_ROUNDOFF, Evaluated, evaluate
+from .decisions import sign_of_sum
+from .engine import Evaluated, evaluate, evaluate_total, filled
 from .formats import Format
 
 
-def _nan(shape=()) -> Evaluated:
-    return Evaluated(np.full(shape, np.nan), np.full(shape, np.nan, dtype=LD))
-
-
-def _reduce(B, class_sums, classes, reduction, batch_size):
-    """Per-sample class sums -> the reduced loss (a 0-d array for unbatched input).
+def _reduced(class_sums, rows, reduction, classes, batch_size, batch_shape,
+             fmt: Format) -> Evaluated:
+    """Per-sample class sums ``class_sums(B, *rows)`` (rows of the 2-D arguments) -> the
+    reduced loss, of shape ``batch_shape`` for 'none' (() for unbatched input).
 
     The one division comes last, so an exact total stays exact in arb (a tie of the target
     format can then be certified).
     """
     if reduction == "none":
-        return class_sums / classes
-    total = B.sum(class_sums)
-    return total / classes if reduction == "sum" else total / (classes * batch_size)
+        out = evaluate(lambda B, *a: class_sums(B, *a) / classes, rows, fmt, independent="rows")
+        return Evaluated(out.rounded.reshape(batch_shape), out.exact.reshape(batch_shape))
+    divisor = classes if reduction == "sum" else classes * batch_size
+    return evaluate_total(class_sums, rows, fmt, finish=lambda B, total: total / divisor)
 
 
 def _upstream(grad_output, reduction, batch_shape):
@@ -55,15 +53,13 @@ def multilabel_soft_margin_loss(input, target, weight, reduction, fmt: Format) -
     batch_size = input.shape[0] if input.ndim == 2 else 1
     weight = np.ones(classes) if weight is None else weight
     if reduction == "mean" and batch_size == 0:
-        return _nan()
+        return filled((), np.nan)
 
-    def loss(B, x, y, w):
-        class_sums = B.sum(w * _soft_margin_terms(B, x, y), axis=-1)
-        return _reduce(B, class_sums, classes, reduction, batch_size)
+    def class_sums(B, x, y, w):
+        return B.sum(w * _soft_margin_terms(B, x, y), axis=-1)
 
-    rows = "rows" if reduction == "none" and input.ndim == 2 else "none"
-    weight = np.broadcast_to(weight, input.shape)
-    return evaluate(loss, [input, target, weight], fmt, independent=rows)
+    rows = [np.atleast_2d(a) for a in (input, target, np.broadcast_to(weight, input.shape))]
+    return _reduced(class_sums, rows, reduction, classes, batch_size, input.shape[:-1], fmt)
 
 
 def multilabel_soft_margin_loss_grad(grad_output, input, target, weight, reduction,
@@ -128,41 +124,27 @@ def multilabel_margin_loss(input, target, reduction, fmt: Format) -> Evaluated:
     classes = input.shape[-1]
     batch_size = input.shape[0] if input.ndim == 2 else 1
     if reduction == "mean" and batch_size == 0:
-        return _nan()  # the mean of no samples, as for every other loss (torch.mean agrees)
+        return filled((), np.nan)  # the mean of no samples, as for every loss (torch.mean too)
     x, x_label, counted = _pairs(input, target)
     mask = counted.astype(np.float64)
 
-    def loss(B, x, x_label, mask):
+    def class_sums(B, x, x_label, mask):
         hinge = mask * B.relu(1 - x_label[:, :, None] + x[:, None, :])
         rows, pairs = hinge.shape[0], hinge.shape[1] * hinge.shape[2]
-        class_sums = B.sum(B.reshape(hinge, (rows, pairs)), axis=-1)
-        if input.ndim == 1:
-            class_sums = B.reshape(class_sums, ())
-        return _reduce(B, class_sums, classes, reduction, batch_size)
+        return B.sum(B.reshape(hinge, (rows, pairs)), axis=-1)
 
-    rows = "rows" if reduction == "none" and input.ndim == 2 else "none"
-    return evaluate(loss, [x, x_label, mask], fmt, independent=rows)
+    return _reduced(class_sums, [x, x_label, mask], reduction, classes, batch_size,
+                    input.shape[:-1], fmt)
 
 
 def hinge_active(x_label, x):
     """Exactly whether 1 - x_label + x > 0, elementwise (broadcasting), for float64 inputs."""
-    x_label, x = np.broadcast_arrays(np.asarray(x_label, LD), np.asarray(x, LD))
-    z = 1 - x_label + x
-    undecided = np.abs(z) <= 8 * LD_UNIT_ROUNDOFF * (1 + np.abs(x_label) + np.abs(x))
-    active = z > 0
-    for index in zip(*np.nonzero(undecided)):
-        # fsum is correctly rounded, so its sign is the sign of the exact sum.
-        active[index] = math.fsum([1.0, -float(x_label[index]), float(x[index])]) > 0
-    return active
+    return sign_of_sum(1.0, -np.asarray(x_label, np.float64), np.asarray(x, np.float64)) > 0
 
 
 def exactly_at_kink(x_label, x):
     """Exactly whether 1 - x_label + x == 0, elementwise (broadcasting), for float64 inputs."""
-    x_label, x = np.broadcast_arrays(np.asarray(x_label, np.float64), np.asarray(x, np.float64))
-    at_kink = np.zeros(x.shape, dtype=bool)
-    for index in zip(*np.nonzero(np.abs(1 - x_label + x) <= 1e-12 * (1 + np.abs(x_label)))):
-        at_kink[index] = math.fsum([1.0, -float(x_label[index]), float(x[index])]) == 0
-    return at_kink
+    return sign_of_sum(1.0, -np.asarray(x_label, np.float64), np.asarray(x, np.float64)) == 0
 
 
 def multilabel_margin_loss_grad(grad_output, input, target, reduction,

@@ -23,7 +23,9 @@ import math
 
 import numpy as np
 
-from .engine import LD, LD_UNIT_ROUNDOFF, Ball, Evaluated, evaluate
+from .balls import Ball
+from .decisions import sign_of_sum
+from .engine import Evaluated, evaluate, evaluate_total, filled
 from .formats import Format
 
 LOSSES = ("l1_loss", "mse_loss", "huber_loss", "smooth_l1_loss", "soft_margin_loss")
@@ -46,17 +48,7 @@ def _abs_residual_minus(x, y, threshold) -> np.ndarray:
     """sign(|x - y| - threshold) elementwise, exactly, for finite float64 x, y and threshold."""
     x, y = np.broadcast_arrays(np.asarray(x, np.float64), np.asarray(y, np.float64))
     s = residual_sign(x, y)
-    t = float(threshold)
-    with np.errstate(over="ignore", invalid="ignore"):
-        estimate = s * (x.astype(LD) - y.astype(LD)) - LD(t)
-        bound = 4 * LD_UNIT_ROUNDOFF * (np.abs(x) + np.abs(y) + abs(t))
-    out = np.sign(estimate).astype(np.float64).reshape(-1)
-    x, y, s = x.reshape(-1), y.reshape(-1), s.reshape(-1)
-    for i in np.flatnonzero(np.abs(estimate) <= bound):
-        # fsum is correctly rounded, so its sign is the sign of the exact sum.
-        exact = math.fsum([s[i] * x[i], -s[i] * y[i], -t])
-        out[i] = (exact > 0) - (exact < 0)
-    return out.reshape(estimate.shape)
+    return sign_of_sum(s * x, -s * y, -float(threshold))  # s * x is exact: s is -1, 0 or 1
 
 
 def below_kink(x, y, threshold) -> np.ndarray:
@@ -126,10 +118,6 @@ def _quadratic(name, x, y, options) -> np.ndarray:
     return np.zeros(np.broadcast_shapes(np.shape(x), np.shape(y)))
 
 
-def _filled(shape, value) -> Evaluated:
-    return Evaluated(np.full(shape, value), np.full(shape, value, dtype=LD))
-
-
 def _divides_by_weight_sum(name, weight, reduction) -> bool:
     return reduction == "mean" and weight is not None and name in WEIGHT_SUM_MEAN
 
@@ -143,24 +131,25 @@ def loss(name, input, target, weight, options, reduction, fmt: Format) -> Evalua
     q = _quadratic(name, x, y, options)
     term = _term(name, options)
     if reduction == "mean" and x.size == 0:
-        return _filled((), np.nan)  # the mean of no elements
+        return filled((), np.nan)  # the mean of no elements
     if _divides_by_weight_sum(name, weight, reduction) and math.fsum(w.reshape(-1)) == 0:
         numerator = loss(name, x, y, w, options, "sum", fmt).rounded
-        return _filled((), np.nan if numerator == 0 else math.copysign(math.inf, numerator))
+        return filled((), np.nan if numerator == 0 else math.copysign(math.inf, numerator))
 
     by_weight_sum, size = _divides_by_weight_sum(name, weight, reduction), x.size
 
-    def reduced(B, x, y, w, q):
-        terms = w * term(B, x, y, q)
-        if reduction == "none":
-            return terms
-        total = B.sum(terms)
-        if reduction == "sum":
-            return total
-        return total / B.sum(w) if by_weight_sum else total / size
+    def terms(B, x, y, w, q, *shared):
+        return w * term(B, x, y, q)
 
-    return evaluate(reduced, [x, y, w, q], fmt,
-                    independent="elements" if reduction == "none" else "none")
+    if reduction == "none":
+        return evaluate(terms, [x, y, w, q], fmt, independent="elements")
+    elements = [a.reshape(-1) for a in np.broadcast_arrays(x, y, w, q)]
+    if reduction == "sum":
+        return evaluate_total(terms, elements, fmt)
+    if by_weight_sum:
+        return evaluate_total(terms, elements, fmt, shared=[elements[2]],
+                              finish=lambda B, total, w: total / B.sum(w))
+    return evaluate_total(terms, elements, fmt, finish=lambda B, total: total / size)
 
 
 # --- gradients ---------------------------------------------------------------------------------
@@ -180,11 +169,11 @@ def loss_grad(name, grad_output, input, target, weight, options, reduction,
     names = ["input"] + (["target"] if name != "soft_margin_loss" else []) \
         + (["weight"] if weight is not None else [])
     if by_weight_sum and math.fsum(w.reshape(-1)) == 0:
-        return {n: _filled(x.shape, np.nan) for n in names}  # the weighted mean is undefined
+        return {n: filled(x.shape, np.nan) for n in names}  # the weighted mean is undefined
 
-    def d_input(B, x, y, w, g, q, s):
+    def d_input(B, x, y, w, g, q, s, *all_weights):
         scaled = g * w * derivative(B, x, y, q, s)
-        return scaled / B.sum(w) if by_weight_sum else scaled / count
+        return scaled / B.sum(all_weights[0]) if by_weight_sum else scaled / count
 
     def d_weight(B, x, y, w, g, q):
         terms = term(B, x, y, q)
@@ -195,7 +184,8 @@ def loss_grad(name, grad_output, input, target, weight, options, reduction,
         return g * (terms * weights - total) / (weights * weights)
 
     independent = "none" if by_weight_sum else "elements"
-    grads = {"input": evaluate(d_input, [x, y, w, g, q, s], fmt, independent=independent)}
+    grads = {"input": evaluate(d_input, [x, y, w, g, q, s], fmt, independent="elements",
+                               shared=[w.reshape(-1)] if by_weight_sum else [])}
     if "target" in names:
         # d/dy = -d/dx for a function of x - y: the same certified numbers, negated.
         grads["target"] = Evaluated(-grads["input"].rounded, -grads["input"].exact)

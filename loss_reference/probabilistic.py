@@ -29,7 +29,8 @@ from __future__ import annotations
 import flint
 import numpy as np
 
-from .engine import LD, LD_TINY, LD_UNIT_ROUNDOFF, LIBM_ULPS, Ball, Evaluated, _err, evaluate
+from .balls import LD, LIBM_ULPS, Ball, quiet
+from .engine import Evaluated, evaluate, evaluate_total, filled, is_ball_backend
 from .formats import Format
 
 LOSSES = ("kl_div", "poisson_nll_loss", "gaussian_nll_loss")
@@ -42,23 +43,23 @@ _HALF_LOG_2PI = "0.91893853320467274178032973640561763986139747363778"
 
 def log(B, a):
     """Natural log of a ball (or arb) array whose values are all positive."""
-    if B.name == "arb":
+    if not isinstance(a, Ball):
         return np.frompyfunc(lambda v: v.log(), 1, 1)(a)
-    with _err():
+    with quiet():
         low = a.mid - a.rad
         mid = np.log(a.mid)
         # log is 1/t-Lipschitz on [low, inf): the slope is largest at the low end.
-        slope = np.where(low > 0, 1 / np.where(low > 0, low, 1), LD(np.inf))
-        rad = slope * a.rad + LIBM_ULPS * LD_UNIT_ROUNDOFF * np.abs(mid) + LD_TINY
-    return Ball(mid, rad)
+        slope = np.where(low > 0, 1 / np.where(low > 0, low, 1), np.inf)
+        return a.after(mid, slope * a.rad, ulps=LIBM_ULPS)
 
 
 def half_log_2pi(B):
     """log(2 pi) / 2 as a constant ball of the backend."""
-    if B.name == "arb":
+    if not is_ball_backend(B):
         return (2 * flint.arb.pi()).log() / 2
-    mid = LD(_HALF_LOG_2PI)
-    return Ball(np.asarray(mid), np.asarray(4 * LD_UNIT_ROUNDOFF * mid))
+    p = B.precision
+    mid = np.asarray(p.dtype(LD(_HALF_LOG_2PI)))
+    return Ball(mid, np.asarray(4 * p.unit_roundoff * mid))
 
 
 def flags(mask) -> np.ndarray:
@@ -69,13 +70,9 @@ def flags(mask) -> np.ndarray:
 
 def reciprocal(B, a):
     """1 / a for a ball (or arb) array that excludes 0."""
-    if B.name == "arb":
+    if not isinstance(a, Ball):
         return 1 / a
-    return Ball.exact(np.ones(a.shape)) / a
-
-
-def _filled(shape, value) -> Evaluated:
-    return Evaluated(np.full(shape, value), np.full(shape, value, dtype=LD))
+    return a.like(np.ones(a.shape)) / a
 
 
 def divisor(reduction, shape) -> int:
@@ -105,7 +102,7 @@ def reduce_terms(term, arrays, special, is_special, reduction, shape, fmt) -> Ev
     regular = ~is_special
     count = divisor(reduction, shape)
     if reduction in ("mean", "batchmean") and count == 0:
-        return _filled((), np.nan)
+        return filled((), np.nan)
     masked = _masked(term)
     args = [*arrays, regular.astype(np.float64)]
     if reduction == "none":
@@ -115,15 +112,13 @@ def reduce_terms(term, arrays, special, is_special, reduction, shape, fmt) -> Ev
         return out
     specials = special[~regular]
     if specials.size and not np.all(specials == 0):
-        with _err():  # specials are 0, +-inf or nan: their sum decides
+        with quiet():  # specials are 0, +-inf or nan: their sum decides
             total = float(np.sum(specials))
-        return _filled((), total / count)
+        return filled((), total / count)
 
-    def reduced(B, *args):
-        total = B.sum(masked(B, *args))
-        return total if count == 1 else total / count
-
-    return evaluate(reduced, args, fmt)
+    elements = [np.reshape(a, -1) for a in np.broadcast_arrays(*args)]
+    return evaluate_total(masked, elements, fmt,
+                          finish=None if count == 1 else lambda B, total: total / count)
 
 
 def elementwise_gradient(derivative, arrays, special, is_special, grad_output, reduction, shape,
@@ -132,7 +127,7 @@ def elementwise_gradient(derivative, arrays, special, is_special, grad_output, r
     the exact ``special`` value (multiplied by g in IEEE arithmetic: 0, inf or nan)."""
     count = divisor(reduction, shape)
     if count == 0:
-        return _filled(shape, np.nan)
+        return filled(shape, np.nan)
     g = np.broadcast_to(np.asarray(grad_output, np.float64), shape)
     regular = np.ones(shape, bool) if is_special is None else ~is_special
     masked = _masked(derivative)
@@ -144,7 +139,7 @@ def elementwise_gradient(derivative, arrays, special, is_special, grad_output, r
     out = evaluate(scaled, [g, *arrays, regular.astype(np.float64)], fmt,
                    independent="elements")
     if not regular.all():
-        with _err():
+        with quiet():
             value = special * g / count
         out.rounded[~regular] = value[~regular]
         out.exact[~regular] = value[~regular]
@@ -220,7 +215,7 @@ def _poisson_parts(x, y, log_input, eps):
         huge = x > EXP_HUGE
         return ((np.where(huge, np.inf, nan), huge), (np.where(huge, np.inf, nan), huge),
                 (nan, np.zeros(x.shape, bool)), np.where(huge, 0.0, x))
-    with _err():
+    with quiet():
         z = x + eps  # the IEEE sum has the exact sum's sign and is 0 only when it is
         bad, pole = z <= 0, z == 0
         log_z = np.log(np.where(bad, z, 1.0))
@@ -323,8 +318,8 @@ def gaussian_nll_loss_grad(grad_output, input, target, var, full, eps, reduction
     v, axis = clamped_var(var, x.shape, eps)
     count = divisor(reduction, x.shape)
     if count == 0:  # an empty mean: a var element broadcast over nothing sums no slopes
-        return {"input": _filled(x.shape, np.nan), "target": _filled(x.shape, np.nan),
-                "var": _filled(np.shape(var), 0.0)}
+        return {"input": filled(x.shape, np.nan), "target": filled(x.shape, np.nan),
+                "var": filled(np.shape(var), 0.0)}
     d_input = elementwise_gradient(lambda B, x, y, v: (x - y) / v, [x, y, v], None, None,
                                    grad_output, reduction, x.shape, fmt)
     g = np.broadcast_to(np.asarray(grad_output, np.float64), x.shape)

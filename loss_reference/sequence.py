@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 import flint
 import numpy as np
 
-from .engine import LD, LD_TINY, LD_UNIT_ROUNDOFF, Ball, Evaluated, LongDoubleBackend, evaluate
+from .balls import LD, Ball
+from .engine import Evaluated, evaluate, filled, is_ball_backend
 from .formats import Format
 
 
@@ -180,10 +181,11 @@ def _rescaled(a):
     Exact (a power of two); arb needs no rescaling and gets e = 0."""
     if not isinstance(a, Ball):
         return a, np.zeros(a.shape[:-1], dtype=np.int64)
-    top = a.mid.max(axis=-1, initial=LD(0))
-    _, e = np.frexp(np.where(top > 0, top, LD(1)))
+    dtype = a.precision.dtype
+    top = a.mid.max(axis=-1, initial=dtype(0))
+    _, e = np.frexp(np.where(top > 0, top, dtype(1)))
     e = e.astype(np.int64)
-    factor = np.ldexp(LD(1), -e)[..., None]
+    factor = np.ldexp(dtype(1), -e)[..., None]
     return Ball(a.mid * factor, a.rad * factor), e
 
 
@@ -196,7 +198,7 @@ def _times_power_of_two(a, e):
         return a
     e = np.broadcast_to(np.asarray(e, dtype=np.int64), a.mid.shape)
     with np.errstate(under="ignore", over="ignore"):
-        return Ball(np.ldexp(a.mid, e), np.ldexp(a.rad, e) + LD_TINY)
+        return Ball(np.ldexp(a.mid, e), np.ldexp(a.rad, e) + a.precision.tiny)
 
 
 def _log(B, a):
@@ -204,9 +206,10 @@ def _log(B, a):
     infinite radius where the ball reaches 0)."""
     if not isinstance(a, Ball):
         return np.frompyfunc(lambda v: flint.arb(v).log(), 1, 1)(a)
+    dtype = a.precision.dtype
     positive = a.mid - a.rad > 0
-    mantissa, e = np.frexp(np.where(positive, a.mid, LD(1)))
-    rad = np.where(positive, np.ldexp(a.rad, -e), LD(np.inf))
+    mantissa, e = np.frexp(np.where(positive, a.mid, dtype(1)))
+    rad = np.where(positive, np.ldexp(a.rad, -e), dtype(np.inf))
     ln2 = B.log1p(B.asarray(np.ones(())))
     return B.log1p(Ball(mantissa, rad) - 1) + ln2 * e.astype(np.float64)
 
@@ -274,8 +277,10 @@ def _shifts(p: Problem) -> np.ndarray:
     return np.where(np.isfinite(top), top, 0.0)
 
 
-# Below this exp underflows long double (its smallest normal is about e^-11355).
-DEEP = -11000.0
+# exp(lp - shift) below the balls' smallest normal by at least this factor is taken as the
+# ball [0, smallest normal]: exp would underflow into the subnormals (e^-11355 in long double,
+# e^-708 in float64). arb computes those exactly.
+DEEP_MARGIN = 64.0
 
 
 def _state_probabilities(B, p):
@@ -285,13 +290,16 @@ def _state_probabilities(B, p):
     shift = _shifts(p)
     lp_states = _gathered(p)
     finite = np.isfinite(lp_states)
+    ball = is_ball_backend(B)
+    deep_below = float(np.log(B.precision.tiny)) + DEEP_MARGIN if ball else -np.inf
     with np.errstate(invalid="ignore", over="ignore"):
-        deep = finite & (lp_states - shift[..., None] < DEEP) & (B is LongDoubleBackend)
+        deep = finite & (lp_states - shift[..., None] < deep_below)
     exponent = _lift(B, np.where(finite & ~deep, lp_states, 0.0)) - _lift(
         B, np.where(deep, 0.0, shift[..., None]))
     probs = B.where(finite, B.exp(exponent), 0.0)
     if deep.any():
-        probs = Ball(np.where(deep, LD(0), probs.mid), np.where(deep, LD_TINY, probs.rad))
+        tiny = B.precision.tiny
+        probs = Ball(np.where(deep, 0, probs.mid), np.where(deep, tiny, probs.rad))
     return probs, shift
 
 
@@ -319,10 +327,6 @@ def _divisors(p: Problem, reduction: str) -> np.ndarray:
     return np.maximum(p.target_lengths, 1).astype(np.float64) * p.labels.shape[0]
 
 
-def _filled(shape, value) -> Evaluated:
-    return Evaluated(np.full(shape, value, dtype=np.float64), np.full(shape, value, dtype=LD))
-
-
 def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean",
              zero_infinity=False, *, fmt: Format) -> Evaluated:
     """The exact ctc_loss, reduced, rounded once to fmt ('mean': each loss over max(S, 1),
@@ -331,7 +335,7 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     ok = possible(p)
     batch = p.labels.shape[0]
     if reduction == "mean" and batch == 0:
-        return _filled((), np.nan)
+        return filled((), np.nan)
     # The mean as one division of an exact-integer-weighted sum: sum_n loss_n (L / d_n) / L
     # with L the lcm of the divisors d_n, so that a mean of exact sums (single alignments)
     # that is a tie of the format comes out exact from arb instead of uncertifiable.
@@ -353,7 +357,7 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
         if p.unbatched:
             result = Evaluated(result.rounded.reshape(()), result.exact.reshape(()))
     elif inf.any():
-        result = _filled((), np.inf)
+        result = filled((), np.inf)
     return result
 
 
@@ -383,12 +387,14 @@ def _by_class(B, occupancy, onehot):
     Long double: one einsum of the midpoints and of the radii; a sum of n nonnegative terms
     rounded n - 1 times errs by at most 2 n u of the computed sum, added to the radius."""
     if isinstance(occupancy, Ball):
-        weights = onehot.astype(LD)
+        precision = occupancy.precision
+        u = precision.unit_roundoff
+        weights = onehot.astype(precision.dtype)
         mid = np.einsum("ns,nsc->nc", occupancy.mid, weights)
         rad = np.einsum("ns,nsc->nc", occupancy.rad, weights)
         terms = onehot.sum(axis=1)
-        return Ball(mid, rad * (1 + 2 * terms * LD_UNIT_ROUNDOFF)
-                    + 2 * terms * LD_UNIT_ROUNDOFF * np.abs(mid) + LD_TINY)
+        return Ball(mid, rad * (1 + 2 * terms * u) + 2 * terms * u * np.abs(mid)
+                    + precision.tiny)
     total = None
     for s in range(onehot.shape[1]):
         column = B.where(onehot[:, s, :], occupancy[:, s][:, None], 0.0)
@@ -419,7 +425,7 @@ def ctc_loss_grad(grad_output, log_probs, targets, input_lengths, target_lengths
     frames, batch, classes = p.log_probs.shape
     out_shape = (frames, classes) if p.unbatched else (frames, batch, classes)
     if frames == 0 or batch == 0:
-        return _filled(out_shape, 0.0)
+        return filled(out_shape, 0.0)
     factor = -_upstream(grad_output, batch) / _divisors(p, reduction)
     result = evaluate(lambda B, _: _gradient_rows(B, p, ok, factor), [np.zeros(batch)], fmt)
     rounded, exact = result.rounded, result.exact

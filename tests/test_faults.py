@@ -163,3 +163,12 @@ def test_several_faults_in_one_run_leave_one_complete_report(tmp_path):
     assert {f["candidate"] for f in summary["failures"]} == {
         "raises", "crashes", "hangs", "inplace", "wrong_output"}
     assert {f["fault"] for f in summary["failures"]} == {"crash", "hang", None}
+    # The report names each process fault once, with its case.
+    accuracy = (tmp_path / "out" / "accuracy.md").read_text()
+    faults = accuracy[accuracy.index("## Faults"):accuracy.index("## Failures")]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")]
+            for line in faults.splitlines() if line.startswith("| ") and "---" not in line]
+    assert [row[:2] for row in rows[1:]] == [["crashes", "crash"], ["hangs", "hang"]], faults
+    assert all("'reduction': 'sum'" in row[-1] for row in rows[1:]), faults
+    # After the first hang, a hang costs about a second, not --check-timeout's 5 s.
+    assert "no result after 1 s (50 times its slowest call" in run.stdout

@@ -162,6 +162,11 @@ def _accuracy_section(summary: dict, report_dir: Path, plots: _Plots, toc: list)
 
 def _failures_section(summary: dict) -> str:
     out = ['<section id="failures"><h2>Failures</h2>']
+    headers, rows = md.fault_table(summary)
+    if rows:
+        out += ["<h3>Faults</h3><p>Crashes, hangs and nondeterminism of the candidates' "
+                "processes, each once (every test they failed is listed below).</p>",
+                html_table(headers, rows)]
     for failure in md.failure_entries(summary):
         out.append('<article class="failure">')
         out.append(f"<h3><code>{esc(failure.get('test', md.NONE))}</code></h3>")

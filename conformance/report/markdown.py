@@ -227,6 +227,24 @@ def failure_entries(summary: dict) -> list[dict]:
             for failure in summary.get("failures", [])]
 
 
+def fault_table(summary: dict) -> tuple[list[str], list[list[str]]]:
+    """Faults of the candidates' processes (crash, hang, nondeterminism), each named once per
+    candidate and kind: how many tests it failed, the first of them, its message and case."""
+    groups = defaultdict(list)
+    for failure in summary.get("failures", []):
+        if failure.get("fault"):
+            groups[(failure.get("candidate"), failure["fault"])].append(failure)
+    order = {label: i for i, label in enumerate(candidate_labels(summary))}
+    headers = ["candidate", "fault", "tests", "first", "message", "case"]
+    rows = []
+    for (label, fault), failures in sorted(groups.items(), key=lambda item: (
+            order.get(item[0][0], len(order)), item[0][1])):
+        first = failures[0]
+        rows.append([str(label), fault, str(len(failures)), str(first.get("test")),
+                     first_line(first.get("message")) or NONE, str(first.get("case") or NONE)])
+    return headers, rows
+
+
 def outcome_table(summary: dict, outcome: str) -> tuple[list[str], list[list[str]]]:
     """Tests with ``outcome`` ("skipped", "xfailed") counted per candidate, loss and reason.
 
@@ -341,6 +359,11 @@ def accuracy_markdown(summary: dict) -> str:
         for title, headers, rows in parity:
             out += [f"### {title}", "", md_table(headers, rows), ""]
     failures = failure_entries(summary)
+    headers, rows = fault_table(summary)
+    if rows:
+        out += ["## Faults", "", "Crashes, hangs and nondeterminism of the candidates' processes, "
+                "each once (every test they failed is under Failures).", "",
+                md_table(headers, rows), ""]
     out += ["## Failures", ""]
     for failure in failures:
         out += [f"### {md_code(failure.get('test', NONE))}", "",

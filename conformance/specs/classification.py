@@ -67,8 +67,9 @@ from loss_reference.formats import format_of
 
 from ..accuracy import Magnitude
 from ..cases import Case
-from . import InvalidCall, Spec, Variant
+from . import InvalidCall, SpeedLadder, Spec, Variant
 from .classification_cases import case_strategy, edge_strategy
+from .speed import bytes_moved, in_dtype, normal_values
 
 REDUCTIONS = ("none", "sum", "mean")
 FLOAT_DTYPES = ("float64", "float32", "float16", "bfloat16")
@@ -270,6 +271,57 @@ def _invalid(name):
     return invalid_calls
 
 
+# --- speed ladder --------------------------------------------------------------------------------
+
+# (rows, classes): from a few cache lines to a 128 MiB float32 logits tensor.
+SPEED_SIZES = ((64, 10), (256, 1000), (4096, 1000), (1024, 32768))
+IGNORED_SHARE = 0.1  # of the rows, ignore_index (torch's default -100): padding in a batch
+
+
+def _speed_case(name):
+    def case(size, dtype, rng):
+        """Typical training inputs: logits of spread 2 (log-probabilities for nll_loss), index
+        targets with a tenth of the rows ignored, no weight, 'mean'."""
+        rows, classes = size
+        x = normal_values(size, dtype, rng, scale=2.0)
+        if name == "nll_loss":
+            with np.errstate(under="ignore"):
+                x = in_dtype(x - np.logaddexp.reduce(x, axis=1, keepdims=True), dtype)
+        target = rng.integers(0, classes, rows)
+        target[rng.random(rows) < IGNORED_SHARE] = ref.DEFAULT_IGNORE_INDEX
+        return Case(dtype, {"input": x, "target": target, "weight": None},
+                    {"reduction": "mean"}, {}, ("speed",), grad_output=np.array(1.0))
+    return case
+
+
+def _exp_kernel(x):
+    """cross_entropy's elementwise work alone: one exp per logit (the softmax)."""
+    import torch
+
+    return torch.exp(x)
+
+
+def _gather_kernel(x):
+    """nll_loss's work alone: one weighted negation per row (its gather reads one logit)."""
+    import torch
+
+    return torch.neg(x)
+
+
+def _speed(name):
+    if name == "cross_entropy":
+        elements, work, kernel = (lambda case: int(case.args["input"].size),
+                                  "one exp per logit (the softmax)", _exp_kernel)
+    else:
+        elements, work, kernel = (lambda case: int(case.args["input"].shape[0]),
+                                  "one negation per row (the gathered log-probability)",
+                                  _gather_kernel)
+    return SpeedLadder(sizes=SPEED_SIZES, case=_speed_case(name),
+                       bytes_moved=lambda case, backward: bytes_moved(
+                           case, backward, ("input", "target", "weight"), 1),
+                       elements=elements, work=work, kernel=kernel)
+
+
 def _spec(name):
     return Spec(
         name=name, family="classification", positional=("input", "target"),
@@ -277,6 +329,7 @@ def _spec(name):
         edge_cases=edge_strategy(name), invalid_calls=_invalid(name),
         reference=_reference(name), magnitude=_magnitude(name), differentiable=("input",),
         reference_grad=_reference_grad(name), grad_magnitudes=_grad_magnitudes(name),
+        speed=_speed(name),
     )
 
 

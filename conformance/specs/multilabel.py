@@ -20,7 +20,6 @@ Tolerances (see conformance/accuracy.py for the rule):
 
 from __future__ import annotations
 
-import ml_dtypes
 import numpy as np
 
 from loss_reference import multilabel as ref
@@ -29,6 +28,7 @@ from loss_reference.formats import format_of
 from ..accuracy import Magnitude
 from ..cases import Case
 from . import SpeedLadder, Spec, Variant
+from .speed import bytes_moved, normal_values
 from .multilabel_cases import (margin_cases, margin_edges, margin_invalid, multi_hot_cases,
                                multi_hot_edges, multi_hot_invalid, output_shape,
                                soft_margin_cases, soft_margin_edges, soft_margin_invalid)
@@ -69,33 +69,12 @@ def _upstream_magnitude(case):
 # Speed ladders (conformance/timing.py): one size ladder for both losses, typical inputs, and
 # the byte and work counts of a roofline. Timing uses reduction='mean', upstream gradient 1.
 SPEED_SIZES = ((64, 10), (256, 1000), (4096, 1000), (1024, 32768))
-_ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
-_NUMPY_DTYPES = {"float64": np.float64, "float32": np.float32, "float16": np.float16,
-                 "bfloat16": ml_dtypes.bfloat16}
-
-
-def _speed_logits(size, dtype, rng):
-    """Standard normal logits holding dtype values (a cast rounds them: round_to is too slow
-    for the 32M values of the largest size, and normal values never reach its clamping)."""
-    wide = np.float64 if dtype == "float64" else np.float32
-    return rng.standard_normal(size, dtype=wide).astype(_NUMPY_DTYPES[dtype]).astype(np.float64)
-
-
-def _speed_output_elements(case):
-    return int(np.prod(output_shape(case.args["input"].shape, case.options["reduction"])))
 
 
 def _speed_bytes(case, backward, read):
-    """The arrays named in ``read`` read once (floats in the dtype, int64 targets 8 bytes), the
-    output written once; with backward also the upstream gradient read and grad_input written
-    (input is the one argument a training step differentiates)."""
-    item = _ITEMSIZE[case.dtype]
-    arrays = [case.args[n] for n in read if case.args.get(n) is not None]
-    inputs = sum(a.size * (item if a.dtype.kind == "f" else a.itemsize) for a in arrays)
-    outputs = _speed_output_elements(case) * item
-    if backward:
-        outputs += (_speed_output_elements(case) + case.args["input"].size) * item
-    return int(inputs + outputs)
+    """Input (and the others in ``read``) read, the output written; backward: grad_input."""
+    output = int(np.prod(output_shape(case.args["input"].shape, case.options["reduction"])))
+    return bytes_moved(case, backward, read, output)
 
 
 # --- multilabel_soft_margin_loss -----------------------------------------------------------------
@@ -152,7 +131,7 @@ def _soft_margin_grad_magnitudes(case):
 
 def _soft_margin_speed_case(size, dtype, rng):
     """Typical training inputs: normal logits, multi-hot targets (~10% positives), no weight."""
-    x = _speed_logits(size, dtype, rng)
+    x = normal_values(size, dtype, rng)
     y = (rng.random(size, dtype=np.float32) < 0.1).astype(np.float64)
     return Case(dtype, {"input": x, "target": y, "weight": None}, {"reduction": "mean"}, {},
                 ("speed",), grad_output=np.array(1.0))
@@ -251,7 +230,7 @@ def _margin_speed_case(size, dtype, rng):
     listed = np.arange(width) < rng.integers(1, width + 1, rows)[:, None]
     target = np.full(size, -1, dtype=np.int64)
     target[:, :width] = np.where(listed, labels, -1)
-    return Case(dtype, {"input": _speed_logits(size, dtype, rng), "target": target},
+    return Case(dtype, {"input": normal_values(size, dtype, rng), "target": target},
                 {"reduction": "mean"}, {}, ("speed",), grad_output=np.array(1.0))
 
 

@@ -1,0 +1,122 @@
+"""The slow exact tier: python-flint's arb balls, element by element, at a chosen precision.
+
+``ArbBackend`` offers what a loss's reference is written in (the same operations as
+``balls.BallBackend``) on numpy object arrays of ``flint.arb``; ``certify_arb`` rounds one arb
+ball to a format, exactly, and says whether the whole ball rounds to that one number.
+"""
+
+from __future__ import annotations
+
+import math
+
+import flint
+import numpy as np
+
+from .balls import LD
+from .formats import Format, round_dyadic
+
+
+class ArbBackend:
+    """python-flint arb balls in numpy object arrays, at a given precision: the slow path."""
+
+    def __init__(self, precision: int):
+        self.precision = precision
+        self.name = f"arb {precision} bits"
+
+    @staticmethod
+    def asarray(values):
+        values = np.asarray(values)
+        out = np.empty(values.shape, dtype=object)
+        flat = out.reshape(-1)
+        for i, v in enumerate(values.reshape(-1).tolist()):
+            flat[i] = flint.arb(v)
+        return out
+
+    _exp = staticmethod(np.frompyfunc(lambda v: v.exp(), 1, 1))
+    _log1p = staticmethod(np.frompyfunc(lambda v: v.log1p(), 1, 1))
+    _abs = staticmethod(np.frompyfunc(lambda v: abs(v), 1, 1))
+    _relu = staticmethod(np.frompyfunc(lambda v: v.max(flint.arb(0)), 1, 1))
+
+    def exp(self, a):
+        return self._exp(a)
+
+    def log1p(self, a):
+        return self._log1p(a)
+
+    def abs(self, a):
+        return self._abs(a)
+
+    def relu(self, a):
+        return self._relu(a)
+
+    def softplus(self, a):
+        return self.relu(a) + self.log1p(self.exp(-self.abs(a)))
+
+    def sigmoid(self, a):
+        # 1 / (1 + exp(-a)) is exact at a = 0 (exp(0) = 1 in arb), where sigmoid = 1/2 exactly
+        # and a gradient such as g w sigmoid(0) / C can be an exact tie of the target format.
+        return 1 / (1 + self.exp(-a))
+
+    @staticmethod
+    def where(condition, a, b):
+        return np.where(condition, a, b)
+
+    @staticmethod
+    def reshape(a, shape):
+        return np.asarray(a, dtype=object).reshape(shape)
+
+    @staticmethod
+    def sum(a, axis=None):
+        a = np.asarray(a, dtype=object)
+        if a.size == 0:
+            shape = () if axis is None else np.delete(np.array(a.shape), axis).tolist()
+            out = np.empty(shape, dtype=object)
+            out.reshape(-1)[:] = [flint.arb(0)] * out.size
+            return out
+        return np.add.reduce(a, axis=axis)
+
+
+def _man_exp(value) -> tuple[int, int]:
+    mantissa, exponent = value.man_exp()
+    return int(mantissa), int(exponent)
+
+
+def _long_double(mantissa: int, exponent: int):
+    """The long double nearest-ish (truncated to 64 bits) to mantissa * 2**exponent."""
+    if mantissa == 0:
+        return LD(0)
+    extra = max(abs(mantissa).bit_length() - 64, 0)
+    mantissa, exponent = (abs(mantissa) >> extra) * (1 if mantissa > 0 else -1), exponent + extra
+    high, low = abs(mantissa) >> 32 << 32, abs(mantissa) & 0xFFFFFFFF  # each exact in float64
+    with np.errstate(over="ignore", under="ignore"):
+        value = np.ldexp(LD(float(high)) + LD(float(low)), max(min(exponent, 1 << 20), -(1 << 20)))
+    return value if mantissa > 0 else -value
+
+
+def certify_arb(value, fmt: Format):
+    """Round one arb ball to fmt: (rounded, long double estimate of the exact value, ok)."""
+    if not isinstance(value, flint.arb):
+        value = flint.arb(value)
+    if not value.is_finite():
+        return math.nan, LD(math.nan), False
+    estimate = _long_double(*_man_exp(value.mid()))
+    if value.rad() == 0:  # an exact value: even a tie has one right rounding (to even)
+        rounded, _ = round_dyadic(*_man_exp(value.mid()), fmt)
+        return rounded, estimate, True
+    low, low_tie = round_dyadic(*_man_exp(value.lower()), fmt)
+    high, high_tie = round_dyadic(*_man_exp(value.upper()), fmt)
+    return low, estimate, (low == high and not low_tie and not high_tie)
+
+
+def arb_evaluate(function, args, fmt: Format, precision: int):
+    """``function(ArbBackend(precision), *args)`` rounded to fmt: (rounded, estimate, ok)
+    arrays of the output's shape."""
+    backend = ArbBackend(precision)
+    with flint.ctx.workprec(precision):  # lower() and upper() round at the context precision
+        out = np.asarray(function(backend, *[backend.asarray(a) for a in args]), dtype=object)
+        rounded = np.empty(out.shape)
+        exact = np.empty(out.shape, dtype=LD)
+        ok = np.empty(out.shape, dtype=bool)
+        for index, value in np.ndenumerate(out):
+            rounded[index], exact[index], ok[index] = certify_arb(value, fmt)
+    return rounded, exact, ok

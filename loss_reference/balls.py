@@ -1,0 +1,282 @@
+"""Ball arithmetic on numpy arrays: midpoints and radii that bound every rounding error.
+
+A ``Ball`` is an array of midpoints and an array of radii; the exact value of each element lies
+in [mid - rad, mid + rad]. Every operation computes the midpoint in floating point and adds to
+the radius what the inputs' radii propagate plus a bound on its own rounding (one unit
+roundoff u of the result, ``LIBM_ULPS`` units for an elementary function, and an absolute
+``tiny`` for results that underflow). Radii are themselves computed in floating point; their
+relative error is far below the 1e-4 by which ``engine.certify`` widens them.
+
+Two precisions (``Precision``), the same code for both:
+
+- float64: numpy's SIMD exp and arithmetic, ~1e9 elements/s per core; u = 2^-53, so it
+  certifies results rounded to float32, float16 and bfloat16, never float64 ones;
+- long double (x87 extended, 64-bit significand): u = 2^-64, ~6-30 times slower; it certifies
+  float64 results and what float64 could not.
+
+Sums are pairwise (``pairwise_sum``): each term passes through at most ceil(log2 n) roundings,
+so a sum of n terms errs by at most ceil(log2 n) u sum |terms| (to first order), which a
+vectorised numpy reduction delivers without a Python loop. ``BallBackend(precision,
+exact_sums=True)`` instead adds the midpoints exactly (``math.fsum``, row by row): slower, but it
+certifies sums that cancel; the engine uses it as a third tier.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+LD = np.longdouble
+# Assumed error bound of exp, expm1 and log1p (numpy's float64 SIMD code, the C library's long
+# double functions), in units of the precision's unit roundoff: glibc documents at most 3 ulps
+# for the long double functions on x86-64 and numpy under 4 for its float64 ones (an ulp is at
+# most 2 units); tests/test_reference.py measures both against mpmath.
+LIBM_ULPS = 8
+
+
+@dataclass(frozen=True)
+class Precision:
+    """A floating-point type balls are computed in, and the error constants that go with it."""
+
+    name: str
+    dtype: type
+    unit_roundoff: float  # the largest relative error of one rounded operation
+    tiny: float  # an absolute error floor for results that underflow (a normal number)
+
+
+FLOAT64 = Precision("float64", np.float64, 2.0 ** -53, float(np.finfo(np.float64).smallest_normal))
+LONG_DOUBLE = Precision("longdouble", LD, LD(np.finfo(LD).epsneg), LD(np.finfo(LD).smallest_normal))
+_BY_DTYPE = {np.dtype(p.dtype): p for p in (FLOAT64, LONG_DOUBLE)}
+
+
+def precision_of(values: np.ndarray) -> Precision:
+    """The Precision an array of midpoints is computed in."""
+    return _BY_DTYPE[np.asarray(values).dtype]
+
+
+def quiet():
+    """numpy's floating-point warnings off: overflow, underflow and nan are part of the math."""
+    return np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore")
+
+
+@dataclass
+class Ball:
+    """An array of balls: the exact value lies in [mid - rad, mid + rad]."""
+
+    mid: np.ndarray
+    rad: np.ndarray
+
+    @staticmethod
+    def exact(values, precision: Precision = LONG_DOUBLE) -> "Ball":
+        """Balls of radius zero around exactly representable values (inputs)."""
+        mid = np.asarray(values, dtype=precision.dtype)
+        return Ball(mid, np.zeros_like(mid))
+
+    @property
+    def precision(self) -> Precision:
+        return precision_of(self.mid)
+
+    @property
+    def shape(self):
+        return self.mid.shape
+
+    def after(self, mid, propagated, ulps: float = 1) -> "Ball":
+        """The ball of a result ``mid`` computed with at most ``ulps`` units of rounding error,
+        whose inputs' radii propagate to ``propagated``."""
+        p = self.precision
+        with quiet():
+            return Ball(mid, propagated + ulps * p.unit_roundoff * np.abs(mid) + p.tiny)
+
+    def like(self, value) -> "Ball":
+        """``value`` (a Ball, or exact numbers) as a Ball of this one's precision."""
+        if isinstance(value, Ball):
+            return value
+        return Ball.exact(value, self.precision)
+
+    def __neg__(self):
+        return Ball(-self.mid, self.rad)
+
+    def __add__(self, other):
+        other = self.like(other)
+        with quiet():
+            return self.after(self.mid + other.mid, self.rad + other.rad)
+
+    __radd__ = __add__
+
+    def __sub__(self, other):
+        return self + (-self.like(other))
+
+    def __rsub__(self, other):
+        return self.like(other) + (-self)
+
+    def __mul__(self, other):
+        other = self.like(other)
+        with quiet():
+            rad = (np.abs(self.mid) * other.rad + np.abs(other.mid) * self.rad
+                   + self.rad * other.rad)
+            return self.after(self.mid * other.mid, rad)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, divisor):
+        """Division by an exact nonzero number (a count, a size), or by a ball.
+
+        A ball divisor (a computed sum of weights) must exclude zero; where it does not, the
+        quotient's radius is infinite, so the value is never certified from this pass.
+        """
+        dtype = self.precision.dtype
+        if not isinstance(divisor, Ball):
+            divisor = dtype(divisor)
+            with quiet():
+                return self.after(self.mid / divisor, self.rad / abs(divisor))
+        with quiet():
+            low = np.abs(divisor.mid) - divisor.rad  # the smallest |divisor| in the ball
+            rad = np.where(low > 0, (np.abs(self.mid) * divisor.rad
+                                     + np.abs(divisor.mid) * self.rad)
+                           / (np.abs(divisor.mid) * np.where(low > 0, low, 1)), dtype(np.inf))
+            return self.after(self.mid / divisor.mid, rad)
+
+    def __getitem__(self, index):
+        return Ball(self.mid[index], self.rad[index])
+
+
+def pairwise_sum(values: np.ndarray, axis=-1) -> tuple[np.ndarray, int]:
+    """(sums over ``axis`` by pairwise addition, levels): every term passes through at most
+    ``levels`` = ceil(log2 n) roundings, so each sum errs by at most
+    gamma(levels) sum |terms|, gamma(k) = k u / (1 - k u)."""
+    values = np.moveaxis(np.asarray(values), axis, -1)
+    count = values.shape[-1]
+    if count == 0:
+        return np.zeros(values.shape[:-1], values.dtype), 0
+    levels = (count - 1).bit_length()
+    width = 1 << levels
+    if width != count:
+        padded = np.zeros(values.shape[:-1] + (width,), values.dtype)
+        padded[..., :count] = values
+        values = padded
+    with quiet():
+        while values.shape[-1] > 1:
+            values = values[..., 0::2] + values[..., 1::2]
+    return values[..., 0], levels
+
+
+def _gamma(levels: int, unit: float) -> float:
+    return levels * unit / (1 - levels * unit) if levels else 0.0
+
+
+class BallBackend:
+    """Vectorised ball arithmetic in one Precision: what a loss's reference is written in."""
+
+    def __init__(self, precision: Precision, exact_sums: bool = False):
+        self.precision = precision
+        self.exact_sums = exact_sums
+        self.name = precision.name + (" (exact sums)" if exact_sums else "")
+
+    def __repr__(self):
+        return f"BallBackend({self.name})"
+
+    def asarray(self, values) -> Ball:
+        return Ball.exact(values, self.precision)
+
+    def exp(self, a: Ball) -> Ball:
+        p = self.precision
+        with quiet():
+            mid = np.exp(a.mid)
+            # |exp(x + d) - exp(x)| <= exp(x) * expm1(|d|), plus the function's own error.
+            rad = mid * np.expm1(a.rad) + LIBM_ULPS * p.unit_roundoff * mid + p.tiny
+        return Ball(mid, rad)
+
+    def log1p(self, a: Ball) -> Ball:
+        p = self.precision
+        with quiet():
+            low = a.mid - a.rad
+            mid = np.log1p(a.mid)
+            # log1p is 1/(1+t)-Lipschitz on [low, inf): the slope is largest at the low end.
+            slope = np.where(low > -1, 1 / (1 + low), p.dtype(np.inf))
+            rad = slope * a.rad + LIBM_ULPS * p.unit_roundoff * np.abs(mid) + p.tiny
+        return Ball(mid, rad)
+
+    @staticmethod
+    def abs(a: Ball) -> Ball:
+        return Ball(np.abs(a.mid), a.rad)
+
+    @staticmethod
+    def relu(a: Ball) -> Ball:
+        return Ball(np.maximum(a.mid, 0), a.rad)  # max(., 0) is 1-Lipschitz
+
+    def softplus(self, a: Ball) -> Ball:
+        """log(1 + exp(a)) = max(a, 0) + log1p(exp(-|a|)), stable for every finite a."""
+        return self.relu(a) + self.log1p(self.exp(-self.abs(a)))
+
+    def sigmoid(self, a: Ball) -> Ball:
+        """1 / (1 + exp(-a)) = exp(-softplus(-a)), stable for every finite a."""
+        return self.exp(-self.softplus(-a))
+
+    @staticmethod
+    def reshape(a: Ball, shape) -> Ball:
+        return Ball(a.mid.reshape(shape), a.rad.reshape(shape))
+
+    def where(self, condition, a, b) -> Ball:
+        a, b = self.like(a), self.like(b)
+        return Ball(np.where(condition, a.mid, b.mid), np.where(condition, a.rad, b.rad))
+
+    def like(self, value) -> Ball:
+        return value if isinstance(value, Ball) else self.asarray(value)
+
+    def sum(self, a: Ball, axis=None) -> Ball:
+        """The sum over ``axis`` (every element when None): pairwise, or exact midpoint sums."""
+        a = self.like(a)
+        mid = a.mid.reshape(-1) if axis is None else np.moveaxis(a.mid, axis, -1)
+        rad = a.rad.reshape(-1) if axis is None else np.moveaxis(a.rad, axis, -1)
+        if self.exact_sums:
+            return _exact_sum(mid, rad, self.precision)
+        u, tiny = self.precision.unit_roundoff, self.precision.tiny
+        with quiet():
+            total, levels = pairwise_sum(mid)
+            magnitude, _ = pairwise_sum(np.abs(mid))
+            radii, _ = pairwise_sum(rad)
+            gamma = _gamma(levels, u)
+            error = (radii + gamma * magnitude) * (1 + 2 * gamma) + levels * tiny
+        return Ball(total, error)
+
+
+def _exact_sum(mid: np.ndarray, rad: np.ndarray, precision: Precision) -> Ball:
+    """Sums over the last axis with exactly added midpoints (``math.fsum`` on an exact
+    double-double split of each), radii added up; a row whose midpoints overflow float64's
+    range in the sum gets an infinite radius (left to a slower tier)."""
+    count = mid.shape[-1]
+    rows = mid.reshape(int(np.prod(mid.shape[:-1])), count)
+    with quiet():
+        high = rows.astype(np.float64)
+        low = (rows - high).astype(np.float64)  # exact for a 64-bit significand
+    dtype, u = precision.dtype, precision.unit_roundoff
+    out_mid = np.empty(rows.shape[0], dtype=dtype)
+    out_err = np.zeros(rows.shape[0], dtype=dtype)
+    for i in range(rows.shape[0]):
+        parts = high[i].tolist() + low[i].tolist()
+        try:
+            if not all(map(math.isfinite, parts)):
+                raise OverflowError
+            first = math.fsum(parts)
+            second = math.fsum(parts + [-first]) if math.isfinite(first) else 0.0
+        except OverflowError:  # an infinite term, or an intermediate beyond float64's range
+            with quiet():
+                out_mid[i], out_err[i] = np.sum(rows[i]), dtype(np.inf)
+            continue
+        out_mid[i] = dtype(first) + dtype(second)
+        out_err[i] = dtype(math.ulp(second)) if second else dtype(0)
+    # Midpoints below float64's subnormal range lose bits in the split: bound what is lost.
+    with quiet():
+        lost = np.where(np.isfinite(rows), np.abs(rows - high - low), 0)
+        out_err += np.sum(lost, axis=-1)
+        rad_sum = np.sum(rad, axis=-1).reshape(-1) * (1 + dtype(2) * count * u)
+        total_rad = rad_sum + out_err + u * np.abs(out_mid)
+    shape = mid.shape[:-1]
+    return Ball(out_mid.reshape(shape), total_rad.reshape(shape))
+
+
+FLOAT64_BALLS = BallBackend(FLOAT64)
+LONG_DOUBLE_BALLS = BallBackend(LONG_DOUBLE)
+EXACT_SUM_BALLS = BallBackend(LONG_DOUBLE, exact_sums=True)

@@ -1,0 +1,49 @@
+"""Exact decisions the references branch on: the sign of a sum of floating-point numbers.
+
+Which side of a kink an input lies on (a hinge, huber's threshold, a residual's sign) must be
+decided exactly, for every element, before the engine evaluates the chosen branch. The float64
+sum decides almost every element at numpy speed; the few it cannot (the sum within its rounding
+error of 0) are decided by ``math.fsum``, which is correctly rounded (so its sign is the sign of
+the exact sum), or by exact rationals where fsum's intermediate sums overflow.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+
+_U = 2.0 ** -53
+
+
+def _exact_sign(values) -> int:
+    try:
+        total = math.fsum(values)
+    except OverflowError:  # an intermediate sum beyond float64's range
+        total = sum((Fraction(v) for v in values), Fraction(0))
+    return (total > 0) - (total < 0)
+
+
+def sign_of_sum(*terms) -> np.ndarray:
+    """The exact sign (-1.0, 0.0 or 1.0) of the sum of the float64 arrays ``terms`` (finite,
+    broadcast together), elementwise."""
+    arrays = [np.asarray(t, np.float64) for t in terms]
+    shape = np.broadcast_shapes(*(a.shape for a in arrays))
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.zeros(shape)
+        bound = np.zeros(shape)
+        for term in arrays:
+            total += term
+            bound += np.abs(term)
+        # n - 1 additions, each off by at most u of its result (<= u * the sum of |terms|): a
+        # sum larger than that bound (with room for the bound's own rounding) has its sign.
+        bound *= 1.01 * (len(arrays) - 1) * _U
+        undecided = ~(np.abs(total) > bound)
+    out = np.sign(total).reshape(-1)
+    where = np.flatnonzero(undecided)
+    if where.size:
+        index = np.unravel_index(where, shape) if shape else ()
+        columns = [np.atleast_1d(np.broadcast_to(a, shape)[index]) for a in arrays]
+        out[where] = [_exact_sign([float(c[i]) for c in columns]) for i in range(where.size)]
+    return out.reshape(shape)
