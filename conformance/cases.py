@@ -122,7 +122,7 @@ REGIMES = {
 REGIMES["mixed"] = st.one_of(*REGIMES.values())
 
 
-def _bulk(rng, regime, size):
+def bulk_values(rng, regime, size):
     """numpy-drawn values for large arrays, in the same regimes."""
     if regime == "normal":
         return rng.uniform(-8, 8, size)
@@ -130,7 +130,7 @@ def _bulk(rng, regime, size):
         return rng.choice([-1, 1], size) * 10 ** rng.uniform(1.2, 4, size)
     if regime == "tiny":
         return rng.choice([-1, 1], size) * 10 ** rng.uniform(-10, -3, size)
-    parts = [_bulk(rng, r, size) for r in ("normal", "large", "tiny")]
+    parts = [bulk_values(rng, r, size) for r in ("normal", "large", "tiny")]
     return np.choose(rng.integers(0, 3, size), parts)
 
 
@@ -179,7 +179,7 @@ def regime_values(draw, shape, dtype, regime, label, max_drawn=MAX_DRAWN_ELEMENT
     if regime == "subnormal":
         elements, bulk = subnormals(dtype)
     else:
-        elements, bulk = REGIMES[regime], (lambda rng, n: _bulk(rng, regime, n))
+        elements, bulk = REGIMES[regime], (lambda rng, n: bulk_values(rng, regime, n))
     return round_to(draw(float_arrays(shape, elements, bulk, label, max_drawn=max_drawn,
                                       planted=planted)), dtype)
 
@@ -188,7 +188,7 @@ def regime_values(draw, shape, dtype, regime, label, max_drawn=MAX_DRAWN_ELEMENT
 def logits(draw, shape, dtype):
     """Logits in a drawn regime (normal, large, tiny or mixed), rounded to dtype; tags it."""
     regime = draw(st.sampled_from(list(REGIMES)), label="logit regime")
-    values = draw(float_arrays(shape, REGIMES[regime], lambda rng, n: _bulk(rng, regime, n),
+    values = draw(float_arrays(shape, REGIMES[regime], lambda rng, n: bulk_values(rng, regime, n),
                                label="logits"))
     return round_to(values, dtype), regime
 

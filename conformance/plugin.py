@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from loss_reference.formats import DTYPES
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 # Hypothesis examples per random check, and whether a failure is shrunk to a minimal case
 # (shrinking re-runs the reference on many variants of a failing case: seconds to minutes).
 PROFILES = {"quick": (8, False), "default": (30, True), "thorough": (400, True)}
-DTYPES = ("float64", "float32", "float16", "bfloat16")
 
 
 def pytest_addoption(parser):
@@ -89,6 +90,14 @@ def pytest_addoption(parser):
     group.addoption("--repeat", type=int, default=1, metavar="N",
                     help="call the candidate N times on each case and report run-to-run "
                          "differences (nondeterminism) apart from errors (default 1)")
+    group.addoption("--shard", metavar="K/N",
+                    help="run only the K-th of N disjoint parts of the selected tests, one part "
+                         "per machine; merge their reports with python -m conformance.report "
+                         "merge (docs/sharding.md)")
+    group.addoption("--shard-durations", metavar="FILE",
+                    help="balance the --shard parts by the test durations in FILE: a "
+                         "summary.json of an earlier run or a pytest-split .test_durations file "
+                         "(default: by count)")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -215,6 +224,7 @@ def _targets_conformance(config) -> bool:
 
 
 def pytest_configure(config):
+    config.pluginmanager.import_plugin("conformance.sharding")
     _validate(config)
     if not _targets_conformance(config):
         return
@@ -391,10 +401,10 @@ def _items(metafunc, spec, run):
     property) or invalid calls."""
     names = set(metafunc.fixturenames)
     if "prop" in names:  # test_property: one test per dtype and property of the loss
-        from .properties import PROPERTIES
+        from .properties import properties_of
 
         return [((group, prop), f"{group.id}-{prop.name}")
-                for group in _variant_groups(spec) for prop in PROPERTIES.get(spec.name, ())]
+                for group in _variant_groups(spec) for prop in properties_of(spec)]
     if "invalid" in names:
         return [((call,), call.id) for call in spec.invalid_calls()]
     if "edge" in names:

@@ -1,28 +1,17 @@
 """Property checks: identities a conforming loss satisfies, judged without a reference value.
 
 A property maps a Case A to a Case B whose exact result is known from A's by an identity that
-holds exactly in the dtype under test (``Property.transform``):
+holds exactly in the dtype under test (``Property.transform``). Which identities a loss has is
+the loss's own knowledge: each Spec lists its own (``Spec.properties``: the BCE pair's mirror
+symmetry, cross_entropy's shift invariance, class permutation), built from the pieces here
+(``snap_unit`` for exact 1 - y, ``replaced``, ``class_permutation``), and says how its 'mean'
+divides (``Spec.mean_divisor``). Every loss with reductions also gets the reduction identities:
 
-- mirror (binary_cross_entropy_with_logits): (x, y, w) -> (-x, 1 - y, w), without pos_weight
-  (which breaks the symmetry). y is snapped to multiples of 2**-p (p the dtype's precision)
-  first, so that 1 - y is exact; -x always is.
-- mirror (binary_cross_entropy): (p, y, w) -> (1 - p, 1 - y, w), p and y snapped to multiples
-  of 2**-p (0 and 1 stay; the -100 clamp of both logs is symmetric too).
-- shift (cross_entropy): x -> x + c along the class axis, one c per row (the same for every
-  row when the input is an expanded view). The finite logits are snapped to a grid 2**g coarse
-  enough that every x + c is a number of the dtype, c is large (beyond exp's range in the
-  dtype, where a log-softmax that does not subtract the row max overflows), -inf stays -inf.
-- permutation (cross_entropy, nll_loss, multi_margin_loss): the class axis of the input, of
-  probability targets and of the class weight permuted together, index targets remapped; a
-  target equal to ignore_index stays, and when ignore_index is itself a class the permutation
-  fixes it (so that no counted row becomes an ignored one).
-- sum-of-none (every loss with reductions): 'sum' equals the sum of the 'none' output.
+- sum-of-none: 'sum' equals the sum of the 'none' output.
 - mean-of-none: 'mean' equals sum_i none_i / d_i, with d_i as torch defines the mean: the
-  number of 'none' elements; sum(weight) for weighted l1_loss and mse_loss; for
-  cross_entropy and nll_loss with index targets the sum of w_t over the rows not ignored (their
-  count without weight), with probability targets the number of rows; for ctc_loss
-  N * max(target length_i, 1). batchmean-of-none (kl_div): 'batchmean' equals sum / input.size(0)
-  (the sum for a 0-d input). A zero divisor gives IEEE's quotient (nan for 0 / 0).
+  number of 'none' elements unless the spec's ``mean_divisor`` says otherwise (a weight sum, a
+  per-sample divisor). batchmean-of-none (kl_div): 'batchmean' equals sum / input.size(0) (the
+  sum for a 0-d input). A zero divisor gives IEEE's quotient (nan for 0 / 0).
 
 Verdict. The candidate is called on A and on B (for a reduction identity: the same case with
 the two reductions). Each result may err from its exact value by at most the tolerance policy's
@@ -53,8 +42,6 @@ from typing import Callable
 import numpy as np
 from hypothesis import strategies as st
 
-from loss_reference import classification as classification_ref
-from loss_reference import sequence as sequence_ref
 from loss_reference.formats import format_of
 
 from . import checks
@@ -62,7 +49,6 @@ from .accuracy import allowed_error
 from .cases import Case, round_to
 from .checks import Verdict
 from .references import value_reference
-from .specs import SPECS
 
 
 @dataclass(frozen=True)
@@ -98,84 +84,17 @@ class PropertyVerdict(Verdict):
     case: Case | None = None
 
 
-# --- exact snapping ------------------------------------------------------------------------------
+# --- pieces for the specs' transforms -------------------------------------------------------------
 
-def _snap_unit(values, dtype) -> np.ndarray:
+def snap_unit(values, dtype) -> np.ndarray:
     """Values in [0, 1] rounded to multiples of 2**-p: then 1 - v is a number of the dtype too."""
     scale = 2.0 ** format_of(dtype).precision
     return np.asarray(np.round(np.asarray(values, np.float64) * scale) / scale)
 
 
-def _with(case: Case, args: dict, **changes) -> Case:
+def replaced(case: Case, args: dict, **changes) -> Case:
+    """``case`` with some arguments (and other fields) replaced."""
     return dataclasses.replace(case, args={**case.args, **args}, **changes)
-
-
-# --- mirror symmetries ---------------------------------------------------------------------------
-
-def _mirror_logits(case: Case, draw) -> Pair:
-    y = _snap_unit(case.args["target"], case.dtype)
-    tags = tuple(t for t in case.tags if not t.startswith("pos_weight"))
-    layouts = {k: v for k, v in case.layouts.items() if k != "pos_weight"}
-    a = _with(case, {"target": y, "pos_weight": None}, tags=tags, layouts=layouts)
-    return Pair(a, _with(a, {"input": np.asarray(-np.asarray(case.args["input"])),
-                             "target": np.asarray(1.0 - y)}))
-
-
-def _mirror_probabilities(case: Case, draw) -> Pair:
-    p = _snap_unit(case.args["input"], case.dtype)
-    y = _snap_unit(case.args["target"], case.dtype)
-    a = _with(case, {"input": p, "target": y})
-    return Pair(a, _with(a, {"input": np.asarray(1.0 - p), "target": np.asarray(1.0 - y)}))
-
-
-# --- shift invariance ----------------------------------------------------------------------------
-
-# |c| per dtype: beyond exp's overflow (709.8, 88.7, 11.1, 88.7) and below the point where the
-# grid 2**g that makes x + c exact gets coarser than the logits' own spread.
-OFFSETS = {"float64": (1e3, 1e5, 1e10), "float32": (100.0, 1e3, 1e4),
-           "float16": (16.0, 100.0, 1e3), "bfloat16": (100.0, 256.0)}
-
-
-def _rows(values, shape):
-    """An input-shaped array as (M, C) rows (class axis last), and back (``_unrows``)."""
-    c = shape[0] if len(shape) == 1 else shape[1]
-    return values.reshape(1, c) if len(shape) == 1 else np.moveaxis(values, 1, -1).reshape(-1, c)
-
-
-def _unrows(rows, shape):
-    if len(shape) == 1:
-        return rows.reshape(shape)
-    return np.moveaxis(rows.reshape((shape[0],) + tuple(shape[2:]) + (shape[1],)), -1, 1)
-
-
-def _shift(case: Case, draw) -> Pair | None:
-    x = np.asarray(case.args["input"], np.float64)
-    rows = _rows(x, x.shape)
-    fmt = format_of(case.dtype)
-    per_row = case.layouts.get("input") != "expanded" and draw(st.booleans(), label="per row")
-    count = rows.shape[0] if per_row and rows.shape[0] else 1
-    magnitudes = draw(st.lists(st.sampled_from(OFFSETS[case.dtype]), min_size=count,
-                               max_size=count), label="offsets")
-    signs = draw(st.lists(st.sampled_from([1.0, -1.0]), min_size=count, max_size=count),
-                 label="offset signs")
-    c = np.array(magnitudes) * np.array(signs)
-    finite = np.isfinite(rows)
-    largest = float(np.abs(rows[finite]).max(initial=0.0))
-    # Every multiple of 2**g of magnitude <= 2**(g + p) is a number of the dtype; one bit to
-    # spare covers the rounding of x and c to the grid.
-    g = math.ceil(math.log2(largest + float(np.abs(c).max()))) - fmt.precision + 1
-    step = 2.0 ** g
-    snapped = np.where(finite, np.round(np.where(finite, rows, 0.0) / step) * step, rows)
-    c = np.round(c / step) * step
-    c = np.where(c == 0, np.sign(np.array(signs)) * step, c)
-    shifted = snapped + c[:, None]  # exact in float64: both on the grid, well inside 2**53
-    with np.errstate(invalid="ignore"):
-        in_dtype = ~finite | ((round_to(np.where(finite, shifted, 0.0), case.dtype) == shifted)
-                              & (np.abs(shifted) <= fmt.max_finite))
-    if not in_dtype.all():
-        return None  # x + c would overflow the dtype: not an exact shift
-    a = _with(case, {"input": _unrows(snapped, x.shape)})
-    return Pair(a, _with(a, {"input": _unrows(shifted, x.shape)}))
 
 
 # --- class permutation ---------------------------------------------------------------------------
@@ -199,24 +118,32 @@ def _permute_axis(values, axis, perm):
     return out
 
 
-def _permute(case: Case, draw) -> Pair:
-    x = np.asarray(case.args["input"])
-    axis = 0 if x.ndim == 1 else 1
-    target = np.asarray(case.args["target"])
-    changes = {}
-    if target.dtype.kind == "f":  # probability targets: permuted like the input
-        perm = _permutation(draw, x.shape[axis], None)
-        changes["target"] = _permute_axis(target, axis, perm)
-    else:
-        # multi_margin_loss has no ignore_index; its targets are classes, never -100
-        ignore = case.options.get("ignore_index", classification_ref.DEFAULT_IGNORE_INDEX)
-        perm = _permutation(draw, x.shape[axis], ignore)
-        counted = target != ignore
-        changes["target"] = np.where(counted, perm[np.where(counted, target, 0)], target)
-    changes["input"] = _permute_axis(x, axis, perm)
-    if case.args.get("weight") is not None:
-        changes["weight"] = _permute_axis(np.asarray(case.args["weight"]), 0, perm)
-    return Pair(case, _with(case, changes))
+def class_permutation(ignore_index=None):
+    """A transform permuting the class axis (1, or 0 for 1-D input) of the input, of
+    probability targets and of the class weight together, index targets remapped; a target
+    equal to ``ignore_index(case)`` stays, and when that is itself a class the permutation fixes
+    it (so that no counted row becomes an ignored one)."""
+    def permute(case: Case, draw) -> Pair:
+        x = np.asarray(case.args["input"])
+        axis = 0 if x.ndim == 1 else 1
+        target = np.asarray(case.args["target"])
+        changes = {}
+        if target.dtype.kind == "f":  # probability targets: permuted like the input
+            perm = _permutation(draw, x.shape[axis], None)
+            changes["target"] = _permute_axis(target, axis, perm)
+        else:
+            ignore = ignore_index(case) if ignore_index is not None else None
+            perm = _permutation(draw, x.shape[axis], ignore)
+            counted = target != ignore
+            changes["target"] = np.where(counted, perm[np.where(counted, target, 0)], target)
+        changes["input"] = _permute_axis(x, axis, perm)
+        if case.args.get("weight") is not None:
+            changes["weight"] = _permute_axis(np.asarray(case.args["weight"]), 0, perm)
+        return Pair(case, replaced(case, changes))
+    return permute
+
+
+PERMUTATION_DOC = "permuting the classes, with their weights and the targets, leaves the loss"
 
 
 # --- reduction identities ------------------------------------------------------------------------
@@ -229,8 +156,8 @@ def _twin(reduction: str):
     return transform
 
 
-# Divisors: (case A, shape of its 'none' output) -> d, one number (int or Fraction) or, for
-# ctc_loss, a positive int per 'none' element.
+# Divisors: (case A, shape of its 'none' output) -> d, one number (int or Fraction) or a positive
+# int per 'none' element. A spec's mean_divisor replaces _count for its 'mean'.
 
 def _one(case: Case, none_shape):
     return 1
@@ -240,42 +167,9 @@ def _count(case: Case, none_shape):
     return int(np.prod(none_shape))
 
 
-def _weight_sum(case: Case, none_shape):
-    """Weighted l1_loss / mse_loss: the sum of the weight (the input's shape)."""
-    w = case.args.get("weight")
-    if w is None:
-        return _count(case, none_shape)
-    return exact_sum(np.broadcast_to(np.asarray(w, np.float64), np.shape(case.args["input"])))
-
-
-def _classification_divisor(case: Case, none_shape):
-    """Index targets: the sum of w_t over the rows not ignored; probability targets: rows."""
-    rows = classification_ref.rows_of(
-        case.args["input"], case.args["target"], case.args.get("weight"),
-        case.options.get("ignore_index", classification_ref.DEFAULT_IGNORE_INDEX))
-    if rows.soft:
-        return rows.x.shape[0]
-    return exact_sum(np.where(rows.valid, rows.weight[rows.t], 0.0))
-
-
 def _batch_size(case: Case, none_shape):
     shape = np.shape(case.args["input"])
     return shape[0] if len(shape) else 1
-
-
-def _ctc_divisors(case: Case, none_shape):
-    """N * max(target length, 1) per sample."""
-    a = case.args
-    problem = sequence_ref.problem(a["log_probs"], a["targets"], a["input_lengths"],
-                                   a["target_lengths"], case.options.get("blank", 0))
-    lengths = np.asarray(problem.target_lengths, np.int64)
-    divisors = np.maximum(lengths, 1) * lengths.size
-    return int(divisors[0]) if none_shape == () else divisors.reshape(none_shape)
-
-
-MEAN_DIVISORS = {"l1_loss": _weight_sum, "mse_loss": _weight_sum,
-                 "cross_entropy": _classification_divisor, "nll_loss": _classification_divisor,
-                 "ctc_loss": _ctc_divisors}
 
 
 def _reduction_properties(spec) -> list:
@@ -285,7 +179,7 @@ def _reduction_properties(spec) -> list:
     identities = [
         ("sum", "sum-of-none", "reduction='sum' is the sum of the 'none' output", _one),
         ("mean", "mean-of-none", "reduction='mean' is the 'none' output summed over torch's "
-         "divisor", MEAN_DIVISORS.get(spec.name, _count)),
+         "divisor", spec.mean_divisor or _count),
         ("batchmean", "batchmean-of-none", "reduction='batchmean' is the sum of the 'none' "
          "output over input.size(0)", _batch_size),
     ]
@@ -293,25 +187,10 @@ def _reduction_properties(spec) -> list:
             for reduction, name, doc, divisor in identities if reduction in have]
 
 
-PERMUTATION = Property("permutation", _permute, "permuting the classes, with their weights "
-                       "and the targets, leaves the loss")
-SPECIFIC = {
-    "binary_cross_entropy_with_logits": [
-        Property("mirror", _mirror_logits, "loss(x, y, w) = loss(-x, 1 - y, w) without "
-                 "pos_weight")],
-    "binary_cross_entropy": [
-        Property("mirror", _mirror_probabilities, "loss(p, y, w) = loss(1 - p, 1 - y, w)")],
-    "cross_entropy": [
-        Property("shift", _shift, "adding a constant to a row's logits leaves its loss"),
-        PERMUTATION],
-    "nll_loss": [PERMUTATION],
-    "multi_margin_loss": [PERMUTATION],
-}
-
-# loss name -> its properties, in the order their tests run (losses without any are left out)
-PROPERTIES = {name: SPECIFIC.get(name, []) + _reduction_properties(spec)
-              for name, spec in SPECS.items()}
-PROPERTIES = {name: props for name, props in PROPERTIES.items() if props}
+def properties_of(spec) -> list:
+    """The properties a loss's tests check, in the order they run: its own, then the reduction
+    identities."""
+    return list(spec.properties) + _reduction_properties(spec)
 
 
 # --- exact arithmetic ----------------------------------------------------------------------------

@@ -70,11 +70,14 @@ def start_reporting(config, run) -> None:
 def _run_record(config, run) -> dict:
     import torch
 
+    from .sharding import run_setting
+
     settings = {
         "command": shlex.join(["pytest"] + list(config.invocation_params.args)),
         "seed": run.seed, "profile": run.profile, "torch": torch.__version__,
         "numpy": np.__version__, "python": platform.python_version(),
-        "platform": platform.platform(), "speed": bool(config.getoption("--speed"))}
+        "platform": platform.platform(), "speed": bool(config.getoption("--speed")),
+        "shard": run_setting(config)}
     candidates = [{"label": c.label, "impl": c.impl, "framework": c.framework.name,
                    "version": c.framework.version(), "device": c.device,
                    "provides": list(c.functions), "missing": list(c.missing)}

@@ -20,12 +20,13 @@ from loss_reference.engine import EvaluationError
 from .cases import drawing_settings
 from .checks import ProbeFault, check_gradient, check_invalid, check_value, probe
 from .deviations import known_deviation as _listed_deviation
-from .recording import recorder
+from .recording import check_kind, recorder
 
 
-def _skip_or_fail(conformance, candidate, spec, group, gradient: bool, request):
+def skip_or_fail(conformance, candidate, spec, group, gradient: bool, request):
     """Skip a dtype the candidate declines (or gradients) unless the user requires it;
-    fail at once if the candidate's process crashes or hangs on the probe."""
+    fail at once if the candidate's process crashes or hangs on the probe. (Shared with
+    test_properties.py.)"""
     variant = group.members[0]
     edges = conformance.edge_cases(spec, variant)
     try:
@@ -33,7 +34,7 @@ def _skip_or_fail(conformance, candidate, spec, group, gradient: bool, request):
                                     lambda: probe(candidate, spec, variant, edges, gradient))
     except ProbeFault as fault:
         recorder(request.node).judged(fault.case, fault.verdict, gradient=gradient)
-        pytest.fail(_explain(fault.verdict, candidate, spec, fault.case, request, conformance),
+        pytest.fail(explain(fault.verdict, candidate, spec, fault.case, request, conformance),
                     pytrace=False)
     if reason is None:
         return
@@ -53,7 +54,8 @@ def known_deviation(conformance, candidate, spec, case, check) -> str | None:
     return _listed_deviation(candidate, spec, case, kind)
 
 
-def _explain(verdict, candidate, spec, case, request, conformance) -> str:
+def explain(verdict, candidate, spec, case, request, conformance) -> str:
+    """A failure's message: who does not conform, the verdict, the case and the rerun line."""
     return (f"{spec.name} on {candidate.label} does not conform:\n"
             f"  {verdict.message}\n"
             f"  case: {case.describe()}\n"
@@ -83,7 +85,7 @@ def _run_member(check, conformance, candidate, spec, variant, examples, request)
             reject()  # the reference cannot certify this case's rounding: judge another one
         if verdict.fault in ("crash", "hang"):
             recorder(request.node).judged(case, verdict, gradient=check is check_gradient)
-            faults.append(_explain(verdict, candidate, spec, case, request, conformance))
+            faults.append(explain(verdict, candidate, spec, case, request, conformance))
             return
         tolerated = not verdict.passed and bool(
             known_deviation(conformance, candidate, spec, case, check))
@@ -91,30 +93,33 @@ def _run_member(check, conformance, candidate, spec, variant, examples, request)
                                       tolerated=tolerated)
         if tolerated:
             return  # documented in conformance/deviations; every other case still counts
-        assert verdict.passed, _explain(verdict, candidate, spec, case, request, conformance)
+        assert verdict.passed, explain(verdict, candidate, spec, case, request, conformance)
 
     random_case()
     if faults:
         pytest.fail(faults[0], pytrace=False)
 
 
+@check_kind("invalid")
 def test_rejects_invalid(conformance, candidate, spec, invalid, request):
     """Invalid calls must raise."""
     verdict = check_invalid(candidate, spec, invalid)
     recorder(request.node).invalid(invalid, verdict)
-    assert verdict.passed, _explain(verdict, candidate, spec, invalid.case, request, conformance)
+    assert verdict.passed, explain(verdict, candidate, spec, invalid.case, request, conformance)
 
 
+@check_kind("value")
 def test_value(conformance, candidate, spec, variant, request):
     """Random cases: output shape, dtype, NaN/inf pattern and accuracy; inputs unmodified."""
-    _skip_or_fail(conformance, candidate, spec, variant, gradient=False,
+    skip_or_fail(conformance, candidate, spec, variant, gradient=False,
                   request=request)
     _run_random(check_value, conformance, candidate, spec, variant, request)
 
 
+@check_kind("gradient")
 def test_gradient(conformance, candidate, spec, variant, request):
     """Random cases: gradient of every differentiable argument under a random upstream."""
-    _skip_or_fail(conformance, candidate, spec, variant, gradient=True,
+    skip_or_fail(conformance, candidate, spec, variant, gradient=True,
                   request=request)
     _run_random(check_gradient, conformance, candidate, spec, variant, request)
 
@@ -136,24 +141,26 @@ def _run_edge(check, candidate, spec, cases, request, conformance):
         if reason:
             deviations.append(reason)
             continue
-        assert verdict.passed, _explain(verdict, candidate, spec, case, request, conformance)
+        assert verdict.passed, explain(verdict, candidate, spec, case, request, conformance)
     if deviations:
         pytest.xfail(f"known deviation: {deviations[0]}")
     if len(uncertified) == len(cases):
         pytest.skip(f"the reference cannot certify this case: {uncertified[0]}")
 
 
+@check_kind("edge value")
 def test_edge_value(conformance, candidate, spec, variant, edge, request):
     """The fixed catalogue of edge cases: values."""
-    _skip_or_fail(conformance, candidate, spec, variant, gradient=False,
+    skip_or_fail(conformance, candidate, spec, variant, gradient=False,
                   request=request)
     _run_edge(check_value, candidate, spec, conformance.edge_group(spec, variant, edge),
               request, conformance)
 
 
+@check_kind("edge gradient")
 def test_edge_gradient(conformance, candidate, spec, variant, edge, request):
     """The fixed catalogue of edge cases: gradients."""
-    _skip_or_fail(conformance, candidate, spec, variant, gradient=True,
+    skip_or_fail(conformance, candidate, spec, variant, gradient=True,
                   request=request)
     _run_edge(check_gradient, candidate, spec, conformance.edge_group(spec, variant, edge),
               request, conformance)
@@ -166,6 +173,7 @@ LEGACY_REDUCTIONS = {"none": {"reduce": False}, "sum": {"size_average": False},
 LEGACY_EDGES = 6  # edge cases per reduction: enough to tell the keywords' meanings apart
 
 
+@check_kind("legacy keywords")
 @pytest.mark.filterwarnings("ignore:size_average and reduce args will be deprecated")
 def test_legacy_keywords(conformance, candidate, spec, variant, request):
     """size_average / reduce, where the candidate accepts them, mean what they mean in torch."""
@@ -174,7 +182,7 @@ def test_legacy_keywords(conformance, candidate, spec, variant, request):
     parameters = inspect.signature(candidate.functions[spec.name]).parameters
     if not members or not {"size_average", "reduce"} <= set(parameters):
         pytest.skip("no legacy size_average/reduce keywords to check")
-    _skip_or_fail(conformance, candidate, spec, variant, gradient=False,
+    skip_or_fail(conformance, candidate, spec, variant, gradient=False,
                   request=request)
     for member, (_, case) in ((m, edge) for m in members
                               for edge in conformance.edge_cases(spec, m)[:LEGACY_EDGES]):
@@ -189,5 +197,5 @@ def test_legacy_keywords(conformance, candidate, spec, variant, request):
         recorder(request.node).judged(case, verdict, tolerated=tolerated, call_options=options)
         if tolerated:
             continue
-        assert verdict.passed, _explain(verdict, candidate, spec, case, request, conformance)
+        assert verdict.passed, explain(verdict, candidate, spec, case, request, conformance)
 

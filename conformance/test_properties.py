@@ -17,8 +17,8 @@ from loss_reference.engine import EvaluationError
 
 from .cases import drawing_settings
 from .properties import check_property
-from .recording import recorder
-from .test_conformance import _explain, _skip_or_fail, known_deviation
+from .recording import check_kind, recorder
+from .test_conformance import explain, skip_or_fail, known_deviation
 
 
 def _drawn_cases(spec, variant, prop):
@@ -28,10 +28,11 @@ def _drawn_cases(spec, variant, prop):
     return st.one_of(*(spec.cases(v) for v in members))
 
 
+@check_kind("property")
 def test_property(conformance, candidate, spec, variant, prop, request):
     """Random cases: the candidate's results on a case and its transformed twin (or under two
     reductions) agree within both calls' tolerance."""
-    _skip_or_fail(conformance, candidate, spec, variant, gradient=False, request=request)
+    skip_or_fail(conformance, candidate, spec, variant, gradient=False, request=request)
     faults = []  # the first crash or hang: reported as it happened, never shrunk
 
     @seed(conformance.seed)
@@ -50,14 +51,14 @@ def test_property(conformance, candidate, spec, variant, prop, request):
         judged = getattr(verdict, "case", None) or pair.a
         if verdict.fault in ("crash", "hang"):
             recorder(request.node).judged(judged, verdict)
-            faults.append(_explain(verdict, candidate, spec, judged, request, conformance))
+            faults.append(explain(verdict, candidate, spec, judged, request, conformance))
             return
         tolerated = not verdict.passed and any(
             known_deviation(conformance, candidate, spec, c, "value") for c in (pair.a, pair.b))
         recorder(request.node).judged(judged, verdict, gradient=False, tolerated=tolerated)
         if tolerated:
             return  # a documented deviation in one of the two calls
-        assert verdict.passed, _explain(verdict, candidate, spec, judged, request, conformance)
+        assert verdict.passed, explain(verdict, candidate, spec, judged, request, conformance)
 
     random_pair()
     if faults:

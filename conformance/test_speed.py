@@ -12,9 +12,11 @@ import pytest
 import torch
 
 from . import timing
+from .recording import check_kind
 from .session import reporting
 
 
+@check_kind("speed")
 def test_speed(conformance, spec, speed_dtype, size, request):
     """Time every candidate on one size of the loss's ladder, side by side (with --speed)."""
     candidates = [c for c in conformance.candidates

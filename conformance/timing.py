@@ -30,13 +30,13 @@ import numpy as np
 import torch
 from torch.utils.benchmark import Timer
 
+from .frameworks.torch_adapter import DTYPES as TORCH_DTYPES
+
 DEFAULT_LLC_BYTES = 32 << 20  # when /sys does not say
 ROTATION_CAP_BYTES = 1 << 30  # input sets kept per candidate, at most
 MAX_INPUT_SETS = 16
 COPY_BYTES = 256 << 20  # memory bandwidth: one copy of this many bytes
 COMPUTE_BLOCK = 1 << 15  # compute roof: elements, in L2, one thread's work
-TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32,
-                "float16": torch.float16, "bfloat16": torch.bfloat16}
 PASSES = ("forward", "forward+backward")
 DIFFERENTIATED = ("input",)  # a training step's gradient: targets and weights are data
 
@@ -197,7 +197,8 @@ def _skip(candidate, spec, size, dtype, what, error):
 
 
 def _calls(candidate, spec, case):
-    """(forward, forward+backward) closures on one Case's natives, built once."""
+    """(forward, forward+backward) closures on one Case's natives, built once by the
+    candidate's framework adapter (``timed_calls``)."""
     fw, function = candidate.framework, candidate.functions[spec.name]
     natives = {n: fw.to_native(v, case.dtype, "contiguous", requires_grad=n in DIFFERENTIATED)
                for n, v in case.args.items() if v is not None}
@@ -206,62 +207,15 @@ def _calls(candidate, spec, case):
     kwargs.update(case.options)
     upstream = np.asarray(case.grad_output, dtype=np.float64)
     upstream = fw.to_native(upstream, case.dtype).reshape(upstream.shape)
-
-    def forward():
-        return function(*args, **kwargs)
-
-    if fw.name == "jax":
-        return _jax_calls(function, natives, args, kwargs, upstream)
-    if fw.name == "torch":
-        leaves = [natives[n] for n in DIFFERENTIATED if n in natives]
-
-        def forward_backward():
-            # autograd.grad, not .backward(): the same backward pass, without accumulating into
-            # .grad (a read-modify-write a training step's zero_grad would not have).
-            torch.autograd.grad(forward(), leaves, upstream)
-    else:
-        vjp = getattr(candidate.module, f"{spec.name}_vjp", None)
-
-        def forward_backward():
-            forward()
-            vjp(upstream, *args, **kwargs)
-    return forward, forward_backward
-
-
-def _jax_calls(function, natives, args, kwargs, upstream):
-    """jax's (forward, forward+backward): each waits for its result (jax dispatches
-    asynchronously), the backward is ``jax.vjp`` in the input and its pullback, as a training
-    step differentiates the loss; the function runs as the candidate wrote it (op by op unless
-    it jits itself)."""
-    import jax
-
-    leaves = [n for n in DIFFERENTIATED if n in natives]
-    positions = {n: next(i for i, a in enumerate(args) if a is natives[n]) for n in leaves}
-
-    def of_leaves(*values):
-        call_args = list(args)
-        for name, value in zip(leaves, values):
-            call_args[positions[name]] = value
-        return function(*call_args, **kwargs)
-
-    def forward():
-        return function(*args, **kwargs).block_until_ready()
-
-    def forward_backward():
-        output, pullback = jax.vjp(of_leaves, *[natives[n] for n in leaves])
-        jax.block_until_ready(pullback(upstream.astype(output.dtype)))
-
-    return forward, forward_backward
+    leaves = {n: natives[n] for n in DIFFERENTIATED if n in natives}
+    return fw.timed_calls(function, args, kwargs, leaves, upstream,
+                          vjp=getattr(candidate.module, f"{spec.name}_vjp", None))
 
 
 def _differentiable(candidate, spec, output) -> bool:
-    """Whether the candidate gives gradients: autograd for torch, ``<loss>_vjp`` for numpy,
-    always for jax (jax.vjp differentiates any traceable function)."""
-    if candidate.framework.name == "torch":
-        return isinstance(output, torch.Tensor) and output.requires_grad
-    if candidate.framework.name == "jax":
-        return True
-    return callable(getattr(candidate.module, f"{spec.name}_vjp", None))
+    """Whether the candidate gives gradients (its framework adapter says how to tell)."""
+    return candidate.framework.differentiates(
+        output, vjp=getattr(candidate.module, f"{spec.name}_vjp", None))
 
 
 @functools.cache
@@ -356,7 +310,7 @@ def time_size(candidates, spec, size, dtype: str, rng, *, bandwidth_gbs: float |
                  compute_rate(spec, dtype) if elements_per_s is None else elements_per_s)
     _settle_allocator()
     _warm_autograd()
-    if torch.get_num_threads() > 1 and any(c.framework.name == "torch" for c in candidates):
+    if torch.get_num_threads() > 1 and any(c.framework.torch_threads for c in candidates):
         wait = parallel_region_s()
         if wait > 1e-3:
             warnings.warn(f"{spec.name} {dtype} {tuple(size)}: a torch parallel region takes "
@@ -371,7 +325,7 @@ def time_size(candidates, spec, size, dtype: str, rng, *, bandwidth_gbs: float |
     for candidate in candidates:
         if spec.name not in candidate.functions:
             continue
-        sync = torch.cuda.synchronize if candidate.device.startswith("cuda") else (lambda: None)
+        sync = candidate.framework.synchronize
         try:
             built = [_calls(candidate, spec, case) for case in cases]
         except Exception as error:  # noqa: BLE001 - e.g. out of memory for the input sets

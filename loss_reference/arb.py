@@ -66,6 +66,20 @@ class ArbBackend:
         return np.asarray(a, dtype=object).reshape(shape)
 
     @staticmethod
+    def matmul(a, b):
+        return np.matmul(np.asarray(a, dtype=object), np.asarray(b, dtype=object))
+
+    @staticmethod
+    def transpose(a):
+        return np.asarray(a, dtype=object).T
+
+    @staticmethod
+    def argmax(a, axis=-1):
+        """Where the midpoints are largest (a decision: any choice keeps the math exact)."""
+        values = np.frompyfunc(lambda v: float(v.mid()), 1, 1)(np.asarray(a, dtype=object))
+        return np.argmax(values.astype(np.float64), axis=axis)
+
+    @staticmethod
     def sum(a, axis=None):
         a = np.asarray(a, dtype=object)
         if a.size == 0:

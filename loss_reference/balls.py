@@ -225,6 +225,34 @@ class BallBackend:
     def like(self, value) -> Ball:
         return value if isinstance(value, Ball) else self.asarray(value)
 
+    def matmul(self, a, b) -> Ball:
+        """a @ b for 2-D operands (balls, or exact arrays): BLAS (float64) or numpy's loops
+        (long double) on the midpoints. However a library orders a sum of K products, and
+        whether it fuses multiply and add, it errs by at most gamma(K) sum |a_ik b_kj|; the
+        radius is (gamma(K) |a| + rad_a) @ |b| + |a| @ rad_b (+ rad_a @ rad_b), one more
+        product of non-negative matrices per term, itself within gamma(K) of its value."""
+        a, b = self.like(a), self.like(b)
+        u, tiny = self.precision.unit_roundoff, self.precision.tiny
+        inner = a.mid.shape[-1]
+        gamma = _gamma(inner, u)
+        with quiet():
+            mid = a.mid @ b.mid
+            left = gamma * np.abs(a.mid) + a.rad
+            rad = left @ np.abs(b.mid)
+            if np.any(b.rad):
+                rad = rad + (np.abs(a.mid) + a.rad) @ b.rad
+            rad = rad * (1 + 2 * gamma) + (inner + 1) * tiny
+        return Ball(mid, rad)
+
+    @staticmethod
+    def transpose(a: Ball) -> Ball:
+        return Ball(a.mid.T, a.rad.T)
+
+    @staticmethod
+    def argmax(a: Ball, axis=-1) -> np.ndarray:
+        """Where the midpoints are largest (a decision: any choice keeps the math exact)."""
+        return np.argmax(a.mid, axis=axis)
+
     def sum(self, a: Ball, axis=None) -> Ball:
         """The sum over ``axis`` (every element when None): pairwise, or exact midpoint sums."""
         a = self.like(a)

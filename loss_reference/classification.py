@@ -139,7 +139,7 @@ def _specials(name, rows: Rows, st: Stats | None, smoothing: float) -> np.ndarra
         return np.where(valid, special, 0.0)
     masked = st.finite == 0
     if rows.soft:
-        q = rows.weight[None, :] * _smoothed(rows.target, smoothing, C)
+        q = rows.weight[None, :] * smoothed_targets(rows.target, smoothing, C)
         special = _infinite_sum(q, masked)
     else:
         w_t = rows.weight[rows.t]
@@ -155,7 +155,7 @@ def _specials(name, rows: Rows, st: Stats | None, smoothing: float) -> np.ndarra
     return np.where(valid, special, 0.0)
 
 
-def _smoothed(p, smoothing, classes):
+def smoothed_targets(p, smoothing, classes):
     """p' = (1 - e) p + e / C in float64 (only to find its zeros and its largest entries)."""
     return p * (1 - smoothing) + smoothing / classes if smoothing else p
 
@@ -370,7 +370,7 @@ def loss_grad(name, grad_output, input, target, weight, ignore_index, smoothing,
     columns = np.arange(C)[None, :]
     is_max = (columns == st.k[:, None]).astype(np.float64)
     if rows.soft:
-        q = np.abs(rows.weight[None, :] * _smoothed(rows.target, smoothing, C))
+        q = np.abs(rows.weight[None, :] * smoothed_targets(rows.target, smoothing, C))
         top = np.argmax(q, axis=1) if C else np.zeros(M, dtype=np.int64)
         is_top = (columns == top[:, None]).astype(np.float64)
         w_full = np.broadcast_to(rows.weight, (M, C))

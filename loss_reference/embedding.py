@@ -277,7 +277,7 @@ def cosine_loss_grad(g, x1, x2, y, margin, reduction, fmt: Format) -> dict:
 
 # --- triplet losses --------------------------------------------------------------------------------
 
-def _setting(options):
+def triplet_setting(options):
     """(kind, p, eps, margin, swap) of a triplet case's options."""
     kind = options.get("distance", "pairwise")
     return (kind, float(options.get("p", 2.0)), float(options.get("eps", 1e-6)),
@@ -299,7 +299,7 @@ def triplet_loss(a, p_, n_, options, reduction, fmt: Format) -> Evaluated:
     out_shape = (() if one_d else (rows,)) if reduction == "none" else ()
     if rows == 0:
         return filled(out_shape, np.nan if reduction == "mean" else 0.0)
-    kind, p, eps, margin, swap = _setting(options)
+    kind, p, eps, margin, swap = triplet_setting(options)
     wa, wp, wn = _wide(a, p_, n_)
     # A hinge decided inactive is exactly 0: certified without the slow pass.
     inactive = (triplet_decisions(a, p_, n_, options)[0] < 0).astype(np.float64)
@@ -335,7 +335,7 @@ def _slope_factor(kind, u, v, p, eps):
 def triplet_decisions(a, p_, n_, options):
     """Per row: the hinge's sign (-1, 1, or 0 where a ball cannot decide) and the weights of
     d(a, n) and d(p, n) in swap's min (a tie splits evenly, as torch's min does)."""
-    kind, p, eps, margin, swap = _setting(options)
+    kind, p, eps, margin, swap = triplet_setting(options)
     a, p_, n_ = _rows(a, p_, n_)
     wa, wp, wn = _wide(a, p_, n_)
     balls = [_LD.asarray(x) for x in (a, p_, n_)]
@@ -359,7 +359,7 @@ def triplet_loss_grad(g, a, p_, n_, options, reduction, fmt: Format) -> dict:
     rows = a.shape[0]
     if rows == 0:
         return {k: filled(shape, 0.0) for k in names}
-    kind, p, eps, margin, swap = _setting(options)
+    kind, p, eps, margin, swap = triplet_setting(options)
     hinge, take_neg, take_swap = triplet_decisions(a, p_, n_, options)
     active = (hinge > 0).astype(np.float64)
     count = rows if reduction == "mean" else 1

@@ -72,6 +72,9 @@ FORMATS = {
 }
 
 
+DTYPES = tuple(FORMATS)  # the dtypes the suite judges, widest first
+
+
 def format_of(dtype_name: str) -> Format:
     """The Format for a dtype name such as 'float32'; raises ValueError naming the known ones."""
     try:

@@ -93,7 +93,7 @@ def multilabel_soft_margin_loss_grad(grad_output, input, target, weight, reducti
 
 # --- multilabel_margin_loss ----------------------------------------------------------------------
 
-def _label_lists(target):
+def label_lists(target):
     """(labels, valid, is_target): target rows cut at the first -1, padded to the longest list.
 
     labels[n, k] is the k-th listed class of sample n (0 where invalid), valid[n, k] says whether
@@ -110,10 +110,10 @@ def _label_lists(target):
     return labels, valid, is_target
 
 
-def _pairs(input, target):
+def counted_pairs(input, target):
     """x at each listed label (N, K), x per class (N, C) and the mask of counted pairs (N, K, C)."""
     x = np.atleast_2d(input)
-    labels, valid, is_target = _label_lists(target)
+    labels, valid, is_target = label_lists(target)
     x_label = np.take_along_axis(x, labels, axis=1)
     counted = valid[:, :, None] & ~is_target[:, None, :]
     return x, x_label, counted
@@ -125,7 +125,7 @@ def multilabel_margin_loss(input, target, reduction, fmt: Format) -> Evaluated:
     batch_size = input.shape[0] if input.ndim == 2 else 1
     if reduction == "mean" and batch_size == 0:
         return filled((), np.nan)  # the mean of no samples, as for every loss (torch.mean too)
-    x, x_label, counted = _pairs(input, target)
+    x, x_label, counted = counted_pairs(input, target)
     mask = counted.astype(np.float64)
 
     def class_sums(B, x, x_label, mask):
@@ -152,8 +152,8 @@ def multilabel_margin_loss_grad(grad_output, input, target, reduction,
     """Exact gradient w.r.t. input, with torch's convention that a hinge at exactly 0 is off."""
     classes = input.shape[-1]
     upstream, divisor = _upstream(grad_output, reduction, input.shape[:-1])
-    x, x_label, counted = _pairs(input, target)
-    labels, _, _ = _label_lists(target)
+    x, x_label, counted = counted_pairs(input, target)
+    labels, _, _ = label_lists(target)
     active = counted & hinge_active(x_label[:, :, None], x[:, None, :])
     count = active.sum(axis=1).astype(np.float64)  # +1 per active pair at the unlisted class
     np.add.at(count, (np.arange(x.shape[0])[:, None], labels), -active.sum(axis=2))

@@ -118,7 +118,7 @@ def _quadratic(name, x, y, options) -> np.ndarray:
     return np.zeros(np.broadcast_shapes(np.shape(x), np.shape(y)))
 
 
-def _divides_by_weight_sum(name, weight, reduction) -> bool:
+def divides_by_weight_sum(name, weight, reduction) -> bool:
     return reduction == "mean" and weight is not None and name in WEIGHT_SUM_MEAN
 
 
@@ -132,11 +132,11 @@ def loss(name, input, target, weight, options, reduction, fmt: Format) -> Evalua
     term = _term(name, options)
     if reduction == "mean" and x.size == 0:
         return filled((), np.nan)  # the mean of no elements
-    if _divides_by_weight_sum(name, weight, reduction) and math.fsum(w.reshape(-1)) == 0:
+    if divides_by_weight_sum(name, weight, reduction) and math.fsum(w.reshape(-1)) == 0:
         numerator = loss(name, x, y, w, options, "sum", fmt).rounded
         return filled((), np.nan if numerator == 0 else math.copysign(math.inf, numerator))
 
-    by_weight_sum, size = _divides_by_weight_sum(name, weight, reduction), x.size
+    by_weight_sum, size = divides_by_weight_sum(name, weight, reduction), x.size
 
     def terms(B, x, y, w, q, *shared):
         return w * term(B, x, y, q)
@@ -164,7 +164,7 @@ def loss_grad(name, grad_output, input, target, weight, options, reduction,
     g = np.broadcast_to(np.asarray(grad_output, np.float64), x.shape)
     q, s = _quadratic(name, x, y, options), residual_sign(x, y)
     term, derivative = _term(name, options), _derivative(name, options)
-    by_weight_sum = _divides_by_weight_sum(name, weight, reduction)
+    by_weight_sum = divides_by_weight_sum(name, weight, reduction)
     count = max(x.size, 1) if reduction == "mean" else 1
     names = ["input"] + (["target"] if name != "soft_margin_loss" else []) \
         + (["weight"] if weight is not None else [])

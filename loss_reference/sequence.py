@@ -320,6 +320,67 @@ def _sample_losses(B, p: Problem, ok):
     return B.where(ok, B.where(unique, single, losses), 0.0)
 
 
+def estimates(p: Problem) -> tuple[np.ndarray, np.ndarray]:
+    """(losses (N,), occupancy (T, N, C)) of a Problem: float64 estimates to size tolerances
+    with (``log_space_estimates``)."""
+    rows = [p.labels[n, 1:2 * int(p.target_lengths[n]):2] for n in range(p.labels.shape[0])]
+    return log_space_estimates(p.log_probs, rows, p.input_lengths, p.blank)
+
+
+def _shifted(a, k, fill, up=False):
+    """a moved k states along the last axis (towards higher states unless ``up``), filled."""
+    out = np.full_like(a, fill)
+    if k < a.shape[-1]:
+        if up:
+            out[..., :-k] = a[..., k:]
+        else:
+            out[..., k:] = a[..., :-k]
+    return out
+
+
+@np.errstate(all="ignore")  # -inf log-probabilities and +inf losses are intended
+def log_space_estimates(lp, rows, il, blank):
+    """(losses (N,), occupancy (T, N, C)) by the forward-backward recursions in float64 log
+    space: estimates, not certified (the spec sizes tolerances with them, and the built-in numpy
+    candidate computes with them), from log-probabilities (T, N, C), target lists, input lengths
+    and the blank. +inf losses and zero occupancy where no alignment exists."""
+    frames, batch, classes = lp.shape
+    width = 2 * max((len(r) for r in rows), default=0) + 1
+    ext = np.full((batch, width), blank, dtype=np.int64)
+    for n, row in enumerate(rows):
+        ext[n, 1:2 * len(row):2] = row
+    skip = np.zeros(ext.shape, dtype=bool)
+    skip[:, 2:] = (ext[:, 2:] != blank) & (ext[:, 2:] != ext[:, :-2])
+    states = np.arange(width)
+    last = 2 * np.array([len(r) for r in rows])[:, None]
+    ends = (states == last) | ((states == last - 1) & (last >= 1))
+    lps = np.take_along_axis(lp, np.broadcast_to(ext[None], (frames,) + ext.shape), axis=2)
+    running = np.arange(frames)[:, None] < il[None]
+
+    alpha = np.empty(lps.shape)
+    a = np.where(states == 0, 0.0, -np.inf) * np.ones((batch, 1))
+    for t in range(frames):
+        step = np.logaddexp(np.logaddexp(a, _shifted(a, 1, -np.inf)),
+                            np.where(skip, _shifted(a, 2, -np.inf), -np.inf)) + lps[t]
+        a = np.where(running[t][:, None], step, a)
+        alpha[t] = a
+    losses = -np.logaddexp.reduce(np.where(ends, a, -np.inf), axis=1)
+
+    beta = np.empty(lps.shape)
+    b = np.where(ends, 0.0, -np.inf)
+    for t in range(frames - 1, -1, -1):
+        beta[t] = b
+        w = b + lps[t]
+        step = np.logaddexp(np.logaddexp(w, _shifted(w, 1, -np.inf, up=True)),
+                            _shifted(np.where(skip, w, -np.inf), 2, -np.inf, up=True))
+        b = np.where(running[t][:, None], step, b)
+
+    gamma = np.exp(alpha + beta + losses[None, :, None])
+    gamma = np.where(running[..., None] & np.isfinite(losses)[None, :, None], gamma, 0.0)
+    onehot = (ext[:, :, None] == np.arange(classes)).astype(np.float64)
+    return losses, np.einsum("tns,nsc->tnc", gamma, onehot)
+
+
 def _divisors(p: Problem, reduction: str) -> np.ndarray:
     """What each sample's loss (and gradient) is divided by under the reduction."""
     if reduction != "mean":

@@ -24,6 +24,7 @@ from conformance.candidates import load_candidate  # noqa: E402
 from conformance.frameworks import (  # noqa: E402
     DtypeRefused, ForwardOnly, WrongOutput, framework_named)
 from conformance.specs import SPECS  # noqa: E402
+from loss_reference.formats import DTYPES  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "optax_losses.py"
@@ -39,7 +40,7 @@ def fw():
 def test_adapter_arrays_dtypes_and_x64(fw):
     assert fw.name == "jax" and fw.device == "cpu"
     assert jax.config.jax_enable_x64  # turned on by the adapter, so float64 is float64
-    for dtype in ("float64", "float32", "float16", "bfloat16"):
+    for dtype in DTYPES:
         native = fw.to_native(np.array([1.5, -2.0]), dtype, "sliced")
         assert isinstance(native, jax.Array) and native.dtype.name == dtype
         values, name = fw.read_output(native)

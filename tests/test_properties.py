@@ -25,16 +25,15 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from conformance.cases import round_to
-from conformance.properties import PROPERTIES
+from conformance.properties import properties_of
 from conformance.specs import SPECS, group_variants
 from loss_reference.engine import ESTIMATE_ULPS, EvaluationError
-from loss_reference.formats import format_of
+from loss_reference.formats import DTYPES, format_of
 
 HERE = Path(__file__).resolve().parent
-DTYPES = ("float64", "float32", "float16", "bfloat16")
-TRANSFORMS = [(name, prop) for name, props in PROPERTIES.items() for prop in props
+TRANSFORMS = [(name, prop) for name, spec in SPECS.items() for prop in properties_of(spec)
               if prop.divisor is None]
-IDENTITIES = [(name, prop) for name, props in PROPERTIES.items() for prop in props
+IDENTITIES = [(name, prop) for name, spec in SPECS.items() for prop in properties_of(spec)
               if prop.divisor is not None]
 
 

@@ -27,9 +27,9 @@ from loss_reference import multilabel as ml
 from loss_reference.balls import FLOAT64_BALLS, LD, LIBM_ULPS, LONG_DOUBLE_BALLS
 from loss_reference.engine import ESTIMATE_ULPS
 from loss_reference.formats import FORMATS, round_dyadic, round_float64, round_to_format
+from conformance.specs import REDUCTIONS
 
 FORMAT_NAMES = tuple(FORMATS)
-REDUCTIONS = ("none", "sum", "mean")
 LD_BITS = np.finfo(LD).nmant + 1  # 64 for x87 extended precision
 
 

@@ -21,9 +21,9 @@ from test_reference import assert_certified, exact_twice, round_value, to_format
 from loss_reference import classification as cl
 from loss_reference.engine import EvaluationError
 from loss_reference.formats import FORMATS
+from conformance.specs import REDUCTIONS
 
 FORMAT_NAMES = tuple(FORMATS)
-REDUCTIONS = ("none", "sum", "mean")
 INF = math.inf
 
 

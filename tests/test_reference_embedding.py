@@ -18,9 +18,9 @@ from test_reference import assert_certified, exact_twice, to_format
 
 from loss_reference import embedding as emb
 from loss_reference.formats import FORMATS
+from conformance.specs import REDUCTIONS
 
 FORMAT_NAMES = tuple(FORMATS)
-REDUCTIONS = ("none", "sum", "mean")
 G_VECTOR = [0.75, -2.5, 1.25, -0.375]
 G_SCALAR = -2.5
 BASE_DPS = 80
@@ -175,7 +175,7 @@ def _slopes(kind, u, v, p, eps):
 
 def triplet_exact(a, p_, n_, options, reduction, guard, g=None):
     """The loss (g None) or {anchor, positive, negative: gradients} in mpmath."""
-    kind, p, eps, margin, swap = emb._setting(options)
+    kind, p, eps, margin, swap = emb.triplet_setting(options)
     with mp.workdps(BASE_DPS + guard):
         eps = mpf(eps)
         rows, grads = [], {"anchor": [], "positive": [], "negative": []}

@@ -20,9 +20,9 @@ from test_reference import assert_certified, to_format
 
 from loss_reference import margin as mg
 from loss_reference.formats import FORMATS
+from conformance.specs import REDUCTIONS
 
 FORMAT_NAMES = tuple(FORMATS)
-REDUCTIONS = ("none", "sum", "mean")
 G_VECTOR = [0.75, -2.5, 1.25, -0.375, 2.0, 0.5, -1.0, 3.0]
 G_SCALAR = -2.5
 

@@ -22,9 +22,9 @@ from test_reference import assert_certified, exact_twice, ld_to_fraction, to_for
 from loss_reference import pointwise as pw
 from loss_reference.engine import LD, Ball
 from loss_reference.formats import FORMATS
+from conformance.specs import REDUCTIONS
 
 FORMAT_NAMES = tuple(FORMATS)
-REDUCTIONS = ("none", "sum", "mean")
 REGRESSION = ("l1_loss", "mse_loss", "huber_loss", "smooth_l1_loss")
 THRESHOLD = {"huber_loss": "delta", "smooth_l1_loss": "beta"}
 G_VECTOR = [0.75, -2.5, 1.25, -0.375, 2.0, 0.5, -1.0, 3.0]

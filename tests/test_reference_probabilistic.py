@@ -22,6 +22,7 @@ from test_reference import exact_twice, is_nan, ld_to_fraction, round_value, to_
 
 from loss_reference import probabilistic as pr
 from loss_reference.formats import FORMATS
+from conformance.specs import REDUCTIONS
 
 INF = math.inf
 FORMAT_NAMES = tuple(FORMATS)
@@ -227,7 +228,7 @@ POISSON_REGIMES = ("log-input", "exp-overflow", "large-negative", "rates", "nega
 
 
 @pytest.mark.parametrize("regime, reduction, fmt_name",
-                         _grid(POISSON_REGIMES, ("none", "sum", "mean")))
+                         _grid(POISSON_REGIMES, REDUCTIONS))
 def test_poisson_nll_loss(regime, reduction, fmt_name):
     fmt = FORMATS[fmt_name]
     x, y, options = poisson_regime(regime)
@@ -282,7 +283,7 @@ GAUSSIAN_REGIMES = ("same", "below-eps", "near-eps", "column", "last-dropped", "
 
 
 @pytest.mark.parametrize("regime, reduction, fmt_name",
-                         _grid(GAUSSIAN_REGIMES, ("none", "sum", "mean")))
+                         _grid(GAUSSIAN_REGIMES, REDUCTIONS))
 def test_gaussian_nll_loss(regime, reduction, fmt_name):
     fmt = FORMATS[fmt_name]
     x, y, v, options = gaussian_regime(regime)

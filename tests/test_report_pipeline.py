@@ -9,6 +9,7 @@ import pytest
 
 from conformance.report import SUMMARY_VERSION, gate
 from conformance.report.results import ResultWriter, clear_results, read_results
+from conformance.report.markdown import accuracy_markdown
 from conformance.report.summary import build_summary, candidate_overview
 
 
@@ -126,3 +127,39 @@ def test_a_malformed_xfails_line_is_named(tmp_path, line, message):
     path.write_text(line + "\n")
     with pytest.raises(gate.GateError, match=message):
         gate.load_xfails(path)
+
+
+def test_error_samples_carry_the_ratio_of_each_case():
+    records = [RUN,
+               _check("t1", examples=[_example(0.5, magnitude=2.0),
+                                      _example(float("inf"), passed=False, magnitude=3.0)]),
+               _check("t2", "xfailed", [_example(1e9, passed=False, tolerated=True)])]
+    [entry] = build_summary(records)["error_samples"]
+    # [input magnitude, max ulp, passed, error / allowed error]; known deviations stay out
+    assert entry["points"] == [[2.0, 0.5, True, 0.125], [3.0, float("inf"), False, float("inf")]]
+
+
+def test_error_samples_keep_the_largest_ratios_when_thinned(monkeypatch):
+    from conformance.report import summary as module
+
+    monkeypatch.setattr(module, "MAX_SAMPLES", 10)
+    examples = [_example(float(k), magnitude=float(k)) for k in range(40)]
+    for example in examples:  # the ratio no longer follows the ulp error
+        example["ratio"] = 1 / (1 + example["ulp"])
+    examples[7]["ratio"] = float("nan")
+    [entry] = build_summary([RUN, _check("t", examples=examples)])["error_samples"]
+    assert len(entry["points"]) == 10
+    ratios = [p[3] for p in entry["points"]]
+    assert ratios[:5] == [1.0, 0.5, 1 / 3, 0.25, 0.2]  # the largest 5 ratios, then a spread
+
+
+
+def test_an_empty_parameter_set_is_no_candidate_row():
+    """A selection that leaves a test function no parameters (pytest's NOTSET skip, e.g.
+    --dtype=float64 for the float32 invalid calls) records a skip of no candidate and no loss:
+    it stays out of the accuracy rows, and every report renders."""
+    empty = dict(_check("test_rejects_invalid[NOTSET]", "skipped", reason="got empty "
+                        "parameter set"), candidate=None, loss=None, dtype=None, device=None)
+    summary = build_summary([RUN, _check("t1", examples=[_example(0.5)]), empty])
+    assert {r["candidate"] for r in summary["accuracy"]} == {"torch"}
+    assert "### l\n" in accuracy_markdown(summary)

@@ -1,23 +1,27 @@
 """The renderers of conformance/report on a synthetic summary.json (version 1).
 
 Two candidates (torch, numpy), two losses, float32 and float16, regions all/saturated/empty, one
-failure, skips and an xfail, error samples with exact (zero) errors, an inf and a failing point,
-and speed rows for 4 sizes x 2 passes x 2 candidates with their roofs. The last test opens the
-page in headless Chromium (skipped where playwright or chromium is missing).
+failure, skips and an xfail, a loss torch does not provide (multi_hot), error samples (with their
+error / allowed ratios) with exact (zero) errors, an inf, a nan and failing points, and speed rows
+for 4 sizes x 2 passes x 2 candidates with their roofs. The Chromium tests open the page in
+headless Chromium (skipped where playwright or chromium is missing).
 """
 
 from __future__ import annotations
 
 import base64
 import copy
+import math
 import re
+from html.parser import HTMLParser
 
 import pytest
 from browser import open_in_chromium
 
+from conformance.report import overview as ov
 from conformance.report.html import render_html
 from conformance.report.markdown import (accuracy_markdown, fmt_num, fmt_time, speed_markdown)
-from conformance.report.plots import write_plots
+from conformance.report.plots import _figure, error_plot, write_plots
 
 MSML, MLML = "multilabel_soft_margin_loss", "multilabel_margin_loss"
 RERUN = ("pytest conformance --impl=numpy --seed=0 --profile=default "
@@ -69,12 +73,15 @@ def error_samples():
     for i, candidate in enumerate(("torch", "numpy")):
         for loss in (MSML, MLML):
             for dtype in ("float32", "float16"):
-                points = [[10.0 ** (k / 3 - 4), float((k * 7 + i) % 5), True] for k in range(20)]
-                points[3][1] = 0.0
-                points[4][1] = 0
+                # [input magnitude, max ulp, passed, error / allowed error]
+                points = [[10.0 ** (k / 3 - 4), float((k * 7 + i) % 5), True,
+                           (k * 7 + i) % 5 / 8] for k in range(20)]
+                points[3][1] = points[3][3] = 0.0
+                points[4][1] = points[4][3] = 0
                 points[5][0] = 0.0  # an input of magnitude 0
                 if (candidate, loss, dtype) == ("numpy", MSML, "float16"):
-                    points += [[3e4, "inf", False], [1e4, 4096.0, False]]
+                    points += [[3e4, "inf", False, "inf"], [1e4, 4096.0, False, 512.0],
+                               [2.0, "nan", False, "nan"]]
                 samples.append({"candidate": candidate, "loss": loss, "dtype": dtype,
                                 "points": points})
     return samples
@@ -275,13 +282,15 @@ def test_render_html_is_self_contained(report):
     summary, report_dir, plots = report
     page = render_html(summary, report_dir, plots)
     assert page.startswith("<!DOCTYPE html>") and '<meta charset="utf-8">' in page
-    # candidates, 2 losses, skipped, xfailed, compute roofs, 1 speed table
+    # 2 overview matrices; candidates, 2 losses, skipped, xfailed, compute roofs, 1 speed table
+    assert page.count('<table class="matrix">') == 2
     assert page.count("<table>") == 7
     for path in plots["error"] + plots["speed"]:
         encoded = base64.b64encode((report_dir / path).read_bytes()).decode("ascii")
         assert f'src="data:image/png;base64,{encoded}"' in page
     assert page.count("<img ") == len(plots["error"]) + len(plots["speed"])
-    assert "http://" not in page and "https://" not in page and "<script" not in page
+    assert "http://" not in page and "https://" not in page
+    assert re.findall(r"<script\b[^>]*>", page) == ["<script>"]  # one, inline: the filter
     assert '<a href="repro/test_value_numpy_msml_float16.py">' in page
     assert '<a href="summary.json">' in page
     assert "3.2× slower" in page and "1.00 (baseline)" in page
@@ -296,7 +305,7 @@ def test_render_html_escapes_user_strings(report):
     summary["failures"][0]["message"] = "<script>alert(1)</script>\nmore"
     summary["failures"][0]["repro"] = "javascript:alert(1)"
     page = render_html(summary, report_dir, {"error": [], "speed": []})
-    assert "<script" not in page and "<b>odd" not in page
+    assert page.count("<script") == 1 and "<b>odd" not in page  # the filter's script only
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "javascript:" not in page.split("<body>")[1].replace("&lt;", "")  # no unsafe link
     assert 'href="javascript' not in page
@@ -310,7 +319,7 @@ def test_html_opens_cleanly_in_chromium(report, tmp_path):
     assert page.errors == []
     assert len(page.images) == len(plots["error"]) + len(plots["speed"])
     assert all(width > 0 for width in page.images)
-    assert page.tables == 7
+    assert page.tables == 9  # 7 and the 2 overview matrices
     assert MSML in page.headings and MLML in page.headings
     assert all(url.startswith(("file:", "data:")) for url in page.requests), page.requests
 
@@ -363,3 +372,167 @@ def test_parity_view_sets_one_implementation_on_two_devices_side_by_side(tmp_pat
 
 def test_no_parity_view_without_two_devices(summary):
     assert "parity" not in accuracy_markdown(summary)
+
+
+# --- the overview, the filter, the ratio plots -----------------------------------------------------
+
+class OverviewCells(HTMLParser):
+    """The overview's cells: {(candidate, loss, column header): (state, href, text)}."""
+
+    def __init__(self, page: str):
+        super().__init__()
+        self.cells, self.columns = {}, []
+        self.candidate = self.loss = self.cell = self.in_head = None
+        self.feed(page[page.index('<section id="overview">'):page.index('<section id="failures"')])
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "div" and "data-candidate" in attrs:
+            self.candidate, self.columns = attrs["data-candidate"], []
+        elif tag == "thead":
+            self.in_head = True
+        elif tag == "tr" and "data-loss" in attrs:
+            self.loss, self.column = attrs["data-loss"], 0
+        elif tag == "td" and self.loss:
+            self.column += 1
+            self.cell = [attrs.get("data-state"), None, ""]
+            self.cells[(self.candidate, self.loss, self.columns[self.column])] = self.cell
+        elif tag == "a" and self.cell is not None:
+            self.cell[1] = attrs.get("href")
+
+    def handle_endtag(self, tag):
+        if tag == "thead":
+            self.in_head = False
+        elif tag == "td":
+            self.cell = None
+
+    def handle_data(self, data):
+        if self.in_head and data.strip():
+            self.columns.append(data.strip())
+        elif self.cell is not None:
+            self.cell[2] += data
+
+
+def test_the_page_opens_on_the_overview_then_the_failures_then_the_detail(report):
+    page = render_html(*report)
+    sections = re.findall(r'<section id="([^"]+)"', page)
+    assert sections[:2] == ["overview", "failures"]
+    assert sections.index("accuracy") < sections.index("speed") < sections.index("skipped")
+    assert page.index("<main>") < page.index('<section id="overview">')
+    failures = page[page.index('<section id="failures">'):page.index('<section id="accuracy">')]
+    assert "test_value[numpy-multilabel_soft_margin_loss-float16-mean]" in failures
+
+
+def test_overview_cells_say_their_state_and_link_to_their_detail(report):
+    page = render_html(*report)
+    cells = OverviewCells(page).cells
+    expected = {("numpy", MSML, "float16"): ("failed", "✗"),
+                ("torch", MSML, "float16"): ("xfailed", "≈"),  # passed + xfailed: known only
+                ("torch", MLML, "float16"): ("skipped", "○"),  # value and gradient both skipped
+                ("numpy", MLML, "float32"): ("passed", "✓")}
+    for (candidate, loss, dtype), (state, symbol) in expected.items():
+        got_state, href, text = cells[(candidate, loss, dtype)]
+        assert got_state == state and text.startswith(symbol), (candidate, loss, dtype, text)
+        assert href == f"#accuracy-{loss}-{dtype}"
+        assert f'<tr id="accuracy-{loss}-{dtype}"' in page  # the accuracy row (region "all")
+        row = page[page.index(f'<tr id="accuracy-{loss}-{dtype}"'):]
+        assert row.split("</td>")[1].endswith(">all")
+    for dtype in ("float32", "float16"):  # torch does not provide multi_hot
+        assert cells[("torch", "multi_hot", dtype)] == ["missing", "#candidates",
+                                                        "∅ not provided"]
+        assert cells[("numpy", "multi_hot", dtype)] == ["none", None, "—"]  # no test ran
+    assert "the candidate does not implement the loss" in page  # the legend
+
+
+def test_cell_state_rules():
+    outcomes = ov.Counter
+    assert ov.cell_state(outcomes(passed=3, error=1)) == "failed"
+    assert ov.cell_state(outcomes(failed=1, xfailed=2)) == "failed"
+    assert ov.cell_state(outcomes(passed=3, xfailed=1)) == "xfailed"
+    assert ov.cell_state(outcomes(skipped=2)) == "skipped"
+    assert ov.cell_state(outcomes(skipped=2, passed=1)) == "passed"
+    assert ov.cell_state(outcomes(passed=1, xpassed=1)) == "passed"
+
+
+def test_tests_without_a_dtype_get_a_column_of_their_own(summary, tmp_path):
+    summary["tests"]["test_legacy_keywords[numpy-multi_hot]"] = {
+        "candidate": "numpy", "loss": "multi_hot", "dtype": None, "check": "legacy keywords",
+        "outcome": "passed", "reason": "", "duration_s": 0.1}
+    summary["tests"]["test_speed[x]"] = dict(  # every candidate timed at once: no cell
+        summary["tests"]["test_legacy_keywords[numpy-multi_hot]"], candidate=None,
+        loss="l1_loss", check="speed", outcome="failed")
+    [torch, numpy] = ov.overview(summary)
+    assert numpy.dtypes == ["float32", "float16", None] == torch.dtypes
+    assert numpy.state("multi_hot", None) == "passed"
+    assert torch.state("multi_hot", None) == "missing"
+    assert "l1_loss" not in numpy.losses
+    cells = OverviewCells(render_html(summary, tmp_path, {"error": [], "speed": []})).cells
+    assert cells[("numpy", "multi_hot", "no dtype")][0] == "passed"
+
+
+def test_the_filter_controls_are_in_the_page(report):
+    page = render_html(*report)
+    form = page[page.index('<form id="filter"'):page.index("</form>")]
+    assert page.index("</form>") < page.index('<section id="overview">')
+    assert '<input type="checkbox" name="failures">' in form
+    for loss in (MSML, MLML, "multi_hot"):
+        assert f'<option value="{loss}">' in form.split('name="candidate"')[0]
+    for label in ("torch", "numpy"):
+        assert f'<option value="{label}">' in form.split('name="candidate"')[1]
+    # what the filter hides: elements marked with their candidate, loss, and failure
+    assert '<div class="candidate" data-candidate="torch" data-failed="0">' in page
+    assert '<div class="candidate" data-candidate="numpy" data-failed="1">' in page
+    assert f'<div class="loss" data-loss="{MSML}" data-failed="1">' in page
+    assert f'<div class="loss" data-loss="{MLML}" data-failed="0">' in page
+    assert f'<article class="failure" data-candidate="numpy" data-loss="{MSML}">' in page
+
+
+def _drawn(entries):
+    """error_plot on a fresh figure: its axes."""
+    figure, axes = _figure()
+    error_plot(figure, axes, MSML, "float16", entries, ["torch", "numpy"], {})
+    return axes
+
+
+def test_error_plot_shows_error_over_allowed_with_the_pass_line(summary):
+    entries = [e for e in summary["error_samples"] if (e["loss"], e["dtype"]) == (MSML, "float16")]
+    axes = _drawn(entries)
+    low, high = axes.get_ylim()
+    numpy_points = axes.collections[1].get_offsets()
+    ratios = [float(p[3]) for p in entries[1]["points"]]
+    ys = list(numpy_points[:, 1])
+    assert len(ys) == len(ratios)
+    for ratio, y in zip(ratios, ys):
+        if ratio > 0 and math.isfinite(ratio):
+            assert y == pytest.approx(ratio)  # the ratio itself, not the ulp error
+        else:  # exact on the floor, inf and nan on the ceiling: inside the axis
+            assert low < y < high
+            assert y == (min(ys) if ratio == 0 else max(ys))
+    finite = [r for r in ratios if r > 0 and math.isfinite(r)]
+    assert min(ys) < min(finite) and max(ys) > max(finite)
+    assert 4096.0 not in ys  # the failing point's ulps are not what is drawn
+    assert any(list(line.get_ydata()) == [1.0, 1.0] for line in axes.lines)  # the pass line
+    assert "allowed" in axes.get_ylabel()
+
+
+def test_error_plot_of_an_old_summary_falls_back_on_ulps(summary):
+    entries = [dict(e, points=[p[:3] for p in e["points"]]) for e in summary["error_samples"]
+               if (e["loss"], e["dtype"]) == (MSML, "float16")]
+    axes = _drawn(entries)
+    ys = list(axes.collections[1].get_offsets()[:, 1])
+    assert 4096.0 in ys and axes.get_ylabel() == "max error (ulp)"
+    assert not any(list(line.get_ydata()) == [1.0, 1.0] for line in axes.lines)
+
+
+def test_chromium_opens_on_the_overview_and_filters_it(report, tmp_path):
+    index = tmp_path / "index.html"
+    index.write_text(render_html(*report), encoding="utf-8")
+    page = open_in_chromium(index, filters={
+        "failures only": {"failures": True}, "loss": {"loss": MLML},
+        "candidate": {"candidate": "torch"}})
+    assert page.errors == []
+    assert page.first_section == "overview" and page.first_section_in_view
+    assert len(page.overview_rows) == 6  # 3 losses x 2 candidates
+    assert page.filtered["failures only"] == [["numpy", MSML, "1"]]
+    assert page.filtered["loss"] == [["torch", MLML, "0"], ["numpy", MLML, "0"]]
+    assert [row[0] for row in page.filtered["candidate"]] == ["torch"] * 3

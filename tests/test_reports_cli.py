@@ -58,12 +58,21 @@ def test_terminal_ends_with_a_table_per_candidate(two_candidates):
     assert "out/index.html" in tail
 
 
+FAILURES_ONLY = {"failures only": {"failures": True}}
+
+
 def test_the_html_report_opens_in_headless_chromium_without_errors(two_candidates):
     out, _ = two_candidates
-    page = open_in_chromium(out / "index.html")
+    page = open_in_chromium(out / "index.html", filters=FAILURES_ONLY)
     assert page.errors == []
     assert page.images and all(width > 0 for width in page.images)
     assert page.tables >= 2
+    assert page.first_section == "overview" and page.first_section_in_view
+    assert {(candidate, loss) for candidate, loss, _ in page.overview_rows} >= {
+        ("torch", MSML), ("numpy", MSML)}
+    # "failures only" hides the rows without a failure, and only those
+    assert any(failed == "0" for *_, failed in page.overview_rows)
+    assert page.filtered["failures only"] == [row for row in page.overview_rows if row[2] == "1"]
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +96,14 @@ def test_a_failing_check_leaves_a_standalone_repro(failing):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "grad[target]" in done.stdout and "exact" in done.stdout
+
+
+def test_the_html_report_of_a_failure_filters_down_to_it(failing):
+    _, run = failing
+    page = open_in_chromium(run.report_dir / "index.html", filters=FAILURES_ONLY)
+    assert page.errors == [] and page.first_section == "overview"
+    assert ["candidate", MSML, "1"] in page.overview_rows
+    assert page.filtered["failures only"] == [["candidate", MSML, "1"]]
 
 
 def test_known_failures_file_turns_them_into_xfails(failing, tmp_path):

@@ -10,9 +10,12 @@ the partial derivative with respect to log_probs, minus the posterior occupancy 
 
 import numpy as np
 
+from loss_reference.sequence import log_space_estimates
+
+from .numpy_reduction import REDUCTIONS
+
 __all__ = ["ctc_loss", "ctc_loss_vjp"]
 
-_REDUCTIONS = ("none", "mean", "sum")
 _ieee = np.errstate(all="ignore")  # -inf log-probabilities and +inf losses are intended
 
 
@@ -36,7 +39,7 @@ def _parse(log_probs, targets, input_lengths, target_lengths, blank, reduction):
         raise ValueError(f"ctc_loss: log_probs must be 2-D or 3-D, got {log_probs.ndim}-D")
     if log_probs.size == 0:
         raise ValueError("ctc_loss: log_probs must not be empty")
-    if reduction not in _REDUCTIONS:
+    if reduction not in REDUCTIONS:
         raise ValueError(f"ctc_loss: unknown reduction {reduction!r}")
     unbatched = log_probs.ndim == 2
     lp = np.asarray(log_probs, dtype=np.float64)
@@ -70,56 +73,6 @@ def _parse(log_probs, targets, input_lengths, target_lengths, blank, reduction):
     return lp, rows, il, tl, unbatched
 
 
-def _shifted(a, k, fill, up=False):
-    out = np.full_like(a, fill)
-    if k < a.shape[-1]:
-        if up:
-            out[..., :-k] = a[..., k:]
-        else:
-            out[..., k:] = a[..., :-k]
-    return out
-
-
-@_ieee
-def _recursions(lp, rows, il, blank):
-    """(losses (N,), occupancy (T, N, C)) in float64 log space."""
-    frames, batch, classes = lp.shape
-    width = 2 * max((len(r) for r in rows), default=0) + 1
-    ext = np.full((batch, width), blank, dtype=np.int64)
-    for n, row in enumerate(rows):
-        ext[n, 1:2 * len(row):2] = row
-    skip = np.zeros(ext.shape, dtype=bool)
-    skip[:, 2:] = (ext[:, 2:] != blank) & (ext[:, 2:] != ext[:, :-2])
-    states = np.arange(width)
-    last = 2 * np.array([len(r) for r in rows])[:, None]
-    ends = (states == last) | ((states == last - 1) & (last >= 1))
-    lps = np.take_along_axis(lp, np.broadcast_to(ext[None], (frames,) + ext.shape), axis=2)
-    running = np.arange(frames)[:, None] < il[None]
-
-    alpha = np.empty(lps.shape)
-    a = np.where(states == 0, 0.0, -np.inf) * np.ones((batch, 1))
-    for t in range(frames):
-        step = np.logaddexp(np.logaddexp(a, _shifted(a, 1, -np.inf)),
-                            np.where(skip, _shifted(a, 2, -np.inf), -np.inf)) + lps[t]
-        a = np.where(running[t][:, None], step, a)
-        alpha[t] = a
-    losses = -np.logaddexp.reduce(np.where(ends, a, -np.inf), axis=1)
-
-    beta = np.empty(lps.shape)
-    b = np.where(ends, 0.0, -np.inf)
-    for t in range(frames - 1, -1, -1):
-        beta[t] = b
-        w = b + lps[t]
-        step = np.logaddexp(np.logaddexp(w, _shifted(w, 1, -np.inf, up=True)),
-                            _shifted(np.where(skip, w, -np.inf), 2, -np.inf, up=True))
-        b = np.where(running[t][:, None], step, b)
-
-    gamma = np.exp(alpha + beta + losses[None, :, None])
-    gamma = np.where(running[..., None] & np.isfinite(losses)[None, :, None], gamma, 0.0)
-    onehot = (ext[:, :, None] == np.arange(classes)).astype(np.float64)
-    return losses, np.einsum("tns,nsc->tnc", gamma, onehot)
-
-
 def _divisors(tl, reduction):
     if reduction != "mean":
         return np.ones(tl.shape)
@@ -131,7 +84,7 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     """CTC loss as torch.nn.functional.ctc_loss, computed in float64 log space."""
     lp, rows, il, tl, unbatched = _parse(log_probs, targets, input_lengths, target_lengths,
                                          blank, reduction)
-    losses, _ = _recursions(lp, rows, il, blank)
+    losses, _ = log_space_estimates(lp, rows, il, blank)
     if zero_infinity:
         losses = np.where(np.isinf(losses), 0.0, losses)
     if reduction == "none":
@@ -150,7 +103,7 @@ def ctc_loss_vjp(grad_output, log_probs, targets, input_lengths, target_lengths,
     zero_infinity)."""
     lp, rows, il, tl, unbatched = _parse(log_probs, targets, input_lengths, target_lengths,
                                          blank, reduction)
-    losses, occupancy = _recursions(lp, rows, il, blank)
+    losses, occupancy = log_space_estimates(lp, rows, il, blank)
     g = np.asarray(grad_output, dtype=np.float64).reshape(-1)
     g = np.broadcast_to(g, tl.shape) if g.size == 1 else g
     grad = -(g / _divisors(tl, reduction))[None, :, None] * occupancy

@@ -27,7 +27,7 @@ def _parts(case: Case):
     return x, y, q, np.broadcast_to(np.abs(g), x.shape)
 
 
-def _nan_at_infinite_logit(case: Case) -> bool:
+def nan_at_infinite_logit(case: Case) -> bool:
     """Whether some logit is -inf, or +inf with target 1: torch's (1 - y) x - c log sigmoid(x)
     is 0 * inf or inf - inf there."""
     x, y, _, _ = _parts(case)
@@ -35,7 +35,7 @@ def _nan_at_infinite_logit(case: Case) -> bool:
 
 
 @np.errstate(**_QUIET)
-def _sigmoid_flushes(case: Case) -> bool:
+def sigmoid_flushes(case: Case) -> bool:
     """Whether d/dx = (1 - y) sigmoid(x) - q y sigmoid(-x) is a subnormal torch flushes: x below
     -log(max) of the precision sigmoid is computed in, with q y not a normal number."""
     limit = SIGMOID_FLUSH.get(case.dtype)
@@ -74,7 +74,7 @@ def _half_gradient_breaks(case: Case) -> bool:
 
 DEVIATIONS = (
     KnownDeviation(
-        impl="torch", loss=LOGITS, applies=_nan_at_infinite_logit,
+        impl="torch", loss=LOGITS, applies=nan_at_infinite_logit,
         reason="torch 2.13 CPU computes binary_cross_entropy_with_logits as (1 - y) x - (1 + "
                "(q - 1) y) log sigmoid(x), which is nan (0 * inf, or -inf + inf) at x = +inf "
                "with y = 1 and at every x = -inf, where the loss's limit is 0 (x = +inf, y = 1; "
@@ -83,7 +83,7 @@ DEVIATIONS = (
                "limit 0. E.g. float32 x = [inf, -inf, -inf], y = [1, 0, 1], reduction 'none' "
                "gives [nan, nan, nan], exact [0, 0, inf] (pytorch/pytorch#102894, B27)"),
     KnownDeviation(
-        impl="torch", loss=LOGITS, applies=_sigmoid_flushes,
+        impl="torch", loss=LOGITS, applies=sigmoid_flushes,
         reason="torch 2.13 CPU's input gradient uses sigmoid(x) = 1 / (1 + exp(-x)), which is 0 "
                "where exp(-x) overflows (x < -88.72 in float32 and bfloat16, < -709.78 in "
                "float64) although sigmoid(x) ~ exp(x) is still a subnormal number there, so "

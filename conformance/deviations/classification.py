@@ -42,7 +42,7 @@ def _half_sums_overflow(loss: str):
             per_row = np.abs(rows.weight[rows.t] * rows.x[np.arange(M), rows.t])
             quantities.append(np.where(rows.valid, per_row, 0.0))
         elif rows.soft:
-            q = w * np.abs(ref._smoothed(rows.target, smoothing, rows.x.shape[1]))
+            q = w * np.abs(ref.smoothed_targets(rows.target, smoothing, rows.x.shape[1]))
             quantities.append(np.sum(np.where(finite, q * np.abs(nlp), 0.0), axis=1))
             # the float16 log-probabilities themselves, where a term counts: from 65520 on
             # they round to -inf although q_c * log p_c and the loss stay in range
@@ -69,7 +69,7 @@ def _half_sums_overflow(loss: str):
 
 
 @np.errstate(**_QUIET)
-def _masked_class_with_zero_coefficient(case: Case) -> bool:
+def masked_class_with_zero_coefficient(case: Case) -> bool:
     """A counted row has a -inf logit at a class whose coefficient in the loss is 0: a zero
     class weight under label smoothing, or a zero w_c p'_c with probability targets."""
     rows, smoothing, _, _ = _parts(case)
@@ -77,7 +77,7 @@ def _masked_class_with_zero_coefficient(case: Case) -> bool:
     if not masked.any():
         return False
     if rows.soft:
-        q = rows.weight[None, :] * ref._smoothed(rows.target, smoothing, rows.x.shape[1])
+        q = rows.weight[None, :] * ref.smoothed_targets(rows.target, smoothing, rows.x.shape[1])
         return bool(np.any(masked & (q == 0)))
     return bool(smoothing and np.any(masked & (rows.weight[None, :] == 0)))
 
@@ -106,7 +106,7 @@ DEVIATIONS = (
                     "float16 is inf (log_softmax(x)[1] = -65545.75 rounds to -inf), exact "
                     "32772.9")),
     KnownDeviation(
-        impl="torch", loss="cross_entropy", applies=_masked_class_with_zero_coefficient,
+        impl="torch", loss="cross_entropy", applies=masked_class_with_zero_coefficient,
         reason="torch 2.13 multiplies each log-probability by its coefficient (w_c p'_c, or "
                "w_c in the smoothing term) also where the logit is -inf, so a masked class "
                "with a zero coefficient gives 0 * -inf = nan where its term is 0 in the limit "

@@ -17,10 +17,10 @@ import numpy as np
 
 from ..cases import Case
 from . import KnownDeviation
-from .binary import _nan_at_infinite_logit, _sigmoid_flushes
-from .classification import _masked_class_with_zero_coefficient
-from .pointwise import _soft_margin_exp_overflows
-from .probabilistic import _kl_zero_target_nan
+from .binary import nan_at_infinite_logit, sigmoid_flushes
+from .classification import masked_class_with_zero_coefficient
+from .pointwise import soft_margin_exp_overflows
+from .probabilistic import kl_zero_target_nan
 
 IMPL = "torch-compile"
 EMPTY_MEAN_BACKWARD_FAILS = ("mse_loss", "huber_loss", "smooth_l1_loss")
@@ -60,17 +60,17 @@ def _as_eager(loss: str, applies, repro: str, checks=("value", "gradient")) -> K
 
 
 INHERITED = (
-    _as_eager("cross_entropy", _masked_class_with_zero_coefficient,
+    _as_eager("cross_entropy", masked_class_with_zero_coefficient,
               "a masked class (-inf logit) with a zero coefficient gives 0 * -inf = nan: "
               "torch.compile(F.cross_entropy)(tensor([[1., -inf, 2.]]), tensor([[1., 0., 0.]]))"
               " is nan, as eager, exact 1.3133"),
-    _as_eager("binary_cross_entropy_with_logits", _nan_at_infinite_logit,
+    _as_eager("binary_cross_entropy_with_logits", nan_at_infinite_logit,
               "nan at infinite logits: x = [inf, -inf, -inf], y = [1, 0, 1] gives "
               "[nan, nan, nan], as eager, exact [0, 0, inf]"),
-    _as_eager("binary_cross_entropy_with_logits", _sigmoid_flushes,
+    _as_eager("binary_cross_entropy_with_logits", sigmoid_flushes,
               "the input gradient flushes to 0 where exp(-x) overflows: float32 x = -100, "
               "y = 0, 'sum' gives 0, as eager, exact 3.7e-44", checks=("gradient",)),
-    _as_eager("kl_div", _kl_zero_target_nan,
+    _as_eager("kl_div", kl_zero_target_nan,
               "a zero target probability against x = -inf (or a target -inf with log_target) "
               "gives nan, as eager, exact 0: x = [-inf, 0.5], t = [0, 0.2], 'none' gives "
               "[nan, -0.42]"),
@@ -94,7 +94,7 @@ DEVIATIONS = INHERITED + (
                "(l1_loss is not affected)",
         checks=("gradient",)) for loss in EMPTY_MEAN_BACKWARD_FAILS),
     KnownDeviation(
-        impl=IMPL, loss="soft_margin_loss", applies=_soft_margin_exp_overflows,
+        impl=IMPL, loss="soft_margin_loss", applies=soft_margin_exp_overflows,
         reason="inherited from eager torch (the same cases fail the same way): the compiled "
                "soft_margin_loss forms log1p(exp(-y x)), so where exp(-y x) overflows (-y x > "
                "88.7 in float32) it returns inf although the loss is about -y x; float32 "

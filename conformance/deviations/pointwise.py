@@ -44,7 +44,7 @@ def _regression_intermediate_overflows(loss: str) -> Callable[[Case], bool]:
     return applies
 
 
-def _soft_margin_exp_overflows(case: Case) -> bool:
+def soft_margin_exp_overflows(case: Case) -> bool:
     """Whether exp(-y x), which torch forms before log1p (and multiplies by y in the
     backward), leaves the dtype's range."""
     x = np.asarray(case.args["input"], dtype=np.float64)
@@ -64,7 +64,7 @@ def _intermediate_overflow_reason(loss: str, example: str) -> str:
 
 DEVIATIONS = (
     KnownDeviation(
-        impl="torch", loss="soft_margin_loss", applies=_soft_margin_exp_overflows,
+        impl="torch", loss="soft_margin_loss", applies=soft_margin_exp_overflows,
         reason="torch 2.13 CPU computes soft_margin_loss as log1p(exp(-y x)) and its gradient "
                "as -y exp(-y x) / (1 + exp(-y x)) in the input dtype, so where exp(-y x) "
                "overflows (-y x > 11.09 in float16, 88.7 in float32/bfloat16, 709.8 in float64) "

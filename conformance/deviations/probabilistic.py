@@ -41,7 +41,7 @@ def _upstream_over_n(case: Case, shape):
     return np.broadcast_to(g / n, shape)
 
 
-def _kl_zero_target_nan(case: Case) -> bool:
+def kl_zero_target_nan(case: Case) -> bool:
     """A zero target probability against an infinite factor: t = 0 with x = -inf, or
     t = -inf (log_target)."""
     x, t = _arrays(case)
@@ -122,7 +122,7 @@ def _overflow_reason(loss, formula, example):
 
 DEVIATIONS = (
     KnownDeviation(
-        impl="torch", loss="kl_div", applies=_kl_zero_target_nan,
+        impl="torch", loss="kl_div", applies=kl_zero_target_nan,
         reason="torch 2.13 CPU computes kl_div as xlogy(t, t) - t x (or exp(t) (t - x) with "
                "log_target), so a zero target probability times an infinite factor is nan "
                "instead of the KL convention's 0 (0 log(0 / q) = 0): F.kl_div(tensor([-inf]), "

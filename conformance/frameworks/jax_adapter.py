@@ -52,6 +52,7 @@ class JaxFramework:
     """Candidates that take and return jax arrays (module attribute FRAMEWORK = "jax")."""
 
     name = "jax"
+    torch_threads = False  # XLA has threads of its own
     device = "cpu"
 
     def __init__(self):
@@ -143,6 +144,39 @@ class JaxFramework:
             result[name] = None if grad is None or grad.dtype == jax.dtypes.float0 else \
                 self.read_output(grad)
         return result
+
+    def timed_calls(self, function, args, kwargs, leaves: dict, upstream, vjp=None):
+        """(forward, forward+backward) closures for timing: each waits for its result (jax
+        dispatches asynchronously); the backward is ``jax.vjp`` in ``leaves`` (positional
+        arguments) and its pullback, as a training step differentiates the loss; the function
+        runs as the candidate wrote it (op by op unless it jits itself)."""
+        jax = self._jax
+        positions = {n: next(i for i, a in enumerate(args) if a is leaf)
+                     for n, leaf in leaves.items()}
+
+        def of_leaves(*values):
+            call_args = list(args)
+            for name, value in zip(leaves, values):
+                call_args[positions[name]] = value
+            return function(*call_args, **kwargs)
+
+        def forward():
+            return function(*args, **kwargs).block_until_ready()
+
+        def forward_backward():
+            output, pullback = jax.vjp(of_leaves, *leaves.values())
+            jax.block_until_ready(pullback(upstream.astype(output.dtype)))
+
+        return forward, forward_backward
+
+    @staticmethod
+    def differentiates(output, vjp=None) -> bool:
+        """jax.vjp differentiates any traceable function."""
+        return True
+
+    @staticmethod
+    def synchronize():
+        """Each timed closure waits for its own result (block_until_ready)."""
 
     @staticmethod
     def refusal(error: BaseException):

@@ -45,6 +45,7 @@ class NumpyFramework:
     """
 
     name = "numpy"
+    torch_threads = False  # numpy calls do not use torch's threads
     device = "cpu"
 
     @staticmethod
@@ -97,7 +98,30 @@ class NumpyFramework:
         return {n: None if grads.get(n) is None else self.read_output(grads[n]) for n in inputs}
 
     @staticmethod
+    def timed_calls(function, args, kwargs, leaves: dict, upstream, vjp=None):
+        """(forward, forward+backward) closures for timing: the call, and the call then the
+        module's ``<name>_vjp`` (None: forward-only)."""
+        def forward():
+            return function(*args, **kwargs)
+
+        def forward_backward():
+            forward()
+            vjp(upstream, *args, **kwargs)
+
+        return forward, forward_backward
+
+    @staticmethod
+    def differentiates(output, vjp=None) -> bool:
+        """Whether the module gives gradients (a ``<name>_vjp`` function)."""
+        return callable(vjp)
+
+    @staticmethod
+    def synchronize():
+        """numpy computes eagerly: nothing to wait for."""
+
+    @staticmethod
     def refusal(error: BaseException):
+        """A DtypeRefused for NotImplementedError (how a numpy candidate declines a dtype)."""
         if isinstance(error, NotImplementedError):
             return DtypeRefused(str(error).splitlines()[0] if str(error) else "NotImplementedError")
         return None

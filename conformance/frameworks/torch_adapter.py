@@ -35,6 +35,7 @@ class TorchFramework:
     """Candidates that take and return torch tensors."""
 
     name = "torch"
+    torch_threads = True  # calls run in torch's intra-op thread pool
 
     def __init__(self, device: str = "cpu"):
         self.device = device
@@ -101,6 +102,31 @@ class TorchFramework:
         grads = torch.autograd.grad(output, [inputs[n] for n in names], upstream,
                                     allow_unused=True)
         return {n: None if g is None else self.read_output(g) for n, g in zip(names, grads)}
+
+    def timed_calls(self, function, args, kwargs, leaves: dict, upstream, vjp=None):
+        """(forward, forward+backward) closures for timing: the call, and the call then
+        autograd's gradient in ``leaves`` for ``upstream`` (``autograd.grad``, not
+        ``.backward()``: the same backward pass without accumulating into ``.grad``, a
+        read-modify-write a training step's zero_grad would not have)."""
+        inputs = list(leaves.values())
+
+        def forward():
+            return function(*args, **kwargs)
+
+        def forward_backward():
+            torch.autograd.grad(forward(), inputs, upstream)
+
+        return forward, forward_backward
+
+    @staticmethod
+    def differentiates(output, vjp=None) -> bool:
+        """Whether gradients flow from this output (autograd)."""
+        return isinstance(output, torch.Tensor) and output.requires_grad
+
+    def synchronize(self):
+        """Wait for the device's queued work (CUDA), so a timer sees it done."""
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize()
 
     @staticmethod
     def refusal(error: BaseException):

@@ -7,8 +7,9 @@ finished check, one file per pytest-xdist worker) and write, into the report dir
     DIR/summary.json       the machine-readable summary (a later run's --baseline)
     DIR/accuracy.md        accuracy tables, candidates side by side
     DIR/speed.md           speed tables (only when the run measured speed)
-    DIR/index.html         one self-contained page: tables and plots, no server, no network
-    DIR/plots/*.png        error against input magnitude; time against problem size
+    DIR/index.html         one self-contained page: an overview (candidate x loss x dtype), the
+                           failures, then tables and plots; an inline filter, no network
+    DIR/plots/*.png        error / allowed error against input magnitude; time against size
     DIR/repro/*.py, *.npz  one standalone reproducer per failing check
 
 ``python -m conformance.report DIR`` renders the reports again from ``DIR/results`` alone
@@ -20,7 +21,9 @@ summary.json, version 1 (``SUMMARY_VERSION``)::
       "version": 1,
       "generated": "2026-11-26T14:00:00+00:00",
       "run": {"command": str, "seed": int, "profile": str, "torch": str, "numpy": str,
-              "python": str, "platform": str, "speed": bool},
+              "python": str, "platform": str, "speed": bool,
+              "shard": {"count": int, "indexes": [int, ...], "durations_sha256": str | null}
+                       | null},   # --shard=K/N (indexes: the parts a merge holds)
       "candidates": [{"label": str, "impl": str, "framework": str, "version": str,
                       "device": str, "provides": [loss, ...], "missing": [loss, ...]}],
       "machine": {"memory_bandwidth_gbs": float | null,
@@ -41,7 +44,9 @@ summary.json, version 1 (``SUMMARY_VERSION``)::
                     "worst": {"test": str, "output": str, "ulp": float, "case": str,
                               "rerun": str} | null}],
       "error_samples": [{"candidate": str, "loss": str, "dtype": str,
-                         "points": [[input_magnitude, max_ulp, passed], ...]}],
+                         # ratio: error / allowed error of the case (<= 1 passes), or null;
+                         # summaries written before it have 3-element points (read: no ratio)
+                         "points": [[input_magnitude, max_ulp, passed, ratio], ...]}],
       "failures": [{"test": str, "candidate": str, "loss": str, "dtype": str,
                     "message": str, "rerun": str, "repro": "repro/<name>.py" | null,
                     # a fault of the candidate's process, apart from wrong results:

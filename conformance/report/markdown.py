@@ -12,43 +12,15 @@ from datetime import datetime
 
 from tabulate import tabulate
 
-DTYPE_ORDER = ("float64", "float32", "float16", "bfloat16")
+# The cells shared with parity.py live in cells.py; imported here, they stay markdown's names too.
+from .cells import NONE, checks_cell, dtype_key, fmt_num, ratio_cell, to_float
+from .parity import parity_tables
+
 PASS_ORDER = ("forward", "forward+backward")
-NONE = "—"
 ROOF_GAP = 0.5  # below this share of the binding roof, say how many times slower it is
 
 
 # --- number formatting -----------------------------------------------------------------------------
-
-def to_float(value) -> float | None:
-    """A summary number as a float: the strings "inf"/"-inf"/"nan" included, None kept."""
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def fmt_num(value, digits: int = 3) -> str:
-    """``value`` to ``digits`` significant digits, compactly: 1.23e4, 0.5, 12; None is "—"."""
-    if value is None:
-        return NONE
-    if isinstance(value, str):
-        return value  # "inf" / "nan" as the summary wrote them
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    value = float(value)
-    if math.isnan(value):
-        return "nan"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    text = f"{value:.{digits}g}"
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        text = f"{mantissa}e{int(exponent)}"
-    return text
-
 
 def fmt_percent(share) -> str:
     """A share (0.42) as a percentage ("42%"); None is "—"."""
@@ -105,11 +77,6 @@ def fmt_attained(row: dict) -> str:
 
 
 # --- shared pieces ---------------------------------------------------------------------------------
-
-def dtype_key(dtype: str):
-    """Sort key: float64, float32, float16, bfloat16, then any other dtype by name."""
-    return (DTYPE_ORDER.index(dtype), "") if dtype in DTYPE_ORDER else (len(DTYPE_ORDER), dtype)
-
 
 def region_key(region: str):
     """Sort key: region "all" first, then the case regions by name."""
@@ -171,24 +138,6 @@ def candidates_table(summary: dict) -> tuple[list[str], list[list[str]]]:
                     + [", ".join(candidate.get("provides") or []) or NONE,
                        ", ".join(candidate.get("missing") or []) or "none"])
     return headers, rows
-
-
-def checks_cell(checks: dict) -> str:
-    """Check counts as "passed/failed/skipped", xfails appended: "12/1/3 +2 xfail"."""
-    text = "/".join(str(checks.get(key, 0)) for key in ("passed", "failed", "skipped"))
-    if checks.get("xfailed"):
-        text += f" +{checks['xfailed']} xfail"
-    return text
-
-
-def ratio_cell(value, checks: dict) -> str:
-    """The worst error / allowed error, marked ✗ above 1 (a failure), or "(xfail)" where only
-    known deviations (xfailed checks) exceed it."""
-    ratio = to_float(value)
-    if ratio is None or not ratio > 1:
-        return fmt_num(value)
-    known_only = checks.get("xfailed") and not checks.get("failed")
-    return fmt_num(value) + (" (xfail)" if known_only else " ✗")
 
 
 def accuracy_tables(summary: dict) -> list[tuple[str, list[str], list[list[str]]]]:
@@ -351,8 +300,6 @@ def accuracy_markdown(summary: dict) -> str:
         out += [f"### {loss}", "", md_table(headers, rows), ""]
     if not tables:
         out += ["No accuracy results.", ""]
-    from .parity import parity_tables  # parity builds on this module's cells
-
     parity = parity_tables(summary)
     if parity:
         out += ["## CPU–CUDA parity", "", PARITY_LEGEND, ""]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from .markdown import NONE, checks_cell, dtype_key, fmt_num, ratio_cell
+from .cells import NONE, checks_cell, dtype_key, fmt_num, ratio_cell
 
 DEVICE_SUFFIXES = ("-cuda", "-cpu")
 

@@ -1,5 +1,9 @@
 """PNG plots from summary.json (version 1): error against input magnitude, time against size.
 
+The error plots show each case's error over its allowed error (the ratio: 1 is the pass line), the
+quantity a verdict is made of; a summary whose points carry no ratio (written before they did)
+is plotted in ulps instead.
+
 Figures are drawn on matplotlib's Agg canvas through ``Figure`` objects rather than pyplot: no
 display is needed, the backend of the process the report is made in (pytest's) is left alone, and
 no figure stays registered anywhere once saved.
@@ -14,14 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-from conformance.report.markdown import (candidate_labels, dtype_key, elements_of, pass_key,
-                                         to_float)
+from conformance.report.cells import dtype_key, to_float
+from conformance.report.markdown import candidate_labels, elements_of, pass_key
 
 FIGSIZE = (6.4, 4.0)
 DPI = 100
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 PASS_STYLE = {"forward": "-", "forward+backward": "--"}
 FAIL_EDGE = "#d62728"
+PASS_LINE = "#2ca02c"
 ROOF_COLOUR = "#7f7f7f"
 CEILING_STYLE = {"memory": (0, (1, 1.5)), "compute": (0, (4, 1.5, 1, 1.5))}
 
@@ -122,21 +127,46 @@ def _mark_edges(axes, low, high, xs: list, vertical: bool, low_text: str, high_t
                           color="#555555", va="bottom")
 
 
+def point_ratio(point: list) -> float | None:
+    """An error sample's error / allowed error: None where the point has none (a 3-element point
+    from a summary written before points carried it, or a case judged without one)."""
+    return to_float(point[3]) if len(point) > 3 else None
+
+
+def shows_ratio(entries: list) -> bool:
+    """Whether the error plot of these error-sample entries shows error / allowed error: where
+    any point carries a ratio; else it shows max ulp error."""
+    return any(point_ratio(p) is not None for entry in entries for p in entry.get("points", []))
+
+
+def error_series(entry: dict, ratio: bool) -> list[tuple[float | None, float | None, bool]]:
+    """An entry's points as (input magnitude, error, failing), unplaced: the error is the ratio
+    where ``ratio`` (a point without one is left out), else max ulp."""
+    series = []
+    for point in entry.get("points", []):
+        error = point_ratio(point) if ratio else to_float(point[1])
+        if ratio and error is None:
+            continue
+        series.append((to_float(point[0]), error, len(point) > 2 and point[2] is False))
+    return series
+
+
 def error_plot(figure, axes, loss: str, dtype: str, entries: list, labels: list, colours: dict):
-    """Draw one scatter cloud per candidate: input magnitude against max ulp error; exact
-    (zero) errors on a floor line, inf/nan errors on a ceiling line, failing points red-edged."""
-    points = [(to_float(p[0]), to_float(p[1])) for e in entries for p in e.get("points", [])]
-    x_values, y_values = [x for x, _ in points], [y for _, y in points]
+    """Draw one scatter cloud per candidate: input magnitude against error / allowed error, with
+    the pass line at 1 (or against max ulp error, for points without a ratio); exact (zero)
+    errors on a floor line, inf/nan errors on a ceiling line, failing points red-edged."""
+    ratio = shows_ratio(entries)
+    series = [error_series(entry, ratio) for entry in entries]
+    x_values = [x for points in series for x, _, _ in points]
+    y_values = [y for points in series for _, y, _ in points]
     x_low, x_high = _edges(x_values, 1e-3, 10)
-    y_floor, y_top = _edges(y_values, 1e-3, 10)
+    y_floor, y_top = _edges(y_values, 1e-3, 10)  # 1, the pass line, is always in range
     any_failing = False
-    for entry in entries:
+    for entry, points in zip(entries, series):
         label = entry["candidate"]
-        xs, ys, failing = [], [], []
-        for point in entry.get("points", []):
-            xs.append(_place(to_float(point[0]), x_low, x_high))
-            ys.append(_place(to_float(point[1]), y_floor, y_top))
-            failing.append(len(point) > 2 and point[2] is False)
+        xs = [_place(x, x_low, x_high) for x, _, _ in points]
+        ys = [_place(y, y_floor, y_top) for _, y, _ in points]
+        failing = [bad for _, _, bad in points]
         any_failing |= any(failing)
         colour, marker = colours.get(label), _marker(labels, label)
         axes.scatter(xs, ys, s=22, marker=marker, color=colour, alpha=0.7, linewidths=0,
@@ -148,16 +178,21 @@ def error_plot(figure, axes, loss: str, dtype: str, entries: list, labels: list,
     if any_failing:
         axes.scatter([], [], s=40, marker="o", facecolors="none", edgecolors=FAIL_EDGE,
                      linewidths=1.6, label="failing (red edge)")
+    if ratio:  # labelled on the line itself: the legend's corner often overlaps it
+        axes.axhline(1.0, color=PASS_LINE, linestyle="--", linewidth=1.2)
+        axes.annotate("pass line: error = allowed", (0.99, 1.0), color=PASS_LINE, fontsize=7,
+                      xycoords=("axes fraction", "data"), ha="right", va="bottom")
     axes.set_xscale("log")
     axes.set_yscale("log")
-    _mark_edges(axes, y_floor, y_top, y_values, False, "exact (0 ulp)", "inf / nan")
+    _mark_edges(axes, y_floor, y_top, y_values, False, "exact (0)" if ratio else "exact (0 ulp)",
+                "inf / nan")
     _mark_edges(axes, x_low, x_high, x_values, True, "|x| = 0", "|x| inf / nan")
     axes.set_ylim(y_floor / 2, y_top * 3)
     axes.set_xlim(x_low / 2, x_high * 3)
     _decade_ticks(axes.yaxis, y_floor / 2, y_top * 3)
     _decade_ticks(axes.xaxis, x_low / 2, x_high * 3)
     axes.set_xlabel("input magnitude")
-    axes.set_ylabel("max error (ulp)")
+    axes.set_ylabel("error / allowed error (≤ 1 passes)" if ratio else "max error (ulp)")
     axes.set_title(f"{loss}, {dtype}: error against input magnitude", fontsize=10)
     axes.grid(True, which="major", alpha=0.3)
     axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0, 0.93))

@@ -66,8 +66,8 @@ def _accuracy_rows(checks) -> list:
     groups = defaultdict(lambda: {"checks": defaultdict(int), "skipped_reasons": defaultdict(int),
                                   "examples": []})
     for record in checks:
-        if record["check"] == "speed":
-            continue
+        if record["check"] == "speed" or record["candidate"] is None:
+            continue  # speed rows are figures; no candidate: pytest's empty parameter set
         key = (record["candidate"], record["loss"], record["dtype"], record["device"])
         if record["outcome"] == "skipped" or (record["outcome"] == "error"
                                               and not record["examples"]):
@@ -125,19 +125,26 @@ def _worst(judged, with_case: bool) -> dict | None:
             "case": worst.get("case") if same else None, "rerun": record["rerun"]}
 
 
+def _sort_value(value) -> float:
+    """A figure for sorting: None and nan as 0 (nan does not order)."""
+    return 0.0 if value is None or value != value else value
+
+
 def _error_samples(checks) -> list:
+    """Per candidate, loss and dtype: [magnitude, ulp, passed, ratio] of each judged case."""
     points = defaultdict(list)
     for record in checks:
         for example in record["examples"]:
             if (example["ulp"] is not None and example["magnitude"] is not None
                     and not example["tolerated"]):  # known deviations: as in the tables
                 key = (record["candidate"], record["loss"], record["dtype"])
-                points[key].append([example["magnitude"], example["ulp"], example["passed"]])
+                points[key].append([example["magnitude"], example["ulp"], example["passed"],
+                                    example.get("ratio")])
     samples = []
     for (candidate, loss, dtype), values in sorted(points.items(), key=lambda i: str(i[0])):
         if len(values) > MAX_SAMPLES:
             # Keep every failing point and the largest errors, then an even spread of the rest.
-            values.sort(key=lambda p: (p[2], -p[1] if p[1] == p[1] else 0))
+            values.sort(key=lambda p: (p[2], -_sort_value(p[3]), -_sort_value(p[1])))
             keep = values[:MAX_SAMPLES // 2]
             rest = values[MAX_SAMPLES // 2:]
             keep += rest[::max(1, len(rest) // (MAX_SAMPLES - len(keep)))]

@@ -12,7 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from loss_reference.formats import DTYPES
+
 from ..cases import Case
+
+REDUCTIONS = ("none", "sum", "mean")  # torch's reductions (kl_div adds 'batchmean')
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,11 @@ class Variant:
 
     def option_dict(self) -> dict:
         return dict(self.options)
+
+
+def reduction_variants(reductions=REDUCTIONS, dtypes=DTYPES) -> tuple:
+    """One Variant per dtype and reduction: what most losses vary per test id."""
+    return tuple(Variant(d, (("reduction", r),)) for d in dtypes for r in reductions)
 
 
 @dataclass(frozen=True)
@@ -89,7 +98,10 @@ class Spec:
     ``reference(case)`` returns the certified ``Evaluated`` output (or, for exact specs such
     as multi_hot, a float64 array); ``magnitude(case)`` the tolerance ``Magnitude``;
     ``reference_grad(case)`` and ``grad_magnitudes(case)`` the same per differentiable
-    argument, for the case's ``grad_output``.
+    argument, for the case's ``grad_output``. ``properties`` are the loss's own identities
+    (``conformance.properties.Property``; the reduction identities are added for every loss
+    with a 'none' reduction), ``mean_divisor(case, none_shape)`` what its 'mean' divides the
+    sum of the 'none' output by when that is not the element count.
     """
 
     name: str
@@ -109,6 +121,8 @@ class Spec:
     output_dtype: str | None = None  # None: the output has the dtype under test
     notes: dict = field(default_factory=dict)
     speed: SpeedLadder | None = None  # None: the loss is not timed
+    properties: tuple = ()
+    mean_divisor: Callable | None = None  # None: the number of 'none' elements
 
 
 # The loss families, one module each in this package (and in conformance/deviations and
@@ -117,12 +131,40 @@ FAMILIES = ("multilabel", "pointwise", "classification", "binary", "probabilisti
             "embedding", "sequence")
 
 
+class SpecError(Exception):
+    """A Spec lacks something the generic checks need; the message names what to add where."""
+
+
+def validate(spec: Spec) -> None:
+    """Raise SpecError naming the first field a Spec lacks (at import: a missing entry fails
+    loudly, not as a wrong or silently skipped test)."""
+    where = f"spec {spec.name!r} in conformance/specs/{spec.family}.py"
+    required = [("positional", spec.positional), ("variants", spec.variants),
+                ("cases", spec.cases), ("edge_cases", spec.edge_cases),
+                ("invalid_calls", spec.invalid_calls), ("reference", spec.reference)]
+    if not spec.exact:
+        required.append(("magnitude", spec.magnitude))
+    if spec.differentiable:
+        required += [("reference_grad", spec.reference_grad),
+                     ("grad_magnitudes", spec.grad_magnitudes)]
+    for name, value in required:
+        if not value:
+            raise SpecError(f"{where} has no {name}: give its Spec a {name}=...")
+    if spec.family not in FAMILIES:
+        raise SpecError(f"{where}: family {spec.family!r} is not listed in FAMILIES "
+                        f"(conformance/specs/__init__.py)")
+
+
 def _load():
     import importlib
 
     specs = {}
     for family in FAMILIES:
         for spec in importlib.import_module(f"{__name__}.{family}").SPECS:
+            validate(spec)
+            if spec.name in specs:
+                raise SpecError(f"spec {spec.name!r} is defined twice (families "
+                                f"{specs[spec.name].family} and {spec.family})")
             specs[spec.name] = spec
     return specs
 

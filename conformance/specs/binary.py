@@ -65,18 +65,17 @@ from loss_reference import binary as ref
 from loss_reference.formats import format_of
 
 from ..accuracy import Magnitude
-from . import Spec, Variant
+from ..properties import Pair, Property, replaced, snap_unit
+from . import Spec, reduction_variants
 from .binary_cases import BCE, LOGITS, cases, edges, invalid
 
-REDUCTIONS = ("none", "sum", "mean")
-FLOAT_DTYPES = ("float64", "float32", "float16", "bfloat16")
 DEPTH = {BCE: 10, LOGITS: 14}
 GRAD_DEPTH = {BCE: 8, LOGITS: 12}
 _QUIET = {"over": "ignore", "invalid": "ignore", "divide": "ignore", "under": "ignore"}
 
 
 def _variants():
-    return tuple(Variant(d, (("reduction", r),)) for d in FLOAT_DTYPES for r in REDUCTIONS)
+    return reduction_variants()
 
 
 def _parts(case):
@@ -197,14 +196,44 @@ def _grad_magnitudes(name):
     return grad_magnitudes
 
 
+# --- properties: mirror symmetry ------------------------------------------------------------------
+
+def _mirror_logits(case, draw):
+    """(x, y, w) and (-x, 1 - y, w), y snapped to multiples of 2**-p so that 1 - y is exact;
+    without pos_weight, which breaks the symmetry."""
+    y = snap_unit(case.args["target"], case.dtype)
+    tags = tuple(t for t in case.tags if not t.startswith("pos_weight"))
+    layouts = {k: v for k, v in case.layouts.items() if k != "pos_weight"}
+    a = replaced(case, {"target": y, "pos_weight": None}, tags=tags, layouts=layouts)
+    return Pair(a, replaced(a, {"input": np.asarray(-np.asarray(case.args["input"])),
+                                "target": np.asarray(1.0 - y)}))
+
+
+def _mirror_probabilities(case, draw):
+    """(p, y, w) and (1 - p, 1 - y, w), p and y snapped to multiples of 2**-p (0 and 1 stay;
+    the -100 clamp of both logs is symmetric too)."""
+    p = snap_unit(case.args["input"], case.dtype)
+    y = snap_unit(case.args["target"], case.dtype)
+    a = replaced(case, {"input": p, "target": y})
+    return Pair(a, replaced(a, {"input": np.asarray(1.0 - p), "target": np.asarray(1.0 - y)}))
+
+
+PROPERTIES = {
+    LOGITS: (Property("mirror", _mirror_logits, "loss(x, y, w) = loss(-x, 1 - y, w) without "
+                      "pos_weight"),),
+    BCE: (Property("mirror", _mirror_probabilities, "loss(p, y, w) = loss(1 - p, 1 - y, w)"),),
+}
+KEYWORD_ARRAYS = {BCE: ("weight",), LOGITS: ("weight", "pos_weight")}
+
+
 def _spec(name):
     return Spec(
         name=name, family="binary", positional=("input", "target"),
-        keyword_arrays=("weight",) if name == BCE else ("weight", "pos_weight"),
+        keyword_arrays=KEYWORD_ARRAYS[name],
         variants=_variants(), cases=cases(name), edge_cases=edges(name),
         invalid_calls=invalid(name), reference=_reference(name), magnitude=_magnitude(name),
         differentiable=("input", "target"), reference_grad=_reference_grad(name),
-        grad_magnitudes=_grad_magnitudes(name),
+        grad_magnitudes=_grad_magnitudes(name), properties=PROPERTIES[name],
     )
 
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from loss_reference.binary import CLAMP_BELOW
 from loss_reference.formats import format_of
 
-from ..cases import (REGIMES, Case, _bulk, float_arrays, layouts_for, make_expandable, round_to,
+from ..cases import (REGIMES, Case, bulk_values, float_arrays, layouts_for, make_expandable, round_to,
                      saturation_tags, subnormals, upstream_gradient)
 from . import InvalidCall
 
@@ -105,7 +105,7 @@ def _logits(draw, shape, dtype):
         bulk = (lambda rng, n: np.where(rng.random(n) < 0.25, rng.choice([-np.inf, np.inf], n),
                                         rng.uniform(-8, 8, n)))
     else:
-        elements, bulk = REGIMES[regime], (lambda rng, n: _bulk(rng, regime, n))
+        elements, bulk = REGIMES[regime], (lambda rng, n: bulk_values(rng, regime, n))
     values = draw(arrays(shape, elements, bulk, "input"))
     with np.errstate(invalid="ignore"):
         finite = np.isfinite(values)

@@ -60,25 +60,28 @@ Tolerances (conformance/accuracy.py; nlp_c = lse - x_c, which torch's log_softma
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from hypothesis import strategies as st
 
 from loss_reference import classification as ref
 from loss_reference.formats import format_of
 
 from ..accuracy import Magnitude
-from ..cases import Case
-from . import InvalidCall, SpeedLadder, Spec, Variant
-from .classification_cases import case_strategy, edge_strategy
+from ..cases import Case, round_to
+from ..properties import (PERMUTATION_DOC, Pair, Property, class_permutation, exact_sum,
+                          replaced)
+from . import InvalidCall, SpeedLadder, Spec, reduction_variants
+from .classification_cases import case_strategy, edge_strategy, from_rows, to_rows
 from .speed import bytes_moved, in_dtype, normal_values
 
-REDUCTIONS = ("none", "sum", "mean")
-FLOAT_DTYPES = ("float64", "float32", "float16", "bfloat16")
 DEPTH = {"cross_entropy": 10, "nll_loss": 4}
 _QUIET = {"over": "ignore", "invalid": "ignore", "divide": "ignore"}
 
 
 def _variants():
-    return tuple(Variant(d, (("reduction", r),)) for d in FLOAT_DTYPES for r in REDUCTIONS)
+    return reduction_variants()
 
 
 def _options(case):
@@ -130,7 +133,7 @@ def _row_terms(name, case, signed=False):
     # log of the sum of exponentials (>= 1) errs by u absolutely, whatever nlp's size.
     size = np.where(np.isfinite(x), nlp + 1, 0.0)
     if rows.soft:
-        q = w * ref._smoothed(rows.target, smoothing, C)
+        q = w * ref.smoothed_targets(rows.target, smoothing, C)
         terms = (q if signed else np.abs(q)) * size
     else:
         one_hot = np.zeros((M, C))
@@ -202,7 +205,7 @@ def _grad_magnitudes(name):
         if name == "nll_loss":
             scale = a * w * one_hot
         elif rows.soft:
-            q = np.abs(w * ref._smoothed(rows.target, smoothing, C))
+            q = np.abs(w * ref.smoothed_targets(rows.target, smoothing, C))
             scale = a * (softmax * (1 + nlp) * q.sum(axis=1, keepdims=True) + q)
         else:
             w_t = w[0, rows.t][:, None] if M else np.zeros((0, 1))
@@ -271,6 +274,67 @@ def _invalid(name):
     return invalid_calls
 
 
+# --- properties: shift invariance, class permutation, the mean's divisor --------------------------
+
+# |c| per dtype: beyond exp's overflow (709.8, 88.7, 11.1, 88.7) and below the point where the
+# grid 2**g that makes x + c exact gets coarser than the logits' own spread.
+OFFSETS = {"float64": (1e3, 1e5, 1e10), "float32": (100.0, 1e3, 1e4),
+           "float16": (16.0, 100.0, 1e3), "bfloat16": (100.0, 256.0)}
+
+
+def _shift(case, draw):
+    """x -> x + c along the class axis, one c per row (the same for every row when the input
+    is an expanded view). The finite logits are snapped to a grid 2**g coarse enough that every
+    x + c is a number of the dtype, c is large (beyond exp's range in the dtype, where a
+    log-softmax that does not subtract the row max overflows), -inf stays -inf. None where x + c
+    would overflow the dtype."""
+    x = np.asarray(case.args["input"], np.float64)
+    rows = to_rows(x, x.shape)
+    fmt = format_of(case.dtype)
+    per_row = case.layouts.get("input") != "expanded" and draw(st.booleans(), label="per row")
+    count = rows.shape[0] if per_row and rows.shape[0] else 1
+    magnitudes = draw(st.lists(st.sampled_from(OFFSETS[case.dtype]), min_size=count,
+                               max_size=count), label="offsets")
+    signs = draw(st.lists(st.sampled_from([1.0, -1.0]), min_size=count, max_size=count),
+                 label="offset signs")
+    c = np.array(magnitudes) * np.array(signs)
+    finite = np.isfinite(rows)
+    largest = float(np.abs(rows[finite]).max(initial=0.0))
+    # Every multiple of 2**g of magnitude <= 2**(g + p) is a number of the dtype; one bit to
+    # spare covers the rounding of x and c to the grid.
+    g = math.ceil(math.log2(largest + float(np.abs(c).max()))) - fmt.precision + 1
+    step = 2.0 ** g
+    snapped = np.where(finite, np.round(np.where(finite, rows, 0.0) / step) * step, rows)
+    c = np.round(c / step) * step
+    c = np.where(c == 0, np.sign(np.array(signs)) * step, c)
+    shifted = snapped + c[:, None]  # exact in float64: both on the grid, well inside 2**53
+    with np.errstate(invalid="ignore"):
+        in_dtype = ~finite | ((round_to(np.where(finite, shifted, 0.0), case.dtype) == shifted)
+                              & (np.abs(shifted) <= fmt.max_finite))
+    if not in_dtype.all():
+        return None  # x + c would overflow the dtype: not an exact shift
+    a = replaced(case, {"input": from_rows(snapped, x.shape)})
+    return Pair(a, replaced(a, {"input": from_rows(shifted, x.shape)}))
+
+
+PERMUTATION = Property("permutation", class_permutation(
+    lambda case: case.options.get("ignore_index", ref.DEFAULT_IGNORE_INDEX)), PERMUTATION_DOC)
+PROPERTIES = {
+    "cross_entropy": (Property("shift", _shift, "adding a constant to a row's logits leaves "
+                                                "its loss"), PERMUTATION),
+    "nll_loss": (PERMUTATION,),
+}
+
+
+def _mean_divisor(case, none_shape):
+    """Index targets: the sum of w_t over the rows not ignored; probability targets: rows."""
+    rows = ref.rows_of(case.args["input"], case.args["target"], case.args.get("weight"),
+                       _options(case)[0])
+    if rows.soft:
+        return rows.x.shape[0]
+    return exact_sum(np.where(rows.valid, rows.weight[rows.t], 0.0))
+
+
 # --- speed ladder --------------------------------------------------------------------------------
 
 # (rows, classes): from a few cache lines to a 128 MiB float32 logits tensor.
@@ -329,7 +393,7 @@ def _spec(name):
         edge_cases=edge_strategy(name), invalid_calls=_invalid(name),
         reference=_reference(name), magnitude=_magnitude(name), differentiable=("input",),
         reference_grad=_reference_grad(name), grad_magnitudes=_grad_magnitudes(name),
-        speed=_speed(name),
+        speed=_speed(name), properties=PROPERTIES[name], mean_divisor=_mean_divisor,
     )
 
 

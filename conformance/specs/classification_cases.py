@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from loss_reference.classification import DEFAULT_IGNORE_INDEX
 
-from ..cases import (REGIMES, Case, _bulk, float_arrays, layouts_for, make_expandable, round_to,
+from ..cases import (REGIMES, Case, bulk_values, float_arrays, layouts_for, make_expandable, round_to,
                      saturation_tags, upstream_gradient)
 
 DRAWN_ELEMENTS = 24  # arrays larger than this are filled by numpy from a drawn seed
@@ -84,7 +84,7 @@ OFFSETS = (100.0, -100.0, 1e4, -1e4, 3e4)
 
 
 def _regime_values(draw, shape, regime, label):
-    return draw(arrays(shape, REGIMES[regime], lambda rng, n: _bulk(rng, regime, n), label))
+    return draw(arrays(shape, REGIMES[regime], lambda rng, n: bulk_values(rng, regime, n), label))
 
 
 @st.composite

@@ -75,19 +75,17 @@ from loss_reference import embedding as ref
 from loss_reference.formats import format_of
 
 from ..accuracy import Magnitude, accumulation_roundoff, summation_units
-from . import Spec, Variant
+from . import Spec, reduction_variants
 from .embedding_cases import (LOSSES, POSITIONAL, cases_for, distance_kind, edges_for,
                               invalid_for)
 
-REDUCTIONS = ("none", "sum", "mean")
-FLOAT_DTYPES = ("float64", "float32", "float16", "bfloat16")
 DEPTH = {"cosine_embedding_loss": (8, 16), "triplet_margin_loss": (10, 12),
          "triplet_margin_with_distance_loss": (10, 12)}
 _QUIET = {"over": "ignore", "invalid": "ignore", "divide": "ignore", "under": "ignore"}
 
 
 def _variants():
-    return tuple(Variant(d, (("reduction", r),)) for d in FLOAT_DTYPES for r in REDUCTIONS)
+    return reduction_variants()
 
 
 def _rows(case, name):
@@ -179,7 +177,7 @@ def _cosine_grad_magnitudes(case):
 
 # --- triplet losses ----------------------------------------------------------------------------------
 
-def _setting(case, name):
+def _options(case, name):
     options = dict(case.options)
     if name == "triplet_margin_with_distance_loss":
         options = {"margin": options.get("margin", 1.0), "swap": options.get("swap", False),
@@ -245,8 +243,8 @@ def _distance_parts(kind, u, v, p, eps, fmt):
 
 def _triplet_rows(case, name):
     (a, p_, n_), reduction = _rows(case, name)
-    options = _setting(case, name)
-    kind, p, eps, margin, swap = ref._setting(options)
+    options = _options(case, name)
+    kind, p, eps, margin, swap = ref.triplet_setting(options)
     fmt = format_of(case.dtype)
     args = {"anchor": a, "positive": p_, "negative": n_}
     parts = {pair: _distance_parts(kind, args[pair[0]], args[pair[1]], p, eps, fmt)
@@ -318,7 +316,7 @@ def _reference(name):
         reduction = case.options["reduction"]
         if name == "cosine_embedding_loss":
             return ref.cosine_loss(*args, float(case.options.get("margin", 0.0)), reduction, fmt)
-        return ref.triplet_loss(*args, _setting(case, name), reduction, fmt)
+        return ref.triplet_loss(*args, _options(case, name), reduction, fmt)
 
     return reference
 
@@ -332,7 +330,7 @@ def _reference_grad(name):
         if name == "cosine_embedding_loss":
             return ref.cosine_loss_grad(g, *args, float(case.options.get("margin", 0.0)),
                                         reduction, fmt)
-        return ref.triplet_loss_grad(g, *args, _setting(case, name), reduction, fmt)
+        return ref.triplet_loss_grad(g, *args, _options(case, name), reduction, fmt)
 
     return reference_grad
 

@@ -62,12 +62,11 @@ from loss_reference.formats import format_of
 
 from ..accuracy import Magnitude
 from ..cases import Case
-from . import InvalidCall, Spec, Variant
+from ..properties import PERMUTATION_DOC, Property, class_permutation
+from . import InvalidCall, Spec, reduction_variants
 from .margin_cases import (hinge_cases, hinge_edges, multi_cases, multi_edges, ranking_cases,
                            ranking_edges, round_to)
 
-REDUCTIONS = ("none", "sum", "mean")
-FLOAT_DTYPES = ("float64", "float32", "float16", "bfloat16")
 DEPTH = {"margin_ranking_loss": 5, "hinge_embedding_loss": 4, "multi_margin_loss": 7}
 GRAD_DEPTH = {"margin_ranking_loss": 4, "hinge_embedding_loss": 2, "multi_margin_loss": 6}
 ARRAYS = {"margin_ranking_loss": ("input1", "input2", "target"),
@@ -77,7 +76,7 @@ _QUIET = {"over": "ignore", "invalid": "ignore", "divide": "ignore"}
 
 
 def _variants():
-    return tuple(Variant(d, (("reduction", r),)) for d in FLOAT_DTYPES for r in REDUCTIONS)
+    return reduction_variants()
 
 
 def _margin(name, case) -> float:
@@ -425,6 +424,13 @@ DIFFERENTIABLE = {"margin_ranking_loss": ("input1", "input2", "target"),
                   "hinge_embedding_loss": ("input",), "multi_margin_loss": ("input",)}
 
 
+# multi_margin_loss's targets are classes (it has no ignore_index): a class permutation with its
+# weight leaves the loss.
+PROPERTIES = {"margin_ranking_loss": (), "hinge_embedding_loss": (),
+              "multi_margin_loss": (Property("permutation", class_permutation(),
+                                             PERMUTATION_DOC),)}
+
+
 def _spec(name):
     magnitude, grad_magnitudes = MAGNITUDES[name]
     return Spec(
@@ -434,7 +440,7 @@ def _spec(name):
         variants=_variants(), cases=CASES[name], edge_cases=_edges(name),
         invalid_calls=_invalid(name), reference=_reference(name), magnitude=magnitude,
         differentiable=DIFFERENTIABLE[name], reference_grad=_reference_grad(name),
-        grad_magnitudes=grad_magnitudes,
+        grad_magnitudes=grad_magnitudes, properties=PROPERTIES[name],
     )
 
 

@@ -27,20 +27,18 @@ from loss_reference.formats import format_of
 
 from ..accuracy import Magnitude
 from ..cases import Case
-from . import SpeedLadder, Spec, Variant
+from . import SpeedLadder, Spec, Variant, reduction_variants
 from .speed import bytes_moved, normal_values
 from .multilabel_cases import (margin_cases, margin_edges, margin_invalid, multi_hot_cases,
                                multi_hot_edges, multi_hot_invalid, output_shape,
                                soft_margin_cases, soft_margin_edges, soft_margin_invalid)
 
-REDUCTIONS = ("none", "sum", "mean")
-FLOAT_DTYPES = ("float64", "float32", "float16", "bfloat16")
 DEPTH_SOFT_MARGIN = 10
 DEPTH_MARGIN = 4
 
 
 def _variants():
-    return tuple(Variant(d, (("reduction", r),)) for d in FLOAT_DTYPES for r in REDUCTIONS)
+    return reduction_variants()
 
 
 def _batch(shape):
@@ -172,7 +170,7 @@ def _margin_reference(case):
 
 def _margin_pair_scale(case):
     """Per counted pair (N, K, C): 1 + |x_j| + |x_i|, and the counted mask."""
-    x, x_label, counted = ref._pairs(case.args["input"], case.args["target"])
+    x, x_label, counted = ref.counted_pairs(case.args["input"], case.args["target"])
     return counted * (1 + np.abs(x_label)[:, :, None] + np.abs(x)[:, None, :]), counted
 
 
@@ -200,8 +198,8 @@ def _margin_grad_magnitudes(case):
     classes = x.shape[-1]
     g, divisor = _upstream_magnitude(case)
     g = np.atleast_2d(g.reshape(-1, 1)) if x.ndim == 2 else g.reshape(1, 1)
-    x2, x_label, counted = ref._pairs(x, case.args["target"])
-    labels, _, _ = ref._label_lists(case.args["target"])
+    x2, x_label, counted = ref.counted_pairs(x, case.args["target"])
+    labels, _, _ = ref.label_lists(case.args["target"])
     u = format_of(case.dtype).unit_roundoff
     z = 1 - x_label[:, :, None] + x2[:, None, :]
     # At an exact kink (z == 0) every evaluation order computes z = 0 exactly (each partial

@@ -55,16 +55,16 @@ from loss_reference import pointwise as ref
 from loss_reference.formats import format_of
 
 from ..accuracy import Magnitude
-from . import Spec, Variant
-from .pointwise_cases import (FLOAT_DTYPES, REDUCTIONS, THRESHOLD_OPTION, WEIGHTED, cases, edges,
-                              invalid)
+from ..properties import exact_sum
+from . import Spec, reduction_variants
+from .pointwise_cases import THRESHOLD_OPTION, WEIGHTED, cases, edges, invalid
 
 DEPTH = {"l1_loss": 5, "mse_loss": 6, "huber_loss": 6, "smooth_l1_loss": 6,
          "soft_margin_loss": 8}
 
 
 def _variants():
-    return tuple(Variant(d, (("reduction", r),)) for d in FLOAT_DTYPES for r in REDUCTIONS)
+    return reduction_variants()
 
 
 def _parts(name, case):
@@ -149,7 +149,7 @@ def _magnitude(name):
         if reduction == "sum" or n == 0:
             return Magnitude(np.array(scale.sum()), max(n, 1), depth,
                              amplification=underflow.sum())
-        if ref._divides_by_weight_sum(name, weight, reduction):
+        if ref.divides_by_weight_sum(name, weight, reduction):
             total_w, sum_abs_w, quotient = _weight_sum_parts(w, t)
             if total_w == 0:
                 return Magnitude(np.array(np.inf), n, depth)  # nan or inf: judged exactly
@@ -179,7 +179,7 @@ def _grad_magnitudes(name):
         n = x.size
         depth = DEPTH[name]
         divisor, terms, spread = 1.0, 1, 1.0
-        by_weight_sum = ref._divides_by_weight_sum(name, weight, reduction)
+        by_weight_sum = ref.divides_by_weight_sum(name, weight, reduction)
         if by_weight_sum:
             total_w, sum_abs_w, quotient = _weight_sum_parts(signed_w, t)
             if total_w == 0:
@@ -216,6 +216,15 @@ def _grad_magnitudes(name):
     return grad_magnitudes
 
 
+def _weight_sum(case, none_shape):
+    """What a weighted l1_loss / mse_loss 'mean' divides by: the sum of the weight (the input's
+    shape); the element count without a weight."""
+    w = case.args.get("weight")
+    if w is None:
+        return int(np.prod(none_shape))
+    return exact_sum(np.broadcast_to(np.asarray(w, np.float64), np.shape(case.args["input"])))
+
+
 def _spec(name):
     return Spec(
         name=name, family="pointwise", positional=("input", "target"),
@@ -225,6 +234,7 @@ def _spec(name):
         differentiable=("input",) if name == "soft_margin_loss" else
         ("input", "target") + (("weight",) if name in WEIGHTED else ()),
         reference_grad=_reference_grad(name), grad_magnitudes=_grad_magnitudes(name),
+        mean_divisor=_weight_sum if name in ref.WEIGHT_SUM_MEAN else None,
     )
 
 

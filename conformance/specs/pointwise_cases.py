@@ -16,8 +16,6 @@ from ..cases import (Case, float_arrays, layouts_for, make_expandable, regime_va
                      saturation_tags, upstream_gradient)
 from . import InvalidCall
 
-REDUCTIONS = ("none", "sum", "mean")
-FLOAT_DTYPES = ("float64", "float32", "float16", "bfloat16")
 WEIGHTED = ("l1_loss", "mse_loss", "huber_loss")
 THRESHOLD_OPTION = {"huber_loss": "delta", "smooth_l1_loss": "beta"}
 # Thresholds every format holds exactly, so a grid of residuals lands exactly on the kink.

@@ -74,13 +74,11 @@ from loss_reference.formats import format_of
 
 from ..accuracy import Magnitude
 from ..cases import Case
-from . import InvalidCall, Spec, Variant
+from . import REDUCTIONS, InvalidCall, Spec, reduction_variants
 from .probabilistic_cases import case_strategy, edge_strategy
 
-FLOAT_DTYPES = ("float64", "float32", "float16", "bfloat16")
-REDUCTIONS = {"kl_div": ("none", "sum", "mean", "batchmean"),
-              "poisson_nll_loss": ("none", "sum", "mean"),
-              "gaussian_nll_loss": ("none", "sum", "mean")}
+LOSS_REDUCTIONS = {"kl_div": REDUCTIONS + ("batchmean",), "poisson_nll_loss": REDUCTIONS,
+                   "gaussian_nll_loss": REDUCTIONS}
 DEPTH = {"kl_div": 6, "poisson_nll_loss": 7, "gaussian_nll_loss": 7}
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 DEFAULTS = {"kl_div": {"log_target": False},
@@ -90,8 +88,7 @@ _QUIET = {"over": "ignore", "invalid": "ignore", "divide": "ignore", "under": "i
 
 
 def _variants(name):
-    return tuple(Variant(d, (("reduction", r),))
-                 for d in FLOAT_DTYPES for r in REDUCTIONS[name])
+    return reduction_variants(LOSS_REDUCTIONS[name])
 
 
 # --- invalid calls -------------------------------------------------------------------------------

@@ -71,19 +71,16 @@ from loss_reference import sequence as ref
 from loss_reference.formats import format_of
 
 from ..accuracy import Magnitude
-from ..builtin.numpy_sequence import _recursions as estimate
 from ..cases import Case
-from . import InvalidCall, Spec, Variant
+from . import InvalidCall, Spec, reduction_variants
 from .sequence_cases import ctc_cases, edge_cases
 
-REDUCTIONS = ("none", "sum", "mean")
-FLOAT_DTYPES = ("float64", "float32", "float16", "bfloat16")
 DEPTH = 10
 POSITIONAL = ("log_probs", "targets", "input_lengths", "target_lengths")
 
 
 def _variants():
-    return tuple(Variant(d, (("reduction", r),)) for d in FLOAT_DTYPES for r in REDUCTIONS)
+    return reduction_variants()
 
 
 def _call_args(case):
@@ -120,8 +117,7 @@ def _sizes(case):
 
 def _compute_sizes(case):
     p = ref.problem(*_call_args(case))
-    rows = ref.target_lists(case.args["targets"], p.target_lengths, p.labels.shape[0])
-    losses, occupancy = estimate(p.log_probs, rows, p.input_lengths, p.blank)
+    losses, occupancy = ref.estimates(p)
     frames = p.log_probs.shape[0]
     used = np.arange(frames)[:, None] < p.input_lengths[None]
     with np.errstate(invalid="ignore", over="ignore"):
@@ -207,10 +203,17 @@ def _invalid_calls():
     return out
 
 
+def _mean_divisors(case, none_shape):
+    """'mean' divides each sample's loss by N max(target length, 1)."""
+    p = ref.problem(*_call_args(case))
+    divisors = _divisors(p, "mean").astype(np.int64)
+    return int(divisors[0]) if none_shape == () else divisors.reshape(none_shape)
+
+
 SPECS = (Spec(
     name="ctc_loss", family="sequence", positional=POSITIONAL, keyword_arrays=(),
     variants=_variants(), cases=ctc_cases, edge_cases=edge_cases,
     invalid_calls=_invalid_calls, reference=_reference, magnitude=_magnitude,
     differentiable=("log_probs",), reference_grad=_reference_grad,
-    grad_magnitudes=_grad_magnitudes,
+    grad_magnitudes=_grad_magnitudes, mean_divisor=_mean_divisors,
 ),)
