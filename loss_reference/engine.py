@@ -20,10 +20,12 @@ skipped, with that reason): never another exception, never a value that is not c
 
 Rows and elements. Where the function's output row i depends only on row i of its arguments
 (``independent="rows"``; or it acts element by element on their broadcast, ``"elements"``), the
-arguments are cut into chunks of about ``CHUNK_ELEMENTS`` elements, evaluated on as many threads
-as the process may use (numpy releases the GIL), and a later tier recomputes only the rows it
-must: memory stays bounded and both cores work. ``evaluate_total`` does the same for a sum over
-rows (a 'sum' or 'mean' reduction). ``independent="none"`` evaluates the whole function at once.
+arguments are cut into chunks of about ``CHUNK_ELEMENTS`` elements (or of the work per row the
+caller names, ``width``), evaluated on as many threads as the process may use (numpy releases
+the GIL), and a later tier recomputes only the rows it must: memory stays bounded and both cores
+work. ``evaluate_total`` does the same for a sum over rows (a 'sum' or 'mean' reduction), and
+``evaluate_row_sums`` for sums over rows of any shape (a weight's gradient: one sum per weight).
+``independent="none"`` evaluates the whole function at once.
 
 The estimate of the exact value that comes with each result (``Evaluated.exact``) is within
 ``ESTIMATE_ULPS`` of an ulp of the target format: the checks measure errors from it.
@@ -136,9 +138,10 @@ def _map(function, items: list) -> list:
     return list(_POOL.map(function, items))
 
 
-def _chunks(rows: int, width: int) -> list:
-    """Slices of ``rows`` rows, each of about CHUNK_ELEMENTS elements of ``width`` per row."""
-    step = max(1, CHUNK_ELEMENTS // max(width, 1))
+def _chunks(rows: int, width: int, chunk_elements: int = 0) -> list:
+    """Slices of ``rows`` rows, each of about ``chunk_elements`` (default CHUNK_ELEMENTS)
+    elements of ``width`` per row."""
+    step = max(1, (chunk_elements or CHUNK_ELEMENTS) // max(width, 1))
     return [slice(start, min(start + step, rows)) for start in range(0, rows, step)] or [
         slice(0, 0)]
 
@@ -215,7 +218,8 @@ def _whole_tiers(function, args: list, fmt: Format) -> Evaluated:
     return Evaluated(np.where(ok, rounded, values), np.where(ok, exact, estimate))
 
 
-def evaluate(function, args, fmt: Format, independent: str = "none", shared=()) -> Evaluated:
+def evaluate(function, args, fmt: Format, independent: str = "none", shared=(), width: int = 0,
+             chunk_elements: int = 0) -> Evaluated:
     """Evaluate ``function(B, *args, *shared)`` exactly and round it once to ``fmt``.
 
     ``args`` (and ``shared``) are numpy arrays of exactly representable numbers (the inputs the
@@ -225,6 +229,10 @@ def evaluate(function, args, fmt: Format, independent: str = "none", shared=()) 
     - ``"rows"``: output row i (leading axis, any trailing shape) depends only on row i of
       every one of ``args``, and on ``shared`` whole (a divisor, a class weight);
     - ``"none"``: the whole function is evaluated at once.
+
+    ``width``: the elements of work per row, when the function's own arrays are wider than its
+    arguments (the logits of a linear layer); ``chunk_elements``: a larger chunk where the work
+    re-reads shared arguments per chunk (a weight matrix).
     """
     args = [np.asarray(a) for a in args]
     shared = [np.asarray(a) for a in shared]
@@ -236,9 +244,9 @@ def evaluate(function, args, fmt: Format, independent: str = "none", shared=()) 
         shape = broadcast[0].shape
         args = [a.reshape(-1) for a in broadcast]
     count = len(args[0])
-    width = max((a.size // max(count, 1) for a in args), default=1)
+    width = width or max((a.size // max(count, 1) for a in args), default=1)
     parts = _map(lambda rows: _rows_tiers(function, [a[rows] for a in args], shared, fmt),
-                 _chunks(count, width))
+                 _chunks(count, width, chunk_elements))
     result = Evaluated(np.concatenate([p.rounded for p in parts]),
                        np.concatenate([p.exact for p in parts]))
     if shape is not None:
@@ -252,34 +260,37 @@ def _stack(balls: list) -> Ball:
     return Ball(np.stack([b.mid for b in balls]), np.stack([b.rad for b in balls]))
 
 
-def evaluate_total(row_function, row_args, fmt: Format, finish=None, shared=()) -> Evaluated:
-    """``finish(B, total, *shared)`` (the total itself when None), total being the sum of every
-    element of ``row_function(B, *row_args, *shared)``, whose output row i depends only on row
-    i of each of ``row_args``: exactly, rounded once to ``fmt``.
+def evaluate_row_sums(chunk_function, row_args, fmt: Format, finish=None, shared=(),
+                      width: int = 0, chunk_elements: int = 0) -> Evaluated:
+    """``finish(B, total, *shared)`` (the total itself when None), exactly, rounded once to
+    ``fmt``: ``total`` is the sum over chunks of rows of ``chunk_function(B, *rows, *shared)``,
+    the contribution of those rows (any shape, the same for every chunk: e.g. a product G^T x
+    over the chunk's rows), row i of its output depending only on row i of each of
+    ``row_args``.
 
-    The rows are cut into chunks, each chunk's sum computed on the pool of threads, and the
-    chunks' sums added, in each ball tier in turn until the result is certified; arb then
-    evaluates the whole (up to ARB_MAX_ELEMENTS argument elements).
+    The rows are cut into chunks (``width``, ``chunk_elements`` as for ``evaluate``), each
+    chunk's contribution computed on the pool of threads, and the contributions added, in each
+    ball tier in turn until every element is certified; arb then evaluates the whole (up to
+    ARB_MAX_ELEMENTS argument elements).
     """
     row_args = [np.asarray(a) for a in row_args]
     shared = [np.asarray(a) for a in shared]
     count = len(row_args[0])
-    width = max((a.size // max(count, 1) for a in row_args), default=1)
-    chunks = _chunks(count, width)
+    width = width or max((a.size // max(count, 1) for a in row_args), default=1)
+    chunks = _chunks(count, width, chunk_elements)
 
     def whole(B, *arrays):
-        rows, rest = arrays[:len(row_args)], arrays[len(row_args):]
-        total = B.sum(row_function(B, *rows, *rest))
-        return total if finish is None else finish(B, total, *rest)
+        total = chunk_function(B, *arrays)
+        return total if finish is None else finish(B, total, *arrays[len(row_args):])
 
     for backend in ball_tiers(fmt):
         own_shared = [backend.asarray(a) for a in shared]
 
-        def chunk_sum(rows, backend=backend, own_shared=own_shared):
+        def contribution(rows, backend=backend, own_shared=own_shared):
             part = [backend.asarray(a[rows]) for a in row_args]
-            return backend.sum(row_function(backend, *part, *own_shared))
+            return chunk_function(backend, *part, *own_shared)
 
-        total = backend.sum(_stack(_map(chunk_sum, chunks)))
+        total = backend.sum(_stack(_map(contribution, chunks)), axis=0)
         ball = total if finish is None else finish(backend, total, *own_shared)
         values, ok = certify(ball, fmt)
         if ok.all():
@@ -293,6 +304,18 @@ def evaluate_total(row_function, row_args, fmt: Format, finish=None, shared=()) 
     if not ok.all():
         raise _uncertified(int((~ok).sum()), fmt)
     return Evaluated(values, estimate)
+
+
+def evaluate_total(row_function, row_args, fmt: Format, finish=None, shared=(),
+                   width: int = 0, chunk_elements: int = 0) -> Evaluated:
+    """``finish(B, total, *shared)`` (the total itself when None), total being the sum of every
+    element of ``row_function(B, *row_args, *shared)``, whose output row i depends only on row
+    i of each of ``row_args``: exactly, rounded once to ``fmt`` (``evaluate_row_sums``)."""
+    def chunk_total(B, *arrays):
+        return B.sum(row_function(B, *arrays))
+
+    return evaluate_row_sums(chunk_total, row_args, fmt, finish=finish, shared=shared,
+                             width=width, chunk_elements=chunk_elements)
 
 
 def is_ball_backend(backend) -> bool:
