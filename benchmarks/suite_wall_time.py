@@ -45,7 +45,7 @@ def main() -> int:
     parser.add_argument("--impl", action="append", help="candidate (default: torch, numpy)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("-n", type=int, default=2, help="pytest-xdist workers (1: serial)")
-    parser.add_argument("--profile", default="default")
+    parser.add_argument("--profile", default="default", help="default, quick, thorough or llm")
     parser.add_argument("--report", action="store_true", help="also write the reports")
     args = parser.parse_args()
     rows = [time_run(impl, args.seed, args.n, args.profile, args.report)

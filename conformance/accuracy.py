@@ -103,7 +103,8 @@ class Comparison:
     problem: str  # "" when passed; otherwise what is wrong, in words
     max_ulp: float
     max_ratio: float  # error / allowed error at the worst element (<= 1 passes)
-    max_rel: float  # largest |candidate - exact| / |exact| over the elements whose exact value is not 0
+    # largest |candidate - exact| / |exact| over the elements whose exact value is not 0
+    max_rel: float
     worst_index: tuple | None
     worst_candidate: float | None
     worst_exact: float | None
@@ -130,7 +131,8 @@ def compare(candidate: np.ndarray, reference: Evaluated, magnitude: Magnitude,
     tolerated_inf = may_overflow & np.isinf(candidate) & (np.sign(candidate) == np.sign(exact))
     ratio = np.where(~special & ~np.isfinite(candidate) & ~tolerated_inf, np.inf, ratio)
     ratio = np.where(tolerated_inf, 1.0, ratio)
-    ulps = np.where(special, np.where(same_special, 0.0, np.inf), ulp_error(candidate, reference, fmt))
+    ulps = np.where(special, np.where(same_special, 0.0, np.inf),
+                    ulp_error(candidate, reference, fmt))
     if ratio.size == 0:
         return Comparison(True, "", 0.0, 0.0, 0.0, None, None, None, None)
     worst = np.unravel_index(int(np.nanargmax(np.where(np.isnan(ratio), np.inf, ratio))),

@@ -1,9 +1,9 @@
 """Loading what ``--impl`` names, and calling it on Cases.
 
-``--impl`` takes a built-in alias (``torch``, ``torch-cuda``, ``torch-compile``, ``numpy``), an
-importable dotted module name, or a path to a ``.py`` file. The module's functions named like the
-specs (see ``conformance.specs.SPECS``) are the candidate's; a module-level ``FRAMEWORK``
-("torch", the default, "numpy" or "jax") says which arrays they take.
+``--impl`` takes a built-in alias (``torch``, ``torch-cuda``, ``torch-compile``,
+``torch-chunked``, ``numpy``), an importable dotted module name, or a path to a ``.py`` file. The
+module's functions named like the specs (see ``conformance.specs.SPECS``) are the candidate's; a
+module-level ``FRAMEWORK`` ("torch", the default, "numpy" or "jax") says which arrays they take.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ ALIASES = {
     "torch-cuda": ("torch.nn.functional", "torch", "cuda"),
     "numpy": ("conformance.builtin.numpy_losses", "numpy", "cpu"),
     "torch-compile": ("conformance.builtin.torch_compiled", "torch", "cpu"),
+    "torch-chunked": ("conformance.builtin.torch_chunked", "torch", "cpu"),
 }
 
 

@@ -74,7 +74,8 @@ class Case:
     def __repr__(self) -> str:
         with np.printoptions(precision=17, threshold=64, edgeitems=4, linewidth=100):
             args = ", ".join(f"{k}={_show(v)}" for k, v in self.args.items())
-            grad = f", grad_output={_show(self.grad_output)}" if self.grad_output is not None else ""
+            grad = (f", grad_output={_show(self.grad_output)}"
+                    if self.grad_output is not None else "")
         return (f"Case(dtype={self.dtype!r}, {args}, options={self.options!r}, "
                 f"layouts={self.layouts!r}, tags={self.tags!r}{grad})")
 

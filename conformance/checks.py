@@ -45,11 +45,17 @@ def _raised(error: BaseException) -> str:
 
 
 def _call(candidate, spec, case, with_grad, options=None):
-    """Call the candidate; a Verdict instead of the Call when it raised or misbehaved."""
+    """Call the candidate; a Verdict instead of the Call when it raised or misbehaved.
+
+    A dtype the candidate declines, or gradients it does not give, are found by the probe
+    before the checks run (the test is then skipped); declining here, on one valid call of a
+    dtype it accepted on the probe's, is a failure like any other exception on a valid input
+    (e.g. a NotImplementedError for an option the candidate lacks)."""
     try:
         return candidate.call(spec, case, with_grad=with_grad, options=options), None
-    except (ForwardOnly, DtypeRefused):
-        raise
+    except (ForwardOnly, DtypeRefused) as error:
+        return None, Verdict(False, f"declined a valid call ({type(error).__name__}: "
+                                    f"{error}) in a dtype it accepts elsewhere")
     except WrongOutput as error:
         return None, Verdict(False, f"wrong kind of output: {error}")
     except CandidateFault as error:

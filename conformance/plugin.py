@@ -19,7 +19,11 @@ from loss_reference.formats import DTYPES
 PACKAGE_DIR = Path(__file__).resolve().parent
 # Hypothesis examples per random check, and whether a failure is shrunk to a minimal case
 # (shrinking re-runs the reference on many variants of a failing case: seconds to minutes).
-PROFILES = {"quick": (8, False), "default": (30, True), "thorough": (400, True)}
+# examples per random check, and whether hypothesis shrinks a failure; 'llm' runs the
+# language-model tier (conformance/specs/llm.py) as the edge cases, and no random checks.
+PROFILES = {"quick": (8, False), "default": (30, True), "thorough": (400, True),
+            "llm": (0, False)}
+LLM_TESTS = ("test_edge_value", "test_edge_gradient")
 
 
 def pytest_addoption(parser):
@@ -37,18 +41,24 @@ def pytest_addoption(parser):
     group.addoption("--require-dtype", action="append", default=[], metavar="DTYPE",
                     help="fail, rather than skip, when a candidate declines this dtype "
                          "(float64, float32, float16, bfloat16 or all); may be repeated")
-    group.addoption("--report-dir", default="reports", metavar="DIR",
-                    help="where results and reports are written (default: reports/)")
+    group.addoption("--report-dir", default="conformance-report", metavar="DIR",
+                    help="where results and reports are written (default: conformance-report/)")
     group.addoption("--no-report", action="store_true",
                     help="write no results and no reports")
     group.addoption("--speed", action="store_true",
                     help="also time every covered loss for every candidate, on each loss's "
                          "ladder of sizes (run without -n for stable figures)")
     group.addoption("--speed-dtype", action="append", default=[], metavar="DTYPE",
-                    help="dtype to time (default float32); may be repeated")
+                    help="dtype to time (default float32 and bfloat16); may be repeated")
+    group.addoption("--speed-sizes", default=None, metavar="RUNGS",
+                    help="the rungs of each loss's size ladder to time, comma-separated: tiny, "
+                         "small, medium, large, huge, or all (default tiny,small,medium,large)")
+    group.addoption("--speed-budget", type=float, default=None, metavar="SECONDS",
+                    help="seconds of interleaved timing rounds per size, all candidates together "
+                         "(default 0.3; more rounds, steadier ratios, a longer run)")
     group.addoption("--speed-threads", type=int, default=None, metavar="N",
-                    help="torch threads while timing (default: torch's own count; 1 is "
-                         "steadier on a busy machine)")
+                    help="torch threads while timing (default 1: repeatable on a shared "
+                         "machine; give your core count to time multi-threaded)")
     group.addoption("--baseline", metavar="FILE",
                     help="a summary.json of an earlier run: exit 1 on any accuracy or speed "
                          "regression against it")
@@ -136,7 +146,14 @@ class ConformanceRun:
     _probes: dict = field(default_factory=dict, repr=False)
 
     def edge_cases(self, spec, variant) -> list:
-        """The spec's edge cases for a variant, built once per run (seeded by --seed)."""
+        """The spec's edge cases for a variant, built once per run (seeded by --seed); under
+        --profile=llm the language-model tier's (``spec.llm``), built when asked for."""
+        if self.profile == "llm":
+            return [(edge_id, None) for edge_id, _ in (spec.llm(variant) if spec.llm else [])]
+        return self.catalogue(spec, variant)
+
+    def catalogue(self, spec, variant) -> list:
+        """The spec's own edge cases for a variant (whatever the profile: the probe's too)."""
         key = (spec.name, variant)
         if key not in self._edges:
             self._edges[key] = spec.edge_cases(variant, np.random.default_rng(self.seed))
@@ -151,6 +168,9 @@ class ConformanceRun:
 
     def edge_group(self, spec, group, edge_id) -> list:
         """The edge case ``edge_id`` under every member of the group that has it."""
+        if self.profile == "llm":  # one gigabyte a case: built now, dropped after the test
+            return [build(self.seed) for variant in group.members
+                    for other_id, build in spec.llm(variant) if other_id == edge_id]
         return [case for variant in group.members
                 for other_id, case in self.edge_cases(spec, variant) if other_id == edge_id]
 
@@ -192,7 +212,8 @@ def _validate(config):
         raise pytest.UsageError(f"--dtype={unknown[0]}: unknown dtype; use one of "
                                 f"{', '.join(DTYPES)}")
     for option, least in (("--repeat", 1), ("--threads", 1), ("--check-timeout", 0),
-                          ("--worker-memory", 0), ("--maxfail-per-candidate", 1)):
+                          ("--worker-memory", 0), ("--maxfail-per-candidate", 1),
+                          ("--speed-budget", 0)):
         value = config.getoption(option)
         if value is not None and (value < least or (least == 0 and value == 0)):
             raise pytest.UsageError(f"{option}={value:g}: give a number "
@@ -205,6 +226,7 @@ def _validate(config):
     if unknown:
         raise pytest.UsageError(f"--speed-dtype={unknown[0]}: unknown dtype; use one of "
                                 f"{', '.join(DTYPES)}")
+    speed_rungs(config)  # a usage error for an unknown rung
     threads = config.getoption("--speed-threads")
     if threads is not None and threads < 1:
         raise pytest.UsageError(f"--speed-threads={threads}: give a thread count of 1 or more")
@@ -325,6 +347,10 @@ def pytest_report_header(config):
              f"({run.examples} random examples per check); torch {torch.__version__}, "
              f"numpy {np.__version__}"]
     lines += [f"  candidate {c.describe()}" for c in run.candidates]
+    from .deviations import version_note
+    note = version_note(torch.__version__, [c.impl for c in run.candidates])
+    if note and run.known_deviations:
+        lines.append(f"  known deviations: {note}")
     return lines + _reporting_lines(config)
 
 
@@ -364,6 +390,9 @@ def pytest_generate_tests(metafunc):
             spec = SPECS[spec_name]
             if "gradient" in metafunc.function.__name__ and not spec.differentiable:
                 continue
+            if run.profile == "llm" and (metafunc.function.__name__ not in LLM_TESTS
+                                         or spec.llm is None):
+                continue
             if run.losses and spec_name not in run.losses:
                 continue
             for item, item_id in _items(metafunc, spec, run):
@@ -373,27 +402,55 @@ def pytest_generate_tests(metafunc):
                     continue
                 params.append(pytest.param(candidate, spec, *item, marks=marks,
                                            id=f"{candidate.label}-{spec.name}-{item_id}"))
-    argnames = ["candidate", "spec"] + [n for n in ("variant", "edge", "invalid", "prop") if n in names]
+    argnames = ["candidate", "spec"] + [n for n in ("variant", "edge", "invalid", "prop")
+                                        if n in names]
     metafunc.parametrize(argnames, params)
 
 
+SPEED_DTYPES = ("float32", "bfloat16")  # --speed-dtype's default
+
+
+def speed_rungs(config) -> tuple:
+    """The ladder rungs --speed-sizes names (default: every rung but 'huge'); UsageError for
+    a name that is not a rung."""
+    from .specs import DEFAULT_RUNGS, RUNGS
+
+    given = config.getoption("--speed-sizes")
+    if not given:
+        return DEFAULT_RUNGS
+    names = [n.strip() for n in given.split(",") if n.strip()]
+    if names == ["all"]:
+        return RUNGS
+    unknown = [n for n in names if n not in RUNGS] or ([] if names else [""])
+    if unknown:
+        raise pytest.UsageError(f"--speed-sizes={given}: unknown rung {unknown[0]!r}; use some "
+                                f"of {', '.join(RUNGS)} (comma-separated) or all")
+    return tuple(names)
+
+
 def _parametrize_speed(metafunc):
-    """test_speed: one test per timed loss, dtype and size; every candidate inside it."""
-    from .specs import SPECS
+    """test_speed: one test per timed loss, dtype, size (rung) and, at the variant rung in the
+    first --speed-dtype, option variant; every candidate inside it."""
+    from .specs import SPECS, VARIANT_RUNG
 
     run = conformance_run(metafunc.config)
-    dtypes = metafunc.config.getoption("--speed-dtype") or ["float32"]
+    dtypes = metafunc.config.getoption("--speed-dtype") or list(SPEED_DTYPES)
+    rungs = speed_rungs(metafunc.config)
     params, ids = [], []
     for spec in SPECS.values():
         if spec.speed is None or not any(spec.name in c.functions for c in run.candidates):
             continue
         if run.losses and spec.name not in run.losses:
             continue
-        for dtype in dtypes:
-            for size in spec.speed.sizes:
-                params.append((spec, dtype, size))
-                ids.append(f"{spec.name}-{dtype}-{'x'.join(map(str, size))}")
-    metafunc.parametrize(["spec", "speed_dtype", "size"], params, ids=ids)
+        for dtype in spec.speed.dtypes or dtypes:
+            for rung, size in spec.speed.rung_sizes(rungs):
+                variants = ["typical"] + [name for name, _ in spec.speed.variants
+                                          if rung == VARIANT_RUNG and dtype == dtypes[0]]
+                for variant in variants:
+                    params.append((spec, dtype, size, rung, variant))
+                    ids.append(f"{spec.name}-{dtype}-{'x'.join(map(str, size))}"
+                               + ("" if variant == "typical" else f"-{variant}"))
+    metafunc.parametrize(["spec", "speed_dtype", "size", "rung", "variant"], params, ids=ids)
 
 
 def _items(metafunc, spec, run):

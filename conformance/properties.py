@@ -4,8 +4,10 @@ A property maps a Case A to a Case B whose exact result is known from A's by an 
 holds exactly in the dtype under test (``Property.transform``). Which identities a loss has is
 the loss's own knowledge: each Spec lists its own (``Spec.properties``: the BCE pair's mirror
 symmetry, cross_entropy's shift invariance, class permutation), built from the pieces here
-(``snap_unit`` for exact 1 - y, ``replaced``, ``class_permutation``), and says how its 'mean'
-divides (``Spec.mean_divisor``). Every loss with reductions also gets the reduction identities:
+(``snap_unit`` for exact 1 - y, ``replaced``, ``class_permutation``, ``batch_split``: the rows of
+a sub-batch computed alone equal those rows of the whole batch's 'none'), and says how its
+'mean' divides (``Spec.mean_divisor``). Every loss with reductions also gets the reduction
+identities:
 
 - sum-of-none: 'sum' equals the sum of the 'none' output.
 - mean-of-none: 'mean' equals sum_i none_i / d_i, with d_i as torch defines the mean: the
@@ -57,6 +59,7 @@ class Pair:
 
     a: Case
     b: Case
+    rows: slice | None = None  # B's output equals A's at these rows (leading axis) only
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,32 @@ def snap_unit(values, dtype) -> np.ndarray:
 def replaced(case: Case, args: dict, **changes) -> Case:
     """``case`` with some arguments (and other fields) replaced."""
     return dataclasses.replace(case, args={**case.args, **args}, **changes)
+
+
+# --- batch split ----------------------------------------------------------------------------------
+
+BATCH_SPLIT_DOC = ("the rows of a sub-batch, computed in a call of their own, get the losses "
+                   "they get in the whole batch's call: a result that depends on how a kernel "
+                   "chunks the batch fails it")
+
+
+def batch_split(batched: tuple):
+    """A transform keeping a contiguous run of the batch (the leading axis of the arguments
+    ``batched``, e.g. input and target), drawn, as a call of its own: its 'none' output must
+    equal those rows of the whole call's. None for an unbatched case or a batch of one."""
+    def split(case: Case, draw) -> Pair | None:
+        x = np.asarray(case.args[batched[0]])
+        if x.ndim < 2 or x.shape[0] < 2:
+            return None
+        n = x.shape[0]
+        start = draw(st.integers(0, n - 1), label="split start")
+        stop = draw(st.integers(start + 1, n), label="split stop")
+        if stop - start == n:
+            stop = start + 1 if start else n - 1
+        rows = slice(start, stop)
+        part = replaced(case, {name: np.asarray(case.args[name])[rows] for name in batched})
+        return Pair(case, part, rows)
+    return split
 
 
 # --- class permutation ---------------------------------------------------------------------------
@@ -357,6 +386,9 @@ def check_property(candidate, spec, pair: Pair, prop: Property) -> Verdict:
                                           f"{np.shape(reference.rounded)}", case=case)
     (a, _), (b, _) = outputs
     special = ~np.isfinite(references[0].exact)  # nan or infinite exactly, not by rounding
+    if pair.rows is not None:  # B is a part of A's batch: compare those rows of A
+        a, special, allowed = a[pair.rows], special[pair.rows], (allowed[0][pair.rows],
+                                                                   allowed[1])
     threshold = _threshold(fmt)
     if prop.divisor is None:
         ratio = _elementwise_ratio(a, b, special, allowed[0], allowed[1], threshold)

@@ -78,11 +78,24 @@ def _run_record(config, run) -> dict:
         "numpy": np.__version__, "python": platform.python_version(),
         "platform": platform.platform(), "speed": bool(config.getoption("--speed")),
         "shard": run_setting(config)}
+    settings.update(deviation_settings(run, torch.__version__))
     candidates = [{"label": c.label, "impl": c.impl, "framework": c.framework.name,
                    "version": c.framework.version(), "device": c.device,
                    "provides": list(c.functions), "missing": list(c.missing)}
                   for c in run.candidates]
     return {"kind": "run", "settings": settings, "candidates": candidates}
+
+
+def deviation_settings(run, torch_version: str) -> dict:
+    """What the reports say of the known deviations: the torch releases those of this run's
+    aliases were verified on, whether they were applied, and a note where this torch differs."""
+    from .deviations import verified_on, version_note
+
+    impls = [c.impl for c in run.candidates]
+    versions = list(verified_on(impls))
+    note = version_note(torch_version, impls) if run.known_deviations else None
+    return {"deviations": {"verified_on": versions, "applied": bool(run.known_deviations),
+                           "note": note} if versions else None}
 
 
 class Reporting:
@@ -178,7 +191,8 @@ class Reporting:
         if rows:
             write("")
             write(tabulate(rows, headers=["candidate", "loss", "dtype", "pass", "largest size",
-                                          "median ms", "GB/s", "roof attained", "vs baseline"],
+                                          "median ms", "GB/s", "roof attained", "vs baseline",
+                                          "peak MiB"],
                            floatfmt=".3g"))
         write(f"reports: {self.report_dir}/index.html, accuracy.md, speed.md, summary.json")
         self._known_failure_lines(write)

@@ -3,8 +3,8 @@
 Each test id reads ``<candidate>-<loss>-<dtype>[-<edge case>]``: one test per dtype, its
 ``variant`` parameter a ``VariantGroup`` of every reduction (and other variant options). Random
 checks share the profile's examples out over the members and draw Cases with hypothesis, which
-shrinks a failure to a minimal Case and prints it; an edge case runs under every member. Every failure message ends with a command
-line that reruns exactly that test.
+shrinks a failure to a minimal Case and prints it; an edge case runs under every member. Every
+failure message ends with a command line that reruns exactly that test.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def skip_or_fail(conformance, candidate, spec, group, gradient: bool, request):
     fail at once if the candidate's process crashes or hangs on the probe. (Shared with
     test_properties.py.)"""
     variant = group.members[0]
-    edges = conformance.edge_cases(spec, variant)
+    edges = conformance.catalogue(spec, variant)
     try:
         reason = conformance.probed(candidate, spec, variant, gradient,
                                     lambda: probe(candidate, spec, variant, edges, gradient))

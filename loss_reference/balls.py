@@ -162,6 +162,15 @@ def pairwise_sum(values: np.ndarray, axis=-1) -> tuple[np.ndarray, int]:
     return values[..., 0], levels
 
 
+def _norms(values: np.ndarray, axis: int) -> np.ndarray:
+    """Euclidean norms along ``axis``, scaled by the largest entry so that no square overflows
+    or underflows (to within the relative rounding of a few operations)."""
+    scale = np.max(np.abs(values), axis=axis, keepdims=True, initial=0.0)
+    safe = np.where(scale > 0, scale, 1)
+    norms = np.sqrt(np.sum((values / safe) ** 2, axis=axis, keepdims=True)) * scale
+    return np.squeeze(norms, axis=axis)
+
+
 def _gamma(levels: int, unit: float) -> float:
     return levels * unit / (1 - levels * unit) if levels else 0.0
 
@@ -228,8 +237,13 @@ class BallBackend:
     def matmul(self, a, b) -> Ball:
         """a @ b for 2-D operands (balls, or exact arrays): BLAS (float64) or numpy's loops
         (long double) on the midpoints. However a library orders a sum of K products, and
-        whether it fuses multiply and add, it errs by at most gamma(K) sum |a_ik b_kj|; the
-        radius is (gamma(K) |a| + rad_a) @ |b| + |a| @ rad_b (+ rad_a @ rad_b), one more
+        whether it fuses multiply and add, it errs by at most gamma(K) sum |a_ik b_kj|.
+
+        Exact operands (the logits x W^T of a layer) bound that sum by Cauchy-Schwarz,
+        ||a_i|| ||b_j||: an outer product of norms, no second product of matrices, and within
+        a small factor of the sum for dense operands. Balls (a gradient times a weight, often
+        concentrated on a few classes, where that factor would be sqrt(K)) take the sum itself:
+        the radius is (gamma(K) |a| + rad_a) @ |b| + |a| @ rad_b (+ rad_a @ rad_b), one more
         product of non-negative matrices per term, itself within gamma(K) of its value."""
         a, b = self.like(a), self.like(b)
         u, tiny = self.precision.unit_roundoff, self.precision.tiny
@@ -237,6 +251,11 @@ class BallBackend:
         gamma = _gamma(inner, u)
         with quiet():
             mid = a.mid @ b.mid
+            if not np.any(a.rad) and not np.any(b.rad):
+                norms = np.outer(_norms(a.mid, axis=-1), _norms(b.mid, axis=0))
+                # the norms' own rounding (squares, their sum, the root, the scaling): gamma
+                rad = gamma * norms * (1 + 4 * _gamma(inner + 4, u))
+                return Ball(mid, rad + (inner + 1) * tiny)
             left = gamma * np.abs(a.mid) + a.rad
             rad = left @ np.abs(b.mid)
             if np.any(b.rad):

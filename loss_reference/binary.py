@@ -11,9 +11,9 @@ binary_cross_entropy_with_logits (input x, a logit; target y in [0, 1]; weight w
 q >= 0, both broadcast to x's shape), written without cancellation for y in [0, 1], q >= 0:
 
     loss = w ((1 - y) softplus(x) + q y softplus(-x))
-         = w ((1 - y) x - (1 + (q - 1) y) log sigmoid(x))       (torch's form)
+         = w ((1 - y) x - (1 + (q - 1) y) log sigmoid(x))     (torch's form)
     d/dx = g w ((1 - y) sigmoid(x) - q y sigmoid(-x)) / N'
-    d/dy = g w ((q - 1) softplus(-x) - x) / N'                  (= log sigmoid(-x) - q log sigmoid(x))
+    d/dy = g w ((q - 1) softplus(-x) - x) / N'                (= log sigmoid(-x) - q log sigmoid(x))
 
 N' is the element count for 'mean', else 1. At x = +-inf every per-element quantity (the loss
 term, d/dx, d/dy) is its limit as x -> +-inf, one of 0, a finite number or +-inf; the factors
@@ -106,7 +106,8 @@ def clamped_logs(p) -> tuple[np.ndarray, np.ndarray]:
 
 
 def below_epsilon(p) -> np.ndarray:
-    """Exactly whether p (1 - p) < EPSILON, elementwise (torch's backward then divides by EPSILON)."""
+    """Exactly whether p (1 - p) < EPSILON, elementwise (torch's backward then divides by
+    EPSILON)."""
     p = np.asarray(p, np.float64)
     flat = p.reshape(-1)
     with _quiet():

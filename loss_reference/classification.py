@@ -86,7 +86,7 @@ def to_input_layout(values: np.ndarray, input_shape) -> np.ndarray:
     return np.moveaxis(moved, -1, 1)
 
 
-def _flags(mask) -> np.ndarray:
+def flags(mask) -> np.ndarray:
     """An exact 0/1 argument (long double balls or arb objects) back as booleans."""
     values = mask.mid if isinstance(mask, Ball) else mask
     return np.asarray(values != 0, dtype=bool)
@@ -162,7 +162,7 @@ def smoothed_targets(p, smoothing, classes):
 
 # --- values ------------------------------------------------------------------------------------
 
-def _ce_rows(smoothing, classes):
+def ce_rows(smoothing, classes):
     """Engine function: per-row cross entropy with index targets."""
     def rows_loss(B, xs, m, others, x_t, w_t, w_row):
         L = B.log1p(B.sum(others * B.exp(xs - m), axis=-1))
@@ -174,16 +174,16 @@ def _ce_rows(smoothing, classes):
     return rows_loss
 
 
-def _soft_rows(smoothing, classes):
+def soft_rows(smoothing, classes):
     """Engine function: per-row cross entropy with probability targets."""
     def rows_loss(B, xs, m, others, p, w_row):
         L = B.log1p(B.sum(others * B.exp(xs - m), axis=-1))
-        q = _target_distribution(p, smoothing, classes)
+        q = target_distribution(p, smoothing, classes)
         return B.sum(w_row * q * ((m - xs) + L[:, None]), axis=-1)
     return rows_loss
 
 
-def _target_distribution(p, smoothing, classes):
+def target_distribution(p, smoothing, classes):
     """p' = (1 - e) p + e / C as engine arithmetic (e / C is not a float: divide last)."""
     if not smoothing:
         return p
@@ -204,27 +204,29 @@ def _engine_rows(name, rows: Rows, st: Stats | None, smoothing, special):
         return _nll_rows, [np.where(count, x_t, 0.0), w_t]
     w_row = np.where(count[:, None] & (st.finite != 0), rows.weight[None, :], 0.0)
     if rows.soft:
-        return _soft_rows(smoothing, C), [st.xs, st.m, st.others, rows.target, w_row]
+        return soft_rows(smoothing, C), [st.xs, st.m, st.others, rows.target, w_row]
     x_t = st.xs[np.arange(M), rows.t]
-    return _ce_rows(smoothing, C), [st.xs, st.m, st.others, x_t, w_t, w_row]
+    return ce_rows(smoothing, C), [st.xs, st.m, st.others, x_t, w_t, w_row]
 
 
-def _weights_counted(rows: Rows) -> np.ndarray:
+def weights_counted(rows: Rows) -> np.ndarray:
     """(M,) w_t of the rows that count for 'mean' with index targets (0 where ignored)."""
     return np.where(rows.valid, rows.weight[rows.t], 0.0)
 
 
-def _mean_divisor(B, rows_count, weights_counted, soft):
-    """'mean' divides by M for probability targets, by W = sum w_t for index targets."""
-    return rows_count if soft else B.sum(weights_counted)
+def mean_divisor(B, rows_count, counted, soft):
+    """'mean' divides by M for probability targets, by W = sum w_t (``counted``: the w_t of
+    the rows that count) for index targets."""
+    return rows_count if soft else B.sum(counted)
 
 
-def _divisor_is_zero(rows: Rows, reduction) -> bool:
+def divisor_is_zero(rows: Rows, reduction) -> bool:
+    """Whether a 'mean' divides by zero (no row, or a zero sum of the counted weights)."""
     if reduction != "mean":
         return False
     if rows.soft:
         return rows.x.shape[0] == 0
-    return math.fsum(_weights_counted(rows)) == 0  # fsum is correctly rounded: exact for 0
+    return math.fsum(weights_counted(rows)) == 0  # fsum is correctly rounded: exact for 0
 
 
 def loss(name, input, target, weight, ignore_index, smoothing, reduction,
@@ -243,22 +245,22 @@ def loss(name, input, target, weight, ignore_index, smoothing, reduction,
         out.rounded[is_special] = special[is_special]
         out.exact[is_special] = special[is_special]
         return Evaluated(out.rounded.reshape(rows.batch_shape), out.exact.reshape(rows.batch_shape))
-    if rows.x.shape[0] == 0 or _divisor_is_zero(rows, reduction):
-        return filled((), _zero_divisor_value(name, rows, st, smoothing) if reduction == "mean"
+    if rows.x.shape[0] == 0 or divisor_is_zero(rows, reduction):
+        return filled((), zero_divisor_value(name, rows, st, smoothing) if reduction == "mean"
                        else 0.0)
     with np.errstate(**_QUIET):
         special_total = float(np.sum(special))
         if special_total != 0 or math.isnan(special_total):
             divisor = 1.0 if reduction == "sum" else (
-                rows.x.shape[0] if rows.soft else math.fsum(_weights_counted(rows)))
+                rows.x.shape[0] if rows.soft else math.fsum(weights_counted(rows)))
             return filled((), special_total / divisor)
     count, soft = rows.x.shape[0], rows.soft
 
     def finish(B, total, counted):
-        return total if reduction == "sum" else total / _mean_divisor(B, count, counted, soft)
+        return total if reduction == "sum" else total / mean_divisor(B, count, counted, soft)
 
     return evaluate_total(lambda B, *a: function(B, *a[:len(args)]), args, fmt, finish=finish,
-                          shared=[_weights_counted(rows)])
+                          shared=[weights_counted(rows)])
 
 
 def _quotient_by_zero(total: float) -> float:
@@ -266,7 +268,7 @@ def _quotient_by_zero(total: float) -> float:
 
 
 @np.errstate(**_QUIET)
-def _zero_divisor_value(name, rows: Rows, st: Stats | None, smoothing: float) -> float:
+def zero_divisor_value(name, rows: Rows, st: Stats | None, smoothing: float) -> float:
     """'mean' with no row counting, or a zero sum of weights: torch's IEEE quotients
     (1 - e) (A / 0) + (e / C) (B / 0), A the nll part and B the smoothing part of the sum,
     their signs from float64 (enough to tell 0 from not)."""
@@ -288,7 +290,7 @@ def _zero_divisor_value(name, rows: Rows, st: Stats | None, smoothing: float) ->
 
 # --- gradients -----------------------------------------------------------------------------------
 
-def _ce_grad(smoothing, classes, reduction, count):
+def ce_grad(smoothing, classes, reduction, count):
     """Engine function: d loss / d x per row, index targets, scaled by the row's upstream a.
 
     Per row, with e_c = exp(x_c - m) (0 at masked classes), E = sum_c e_c and the row factor
@@ -297,16 +299,16 @@ def _ce_grad(smoothing, classes, reduction, count):
     Only the exponentials, one masked sum and one product per element are whole-size work."""
     def grad(B, xs, m, others, finite, is_t, t_is_max, x_t, t_finite, w_t, w_full, a,
              counted, weight):
-        e = B.where(_flags(finite), B.exp(xs - m), 0.0)
-        s_others = B.sum(B.where(_flags(others), e, 0.0), axis=-1)
+        e = B.where(flags(finite), B.exp(xs - m), 0.0)
+        s_others = B.sum(B.where(flags(others), e, 0.0), axis=-1)
         E = 1 + s_others
-        e_t = B.where(_flags(t_finite), B.exp(x_t - m[:, 0]), 0.0)
-        rest = B.where(_flags(t_is_max), s_others, E - e_t)  # sum_{j != t} e_j
-        upstream = a if reduction != "mean" else a / _mean_divisor(B, count, counted, False)
+        e_t = B.where(flags(t_finite), B.exp(x_t - m[:, 0]), 0.0)
+        rest = B.where(flags(t_is_max), s_others, E - e_t)  # sum_{j != t} e_j
+        upstream = a if reduction != "mean" else a / mean_divisor(B, count, counted, False)
         if not smoothing:
             r = upstream * w_t / E
-            return B.where(_flags(is_t), -(rest * r)[:, None], e * r[:, None])
-        hard = B.where(_flags(is_t), -(rest / E)[:, None], e / E[:, None])  # e / E - [c = t]
+            return B.where(flags(is_t), -(rest * r)[:, None], e * r[:, None])
+        hard = B.where(flags(is_t), -(rest / E)[:, None], e / E[:, None])  # e / E - [c = t]
         hard = hard * w_t[:, None]
         smooth = e * (B.sum(weight) / E)[:, None] - w_full
         # (1 - e) and e / C are not floats: multiply by e and divide by C exactly instead
@@ -315,23 +317,23 @@ def _ce_grad(smoothing, classes, reduction, count):
     return grad
 
 
-def _soft_grad(smoothing, classes, reduction, count):
+def soft_grad(smoothing, classes, reduction, count):
     """Engine function: d loss / d x per row, probability targets, with exclusive sums."""
     def grad(B, xs, m, others, finite, is_max, p, w_full, is_top, a, counted):
         e = finite * B.exp(xs - m)
         s_others = B.sum(others * B.exp(xs - m), axis=-1)
         E = 1 + s_others
-        rest = B.where(_flags(is_max), s_others[:, None], E[:, None] - e)
-        q = w_full * _target_distribution(p, smoothing, classes)
+        rest = B.where(flags(is_max), s_others[:, None], E[:, None] - e)
+        q = w_full * target_distribution(p, smoothing, classes)
         total = B.sum(q, axis=-1)
         top_excluded = B.sum((1 - is_top) * q, axis=-1)
-        q_rest = B.where(_flags(is_top), top_excluded[:, None], total[:, None] - q)
+        q_rest = B.where(flags(is_top), top_excluded[:, None], total[:, None] - q)
         out = a[:, None] * ((e * q_rest - q * rest) / E[:, None])
-        return out if reduction != "mean" else out / _mean_divisor(B, count, counted, True)
+        return out if reduction != "mean" else out / mean_divisor(B, count, counted, True)
     return grad
 
 
-def _upstream_rows(grad_output, rows: Rows, reduction) -> np.ndarray:
+def upstream_rows(grad_output, rows: Rows, reduction) -> np.ndarray:
     """Per-row upstream gradient (M,), before the mean's division."""
     g = np.asarray(grad_output, np.float64)
     if reduction == "none":
@@ -345,20 +347,20 @@ def loss_grad(name, grad_output, input, target, weight, ignore_index, smoothing,
     rows = rows_of(input, target, weight, ignore_index)
     M, C = rows.x.shape
     smoothing = float(smoothing) if name == "cross_entropy" else 0.0
-    if M and _divisor_is_zero(rows, reduction) and rows.valid.any():
+    if M and divisor_is_zero(rows, reduction) and rows.valid.any():
         raise EvaluationError("the weighted mean divides by a zero sum of weights: its "
                               "gradient is undefined")
-    g = _upstream_rows(grad_output, rows, reduction)
+    g = upstream_rows(grad_output, rows, reduction)
     a = np.where(rows.valid, g, 0.0)
     if M == 0 or not rows.valid.any():
         return {"input": filled(rows.input_shape, 0.0)}
     if name == "nll_loss":
         w_t = np.where(rows.valid, rows.weight[rows.t], 0.0)
-        counted, soft = _weights_counted(rows), rows.soft
+        counted, soft = weights_counted(rows), rows.soft
 
         def d_nll(B, a, w, counted):
             out = -(a * w)
-            return out if reduction != "mean" else out / _mean_divisor(B, M, counted, soft)
+            return out if reduction != "mean" else out / mean_divisor(B, M, counted, soft)
 
         out = evaluate(d_nll, [a, w_t], fmt, independent="rows", shared=[counted])
         rounded, exact = np.zeros((M, C)), np.zeros((M, C), dtype=LD)
@@ -375,7 +377,7 @@ def loss_grad(name, grad_output, input, target, weight, ignore_index, smoothing,
         is_top = (columns == top[:, None]).astype(np.float64)
         w_full = np.broadcast_to(rows.weight, (M, C))
         args = [st.xs, st.m, st.others, st.finite, is_max, rows.target, w_full, is_top, a]
-        function = _soft_grad(smoothing, C, reduction, M)
+        function = soft_grad(smoothing, C, reduction, M)
     else:
         is_t = (columns == rows.t[:, None]).astype(np.float64)
         t_is_max = (rows.t == st.k).astype(np.float64)
@@ -385,9 +387,9 @@ def loss_grad(name, grad_output, input, target, weight, ignore_index, smoothing,
         w_full = np.broadcast_to(rows.weight, (M, C))
         args = [st.xs, st.m, st.others, st.finite, is_t, t_is_max, x_t, t_finite, w_t, w_full,
                 a]
-        function = _ce_grad(smoothing, C, reduction, M)
+        function = ce_grad(smoothing, C, reduction, M)
     out = evaluate(function, args, fmt, independent="rows",
-                   shared=[_weights_counted(rows)] + ([] if rows.soft else [rows.weight]))
+                   shared=[weights_counted(rows)] + ([] if rows.soft else [rows.weight]))
     undefined = st.undefined & rows.valid
     out.rounded[undefined] = np.nan
     out.exact[undefined] = np.nan

@@ -26,8 +26,9 @@ def _exact_sign(values) -> int:
 
 
 def sign_of_sum(*terms) -> np.ndarray:
-    """The exact sign (-1.0, 0.0 or 1.0) of the sum of the float64 arrays ``terms`` (finite,
-    broadcast together), elementwise."""
+    """The exact sign (-1.0, 0.0 or 1.0) of the sum of the float64 arrays ``terms`` (broadcast
+    together), elementwise; where a term is infinite, that of the infinite terms' sum (nan
+    where a term is nan or infinities of both signs meet)."""
     arrays = [np.asarray(t, np.float64) for t in terms]
     shape = np.broadcast_shapes(*(a.shape for a in arrays))
     with np.errstate(over="ignore", invalid="ignore"):
@@ -39,7 +40,15 @@ def sign_of_sum(*terms) -> np.ndarray:
         # n - 1 additions, each off by at most u of its result (<= u * the sum of |terms|): a
         # sum larger than that bound (with room for the bound's own rounding) has its sign.
         bound *= 1.01 * (len(arrays) - 1) * _U
-        undecided = ~(np.abs(total) > bound)
+        # Where a term is not finite, the infinite terms decide: the sign of their sum (nan for
+        # a nan term or for +inf - inf: no sign).
+        special = np.zeros(shape, bool)
+        infinite = np.zeros(shape)
+        for term in arrays:
+            special |= ~np.isfinite(term)
+            infinite += np.where(np.isfinite(term), 0.0, term)
+        undecided = ~(np.abs(total) > bound) & ~special
+        total = np.where(special, infinite, total)
     out = np.sign(total).reshape(-1)
     where = np.flatnonzero(undecided)
     if where.size:

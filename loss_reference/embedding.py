@@ -89,7 +89,8 @@ def row_max(B, a):
     if not isinstance(a, Ball):
         return np.frompyfunc(lambda u, v: u.max(v), 2, 1).reduce(a, axis=-1)
     if a.mid.shape[-1] == 0:
-        return Ball(np.zeros(a.mid.shape[:-1], a.mid.dtype), np.zeros(a.mid.shape[:-1], a.mid.dtype))
+        return Ball(np.zeros(a.mid.shape[:-1], a.mid.dtype),
+                    np.zeros(a.mid.shape[:-1], a.mid.dtype))
     return Ball(np.max(a.mid, axis=-1), np.max(a.rad, axis=-1))
 
 
@@ -185,7 +186,7 @@ def _decide_top(a, b, eps):
     return (top / count).astype(np.float64)
 
 
-# --- cosine_embedding_loss -------------------------------------------------------------------------
+# --- cosine_embedding_loss -----------------------------------------------------------------------
 
 def _rows(*arrays):
     return [np.atleast_2d(np.asarray(x, np.float64)) for x in arrays]
@@ -275,7 +276,7 @@ def cosine_loss_grad(g, x1, x2, y, margin, reduction, fmt: Format) -> dict:
     return _stacked(f, [x1, x2, scale], ("input1", "input2"), shape, fmt)
 
 
-# --- triplet losses --------------------------------------------------------------------------------
+# --- triplet losses ------------------------------------------------------------------------------
 
 def triplet_setting(options):
     """(kind, p, eps, margin, swap) of a triplet case's options."""

@@ -148,22 +148,36 @@ def _chunks(rows: int, width: int, chunk_elements: int = 0) -> list:
 
 def _arb_tiers(function, args, fmt: Format):
     """The arb tier on the whole function: (rounded, estimate, ok), at the first precision that
-    certifies every output, or the last one tried."""
+    certifies every output, or the last one tried.
+
+    Where the arguments hold a NaN or an infinity and every output left uncertified has no
+    finite enclosure (arb's nan or infinite balls) at two precisions in a row, it stops there:
+    such values come from the non-finite arguments and more bits do not change them (a NaN in
+    a sum of 1,600 terms would otherwise cost minutes at up to 131072 bits; the caller raises
+    EvaluationError for what is left)."""
+    nonfinite_args = any(np.asarray(a).dtype.kind == "f" and not np.isfinite(a).all()
+                         for a in args)
+    hopeless_before = False
     with _ARB_LOCK:
         for precision in ARB_PRECISIONS:
             rounded, exact, ok = arb_evaluate(function, args, fmt, precision)
             if ok.all():
                 break
+            hopeless = nonfinite_args and bool(np.isnan(rounded[~ok]).all())
+            if hopeless and hopeless_before:
+                break
+            hopeless_before = hopeless
     _count("arb", int(ok.sum()))
     return rounded, exact, ok
 
 
 def _uncertified(count: int, fmt: Format) -> EvaluationError:
     return EvaluationError(f"could not certify the rounding of {count} value(s) to {fmt.name} "
-                           f"even at {ARB_PRECISIONS[-1]} bits")
+                           f"with arb balls of up to {ARB_PRECISIONS[-1]} bits (none finite "
+                           f"where the arguments hold a NaN or an infinity)")
 
 
-# --- rows and elements -----------------------------------------------------------------------------
+# --- rows and elements ---------------------------------------------------------------------------
 
 def _rows_tiers(function, rows: list, shared: list, fmt: Format) -> Evaluated:
     """Every tier on the rows the previous one left uncertified; rows are independent."""
@@ -256,8 +270,27 @@ def evaluate(function, args, fmt: Format, independent: str = "none", shared=(), 
 
 # --- sums over rows ----------------------------------------------------------------------------
 
-def _stack(balls: list) -> Ball:
-    return Ball(np.stack([b.mid for b in balls]), np.stack([b.rad for b in balls]))
+def _streamed_sum(contribution, chunks: list) -> Ball:
+    """The sum of ``contribution(chunk)`` over the chunks, pairwise (a binary counter of
+    partial sums), computed as many at a time as there are threads: memory holds O(log n)
+    contributions, not all of them (a weight's gradient is one (C, D) array per chunk)."""
+    levels = []  # levels[i]: None, or the sum of 2**i contributions
+    step = max(_threads(), 1)
+    for start in range(0, len(chunks), step):
+        for part in _map(contribution, chunks[start:start + step]):
+            for i in range(len(levels) + 1):
+                if i == len(levels):
+                    levels.append(part)
+                    break
+                if levels[i] is None:
+                    levels[i] = part
+                    break
+                part, levels[i] = levels[i] + part, None
+    total = None
+    for part in levels:
+        if part is not None:
+            total = part if total is None else total + part
+    return total
 
 
 def evaluate_row_sums(chunk_function, row_args, fmt: Format, finish=None, shared=(),
@@ -290,7 +323,7 @@ def evaluate_row_sums(chunk_function, row_args, fmt: Format, finish=None, shared
             part = [backend.asarray(a[rows]) for a in row_args]
             return chunk_function(backend, *part, *own_shared)
 
-        total = backend.sum(_stack(_map(contribution, chunks)), axis=0)
+        total = _streamed_sum(contribution, chunks)
         ball = total if finish is None else finish(backend, total, *own_shared)
         values, ok = certify(ball, fmt)
         if ok.all():

@@ -52,6 +52,9 @@ def ranking_sign(x1, x2, y, margin) -> np.ndarray:
         a, b, c = x1.astype(LD), x2.astype(LD), y.astype(LD)
         estimate = LD(m) - c * a + c * b
         bound = 8 * LONG_DOUBLE.unit_roundoff * (abs(m) + np.abs(c * a) + np.abs(c * b))
+        # An infinite input (the only way to an infinite bound) is decided by IEEE arithmetic:
+        # +-inf has its sign, inf - inf stays nan (undecided, as the value is).
+        bound = np.where(np.isfinite(bound), bound, -1)
     flat = [v.reshape(-1) for v in (x1, x2, y)]
 
     def exact(i):

@@ -307,8 +307,8 @@ def gaussian_nll_loss(input, target, var, full, eps, reduction, fmt: Format) -> 
         value = 0.5 * (log(B, v) + r * r / v)
         return value + half_log_2pi(B) if full else value
 
-    return reduce_terms(term, [x, y, v], np.zeros(x.shape), np.zeros(x.shape, bool), reduction, x.shape,
-                        fmt)
+    return reduce_terms(term, [x, y, v], np.zeros(x.shape), np.zeros(x.shape, bool), reduction,
+                        x.shape, fmt)
 
 
 def gaussian_nll_loss_grad(grad_output, input, target, var, full, eps, reduction,

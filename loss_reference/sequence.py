@@ -229,7 +229,7 @@ def _lift(B, values):
     return B.asarray(values)
 
 
-# --- the recursions --------------------------------------------------------------------------------
+# --- the recursions ------------------------------------------------------------------------------
 
 def _forward(B, p: Problem, probs):
     """Scaled alphas per frame (list of (N, states)), their cumulative exponents, and the final
@@ -314,7 +314,8 @@ def _sample_losses(B, p: Problem, ok):
     losses = -(_log(B, B.where(ok, total, 1.0)) + ln2 * exponent.astype(np.float64) + shifted)
     # A single path's loss is a plain sum of inputs, often a tie of the format: summed exactly.
     _, unique, on_path = paths(p)
-    used = on_path & (np.arange(p.log_probs.shape[0])[:, None, None] < p.input_lengths[None, :, None])
+    used = on_path & (np.arange(p.log_probs.shape[0])[:, None, None]
+                      < p.input_lengths[None, :, None])
     along = np.where(used, _gathered(p), 0.0).sum(axis=2).T  # (N, T): one state per frame
     single = -B.sum(_lift(B, along), axis=1) if along.shape[1] else _lift(B, np.zeros(len(ok)))
     return B.where(ok, B.where(unique, single, losses), 0.0)

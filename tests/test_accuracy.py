@@ -29,7 +29,7 @@ def reference(rounded, exact=None) -> Evaluated:
     return Evaluated(rounded, np.asarray(exact, dtype=LD))
 
 
-# --- summation_units -------------------------------------------------------------------------------
+# --- summation_units -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("terms, summation, expected", [
     (0, "cascade", 0), (1, "cascade", 0), (0, "sequential", 0), (1, "sequential", 0),
@@ -61,7 +61,7 @@ def test_summation_units_default_is_cascade_and_bounded_by_a_loop():
         previous = cascade
 
 
-# --- accumulation_roundoff -------------------------------------------------------------------------
+# --- accumulation_roundoff -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("fmt, expected", [
     (F64, 2.0 ** -53),  # float64 accumulates in float64
@@ -99,7 +99,7 @@ def test_exact_zero_with_zero_scale_rejects_a_visible_error():
     assert not result.passed
 
 
-# --- allowed_error, by hand --------------------------------------------------------------------------
+# --- allowed_error, by hand ----------------------------------------------------------------------
 
 def test_allowed_error_float32_simple():
     # S = 2, depth 3, one term (no summation):
@@ -176,7 +176,7 @@ def test_allowed_error_non_finite_reference():
     assert bound.tolist() == [np.inf, np.inf]
 
 
-# --- compare: the boundary ---------------------------------------------------------------------------
+# --- compare: the boundary -----------------------------------------------------------------------
 
 def test_compare_passes_exactly_at_the_bound_and_fails_just_beyond():
     # float16, exact 1, S = 1, depth 2: 2 * 2**-11 + ulp16(1) = 2**-10 + 2 * 2**-24
@@ -207,7 +207,8 @@ def test_compare_measures_from_the_exact_value_not_the_rounded_one():
     # exact 1 + 2**-11 (a float16 tie), rounded 1; allowed (depth 0) = ulp16(1) = 2**-10.
     # 1 + 3 * 2**-11 is 2**-10 from the exact value (passes) but 3 * 2**-11 from the rounded one.
     ref = reference([1.0], [LD(1) + LD(2.0 ** -11)])
-    assert compare(np.array([1 + 3 * 2.0 ** -11]), ref, Magnitude(np.array([0.0]), 1, 0), F16).passed
+    assert compare(np.array([1 + 3 * 2.0 ** -11]), ref, Magnitude(np.array([0.0]), 1, 0),
+                   F16).passed
     assert not compare(np.array([1 - 2 * 2.0 ** -11]), ref, Magnitude(np.array([0.0]), 1, 0),
                        F16).passed
 
@@ -223,12 +224,12 @@ def test_compare_reports_the_worst_element():
 
 
 def test_compare_empty_output_passes():
-    result = compare(np.zeros((0, 3)), reference(np.zeros((0, 3))), Magnitude(np.zeros((0, 3)), 1, 1),
-                     F32)
+    result = compare(np.zeros((0, 3)), reference(np.zeros((0, 3))),
+                     Magnitude(np.zeros((0, 3)), 1, 1), F32)
     assert result.passed and result.worst_index is None
 
 
-# --- compare: NaN and infinities ---------------------------------------------------------------------
+# --- compare: NaN and infinities -----------------------------------------------------------------
 
 def _one(candidate, rounded, exact, fmt=F32, scale=0.0, depth=0, slack=0.0):
     return compare(np.array([candidate]), reference([rounded], [exact]),
@@ -292,7 +293,7 @@ def test_infinity_tolerated_through_a_large_relative_bound():
     assert not _one(np.inf, 65024.0, 65000.0, fmt=F16, scale=65000.0, depth=10).passed
 
 
-# --- the condition-aware point ------------------------------------------------------------------------
+# --- the condition-aware point -------------------------------------------------------------------
 
 X_NEAR_ONE = np.array([15.0, 20.0, 25.0, 30.0])  # sigmoid(x) within 3e-7 .. 1e-13 of y = 1
 

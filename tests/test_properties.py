@@ -89,7 +89,8 @@ def _expandable(case) -> bool:
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name, prop", TRANSFORMS, ids=[f"{n}-{p.name}" for n, p in TRANSFORMS])
 def test_transform_preserves_the_exact_value(name, prop, dtype):
-    """75 cases per dtype (300 per property): reference(B) == reference(A), exactly."""
+    """75 cases per dtype (300 per property): reference(B) == reference(A), exactly (for a
+    batch split: B's equals A's at B's rows)."""
     spec = SPECS[name]
     counts = {"applied": 0, "changed": 0}
 
@@ -110,11 +111,15 @@ def test_transform_preserves_the_exact_value(name, prop, dtype):
             a, b = spec.reference(pair.a), spec.reference(pair.b)
         except EvaluationError:
             return
+        if pair.rows is not None:  # B is a part of A's batch: those rows of A
+            a = type(a)(a.rounded[pair.rows], a.exact[pair.rows])
         assert _same(a.rounded, b.rounded), (a.rounded, b.rounded)
         assert _close_estimates(a, b, dtype), (a.exact, b.exact)
 
     exact()
-    assert counts["applied"] >= 60, counts  # the transform applies to most cases
+    # the transform applies to most cases (a batch split only to the batched ones of 2 rows
+    # or more: 34 of 75 linear_cross_entropy cases, 57 of cross_entropy's)
+    assert counts["applied"] >= (30 if prop.name == "batch-split" else 60), counts
     assert counts["changed"] >= counts["applied"] // 2, counts  # and changes them
 
 

@@ -138,7 +138,7 @@ def assert_certified(evaluated, exact_values, shape, fmt):
         # compare() measures errors from this estimate: the engine promises it within
         # ESTIMATE_ULPS of an ulp of the format (where the value is finite).
         q = to_fraction(true)
-        if abs(q) > 2 * Fraction(fmt.max_finite):
+        if abs(q) >= min(2 * Fraction(fmt.max_finite), pow2(1024)):
             continue  # rounds to an infinity: no error is measured there
         ulp = Fraction(float(fmt.ulp(np.array(float(q)))))
         assert abs(ld_to_fraction(est) - q) <= ulp * Fraction(ESTIMATE_ULPS) + pow2(-1074), \
@@ -155,7 +155,8 @@ def test_oracle_agrees_with_hardware_conversions():
     exponents = rng.integers(-160, 132, 400)
     x64 = np.ldexp(rng.uniform(1, 2, 400), exponents) * rng.choice([-1, 1], 400)
     # exact float32 ties: odd multiples of half the float32 spacing
-    ties32 = np.ldexp(2.0 * rng.integers(2 ** 23, 2 ** 24, 50) + 1, rng.integers(-150, 104, 50) - 24)
+    ties32 = np.ldexp(2.0 * rng.integers(2 ** 23, 2 ** 24, 50) + 1,
+                      rng.integers(-150, 104, 50) - 24)
     x64 = np.concatenate([x64, ties32, [65519.0, 65520.0, 2.0 ** -25, 3 * 2.0 ** -26]])
     with np.errstate(over="ignore"):
         assert [correctly_round(Fraction(v), FORMATS["float32"])[0] for v in x64] == \
@@ -169,7 +170,7 @@ def test_oracle_agrees_with_hardware_conversions():
     assert all(correctly_round(Fraction(v), FORMATS["float64"])[0] == v for v in x64)
 
 
-# --- round_dyadic ----------------------------------------------------------------------------------
+# --- round_dyadic --------------------------------------------------------------------------------
 
 def edge_dyadics(fmt):
     """(name, mantissa, exponent): ties, subnormals, overflow and extreme exponents for fmt."""
@@ -266,7 +267,7 @@ def test_round_dyadic_random(fmt_name):
     assert ties >= 150
 
 
-# --- round_to_format -------------------------------------------------------------------------------
+# --- round_to_format -----------------------------------------------------------------------------
 
 def edge_long_doubles(fmt):
     """(name, mantissa, exponent) edges that fit a long double (|mantissa| < 2**64)."""
@@ -331,7 +332,7 @@ def test_round_to_format_random(fmt_name):
     assert sum(is_tie.tolist()) >= 125
 
 
-# --- the long double libm bound --------------------------------------------------------------------
+# --- the long double libm bound ------------------------------------------------------------------
 
 LIBM_DPS = 120
 
@@ -476,7 +477,7 @@ def test_softplus_and_sigmoid_balls_contain_truth(x, name):
             assert error <= ld_to_fraction(ball.rad), (function.__name__, x)
 
 
-# --- multilabel_soft_margin_loss: the mpmath oracle ------------------------------------------------
+# --- multilabel_soft_margin_loss: the mpmath oracle ----------------------------------------------
 
 BASE_DPS = 70
 GUARD_DPS = 40  # every expectation is computed twice, the second time with this many more digits
@@ -551,7 +552,8 @@ def soft_margin_grad_exact(g, x, y, w, reduction, guard):
                          x.shape)
         if w is not None:
             # An empty batch leaves an empty sum: 0 (whatever N' is).
-            out["weight"] = ([mp.fsum(mpf(gs[n]) * mp_soft_term(float(x2[n, c]), float(y2[n, c]), dps)
+            out["weight"] = ([mp.fsum(mpf(gs[n])
+                                      * mp_soft_term(float(x2[n, c]), float(y2[n, c]), dps)
                                       for n in range(n_samples)) / (classes * max(n_prime, 1))
                               for c in range(classes)], (classes,))
     return out
@@ -575,7 +577,7 @@ def exact_twice(compute, fmt):
     return high
 
 
-# --- multilabel_soft_margin_loss: the regimes ------------------------------------------------------
+# --- multilabel_soft_margin_loss: the regimes ----------------------------------------------------
 
 G_VECTOR = [0.75, -2.5, 1.25, -0.375, 2.0, 0.5, -1.0]
 G_SCALAR = -2.5
@@ -649,7 +651,8 @@ def _grid(regimes):
 def test_soft_margin_loss(regime, reduction, fmt_name):
     fmt = FORMATS[fmt_name]
     x, y, w, _, _ = soft_margin_regime(regime, fmt)
-    values, shape = exact_twice(lambda guard: soft_margin_loss_exact(x, y, w, reduction, guard), fmt)
+    values, shape = exact_twice(lambda guard: soft_margin_loss_exact(x, y, w, reduction, guard),
+                                fmt)
     result = ml.multilabel_soft_margin_loss(x, y, w, reduction, fmt)
     assert_certified(result, values, shape, fmt)
     if regime == "empty-batch" and reduction == "mean":
@@ -689,7 +692,7 @@ def test_soft_margin_loss_grad(regime, reduction, fmt_name):
         assert (grads["input"].rounded == 0).any()  # x = 0, y = 1/2
 
 
-# --- multilabel_margin_loss: the Fraction oracle -----------------------------------------------------
+# --- multilabel_margin_loss: the Fraction oracle -------------------------------------------------
 
 def listed_and_unlisted(row, classes):
     listed = []

@@ -80,7 +80,8 @@ def bce_regime(name, fmt):
     """(p, y, w or None), representable in fmt."""
     w = None
     if name == "normal":
-        p, y = [[0.25, 0.5, 0.8125, 0.1], [0.375, 0.9, 0.03, 0.6]], [[1, 0, 0.25, 1], [0, 1, 0.5, 0.6]]
+        p = [[0.25, 0.5, 0.8125, 0.1], [0.375, 0.9, 0.03, 0.6]]
+        y = [[1, 0, 0.25, 1], [0, 1, 0.5, 0.6]]
     elif name == "ends":
         p, y = [0.0, 0.0, 0.0, 1.0, 1.0, 1.0], [0.0, 1.0, 0.5, 0.0, 1.0, 0.5]
     elif name == "clamp":  # float32 subnormals on either side of exp(-100), and float64's bracket

@@ -88,13 +88,22 @@ def _quotient_by_zero(v):
     return mp.nan if v == 0 else (mp.inf if v > 0 else -mp.inf)
 
 
+def _scale_digits(x) -> int:
+    """Digits the logits' magnitude takes from the working precision: lse - x_c of logits
+    near 1e308 cancels 308 digits before the loss's own."""
+    finite = np.abs(np.asarray(x, np.float64))
+    finite = finite[np.isfinite(finite)]
+    largest = float(finite.max()) if finite.size else 0.0
+    return max(0, math.ceil(math.log10(largest))) if largest > 1 else 0
+
+
 def loss_exact(name, x, target, w, ignore, eps, reduction, guard):
     """([values], shape): the loss at 60 + guard digits."""
     xr, tr, batch = _rows(x, target)
     classes = xr.shape[1]
     w = np.ones(classes) if w is None else np.asarray(w, np.float64)
     soft = tr.dtype.kind == "f"
-    with mp.workdps(60 + guard):
+    with mp.workdps(60 + guard + _scale_digits(x)):
         parts = _row_parts(name, xr, tr, w, ignore, eps)
         rows = [_combine(a, b, eps, classes) for _, a, b, _ in parts]
         if reduction == "none":
@@ -121,7 +130,7 @@ def grad_exact(name, g, x, target, w, ignore, eps, reduction, guard):
     soft = tr.dtype.kind == "f"
     gs = (np.asarray(g, np.float64).reshape(-1) if reduction == "none"
           else np.full(m, float(g)))
-    with mp.workdps(60 + guard):
+    with mp.workdps(60 + guard + _scale_digits(x)):
         parts = _row_parts(name, xr, tr, w, ignore, eps)
         divisor = mpf(1)
         if reduction == "mean":

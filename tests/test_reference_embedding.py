@@ -45,7 +45,7 @@ def _g(reduction, rows, fmt):
     return to_format(np.full(rows, G_SCALAR), fmt)
 
 
-# --- cosine_embedding_loss -------------------------------------------------------------------------
+# --- cosine_embedding_loss -----------------------------------------------------------------------
 
 def cosine_exact(x1, x2, y, margin, reduction, guard, g=None):
     """The loss (g None) or {input1, input2: gradients} in mpmath."""
@@ -132,7 +132,7 @@ def test_cosine_eps_is_torchs_float32_constant():
     assert got == 0.9900990098618194  # torch 2.13 CPU's float64 result
 
 
-# --- triplet losses ----------------------------------------------------------------------------------
+# --- triplet losses ------------------------------------------------------------------------------
 
 def _distance(kind, u, v, p, eps):
     if kind == "pairwise":

@@ -245,7 +245,7 @@ def _grid(regimes):
             for r, red, f in itertools.product(regimes, REDUCTIONS, FORMAT_NAMES)]
 
 
-# --- the comparisons -------------------------------------------------------------------------------
+# --- the comparisons -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("regime, reduction, fmt_name", _grid(RANKING))
 def test_margin_ranking_loss(regime, reduction, fmt_name):

@@ -21,7 +21,14 @@ from loss_reference import sequence as ref
 from loss_reference.balls import FLOAT64_BALLS, LONG_DOUBLE_BALLS
 from loss_reference.formats import FORMATS, round_dyadic, round_to_format
 
-mpmath.mp.dps = 200
+
+
+@pytest.fixture(autouse=True)
+def _digits():
+    """The oracle's working precision, for this module's tests only (not a global: other
+    modules' oracles set their own)."""
+    with mpmath.workdps(200):
+        yield
 
 
 def _alignments(labels, frames, blank):

@@ -153,6 +153,19 @@ def test_error_samples_keep_the_largest_ratios_when_thinned(monkeypatch):
     assert ratios[:5] == [1.0, 0.5, 1 / 3, 0.25, 0.2]  # the largest 5 ratios, then a spread
 
 
+def test_error_samples_are_fewer_where_every_case_passed(monkeypatch):
+    from conformance.report import summary as module
+
+    monkeypatch.setattr(module, "MAX_SAMPLES", 40)
+    monkeypatch.setattr(module, "MAX_PASSING_SAMPLES", 10)
+    passing = [_example(float(k), magnitude=float(k)) for k in range(60)]
+    failing = passing[:59] + [_example(1e9, passed=False, magnitude=1.0)]
+    counts = {name: len(build_summary([RUN, _check("t", examples=examples)])
+                        ["error_samples"][0]["points"])
+              for name, examples in (("passing", passing), ("failing", failing))}
+    assert counts == {"passing": 10, "failing": 40}
+
+
 
 def test_an_empty_parameter_set_is_no_candidate_row():
     """A selection that leaves a test function no parameters (pytest's NOTSET skip, e.g.

@@ -105,7 +105,9 @@ def speed_rows():
                     "bandwidth_share": elements * bytes_each / median / 1e9 / BANDWIDTH_GBS,
                     "compute_share": elements * work / median / COMPUTE_EPS,
                     "roof": "memory" if memory_s >= compute_s else "compute", "roof_s": roof_s,
-                    "ratio_to_baseline": slowdown, "baseline": "torch"})
+                    "ratio_to_baseline": slowdown, "baseline": "torch",
+                    "peak_bytes": int(elements * bytes_each * slowdown),
+                    "memory_method": "rss"})
     return rows
 
 
@@ -181,7 +183,7 @@ def section(text: str, heading: str) -> str:
     return text[start:start + len(heading) + (following.start() if following else len(text))]
 
 
-# --- markdown --------------------------------------------------------------------------------------
+# --- markdown ------------------------------------------------------------------------------------
 
 def test_number_formatting():
     assert fmt_num(12345.6) == "1.23e4"
@@ -243,6 +245,9 @@ def test_speed_markdown_shows_roofs_and_ratios(summary):
     candidate_rows = [line for line in table.splitlines()
                       if re.search(r"\| (torch|numpy) +\|", line)]
     assert len(candidate_rows) == 16  # 4 sizes x 2 passes x 2 candidates
+    assert "peak memory" in table and "MiB" in table  # memory beside the time
+    fastest = section(text, "## Fastest per size")
+    assert fastest.count("torch (3.2× faster)") == 8  # every size and pass: torch, by 3.2
 
 
 def test_speed_markdown_without_speed(summary):
@@ -262,7 +267,7 @@ def test_renderers_accept_an_empty_run(tmp_path):
     assert "No speed figures" in page and "<img" not in page
 
 
-# --- plots -----------------------------------------------------------------------------------------
+# --- plots ---------------------------------------------------------------------------------------
 
 def test_write_plots_writes_one_png_per_loss_and_dtype(report):
     _, report_dir, plots = report
@@ -276,15 +281,16 @@ def test_write_plots_writes_one_png_per_loss_and_dtype(report):
         assert 5_000 < len(data) < 200_000
 
 
-# --- html ------------------------------------------------------------------------------------------
+# --- html ----------------------------------------------------------------------------------------
 
 def test_render_html_is_self_contained(report):
     summary, report_dir, plots = report
     page = render_html(summary, report_dir, plots)
     assert page.startswith("<!DOCTYPE html>") and '<meta charset="utf-8">' in page
-    # 2 overview matrices; candidates, 2 losses, skipped, xfailed, compute roofs, 1 speed table
+    # 2 overview matrices; candidates, 2 losses, skipped, xfailed, compute roofs, fastest per
+    # size, 1 speed table
     assert page.count('<table class="matrix">') == 2
-    assert page.count("<table>") == 7
+    assert page.count("<table>") == 8
     for path in plots["error"] + plots["speed"]:
         encoded = base64.b64encode((report_dir / path).read_bytes()).decode("ascii")
         assert f'src="data:image/png;base64,{encoded}"' in page
@@ -319,7 +325,7 @@ def test_html_opens_cleanly_in_chromium(report, tmp_path):
     assert page.errors == []
     assert len(page.images) == len(plots["error"]) + len(plots["speed"])
     assert all(width > 0 for width in page.images)
-    assert page.tables == 9  # 7 and the 2 overview matrices
+    assert page.tables == 10  # 8 and the 2 overview matrices
     assert MSML in page.headings and MLML in page.headings
     assert all(url.startswith(("file:", "data:")) for url in page.requests), page.requests
 
@@ -374,7 +380,7 @@ def test_no_parity_view_without_two_devices(summary):
     assert "parity" not in accuracy_markdown(summary)
 
 
-# --- the overview, the filter, the ratio plots -----------------------------------------------------
+# --- the overview, the filter, the ratio plots ---------------------------------------------------
 
 class OverviewCells(HTMLParser):
     """The overview's cells: {(candidate, loss, column header): (state, href, text)}."""

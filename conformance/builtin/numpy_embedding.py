@@ -48,7 +48,7 @@ def _row_scale(x):
     return np.where(top > 1e100, top, 1.0)
 
 
-# --- cosine_embedding_loss -------------------------------------------------------------------------
+# --- cosine_embedding_loss -----------------------------------------------------------------------
 
 def _cosine_parts(input1, input2, target):
     fn = "cosine_embedding_loss"
@@ -96,7 +96,7 @@ def cosine_embedding_loss_vjp(grad_output, input1, input2, target, margin=0,
             "input2": d2.reshape(input2.shape).astype(input2.dtype)}
 
 
-# --- triplet losses ----------------------------------------------------------------------------------
+# --- triplet losses ------------------------------------------------------------------------------
 
 def _pairwise(u, v, p, eps):
     """(||u - v + eps||_p per row, its derivative per element with respect to u)."""

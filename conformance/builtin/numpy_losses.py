@@ -33,6 +33,7 @@ from .numpy_pointwise import (  # noqa: F401 (the pointwise family, part of this
     smooth_l1_loss_vjp, soft_margin_loss, soft_margin_loss_vjp)
 # The later families, one module each; each module's __all__ lists its losses and their vjps.
 from .numpy_classification import *  # noqa: F401,F403
+from .numpy_linear import *  # noqa: F401,F403
 from .numpy_binary import *  # noqa: F401,F403
 from .numpy_probabilistic import *  # noqa: F401,F403
 from .numpy_margin import *  # noqa: F401,F403

@@ -72,6 +72,8 @@ def _half_gradient_breaks(case: Case) -> bool:
     return bool(np.any((p == 0) | (p == 1)) or np.any(quotient > FORMATS["float16"].max_finite))
 
 
+VERIFIED_ON = ("2.13.0",)  # torch releases these deviations were verified on
+
 DEVIATIONS = (
     KnownDeviation(
         impl="torch", loss=LOGITS, applies=nan_at_infinite_logit,

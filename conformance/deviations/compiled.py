@@ -76,6 +76,8 @@ INHERITED = (
               "[nan, -0.42]"),
 )
 
+VERIFIED_ON = ("2.13.0",)  # torch releases these deviations were verified on
+
 DEVIATIONS = INHERITED + (
     KnownDeviation(
         impl=IMPL, loss="l1_loss", applies=_weighted,

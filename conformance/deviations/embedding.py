@@ -46,8 +46,8 @@ def _pairs(case: Case):
 def _norm_powers_overflow(case: Case) -> bool:
     """Whether pairwise_distance's sum of |a - b + eps|^p leaves the range of the precision
     torch 2.13 accumulates it in (float32 for float16/bfloat16/float32, float64 for float64),
-    or a difference a - b + eps or a distance leaves the dtype's range: the norm is then inf (and the loss inf - inf = nan)
-    although the loss, a difference of distances, is finite."""
+    or a difference a - b + eps or a distance leaves the dtype's range: the norm is then inf (and
+    the loss inf - inf = nan) although the loss, a difference of distances, is finite."""
     found = _pairs(case)
     if found is None or case.args["anchor"].size == 0:
         return False
@@ -98,6 +98,8 @@ _TRIPLET_REASON = (
     "float16 p = 3 with anchor == negative (d = ||eps||_3 = 1.6e-6, d^2 underflows) gives a nan "
     "gradient, exact 0.39 per component; float16 p = 3, anchor [[17] * 4], positive [[17, 17, 17, "
     "18]], negative [[17, 17, 17, 273]] gives a nan gradient (256^2 overflows), exact 0")
+
+VERIFIED_ON = ("2.13.0",)  # torch releases these deviations were verified on
 
 DEVIATIONS = (
     KnownDeviation(

@@ -66,6 +66,8 @@ def _multi_margin_intermediate_overflows(case: Case) -> bool:
         return _leaves_range(case, [z, h, weighted, np.cumsum(weighted, axis=1)])
 
 
+VERIFIED_ON = ("2.13.0",)  # torch releases these deviations were verified on
+
 DEVIATIONS = (
     KnownDeviation(
         impl="torch", loss="multi_margin_loss", applies=_multi_margin_empty_reduced,

@@ -32,6 +32,8 @@ def _float16_intermediate_overflows(case: Case) -> bool:
     return bool(np.any(class_sums >= FLOAT16_MAX) or np.any(products >= FLOAT16_MAX))
 
 
+VERIFIED_ON = ("2.13.0",)  # torch releases these deviations were verified on
+
 DEVIATIONS = (
     KnownDeviation(
         impl="torch", loss="multilabel_margin_loss", applies=_empty_batch_reduced,

@@ -59,8 +59,13 @@ def _intermediate_overflow_reason(loss: str, example: str) -> str:
     return (f"torch 2.13 CPU computes {loss}'s elementwise loss (and, with a weight, the "
             "weighted sum before dividing by the sum of weights) in the input dtype, so where an "
             "intermediate overflows it returns inf (or nan, inf * 0 at a zero weight) although "
-            f"the exact result is finite; {example}")
+            "the exact result is finite"
+            + (", and a subnormal sum of weights turns the upstream gradient over it into inf "
+               "and the gradient into nan" if loss in ("l1_loss", "mse_loss") else "")
+            + f"; {example}")
 
+
+VERIFIED_ON = ("2.13.0",)  # torch releases these deviations were verified on
 
 DEVIATIONS = (
     KnownDeviation(

@@ -100,7 +100,8 @@ def _poisson_intermediate_overflows(case: Case) -> bool:
 @np.errstate(**_QUIET)
 def _gaussian_intermediate_leaves_range(case: Case) -> bool:
     """(x - y), its square, the square over v, and the backward's v^2 (which may also flush
-    to zero) and g r^2 / v^2, rounded to the dtype."""
+    to zero), g r^2 / v^2 and (r^2 / v) / v (autograd's derivative of a quotient by v divides
+    the quotient by v again), rounded to the dtype."""
     x, y = _arrays(case)
     eps = round_to(float(case.options.get("eps", 1e-6)), case.dtype)
     v, _ = clamped_var(np.asarray(case.args["var"], np.float64), x.shape, float(eps))
@@ -110,8 +111,62 @@ def _gaussian_intermediate_leaves_range(case: Case) -> bool:
     fmt = FORMATS[case.dtype]
     flushed = bool(np.any((vv < 2.0 ** fmt.min_exponent) & (v > 0) & (r != 0)))
     quantities = [r, r * r, r * r / v, g * r * r / np.where(vv > 0, vv, np.inf), g * r / v,
-                  g / v]
+                  g / v, r * r / v / v]
     return flushed or _leaves_range(case, quantities)
+
+
+# The type torch 2.13 CPU's mean adds the terms in before dividing: float32 for float16 (whose
+# terms cannot reach float32's range), bfloat16 and float32; float64 for float64.
+_ACCUMULATOR_MAX = {"float16": FORMATS["float32"].max_finite,
+                    "bfloat16": FORMATS["float32"].max_finite,
+                    "float32": FORMATS["float32"].max_finite,
+                    "float64": FORMATS["float64"].max_finite}
+
+
+@np.errstate(**_QUIET)
+def _terms(name: str, case: Case) -> np.ndarray:
+    """The elementwise terms of the loss in float64 (finite inputs; nan elsewhere)."""
+    x, y = _arrays(case)
+    if name == "kl_div":
+        if case.options.get("log_target", False):
+            return np.exp(y) * (y - x)
+        return np.where(y == 0, 0.0, y * (np.log(np.where(y > 0, y, np.nan)) - x))
+    if name == "poisson_nll_loss":
+        if case.options.get("log_input", True):
+            terms = np.exp(x) - y * x
+        else:
+            terms = x - y * np.log(x + float(case.options.get("eps", 1e-8)))
+        if case.options.get("full", False):
+            on = y > 1
+            safe = np.where(on, y, 1.0)
+            terms = terms + np.where(on, safe * np.log(safe) - safe
+                                     + np.log(2 * np.pi * safe) / 2, 0.0)
+        return terms
+    eps = float(case.options.get("eps", 1e-6))
+    v, _ = clamped_var(np.asarray(case.args["var"], np.float64), x.shape, eps)
+    return (np.log(v) + (x - y) ** 2 / v) / 2
+
+
+def _mean_sum_overflows(name: str):
+    """'mean' (or 'batchmean'): whether the terms' magnitudes add up beyond the range of the
+    type torch adds them in (``_ACCUMULATOR_MAX``) before dividing, so that a partial sum may
+    overflow to inf although the exact mean is finite. (The sum of magnitudes bounds every
+    partial sum, whatever the order of torch's cascade: below it, no partial sum overflows.)"""
+    @np.errstate(**_QUIET)
+    def applies(case: Case) -> bool:
+        if case.options.get("reduction") not in ("mean", "batchmean"):
+            return False
+        terms = _terms(name, case)
+        terms = terms[np.isfinite(terms)]
+        return bool(np.sum(np.abs(terms)) > _ACCUMULATOR_MAX[case.dtype])
+
+    return applies
+
+
+_MEAN_REASON = (
+    "torch 2.13 CPU's 'mean' adds the elementwise terms in the dtype (float32 for float16 and "
+    "bfloat16) before dividing by their count, so where that sum overflows it returns inf "
+    "although the exact mean is finite; {example}")
 
 
 def _overflow_reason(loss, formula, example):
@@ -119,6 +174,8 @@ def _overflow_reason(loss, formula, example):
             "input dtype (and its backward likewise), so where an intermediate overflows it "
             f"returns inf or nan although the exact result is finite; {example}")
 
+
+VERIFIED_ON = ("2.13.0",)  # torch releases these deviations were verified on
 
 DEVIATIONS = (
     KnownDeviation(
@@ -154,5 +211,25 @@ DEVIATIONS = (
         reason=_overflow_reason(
             "gaussian_nll_loss", "(log v + (x - y)^2 / v) / 2", "its backward divides by v * v, "
             "which flushes to 0 in float16 below v = 2.4e-4 (and in float32 below 1e-19). "
-            "e.g. float16 x = 300, y = 0, var = 4 gives inf ((x - y)^2 = 9e4), exact 11250.7")),
+            "e.g. float16 x = 300, y = 0, var = 4 gives inf ((x - y)^2 = 9e4), exact 11250.7; "
+            "float16 x = 0, y = 4, var = 2**-6, 'sum' gives the var gradient -inf ((x - y)^2 / "
+            "var / var = 65536), exact -32736")),
+    KnownDeviation(
+        impl="torch", loss="kl_div", applies=_mean_sum_overflows("kl_div"), checks=("value",),
+        reason=_MEAN_REASON.format(
+            example="F.kl_div(torch.full((2, 9), -3e37), torch.ones(2, 9), "
+                    "reduction='batchmean') is inf, exact 2.7e38")),
+    KnownDeviation(
+        impl="torch", loss="poisson_nll_loss", applies=_mean_sum_overflows("poisson_nll_loss"),
+        checks=("value",),
+        reason=_MEAN_REASON.format(
+            example="F.poisson_nll_loss(torch.full((18,), 85.9), torch.zeros(18)) is inf, exact "
+                    "exp(85.9) = 2.02e37 (bfloat16 likewise; float64 x = 708: inf, exact "
+                    "3.0e307)")),
+    KnownDeviation(
+        impl="torch", loss="gaussian_nll_loss", applies=_mean_sum_overflows("gaussian_nll_loss"),
+        checks=("value",),
+        reason=_MEAN_REASON.format(
+            example="F.gaussian_nll_loss(torch.full((18,), 7e18), torch.zeros(18), "
+                    "torch.ones(18)) is inf, exact 2.45e37")),
 )

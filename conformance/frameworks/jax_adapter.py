@@ -19,11 +19,12 @@ values (torch.nn.functional's names and signatures, as for every candidate).
 - Gradients: ``jax.vjp`` of the candidate function with respect to the differentiable array
   arguments (the other arguments held fixed), with the case's upstream gradient, in the
   output's dtype, as the cotangent. jax needs the function for that, not its output:
-  ``Candidate.call_here`` passes it to every adapter as ``function=``. The function is traced: Python control flow on the *values* of a
-  differentiable argument raises ``ConcretizationTypeError`` there (reported as the call
-  raising on a valid input); control flow on shapes, dtypes and non-differentiable arguments
-  (integer targets, options) is fine. A gradient jax cannot form (e.g. through
-  ``jax.pure_callback`` or ``jax.lax.stop_gradient`` everywhere) is a ForwardOnly or a zero.
+  ``Candidate.call_here`` passes it to every adapter as ``function=``. The function is traced:
+  Python control flow on the *values* of a differentiable argument raises
+  ``ConcretizationTypeError`` there (reported as the call raising on a valid input); control flow on
+  shapes, dtypes and non-differentiable arguments (integer targets, options) is fine. A gradient jax
+  cannot form (e.g. through ``jax.pure_callback`` or ``jax.lax.stop_gradient`` everywhere) is a
+  ForwardOnly or a zero.
 - Dtypes: jax on the CPU implements all four; a candidate declines one by raising
   NotImplementedError, and an XLA ``UNIMPLEMENTED`` error counts as a refusal too.
 """

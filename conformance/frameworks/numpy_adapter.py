@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import functools
+import re
+from pathlib import Path
+
 import ml_dtypes
 import numpy as np
 
@@ -35,6 +41,29 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
     """Bitwise equality of two arrays of one dtype and shape."""
     return a.shape == b.shape and np.ascontiguousarray(a).tobytes() == \
         np.ascontiguousarray(b).tobytes()
+
+
+@functools.cache
+def _openblas():
+    """(get, set) thread-count functions of the OpenBLAS numpy is linked with, or None (not
+    Linux, another BLAS): what threadpoolctl does, for the one library numpy ships."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return None
+    for path in sorted(set(re.findall(r"(/\S*openblas\S*\.so\S*)", maps))):
+        try:
+            library = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix in ("scipy_openblas", "openblas"):
+            for suffix in ("64_", ""):
+                get = getattr(library, f"{prefix}_get_num_threads{suffix}", None)
+                put = getattr(library, f"{prefix}_set_num_threads{suffix}", None)
+                if get is not None and put is not None:
+                    get.restype, put.argtypes = ctypes.c_int, [ctypes.c_int]
+                    return get, put
+    return None
 
 
 class NumpyFramework:
@@ -114,6 +143,24 @@ class NumpyFramework:
     def differentiates(output, vjp=None) -> bool:
         """Whether the module gives gradients (a ``<name>_vjp`` function)."""
         return callable(vjp)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def thread_limit(threads: int):
+        """numpy's BLAS (OpenBLAS: matrix products) on ``threads`` threads inside the block, as
+        the speed harness runs torch: its default, every core, waits for a busy CPU on a
+        shared machine just as torch's pool does. Nothing where the BLAS is not found."""
+        blas = _openblas()
+        if blas is None:
+            yield
+            return
+        get, put = blas
+        previous = get()
+        put(threads)
+        try:
+            yield
+        finally:
+            put(previous)
 
     @staticmethod
     def synchronize():

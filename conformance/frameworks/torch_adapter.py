@@ -123,6 +123,19 @@ class TorchFramework:
         """Whether gradients flow from this output (autograd)."""
         return isinstance(output, torch.Tensor) and output.requires_grad
 
+    def peak_memory(self, call):
+        """(bytes, "cuda-allocator") of ``call()`` on CUDA: the caching allocator's peak of
+        allocated bytes during the call above what was allocated before it (the peak is reset
+        first); None on the CPU, where conformance/memory.py measures the resident set."""
+        if not self.device.startswith("cuda"):
+            return None
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        call()
+        torch.cuda.synchronize()
+        return max(torch.cuda.max_memory_allocated() - before, 0), "cuda-allocator"
+
     def synchronize(self):
         """Wait for the device's queued work (CUDA), so a timer sees it done."""
         if self.device.startswith("cuda"):

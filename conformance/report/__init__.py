@@ -23,11 +23,18 @@ summary.json, version 1 (``SUMMARY_VERSION``)::
       "run": {"command": str, "seed": int, "profile": str, "torch": str, "numpy": str,
               "python": str, "platform": str, "speed": bool,
               "shard": {"count": int, "indexes": [int, ...], "durations_sha256": str | null}
-                       | null},   # --shard=K/N (indexes: the parts a merge holds)
+                       | null,   # --shard=K/N (indexes: the parts a merge holds)
+              "deviations": {"verified_on": [torch release, ...], "applied": bool,
+                             "note": str | null}   # note: this torch is not one of them
+                            | null},   # null: no candidate of the run has known deviations
       "candidates": [{"label": str, "impl": str, "framework": str, "version": str,
                       "device": str, "provides": [loss, ...], "missing": [loss, ...]}],
       "machine": {"memory_bandwidth_gbs": float | null,
-                  "compute": {"<loss>/<dtype>": {"elements_per_s": float, "work": str}}},
+                  "compute": {"<loss>/<dtype>": {"elements_per_s": float, "work": str,
+                                                 "inputs": str}},  # the ladder's typical call
+                  "matmul": {"<dtype>": {"flops_per_s": float, "work": str}},  # GEMM roofs
+                  "threads": int | [int, ...] | null,   # torch threads while timing
+                  "memory_method": str | null},         # how CPU peak memory was measured
       "tests": {"<test name>": {"candidate": str, "loss": str, "dtype": str, "check": str,
                                 "outcome": "passed" | "failed" | "skipped" | "xfailed"
                                            | "xpassed" | "error",
@@ -53,14 +60,30 @@ summary.json, version 1 (``SUMMARY_VERSION``)::
                     "fault": "crash" | "hang" | "nondeterministic" | null}],
       "speed": [{"candidate": str, "loss": str, "dtype": str, "device": str,
                  "size": [int, ...], "pass": "forward" | "forward+backward",
-                 "median_s": float, "q10_s": float, "q90_s": float, "repeats": int,
-                 "bytes": int, "elements": int, "gbs": float,
+                 "rung": "tiny" | "small" | "medium" | "large" | "huge" | null,
+                 "variant": str,                    # "typical", or the ladder's option variant
+                 "options": {name: value}, "arrays": [str, ...],  # the call's options, and
+                                                    # the optional arrays it was given
+                 "median_s": float, "min_s": float, "q10_s": float, "q90_s": float,
+                 "repeats": int,                    # blocks timed (one per round)
+                 "bytes": int, "elements": int, "flops": int | null, "gbs": float,
                  "bandwidth_share": float | null,   # gbs / machine memory bandwidth
                  "compute_share": float | null,     # elements/s / measured compute roof
-                 "roof": "memory" | "compute" | null,   # the roof that binds at this size
+                 "matmul_share": float | null,      # flops/s / measured matmul roof
+                 "roof": "memory" | "compute" | "matmul" | null,  # the roof that binds
                  "roof_s": float | null,            # the time the binding roof allows
-                 "ratio_to_baseline": float | null, # median / baseline candidate's median
-                 "baseline": str | null}]
+                 "ratio_to_baseline": float | null, # median over the rounds of this pass's
+                                                    # time / the baseline candidate's
+                 "ratio_q10": float | null, "ratio_q90": float | null,  # their spread
+                 "baseline": str | null,
+                 "peak_bytes": int | null,          # peak memory of one call
+                 "memory_method": "rss" | "cuda-allocator" | null,
+                 "threads": int}],
+      "speed_fastest": [{"loss": str, "dtype": str, "size": [int, ...], "rung": str | null,
+                         "variant": str, "pass": str, "fastest": str, "median_s": float,
+                         "peak_bytes": int | null, "runner_up": str,
+                         "runner_up_median_s": float, "runner_up_peak_bytes": int | null,
+                         "times_faster": float}]   # runner-up's time / the fastest's
     }
 
 Values that JSON cannot hold (inf, nan) are written as the strings "inf" and "nan".

@@ -6,9 +6,13 @@ A run regresses against its baseline when
 - the max ulp error of a (candidate, loss, dtype, region) row grew by more than
   ``ERROR_GROWTH`` times and by more than one ulp (compared only between runs with the same
   seed and profile, which judge the same cases: other runs draw other worst cases);
-- a speed median grew by more than the noise band (``--speed-noise``, default
-  ``SPEED_NOISE``) over the baseline's, for the same candidate, loss, dtype, device, size
-  and pass.
+- a speed row's time grew by more than the noise band (``--speed-noise``, default
+  ``SPEED_NOISE``) over the baseline's, for the same candidate, loss, dtype, device, size,
+  option variant and pass (the fastest block of each, ``min_s``, where both rows have one:
+  noise only ever adds time; else the medians);
+- a speed row's peak memory grew by more than ``MEMORY_GROWTH`` and by more than
+  ``MEMORY_SLACK_BYTES`` (the resolution of the CPU measurement) over the baseline's, for the
+  same row.
 
 The xfails file lists known failures, one per line: a test id prefix, then ``#`` and the
 reason, which is required. Ids are the test names pytest prints after ``::``, such as
@@ -30,6 +34,8 @@ ERROR_GROWTH = 2.0
 # Run-to-run spread of medians on a shared 2-core machine, measured by
 # benchmarks/speed_repeatability.py (see the README); a slowdown inside it is noise.
 SPEED_NOISE = 0.25
+MEMORY_GROWTH = 0.10  # peak memory: a tenth more, and
+MEMORY_SLACK_BYTES = 1 << 20  # more than 1 MiB (the CPU method counts pages, in batches)
 
 
 class GateError(Exception):
@@ -69,6 +75,7 @@ def regressions(baseline: dict, current: dict, speed_noise: float = SPEED_NOISE)
     if same_cases:
         found += _error_growth(baseline["accuracy"], current["accuracy"])
     found += _slowdowns(baseline["speed"], current["speed"], speed_noise)
+    found += _memory_growth(baseline["speed"], current["speed"])
     return found
 
 
@@ -88,20 +95,44 @@ def _error_growth(before_rows, current_rows) -> list:
     return found
 
 
-def _slowdowns(before_rows, current_rows, noise) -> list:
-    def key(row):
-        return (row["candidate"], row["loss"], row["dtype"], row["device"],
-                tuple(row["size"]), row["pass"])
+def _speed_key(row):
+    return (row["candidate"], row["loss"], row["dtype"], row["device"], tuple(row["size"]),
+            row.get("variant") or "typical", row["pass"])
 
-    before = {key(r): r["median_s"] for r in before_rows}
+
+def _speed_name(row) -> str:
+    variant = row.get("variant") or "typical"
+    return (f"{row['candidate']} {row['loss']} {row['dtype']} {'x'.join(map(str, row['size']))}"
+            + ("" if variant == "typical" else f" {variant}") + f" {row['pass']}")
+
+
+def _slowdowns(before_rows, current_rows, noise) -> list:
+    before = {_speed_key(r): r for r in before_rows}
     found = []
     for row in current_rows:
-        old = before.get(key(row))
-        if old and row["median_s"] > old * (1 + noise):
-            size = "x".join(map(str, row["size"]))
-            found.append(f"{row['candidate']} {row['loss']} {row['dtype']} {size} {row['pass']}:"
-                         f" median {row['median_s'] * 1e3:.3g} ms, baseline {old * 1e3:.3g} ms "
-                         f"(+{row['median_s'] / old - 1:.0%}, noise band {noise:.0%})")
+        old_row = before.get(_speed_key(row))
+        if not old_row:
+            continue
+        stat = "min_s" if row.get("min_s") and old_row.get("min_s") else "median_s"
+        old, new = old_row[stat], row[stat]
+        if old and new > old * (1 + noise):
+            what = "best time" if stat == "min_s" else "median"
+            found.append(f"{_speed_name(row)}: {what} {new * 1e3:.3g} ms, baseline "
+                         f"{old * 1e3:.3g} ms (+{new / old - 1:.0%}, noise band {noise:.0%})")
+    return found
+
+
+def _memory_growth(before_rows, current_rows) -> list:
+    before = {_speed_key(r): r.get("peak_bytes") for r in before_rows}
+    found = []
+    for row in current_rows:
+        old, new = before.get(_speed_key(row)), row.get("peak_bytes")
+        if old is None or new is None:
+            continue
+        if new > old * (1 + MEMORY_GROWTH) and new > old + MEMORY_SLACK_BYTES:
+            found.append(f"{_speed_name(row)}: peak memory {new / 2**20:.3g} MiB, baseline "
+                         f"{old / 2**20:.3g} MiB (+{new / max(old, 1) - 1:.0%}; more than "
+                         f"{MEMORY_GROWTH:.0%} and {MEMORY_SLACK_BYTES >> 20} MiB)")
     return found
 
 

@@ -210,7 +210,7 @@ def _candidates_section(summary: dict) -> str:
             + html_table(headers, rows, [_where(candidate=row[0]) for row in rows]) + "</section>")
 
 
-# --- overview --------------------------------------------------------------------------------------
+# --- overview ------------------------------------------------------------------------------------
 
 def detail_links(summary: dict) -> dict:
     """Where the detail of each overview cell is: {(loss, dtype): "#anchor"} for every loss and
@@ -294,7 +294,7 @@ def _overview_section(summary: dict, matrices: list) -> str:
     return "".join(out) + "</section>"
 
 
-# --- failures --------------------------------------------------------------------------------------
+# --- failures ------------------------------------------------------------------------------------
 
 def _failures_section(summary: dict) -> str:
     out = ['<section id="failures"><h2>Failures</h2>']
@@ -326,7 +326,7 @@ def _failures_section(summary: dict) -> str:
     return "".join(out) + "</section>"
 
 
-# --- detail ----------------------------------------------------------------------------------------
+# --- detail --------------------------------------------------------------------------------------
 
 def _failed_accuracy(summary: dict, matrices: list) -> tuple[set, set]:
     """The losses, and the (loss, dtype, region) rows, with a failed check or test."""
@@ -415,8 +415,18 @@ def _speed_section(summary: dict, report_dir: Path, plots: _Plots, toc: list) ->
     headers, rows = md.compute_roofs_table(summary)
     if rows:
         out.append(html_table(headers, rows, [_where(loss=row[0]) for row in rows]))
-    out.append(f"<p>{esc(md.SPEED_LEGEND)}</p>")
+    headers, rows = md.matmul_roofs_table(summary)
+    if rows:
+        out.append(html_table(headers, rows))
     sub = []
+    fastest = md.fastest_tables(summary)
+    if fastest:
+        out += ['<h3 id="speed-fastest">Fastest per size</h3>', f"<p>{esc(md.FASTEST_LEGEND)}</p>"]
+        sub.append(("speed-fastest", "Fastest per size"))
+        for loss, headers, rows in fastest:
+            out += [f'<div class="loss"{_attrs(_where(loss=loss))}>', f"<h4>{esc(loss)}</h4>",
+                    html_table(headers, rows), "</div>"]
+    out.append(f"<p>{esc(md.SPEED_LEGEND)}</p>")
     for loss, dtype, headers, rows in md.speed_tables(summary):
         anchor = _anchor("speed", loss, dtype)
         sub.append((anchor, f"{loss}, {dtype}"))
@@ -425,7 +435,7 @@ def _speed_section(summary: dict, report_dir: Path, plots: _Plots, toc: list) ->
                 f'<h3 id="{anchor}">{esc(loss)}, {esc(dtype)}</h3>', html_table(headers, rows)]
         path = plots.take("speed", loss, dtype)
         if path:
-            caption = f"{loss}, {dtype}: median time against size"
+            caption = f"{loss}, {dtype}: median time and peak memory against size"
             out.append(embedded_image(report_dir, path, caption))
         out.append("</div>")
     toc.append(("speed", "Speed", sub))

@@ -20,7 +20,7 @@ PASS_ORDER = ("forward", "forward+backward")
 ROOF_GAP = 0.5  # below this share of the binding roof, say how many times slower it is
 
 
-# --- number formatting -----------------------------------------------------------------------------
+# --- number formatting ---------------------------------------------------------------------------
 
 def fmt_percent(share) -> str:
     """A share (0.42) as a percentage ("42%"); None is "—"."""
@@ -76,7 +76,7 @@ def fmt_attained(row: dict) -> str:
     return text
 
 
-# --- shared pieces ---------------------------------------------------------------------------------
+# --- shared pieces -------------------------------------------------------------------------------
 
 def region_key(region: str):
     """Sort key: region "all" first, then the case regions by name."""
@@ -113,8 +113,20 @@ def run_facts(summary: dict) -> list[tuple[str, str]]:
     facts = [("command", run.get("command")), ("seed", run.get("seed")),
              ("profile", run.get("profile")), ("torch", run.get("torch")),
              ("numpy", run.get("numpy")), ("python", run.get("python")),
-             ("platform", run.get("platform")), ("date", format_date(summary.get("generated")))]
+             ("platform", run.get("platform")), ("date", format_date(summary.get("generated"))),
+             ("known deviations", deviations_fact(run))]
     return [(name, str(value)) for name, value in facts if value not in (None, "")]
+
+
+def deviations_fact(run: dict) -> str | None:
+    """What the run's settings say of the known deviations (None where no alias has any)."""
+    deviations = run.get("deviations")
+    if not deviations:
+        return None
+    versions = ", ".join(deviations.get("verified_on") or []) or "(none recorded)"
+    if not deviations.get("applied", True):
+        return f"not applied (--no-known-deviations); verified on torch {versions}"
+    return deviations.get("note") or f"verified on torch {versions}, the torch of this run"
 
 
 def first_line(text) -> str:
@@ -126,7 +138,7 @@ def first_line(text) -> str:
     return lines[0] if lines else ""
 
 
-# --- table builders --------------------------------------------------------------------------------
+# --- table builders ------------------------------------------------------------------------------
 
 def candidates_table(summary: dict) -> tuple[list[str], list[list[str]]]:
     """One row per candidate: label, impl, framework, version, device, losses provided/missing."""
@@ -219,45 +231,128 @@ def outcome_table(summary: dict, outcome: str) -> tuple[list[str], list[list[str
 
 
 def compute_roofs_table(summary: dict) -> tuple[list[str], list[list[str]]]:
-    """The measured compute roofs: loss, dtype, elements/s and what work that counts."""
+    """The measured compute roofs: loss, dtype, elements/s, what work that counts and the
+    ladder's typical inputs."""
     rows = []
     for key, roof in (summary.get("machine", {}).get("compute") or {}).items():
         loss, _, dtype = key.partition("/")
         rows.append([loss, dtype or NONE, f"{fmt_num(roof.get('elements_per_s'))} elements/s",
-                     str(roof.get("work") or NONE)])
+                     str(roof.get("work") or NONE), str(roof.get("inputs") or NONE)])
     rows.sort(key=lambda r: (r[0], dtype_key(r[1])))
-    return ["loss", "dtype", "compute roof", "work"], rows
+    return ["loss", "dtype", "compute roof", "work", "typical inputs"], rows
+
+
+def matmul_roofs_table(summary: dict) -> tuple[list[str], list[list[str]]]:
+    """The measured matrix-product roofs: dtype, flop/s."""
+    rows = [[dtype, f"{fmt_num((roof or {}).get('flops_per_s'))} flop/s",
+             str((roof or {}).get("work") or NONE)]
+            for dtype, roof in (summary.get("machine", {}).get("matmul") or {}).items()]
+    rows.sort(key=lambda r: dtype_key(r[0]))
+    return ["dtype", "matrix-product roof", "measured as"], rows
+
+
+def fmt_bytes(value) -> str:
+    """A byte count in binary units: "512 KiB", "1.5 GiB"; None is "—"."""
+    value = to_float(value)
+    if value is None or not math.isfinite(value):
+        return NONE
+    for scale, unit in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if abs(value) >= scale:
+            return f"{fmt_num(value / scale)} {unit}"
+    return f"{fmt_num(value)} B"
+
+
+def variant_of(row: dict) -> str:
+    """A speed row's option variant ("typical" for summaries written before variants)."""
+    return row.get("variant") or "typical"
+
+
+def fmt_case(row: dict) -> str:
+    """The size of a speed row, with its option variant when it is not the typical call:
+    "1024×1000", "1024×1000, weighted"."""
+    variant = variant_of(row)
+    return fmt_size(row["size"]) + ("" if variant == "typical" else f", {variant}")
+
+
+def _case_key(row: dict):
+    variant = variant_of(row)
+    return (elements_of(row["size"]), tuple(row["size"]), variant != "typical", variant)
+
+
+def fmt_vs_baseline(row: dict) -> str:
+    """fmt_ratio, with the spread of the round-by-round ratios where it is wider than 5%."""
+    text = fmt_ratio(row)
+    low, high = to_float(row.get("ratio_q10")), to_float(row.get("ratio_q90"))
+    ratio = to_float(row.get("ratio_to_baseline"))
+    if None not in (low, high, ratio) and ratio > 0 and (high - low) / ratio > 0.05:
+        text += f" [{fmt_num(low)}–{fmt_num(high)}]"
+    return text
 
 
 def speed_tables(summary: dict) -> list[tuple[str, str, list[str], list[list[str]]]]:
-    """Per (loss, dtype): (loss, dtype, headers, rows), one row per size, pass and candidate.
+    """Per (loss, dtype): (loss, dtype, headers, rows), one row per size (and option variant),
+    pass and candidate.
 
-    Size, pass and binding roof are the same for every candidate of a group: written once."""
+    Size, pass and binding roof are the same for every candidate of a group: written once. The
+    matrix-product roof's column is there only for losses that have one."""
     order = {label: i for i, label in enumerate(candidate_labels(summary))}
     groups = defaultdict(list)
     for row in summary.get("speed", []):
         groups[(row["loss"], row["dtype"])].append(row)
-    headers = ["size", "pass", "binding roof", "candidate", "median", "GB/s", "% memory BW",
-               "% compute roof", "roof attained", "vs baseline"]
     tables = []
     for loss, dtype in sorted(groups, key=lambda k: (k[0], dtype_key(k[1]))):
+        matmul = any(row.get("flops") for row in groups[(loss, dtype)])
+        headers = (["size", "pass", "binding roof", "candidate", "median", "peak memory",
+                    "GB/s", "% memory BW", "% compute roof"] + (["% matmul roof"] if matmul
+                                                                  else [])
+                   + ["roof attained", "vs baseline"])
         rows, previous = [], None
         for row in sorted(groups[(loss, dtype)], key=lambda r: (
-                elements_of(r["size"]), tuple(r["size"]), pass_key(r["pass"]),
-                order.get(r["candidate"], len(order)))):
-            group = (tuple(row["size"]), row["pass"])
+                _case_key(r), pass_key(r["pass"]), order.get(r["candidate"], len(order)))):
+            group = (_case_key(row), row["pass"])
             roof = f"{row['roof']}, {fmt_time(row.get('roof_s'))}" if row.get("roof") else NONE
-            lead = [fmt_size(row["size"]), row["pass"], roof] if group != previous else ["", "", ""]
+            lead = [fmt_case(row), row["pass"], roof] if group != previous else ["", "", ""]
             previous = group
             rows.append(lead + [row["candidate"], fmt_time(row.get("median_s")),
-                                fmt_num(row.get("gbs")), fmt_percent(row.get("bandwidth_share")),
-                                fmt_percent(row.get("compute_share")), fmt_attained(row),
-                                fmt_ratio(row)])
+                                fmt_bytes(row.get("peak_bytes")), fmt_num(row.get("gbs")),
+                                fmt_percent(row.get("bandwidth_share")),
+                                fmt_percent(row.get("compute_share"))]
+                        + ([fmt_percent(row.get("matmul_share"))] if matmul else [])
+                        + [fmt_attained(row), fmt_vs_baseline(row)])
         tables.append((loss, dtype, headers, rows))
     return tables
 
 
-# --- markdown --------------------------------------------------------------------------------------
+def fastest_tables(summary: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+    """Per loss timed for two candidates or more: (loss, headers, rows), one row per dtype,
+    size (and variant) and pass: the fastest candidate, by how much, and the memory of both."""
+    from .summary import speed_fastest
+
+    entries = summary.get("speed_fastest")
+    if entries is None:  # a summary written before the field
+        entries = speed_fastest(summary.get("speed", []))
+    by_loss = defaultdict(list)
+    for entry in entries:
+        by_loss[entry["loss"]].append(entry)
+    headers = ["dtype", "size", "pass", "fastest", "median", "peak memory", "runner-up",
+               "runner-up median", "runner-up memory"]
+    tables = []
+    for loss in sorted(by_loss):
+        rows = []
+        for e in sorted(by_loss[loss], key=lambda e: (dtype_key(e["dtype"]), _case_key(e),
+                                                      pass_key(e["pass"]))):
+            by = to_float(e.get("times_faster"))
+            fastest = e["fastest"] + (f" ({fmt_num(by)}× faster)" if by and by >= 1.05 else
+                                      " (on par)" if by else "")
+            rows.append([e["dtype"], fmt_case(e), e["pass"], fastest, fmt_time(e["median_s"]),
+                         fmt_bytes(e.get("peak_bytes")), e["runner_up"],
+                         fmt_time(e.get("runner_up_median_s")),
+                         fmt_bytes(e.get("runner_up_peak_bytes"))])
+        tables.append((loss, headers, rows))
+    return tables
+
+
+# --- markdown ------------------------------------------------------------------------------------
 
 def md_code(text: str) -> str:
     """Inline code that survives backticks inside ``text``."""
@@ -334,16 +429,29 @@ def accuracy_markdown(summary: dict) -> str:
 
 
 def memory_roof_line(summary: dict) -> str:
-    """The measured memory bandwidth in words."""
-    bandwidth = summary.get("machine", {}).get("memory_bandwidth_gbs")
-    return (f"Memory bandwidth: {fmt_num(bandwidth)} GB/s." if bandwidth is not None
+    """The measured memory bandwidth, the threads and the memory method in words."""
+    machine = summary.get("machine", {})
+    bandwidth = machine.get("memory_bandwidth_gbs")
+    text = (f"Memory bandwidth: {fmt_num(bandwidth)} GB/s." if bandwidth is not None
             else "Memory bandwidth: not measured.")
+    if machine.get("threads"):
+        text += f" Timed with {machine['threads']} torch thread(s)."
+    if machine.get("memory_method"):
+        text += f" Peak memory (CPU): {machine['memory_method']}."
+    return text
 
 
-SPEED_LEGEND = ("Median of the repeats. The binding roof is the machine's limit at that size "
-                "(memory: bytes moved at full bandwidth; compute: the measured compute roof); "
-                "roof attained = the time that roof allows / the median, so 100% is as fast as "
-                "this machine can go.")
+SPEED_LEGEND = ("Median of the repeats, timed in interleaved rounds (every candidate and pass "
+                "one block per round). Peak memory: the most the call held at once, above what "
+                "was held before it (on CUDA, the allocator's peak). The binding roof is the "
+                "machine's limit at that size (memory: bytes moved at full bandwidth; compute: "
+                "the loss's elementwise work at the measured rate; matmul: its matrix products "
+                "at the measured rate); roof attained = the time that roof allows / the median, "
+                "so 100% is as fast as this machine can go. vs baseline: the median of the "
+                "round-by-round ratios to the first candidate, with their q10–q90 spread where "
+                "it exceeds 5%. Sizes with a name after them are the ladder's option variants.")
+FASTEST_LEGEND = ("Per size and pass, the fastest candidate and how many times faster than the "
+                  "runner-up (from the round-by-round ratios to the baseline).")
 
 
 def speed_markdown(summary: dict) -> str:
@@ -352,10 +460,15 @@ def speed_markdown(summary: dict) -> str:
     if not summary.get("speed"):
         return "\n".join(out + ["No speed figures (run with --speed).", ""])
     out += ["## Machine roofs", "", memory_roof_line(summary), ""]
-    headers, rows = compute_roofs_table(summary)
-    if rows:
-        out += [md_table(headers, rows), ""]
-    out += ["## Times", "", SPEED_LEGEND, ""]
+    for headers, rows in (compute_roofs_table(summary), matmul_roofs_table(summary)):
+        if rows:
+            out += [md_table(headers, rows), ""]
+    fastest = fastest_tables(summary)
+    if fastest:
+        out += ["## Fastest per size", "", FASTEST_LEGEND, ""]
+        for loss, headers, rows in fastest:
+            out += [f"### {loss}", "", md_table(headers, rows), ""]
+    out += ["## Times and memory", "", SPEED_LEGEND, ""]
     for loss, dtype, headers, rows in speed_tables(summary):
         out += [f"### {loss}, {dtype}", "", md_table(headers, rows), ""]
     return "\n".join(out)

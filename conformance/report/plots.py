@@ -28,7 +28,10 @@ PASS_STYLE = {"forward": "-", "forward+backward": "--"}
 FAIL_EDGE = "#d62728"
 PASS_LINE = "#2ca02c"
 ROOF_COLOUR = "#7f7f7f"
-CEILING_STYLE = {"memory": (0, (1, 1.5)), "compute": (0, (4, 1.5, 1, 1.5))}
+CEILING_STYLE = {"memory": (0, (1, 1.5)), "compute": (0, (4, 1.5, 1, 1.5)),
+                 "matmul": (0, (6, 2))}
+SPEED_FIGSIZE = (10.4, 4.0)  # time against size | peak memory against size
+SPEED_MARGINS = {"left": 0.07, "right": 0.985, "bottom": 0.12, "top": 0.9, "wspace": 0.22}
 
 
 def safe_name(text: str) -> str:
@@ -45,12 +48,14 @@ def plot_filename(kind: str, loss: str, dtype: str) -> str:
 MARGINS = {"left": 0.11, "right": 0.97, "bottom": 0.12, "top": 0.9}
 
 
-def _figure():
+def _figure(panels: int = 1):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    figure = Figure(figsize=FIGSIZE, dpi=DPI)
+    figure = Figure(figsize=FIGSIZE if panels == 1 else SPEED_FIGSIZE, dpi=DPI)
     FigureCanvasAgg(figure)
-    return figure, figure.add_subplot()
+    if panels == 1:
+        return figure, figure.add_subplot()
+    return figure, figure.subplots(1, panels)
 
 
 def _save(figure, plots_dir: Path, name: str, written: set) -> str:
@@ -58,9 +63,24 @@ def _save(figure, plots_dir: Path, name: str, written: set) -> str:
     while name in written:  # two names that sanitize alike keep both plots
         name, n = f"{stem}_{n}.png", n + 1
     written.add(name)
-    figure.savefig(plots_dir / name, dpi=DPI)
+    _write_png(figure, plots_dir / name)
     figure.clear()
     return f"{plots_dir.name}/{name}"
+
+
+PALETTE_COLOURS = 64  # a plot holds a few flat colours and their anti-aliased edges
+
+
+def _write_png(figure, path: Path) -> None:
+    """The figure as a PNG of at most ``PALETTE_COLOURS`` colours: a third of the bytes of
+    matplotlib's 24-bit PNG, no visible difference for these plots (flat colours, thin lines),
+    and a third of the size of a report's HTML, which embeds every plot."""
+    from PIL import Image
+
+    figure.canvas.draw()
+    pixels = np.asarray(figure.canvas.buffer_rgba())
+    image = Image.fromarray(pixels[..., :3], "RGB")
+    image.quantize(colors=PALETTE_COLOURS, method=Image.Quantize.FASTOCTREE).save(path, "PNG")
 
 
 def _colours(summary: dict) -> dict:
@@ -73,7 +93,7 @@ def _marker(labels: list, label: str) -> str:
     return MARKERS[labels.index(label) % len(MARKERS)] if label in labels else MARKERS[0]
 
 
-# --- error against input magnitude -----------------------------------------------------------------
+# --- error against input magnitude ---------------------------------------------------------------
 
 def _edges(values: list[float | None], low_default: float, high_default: float):
     """Where to draw zeros (below the smallest positive value) and inf/nan (above the largest)."""
@@ -199,7 +219,7 @@ def error_plot(figure, axes, loss: str, dtype: str, entries: list, labels: list,
     figure.subplots_adjust(**MARGINS)
 
 
-# --- time against problem size ---------------------------------------------------------------------
+# --- time against problem size -------------------------------------------------------------------
 
 def _series(rows: list, value) -> list[tuple[float, float]]:
     """(elements, value(row)) per size, the first row of each size, sizes ascending."""
@@ -218,13 +238,18 @@ def _per(amount, rate: float) -> float | None:
 
 def speed_plot(figure, axes, summary: dict, loss: str, dtype: str, rows: list, labels: list,
                colours: dict):
-    """Draw median time against size per candidate and pass, with the roofline under them."""
+    """Draw median time against size per candidate and pass, with the roofline under them and
+    each roof's own ceiling (memory, compute and, for matrix products, matmul). The typical
+    call's rows only (the option variants are timed at one size)."""
+    rows = [row for row in rows if (row.get("variant") or "typical") == "typical"]
     machine = summary.get("machine", {})
     bandwidth = to_float(machine.get("memory_bandwidth_gbs"))
     compute = to_float(((machine.get("compute") or {}).get(f"{loss}/{dtype}") or {})
                        .get("elements_per_s"))
+    matmul = to_float(((machine.get("matmul") or {}).get(dtype) or {}).get("flops_per_s"))
     passes = sorted({row["pass"] for row in rows}, key=pass_key)
-    ceiling_labels = {"memory": "memory-only ceiling", "compute": "compute-only ceiling"}
+    ceiling_labels = {"memory": "memory-only ceiling", "compute": "compute-only ceiling",
+                      "matmul": "matmul-only ceiling"}
     for name in passes:
         in_pass = [row for row in rows if row["pass"] == name]
         style = PASS_STYLE.get(name, "-.")
@@ -233,7 +258,8 @@ def speed_plot(figure, axes, summary: dict, loss: str, dtype: str, rows: list, l
         if roofline:
             axes.plot(*zip(*roofline), color=ROOF_COLOUR, linewidth=5, alpha=0.45, linestyle=style,
                       label=f"roofline, {name} ({' / '.join(roofs) or 'memory or compute'} bound)")
-        ceilings = {"memory": (bandwidth, "bytes", 1e9), "compute": (compute, "elements", 1)}
+        ceilings = {"memory": (bandwidth, "bytes", 1e9), "compute": (compute, "elements", 1),
+                    "matmul": (matmul, "flops", 1)}
         for kind, (rate, amount, unit) in ceilings.items():
             if not rate or rate <= 0:
                 continue
@@ -262,7 +288,36 @@ def speed_plot(figure, axes, summary: dict, loss: str, dtype: str, rows: list, l
     axes.set_title(f"{loss}, {dtype}: time against size", fontsize=10)
     axes.grid(True, which="major", alpha=0.3)
     axes.legend(fontsize=6.5, loc="lower right")
-    figure.subplots_adjust(**MARGINS)
+
+
+def memory_plot(axes, loss: str, dtype: str, rows: list, labels: list, colours: dict):
+    """Draw peak memory against size per candidate and pass, over the bytes each pass moves
+    (its inputs, output and gradients: the scale a call that holds nothing else would have)."""
+    rows = [row for row in rows if (row.get("variant") or "typical") == "typical"]
+    passes = sorted({row["pass"] for row in rows}, key=pass_key)
+    drawn = False
+    for name in passes:
+        moved = _series([r for r in rows if r["pass"] == name], lambda r: to_float(r.get("bytes")))
+        if moved:
+            axes.plot(*zip(*moved), color=ROOF_COLOUR, linewidth=5, alpha=0.45,
+                      linestyle=PASS_STYLE.get(name, "-."), label=f"bytes moved, {name}")
+    for label in [c for c in labels if any(row["candidate"] == c for row in rows)]:
+        for name in passes:
+            mine = [row for row in rows if row["candidate"] == label and row["pass"] == name]
+            series = _series(mine, lambda r: to_float(r.get("peak_bytes")))
+            if series:
+                drawn = True
+                axes.plot(*zip(*series), color=colours.get(label),
+                          linestyle=PASS_STYLE.get(name, "-."), marker=_marker(labels, label),
+                          markersize=4, label=f"{label}, {name}")
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("problem size (elements)")
+    axes.set_ylabel("peak memory (bytes)")
+    axes.set_title(f"{loss}, {dtype}: peak memory against size"
+                   + ("" if drawn else " (not measured)"), fontsize=10)
+    axes.grid(True, which="major", alpha=0.3)
+    axes.legend(fontsize=6.5, loc="lower right")
 
 
 def write_plots(summary: dict, plots_dir: Path) -> dict:
@@ -292,8 +347,10 @@ def write_plots(summary: dict, plots_dir: Path) -> dict:
     for row in summary.get("speed", []):
         speed[(row["loss"], row["dtype"])].append(row)
     for loss, dtype in sorted(speed, key=lambda k: (k[0], dtype_key(k[1]))):
-        figure, axes = _figure()
+        figure, (axes, memory_axes) = _figure(panels=2)
         speed_plot(figure, axes, summary, loss, dtype, speed[(loss, dtype)], labels, colours)
+        memory_plot(memory_axes, loss, dtype, speed[(loss, dtype)], labels, colours)
+        figure.subplots_adjust(**SPEED_MARGINS)
         result["speed"].append(_save(figure, plots_dir, plot_filename("speed", loss, dtype),
                                      written))
     return result

@@ -4,8 +4,8 @@
 allowed error per element) to ``<name>.npz`` and writes ``<name>.py``, which imports only numpy,
 the candidate's framework and the candidate itself, calls the candidate exactly as the check
 did and exits 1 while the failure is there. (An option built per framework, such as a user
-distance function, is rebuilt from the suite module that defines it.) The script's code is fixed (``_SCRIPT``); only its
-CASE literal changes from one failure to the next.
+distance function, is rebuilt from the suite module that defines it.) The script's code is fixed
+(``_SCRIPT``); only its CASE literal changes from one failure to the next.
 """
 
 from __future__ import annotations

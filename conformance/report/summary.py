@@ -16,6 +16,7 @@ import numpy as np
 from . import SUMMARY_VERSION
 
 MAX_SAMPLES = 1000  # error-plot points kept per candidate, loss and dtype
+MAX_PASSING_SAMPLES = 250  # ... where every case passed: enough for the cloud and its worst
 
 
 def build_summary(records: list) -> dict:
@@ -41,18 +42,58 @@ def build_summary(records: list) -> dict:
                      for r in checks if r["outcome"] in ("failed", "error")],
         "speed": [{k: v for k, v in r.items() if k != "kind"}
                   for r in records if r["kind"] == "speed"],
+        "speed_fastest": speed_fastest([r for r in records if r["kind"] == "speed"]),
     }
 
 
+def _time_key(row) -> float:
+    """A row's standing among candidates: its ratio to the baseline, taken round by round
+    (the repeatable figure), else its median."""
+    ratio = row.get("ratio_to_baseline")
+    return ratio if isinstance(ratio, (int, float)) else row["median_s"] * 1e9
+
+
+def speed_fastest(rows) -> list:
+    """Per loss, dtype, size, variant and pass timed for two candidates or more: the fastest
+    candidate, the runner-up and how many times faster (the runner-up's ratio to the baseline
+    over the fastest's: both paired round by round with the baseline; medians where a ratio is
+    missing), with their medians and peak memory."""
+    groups = defaultdict(list)
+    for row in rows:
+        groups[(row["loss"], row["dtype"], tuple(row["size"]), row.get("variant") or "typical",
+                row["pass"])].append(row)
+    out = []
+    for (loss, dtype, size, variant, name), members in groups.items():
+        if len(members) < 2:
+            continue
+        ratios = all(isinstance(r.get("ratio_to_baseline"), (int, float)) for r in members)
+        ranked = sorted(members, key=_time_key if ratios else lambda r: r["median_s"])
+        first, second = ranked[:2]
+        by = (_time_key(second) / _time_key(first) if ratios
+              else second["median_s"] / first["median_s"])
+        out.append({"loss": loss, "dtype": dtype, "size": list(size), "rung": first.get("rung"),
+                    "variant": variant, "pass": name, "fastest": first["candidate"],
+                    "median_s": first["median_s"], "peak_bytes": first.get("peak_bytes"),
+                    "runner_up": second["candidate"], "runner_up_median_s": second["median_s"],
+                    "runner_up_peak_bytes": second.get("peak_bytes"), "times_faster": by})
+    return out
+
+
 def _machine(records) -> dict:
-    bandwidths = [r["memory_bandwidth_gbs"] for r in records
-                  if r["kind"] == "machine" and r.get("memory_bandwidth_gbs")]
-    compute = {}
-    for r in records:
-        if r["kind"] == "machine" and "compute" in r:
-            compute.update(r["compute"])
+    machines = [r for r in records if r["kind"] == "machine"]
+    bandwidths = [r["memory_bandwidth_gbs"] for r in machines if r.get("memory_bandwidth_gbs")]
+    compute, matmul, threads, methods = {}, {}, set(), set()
+    for r in machines:
+        compute.update(r.get("compute") or {})
+        matmul.update(r.get("matmul") or {})
+        if r.get("threads"):
+            threads.add(r["threads"])
+        if r.get("memory_method"):
+            methods.add(r["memory_method"])
     return {"memory_bandwidth_gbs": float(np.median(bandwidths)) if bandwidths else None,
-            "compute": compute}
+            "compute": compute, "matmul": matmul,
+            "threads": min(threads) if len(threads) == 1 else sorted(threads) or None,
+            "memory_method": "; ".join(sorted(methods)) or None}
 
 
 def _quantile(values, q):
@@ -142,19 +183,23 @@ def _error_samples(checks) -> list:
                                     example.get("ratio")])
     samples = []
     for (candidate, loss, dtype), values in sorted(points.items(), key=lambda i: str(i[0])):
-        if len(values) > MAX_SAMPLES:
+        # Points matter most where a case failed; where none did, fewer show the same cloud.
+        limit = (MAX_SAMPLES if not all(p[2] for p in values)
+                 else min(MAX_SAMPLES, MAX_PASSING_SAMPLES))
+        if len(values) > limit:
             # Keep every failing point and the largest errors, then an even spread of the rest.
             values.sort(key=lambda p: (p[2], -_sort_value(p[3]), -_sort_value(p[1])))
-            keep = values[:MAX_SAMPLES // 2]
-            rest = values[MAX_SAMPLES // 2:]
-            keep += rest[::max(1, len(rest) // (MAX_SAMPLES - len(keep)))]
-            values = keep[:MAX_SAMPLES]
+            keep = values[:limit // 2]
+            rest = values[limit // 2:]
+            keep += rest[::max(1, len(rest) // (limit - len(keep)))]
+            values = keep[:limit]
         samples.append({"candidate": candidate, "loss": loss, "dtype": dtype, "points": values})
     return samples
 
 
 def candidate_overview(summary: dict) -> list:
-    """Per candidate and loss: tests passed, failed, skipped, xfailed; max ulp, its dtype; max ratio."""
+    """Per candidate and loss: tests passed, failed, skipped, xfailed; max ulp, its dtype; max
+    ratio."""
     order = {c["label"]: i for i, c in enumerate(summary["candidates"])}  # as given
     counts = defaultdict(lambda: defaultdict(int))
     for test in summary["tests"].values():
@@ -180,16 +225,20 @@ def speed_overview(summary: dict) -> list:
     """Per candidate, loss, dtype and pass, at the largest size timed: the figures users compare.
 
     Rows: candidate, loss, dtype, pass, size, median (ms), GB/s, roof attained (the binding
-    roof's time / the median), time relative to the baseline candidate.
+    roof's time / the median), time relative to the baseline candidate, peak memory (MiB). The
+    typical call only (not the option variants).
     """
     order = {c["label"]: i for i, c in enumerate(summary["candidates"])}  # baseline first
     largest = {}
     for row in summary["speed"]:
+        if (row.get("variant") or "typical") != "typical":
+            continue
         key = (row["candidate"], row["loss"], row["dtype"], row["pass"])
         if key not in largest or np.prod(row["size"]) > np.prod(largest[key]["size"]):
             largest[key] = row
     return [[*key[:3], key[3], "x".join(map(str, row["size"])), row["median_s"] * 1e3,
              row["gbs"], row["roof_s"] / row["median_s"] if row["roof_s"] else None,
-             row["ratio_to_baseline"]]
+             row["ratio_to_baseline"],
+             None if row.get("peak_bytes") is None else row["peak_bytes"] / 2**20]
             for key, row in sorted(largest.items(), key=lambda item: (
                 order.get(item[0][0], len(order)), str(item[0][1:])))]

@@ -72,23 +72,49 @@ class InvalidCall:
     case: Case
 
 
+# The rungs of every speed ladder, by name (``--speed-sizes`` picks among them): a ladder's
+# ``sizes`` hold one size per rung, in this order. The last is left out unless asked for.
+RUNGS = ("tiny", "small", "medium", "large", "huge")
+DEFAULT_RUNGS = RUNGS[:-1]
+VARIANT_RUNG = "medium"  # where a ladder's option variants are timed
+
+
 @dataclass(frozen=True)
 class SpeedLadder:
     """How to time one loss: the sizes, typical inputs, and the work a roofline charges it.
 
-    ``case(size, dtype, rng)`` builds a Case of typical valid inputs whose main input has shape
-    ``size``; ``bytes_moved(case, backward)`` counts each input read once and the output (and,
-    with ``backward``, every gradient) written once; ``elements(case)`` counts the units of
-    elementwise work (described in words by ``work``) and ``kernel(x)`` does that work alone
-    on a torch tensor, so the suite can measure the compute roof of this machine for it.
+    ``case(size, dtype, rng)`` builds a Case of typical valid inputs (the loss's common options
+    included) at ``size``, one size per rung of ``RUNGS`` (a shape of the main input, or for a
+    loss with several dimensions, such as linear_cross_entropy's (tokens, hidden, vocabulary),
+    the ladder's own tuple); ``bytes_moved(case, backward)`` counts each input read once and
+    the output (and, with ``backward``, every gradient) written once; ``elements(case)`` counts
+    the units of elementwise work (described in words by ``work``) and ``kernel(x)`` does that
+    work alone on a torch tensor, so the suite can measure the compute roof of this machine
+    for it; ``flops(case, backward)``, where given, counts the floating-point operations of
+    the loss's matrix products, charged against this machine's measured matrix-product rate
+    (the third roof). ``differentiated`` names the arrays the forward+backward pass takes
+    gradients of (a training step's: targets and class weights are data). ``variants`` are
+    (name, function(case, rng) -> Case) pairs: other common options (a class weight,
+    reduction='none', ...), timed at the ``VARIANT_RUNG`` only. ``dtypes``: the dtypes timed,
+    where they do not follow ``--speed-dtype`` (multi_hot's 'exact'). ``inputs``: the typical
+    call in words, for the reports.
     """
 
-    sizes: tuple  # shapes of the main input, from tiny to out of the caches
+    sizes: tuple  # one per rung of RUNGS, from tiny to out of the caches
     case: Callable
     bytes_moved: Callable
     elements: Callable
     work: str
     kernel: Callable
+    differentiated: tuple = ("input",)
+    flops: Callable | None = None
+    variants: tuple = ()
+    dtypes: tuple | None = None
+    inputs: str = ""
+
+    def rung_sizes(self, rungs=DEFAULT_RUNGS) -> list:
+        """(rung name, size) of the named rungs, in ladder order."""
+        return [(name, size) for name, size in zip(RUNGS, self.sizes) if name in rungs]
 
 
 @dataclass(frozen=True)
@@ -121,14 +147,16 @@ class Spec:
     output_dtype: str | None = None  # None: the output has the dtype under test
     notes: dict = field(default_factory=dict)
     speed: SpeedLadder | None = None  # None: the loss is not timed
+    # the language-model tier (conformance/specs/llm.py): variant -> [(id, build(seed))]
+    llm: Callable | None = None
     properties: tuple = ()
     mean_divisor: Callable | None = None  # None: the number of 'none' elements
 
 
 # The loss families, one module each in this package (and in conformance/deviations and
 # conformance/builtin/numpy_<family>.py), in the order reports list them.
-FAMILIES = ("multilabel", "pointwise", "classification", "binary", "probabilistic", "margin",
-            "embedding", "sequence")
+FAMILIES = ("multilabel", "pointwise", "classification", "linear", "binary", "probabilistic",
+            "margin", "embedding", "sequence")
 
 
 class SpecError(Exception):
@@ -150,6 +178,9 @@ def validate(spec: Spec) -> None:
     for name, value in required:
         if not value:
             raise SpecError(f"{where} has no {name}: give its Spec a {name}=...")
+    if spec.speed is not None and len(spec.speed.sizes) != len(RUNGS):
+        raise SpecError(f"{where}: its speed ladder has {len(spec.speed.sizes)} sizes; give one "
+                        f"per rung {RUNGS} (conformance/specs/speed.py has the standard ones)")
     if spec.family not in FAMILIES:
         raise SpecError(f"{where}: family {spec.family!r} is not listed in FAMILIES "
                         f"(conformance/specs/__init__.py)")

@@ -67,6 +67,8 @@ from loss_reference.formats import format_of
 from ..accuracy import Magnitude
 from ..properties import Pair, Property, replaced, snap_unit
 from . import Spec, reduction_variants
+from .speed import (class_weights, ladder, normal_values, typical_case, uniform_values,
+                    variant)
 from .binary_cases import BCE, LOGITS, cases, edges, invalid
 
 DEPTH = {BCE: 10, LOGITS: 14}
@@ -226,6 +228,31 @@ PROPERTIES = {
 KEYWORD_ARRAYS = {BCE: ("weight",), LOGITS: ("weight", "pos_weight")}
 
 
+# --- speed ladder --------------------------------------------------------------------------------
+
+def _speed_case(name):
+    def case(size, dtype, rng):
+        """Typical multi-label training inputs: probabilities in [0.01, 0.99] (bce) or logits
+        N(0,2) (with logits), labels 0 or 1 (a tenth positive), no weights, 'mean'."""
+        x = (uniform_values(size, dtype, rng, 0.01, 0.99) if name == BCE
+             else normal_values(size, dtype, rng, 2.0))
+        y = (rng.random(size, dtype=np.float32) < 0.1).astype(np.float64)
+        args = {"input": x, "target": y, **{n: None for n in KEYWORD_ARRAYS[name]}}
+        return typical_case(dtype, args, {"reduction": "mean"})
+    return case
+
+
+def _speed(name):
+    variants = [("weighted", variant(arrays={"weight": class_weights})),
+                ("none", variant(reduction="none"))]
+    if name == LOGITS:
+        variants.insert(1, ("pos_weight", variant(arrays={"pos_weight": class_weights})))
+    return ladder(_speed_case(name), read=("input", "target") + KEYWORD_ARRAYS[name],
+                  kernel="two_logs" if name == BCE else "softplus", variants=variants,
+                  inputs=("probabilities" if name == BCE else "logits N(0,2)")
+                  + ", labels 0/1 (a tenth positive), no weight, 'mean'")
+
+
 def _spec(name):
     return Spec(
         name=name, family="binary", positional=("input", "target"),
@@ -234,6 +261,7 @@ def _spec(name):
         invalid_calls=invalid(name), reference=_reference(name), magnitude=_magnitude(name),
         differentiable=("input", "target"), reference_grad=_reference_grad(name),
         grad_magnitudes=_grad_magnitudes(name), properties=PROPERTIES[name],
+        speed=_speed(name),
     )
 
 

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from loss_reference.binary import CLAMP_BELOW
 from loss_reference.formats import format_of
 
-from ..cases import (REGIMES, Case, bulk_values, float_arrays, layouts_for, make_expandable, round_to,
-                     saturation_tags, subnormals, upstream_gradient)
+from ..cases import (REGIMES, Case, bulk_values, float_arrays, layouts_for, make_expandable,
+                     round_to, saturation_tags, subnormals, upstream_gradient)
 from . import InvalidCall
 
 BCE = "binary_cross_entropy"
@@ -102,8 +102,10 @@ def _logits(draw, shape, dtype):
         elements, bulk = subnormals(dtype)
     elif regime == "infinite":
         elements = INFINITE
-        bulk = (lambda rng, n: np.where(rng.random(n) < 0.25, rng.choice([-np.inf, np.inf], n),
-                                        rng.uniform(-8, 8, n)))
+
+        def bulk(rng, n):
+            return np.where(rng.random(n) < 0.25, rng.choice([-np.inf, np.inf], n),
+                            rng.uniform(-8, 8, n))
     else:
         elements, bulk = REGIMES[regime], (lambda rng, n: bulk_values(rng, regime, n))
     values = draw(arrays(shape, elements, bulk, "input"))

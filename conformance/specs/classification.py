@@ -52,8 +52,9 @@ Tolerances (conformance/accuracy.py; nlp_c = lse - x_c, which torch's log_softma
   |w_c p'_c|) (probabilities), a = g / divisor times sum |w_t| / |W| for a mean by W; the
   (1 + nlp_c) is softmax recomputed from a rounded log-probability, as torch's backward does;
   depth 10, terms C + M summed sequentially (torch's log_softmax backward sums the row's
-  upstream gradients in a vectorised loop: seen 48 ulp at C = 4429 in float32). nll_loss: |a w_t| at the target entry and exactly 0 elsewhere
-  (ignored rows and other classes must be exactly 0: B06); depth 4.
+  upstream gradients in a vectorised loop: seen 48 ulp at C = 4429 in float32). nll_loss: |a w_t| at
+  the target entry and exactly 0 elsewhere (ignored rows and other classes must be exactly 0: B06);
+  depth 4.
 - underflow: one subnormal unit per term reduced, times max(1, |w|), as the pointwise family.
 - Non-finite results (masked classes, +inf logits, means over nothing) are judged exactly.
 """
@@ -70,11 +71,13 @@ from loss_reference.formats import format_of
 
 from ..accuracy import Magnitude
 from ..cases import Case, round_to
-from ..properties import (PERMUTATION_DOC, Pair, Property, class_permutation, exact_sum,
-                          replaced)
+from ..properties import (BATCH_SPLIT_DOC, PERMUTATION_DOC, Pair, Property, batch_split,
+                          class_permutation, exact_sum, replaced)
 from . import InvalidCall, SpeedLadder, Spec, reduction_variants
 from .classification_cases import case_strategy, edge_strategy, from_rows, to_rows
-from .speed import bytes_moved, in_dtype, normal_values
+from .llm import llm_cases
+from .speed import (IGNORED_SHARE, MATRIX_SIZES, bytes_moved, class_weights, in_dtype,
+                    log_softmax, normal_values, rows_output, typical_case, variant)
 
 DEPTH = {"cross_entropy": 10, "nll_loss": 4}
 _QUIET = {"over": "ignore", "invalid": "ignore", "divide": "ignore"}
@@ -319,10 +322,12 @@ def _shift(case, draw):
 
 PERMUTATION = Property("permutation", class_permutation(
     lambda case: case.options.get("ignore_index", ref.DEFAULT_IGNORE_INDEX)), PERMUTATION_DOC)
+BATCH_SPLIT = Property("batch-split", batch_split(("input", "target")), BATCH_SPLIT_DOC,
+                       reductions=("none",))
 PROPERTIES = {
     "cross_entropy": (Property("shift", _shift, "adding a constant to a row's logits leaves "
-                                                "its loss"), PERMUTATION),
-    "nll_loss": (PERMUTATION,),
+                                                "its loss"), PERMUTATION, BATCH_SPLIT),
+    "nll_loss": (PERMUTATION, BATCH_SPLIT),
 }
 
 
@@ -337,9 +342,8 @@ def _mean_divisor(case, none_shape):
 
 # --- speed ladder --------------------------------------------------------------------------------
 
-# (rows, classes): from a few cache lines to a 128 MiB float32 logits tensor.
-SPEED_SIZES = ((64, 10), (256, 1000), (4096, 1000), (1024, 32768))
-IGNORED_SHARE = 0.1  # of the rows, ignore_index (torch's default -100): padding in a batch
+# (rows, classes): speed.py's ladder, from a few cache lines to a 128 MiB float32 logits tensor.
+SPEED_SIZES = MATRIX_SIZES
 
 
 def _speed_case(name):
@@ -350,11 +354,11 @@ def _speed_case(name):
         x = normal_values(size, dtype, rng, scale=2.0)
         if name == "nll_loss":
             with np.errstate(under="ignore"):
-                x = in_dtype(x - np.logaddexp.reduce(x, axis=1, keepdims=True), dtype)
+                x = in_dtype(log_softmax(x), dtype)
         target = rng.integers(0, classes, rows)
         target[rng.random(rows) < IGNORED_SHARE] = ref.DEFAULT_IGNORE_INDEX
-        return Case(dtype, {"input": x, "target": target, "weight": None},
-                    {"reduction": "mean"}, {}, ("speed",), grad_output=np.array(1.0))
+        return typical_case(dtype, {"input": x, "target": target, "weight": None},
+                            {"reduction": "mean"})
     return case
 
 
@@ -380,10 +384,18 @@ def _speed(name):
         elements, work, kernel = (lambda case: int(case.args["input"].shape[0]),
                                   "one negation per row (the gathered log-probability)",
                                   _gather_kernel)
+    variants = [("weighted", variant(rows_output, arrays={"weight": class_weights})),
+                ("none", variant(rows_output, reduction="none"))]
+    if name == "cross_entropy":
+        variants.insert(1, ("smoothing", variant(rows_output, label_smoothing=0.1)))
     return SpeedLadder(sizes=SPEED_SIZES, case=_speed_case(name),
                        bytes_moved=lambda case, backward: bytes_moved(
-                           case, backward, ("input", "target", "weight"), 1),
-                       elements=elements, work=work, kernel=kernel)
+                           case, backward, ("input", "target", "weight"),
+                           math.prod(rows_output(case))),
+                       elements=elements, work=work, kernel=kernel, variants=tuple(variants),
+                       inputs=("logits N(0,2)" if name == "cross_entropy" else
+                               "log-probabilities of logits N(0,2)")
+                       + ", a tenth of the targets ignored (-100), no weight, 'mean'")
 
 
 def _spec(name):
@@ -394,6 +406,7 @@ def _spec(name):
         reference=_reference(name), magnitude=_magnitude(name), differentiable=("input",),
         reference_grad=_reference_grad(name), grad_magnitudes=_grad_magnitudes(name),
         speed=_speed(name), properties=PROPERTIES[name], mean_divisor=_mean_divisor,
+        llm=llm_cases(name),
     )
 
 

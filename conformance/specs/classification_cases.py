@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from loss_reference.classification import DEFAULT_IGNORE_INDEX
 
-from ..cases import (REGIMES, Case, bulk_values, float_arrays, layouts_for, make_expandable, round_to,
-                     saturation_tags, upstream_gradient)
+from ..cases import (REGIMES, Case, bulk_values, float_arrays, layouts_for, make_expandable,
+                     round_to, saturation_tags, upstream_gradient)
 
 DRAWN_ELEMENTS = 24  # arrays larger than this are filled by numpy from a drawn seed
 arrays = functools.partial(float_arrays, max_drawn=DRAWN_ELEMENTS, planted=8)
@@ -185,14 +185,16 @@ def class_weights(draw, classes, dtype, kind):
     return round_to(draw(arrays((classes,), elements, bulk, "weight")), dtype)
 
 
-def _layout_tags(layouts):
+def layout_tags(layouts):
+    """Region tags naming the non-contiguous layouts of a case."""
     return tuple(sorted({f"layout-{v}" for v in layouts.values() if v != "contiguous"}))
 
 
 UPSTREAM = st.floats(-4, 4)
 
 
-def _upstream(draw, out_shape, dtype):
+def upstream_values(draw, out_shape, dtype):
+    """A drawn upstream gradient of the output's shape, rounded to the dtype."""
     if out_shape == ():
         return upstream_gradient(draw, out_shape, dtype)
     return round_to(draw(arrays(out_shape, UPSTREAM, lambda rng, n: rng.uniform(-4, 4, n),
@@ -247,9 +249,9 @@ def case_strategy(name):
                 args[n] = make_expandable(args[n])
         finite = x[np.isfinite(x)]
         case = Case(dtype, args, options, layouts,
-                    tuple(tags) + saturation_tags(finite, dtype) + _layout_tags(layouts))
+                    tuple(tags) + saturation_tags(finite, dtype) + layout_tags(layouts))
         out_shape = batch_shape_of(shape) if reduction == "none" else ()
-        case.grad_output = _upstream(draw, out_shape, dtype)
+        case.grad_output = upstream_values(draw, out_shape, dtype)
         return case
 
     return cases

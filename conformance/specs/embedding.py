@@ -49,12 +49,13 @@ Tolerances (conformance/accuracy.py):
   mean, upstream); cosine gradient 16 (the longest path of the chain rule through the norms:
   forward |x2|^2 (2), AB, sqrt, P; backward g P, / sqrt(AB)^2 (2), / 2 sqrt(AB), * |x2|^2,
   * 2 x1, + the direct term g x2 / sqrt(AB), mean, upstream: measured, torch's float64
-  gradient errs by 31 u S where the two terms cancel); triplet 10 (difference, + eps, power (2 for p not 1,
-  2), root (2), margin + d - d (2), mean, upstream) and 12 for its gradients.
+  gradient errs by 31 u S where the two terms cancel); triplet 10 (difference, + eps,
+  power (2 for p not 1, 2), root (2), margin + d - d (2), mean, upstream) and 12 for its gradients.
 - gradients: per element |g| / N' times: cosine (|x2| + sum|x1 x2| / A |x1|) / sqrt(AB) (and
-  the same with 1 and 2 exchanged; P's terms, not P, which may cancel); triplet, per distance taking part: pairwise (p-1)|slope|
-  ((|a - b| + |v| + eps) / |v| + S / d) (the relative error of |v|^(p-1) / d^(p-1)), or
-  |slope| for p = 1 and inf; l1 / relu-l1 1; cosine 2 (|b| + sum|ab| |a| / |a|^2) / (|a||b|).
+  the same with 1 and 2 exchanged; P's terms, not P, which may cancel); triplet, per distance
+  taking part: pairwise (p-1)|slope| ((|a - b| + |v| + eps) / |v| + S / d) (the relative error
+  of |v|^(p-1) / d^(p-1)), or |slope| for p = 1 and inf; l1 / relu-l1 1; cosine
+  2 (|b| + sum|ab| |a| / |a|^2) / (|a||b|).
 - slack (either side of a kink): |g| / N' times the jump of the derivative: cosine
   |d cos / dx| where |cos - margin| is within the rounding bound of the row; triplet 2 per
   distance taking part near the hinge, 2 between d(a, n) and d(p, n) near a tie, 2 for a
@@ -76,7 +77,8 @@ from loss_reference.formats import format_of
 
 from ..accuracy import Magnitude, accumulation_roundoff, summation_units
 from . import Spec, reduction_variants
-from .embedding_cases import (LOSSES, POSITIONAL, cases_for, distance_kind, edges_for,
+from .speed import ladder, normal_values, output_of, rows_output, signs, typical_case, variant
+from .embedding_cases import (LOSSES, POSITIONAL, Distance, cases_for, distance_kind, edges_for,
                               invalid_for)
 
 DEPTH = {"cosine_embedding_loss": (8, 16), "triplet_margin_loss": (10, 12),
@@ -175,7 +177,7 @@ def _cosine_grad_magnitudes(case):
     return out
 
 
-# --- triplet losses ----------------------------------------------------------------------------------
+# --- triplet losses ------------------------------------------------------------------------------
 
 def _options(case, name):
     options = dict(case.options)
@@ -335,6 +337,45 @@ def _reference_grad(name):
     return reference_grad
 
 
+# --- speed ladders -------------------------------------------------------------------------------
+
+# (rows, embedding width): 640, 256K, 1M, 4M and 32M elements per input, as speed.py's ladder.
+SPEED_SIZES = ((64, 10), (1024, 256), (4096, 256), (16384, 256), (131072, 256))
+
+
+def _speed_case(name):
+    def case(size, dtype, rng):
+        """Embeddings N(0,1), 'mean': cosine_embedding_loss, pairs with targets +-1 (margin 0);
+        the triplet losses, anchor, positive and negative (margin 1, p=2, the pairwise
+        distance)."""
+        names = POSITIONAL[name]
+        args = {n: normal_values(size, dtype, rng) for n in names[:2]}
+        if name == "cosine_embedding_loss":
+            args["target"] = signs(size[0], rng)
+        else:
+            args[names[2]] = normal_values(size, dtype, rng)
+        return typical_case(dtype, args, {"reduction": "mean"})
+    return case
+
+
+def _speed(name):
+    names = POSITIONAL[name]
+    output = output_of(rows_output, names[0])
+    cosine = name == "cosine_embedding_loss"
+    extra = {"cosine_embedding_loss": ("margin", variant(output, margin=0.5)),
+             "triplet_margin_loss": ("swap", variant(output, swap=True)),
+             "triplet_margin_with_distance_loss": (
+                 "cosine", variant(output, distance_function=Distance("cosine")))}[name]
+    return ladder(_speed_case(name), read=names, output=output,
+                  kernel="products" if cosine else "two_distances",
+                  elements=(lambda case: 3 * int(np.size(case.args["input1"]))) if cosine
+                  else None,
+                  differentiated=names[:2] if cosine else names, sizes=SPEED_SIZES,
+                  variants=(extra, ("none", variant(output, reduction="none"))),
+                  inputs="embeddings N(0,1), " + ("targets +-1, margin 0" if cosine else
+                                                  "margin 1, p=2") + ", 'mean'")
+
+
 def _spec(name):
     cosine = name == "cosine_embedding_loss"
     return Spec(
@@ -345,6 +386,7 @@ def _spec(name):
         differentiable=POSITIONAL[name][:2] if cosine else POSITIONAL[name],
         reference_grad=_reference_grad(name),
         grad_magnitudes=_cosine_grad_magnitudes if cosine else _triplet_grad_magnitudes(name),
+        speed=_speed(name),
     )
 
 

@@ -21,16 +21,16 @@ POSITIONAL = {"cosine_embedding_loss": ("input1", "input2", "target"),
               "triplet_margin_with_distance_loss": ("anchor", "positive", "negative")}
 
 
-# --- user distance functions -----------------------------------------------------------------------
+# --- user distance functions ---------------------------------------------------------------------
 
 class Distance:
     """A user distance function for triplet_margin_with_distance_loss, built per framework.
 
     ``for_framework(framework)`` returns the callable the candidate gets (torch and jax:
-    differentiable by their autodiff; numpy: a callable with ``vjp(grad, a, b) -> (d a, d b)``, which the built-in
-    numpy candidate uses for gradients). The repr names it (test output, repro files), and the
-    object is also callable itself on torch tensors or numpy arrays, so a repro script that
-    passes it as it is still runs.
+    differentiable by their autodiff; numpy: a callable with ``vjp(grad, a, b) -> (d a, d b)``,
+    which the built-in numpy candidate uses for gradients). The repr names it (test output, repro
+    files), and the object is also callable itself on torch tensors or numpy arrays, so a repro
+    script that passes it as it is still runs.
     """
 
     def __init__(self, name: str):

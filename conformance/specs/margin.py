@@ -64,6 +64,8 @@ from ..accuracy import Magnitude
 from ..cases import Case
 from ..properties import PERMUTATION_DOC, Property, class_permutation
 from . import InvalidCall, Spec, reduction_variants
+from .speed import (FLAT_SIZES, class_targets, class_weights, elementwise_output, ladder,
+                    normal_values, output_of, rows_output, signs, typical_case, variant)
 from .margin_cases import (hinge_cases, hinge_edges, multi_cases, multi_edges, ranking_cases,
                            ranking_edges, round_to)
 
@@ -431,6 +433,51 @@ PROPERTIES = {"margin_ranking_loss": (), "hinge_embedding_loss": (),
                                              PERMUTATION_DOC),)}
 
 
+# --- speed ladders -------------------------------------------------------------------------------
+
+def _ranking_speed_case(size, dtype, rng):
+    """Two scores N(0,1) per pair, which should rank higher +-1, margin 0, 'mean'."""
+    args = {"input1": normal_values(size, dtype, rng), "input2": normal_values(size, dtype, rng),
+            "target": signs(size, rng)}
+    return typical_case(dtype, args, {"reduction": "mean"})
+
+
+def _hinge_speed_case(size, dtype, rng):
+    """Distances |N(0,1)|, similar or not +-1, margin 1, 'mean'."""
+    args = {"input": np.abs(normal_values(size, dtype, rng)), "target": signs(size, rng)}
+    return typical_case(dtype, args, {"reduction": "mean"})
+
+
+def _multi_speed_case(size, dtype, rng):
+    """Logits N(0,1) and a class per row, p=1, margin 1, no weight, 'mean'."""
+    rows, classes = size
+    args = {"input": normal_values(size, dtype, rng),
+            "target": class_targets(rows, classes, rng), "weight": None}
+    return typical_case(dtype, args, {"reduction": "mean"})
+
+
+RANKING_OUTPUT = output_of(elementwise_output, "input1")
+SPEED = {
+    "margin_ranking_loss": lambda: ladder(
+        _ranking_speed_case, read=("input1", "input2", "target"), kernel="hinge",
+        output=RANKING_OUTPUT, differentiated=("input1", "input2"), sizes=FLAT_SIZES,
+        variants=(("margin", variant(RANKING_OUTPUT, margin=0.5)),
+                  ("none", variant(RANKING_OUTPUT, reduction="none"))),
+        inputs="scores N(0,1), targets +-1, margin 0, 'mean'"),
+    "hinge_embedding_loss": lambda: ladder(
+        _hinge_speed_case, read=("input", "target"), kernel="hinge",
+        variants=(("none", variant(reduction="none")),),
+        inputs="distances |N(0,1)|, targets +-1, margin 1, 'mean'"),
+    "multi_margin_loss": lambda: ladder(
+        _multi_speed_case, read=("input", "target", "weight"), kernel="hinge",
+        output=rows_output,
+        variants=(("weighted", variant(rows_output, arrays={"weight": class_weights})),
+                  ("squared", variant(rows_output, p=2)),
+                  ("none", variant(rows_output, reduction="none"))),
+        inputs="logits N(0,1), a class per row, p=1, margin 1, no weight, 'mean'"),
+}
+
+
 def _spec(name):
     magnitude, grad_magnitudes = MAGNITUDES[name]
     return Spec(
@@ -440,7 +487,7 @@ def _spec(name):
         variants=_variants(), cases=CASES[name], edge_cases=_edges(name),
         invalid_calls=_invalid(name), reference=_reference(name), magnitude=magnitude,
         differentiable=DIFFERENTIABLE[name], reference_grad=_reference_grad(name),
-        grad_magnitudes=grad_magnitudes, properties=PROPERTIES[name],
+        grad_magnitudes=grad_magnitudes, properties=PROPERTIES[name], speed=SPEED[name](),
     )
 
 

@@ -28,7 +28,8 @@ from loss_reference.formats import format_of
 from ..accuracy import Magnitude
 from ..cases import Case
 from . import SpeedLadder, Spec, Variant, reduction_variants
-from .speed import bytes_moved, normal_values
+from .speed import (MATRIX_SIZES, bytes_moved, class_weights, ladder, normal_values,
+                    typical_case, variant)
 from .multilabel_cases import (margin_cases, margin_edges, margin_invalid, multi_hot_cases,
                                multi_hot_edges, multi_hot_invalid, output_shape,
                                soft_margin_cases, soft_margin_edges, soft_margin_invalid)
@@ -61,12 +62,18 @@ def _upstream_magnitude(case):
     g = np.abs(np.asarray(case.grad_output, dtype=np.float64))
     if reduction == "none":
         return g.reshape(x.shape[:-1])[..., None], 1
-    return np.full(x.shape[:-1] + (1,), float(g)), (max(_batch(x.shape), 1) if reduction == "mean" else 1)
+    return (np.full(x.shape[:-1] + (1,), float(g)),
+            max(_batch(x.shape), 1) if reduction == "mean" else 1)
 
 
-# Speed ladders (conformance/timing.py): one size ladder for both losses, typical inputs, and
-# the byte and work counts of a roofline. Timing uses reduction='mean', upstream gradient 1.
-SPEED_SIZES = ((64, 10), (256, 1000), (4096, 1000), (1024, 32768))
+# Speed ladders (conformance/timing.py): the (rows, classes) ladder of speed.py, typical inputs,
+# and the byte and work counts of a roofline. Typical calls use reduction='mean', upstream
+# gradient 1; the variants reduction='none' (and a class weight) are timed at the medium rung.
+SPEED_SIZES = MATRIX_SIZES
+
+
+def _speed_output(case):
+    return output_shape(case.args["input"].shape, case.options["reduction"])
 
 
 def _speed_bytes(case, backward, read):
@@ -147,6 +154,9 @@ SOFT_MARGIN_SPEED = SpeedLadder(
     bytes_moved=lambda case, backward: _speed_bytes(case, backward, ("input", "target", "weight")),
     elements=lambda case: int(case.args["input"].size),
     work="one exp and one log1p per element of input (softplus)", kernel=_softplus_kernel,
+    variants=(("weighted", variant(_speed_output, arrays={"weight": class_weights})),
+              ("none", variant(_speed_output, reduction="none"))),
+    inputs="logits N(0,1), multi-hot targets (a tenth positive), no weight, 'mean'",
 )
 
 SOFT_MARGIN = Spec(
@@ -251,7 +261,8 @@ MARGIN_SPEED = SpeedLadder(
     bytes_moved=lambda case, backward: _speed_bytes(case, backward, ("input", "target")),
     elements=_margin_speed_elements,
     work="one hinge max(0, 1 - x[y_j] + x[i]) per listed label j and class i (labels x C per row)",
-    kernel=_hinge_kernel,
+    kernel=_hinge_kernel, variants=(("none", variant(_speed_output, reduction="none")),),
+    inputs="logits N(0,1), 1 to 7 labels per row then -1, 'mean'",
 )
 
 MARGIN = Spec(
@@ -273,12 +284,35 @@ def _multi_hot_reference(case):
                          case.options.get("padding_value", -1))
 
 
+LABELS_PER_ROW = 8  # multi_hot's typical input: up to 8 labels per row, padded with -1
+
+
+def _multi_hot_speed_case(size, dtype, rng):
+    """Padded labels: 1 to 8 per row of ``size``'s (rows, classes), the rest -1."""
+    rows, classes = size
+    labels = rng.integers(0, classes, (rows, LABELS_PER_ROW))
+    labels[np.arange(LABELS_PER_ROW) >= rng.integers(1, LABELS_PER_ROW + 1, rows)[:, None]] = -1
+    return typical_case("exact", {"labels": labels, "num_classes": classes}, {})
+
+
+def _multi_hot_bytes(case, backward):
+    """The labels read, a (rows, classes) output of 8-byte elements (int64) written."""
+    return int(case.args["labels"].nbytes + case.args["labels"].shape[0]
+               * case.args["num_classes"] * 8)
+
+
+MULTI_HOT_SPEED = ladder(
+    _multi_hot_speed_case, read=("labels",), kernel="store", differentiated=(),
+    elements=lambda case: int(case.args["labels"].shape[0] * case.args["num_classes"]),
+    dtypes=("exact",), moved=_multi_hot_bytes,
+    inputs="padded labels, 1 to 8 per row, -1 after them")
+
 MULTI_HOT = Spec(
     name="multi_hot", family="multilabel",
     positional=("labels", "num_classes"), keyword_arrays=(),
     variants=(Variant("exact", (("form", "lists"),)), Variant("exact", (("form", "padded"),))),
     cases=multi_hot_cases, edge_cases=multi_hot_edges, invalid_calls=multi_hot_invalid,
-    reference=_multi_hot_reference, exact=True,
+    reference=_multi_hot_reference, exact=True, speed=MULTI_HOT_SPEED,
 )
 
 SPECS = (SOFT_MARGIN, MARGIN, MULTI_HOT)

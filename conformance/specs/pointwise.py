@@ -57,6 +57,7 @@ from loss_reference.formats import format_of
 from ..accuracy import Magnitude
 from ..properties import exact_sum
 from . import Spec, reduction_variants
+from .speed import elementwise_weights, ladder, normal_values, signs, typical_case, variant
 from .pointwise_cases import THRESHOLD_OPTION, WEIGHTED, cases, edges, invalid
 
 DEPTH = {"l1_loss": 5, "mse_loss": 6, "huber_loss": 6, "smooth_l1_loss": 6,
@@ -225,6 +226,37 @@ def _weight_sum(case, none_shape):
     return exact_sum(np.broadcast_to(np.asarray(w, np.float64), np.shape(case.args["input"])))
 
 
+# --- speed ladder --------------------------------------------------------------------------------
+
+SPEED_KERNELS = {"l1_loss": "abs_difference", "mse_loss": "squared_difference",
+                 "huber_loss": "huber", "smooth_l1_loss": "huber", "soft_margin_loss": "softplus"}
+
+
+def _speed_case(name):
+    def case(size, dtype, rng):
+        """Typical regression inputs: prediction and target N(0,1), no weight, the default
+        delta/beta, 'mean' (soft_margin_loss: logits N(0,2), targets +-1)."""
+        if name == "soft_margin_loss":
+            args = {"input": normal_values(size, dtype, rng, 2.0), "target": signs(size, rng)}
+        else:
+            args = {"input": normal_values(size, dtype, rng),
+                    "target": normal_values(size, dtype, rng)}
+        if name in WEIGHTED:
+            args["weight"] = None
+        return typical_case(dtype, args, {"reduction": "mean"})
+    return case
+
+
+def _speed(name):
+    variants = [("none", variant(reduction="none"))]
+    if name in WEIGHTED:
+        variants.insert(0, ("weighted", variant(arrays={"weight": elementwise_weights})))
+    return ladder(_speed_case(name), read=("input", "target", "weight"),
+                  kernel=SPEED_KERNELS[name], variants=variants,
+                  inputs="logits N(0,2), targets +-1, 'mean'" if name == "soft_margin_loss"
+                  else "input and target N(0,1), no weight, 'mean'")
+
+
 def _spec(name):
     return Spec(
         name=name, family="pointwise", positional=("input", "target"),
@@ -234,7 +266,7 @@ def _spec(name):
         differentiable=("input",) if name == "soft_margin_loss" else
         ("input", "target") + (("weight",) if name in WEIGHTED else ()),
         reference_grad=_reference_grad(name), grad_magnitudes=_grad_magnitudes(name),
-        mean_divisor=_weight_sum if name in ref.WEIGHT_SUM_MEAN else None,
+        mean_divisor=_weight_sum if name in ref.WEIGHT_SUM_MEAN else None, speed=_speed(name),
     )
 
 

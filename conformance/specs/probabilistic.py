@@ -76,6 +76,8 @@ from ..accuracy import Magnitude
 from ..cases import Case
 from . import REDUCTIONS, InvalidCall, Spec, reduction_variants
 from .probabilistic_cases import case_strategy, edge_strategy
+from .speed import (in_dtype, ladder, log_softmax, normal_values, typical_case, uniform_values,
+                    variant)
 
 LOSS_REDUCTIONS = {"kl_div": REDUCTIONS + ("batchmean",), "poisson_nll_loss": REDUCTIONS,
                    "gaussian_nll_loss": REDUCTIONS}
@@ -266,6 +268,53 @@ def _grad_magnitudes(name):
     return grad_magnitudes
 
 
+# --- speed ladder --------------------------------------------------------------------------------
+
+def _speed_case(name):
+    def case(size, dtype, rng):
+        """Typical inputs, 'mean' ('batchmean' for kl_div): kl_div, log-probabilities and
+        probabilities of two softmaxes of N(0,1) logits; poisson_nll_loss, log-rates N(0,1) and
+        counts drawn from them; gaussian_nll_loss, means and targets N(0,1), variances 0.5-2."""
+        if name == "kl_div":
+            with np.errstate(under="ignore"):
+                args = {"input": in_dtype(log_softmax(normal_values(size, dtype, rng)), dtype),
+                        "target": in_dtype(np.exp(log_softmax(normal_values(size, dtype, rng))),
+                                           dtype)}
+            return typical_case(dtype, args, {"reduction": "batchmean"})
+        x = normal_values(size, dtype, rng)
+        if name == "poisson_nll_loss":
+            return typical_case(dtype, {"input": x, "target": rng.poisson(np.exp(x)).astype(
+                np.float64)}, {"reduction": "mean"})
+        return typical_case(dtype, {"input": x, "target": normal_values(size, dtype, rng),
+                                    "var": uniform_values(size, dtype, rng, 0.5, 2.0)},
+                            {"reduction": "mean"})
+    return case
+
+
+def _log_target(case, rng):
+    with np.errstate(divide="ignore"):
+        return in_dtype(np.log(case.args["target"]), case.dtype)
+
+
+SPEED_VARIANTS = {
+    "kl_div": (("log_target", variant(arrays={"target": _log_target}, log_target=True)),),
+    "poisson_nll_loss": (("full", variant(full=True)),),
+    "gaussian_nll_loss": (("full", variant(full=True)),),
+}
+SPEED_KERNELS = {"kl_div": "log", "poisson_nll_loss": "exp", "gaussian_nll_loss": "gaussian"}
+SPEED_INPUTS = {"kl_div": "log-probabilities and probabilities of N(0,1) logits, 'batchmean'",
+                "poisson_nll_loss": "log-rates N(0,1), Poisson counts, 'mean'",
+                "gaussian_nll_loss": "means and targets N(0,1), variances 0.5-2 per element, "
+                                     "'mean'"}
+
+
+def _speed(name, arrays):
+    return ladder(_speed_case(name), read=arrays, kernel=SPEED_KERNELS[name],
+                  differentiated=("input", "var") if "var" in arrays else ("input",),
+                  variants=SPEED_VARIANTS[name] + (("none", variant(reduction="none")),),
+                  inputs=SPEED_INPUTS[name])
+
+
 def _spec(name):
     arrays = ("input", "target", "var") if name == "gaussian_nll_loss" else ("input", "target")
     return Spec(
@@ -273,7 +322,7 @@ def _spec(name):
         variants=_variants(name), cases=case_strategy(name), edge_cases=edge_strategy(name),
         invalid_calls=_invalid(name), reference=_reference(name), magnitude=_magnitude(name),
         differentiable=arrays, reference_grad=_reference_grad(name),
-        grad_magnitudes=_grad_magnitudes(name),
+        grad_magnitudes=_grad_magnitudes(name), speed=_speed(name, arrays),
     )
 
 

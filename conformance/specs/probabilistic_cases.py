@@ -102,7 +102,8 @@ COUNTS = {
     "around-one": (st.sampled_from([0.0, 0.5, 1.0, 1.0078125, 1.5, 2.0]),
                    lambda rng, n: rng.choice([0.0, 0.5, 1.0, 1.0078125, 1.5, 2.0], n)),
     "fractional": (st.floats(0, 5), lambda rng, n: rng.uniform(0, 5, n)),
-    "large": (st.one_of(st.floats(50, 3e4), st.just(1e30)), lambda rng, n: 10 ** rng.uniform(1.7, 4, n)),
+    "large": (st.one_of(st.floats(50, 3e4), st.just(1e30)),
+              lambda rng, n: 10 ** rng.uniform(1.7, 4, n)),
 }
 POISSON_EPS = (1e-8, 1e-8, 1e-4, 0.5, 1e-12)
 

@@ -74,6 +74,7 @@ from ..accuracy import Magnitude
 from ..cases import Case
 from . import InvalidCall, Spec, reduction_variants
 from .sequence_cases import ctc_cases, edge_cases
+from .speed import in_dtype, ladder, log_softmax, normal_values, typical_case, variant
 
 DEPTH = 10
 POSITIONAL = ("log_probs", "targets", "input_lengths", "target_lengths")
@@ -210,10 +211,49 @@ def _mean_divisors(case, none_shape):
     return int(divisors[0]) if none_shape == () else divisors.reshape(none_shape)
 
 
+# --- speed ladder --------------------------------------------------------------------------------
+
+# (frames T, batch N, classes C), targets T/8 long: log_probs of 640, 256K, 1M, 4M and 32M
+# elements; the recursion's lattice of 80, 135K, 1.1M, 2.1M and 17M cells (torch takes about
+# 50 ns a cell here, the forward+backward three times that).
+SPEED_SIZES = ((16, 4, 10), (128, 32, 64), (256, 64, 64), (256, 128, 128), (512, 256, 256))
+TARGET_SHARE = 8  # a target is T / 8 labels long
+
+
+def _speed_case(size, dtype, rng):
+    """Log-softmax of N(0,1) logits; every sample T frames and a target of T/8 labels (blank
+    0 excluded), lengths as int64 arrays; 'mean', zero_infinity False."""
+    frames, batch, classes = size
+    logits = normal_values(size, dtype, rng)
+    log_probs = log_softmax(logits)
+    length = max(frames // TARGET_SHARE, 1)
+    args = {"log_probs": in_dtype(log_probs, dtype),
+            "targets": rng.integers(1, classes, (batch, length)),
+            "input_lengths": np.full(batch, frames, dtype=np.int64),
+            "target_lengths": np.full(batch, length, dtype=np.int64)}
+    return typical_case(dtype, args, {"blank": 0, "reduction": "mean", "zero_infinity": False})
+
+
+def _speed_output(case):
+    """(N,) for 'none', a scalar otherwise."""
+    return np.shape(case.args["log_probs"])[1:2] if case.options["reduction"] == "none" else ()
+
+
+def _lattice_cells(case):
+    """The CTC recursion's work: T x N x (2 L + 1) cells."""
+    frames, batch, _ = np.shape(case.args["log_probs"])
+    return int(frames * batch * (2 * np.shape(case.args["targets"])[1] + 1))
+
+
+SPEED = ladder(_speed_case, read=POSITIONAL, kernel="logaddexp", output=_speed_output,
+               elements=_lattice_cells, differentiated=("log_probs",), sizes=SPEED_SIZES,
+               variants=(("none", variant(_speed_output, reduction="none")),),
+               inputs="log-softmax of N(0,1) logits, targets T/8 long, blank 0, 'mean'")
+
 SPECS = (Spec(
     name="ctc_loss", family="sequence", positional=POSITIONAL, keyword_arrays=(),
     variants=_variants(), cases=ctc_cases, edge_cases=edge_cases,
     invalid_calls=_invalid_calls, reference=_reference, magnitude=_magnitude,
     differentiable=("log_probs",), reference_grad=_reference_grad,
-    grad_magnitudes=_grad_magnitudes, mean_divisor=_mean_divisors,
+    grad_magnitudes=_grad_magnitudes, mean_divisor=_mean_divisors, speed=SPEED,
 ),)

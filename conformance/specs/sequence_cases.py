@@ -77,7 +77,8 @@ def _log_probs(draw, shape, dtype, regime):
     if regime in ("log-softmax", "peaked"):
         width = 4.0 if regime == "log-softmax" else 40.0
         logits = draw(float_arrays(shape, st.floats(-width, width), lambda rng, n:
-                                   rng.uniform(-width, width, n), "logits", max_drawn=DRAWN, planted=4))
+                                   rng.uniform(-width, width, n), "logits", max_drawn=DRAWN,
+                                   planted=4))
         top = logits.max(axis=-1, keepdims=True)
         values = logits - top - np.log(np.exp(logits - top).sum(axis=-1, keepdims=True))
     elif regime == "unnormalized":
@@ -154,7 +155,7 @@ def ctc_cases(draw, variant):
     return case
 
 
-# --- edge cases ------------------------------------------------------------------------------------
+# --- edge cases ----------------------------------------------------------------------------------
 
 def _normalized(rng, shape, width=3.0):
     logits = rng.uniform(-width, width, shape)

@@ -2,7 +2,8 @@
 
 The outputs carry no autograd graph (requires_grad False); values are torch's. As in
 torch_with_multi_hot.py, multilabel_margin_loss returns nan ('mean') or 0 ('sum') for an empty
-batch (torch 2.13 CPU returns uninitialised memory there). multi_hot is a correct torch implementation.
+batch (torch 2.13 CPU returns uninitialised memory there). multi_hot is a correct torch
+implementation.
 """
 import torch
 import torch.nn.functional as F

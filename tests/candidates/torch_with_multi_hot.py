@@ -2,9 +2,9 @@
 
 multilabel_soft_margin_loss is torch.nn.functional's, computed in float32 for float16 input
 (torch's float16 kernel overflows in its sum over classes; see conformance/deviations.py).
-multilabel_margin_loss is torch's, except for one case: torch 2.13 (CPU) returns uninitialised memory (e.g. 1.5e-28,
-14.36, -1.9e-24, varying run to run) for an empty batch (N = 0) with reduction 'mean' or
-'sum'; there the mean of no samples (nan) or their sum (0) is returned instead.
+multilabel_margin_loss is torch's, except for one case: torch 2.13 (CPU) returns uninitialised
+memory (e.g. 1.5e-28, 14.36, -1.9e-24, varying run to run) for an empty batch (N = 0) with reduction
+'mean' or 'sum'; there the mean of no samples (nan) or their sum (0) is returned instead.
 multi_hot validates labels, ignores padding anywhere in a row, counts each class once, and
 accepts a padded int tensor (N, L) or a list of lists; it returns float32 (N, num_classes).
 """

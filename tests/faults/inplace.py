@@ -1,7 +1,7 @@
 """torch's losses computed after scribbling on their inputs (reduction='sum' only).
 
-l1_loss adds 1 to its input's first element through a view; mse_loss leaves the elements it is given alone
-but fills the storage around a strided (non-contiguous) input.
+l1_loss adds 1 to its input's first element through a view; mse_loss leaves the elements it is given
+alone but fills the storage around a strided (non-contiguous) input.
 """
 import torch
 import torch.nn.functional as torch_functional

@@ -1,4 +1,5 @@
-"""binary_cross_entropy written from the textbook formula, without torch's clamp of the logs at -100.
+"""binary_cross_entropy written from the textbook formula, without torch's clamp of the logs
+at -100.
 
 Class: [C4] extreme-value stability. KNOWN_BUGS B31 (tracel-ai/burn#2739 and #2741: BCE on
 probabilities without the -100 clamp).

@@ -19,7 +19,8 @@ def _check(input, target, weight, pos_weight, reduction):
         raise ValueError(f"target shape {tuple(target.shape)} != input shape {tuple(input.shape)}")
     for name, value in (("weight", weight), ("pos_weight", pos_weight)):
         if value is not None and torch.broadcast_shapes(value.shape, input.shape) != input.shape:
-            raise ValueError(f"{name} {tuple(value.shape)} would enlarge input {tuple(input.shape)}")
+            raise ValueError(f"{name} {tuple(value.shape)} would enlarge input "
+                             f"{tuple(input.shape)}")
     if reduction not in ("none", "mean", "sum"):
         raise ValueError(f"{reduction} is not a valid value for reduction")
 

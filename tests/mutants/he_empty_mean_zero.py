@@ -21,4 +21,5 @@ def hinge_embedding_loss(input, target, margin=1.0, size_average=None, reduce=No
     loss = torch.where(y != 1, (margin - x).clamp_min(0), zeros) + torch.where(y != -1, x, zeros)
     if reduction == 'none':
         return loss.to(input.dtype)
-    return (loss.sum() if reduction == 'sum' else (loss.mean() if loss.numel() else loss.sum())).to(input.dtype)  # BUG: nan
+    return (loss.sum() if reduction == 'sum'
+            else (loss.mean() if loss.numel() else loss.sum())).to(input.dtype)  # BUG: nan

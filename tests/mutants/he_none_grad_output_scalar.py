@@ -16,7 +16,8 @@ class _Hinge(torch.autograd.Function):
         zeros = torch.zeros_like(xd)
         ctx.save_for_backward(xd, yd)
         ctx.margin, ctx.dtype = margin, x.dtype
-        loss = torch.where(yd != 1, (margin - xd).clamp_min(0), zeros) + torch.where(yd != -1, xd, zeros)
+        loss = (torch.where(yd != 1, (margin - xd).clamp_min(0), zeros)
+                + torch.where(yd != -1, xd, zeros))
         return loss.to(x.dtype)
 
     @staticmethod

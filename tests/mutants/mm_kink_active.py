@@ -37,7 +37,8 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=
     w = torch.ones(c, dtype=torch.float64) if weight is None else weight.double()
     z = margin - x.gather(1, t[:, None]) + x
     others = torch.ones_like(z, dtype=torch.bool).scatter_(1, t[:, None], False)
-    hinge = torch.where(others & (z >= 0), z if p == 1 else z * z, torch.zeros_like(z))  # BUG: z > 0
+    # BUG: z > 0
+    hinge = torch.where(others & (z >= 0), z if p == 1 else z * z, torch.zeros_like(z))
     per_sample = (w[t][:, None] * hinge).sum(1) / c
     if reduction == 'none':
         return per_sample.reshape(target.shape).to(input.dtype)

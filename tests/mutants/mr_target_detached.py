@@ -18,7 +18,8 @@ def margin_ranking_loss(input1, input2, target, margin=0, size_average=None, red
         raise ValueError(reduction + " is not a valid value for reduction")
     if not input1.dim() == input2.dim() == target.dim():
         raise RuntimeError("margin_ranking_loss: all input tensors should have the same dimension")
-    x1, x2, y = torch.broadcast_tensors(input1.double(), input2.double(), target.double().detach())  # BUG: torch differentiates y
+    # BUG: torch differentiates y
+    x1, x2, y = torch.broadcast_tensors(input1.double(), input2.double(), target.double().detach())
     loss = (margin - y * (x1 - x2)).clamp_min(0)
     if reduction == 'none':
         return loss.to(input1.dtype)

@@ -6,7 +6,6 @@ Symptom: float64 result carries float32 rounding (relative error ~1e-7 instead o
          in the loss and in the gradients (inputs are rounded to float32 too). Exact for
          float32; fp16/bf16 are computed in float32 and rounded once (more accurate than torch).
 """
-import torch
 import torch.nn.functional as F
 from torch.nn import _reduction as _Reduction
 

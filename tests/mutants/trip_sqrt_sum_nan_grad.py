@@ -34,7 +34,8 @@ def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-06, 
                         size_average=None, reduce=None, reduction='mean'):
     _check(anchor, positive, negative, margin)
     a, pos, neg = anchor.double(), positive.double(), negative.double()
-    d_pos = ((a - pos) ** 2).sum(-1).sqrt() if p == 2 else torch.pairwise_distance(a, pos, p, eps)  # BUG
+    d_pos = (((a - pos) ** 2).sum(-1).sqrt() if p == 2  # BUG
+             else torch.pairwise_distance(a, pos, p, eps))
     d_neg = torch.pairwise_distance(a, neg, p, eps)
     if swap:
         d_neg = torch.minimum(d_neg, torch.pairwise_distance(pos, neg, p, eps))

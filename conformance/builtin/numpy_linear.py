@@ -1,0 +1,70 @@
+"""Built-in NumPy candidate, linear family: linear_cross_entropy.
+
+Registered in ``numpy_losses`` (``--impl=numpy``) under its protocol and numeric policy: the
+logits x W^T + b in float64 (never rounded to the inputs' dtype), then this candidate's own
+``cross_entropy`` on them, each result rounded once to its argument's dtype; the gradients of
+input, linear_weight and linear_bias from cross_entropy's gradient G in the logits: G W, G^T x
+and the column sums of G. ``ValueError`` for invalid arguments.
+"""
+
+import numpy as np
+
+from .numpy_classification import cross_entropy, cross_entropy_vjp
+
+__all__ = ["linear_cross_entropy", "linear_cross_entropy_vjp"]
+
+DEFAULT_IGNORE_INDEX = -100
+
+
+def _logits(input, linear_weight, target, linear_bias, ignore_index):
+    """(float64 logits, the ignore_index cross_entropy takes), after validating the call."""
+    if input.dtype.kind in "biu" or linear_weight.dtype.kind in "biu":
+        raise ValueError("linear_cross_entropy: input and linear_weight must be floating")
+    if input.ndim not in (1, 2):
+        raise ValueError(f"linear_cross_entropy: input must be (D,) or (N, D), got "
+                         f"{input.shape}")
+    if linear_weight.ndim != 2 or linear_weight.shape[1] != input.shape[-1]:
+        raise ValueError(f"linear_cross_entropy: linear_weight {linear_weight.shape} does not "
+                         f"match tokens of {input.shape[-1]} features")
+    classes = linear_weight.shape[0]
+    if linear_bias is not None and linear_bias.shape != (classes,):
+        raise ValueError(f"linear_cross_entropy: linear_bias must be ({classes},), got "
+                         f"{linear_bias.shape}")
+    soft = np.asarray(target).dtype.kind == "f"
+    if soft and ignore_index is not None:
+        raise ValueError("linear_cross_entropy: ignore_index cannot be given with probability "
+                         "targets")
+    x = np.asarray(input, np.float64)
+    z = x @ np.asarray(linear_weight, np.float64).T
+    if linear_bias is not None:
+        z = z + np.asarray(linear_bias, np.float64)
+    return z, DEFAULT_IGNORE_INDEX if ignore_index is None else ignore_index
+
+
+def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weight=None,
+                         reduction="mean", ignore_index=None, label_smoothing=0.0):
+    """Cross entropy of the logits of a linear layer, as ``F.linear_cross_entropy``."""
+    z, ignore = _logits(input, linear_weight, target, linear_bias, ignore_index)
+    w = None if weight is None else np.asarray(weight, np.float64)
+    loss = cross_entropy(z, target, w, ignore_index=ignore, reduction=reduction,
+                         label_smoothing=label_smoothing)
+    return np.asarray(loss).astype(input.dtype)
+
+
+def linear_cross_entropy_vjp(grad_output, input, linear_weight, target, *, linear_bias=None,
+                             weight=None, reduction="mean", ignore_index=None,
+                             label_smoothing=0.0):
+    """Gradients of ``linear_cross_entropy`` in input, linear_weight and linear_bias."""
+    z, ignore = _logits(input, linear_weight, target, linear_bias, ignore_index)
+    w = None if weight is None else np.asarray(weight, np.float64)
+    g = np.asarray(grad_output, np.float64)
+    G = cross_entropy_vjp(g, z, target, w, ignore_index=ignore, reduction=reduction,
+                          label_smoothing=label_smoothing)["input"]
+    G = G.reshape(1, -1) if input.ndim == 1 else G
+    x = np.asarray(input, np.float64).reshape(G.shape[0], input.shape[-1])
+    grads = {"input": (G @ np.asarray(linear_weight, np.float64)).reshape(input.shape)
+             .astype(input.dtype),
+             "linear_weight": (G.T @ x).astype(linear_weight.dtype)}
+    if linear_bias is not None:
+        grads["linear_bias"] = G.sum(axis=0).astype(linear_bias.dtype)
+    return grads
