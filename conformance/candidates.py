@@ -8,6 +8,8 @@ module-level ``FRAMEWORK`` ("torch", the default, "numpy" or "jax") says which a
 
 from __future__ import annotations
 
+import functools
+
 import importlib
 import importlib.util
 import sys
@@ -77,6 +79,19 @@ class Candidate:
             return self.runner.call(spec, case, with_grad, options)
         return self.call_here(spec, case, with_grad, options)
 
+    def start_call(self, spec, case, with_grad: bool = False, options: dict | None = None):
+        """``call``, started: returns a function that waits for its Call (or raises what it
+        raised). With a runner the candidate computes in its worker while this process goes on
+        (to the reference); in this process the call runs now."""
+        if self.runner is not None:
+            sent_at = self.runner.send(spec, case, with_grad, options)
+            return lambda: self.runner.receive(sent_at)
+        try:
+            call = self.call_here(spec, case, with_grad, options)
+        except Exception as error:
+            return functools.partial(_reraise, error)
+        return lambda: call
+
     def call_here(self, spec, case, with_grad: bool = False, options: dict | None = None) -> Call:
         """``call`` in this process."""
         fw = self.framework
@@ -103,6 +118,10 @@ class Candidate:
                                         args=args, kwargs=kwargs,
                                         function=self.functions[spec.name])
         return result
+
+
+def _reraise(error: Exception):
+    raise error
 
 
 def _native_option(value, framework):

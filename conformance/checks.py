@@ -44,27 +44,57 @@ def _raised(error: BaseException) -> str:
     return f"raised {name}: {text.splitlines()[0] if text else ''}"
 
 
-def _call(candidate, spec, case, with_grad, options=None):
-    """Call the candidate; a Verdict instead of the Call when it raised or misbehaved.
+def _failure(candidate, error: Exception) -> Verdict:
+    """The failing Verdict of a call that raised ``error`` (a refusal of the dtype is raised
+    on: it skips the test rather than failing it).
 
     A dtype the candidate declines, or gradients it does not give, are found by the probe
     before the checks run (the test is then skipped); declining here, on one valid call of a
     dtype it accepted on the probe's, is a failure like any other exception on a valid input
     (e.g. a NotImplementedError for an option the candidate lacks)."""
+    if isinstance(error, (ForwardOnly, DtypeRefused)):
+        return Verdict(False, f"declined a valid call ({type(error).__name__}: "
+                              f"{error}) in a dtype it accepts elsewhere")
+    if isinstance(error, WrongOutput):
+        return Verdict(False, f"wrong kind of output: {error}")
+    if isinstance(error, CandidateFault):
+        return Verdict(False, f"{error.kind}: {error}", fault=error.kind)
+    refusal = candidate.framework.refusal(error)
+    if refusal is not None:
+        raise refusal from error
+    return Verdict(False, f"{_raised(error)} on a valid input")
+
+
+def _call(candidate, spec, case, with_grad, options=None):
+    """Call the candidate; a Verdict instead of the Call when it raised or misbehaved."""
     try:
         return candidate.call(spec, case, with_grad=with_grad, options=options), None
-    except (ForwardOnly, DtypeRefused) as error:
-        return None, Verdict(False, f"declined a valid call ({type(error).__name__}: "
-                                    f"{error}) in a dtype it accepts elsewhere")
-    except WrongOutput as error:
-        return None, Verdict(False, f"wrong kind of output: {error}")
-    except CandidateFault as error:
-        return None, Verdict(False, f"{error.kind}: {error}", fault=error.kind)
     except Exception as error:  # the candidate's own failure is the finding
-        refusal = candidate.framework.refusal(error)
-        if refusal is not None:
-            raise refusal from error
-        return None, Verdict(False, f"{_raised(error)} on a valid input")
+        return None, _failure(candidate, error)
+
+
+def call_beside(reference, candidate, spec, case, with_grad, options=None):
+    """``_call`` with ``reference()`` computed while the candidate computes (in its worker):
+    (Call or None, failing Verdict or None, the reference's result).
+
+    The candidate's findings come first: an exception of the reference (EvaluationError: the
+    case is skipped) is raised only where the call succeeded and left its inputs unmodified,
+    as when they ran in turn."""
+    try:
+        wait = candidate.start_call(spec, case, with_grad=with_grad, options=options)
+    except Exception as error:
+        return None, _failure(candidate, error), None
+    try:
+        expected, problem = reference(), None
+    except Exception as error:  # raised below, once the candidate's answer is read
+        expected, problem = None, error
+    try:
+        call, failure = wait(), None
+    except Exception as error:
+        call, failure = None, _failure(candidate, error)
+    if problem is not None and failure is None and not call.modified:
+        raise problem
+    return call, failure, expected
 
 
 def _same_bits(a, b) -> bool:
@@ -130,16 +160,17 @@ def check_value(candidate, spec, case, call_options: dict | None = None,
     ``call_options``: spell the case's options differently in the call (legacy keywords).
     ``repeat``: calls on the same case whose results must agree bit for bit.
     """
-    call, failure = _call(candidate, spec, case, with_grad=False, options=call_options)
+    call, failure, expected = call_beside(
+        lambda: value_reference(spec, case), candidate, spec, case, False, call_options)
     if failure:
         return failure
     if call.modified:
         return Verdict(False, f"modified its input(s) in place: {', '.join(call.modified)}")
+    reference, magnitude = expected
     if repeat > 1:
         failure = _repeated(candidate, spec, case, call, False, call_options, repeat)
         if failure:
             return failure
-    reference, magnitude = value_reference(spec, case)
     if spec.exact:
         expected = reference
         if call.value.shape != expected.shape:
@@ -158,16 +189,17 @@ def check_value(candidate, spec, case, call_options: dict | None = None,
 
 def check_gradient(candidate, spec, case, repeat: int = 1) -> Verdict:
     """Gradient check for every differentiable argument the case passes."""
-    call, failure = _call(candidate, spec, case, with_grad=True)
+    call, failure, expected = call_beside(
+        lambda: gradient_reference(spec, case), candidate, spec, case, True)
     if failure:
         return failure
     if call.modified:
         return Verdict(False, f"modified its input(s) in place: {', '.join(call.modified)}")
+    references, magnitudes = expected
     if repeat > 1:
         failure = _repeated(candidate, spec, case, call, True, None, repeat)
         if failure:
             return failure
-    references, magnitudes = gradient_reference(spec, case)
     measurements = {}
     for name, reference in references.items():
         got = call.grads.get(name)

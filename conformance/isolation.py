@@ -10,10 +10,10 @@ the exception the candidate raised. Then:
   status), and the next call starts a fresh worker;
 - no answer within the per-call time limit: the worker is killed and the call raises
   ``CandidateHung``. The limit is ``--check-timeout`` (60 s) until the candidate's first hang;
-  after it, ``HUNG_FACTOR`` times the candidate's slowest call so far (a worker's first call,
-  which pays lazy initialisation, left out), at least ``HUNG_FLOOR_S`` (and at most
-  --check-timeout): a candidate that hangs on a common subset of its inputs then costs about a
-  second per hang, not a minute;
+  after it, ``HUNG_FACTOR`` times the candidate's slowest call so far as the worker timed it
+  (a worker's first call, which pays lazy initialisation, left out), at least ``HUNG_FLOOR_S``
+  (and at most --check-timeout): a candidate that hangs on a common subset of its inputs then
+  costs about a second per hang, not a minute;
 - the worker's resident memory passes ``--worker-memory``: it is replaced after the call, so a
   leak never takes the run down.
 
@@ -23,6 +23,9 @@ torch's import takes: a run of many candidates, or of one that crashes often, pa
 once. (Where the platform has no fork server, workers are spawned and import everything anew.)
 The worker takes the test process's environment variables as they are when it starts, and not
 the main script (multiprocessing would run it again in the worker).
+
+A check sends the call (``send``), computes the reference while the worker computes, then reads
+the answer (``receive``): the two use both cores. The time limit counts from the send.
 
 The reference, the verdicts and the results stay in the test process: a candidate can lose its
 worker, never a measured result. Timing (``--speed``) calls candidates in the test process.
@@ -111,6 +114,7 @@ class IsolatedRunner:
         self.slowest_s = 0.0  # the longest call that returned (not a worker's first)
         self.hangs = 0
         self._calls = 0  # calls answered by the current worker
+        self._unanswered = False  # a call was sent and its answer not read yet
 
     def call_limit(self) -> float:
         """Seconds the next call may take (see the module docstring)."""
@@ -120,13 +124,29 @@ class IsolatedRunner:
 
     def call(self, spec, case, with_grad: bool, options):
         """Run ``Candidate.call_here`` in the worker; its Call, or what went wrong, raised."""
+        return self.receive(self.send(spec, case, with_grad, options))
+
+    def send(self, spec, case, with_grad: bool, options) -> float:
+        """Start the call in the worker and return at once (the time it was sent, for
+        ``receive``): the test process computes the reference while the candidate computes.
+        A call sent while another's answer is still unread replaces the worker first, so that
+        no answer is ever read for the wrong call."""
+        if self._unanswered:
+            self.stop()
         self._ensure_started()
         try:
             self._conn.send((spec.name, case, with_grad, options))
         except (BrokenPipeError, OSError):
             raise self._crashed("before the call") from None
-        limit, started = self.call_limit(), time.monotonic()
-        if not self._conn.poll(limit):
+        self._unanswered = True
+        return time.monotonic()
+
+    def receive(self, sent_at: float):
+        """Wait for the answer to the call sent at ``sent_at``: its Call, or what went wrong,
+        raised. The time limit counts from the send."""
+        limit = self.call_limit()
+        self._unanswered = False
+        if not self._conn.poll(max(0.0, limit - (time.monotonic() - sent_at))):
             self.stop()
             why = ("--check-timeout" if not self.hangs else
                    f"{HUNG_FACTOR} times its slowest call, {self.slowest_s:.3g} s, at least "
@@ -135,12 +155,12 @@ class IsolatedRunner:
             raise CandidateHung(f"no result after {limit:.3g} s ({why}); the call was stopped "
                                 "and its process replaced")
         try:
-            status, payload, recycle = self._conn.recv()
+            status, payload, recycle, seconds = self._conn.recv()
         except (EOFError, OSError):
             raise self._crashed("during the call") from None
         self._calls += 1
         if self._calls > 1:  # a worker's first call pays lazy set-up: not a normal call
-            self.slowest_s = max(self.slowest_s, time.monotonic() - started)
+            self.slowest_s = max(self.slowest_s, seconds)
         if recycle:
             self.stop()  # past --worker-memory: the next call starts a fresh worker
         if status == "ok":
@@ -180,7 +200,7 @@ class IsolatedRunner:
             raise CandidateHung(f"its process did not finish loading the candidate in "
                                 f"{STARTUP_TIMEOUT_S:g} s")
         try:
-            status, message, _ = parent.recv()
+            status, message, *_ = parent.recv()
         except (EOFError, OSError):
             raise self._crashed(f"while loading the candidate "
                                 f"({time.monotonic() - started:.1f} s)") from None
@@ -190,6 +210,7 @@ class IsolatedRunner:
 
     def stop(self):
         """End the worker (killed if it does not go at once)."""
+        self._unanswered = False
         if self._conn is not None:
             self._conn.close()
             self._conn = None

@@ -3,16 +3,19 @@
 ``main(conn, impl, device, memory_limit, threads, environ)`` runs in the worker: it takes the
 test process's environment, loads the candidate (with ``threads`` torch threads), answers
 "ready" on the connection ``conn``, then serves calls until the connection closes:
-each request is (spec name, Case, with_grad, options), each answer (status, payload, recycle)
-where status is "ok" (payload: the Call), the name of a suite exception the call raised
+each request is (spec name, Case, with_grad, options), each answer (status, payload, recycle,
+seconds) where status is "ok" (payload: the Call), the name of a suite exception the call raised
 (ForwardOnly, DtypeRefused, WrongOutput; payload: its message) or "raised" (payload: the
 candidate's exception type name, message and traceback). ``recycle`` asks the test process to
-replace this worker, whose memory has passed MEMORY_LIMIT bytes.
+replace this worker, whose memory has passed MEMORY_LIMIT bytes; ``seconds`` is how long the
+candidate's call took in the worker (the test process computes the reference meanwhile, so its
+own clock cannot tell).
 """
 
 from __future__ import annotations
 
 import os
+import time
 import traceback
 
 
@@ -32,6 +35,7 @@ def serve(conn, candidate, memory_limit: int):
             spec_name, case, with_grad, options = conn.recv()
         except (EOFError, OSError):
             return
+        started = time.monotonic()
         try:
             call = candidate.call_here(SPECS[spec_name], case, with_grad, options)
             status, payload = "ok", call
@@ -45,7 +49,8 @@ def serve(conn, candidate, memory_limit: int):
                 status = "raised"
                 payload = (type(error).__name__, _first_line(error),
                            "".join(traceback.format_exception(error))[-4000:])
-        conn.send((status, payload, resident_bytes() > memory_limit))
+        seconds = time.monotonic() - started
+        conn.send((status, payload, resident_bytes() > memory_limit, seconds))
 
 
 def set_threads(threads: int):

@@ -1,0 +1,83 @@
+"""The candidate's call overlapped with the reference (conformance/isolation.py, checks.py):
+answers are never read for the wrong call, and a verdict is what it was when the two ran in
+turn."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conformance import checks
+from conformance.candidates import load_candidate
+from conformance.cases import Case
+from conformance.isolation import IsolatedRunner
+from conformance.specs import SPECS
+from loss_reference.engine import EvaluationError
+
+L1 = SPECS["l1_loss"]
+
+
+def _case(value: float) -> Case:
+    return Case("float64", {"input": np.array([value]), "target": np.array([0.0])},
+                {"reduction": "sum"})
+
+
+@pytest.fixture(scope="module")
+def runner():
+    runner = IsolatedRunner("torch", "cpu", check_timeout=60, memory_limit_bytes=2**34)
+    yield runner
+    runner.stop()
+
+
+def test_an_answer_left_unread_is_never_read_for_the_next_call(runner):
+    runner.send(L1, _case(3.0), False, None)  # its answer is never read
+    call = runner.call(L1, _case(5.0), False, None)
+    assert float(call.value) == 5.0
+    assert runner.starts >= 2  # the worker holding the unread answer was replaced
+
+
+def test_the_worker_reports_how_long_its_calls_took(runner):
+    runner.call(L1, _case(1.0), False, None)
+    runner.call(L1, _case(2.0), False, None)
+    assert 0 < runner.slowest_s < 10
+
+
+class _Raising:
+    """A candidate stub whose call raises ``error``, started like a real one."""
+
+    def __init__(self, error):
+        self.error = error
+        self.framework = load_candidate("torch").framework
+
+    def start_call(self, *args, **kwargs):
+        def wait():
+            raise self.error
+        return wait
+
+
+def _unevaluable():
+    raise EvaluationError("the reference cannot certify this case")
+
+
+def test_the_candidates_failure_comes_before_the_references():
+    """A candidate that raises fails the check even where the reference could not have judged
+    it (as when the reference ran after the call)."""
+    call, failure, expected = checks.call_beside(_unevaluable, _Raising(ValueError("boom")),
+                                                  L1, _case(1.0), False)
+    assert call is None and expected is None
+    assert not failure.passed and "ValueError: boom" in failure.message
+
+
+def test_the_references_error_stands_where_the_call_succeeded():
+    candidate = load_candidate("torch")
+    with pytest.raises(EvaluationError, match="cannot certify"):
+        checks.call_beside(_unevaluable, candidate, L1, _case(1.0), False)
+
+
+@pytest.mark.filterwarnings("ignore:Using a target size")
+def test_an_in_process_call_raises_its_exception_when_waited_for():
+    candidate = load_candidate("torch")  # no runner: the call runs at once, in this process
+    mismatched = Case("float64", {"input": np.ones(2), "target": np.ones(3)}, {})
+    wait = candidate.start_call(L1, mismatched)
+    with pytest.raises(RuntimeError):
+        wait()
