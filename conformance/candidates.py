@@ -96,10 +96,11 @@ class Candidate:
         """``call`` in this process."""
         fw = self.framework
         natives = {}
+        differentiable = spec.differentiable_args(case)
         for name, values in case.args.items():
             if values is None:
                 continue
-            wants_grad = with_grad and name in spec.differentiable
+            wants_grad = with_grad and name in differentiable
             natives[name] = fw.to_native(values, case.dtype, case.layouts.get(name, "contiguous"),
                                          requires_grad=wants_grad)
         snapshots = {name: fw.snapshot(v) for name, v in natives.items()}
@@ -112,7 +113,7 @@ class Candidate:
         result.value, result.dtype = fw.read_output(output)
         result.modified = [n for n, v in natives.items() if not fw.unchanged(v, snapshots[n])]
         if with_grad:
-            leaves = {n: natives[n] for n in spec.differentiable if n in natives}
+            leaves = {n: natives[n] for n in differentiable}
             vjp = getattr(self.module, f"{spec.name}_vjp", None)
             result.grads = fw.gradients(output, leaves, case.grad_output, case.dtype, vjp=vjp,
                                         args=args, kwargs=kwargs,

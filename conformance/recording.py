@@ -152,7 +152,8 @@ def _write_repro(item, failure, candidate, spec, run, report_dir) -> str | None:
     path = write_repro(
         report_dir / "repro", item.name, impl=candidate.impl, framework=candidate.framework.name,
         device=candidate.device, loss=spec.name, positional=spec.positional,
-        keyword_arrays=spec.keyword_arrays, differentiable=spec.differentiable, check=check,
+        keyword_arrays=spec.keyword_arrays, differentiable=spec.differentiable_args(case),
+        check=check,
         dtype=case.dtype, args=case.args, layouts=case.layouts,
         options=case.options if call_options is None else call_options,
         grad_output=case.grad_output, evidence=verdict.evidence, message=verdict.message,

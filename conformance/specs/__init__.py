@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
+
 from loss_reference.formats import DTYPES
 
 from ..cases import Case
@@ -124,10 +126,11 @@ class Spec:
     ``reference(case)`` returns the certified ``Evaluated`` output (or, for exact specs such
     as multi_hot, a float64 array); ``magnitude(case)`` the tolerance ``Magnitude``;
     ``reference_grad(case)`` and ``grad_magnitudes(case)`` the same per differentiable
-    argument, for the case's ``grad_output``. ``properties`` are the loss's own identities
-    (``conformance.properties.Property``; the reduction identities are added for every loss
-    with a 'none' reduction), ``mean_divisor(case, none_shape)`` what its 'mean' divides the
-    sum of the 'none' output by when that is not the element count.
+    argument of the case (``differentiable_args``), for the case's ``grad_output``.
+    ``properties`` are the loss's own identities (``conformance.properties.Property``; the
+    reduction identities are added for every loss with a 'none' reduction),
+    ``mean_divisor(case, none_shape)`` what its 'mean' divides the sum of the 'none' output by
+    when that is not the element count.
     """
 
     name: str
@@ -141,6 +144,9 @@ class Spec:
     reference: Callable
     magnitude: Callable | None = None
     differentiable: tuple = ()
+    # name -> predicate(case): an argument of ``differentiable`` that is one only on some cases
+    # (cross_entropy's weight: with probability targets, not with class indices)
+    differentiable_when: dict = field(default_factory=dict)
     reference_grad: Callable | None = None
     grad_magnitudes: Callable | None = None
     exact: bool = False  # outputs are compared exactly (no dtype, no tolerance)
@@ -151,6 +157,17 @@ class Spec:
     llm: Callable | None = None
     properties: tuple = ()
     mean_divisor: Callable | None = None  # None: the number of 'none' elements
+
+    def differentiable_args(self, case) -> tuple:
+        """The arguments of ``differentiable`` that ``case`` passes as float arrays (an int64
+        index target has no gradient) and whose ``differentiable_when`` predicate, if any,
+        holds on it: those whose gradients are checked."""
+        def is_float_array(value):
+            return isinstance(value, np.ndarray) and value.dtype.kind == "f"
+
+        return tuple(name for name in self.differentiable
+                     if is_float_array(case.args.get(name))
+                     and self.differentiable_when.get(name, lambda _: True)(case))
 
 
 # The loss families, one module each in this package (and in conformance/deviations and
