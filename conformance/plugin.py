@@ -143,6 +143,7 @@ class ConformanceRun:
     maxfail_per_candidate: int | None = None
     failed_tests: dict = field(default_factory=dict, repr=False)  # candidate label -> count
     _edges: dict = field(default_factory=dict, repr=False)
+    _llm_built: tuple | None = field(default=None, repr=False)  # (key, cases): the last built
     _probes: dict = field(default_factory=dict, repr=False)
 
     def edge_cases(self, spec, variant) -> list:
@@ -168,9 +169,14 @@ class ConformanceRun:
 
     def edge_group(self, spec, group, edge_id) -> list:
         """The edge case ``edge_id`` under every member of the group that has it."""
-        if self.profile == "llm":  # one gigabyte a case: built now, dropped after the test
-            return [build(self.seed) for variant in group.members
-                    for other_id, build in spec.llm(variant) if other_id == edge_id]
+        if self.profile == "llm":  # a gigabyte a case: built when asked, only the last kept
+            key = (spec.name, group, edge_id)
+            if self._llm_built is None or self._llm_built[0] != key:
+                self._llm_built = None  # dropped before the next is built
+                self._llm_built = (key, [build(self.seed) for variant in group.members
+                                         for other_id, build in spec.llm(variant)
+                                         if other_id == edge_id])
+            return self._llm_built[1]
         return [case for variant in group.members
                 for other_id, case in self.edge_cases(spec, variant) if other_id == edge_id]
 
@@ -198,6 +204,7 @@ class ConformanceRun:
 
 
 _RUN_KEY = pytest.StashKey[ConformanceRun]()
+_LLM_ORDER_KEY = pytest.StashKey[int]()
 
 
 def _validate(config):
@@ -335,6 +342,22 @@ def pytest_runtest_makereport(item, call):
     candidate = _candidate_of(item)
     if run is not None and candidate is not None and report.failed:
         run.failed_tests[candidate.label] = run.failed_tests.get(candidate.label, 0) + 1
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under --profile=llm, the tests of one tier case (value and gradient, every candidate)
+    run one after another, so that the case, up to a gigabyte, is built once for them all
+    (``ConformanceRun.edge_group`` keeps the last one built)."""
+    if not _targets_conformance(config) or config.getoption("--profile") != "llm":
+        return
+    first = {}
+    for position, item in enumerate(items):
+        params = getattr(item, "callspec", None) and item.callspec.params
+        key = (params["spec"].name, params["variant"], params["edge"]) if (
+            params and "edge" in params) else ("", position)
+        first.setdefault(key, position)
+        item.stash[_LLM_ORDER_KEY] = first[key]
+    items.sort(key=lambda item: item.stash[_LLM_ORDER_KEY])  # stable: kinds keep their order
 
 
 def pytest_report_header(config):

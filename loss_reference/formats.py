@@ -36,7 +36,10 @@ class Format:
 
     def ulp(self, value: np.ndarray) -> np.ndarray:
         """The spacing of the format's numbers at |value| (a float64 array); inf for non-finite."""
-        value = np.abs(np.asarray(value, dtype=np.float64))
+        return blockwise(self._ulp_block, np.asarray(value, dtype=np.float64))
+
+    def _ulp_block(self, value: np.ndarray) -> np.ndarray:
+        value = np.abs(value)
         with np.errstate(invalid="ignore", divide="ignore"):
             _, exponent = np.frexp(value)  # value = m * 2**exponent, 0.5 <= m < 1
         # frexp(0) has exponent 0: zero lies in the subnormal range, like the smallest values.
@@ -103,17 +106,37 @@ def round_to_format(values: np.ndarray, fmt: Format) -> tuple[np.ndarray, np.nda
     return rounded, is_tie
 
 
+ROUND_BLOCK = 1 << 16  # elements per block: a dozen temporaries of it stay in the caches
+
+
 def round_float64(values: np.ndarray, fmt: Format) -> np.ndarray:
     """Round float64 ``values`` to ``fmt`` (nearest, ties to even), exactly; fast.
 
     The same result as ``round_to_format(values, fmt)[0]`` for float64 inputs, in float64
     arithmetic: normal results by rounding the bit pattern's significand (ties to even, a carry
     moving into the exponent as it should), results below the smallest normal by an exact
-    power-of-two scaling and ``rint``. Overflow gives infinities; NaN passes through.
+    power-of-two scaling and ``rint``. Overflow gives infinities; NaN passes through. Large
+    arrays go by blocks of ``ROUND_BLOCK`` (3-4 times faster than whole-array temporaries).
     """
     values = np.asarray(values, dtype=np.float64)
     if fmt.precision == 53:
         return values.copy()
+    return blockwise(lambda block: _round_block(block, fmt), values)
+
+
+def blockwise(function, values: np.ndarray) -> np.ndarray:
+    """``function(values)`` for an elementwise float64 ``function``, by blocks of
+    ``ROUND_BLOCK`` elements when ``values`` is larger: the same result, 3-4 times faster for
+    a chain of numpy operations on arrays far beyond the caches."""
+    if values.size <= ROUND_BLOCK:
+        return function(values)
+    flat, result = values.reshape(-1), np.empty(values.size)
+    for start in range(0, values.size, ROUND_BLOCK):
+        result[start:start + ROUND_BLOCK] = function(flat[start:start + ROUND_BLOCK])
+    return result.reshape(values.shape)
+
+
+def _round_block(values: np.ndarray, fmt: Format) -> np.ndarray:
     drop = 53 - fmt.precision  # significand bits to drop
     bits = values.view(np.uint64)
     keep_lsb = (bits >> np.uint64(drop)) & np.uint64(1)

@@ -48,7 +48,7 @@ from mpmath import mp
 
 from conformance.cases import DRAWING
 from conformance.specs import SPECS
-from conformance.specs.embedding import _options as triplet_options
+from conformance.specs.embedding import triplet_options
 from loss_reference import classification as cl
 from loss_reference import probabilistic as pr
 from loss_reference import sequence as sq

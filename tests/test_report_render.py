@@ -21,7 +21,7 @@ from browser import open_in_chromium
 from conformance.report import overview as ov
 from conformance.report.html import render_html
 from conformance.report.markdown import (accuracy_markdown, fmt_num, fmt_time, speed_markdown)
-from conformance.report.plots import _figure, error_plot, write_plots
+from conformance.report.plots import error_plot, new_figure, write_plots
 
 MSML, MLML = "multilabel_soft_margin_loss", "multilabel_margin_loss"
 RERUN = ("pytest conformance --impl=numpy --seed=0 --profile=default "
@@ -495,7 +495,7 @@ def test_the_filter_controls_are_in_the_page(report):
 
 def _drawn(entries):
     """error_plot on a fresh figure: its axes."""
-    figure, axes = _figure()
+    figure, axes = new_figure()
     error_plot(figure, axes, MSML, "float16", entries, ["torch", "numpy"], {})
     return axes
 

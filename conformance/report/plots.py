@@ -48,7 +48,7 @@ def plot_filename(kind: str, loss: str, dtype: str) -> str:
 MARGINS = {"left": 0.11, "right": 0.97, "bottom": 0.12, "top": 0.9}
 
 
-def _figure(panels: int = 1):
+def new_figure(panels: int = 1):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     figure = Figure(figsize=FIGSIZE if panels == 1 else SPEED_FIGSIZE, dpi=DPI)
@@ -359,7 +359,7 @@ def write_plots(summary: dict, plots_dir: Path) -> dict:
             samples[(entry["loss"], entry["dtype"])].append(entry)
     for loss, dtype in sorted(samples, key=lambda k: (k[0], dtype_key(k[1]))):
         entries = sorted(samples[(loss, dtype)], key=lambda e: _rank(labels, e["candidate"]))
-        figure, axes = _figure()
+        figure, axes = new_figure()
         with np.errstate(over="ignore"):  # autoscaling a log axis near 1e308 overflows
             error_plot(figure, axes, loss, dtype, entries, labels, colours)
         result["error"].append(_save(figure, plots_dir, plot_filename("error", loss, dtype),
@@ -369,7 +369,7 @@ def write_plots(summary: dict, plots_dir: Path) -> dict:
     for row in summary.get("speed", []):
         speed[(row["loss"], row["dtype"])].append(row)
     for loss, dtype in sorted(speed, key=lambda k: (k[0], dtype_key(k[1]))):
-        figure, (axes, memory_axes) = _figure(panels=2)
+        figure, (axes, memory_axes) = new_figure(panels=2)
         speed_plot(figure, axes, summary, loss, dtype, speed[(loss, dtype)], labels, colours)
         memory_plot(memory_axes, loss, dtype, speed[(loss, dtype)], labels, colours)
         figure.subplots_adjust(**SPEED_MARGINS)

@@ -179,7 +179,9 @@ def _cosine_grad_magnitudes(case):
 
 # --- triplet losses ------------------------------------------------------------------------------
 
-def _options(case, name):
+def triplet_options(case, name):
+    """The case's options as the triplet reference takes them (the distance function of
+    triplet_margin_with_distance_loss named by its kind)."""
     options = dict(case.options)
     if name == "triplet_margin_with_distance_loss":
         options = {"margin": options.get("margin", 1.0), "swap": options.get("swap", False),
@@ -245,7 +247,7 @@ def _distance_parts(kind, u, v, p, eps, fmt):
 
 def _triplet_rows(case, name):
     (a, p_, n_), reduction = _rows(case, name)
-    options = _options(case, name)
+    options = triplet_options(case, name)
     kind, p, eps, margin, swap = ref.triplet_setting(options)
     fmt = format_of(case.dtype)
     args = {"anchor": a, "positive": p_, "negative": n_}
@@ -318,7 +320,7 @@ def _reference(name):
         reduction = case.options["reduction"]
         if name == "cosine_embedding_loss":
             return ref.cosine_loss(*args, float(case.options.get("margin", 0.0)), reduction, fmt)
-        return ref.triplet_loss(*args, _options(case, name), reduction, fmt)
+        return ref.triplet_loss(*args, triplet_options(case, name), reduction, fmt)
 
     return reference
 
@@ -332,7 +334,7 @@ def _reference_grad(name):
         if name == "cosine_embedding_loss":
             return ref.cosine_loss_grad(g, *args, float(case.options.get("margin", 0.0)),
                                         reduction, fmt)
-        return ref.triplet_loss_grad(g, *args, _options(case, name), reduction, fmt)
+        return ref.triplet_loss_grad(g, *args, triplet_options(case, name), reduction, fmt)
 
     return reference_grad
 
