@@ -10,10 +10,12 @@ the exception the candidate raised. Then:
   status), and the next call starts a fresh worker;
 - no answer within the per-call time limit: the worker is killed and the call raises
   ``CandidateHung``. The limit is ``--check-timeout`` (60 s) until the candidate's first hang;
-  after it, ``HUNG_FACTOR`` times the candidate's slowest call so far as the worker timed it
-  (a worker's first call, which pays lazy initialisation, left out), at least ``HUNG_FLOOR_S``
-  (and at most --check-timeout): a candidate that hangs on a common subset of its inputs then
-  costs about a second per hang, not a minute;
+  after it, ``HUNG_FACTOR`` times the candidate's slowest call so far as the worker timed it,
+  at least ``HUNG_FLOOR_S`` (and at most --check-timeout): a candidate that hangs on a common
+  subset of its inputs then costs about a second per hang, not a minute. A worker's first call
+  pays lazy initialisation (a JIT's compile, a first autograd pass), so first calls are judged
+  against the slowest first call too: a fresh worker after a hang is not taken for hung
+  because it compiles;
 - the worker's resident memory passes ``--worker-memory``: it is replaced after the call, so a
   leak never takes the run down.
 
@@ -112,6 +114,7 @@ class IsolatedRunner:
         self._conn = None
         self.starts = 0  # worker processes started, for the report on faults
         self.slowest_s = 0.0  # the longest call that returned (not a worker's first)
+        self.slowest_first_s = 0.0  # the longest first call of a worker that returned
         self.hangs = 0
         self._calls = 0  # calls answered by the current worker
         self._unanswered = False  # a call was sent and its answer not read yet
@@ -120,7 +123,13 @@ class IsolatedRunner:
         """Seconds the next call may take (see the module docstring)."""
         if not self.hangs:
             return self.check_timeout
-        return min(self.check_timeout, max(HUNG_FLOOR_S, HUNG_FACTOR * self.slowest_s))
+        slowest = self._slowest_like_next()
+        return min(self.check_timeout, max(HUNG_FLOOR_S, HUNG_FACTOR * slowest))
+
+    def _slowest_like_next(self) -> float:
+        if self._calls == 0:  # a first call is as slow as any other, and pays the set-up
+            return max(self.slowest_first_s, self.slowest_s)
+        return self.slowest_s
 
     def call(self, spec, case, with_grad: bool, options):
         """Run ``Candidate.call_here`` in the worker; its Call, or what went wrong, raised."""
@@ -147,10 +156,11 @@ class IsolatedRunner:
         limit = self.call_limit()
         self._unanswered = False
         if not self._conn.poll(max(0.0, limit - (time.monotonic() - sent_at))):
-            self.stop()
+            which = "first call of a worker" if self._calls == 0 else "call"
             why = ("--check-timeout" if not self.hangs else
-                   f"{HUNG_FACTOR} times its slowest call, {self.slowest_s:.3g} s, at least "
-                   f"{HUNG_FLOOR_S:g} s: it hung before")
+                   f"{HUNG_FACTOR} times its slowest {which}, {self._slowest_like_next():.3g} "
+                   f"s, at least {HUNG_FLOOR_S:g} s: it hung before")
+            self.stop()
             self.hangs += 1
             raise CandidateHung(f"no result after {limit:.3g} s ({why}); the call was stopped "
                                 "and its process replaced")
@@ -159,8 +169,10 @@ class IsolatedRunner:
         except (EOFError, OSError):
             raise self._crashed("during the call") from None
         self._calls += 1
-        if self._calls > 1:  # a worker's first call pays lazy set-up: not a normal call
+        if self._calls > 1:
             self.slowest_s = max(self.slowest_s, seconds)
+        else:  # a worker's first call pays lazy set-up: not a normal call
+            self.slowest_first_s = max(self.slowest_first_s, seconds)
         if recycle:
             self.stop()  # past --worker-memory: the next call starts a fresh worker
         if status == "ok":

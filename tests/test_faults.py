@@ -170,5 +170,6 @@ def test_several_faults_in_one_run_leave_one_complete_report(tmp_path):
             for line in faults.splitlines() if line.startswith("| ") and "---" not in line]
     assert [row[:2] for row in rows[1:]] == [["crashes", "crash"], ["hangs", "hang"]], faults
     assert all("'reduction': 'sum'" in row[-1] for row in rows[1:]), faults
-    # After the first hang, a hang costs about a second, not --check-timeout's 5 s.
-    assert "no result after 1 s (50 times its slowest call" in run.stdout
+    # After the first hang, a hang costs about a second at most, not --check-timeout's 5 s.
+    limits = re.findall(r"no result after ([0-9.]+) s \(50 times its slowest", run.stdout)
+    assert limits and max(float(limit) for limit in limits) < 2, run.stdout[-3000:]

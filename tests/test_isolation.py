@@ -81,3 +81,17 @@ def test_an_in_process_call_raises_its_exception_when_waited_for():
     wait = candidate.start_call(L1, mismatched)
     with pytest.raises(RuntimeError):
         wait()
+
+
+def test_after_a_hang_a_fresh_workers_first_call_gets_the_time_first_calls_took():
+    """A first call pays lazy set-up (a JIT's compile): judged against the slowest first call,
+    so a candidate that compiles is not taken for hung on every call after its first hang."""
+    runner = IsolatedRunner("torch", "cpu", check_timeout=60, memory_limit_bytes=2**34)
+    try:
+        runner.hangs, runner.slowest_first_s, runner.slowest_s = 1, 0.2, 0.001
+        assert runner.call_limit() == 10.0  # the next call is a fresh worker's first
+        runner.call(L1, _case(1.0), False, None)
+        runner.slowest_first_s, runner.slowest_s = 0.2, 0.001
+        assert runner.call_limit() == 1.0  # later calls: the floor over 50 times 1 ms
+    finally:
+        runner.stop()
