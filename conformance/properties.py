@@ -2,8 +2,8 @@
 
 A property maps a Case A to a Case B whose exact result is known from A's by an identity that
 holds exactly in the dtype under test (``Property.transform``). Which identities a loss has is
-the loss's own knowledge: each Spec lists its own (``Spec.properties``: the BCE pair's mirror
-symmetry, cross_entropy's shift invariance, class permutation), built from the pieces here
+the loss's own knowledge: each Spec lists its own (``Spec.properties``: a binary loss's mirror
+symmetry, a softmax's shift invariance, class permutation), built from the pieces here
 (``snap_unit`` for exact 1 - y, ``replaced``, ``class_permutation``, ``batch_split``: the rows of
 a sub-batch computed alone equal those rows of the whole batch's 'none'), and says how its
 'mean' divides (``Spec.mean_divisor``). Every loss with reductions also gets the reduction
@@ -12,8 +12,9 @@ identities:
 - sum-of-none: 'sum' equals the sum of the 'none' output.
 - mean-of-none: 'mean' equals sum_i none_i / d_i, with d_i as torch defines the mean: the
   number of 'none' elements unless the spec's ``mean_divisor`` says otherwise (a weight sum, a
-  per-sample divisor). batchmean-of-none (kl_div): 'batchmean' equals sum / input.size(0) (the
-  sum for a 0-d input). A zero divisor gives IEEE's quotient (nan for 0 / 0).
+  per-sample divisor). batchmean-of-none (where a spec has that reduction): 'batchmean' equals
+  sum / input.size(0) (the sum for a 0-d input). A zero divisor gives IEEE's quotient (nan for
+  0 / 0).
 
 Verdict. The candidate is called on A and on B (for a reduction identity: the same case with
 the two reductions). Each result may err from its exact value by at most the tolerance policy's

@@ -96,7 +96,7 @@ _COMPUTE_RATES: dict = {}
 
 
 def _torch_dtype(dtype: str):
-    """The torch dtype a roof is measured in ('exact', multi_hot's, in float32)."""
+    """The torch dtype a roof is measured in ('exact', a target builder's, in float32)."""
     return TORCH_DTYPES.get(dtype, torch.float32)
 
 
@@ -302,7 +302,7 @@ def _calls(candidate, spec, case):
     args = [natives[n] for n in spec.positional]
     kwargs = {n: natives[n] for n in spec.keyword_arrays if n in natives}
     kwargs.update({n: _native_option(v, fw) for n, v in case.options.items()})
-    upstream = None  # a forward-only loss (multi_hot, dtype 'exact') has no gradient to take
+    upstream = None  # a forward-only function (dtype 'exact') has no gradient to take
     if differentiated:
         upstream = np.asarray(case.grad_output, dtype=np.float64)
         upstream = fw.to_native(upstream, case.dtype).reshape(upstream.shape)

@@ -16,7 +16,7 @@ A run regresses against its baseline when
 
 The xfails file lists known failures, one per line: a test id prefix, then ``#`` and the
 reason, which is required. Ids are the test names pytest prints after ``::``, such as
-``test_edge_value[torch-multilabel_margin_loss-float32-empty]``; an entry matches every
+``test_edge_value[torch-<loss>-float32-empty]``; an entry matches every
 test whose name starts with it. Blank lines and lines starting with ``#`` are comments.
 """
 
