@@ -71,7 +71,9 @@ class Property:
     apply to the case (``draw`` is hypothesis's, for the property's own random choices).
     ``divisor`` is None for an elementwise identity (B's output equals A's); for a reduction
     identity it maps A to the d of B = sum_i a_i / d_i: one number, or an array of A's output
-    shape. ``reductions``: the reductions A is drawn with (None: every one).
+    shape. ``reductions``: the reductions A is drawn with (None: every one). ``applies_to``:
+    the least share of drawn cases the transform should apply to (the suite's own tests check
+    that a property is not vacuous).
     """
 
     name: str
@@ -79,6 +81,7 @@ class Property:
     doc: str
     divisor: Callable | None = None
     reductions: tuple | None = None
+    applies_to: float = 0.8
 
 
 @dataclass
@@ -106,6 +109,13 @@ def replaced(case: Case, args: dict, **changes) -> Case:
 BATCH_SPLIT_DOC = ("the rows of a sub-batch, computed in a call of their own, get the losses "
                    "they get in the whole batch's call: a result that depends on how a kernel "
                    "chunks the batch fails it")
+
+
+def batch_split_property(batched: tuple) -> Property:
+    """The batch-split Property over the arguments ``batched`` (judged on 'none'; it applies to
+    the batched cases of 2 rows or more: about half of those drawn)."""
+    return Property("batch-split", batch_split(batched), BATCH_SPLIT_DOC, reductions=("none",),
+                    applies_to=0.4)
 
 
 def batch_split(batched: tuple):

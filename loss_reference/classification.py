@@ -23,6 +23,14 @@ Infinite logits are decided here, exactly, outside the engine: a -inf logit is a
 (softmax 0, nlp +inf: a loss term w_c nlp_c with w_c != 0 is infinite, one with w_c = 0 (or
 p'_c = 0) contributes nothing, its limit); a row with a +inf logit, or with no finite logit,
 has no log-softmax (inf - inf) and its loss and gradient are nan, as in torch.
+
+With probability targets the loss is also differentiable in the target and the class weight:
+d loss / d p_ic = a_i (1 - e) w_c nlp_ic and d loss / d w_c = sum_i a_i p'_ic nlp_ic, a_i the
+row's upstream gradient (divided by M for 'mean'). At a masked class nlp_ic = +inf: a product
+whose coefficient (a_i (1 - e) w_c, or a_i p'_ic) is 0 contributes 0, the same limit as the
+loss's (the loss does not depend on p_ic, or on w_c through that row), any other is the
+infinity of its sign, and the weight's sum over rows of +inf and -inf is nan. A row without a
+log-softmax makes its target gradient and the whole weight gradient nan.
 """
 
 from __future__ import annotations
@@ -33,7 +41,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .balls import LD, Ball
-from .engine import EvaluationError, Evaluated, evaluate, evaluate_total, filled
+from .engine import (EvaluationError, Evaluated, evaluate, evaluate_row_sums,
+                     evaluate_total, filled)
 from .formats import Format
 
 LOSSES = ("cross_entropy", "nll_loss")
@@ -329,8 +338,87 @@ def soft_grad(smoothing, classes, reduction, count):
         top_excluded = B.sum((1 - is_top) * q, axis=-1)
         q_rest = B.where(flags(is_top), top_excluded[:, None], total[:, None] - q)
         out = a[:, None] * ((e * q_rest - q * rest) / E[:, None])
+        # at a masked class (softmax 0) the gradient is exactly -a q_c: rest / E would be
+        # E / E, a ball around 1 that cannot certify a value that is a tie of the format
+        out = B.where(flags(finite), out, -(a[:, None] * q))
         return out if reduction != "mean" else out / mean_divisor(B, count, counted, True)
     return grad
+
+
+def nlp_rows(B, xs, m, others):
+    """Engine arithmetic: nlp_c = (m - x_c) + log1p(S') per row (M, C), sums of non-negative
+    parts (``Stats``' placeholders at masked classes)."""
+    L = B.log1p(B.sum(others * B.exp(xs - m), axis=-1))
+    return (m - xs) + L[:, None]
+
+
+def soft_target_grad(smoothing, reduction, count):
+    """Engine function: d loss / d p per row, a (1 - e) w_c nlp_c, the row's upstream a
+    divided by M (``count``) for 'mean'; ``w_row`` is 0 at masked classes (decided apart)."""
+    def grad(B, xs, m, others, w_row, a):
+        out = w_row * nlp_rows(B, xs, m, others) * a[:, None]
+        if smoothing:
+            out = out - out * smoothing  # (1 - e) is not a float: multiply by e exactly
+        return out if reduction != "mean" else out / count
+    return grad
+
+
+def soft_weight_grad(smoothing, classes):
+    """Engine function for ``evaluate_row_sums``: a chunk of rows' part of d loss / d w, the
+    column sums of a_i p'_ic nlp_ic (C,); ``finite`` is 0 at masked classes (decided apart),
+    the mean's division is left to the caller's ``finish``."""
+    def contribution(B, xs, m, others, finite, p, a):
+        q = target_distribution(p, smoothing, classes) * finite
+        return B.sum(q * nlp_rows(B, xs, m, others) * a[:, None], axis=0)
+    return contribution
+
+
+def _column_infinities(signs: np.ndarray) -> np.ndarray:
+    """Per column, the sum over rows of sign * (+inf), signs in {-1, 0, 1} (0 adds nothing):
+    nan where both signs occur, 0.0 where neither does."""
+    positive, negative = np.any(signs > 0, axis=0), np.any(signs < 0, axis=0)
+    return np.where(positive & negative, np.nan,
+                    np.where(positive, np.inf, np.where(negative, -np.inf, 0.0)))
+
+
+def _overwrite(result: Evaluated, where, values) -> Evaluated:
+    """``result`` with ``values`` (exact infinities, nan, zeros) where ``where`` holds."""
+    return Evaluated(np.where(where, values, result.rounded),
+                     np.where(where, values, result.exact).astype(result.exact.dtype))
+
+
+def soft_extra_grads(rows: Rows, st: Stats, a, smoothing, reduction, fmt: Format,
+                     with_weight: bool) -> dict[str, Evaluated]:
+    """Probability targets: d loss / d target (input layout) and, ``with_weight``, d loss / d
+    weight (C,), for the per-row upstream ``a`` (before the mean's division), rounded to fmt.
+    Masked classes and rows without a log-softmax are decided here (the module's docstring)."""
+    M, C = rows.x.shape
+    masked = (st.finite == 0) & ~st.undefined[:, None]
+    w_row = np.broadcast_to(rows.weight, (M, C)) * st.finite
+    d_p = evaluate(soft_target_grad(smoothing, reduction, M),
+                   [st.xs, st.m, st.others, w_row, a], fmt, independent="rows")
+    signs = np.sign(a)[:, None] * np.sign(rows.weight)[None, :] * float(smoothing != 1)
+    with np.errstate(**_QUIET):
+        d_p = _overwrite(d_p, masked, np.where(signs != 0, signs * np.inf, 0.0))
+    d_p = _overwrite(d_p, st.undefined[:, None], np.nan)
+    out = {"target": Evaluated(to_input_layout(d_p.rounded, rows.input_shape),
+                               to_input_layout(d_p.exact, rows.input_shape))}
+    if not with_weight:
+        return out
+
+    def finish(B, total):
+        return total if reduction != "mean" else total / M
+
+    defined_a = np.where(st.undefined, 0.0, a)
+    d_w = evaluate_row_sums(soft_weight_grad(smoothing, C),
+                            [st.xs, st.m, st.others, st.finite, rows.target, defined_a], fmt,
+                            finish=finish)
+    p_signs = np.sign(smoothed_targets(rows.target, smoothing, C))
+    with np.errstate(**_QUIET):
+        infinities = _column_infinities(np.where(masked, np.sign(a)[:, None] * p_signs, 0.0))
+    d_w = _overwrite(d_w, infinities != 0, infinities)
+    out["weight"] = _overwrite(d_w, bool(st.undefined.any()), np.nan)
+    return out
 
 
 def upstream_rows(grad_output, rows: Rows, reduction) -> np.ndarray:
@@ -343,7 +431,9 @@ def upstream_rows(grad_output, rows: Rows, reduction) -> np.ndarray:
 
 def loss_grad(name, grad_output, input, target, weight, ignore_index, smoothing, reduction,
               fmt: Format) -> dict[str, Evaluated]:
-    """The exact gradient of ``loss`` in its input for the upstream gradient, rounded to fmt."""
+    """The exact gradients of ``loss`` for the upstream gradient, rounded to fmt: in its input,
+    and with probability targets (cross_entropy) also in the target and, when one is given,
+    the class weight."""
     rows = rows_of(input, target, weight, ignore_index)
     M, C = rows.x.shape
     smoothing = float(smoothing) if name == "cross_entropy" else 0.0
@@ -352,8 +442,14 @@ def loss_grad(name, grad_output, input, target, weight, ignore_index, smoothing,
                               "gradient is undefined")
     g = upstream_rows(grad_output, rows, reduction)
     a = np.where(rows.valid, g, 0.0)
+    soft = name == "cross_entropy" and rows.soft
     if M == 0 or not rows.valid.any():
-        return {"input": filled(rows.input_shape, 0.0)}
+        zeros = {"input": filled(rows.input_shape, 0.0)}
+        if soft:
+            zeros["target"] = filled(rows.input_shape, 0.0)
+        if soft and weight is not None:
+            zeros["weight"] = filled((C,), 0.0)
+        return zeros
     if name == "nll_loss":
         w_t = np.where(rows.valid, rows.weight[rows.t], 0.0)
         counted, soft = weights_counted(rows), rows.soft
@@ -393,5 +489,9 @@ def loss_grad(name, grad_output, input, target, weight, ignore_index, smoothing,
     undefined = st.undefined & rows.valid
     out.rounded[undefined] = np.nan
     out.exact[undefined] = np.nan
-    return {"input": Evaluated(to_input_layout(out.rounded, rows.input_shape),
-                               to_input_layout(out.exact, rows.input_shape))}
+    grads = {"input": Evaluated(to_input_layout(out.rounded, rows.input_shape),
+                                to_input_layout(out.exact, rows.input_shape))}
+    if soft:
+        grads.update(soft_extra_grads(rows, st, a, smoothing, reduction, fmt,
+                                      weight is not None))
+    return grads

@@ -14,6 +14,11 @@ d loss / d x = G W (rows of x), d loss / d W = G^T x and d loss / d b = sum over
 (sums over the whole batch, computed as one product G^T [x, 1] per chunk of rows, the chunks
 added in ``evaluate_row_sums``).
 
+With probability targets the loss is also differentiable in the target and the class weight:
+cross_entropy's d loss / d p_ic = a_i (1 - e) w_c nlp_ic per row and d loss / d w_c =
+sum_i a_i p'_ic nlp_ic over the batch (``classification.soft_target_grad`` and
+``soft_weight_grad`` on the chunk's logits; the latter's chunks added in ``evaluate_row_sums``).
+
 Inputs must be finite (a non-finite input or weight raises EvaluationError: its logits would be
 nan or an infinity whose sign depends on the order of the sum). Only the (C, D) weight of
 torch's 2-D loss is covered (not the (C, d1, ..., D) weight of its K-dimensional form).
@@ -205,21 +210,58 @@ def _logits_grad(call: Call, smoothing, reduction):
     return grad, [rows.t.astype(np.float64), weight[rows.t], a]
 
 
+def _soft_grads(call: Call, smoothing, reduction, fmt: Format, with_weight: bool) -> dict:
+    """Probability targets: d loss / d target (the target's shape) and, ``with_weight``,
+    d loss / d weight (C,), each rounded once to fmt."""
+    rows, C, M = call.rows, call.classes, call.x.shape[0]
+    a = ce.upstream_rows(call.grad_output, rows, reduction)
+    target_grad = ce.soft_target_grad(smoothing, reduction, M)
+
+    def target_rows(B, x, a, Wt, b, w):
+        z, m, _, others, _, _ = _logit_parts(B, x, Wt, b, None)
+        w_row = B.asarray(np.broadcast_to(_plain(w), z.shape))
+        return target_grad(B, z, m, others, w_row, a)
+
+    d_p = evaluate(target_rows, [call.x, a], fmt, independent="rows",
+                   shared=[call.W.T, call.b, rows.weight], **_chunking(call))
+    shape = call.target_shape
+    out = {"target": Evaluated(d_p.rounded.reshape(shape), d_p.exact.reshape(shape))}
+    if not with_weight:
+        return out
+    contribution = ce.soft_weight_grad(smoothing, C)
+
+    def weight_sums(B, x, p, a, Wt, b):
+        z, m, _, others, _, _ = _logit_parts(B, x, Wt, b, None)
+        return contribution(B, z, m, others, B.asarray(np.ones(z.shape)), p, a)
+
+    def finish(B, total, *_):
+        return total if reduction != "mean" else total / M
+
+    out["weight"] = evaluate_row_sums(weight_sums, [call.x, rows.target, a], fmt, finish=finish,
+                                      shared=[call.W.T, call.b], **_chunking(call))
+    return out
+
+
 def loss_grad(grad_output, input, linear_weight, target, linear_bias, weight, ignore_index,
               smoothing, reduction, fmt: Format) -> dict[str, Evaluated]:
-    """The exact gradients in input, linear_weight and linear_bias (the last only when given)
-    for the upstream gradient, each rounded once to fmt."""
+    """The exact gradients in input, linear_weight and linear_bias (the last only when given),
+    and with probability targets in the target and the class weight (when given), for the
+    upstream gradient, each rounded once to fmt."""
     call = Call(input, linear_weight, target, linear_bias, weight, ignore_index)
     call.grad_output = grad_output
+    call.target_shape = np.shape(target)
     rows, smoothing = call.rows, float(smoothing)
     M, D = call.x.shape
     names = ["input", "linear_weight"] + ([] if linear_bias is None else ["linear_bias"])
+    if rows.soft:
+        names += ["target"] + ([] if weight is None else ["weight"])
     if M and ce.divisor_is_zero(rows, reduction) and rows.valid.any():
         raise EvaluationError("the weighted mean divides by a zero sum of weights: its "
                               "gradient is undefined")
     if M == 0 or not rows.valid.any():
         shapes = {"input": call.input_shape, "linear_weight": call.W.shape,
-                  "linear_bias": call.b.shape}
+                  "linear_bias": call.b.shape, "target": call.target_shape,
+                  "weight": (call.classes,)}
         return {name: filled(shapes[name], 0.0) for name in names}
     grad, row_args = _logits_grad(call, smoothing, reduction)
     shared = [call.W.T, call.b, rows.weight, ce.weights_counted(rows)]
@@ -244,5 +286,7 @@ def loss_grad(grad_output, input, linear_weight, target, linear_bias, weight, ig
     out["linear_weight"] = Evaluated(sums.rounded[:, :D], sums.exact[:, :D])
     if linear_bias is not None:
         out["linear_bias"] = Evaluated(sums.rounded[:, D], sums.exact[:, D])
+    if rows.soft:
+        out.update(_soft_grads(call, smoothing, reduction, fmt, weight is not None))
     return out
 

@@ -19,7 +19,7 @@ from mpmath import mp, mpf
 from test_reference import assert_certified, exact_twice, round_value, to_format
 
 from loss_reference import classification as cl
-from loss_reference.engine import EvaluationError
+from loss_reference.engine import EvaluationError, Evaluated
 from loss_reference.formats import FORMATS
 from conformance.specs import REDUCTIONS
 
@@ -122,8 +122,41 @@ def loss_exact(name, x, target, w, ignore, eps, reduction, guard):
         return [mp.fsum(rows) / divisor], ()
 
 
+def _soft_grads_exact(parts, gs, divisor, w, tr, eps, classes, weighted, x_shape):
+    """Probability targets: {'target': ..., 'weight': ...} at the current precision, from
+    d loss / d p_ic = a_i (1 - e) w_c nlp_ic and d loss / d w_c = sum_i a_i p'_ic nlp_ic, a
+    zero coefficient times a masked class's +inf giving 0."""
+    m = len(parts)
+    d_p, columns = [], [[] for _ in range(classes)]
+    for i, (_, _, _, nlp) in enumerate(parts):
+        a = mpf(float(gs[i])) / divisor
+        if nlp is None:  # no log-softmax: nan throughout
+            d_p.append([mp.nan] * classes)
+            for c in range(classes):
+                columns[c].append(mp.nan)
+            continue
+        d_p.append([_term(a * (1 - mpf(eps)) * float(w[c]), nlp[c]) for c in range(classes)])
+        for c in range(classes):
+            q = (1 - mpf(eps)) * mpf(float(tr[i][c])) + mpf(eps) / classes
+            columns[c].append(_term(a * q, nlp[c]))
+    values = np.empty((m, classes), dtype=object)
+    for i in range(m):
+        values[i] = d_p[i]
+    if len(x_shape) == 1:
+        laid = values.reshape(x_shape)
+    else:
+        laid = np.moveaxis(values.reshape((x_shape[0],) + x_shape[2:] + (classes,)), -1, 1)
+    out = {"target": (list(laid.reshape(-1)), x_shape)}
+    if weighted:
+        # mpmath: +inf + -inf is nan, as the reference's sum over rows
+        out["weight"] = ([mp.fsum(col) if col else mpf(0) for col in columns], (classes,))
+    return out
+
+
 def grad_exact(name, g, x, target, w, ignore, eps, reduction, guard):
-    """{'input': ([values], shape)}: the gradient in the input layout."""
+    """{'input': ([values], shape)}: the gradient in the input layout; with probability
+    targets also 'target' and (with a weight) 'weight'."""
+    weighted = w is not None
     xr, tr, batch = _rows(x, target)
     m, classes = xr.shape
     w = np.ones(classes) if w is None else np.asarray(w, np.float64)
@@ -159,6 +192,8 @@ def grad_exact(name, g, x, target, w, ignore, eps, reduction, guard):
             grad[i] = [a * ((1 - mpf(eps)) * float(w[t]) * (s[c] - (c == t))
                             + mpf(eps) / classes * (s[c] * wsum - float(w[c])))
                        for c in range(classes)]
+        extra = (_soft_grads_exact(parts, gs, divisor, w, tr, eps, classes, weighted,
+                                   np.asarray(x).shape) if soft else {})
     x = np.asarray(x)
     values = np.empty((m, classes), dtype=object)
     for i in range(m):
@@ -167,7 +202,7 @@ def grad_exact(name, g, x, target, w, ignore, eps, reduction, guard):
         laid = values.reshape(x.shape)
     else:
         laid = np.moveaxis(values.reshape((x.shape[0],) + x.shape[2:] + (classes,)), -1, 1)
-    return {"input": (list(laid.reshape(-1)), x.shape)}
+    return {"input": (list(laid.reshape(-1)), x.shape), **extra}
 
 
 def _assert_certified(evaluated, values, shape, fmt):
@@ -180,6 +215,12 @@ def _assert_certified(evaluated, values, shape, fmt):
     np.testing.assert_array_equal(evaluated.rounded, expected, strict=True)
     exact = np.asarray(evaluated.exact, np.float64).reshape(-1)
     assert all(exact[i] == float(v) for i, v in enumerate(values) if infinite[i])
+    # the finite values' estimates, as assert_certified measures them
+    finite = [i for i, v in enumerate(values) if mp.isfinite(v)]
+    if finite:
+        assert_certified(Evaluated(evaluated.rounded.reshape(-1)[finite],
+                                   evaluated.exact.reshape(-1)[finite]),
+                         [values[i] for i in finite], (len(finite),), fmt)
 
 
 # --- the regimes ---------------------------------------------------------------------------------
@@ -218,6 +259,33 @@ def regime(name, fmt):
     elif name == "probabilities":
         t = np.array([[0.25, 0.5, 0.25, 0.0], [0.0, 0.0, 1.0, 0.0], [0.125, 0.125, 0.5, 0.25]])
         w, eps = [0.5, 2.0, 1.0, 1.5], 0.2
+    elif name == "probabilities-signed":  # zero and negative weights, unnormalised targets
+        t = np.array([[0.5, 1.0, 0.0, 0.25], [0.0, 0.75, 0.5, 1.0], [1.0, 0.0, 0.0, 0.0]])
+        w = [-1.0, 0.0, 2.0, 0.75]
+    elif name == "probabilities-masked":  # +inf and -inf in one weight column: nan
+        x = [[1.0, -INF, 2.0, 0.5], [-INF, 0.25, -INF, 3.0], [0.0, -INF, 1.5, -1.0]]
+        t = np.array([[0.5, 0.0, 0.5, 0.0], [0.0, 0.5, 0.0, 0.5], [0.25, 0.0, 0.25, 0.5]])
+        w, eps = [1.0, -0.5, 0.0, 2.0], 0.1
+    elif name == "probabilities-masked-exact":  # p'_c = 0 at every masked class: finite
+        x = [[1.0, -INF, 2.0, 0.5], [-INF, 0.25, -INF, 3.0], [0.0, -INF, 1.5, -1.0]]
+        t = np.array([[0.5, 0.0, 0.5, 0.0], [0.0, 0.5, 0.0, 0.5], [0.25, 0.0, 0.25, 0.5]])
+        w = [1.0, -0.5, 0.0, 2.0]
+    elif name == "probabilities-smoothing-one":
+        x = [[1.0, -INF, 2.0, 0.5], [0.0, 0.8125, -2.0, 3.0]]
+        t = np.array([[0.5, 0.0, 0.5, 0.0], [0.0, 0.25, 0.25, 0.5]])
+        w, eps = [1.0, 2.0, 0.5, 1.5], 1.0
+    elif name == "probabilities-undefined":  # a +inf logit: nan target row, nan weight
+        x = [[1.0, INF, 2.0, 0.5], [0.0, 0.8125, -2.0, 3.0]]
+        t = np.array([[0.5, 0.0, 0.5, 0.0], [0.0, 0.25, 0.25, 0.5]])
+        w = [1.0, 2.0, 0.5, 1.5]
+    elif name == "probabilities-k-dim":
+        x = np.array(NORMAL * 2).reshape(2, 3, 4)
+        t = np.abs(np.array(NORMAL * 2).reshape(2, 3, 4)) / 8
+        w, eps = [1.0, 0.5, -2.0], 0.05
+    elif name == "probabilities-unbatched":
+        x, t, w = NORMAL[1], np.array([0.25, 0.0, 0.75, 0.0]), [0.5, 2.0, 1.0, 1.5]
+    elif name == "probabilities-empty":
+        x, t, w = np.zeros((0, 4)), np.zeros((0, 4)), [0.5, 2.0, 1.0, 1.5]
     elif name == "k-dim":
         x = np.array(NORMAL * 2).reshape(2, 3, 4)
         t = np.array([[0, 2, 1, 1], [2, -100, 0, 1]])
@@ -241,7 +309,10 @@ def regime(name, fmt):
 
 REGIMES = ("normal", "weighted", "signed-weights", "ignore", "padding", "smoothing",
            "smoothing-one", "two-classes", "saturated", "offset", "masked", "masked-smoothing",
-           "probabilities", "k-dim", "unbatched", "empty", "all-ignored", "zero-weight-sum")
+           "probabilities", "k-dim", "unbatched", "empty", "all-ignored", "zero-weight-sum",
+           "probabilities-signed", "probabilities-masked", "probabilities-masked-exact",
+           "probabilities-smoothing-one", "probabilities-undefined", "probabilities-k-dim",
+           "probabilities-unbatched", "probabilities-empty")
 NLL_REGIMES = ("normal", "weighted", "signed-weights", "ignore", "padding", "saturated",
                "masked", "k-dim", "unbatched", "empty", "all-ignored", "zero-weight-sum")
 GRID = [pytest.param(n, r, red, f, id=f"{n}-{r}-{red}-{f}")
@@ -278,8 +349,9 @@ def test_loss_grad(name, regime_name, reduction, fmt_name):
     expected = exact_twice(
         lambda guard: grad_exact(name, g, x, t, w, ignore, eps, reduction, guard), fmt)
     grads = cl.loss_grad(name, g, x, t, w, ignore, eps, reduction, fmt)
-    assert set(grads) == {"input"}
-    _assert_certified(grads["input"], *expected["input"], fmt)
+    assert set(grads) == set(expected)
+    for argument in expected:
+        _assert_certified(grads[argument], *expected[argument], fmt)
 
 
 # --- facts by hand -------------------------------------------------------------------------------
@@ -341,3 +413,28 @@ def test_infinite_logits():
                                F64).rounded)
     assert np.isnan(cl.loss("cross_entropy", np.array([[1.0, INF, 0.0]]), t, None, -100, 0.0,
                             "none", F64).rounded)
+
+
+def test_probability_target_and_weight_gradients_at_masked_classes():
+    """A zero coefficient times a masked class's +inf gives 0 (zero upstream, zero weight,
+    e = 1); otherwise the infinity of its sign."""
+    x = np.array([[1.0, -INF, 2.0], [1.0, 0.0, 2.0]])
+    p = np.array([[0.5, 0.5, 0.0], [0.5, 0.5, 0.0]])
+    w = np.array([1.0, 1.0, 1.0])
+    grads = cl.loss_grad("cross_entropy", np.array([0.0, 1.0]), x, p, w, -100, 0.0, "none", F64)
+    assert grads["target"].rounded[0].tolist() == [0.0, 0.0, 0.0]
+    nlp = float(mp.log(1 + mp.e + mp.e ** 2))  # row 1, class 1: lse - 0
+    assert grads["weight"].rounded[1] == float(mpf(0.5) * nlp)
+    grads = cl.loss_grad("cross_entropy", np.array(1.0), x[:1], p[:1], np.array([1.0, -2.0, 0]),
+                         -100, 0.0, "sum", F64)
+    assert grads["target"].rounded[0, 1] == -INF and grads["weight"].rounded[1] == INF
+    grads = cl.loss_grad("cross_entropy", np.array(1.0), x[:1], p[:1], w, -100, 1.0, "sum", F64)
+    assert grads["target"].rounded.tolist() == [[0.0, 0.0, 0.0]]
+    assert grads["weight"].rounded[1] == INF  # p'_1 = 1 / 3
+
+
+def test_index_targets_differentiate_the_input_only():
+    x = np.array([[1.0, 2.0, 3.0]])
+    grads = cl.loss_grad("cross_entropy", np.array(1.0), x, np.array([0]), np.ones(3), -100,
+                         0.1, "mean", F64)
+    assert set(grads) == {"input"}

@@ -40,7 +40,7 @@ def _logit_grads(x, W, b, target, w, eps, reduction, g):
             q = [mpf(float(w[c])) * ((1 - mpf(eps)) * mpf(float(target[i, c])) + mpf(eps) / C)
                  for c in range(C)]
         elif int(target[i]) == IGNORE:
-            rows.append((mpf(0), [mpf(0)] * C, False))
+            rows.append((mpf(0), [mpf(0)] * C, False, None))
             continue
         else:
             t = int(target[i])
@@ -49,7 +49,8 @@ def _logit_grads(x, W, b, target, w, eps, reduction, g):
             counted_weights.append(mpf(float(w[t])))
         loss = mp.fsum(q[c] * (lse - z[c]) for c in range(C))
         total = mp.fsum(q)
-        rows.append((loss, [s[c] * total - q[c] for c in range(C)], True))
+        rows.append((loss, [s[c] * total - q[c] for c in range(C)], True,
+                     [lse - z[c] for c in range(C)]))
     if reduction != "mean":
         divisor = mpf(1)
     else:
@@ -58,7 +59,8 @@ def _logit_grads(x, W, b, target, w, eps, reduction, g):
 
 
 def oracle(x, W, b, target, w, eps, reduction, g, guard):
-    """{'value', 'input', 'linear_weight', 'linear_bias'}: ([values], shape) each."""
+    """{'value', 'input', 'linear_weight', 'linear_bias'}, and with probability targets
+    'target' and 'weight': ([values], shape) each."""
     M, D = x.shape
     C = W.shape[0]
     with mp.workdps(60 + guard):
@@ -77,8 +79,16 @@ def oracle(x, W, b, target, w, eps, reduction, g, guard):
         d_weight = [mp.fsum(G[i][c] * mpf(float(x[i, d])) for i in range(M))
                     for c in range(C) for d in range(D)]
         d_bias = [mp.fsum(G[i][c] for i in range(M)) for c in range(C)]
-    return {"value": value, "input": (d_input, (M, D)), "linear_weight": (d_weight, (C, D)),
-            "linear_bias": (d_bias, (C,))}
+        out = {"value": value, "input": (d_input, (M, D)),
+               "linear_weight": (d_weight, (C, D)), "linear_bias": (d_bias, (C,))}
+        if np.asarray(target).dtype.kind == "f":  # d / d p_ic and d / d w_c
+            nlp = [r[3] for r in rows]
+            out["target"] = ([upstream[i] * (1 - mpf(eps)) * mpf(float(w[c])) * nlp[i][c]
+                              for i in range(M) for c in range(C)], (M, C))
+            out["weight"] = ([mp.fsum(upstream[i] * ((1 - mpf(eps)) * mpf(float(target[i, c]))
+                                                     + mpf(eps) / C) * nlp[i][c]
+                                      for i in range(M)) for c in range(C)], (C,))
+    return out
 
 
 def _case(fmt, soft, seed):
@@ -89,7 +99,9 @@ def _case(fmt, soft, seed):
     b = to_format(rng.normal(size=C), fmt)
     w = to_format(rng.uniform(0.2, 2, C), fmt)
     if soft:
+        w[1:3] = [0.0, -0.75]  # the weight's gradient with zero and negative weights
         p = rng.random((M, C))
+        p[0, 2] = 0.0
         target = to_format(p / p.sum(axis=1, keepdims=True), fmt)
     else:
         target = np.array([1, IGNORE, 4])
@@ -97,7 +109,8 @@ def _case(fmt, soft, seed):
 
 
 @pytest.mark.parametrize("fmt_name, reduction, soft, eps",
-                         list(itertools.product(FORMATS, REDUCTIONS, (False, True), (0.0, 0.1))))
+                         list(itertools.product(FORMATS, REDUCTIONS, (False, True),
+                                                (0.0, 0.1, 1.0))))
 def test_value_and_gradients(fmt_name, reduction, soft, eps):
     fmt = FORMATS[fmt_name]
     x, W, b, target, w = _case(fmt, soft, seed=len(fmt_name) + 7 * soft)
@@ -108,7 +121,8 @@ def test_value_and_gradients(fmt_name, reduction, soft, eps):
     value = linear.loss(x, W, target, b, w, ignore, eps, reduction, fmt)
     assert_certified(value, *expected["value"], fmt)
     grads = linear.loss_grad(g, x, W, target, b, w, ignore, eps, reduction, fmt)
-    for name in ("input", "linear_weight", "linear_bias"):
+    assert set(grads) == set(expected) - {"value"}
+    for name in grads:
         assert_certified(grads[name], *expected[name], fmt)
 
 
@@ -145,3 +159,16 @@ def test_a_wide_vocabulary_in_chunks_equals_one_chunk(monkeypatch):
     chunked = linear.loss_grad(np.array(1.0), x, W, target, None, None, None, 0.0, "sum", fmt)
     for name in whole:
         np.testing.assert_array_equal(whole[name].rounded, chunked[name].rounded)
+
+
+def test_probability_targets_without_a_weight_differentiate_the_target_only():
+    """No class weight passed, none differentiated; an unbatched token's target gradient has
+    the target's shape (C,)."""
+    fmt = FORMATS["float64"]
+    x, W, p = np.array([1.0, -2.0]), np.array([[1.0, 0.5], [0.0, 1.0], [-1.0, 2.0]]), None
+    p = np.array([0.25, 0.75, 0.0])
+    grads = linear.loss_grad(np.array(1.0), x, W, p, None, None, None, 0.0, "sum", fmt)
+    assert set(grads) == {"input", "linear_weight", "target"}
+    z = W @ x
+    nlp = np.logaddexp.reduce(z) - z
+    np.testing.assert_allclose(grads["target"].rounded, nlp, rtol=1e-15)

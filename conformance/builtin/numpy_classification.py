@@ -3,7 +3,8 @@
 Registered in ``numpy_losses`` (``--impl=numpy``) and following its protocol and numeric
 policy: torch's signatures (legacy ``size_average`` / ``reduce`` included), float inputs of any
 dtype converted exactly to float64, all arithmetic in float64, each result rounded once to its
-argument's dtype, ``<loss>_vjp`` gradients (input only, as torch), ``ValueError`` for invalid
+argument's dtype, ``<loss>_vjp`` gradients (the input's; with probability targets also the
+target's and the class weight's, as torch), ``ValueError`` for invalid
 arguments. The semantics are the suite's (conformance/specs/classification.py): index targets
 with ignore_index, probability targets (cross_entropy), class weights, label smoothing, the
 weighted mean sum(w_t l) / sum(w_t), and a masked class (-inf logit) whose coefficient is 0
@@ -156,8 +157,10 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
 @_ieee
 def cross_entropy_vjp(grad_output, input, target, weight=None, size_average=None,
                       ignore_index=-100, reduce=None, reduction="mean", label_smoothing=0.0):
-    """Gradient of ``cross_entropy`` in its input (torch differentiates nothing else of an
-    index-target call)."""
+    """Gradients of ``cross_entropy``: in its input, and with probability targets also in the
+    target, a (1 - e) w_c nlp_c, and the weight (when given), sum over rows of a p'_c nlp_c
+    (torch differentiates nothing else of an index-target call). A zero coefficient times a
+    masked class's infinite nlp gives 0 (the limit)."""
     reduction = _reduction(size_average, reduce, reduction)
     call = _Call("cross_entropy", input, target, weight, ignore_index, label_smoothing, True)
     _, _, logp = _ce_parts(call)
@@ -174,7 +177,15 @@ def cross_entropy_vjp(grad_output, input, target, weight=None, size_average=None
         if e:
             d = d + e / c * (softmax * call.weight.sum() - call.weight[None, :])
     grad = np.where(call.valid[:, None], a * d, 0.0)
-    return {"input": call.to_input(grad).astype(input.dtype)}
+    grads = {"input": call.to_input(grad).astype(input.dtype)}
+    if call.soft:
+        nlp = -logp
+        d_target = _times(a * (1 - e) * call.weight[None, :], nlp)
+        grads["target"] = call.to_input(d_target).astype(target.dtype)
+        if weight is not None:
+            q = (1 - e) * call.p + e / c
+            grads["weight"] = np.sum(_times(a * q, nlp), axis=0).astype(weight.dtype)
+    return grads
 
 
 @_ieee

@@ -4,7 +4,8 @@ Registered in ``numpy_losses`` (``--impl=numpy``) under its protocol and numeric
 logits x W^T + b in float64 (never rounded to the inputs' dtype), then this candidate's own
 ``cross_entropy`` on them, each result rounded once to its argument's dtype; the gradients of
 input, linear_weight and linear_bias from cross_entropy's gradient G in the logits: G W, G^T x
-and the column sums of G. ``ValueError`` for invalid arguments.
+and the column sums of G; with probability targets cross_entropy's own gradients in the target
+and the class weight. ``ValueError`` for invalid arguments.
 """
 
 import numpy as np
@@ -58,8 +59,9 @@ def linear_cross_entropy_vjp(grad_output, input, linear_weight, target, *, linea
     z, ignore = _logits(input, linear_weight, target, linear_bias, ignore_index)
     w = None if weight is None else np.asarray(weight, np.float64)
     g = np.asarray(grad_output, np.float64)
-    G = cross_entropy_vjp(g, z, target, w, ignore_index=ignore, reduction=reduction,
-                          label_smoothing=label_smoothing)["input"]
+    ce_grads = cross_entropy_vjp(g, z, target, w, ignore_index=ignore, reduction=reduction,
+                                 label_smoothing=label_smoothing)
+    G = ce_grads["input"]
     G = G.reshape(1, -1) if input.ndim == 1 else G
     x = np.asarray(input, np.float64).reshape(G.shape[0], input.shape[-1])
     grads = {"input": (G @ np.asarray(linear_weight, np.float64)).reshape(input.shape)
@@ -67,4 +69,9 @@ def linear_cross_entropy_vjp(grad_output, input, linear_weight, target, *, linea
              "linear_weight": (G.T @ x).astype(linear_weight.dtype)}
     if linear_bias is not None:
         grads["linear_bias"] = G.sum(axis=0).astype(linear_bias.dtype)
+    # probability targets: cross_entropy's own gradients in the target and the class weight
+    if "target" in ce_grads:
+        grads["target"] = ce_grads["target"].astype(target.dtype)
+    if "weight" in ce_grads:
+        grads["weight"] = ce_grads["weight"].astype(weight.dtype)
     return grads

@@ -86,6 +86,39 @@ def masked_class_with_zero_coefficient(case: Case) -> bool:
     return bool(smoothing and np.any(masked & (rows.weight[None, :] == 0)))
 
 
+@np.errstate(**_QUIET)
+def log_probability_overflows(case: Case) -> bool:
+    """A counted row whose loss reads every class (probability targets, or label smoothing)
+    has a finite logit whose log-probability lies beyond the dtype's range (its -log_softmax
+    rounds to -inf in the dtype)."""
+    rows, smoothing, _, nlp = _parts(case)
+    if not (rows.soft or smoothing) or rows.x.size == 0:
+        return False
+    threshold = FORMATS[case.dtype].overflow_threshold
+    beyond = np.isfinite(rows.x) & (nlp >= threshold) & rows.valid[:, None]
+    return bool(beyond.any())
+
+
+@np.errstate(**_QUIET)
+def masked_class_with_zero_gradient_coefficient(case: Case) -> bool:
+    """Probability targets and a row with a masked class (a -inf logit in a row that has a
+    log-softmax) whose upstream gradient is 0, or label_smoothing = 1: the target's gradient
+    a (1 - e) w_c nlp_c or the weight's a p'_c nlp_c has a zero coefficient there."""
+    rows, smoothing, reduction, _ = _parts(case)
+    if not rows.soft or case.grad_output is None or rows.x.size == 0:
+        return False
+    x = rows.x
+    defined = np.any(np.isfinite(x), axis=1) & ~np.any(x == np.inf, axis=1)
+    masked_rows = defined & np.any(np.isneginf(x), axis=1)
+    if not masked_rows.any():
+        return False
+    if smoothing == 1:
+        return True
+    g = np.asarray(case.grad_output, np.float64)
+    g = g.reshape(-1) if reduction == "none" else np.full(x.shape[0], float(g))
+    return bool(np.any(masked_rows & (g == 0)))
+
+
 FLOAT32_LANES = 16  # float32 lanes of an AVX-512 register: one holds the max's exp(0) = 1
 HALF_ULP_OF_ONE = 2.0 ** -24
 
@@ -104,6 +137,13 @@ def float32_tail_absorbed(case: Case) -> bool:
     small = np.where(e < HALF_ULP_OF_ONE, e, 0.0).sum(axis=1)
     lost = small / FLOAT32_LANES
     return bool(np.any(rows.valid & (lost > 8 * HALF_ULP_OF_ONE)))
+
+
+def float32_tail_absorbed_target_gradient(case: Case) -> bool:
+    """``float32_tail_absorbed`` with probability targets: the target's gradient is the
+    log-probability itself, a (1 - e) w_c nlp_c, and inherits its error."""
+    return (np.asarray(case.args["target"]).dtype.kind == "f"
+            and float32_tail_absorbed(case))
 
 
 _HALF_REASON = (
@@ -144,6 +184,17 @@ DEVIATIONS = (
                "value by 9 % (2.7e-6 absolute) at worst, by 6 % (1.3e-4) at 262,144 classes; "
                "the gradient (softmax - onehot) is not affected"),
     KnownDeviation(
+        impl="torch", loss="cross_entropy", applies=float32_tail_absorbed_target_gradient,
+        checks=("gradient",),
+        reason="torch 2.13 CPU's float32 log-softmax loses a sixteenth of a confident row's "
+               "tail mass (the value's deviation above), and with probability targets the "
+               "target's gradient g (1 - e) w_c (-log_softmax(x)_c) carries that error: "
+               "x = 2 randn(64, 4096) (float64, seed 0), x[:, 0] += 20, p = softmax(randn(64, "
+               "4096)); F.cross_entropy(x.float(), p.float().requires_grad_(), "
+               "reduction='sum').backward() gives p.grad[:, 0] off its float64 value by 9 % "
+               "(2.7e-6 absolute, 0.0059 at most); the input's gradient is not affected, but "
+               "a deviation excuses a whole check"),
+    KnownDeviation(
         impl="torch", loss="cross_entropy", applies=masked_class_with_zero_coefficient,
         reason="torch 2.13 multiplies each log-probability by its coefficient (w_c p'_c, or "
                "w_c in the smoothing term) also where the logit is -inf, so a masked class "
@@ -151,5 +202,32 @@ DEVIATIONS = (
                "(the loss is finite and the gradient is): F.cross_entropy(torch.tensor([[1., "
                "-inf, 2.]]), torch.tensor([[1., 0., 0.]])) is nan, exact log(1 + e) = 1.3133; "
                "with index target 0, weight [1, 0, 1] and label_smoothing 0.1 it is nan, exact "
-               "0.9 * 1.3133 + 0.1 / 3 * (1.3133 + 0.3133) = 1.2362"),
+               "0.9 * 1.3133 + 0.1 / 3 * (1.3133 + 0.3133) = 1.2362; so are the gradients there "
+               "of the weight (p = [[1., 0., 0.]], weight ones requiring grad: weight.grad is "
+               "[1.3133, nan, 0], exact [1.3133, 0, 0]) and of the target at a zero weight "
+               "(weight [1, 0, 1]: p.grad[0, 1] is nan, exact 0)"),
+    KnownDeviation(
+        impl="torch", loss="cross_entropy", applies=log_probability_overflows,
+        reason="torch 2.13 forms the log-probabilities in the input's dtype, and one below "
+               "the dtype's range rounds to -inf there, although the loss reads it only "
+               "through a coefficient: times 0 it is nan, times anything else inf, where the "
+               "exact loss is finite: x = torch.tensor([[17., 65504., -17.]], dtype="
+               "torch.float16) (log_softmax(x)[0, 2] = -65521 < -65520); F.cross_entropy(x, "
+               "torch.tensor([[1., 0., 0.]], dtype=torch.float16), reduction='sum') is nan and "
+               "F.cross_entropy(x, torch.tensor([0]), label_smoothing=0.1, reduction='sum') is "
+               "inf, exact 65487 and 0.9 * 65487 + 0.1 / 3 * (65487 + 0 + 65521) = 63305 "
+               "(quick profile, seed 3)"),
+    KnownDeviation(
+        impl="torch", loss="cross_entropy", applies=masked_class_with_zero_gradient_coefficient,
+        checks=("gradient",),
+        reason="torch 2.13 multiplies a masked class's infinite log-probability by the "
+               "coefficient of the target's gradient, g (1 - e) w_c, and of the weight's, "
+               "g p'_c, also where that is 0 (a zero upstream gradient, or label_smoothing = 1), "
+               "giving nan where the loss does not depend on p_c (or on w_c through that row) "
+               "and the gradient is 0: x = torch.tensor([[1., -inf, 2.]]); p = torch.tensor("
+               "[[0.5, 0., 0.5]], requires_grad=True); F.cross_entropy(x, p, "
+               "label_smoothing=1.0).backward() leaves p.grad = [[0, nan, 0]], exact [[0, 0, "
+               "0]]; with reduction='none', upstream [0., 1.] and rows [[1, -inf, 2], [1, 0, 2]], "
+               "p = [[0.5, 0.5, 0], [0.5, 0.5, 0]] and a weight of ones, p.grad[0, 1] and "
+               "weight.grad[1] are nan, exact 0 and 0.5 * 2.4076 = 1.2038"),
 )

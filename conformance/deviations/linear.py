@@ -3,7 +3,7 @@
 torch's reference path (``options=None``) is ``cross_entropy(linear(x, W, b), ...)``: it rounds
 the logits to the dtype and hands them to cross_entropy, so it inherits cross_entropy's
 deviations (conformance/deviations/classification.py) on those rounded logits: each applies
-where it applies to that cross_entropy call (the masked-class one never does: finite tokens
+where it applies to that cross_entropy call (the two masked-class ones never do: finite tokens
 within the contract's range give finite logits).
 """
 

@@ -20,19 +20,25 @@ Contract (torch 2.13's documentation, with these decisions; torch's behaviour ve
   p' = (1 - e) p + e / C; 'mean' divides by the number of rows N d1 ... whatever the weight
   (torch's convention, B08: it differs from the index-target mean). ignore_index must keep
   its default with probability targets: torch rejects any other value, so must a candidate.
-- weight (C,): any sign (torch accepts negative weights), zeros included. torch differentiates
-  neither weight nor an index target (it refuses a weight that requires grad: "nll_loss_forward
-  is not differentiable with respect to argument 'weight'"), so the gradient checked is the
-  input's. With probability targets torch also differentiates target and weight; the suite
-  does not check those yet (a Spec's differentiable arguments are fixed per loss, and torch
-  cannot make an int64 index target require grad).
+- weight (C,): any sign (torch accepts negative weights), zeros included. Gradients checked:
+  the input's always; with probability targets (cross_entropy) also the target's,
+  a_i (1 - e) w_c nlp_ic, and the weight's (when one is passed), sum_i a_i p'_ic nlp_ic, a_i
+  the row's upstream gradient (divided by N d1 ... for 'mean'): torch 2.13 differentiates both
+  (verified against these formulas in float64). With index targets torch differentiates
+  neither weight nor target (an int64 target cannot require grad, and torch refuses a weight
+  that does: "nll_loss_forward is not differentiable with respect to argument 'weight'"), so
+  there only the input's gradient is checked (``differentiable_when``).
 - Infinite logits: a -inf logit is a masked class (softmax 0). Its nlp is +inf, so a term
   w_c p'_c nlp_c (or the smoothing term w_c nlp_c) is +-inf when its coefficient is not 0,
   and contributes nothing when it is 0 (the limit as the logit goes to -inf; torch gives
   nan there: a known deviation). A +inf logit, or a row without a finite logit, has no
   log-softmax: its loss and gradient are nan (torch agrees). The gradient stays finite at a
   masked class (softmax 0). label_smoothing = 1 with an infinite nll term gives nan
-  ((1 - e) inf), as torch.
+  ((1 - e) inf), as torch. The target's and weight's gradients at a masked class multiply
+  nlp = +inf by a (1 - e) w_c and by a_i p'_ic: the same rule, a zero coefficient (a zero
+  upstream, a zero weight, e = 1, p'_c = 0) gives 0 (torch gives nan: known deviations), any
+  other the infinity of its sign; the weight's sum over rows of +inf and -inf is nan. A row
+  without a log-softmax makes its target gradient and the whole weight gradient nan.
 - torch accepts label_smoothing < 0 and nan silently (as 0 and as a smoothing of nan): outside
   the documented range, never drawn, not required to raise; > 1 is rejected.
 
@@ -52,7 +58,10 @@ Tolerances (conformance/accuracy.py; nlp_c = lse - x_c, which torch's log_softma
   |w_c p'_c|) (probabilities), a = g / divisor times sum |w_t| / |W| for a mean by W; the
   (1 + nlp_c) is softmax recomputed from a rounded log-probability, as torch's backward does;
   depth 10, terms C + M summed sequentially (torch's log_softmax backward sums the row's
-  upstream gradients in a vectorised loop: seen 48 ulp at C = 4429 in float32). nll_loss: |a w_t| at
+  upstream gradients in a vectorised loop: seen 48 ulp at C = 4429 in float32). Probability
+  targets: the target's |a| (1 - e) |w_c| n_c (a log-probability times factors: depth 10,
+  terms C, the log-sum-exp's), the weight's sum_i |a_i p'_ic| n_ic (depth 10, terms M + C: the
+  sum over rows and each row's log-sum-exp). nll_loss: |a w_t| at
   the target entry and exactly 0 elsewhere (ignored rows and other classes must be exactly 0: B06);
   depth 4.
 - underflow: one subnormal unit per term reduced, times max(1, |w|), as the pointwise family.
@@ -71,7 +80,7 @@ from loss_reference.formats import format_of
 
 from ..accuracy import Magnitude
 from ..cases import Case, round_to
-from ..properties import (BATCH_SPLIT_DOC, PERMUTATION_DOC, Pair, Property, batch_split,
+from ..properties import (PERMUTATION_DOC, Pair, Property, batch_split_property,
                           class_permutation, exact_sum, replaced)
 from . import InvalidCall, SpeedLadder, Spec, reduction_variants
 from .classification_cases import case_strategy, edge_strategy, from_rows, to_rows
@@ -220,13 +229,38 @@ def _grad_magnitudes(name):
         # torch's log_softmax backward sums the row's upstream gradients in a vectorised loop
         # (vec::reduce_all): a sequential sum, not a pairwise one.
         summation = "sequential" if name == "cross_entropy" else "cascade"
-        return {"input": Magnitude(ref.to_input_layout(scale, rows.input_shape), terms, depth,
-                                   summation=summation, amplification=np.broadcast_to(
-                                       ref.to_input_layout(np.broadcast_to(
-                                           amplification, (M, C)), rows.input_shape),
-                                       rows.input_shape))}
+        out = {"input": Magnitude(ref.to_input_layout(scale, rows.input_shape), terms, depth,
+                                  summation=summation, amplification=np.broadcast_to(
+                                      ref.to_input_layout(np.broadcast_to(
+                                          amplification, (M, C)), rows.input_shape),
+                                      rows.input_shape))}
+        if name == "cross_entropy" and rows.soft:
+            out.update(_soft_grad_magnitudes(case, rows, a, nlp, smoothing, amplification))
+        return out
 
     return grad_magnitudes
+
+
+@np.errstate(**_QUIET)
+def _soft_grad_magnitudes(case, rows, a, nlp, smoothing, amplification):
+    """Probability targets: the target's gradient a (1 - e) w_c nlp_c, scale
+    |a| (1 - e) |w_c| (nlp_c + 1), C terms (the log-sum-exp); the weight's sum over rows of
+    a_i p'_ic nlp_ic, scale sum_i |a_i p'_ic| (nlp_ic + 1), M + C terms (``a``: |upstream| per
+    row and the mean's division, (M, 1); masked classes are judged exactly)."""
+    M, C = rows.x.shape
+    size = np.where(np.isfinite(rows.x), nlp + 1, 0.0) if M else np.zeros((0, C))
+    w = np.abs(rows.weight)[None, :]
+    out = {"target": Magnitude(
+        ref.to_input_layout(a * (1 - smoothing) * w * size, rows.input_shape), C,
+        DEPTH["cross_entropy"], amplification=ref.to_input_layout(
+            np.broadcast_to(amplification, (M, C)), rows.input_shape))}
+    if case.args.get("weight") is not None:
+        q = np.abs(ref.smoothed_targets(rows.target, smoothing, C))
+        largest = max(1.0, float(size.max(initial=1.0)))
+        out["weight"] = Magnitude(
+            np.sum(a * q * size, axis=0), M + C, DEPTH["cross_entropy"],
+            amplification=max(1.0, float(a.max(initial=0.0))) * largest)
+    return out
 
 
 # --- invalid calls -------------------------------------------------------------------------------
@@ -322,8 +356,7 @@ def _shift(case, draw):
 
 PERMUTATION = Property("permutation", class_permutation(
     lambda case: case.options.get("ignore_index", ref.DEFAULT_IGNORE_INDEX)), PERMUTATION_DOC)
-BATCH_SPLIT = Property("batch-split", batch_split(("input", "target")), BATCH_SPLIT_DOC,
-                       reductions=("none",))
+BATCH_SPLIT = batch_split_property(("input", "target"))
 PROPERTIES = {
     "cross_entropy": (Property("shift", _shift, "adding a constant to a row's logits leaves "
                                                 "its loss"), PERMUTATION, BATCH_SPLIT),
@@ -398,12 +431,24 @@ def _speed(name):
                        + ", a tenth of the targets ignored (-100), no weight, 'mean'")
 
 
+def has_probability_targets(case) -> bool:
+    """Whether the case's target holds probabilities (floats), not class indices."""
+    return np.asarray(case.args["target"]).dtype.kind == "f"
+
+
+# An int64 index target has no gradient (Spec.differentiable_args leaves it out); the class
+# weight is differentiable only with probability targets (torch refuses it with indices).
+DIFFERENTIABLE = {"cross_entropy": ("input", "target", "weight"), "nll_loss": ("input",)}
+DIFFERENTIABLE_WHEN = {"cross_entropy": {"weight": has_probability_targets}, "nll_loss": {}}
+
+
 def _spec(name):
     return Spec(
         name=name, family="classification", positional=("input", "target"),
         keyword_arrays=("weight",), variants=_variants(), cases=case_strategy(name),
         edge_cases=edge_strategy(name), invalid_calls=_invalid(name),
-        reference=_reference(name), magnitude=_magnitude(name), differentiable=("input",),
+        reference=_reference(name), magnitude=_magnitude(name),
+        differentiable=DIFFERENTIABLE[name], differentiable_when=DIFFERENTIABLE_WHEN[name],
         reference_grad=_reference_grad(name), grad_magnitudes=_grad_magnitudes(name),
         speed=_speed(name), properties=PROPERTIES[name], mean_divisor=_mean_divisor,
         llm=llm_cases(name),

@@ -268,6 +268,8 @@ def _edge_rows(name, dtype, rng):
     x4 = rng.normal(size=(4, 5)) * 3
     t4 = np.array([0, 4, 2, 1])
     w5 = np.array([0.5, 2.0, 0.0, 1.5, 1.0])
+    p4 = np.array([[0.5, 0.25, 0.0, 0.125, 0.125], [0.0, 0.0, 0.0, 0.0, 1.0],
+                   [0.25, 0.25, 0.25, 0.25, 0.0], [0.75, 0.0, 0.0, 0.0, 0.25]])
     rows = [
         ("empty-batch", rng.normal(size=(0, 4)), np.zeros(0, np.int64), None, {}),
         ("unbatched", rng.normal(size=5) * 2, np.array(3), None, {}),
@@ -297,6 +299,16 @@ def _edge_rows(name, dtype, rng):
             ("masked-probabilities", np.array([[1.0, -inf, 2.0], [0.5, -inf, -inf]]),
              np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]), None, {}),
             ("one-hot-probabilities", x4, np.eye(5)[t4], w5, {}),
+            # the target's and weight's gradients: smoothing's factor (1 - e), signed and zero
+            # weights; at masked classes, infinities of both signs and e = 1's zero coefficient
+            ("probabilities-smoothing", x4, p4, np.array([-1.0, 0.0, 0.5, 2.0, 1.25]),
+             {"label_smoothing": 0.2}),
+            ("masked-probabilities-smoothing", np.array([[1.0, -inf, 2.0], [0.5, -inf, -inf]]),
+             np.array([[0.75, 0.0, 0.25], [1.0, 0.0, 0.0]]), np.array([1.0, -0.5, 2.0]),
+             {"label_smoothing": 0.1}),
+            ("masked-probabilities-smoothing-one", np.array([[1.0, -inf, 2.0], [0.5, 1.0, 0.0]]),
+             np.array([[0.75, 0.0, 0.25], [0.5, 0.25, 0.25]]), np.array([1.0, 2.0, 0.5]),
+             {"label_smoothing": 1.0}),
             ("positive-infinite-logit", np.array([[1.0, inf, 0.0], [0.0, 1.0, 2.0]]),
              np.array([1, 0]), None, {}),
         ]

@@ -11,9 +11,12 @@ Contract (torch 2.13's documentation and its reference path, behaviour verified)
   ignore_index None (the default) means -100 for index targets, and with probability targets
   only None may be passed (an explicit value, even -100, must raise: torch rejects it).
 - Covered: the 2-D weight (C, D), index and probability targets, weight, ignore_index,
-  label_smoothing, every reduction, gradients of input, linear_weight and linear_bias. Not
-  yet: the K-dimensional weight (C, d1, ..., dK, D), and gradients of a probability target or
-  of the class weight (listed in the issue's closing note).
+  label_smoothing, every reduction, gradients of input, linear_weight and linear_bias, and
+  with probability targets of the target and the class weight (cross_entropy's: a_i (1 - e)
+  w_c nlp_ic and sum_i a_i p'_ic nlp_ic; torch 2.13 differentiates both on its reference path
+  and, falling back to it, with ``options``; with index targets the chunked path accepts a
+  weight that requires grad and leaves it without a gradient, the reference path refuses it).
+  Not yet: the K-dimensional weight (C, d1, ..., dK, D).
 - Inputs are finite, and every logit's terms, sum_d |x_d W_cd| + |b_c|, at most a sixteenth
   of the dtype's largest number: a layer whose logits overflow the dtype (torch's reference
   path rounds them to it) has no finite logits to compare. Drawn so (the tokens scaled by a
@@ -40,6 +43,10 @@ the loss moves by at most sum_c (|q_c| + K s_c) dz_c. So per row:
   the column sums of H (terms N + C + D: the sum over the batch of the tokens' contributions).
   The sums are sequential, as cross_entropy's gradient (torch's log_softmax backward sums a
   row's upstream gradients in a sequential loop: its error grows with C, not log C).
+- probability targets: with n_c = nlp_c + 1 + (dz_c + sum_j s_j dz_j) / u (nlp_c's own error
+  and the logits' carried through the log-softmax), the target's gradient has the scale
+  |a| (1 - e) |w_c| n_c (terms C + D) and the weight's sum_i |a_i p'_ic| n_ic (terms M + C + D:
+  the sum over the batch), pairwise sums (no log_softmax backward in them).
 - underflow: one subnormal unit per term, times max(1, |a w|) max(1, |x|, |W|).
 """
 
@@ -52,7 +59,7 @@ from loss_reference.formats import format_of
 
 from ..accuracy import Magnitude
 from ..cases import Case
-from ..properties import BATCH_SPLIT_DOC, Property, batch_split, exact_sum
+from ..properties import batch_split_property, exact_sum
 from . import InvalidCall, Spec, reduction_variants
 from .linear_cases import case_strategy, edge_cases
 from .llm import llm_cases
@@ -81,7 +88,8 @@ def reference(case):
 
 
 def reference_grad(case):
-    """The certified gradients of input, linear_weight and linear_bias (when given)."""
+    """The certified gradients of input, linear_weight and linear_bias (when given), and with
+    probability targets of the target and the class weight (when given)."""
     x, W, target, bias, weight = _arrays(case)
     return ref.loss_grad(case.grad_output, x, W, target, bias, weight, *_options(case),
                          format_of(case.dtype))
@@ -207,6 +215,31 @@ def grad_magnitudes(case):
            "linear_weight": Magnitude(d_weight[:, :D], M + C + D, **common)}
     if "linear_bias" in names:
         out["linear_bias"] = Magnitude(d_weight[:, D], M + C + D, **common)
+    if call.rows.soft:
+        out.update(_soft_grad_magnitudes(case, call, a, smoothing, u, amplification))
+    return out
+
+
+@np.errstate(**_QUIET)
+def _soft_grad_magnitudes(case, call, a, smoothing, u, amplification):
+    """Probability targets: the target's gradient a (1 - e) w_c nlp_c and the weight's
+    sum_i a_i p'_ic nlp_ic, nlp_c carrying the logits' error dz_c + sum_j s_j dz_j (the
+    module's docstring); ``a`` is |upstream| per token with the mean's division."""
+    M, C = call.x.shape[0], call.classes
+    w = np.abs(call.rows.weight)[None, :]
+    d_target, d_weight = np.zeros((M, C)), np.zeros(C)
+    for rows in _chunks(call):
+        _, nlp, s, scale, _ = _row_parts(call, rows, smoothing)
+        dz = u * scale
+        size = nlp + 1 + (dz + np.sum(s * dz, axis=1, keepdims=True)) / u
+        d_target[rows] = a[rows, None] * (1 - smoothing) * w * size
+        p = np.abs(ref.ce.smoothed_targets(call.rows.target[rows], smoothing, C))
+        d_weight += np.sum(a[rows, None] * p * size, axis=0)
+    common = {"depth": DEPTH, "amplification": amplification}
+    D = call.x.shape[1]
+    out = {"target": Magnitude(d_target.reshape(np.shape(case.args["target"])), C + D, **common)}
+    if case.args.get("weight") is not None:
+        out["weight"] = Magnitude(d_weight, M + C + D, **common)
     return out
 
 
@@ -260,15 +293,21 @@ def mean_divisor(case, none_shape):
     return exact_sum(np.where(rows.valid, rows.weight[rows.t], 0.0))
 
 
-BATCH_SPLIT = Property("batch-split", batch_split(("input", "target")), BATCH_SPLIT_DOC,
-                       reductions=("none",))
+def has_probability_targets(case) -> bool:
+    """Whether the case's target holds probabilities (floats): only then is the loss
+    differentiable in the class weight (an int64 index target has no gradient either)."""
+    return np.asarray(case.args["target"]).dtype.kind == "f"
+
+
+BATCH_SPLIT = batch_split_property(("input", "target"))
 
 SPECS = (Spec(
     name=NAME, family="linear", positional=("input", "linear_weight", "target"),
     keyword_arrays=("linear_bias", "weight"), variants=reduction_variants(),
     cases=case_strategy, edge_cases=edge_cases, invalid_calls=invalid_calls,
     reference=reference, magnitude=magnitude,
-    differentiable=("input", "linear_weight", "linear_bias"), reference_grad=reference_grad,
+    differentiable=("input", "linear_weight", "linear_bias", "target", "weight"),
+    differentiable_when={"weight": has_probability_targets}, reference_grad=reference_grad,
     grad_magnitudes=grad_magnitudes, properties=(BATCH_SPLIT,), mean_divisor=mean_divisor,
     llm=llm_cases(NAME), speed=linear_cross_entropy_ladder(),
 ),)
