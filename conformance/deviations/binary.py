@@ -48,15 +48,21 @@ def sigmoid_flushes(case: Case) -> bool:
 
 @np.errstate(**_QUIET)
 def _logit_intermediate_overflows(case: Case) -> bool:
-    """Whether a value torch rounds to the dtype before the weight and the mean's division
-    leaves its range: c log sigmoid(x) (c = 1 + (q - 1) y) in the loss, g (log sigmoid(-x) -
-    q log sigmoid(x)) (g x without pos_weight) in the target gradient."""
+    """Whether a value torch rounds to the dtype before the mean's division leaves its range:
+    in the loss c log sigmoid(x) (c = 1 + (q - 1) y) and the element's loss times its weight,
+    in the target gradient g (log sigmoid(-x) - q log sigmoid(x)) (g x without pos_weight) and
+    that times the weight."""
     x, y, q, g = _parts(case)
+    w = case.args.get("weight")
+    w = np.broadcast_to(np.abs(np.asarray(1.0 if w is None else w, np.float64)), x.shape)
     finite = np.isfinite(x)
     x = np.where(finite, x, 0.0)
     log_sig, log_sig_neg = -np.logaddexp(0.0, -x), -np.logaddexp(0.0, x)
-    quantities = (np.abs((1 + (q - 1) * y) * log_sig), g * np.abs(log_sig_neg - q * log_sig))
+    scaled_log = np.abs((1 + (q - 1) * y) * log_sig)
+    loss = np.abs((1 - y) * x - (1 + (q - 1) * y) * log_sig)
+    target_grad = g * np.abs(log_sig_neg - q * log_sig)
     limit = FORMATS[case.dtype].max_finite
+    quantities = (scaled_log, w * loss, target_grad, w * target_grad)
     return any(bool(np.any(finite & (v > limit))) for v in quantities)
 
 
@@ -95,10 +101,13 @@ DEVIATIONS = (
         impl="torch", loss=LOGITS, applies=_logit_intermediate_overflows,
         reason="torch 2.13 CPU rounds c log sigmoid(x) (c = 1 + (q - 1) y) and the target "
                "gradient's g (log sigmoid(-x) - q log sigmoid(x)) (g x without pos_weight) to "
-               "the input dtype before the weight and the mean's division, so in float16 they "
-               "overflow where the result is finite: e.g. x = -65504, y = 0.25, pos_weight 3, "
-               "'none' gives inf, exact 49128; x = 65504, y = 1, g = 2.5, 'mean' over 10 "
-               "elements gives d/dy -inf, exact -16376"),
+               "the input dtype, then their products with the weight, all before the mean's "
+               "division, so in float16 they overflow where the result is finite: e.g. x = "
+               "-65504, y = 0.25, pos_weight 3, 'none' gives inf, exact 49128; x = 65504, y = "
+               "1, g = 2.5, 'mean' over 10 elements gives d/dy -inf, exact -16376; x = 30000, "
+               "y = 0, weight 3, 'mean' over 14 elements gives inf, exact 6428.6; x = 65504, "
+               "y = 1, weight 0.5, g = 2, 'mean' over 14 gives d/dy -inf, exact -4678.9 "
+               "(quick profile, seed 9)"),
     KnownDeviation(
         impl="torch", loss=BCE, applies=_half_gradient_breaks,
         reason="torch 2.13 CPU's float16 binary_cross_entropy gradient is g (p - y) / max((1 - "
