@@ -115,8 +115,26 @@ class Stats:
     undefined: np.ndarray  # (M,) rows with a +inf logit or no finite logit
 
 
+ROW_BLOCK = 1 << 16  # logits per block of rows in ``stats_of``: temporaries in the caches
+
+
 def stats_of(x: np.ndarray) -> Stats:
-    """Row statistics of logits x (M, C), decided exactly."""
+    """Row statistics of logits x (M, C), decided exactly (by blocks of rows)."""
+    M, C = x.shape
+    step = max(1, ROW_BLOCK // max(C, 1))
+    if M <= step:
+        return _block_stats(x)
+    st = Stats(np.empty((M, C)), np.empty((M, 1)), np.empty(M, np.int64), np.empty((M, C)),
+               np.empty((M, C)), np.empty(M, bool))
+    for start in range(0, M, step):
+        block = slice(start, start + step)
+        part = _block_stats(x[block])
+        for name in ("xs", "m", "k", "finite", "others", "undefined"):
+            getattr(st, name)[block] = getattr(part, name)
+    return st
+
+
+def _block_stats(x: np.ndarray) -> Stats:
     finite = np.isfinite(x)
     undefined = np.any(x == np.inf, axis=1) | ~np.any(finite, axis=1)
     masked = np.where(finite, x, -np.inf)

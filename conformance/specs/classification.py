@@ -136,7 +136,21 @@ def _row_terms(name, case, signed=False):
         terms = np.zeros((M, C))
         terms[np.arange(M), rows.t] = np.where(rows.valid, w[0, rows.t] * x_t, 0.0)
         return rows, terms, None, None, 0.0
-    x = np.where(np.isfinite(rows.x), rows.x, -np.inf)
+    terms, nlp, softmax = np.empty((M, C)), np.empty((M, C)), np.empty((M, C))
+    step = max(1, ROW_BLOCK // max(C, 1))
+    for start in range(0, M, step):
+        block = slice(start, start + step)
+        terms[block], nlp[block], softmax[block] = _ce_block(rows, block, w, smoothing, signed)
+    return rows, terms, nlp, softmax, smoothing
+
+
+ROW_BLOCK = 1 << 16  # logits per block of rows: the block's temporaries stay in the caches
+
+
+def _ce_block(rows, block, w, smoothing, signed):
+    """``_row_terms`` of cross_entropy on the rows ``block``: (terms, nlp, softmax)."""
+    x = np.where(np.isfinite(rows.x[block]), rows.x[block], -np.inf)
+    M, C = x.shape
     finite_rows = np.isfinite(x).any(axis=1) if C else np.zeros(M, bool)
     m = np.where(finite_rows, np.max(x, axis=1, initial=-np.inf), 0.0)[:, None]
     lse = m + np.log(np.sum(np.exp(x - m), axis=1, keepdims=True))
@@ -145,14 +159,14 @@ def _row_terms(name, case, signed=False):
     # log of the sum of exponentials (>= 1) errs by u absolutely, whatever nlp's size.
     size = np.where(np.isfinite(x), nlp + 1, 0.0)
     if rows.soft:
-        q = w * ref.smoothed_targets(rows.target, smoothing, C)
+        q = w * ref.smoothed_targets(rows.target[block], smoothing, C)
         terms = (q if signed else np.abs(q)) * size
     else:
         one_hot = np.zeros((M, C))
-        one_hot[np.arange(M), rows.t] = 1.0
+        one_hot[np.arange(M), rows.t[block]] = 1.0
         terms = (1 - smoothing) * one_hot * w * size + smoothing / max(C, 1) * w * size
-        terms = np.where(rows.valid[:, None], terms, 0.0)
-    return rows, terms, nlp, softmax, smoothing
+        terms = np.where(rows.valid[block, None], terms, 0.0)
+    return terms, nlp, softmax
 
 
 def _mean_parts(rows, reduction):
