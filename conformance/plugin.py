@@ -45,6 +45,9 @@ def pytest_addoption(parser):
                     help="where results and reports are written (default: conformance-report/)")
     group.addoption("--no-report", action="store_true",
                     help="write no results and no reports")
+    group.addoption("--summary-only", action="store_true",
+                    help="write the results and summary.json but not the Markdown, HTML and "
+                         "plots (python -m conformance.report DIR renders them later)")
     group.addoption("--speed", action="store_true",
                     help="also time every covered loss for every candidate, on each loss's "
                          "ladder of sizes (run without -n for stable figures)")

@@ -6,7 +6,8 @@ examples per check, shared out over the reductions, no shrinking; every edge cas
 reduction), many candidates in one run, and reads the verdicts back from the summary.json it
 writes. A run holds the mutants that share a ``-k`` selection, a score at most, with
 ``--maxfail-per-candidate=1``: a mutant's tests stop at its first failure, as ``-x`` would
-stop a run of that mutant alone, while the others go on. Every mutant of tests/mutants/ must
+stop a run of that mutant alone, while the others go on (``--summary-only``: the other reports
+are tested in tests/test_reports_cli.py). Every mutant of tests/mutants/ must
 have a failure that is a check's verdict (it names the case it failed on; a crash of the suite
 itself names none), and every failure of the run must be one. The correct candidates (torch,
 the built-in numpy candidate and tests/candidates/*) run together, one family of losses per
@@ -76,7 +77,7 @@ def test_mutants_are_flagged(selection, mutants, tmp_path):
     for mutant in mutants:
         shutil.copy(mutant, tmp_path / mutant.name)
     args = ["conformance", *(f"--impl={m.name}" for m in mutants), "--profile=quick",
-            "--maxfail-per-candidate=1", "--report-dir=out"]
+            "--maxfail-per-candidate=1", "--report-dir=out", "--summary-only"]
     run = run_conformance(tmp_path, *args, *(["-k", selection] if selection else []))
     assert run.returncode == pytest.ExitCode.TESTS_FAILED, run
     failures = run.summary()["failures"]
@@ -91,5 +92,5 @@ def test_mutants_are_flagged(selection, mutants, tmp_path):
 def test_correct_candidates_pass(family, tmp_path):
     losses = [name for name, spec in SPECS.items() if spec.family == family]
     run = run_conformance(tmp_path, "conformance", *(f"--impl={impl}" for impl in CORRECT),
-                          "--profile=quick", *(f"--loss={loss}" for loss in losses))
+                          "--profile=quick", "--no-report", *(f"--loss={loss}" for loss in losses))
     assert run.returncode == pytest.ExitCode.OK, run

@@ -131,13 +131,17 @@ def test_baseline_gate_passes_unchanged_and_fails_a_regression(failing):
     args = ("conformance", "--impl=torch", "--profile=quick", "-k", SMALL)
     made = run_conformance(cwd, *args, f"--baseline={baseline}", "--update-baseline")
     assert made.returncode == 0 and f"baseline updated: {baseline}" in made.stdout, made
-    same = run_conformance(cwd, *args, f"--baseline={baseline}")
+    # a CI gate needs only the summary: --summary-only leaves the rest for a later render
+    same = run_conformance(cwd, *args, f"--baseline={baseline}", "--summary-only")
     assert same.returncode == 0 and "0 regression(s)" in same.stdout, same
+    written = sorted(p.name for p in same.report_dir.iterdir())
+    assert written == ["results", "summary.json"], written
+    assert f"python -m conformance.report {same.report_dir.name}" in same.stdout, same
     stored = json.loads(baseline.read_text())
     row = next(r for r in stored["accuracy"] if r["max_ulp"] not in (None, 0, "inf"))
     row["max_ulp"] = row["max_ulp"] / 4 - 1  # pretend the baseline was more accurate
     baseline.write_text(json.dumps(stored))
-    worse = run_conformance(cwd, *args, f"--baseline={baseline}")
+    worse = run_conformance(cwd, *args, f"--baseline={baseline}", "--summary-only")
     assert worse.returncode == 1, worse
     assert "REGRESSION" in worse.stdout and "max error" in worse.stdout
 

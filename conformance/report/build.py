@@ -15,8 +15,10 @@ def write_summary(summary: dict, path: Path) -> None:
                           encoding="utf-8")
 
 
-def write_reports(report_dir: Path) -> dict:
-    """Read ``report_dir``'s results; write summary.json, the Markdown, the plots and the HTML.
+def write_reports(report_dir: Path, summary_only: bool = False) -> dict:
+    """Read ``report_dir``'s results; write summary.json, then (unless ``summary_only``: a CI
+    gate reads only the summary, and the plots take seconds) the Markdown, the plots and the
+    HTML, which ``python -m conformance.report DIR`` can render later from the same results.
 
     Returns the summary.
     """
@@ -27,6 +29,8 @@ def write_reports(report_dir: Path) -> dict:
     report_dir = Path(report_dir)
     summary = build_summary(read_results(report_dir))
     write_summary(summary, report_dir / "summary.json")
+    if summary_only:
+        return summary
     (report_dir / "accuracy.md").write_text(accuracy_markdown(summary), encoding="utf-8")
     (report_dir / "speed.md").write_text(speed_markdown(summary), encoding="utf-8")
     plots = write_plots(summary, report_dir / "plots")

@@ -10,7 +10,8 @@ renders the reports, as if one run had measured everything:
   inputs is an error: the inputs overlap (the same shard twice, or different selections);
 - the inputs' "run" records become one. Seed, profile, ``--speed``, the candidates and the
   shard split must agree (else the parts judged different cases); the command (without the
-  options that differ from shard to shard: ``--shard``, ``--report-dir``, ``--junitxml``),
+  options that differ from shard to shard: ``--shard``, ``--report-dir``, ``--junitxml``,
+  ``--summary-only``),
   library versions and platform should, and a difference is a warning. The merged record's
   "command" is the command without those options, and its "shard" lists the shards merged, so
   that a merge of merges works and anyone reading the summary sees which shards are missing;
@@ -35,6 +36,7 @@ MUST_AGREE = ("seed", "profile", "speed")  # run settings: different values, dif
 SHOULD_AGREE = ("torch", "numpy", "python", "platform")
 CANDIDATE_MUST_AGREE = ("label", "impl", "framework", "device", "provides", "missing")
 PER_SHARD_OPTIONS = ("--shard", "--report-dir", "--junitxml", "--junit-xml")
+PER_SHARD_FLAGS = ("--summary-only",)  # what each shard writes, not what it judges
 
 
 class MergeError(Exception):
@@ -73,13 +75,16 @@ def read_part(path: Path) -> Part:
 
 
 def selection_command(command: str) -> str:
-    """``command`` without the options that differ from shard to shard (PER_SHARD_OPTIONS)."""
+    """``command`` without the options that differ from shard to shard (PER_SHARD_OPTIONS,
+    PER_SHARD_FLAGS)."""
     kept, skip_value = [], False
     for word in shlex.split(command):
         if skip_value:
             skip_value = False
             continue
         name, equals, _ = word.partition("=")
+        if word in PER_SHARD_FLAGS:
+            continue
         if name in PER_SHARD_OPTIONS:
             skip_value = not equals  # "--shard 2/3": the value is the next word
             continue
