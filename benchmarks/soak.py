@@ -1,10 +1,11 @@
 """Soak: the whole suite on the correct candidates over many seeds, to prove no false failures.
 
-Run: python benchmarks/soak.py [--quick-seeds N] [--default-seeds N] [--impl NAME ...]
-                               [--workers N] [--loss NAME ...]
+Run: python benchmarks/soak.py [--quick-seeds N] [--default-seeds N] [--first-seed S]
+                               [--impl NAME ...] [--workers N] [--loss NAME ...]
 
-Runs ``pytest conformance --impl=torch --impl=numpy --seed=S --profile=P`` for seeds 0..N-1 of
-the quick profile (default 30) and of the default profile (default 3), one fresh process each
+Runs ``pytest conformance --impl=torch --impl=numpy --seed=S --profile=P --summary-only`` for
+seeds 0..N-1 of the quick profile (default 30) and of the default profile (default 3), or from
+``--first-seed`` on (to resume a soak that stopped), one fresh process each
 (``-n WORKERS`` through pytest-xdist), reads every run's summary.json and prints, per candidate,
 loss and check, the failures found with their seeds and messages. Known deviations (xfails, and
 cases a random check tolerates) are not failures. A clean soak prints "no failures". Figures,
@@ -25,8 +26,8 @@ from pathlib import Path
 
 def _run(profile: str, seed: int, impls, workers: int, losses, out: Path) -> dict:
     command = [sys.executable, "-m", "pytest", "conformance", *(f"--impl={i}" for i in impls),
-               f"--seed={seed}", f"--profile={profile}", f"--report-dir={out}", "-q",
-               "-p", "no:cacheprovider", *(f"--loss={loss}" for loss in losses)]
+               f"--seed={seed}", f"--profile={profile}", f"--report-dir={out}", "--summary-only",
+               "-q", "-p", "no:cacheprovider", *(f"--loss={loss}" for loss in losses)]
     if workers > 1:
         command += ["-n", str(workers)]
     start = time.perf_counter()
@@ -45,14 +46,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick-seeds", type=int, default=30)
     parser.add_argument("--default-seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="the first seed of each profile (to resume a soak)")
     parser.add_argument("--impl", action="append", default=[])
     parser.add_argument("--loss", action="append", default=[])
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     impls = args.impl or ["torch", "numpy"]
     failures = defaultdict(list)  # (candidate, loss, check) -> [(profile, seed, test, message)]
-    runs = [("quick", s) for s in range(args.quick_seeds)] + [
-        ("default", s) for s in range(args.default_seeds)]
+    first = args.first_seed
+    runs = [("quick", s) for s in range(first, args.quick_seeds)] + [
+        ("default", s) for s in range(first, args.default_seeds)]
     print(f"{'profile':8s} {'seed':>4s} {'seconds':>8s} {'tests':>6s} {'failed':>6s} "
           f"{'xfailed':>7s}")
     for profile, seed in runs:

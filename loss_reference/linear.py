@@ -2,26 +2,36 @@
 
 torch 2.13 defines ``linear_cross_entropy(x, W, target, linear_bias=b, ...)`` as
 ``cross_entropy(linear(x, W, b), target, ...)``: logits z = x W^T + b, one row of C classes per
-token (x (N, D) or (D,), W (C, D), b (C,)). The logits are never rounded here: each chunk of
-rows computes them in the engine (``B.matmul``, whose error bound covers any order of the D
-products), and cross_entropy's own row functions (``classification.ce_rows`` and friends) take
-them from there, so every result is the exact value of the function of the very inputs the
-candidate saw, rounded once. The row max m and its class k are decisions taken on the computed
-logits (any choice keeps the formula exact; the largest keeps its sums free of cancellation).
+token (x (N, D) or (D,), W (C, D), b (C,)). Its K-dimensional form takes W (C, d1, ..., dK, D)
+and b (C, d1, ..., dK) with batched tokens x (N, D) only: z[n, c, k] = x_n . W[c, k] + b[c, k]
+(k a position of d1 x ... x dK), cross_entropy's K-dimensional input (N, C, d1, ..., dK). Both
+forms are one here: the 2-D weight is the K-dimensional one with P = 1 position, and the rows
+of cross_entropy are the (token, position) pairs (n, k), P of them per token.
 
-Gradients, with G = d loss / d z (cross_entropy's gradient in its logits, per row):
-d loss / d x = G W (rows of x), d loss / d W = G^T x and d loss / d b = sum over rows of G
-(sums over the whole batch, computed as one product G^T [x, 1] per chunk of rows, the chunks
-added in ``evaluate_row_sums``).
+The logits are never rounded here: each chunk of tokens computes all of theirs at once in the
+engine, x (n, D) times the weight laid out position-major (``Call.W_rows``: row k C + c is
+W[c, k]) plus the bias likewise (``B.matmul``, whose error bound covers any order of the D
+products), and cross_entropy's own row functions (``classification.ce_rows`` and friends) take
+them from there as (n P, C) rows, so every result is the exact value of the function of the
+very inputs the candidate saw, rounded once. The row max m and its class k are decisions taken
+on the computed logits (any choice keeps the formula exact; the largest keeps its sums free of
+cancellation).
+
+Gradients, with G = d loss / d z (cross_entropy's gradient in its logits, per row), laid out
+per token as G_flat (n, P C) in the same position-major order as W_rows (P C, D):
+d loss / d x = G_flat W_rows (one sum over the P C logits of each token), d loss / d W_rows =
+G_flat^T x and d loss / d b_rows = the column sums of G_flat (sums over the whole batch,
+computed as one product G_flat^T [x, 1] per chunk of tokens, the chunks added in
+``evaluate_row_sums``); each is rounded once and only then put back in the weight's own
+layout (a permutation of exact results).
 
 With probability targets the loss is also differentiable in the target and the class weight:
 cross_entropy's d loss / d p_ic = a_i (1 - e) w_c nlp_ic per row and d loss / d w_c =
-sum_i a_i p'_ic nlp_ic over the batch (``classification.soft_target_grad`` and
+sum_i a_i p'_ic nlp_ic over every row (``classification.soft_target_grad`` and
 ``soft_weight_grad`` on the chunk's logits; the latter's chunks added in ``evaluate_row_sums``).
 
 Inputs must be finite (a non-finite input or weight raises EvaluationError: its logits would be
-nan or an infinity whose sign depends on the order of the sum). Only the (C, D) weight of
-torch's 2-D loss is covered (not the (C, d1, ..., D) weight of its K-dimensional form).
+nan or an infinity whose sign depends on the order of the sum).
 """
 
 from __future__ import annotations
@@ -35,18 +45,20 @@ from .formats import Format
 
 LOSSES = ("linear_cross_entropy",)
 DEFAULT_IGNORE_INDEX = ce.DEFAULT_IGNORE_INDEX  # what torch maps ignore_index=None to
-# logits per chunk of rows: their balls and temporaries stay ~300 MB, and a chunk holds enough
-# rows (16 at a vocabulary of 128k) for its products to run at BLAS speed
+# logits per chunk of tokens (P C each): their balls and temporaries stay ~300 MB, and a chunk
+# holds enough tokens (16 at a vocabulary of 128k) for its products to run at BLAS speed
 ROW_CHUNK_LOGITS = 1 << 21
 
 
 class Call:
-    """A call laid out as rows: tokens x (M, D), the layer (W, b), targets and what counts."""
+    """A call laid out as rows: tokens x (N, D), the layer position-major (W_rows (P C, D),
+    b_rows (P C,)), and cross_entropy's (N P, C) rows of targets and what counts."""
 
     def __init__(self, input, linear_weight, target, linear_bias, weight, ignore_index):
         x = np.asarray(input, np.float64)
         W = np.asarray(linear_weight, np.float64)
-        b = np.zeros(W.shape[0]) if linear_bias is None else np.asarray(linear_bias, np.float64)
+        b = (np.zeros(W.shape[:-1]) if linear_bias is None
+             else np.asarray(linear_bias, np.float64))
         arrays = {"input": x, "linear_weight": W, "linear_bias": b}
         if weight is not None:
             arrays["weight"] = np.asarray(weight, np.float64)
@@ -55,18 +67,38 @@ class Call:
             raise EvaluationError(f"linear_cross_entropy's reference takes finite inputs only; "
                                   f"{', '.join(bad)} holds inf or nan")
         self.unbatched = x.ndim == 1
+        self.spatial = W.shape[1:-1]  # (d1, ..., dK); () for the 2-D weight
+        if self.unbatched and self.spatial:
+            raise ValueError(f"a K-dimensional linear_weight {W.shape} requires batched input")
         self.x = x.reshape(1, -1) if self.unbatched else x
         self.W, self.b = W, b
         self.input_shape, self.classes = x.shape, W.shape[0]
+        self.positions = int(np.prod(self.spatial, dtype=np.int64))
+        C, P, D = self.classes, self.positions, W.shape[-1]
+        self.W_rows = W.reshape(C, P, D).transpose(1, 0, 2).reshape(P * C, D)
+        self.b_rows = b.reshape(C, P).T.reshape(P * C)
         ignore = DEFAULT_IGNORE_INDEX if ignore_index is None else ignore_index
         # cross_entropy's own row layout, on placeholder logits: targets, weights, masks.
-        placeholder = np.zeros((self.x.shape[0], self.classes))
-        self.rows = ce.rows_of(placeholder[0] if self.unbatched else placeholder, target,
-                               weight, ignore)
+        placeholder = np.zeros((C,) if self.unbatched else (self.x.shape[0], C) + self.spatial)
+        self.rows = ce.rows_of(placeholder, target, weight, ignore)
+        self.row_count = self.rows.x.shape[0]  # N P
+
+    def per_token(self, values: np.ndarray) -> np.ndarray:
+        """Row values (N P, ...) grouped by token: (N, P, ...)."""
+        return values.reshape((self.x.shape[0], self.positions) + values.shape[1:])
+
+    def weight_layout(self, values: np.ndarray) -> np.ndarray:
+        """Position-major (P C, ...) values (a gradient of W_rows or b_rows) in the layout of
+        the weight (C, d1, ..., dK, ...) or the bias (C, d1, ..., dK)."""
+        C, P = self.classes, self.positions
+        tail = values.shape[1:]
+        grouped = np.swapaxes(values.reshape((P, C) + tail), 0, 1)
+        return grouped.reshape((C,) + self.spatial + tail)
 
     def logits(self) -> np.ndarray:
-        """z rounded to float64 (for decisions the exact value does not hinge on)."""
-        return self.x @ self.W.T + self.b
+        """z as (N P, C) rows, rounded to float64 (for decisions the exact value does not hinge
+        on)."""
+        return (self.x @ self.W_rows.T + self.b_rows).reshape(self.row_count, self.classes)
 
 
 def _ints(values) -> np.ndarray:
@@ -85,55 +117,69 @@ def _plain(values) -> np.ndarray:
     return np.array(flat, np.float64).reshape(np.shape(values))
 
 
-def _logit_parts(B, x, Wt, b, t):
-    """The chunk's logits z (a ball array), its max m (M, 1) and class k, the mask of the other
-    classes, and (for index targets t) z at the target and the targets as integers."""
+def _as_rows(B, values, tokens):
+    """Engine arguments per token (n, P, ...) as per row (n P, ...)."""
+    shape = values.shape
+    return B.reshape(values, (tokens * shape[1],) + tuple(shape[2:]))
+
+
+def _logit_parts(B, x, Wt, b, t, classes):
+    """The chunk's logits z (a ball array, (n P, C) rows), its max m (n P, 1) and class k, the
+    mask of the other classes, and (for index targets t, per token) z at the target and the
+    targets as integers (per row)."""
     z = B.matmul(x, Wt) + b
+    z = B.reshape(z, (z.shape[0] * z.shape[1] // classes, classes))
     rows, k = np.arange(z.shape[0]), B.argmax(z, axis=-1)
     m = B.reshape(z[rows, k], (z.shape[0], 1))
     others = B.asarray((np.arange(z.shape[1])[None, :] != k[:, None]).astype(np.float64))
     if t is None:  # probability targets
         return z, m, k, others, None, None
-    targets = _ints(t)
+    targets = _ints(t).reshape(-1)
     return z, m, k, others, z[rows, targets], targets
 
 
 def _index_loss_rows(smoothing, classes):
-    """Engine function: per-row loss with index targets (ignored rows have w_t = 0)."""
+    """Engine function: per-token loss (n, P) with index targets (ignored rows have
+    w_t = 0)."""
     rows_loss = ce.ce_rows(smoothing, classes)
 
     def loss_rows(B, x, t, w_t, valid, Wt, b, weight, *_):
-        z, m, _, others, z_t, _ = _logit_parts(B, x, Wt, b, t)
-        w_row = B.asarray(_plain(valid)[:, None] * _plain(weight)[None, :])
-        return rows_loss(B, z, m, others, z_t, w_t, w_row)
+        n, P = t.shape
+        z, m, _, others, z_t, _ = _logit_parts(B, x, Wt, b, t, classes)
+        w_row = B.asarray(_plain(valid).reshape(-1)[:, None] * _plain(weight)[None, :])
+        out = rows_loss(B, z, m, others, z_t, _as_rows(B, w_t, n), w_row)
+        return B.reshape(out, (n, P))
     return loss_rows
 
 
 def _soft_loss_rows(smoothing, classes):
-    """Engine function: per-row loss with probability targets."""
+    """Engine function: per-token loss (n, P) with probability targets."""
     rows_loss = ce.soft_rows(smoothing, classes)
 
     def loss_rows(B, x, p, Wt, b, weight, *_):
-        z, m, _, others, _, _ = _logit_parts(B, x, Wt, b, None)
+        n, P = p.shape[:2]
+        z, m, _, others, _, _ = _logit_parts(B, x, Wt, b, None, classes)
         w_row = B.asarray(np.broadcast_to(_plain(weight), z.shape))
-        return rows_loss(B, z, m, others, p, w_row)
+        return B.reshape(rows_loss(B, z, m, others, _as_rows(B, p, n), w_row), (n, P))
     return loss_rows
 
 
 def _row_function(call: Call, smoothing):
-    """(engine function, its row arguments, its shared arguments) for the loss per row."""
+    """(engine function, its per-token arguments, its shared arguments) for the loss."""
     rows = call.rows
-    shared = [call.W.T, call.b, rows.weight]
+    shared = [call.W_rows.T, call.b_rows, rows.weight]
     if rows.soft:
-        return _soft_loss_rows(smoothing, call.classes), [call.x, rows.target], shared
+        return (_soft_loss_rows(smoothing, call.classes), [call.x, call.per_token(rows.target)],
+                shared)
     w_t = np.where(rows.valid, rows.weight[rows.t], 0.0)
+    per_row = [rows.t.astype(np.float64), w_t, rows.valid.astype(np.float64)]
     return (_index_loss_rows(smoothing, call.classes),
-            [call.x, rows.t.astype(np.float64), w_t, rows.valid.astype(np.float64)], shared)
+            [call.x] + [call.per_token(a) for a in per_row], shared)
 
 
 def _chunking(call: Call) -> dict:
-    """Rows per chunk: ROW_CHUNK_LOGITS logits, whatever the width of a token."""
-    return {"width": max(call.classes, 1), "chunk_elements": ROW_CHUNK_LOGITS}
+    """Tokens per chunk: ROW_CHUNK_LOGITS logits, whatever the width of a token (P C)."""
+    return {"width": max(call.classes * call.positions, 1), "chunk_elements": ROW_CHUNK_LOGITS}
 
 
 def _zero_divisor_mean(call: Call, smoothing) -> float:
@@ -149,15 +195,15 @@ def loss(input, linear_weight, target, linear_bias, weight, ignore_index, smooth
     """The exact loss, reduced, rounded once to fmt."""
     call = Call(input, linear_weight, target, linear_bias, weight, ignore_index)
     rows, smoothing = call.rows, float(smoothing)
-    M = call.x.shape[0]
+    M = call.row_count
     batch_shape = rows.batch_shape
     if reduction == "none" and M == 0:
         return filled(batch_shape, 0.0)
     if reduction != "none" and (M == 0 or ce.divisor_is_zero(rows, reduction)):
         return filled((), _zero_divisor_mean(call, smoothing) if reduction == "mean" else 0.0)
-    function, row_args, shared = _row_function(call, smoothing)
+    function, token_args, shared = _row_function(call, smoothing)
     if reduction == "none":
-        out = evaluate(function, row_args, fmt, independent="rows", shared=shared,
+        out = evaluate(function, token_args, fmt, independent="rows", shared=shared,
                        **_chunking(call))
         return Evaluated(out.rounded.reshape(batch_shape), out.exact.reshape(batch_shape))
     soft = rows.soft
@@ -167,16 +213,17 @@ def loss(input, linear_weight, target, linear_bias, weight, ignore_index, smooth
             return total
         return total / ce.mean_divisor(B, M, shared_args[-1], soft)
 
-    return evaluate_total(function, row_args, fmt, finish=finish,
+    return evaluate_total(function, token_args, fmt, finish=finish,
                           shared=shared + [ce.weights_counted(rows)], **_chunking(call))
 
 
 # --- gradients -----------------------------------------------------------------------------------
 
 def _logits_grad(call: Call, smoothing, reduction):
-    """Engine function G(B, x, *row args, *shared): d loss / d z for a chunk of rows, the
-    upstream gradient (before the mean's division) included; and its row arguments."""
-    rows, C, M = call.rows, call.classes, call.x.shape[0]
+    """Engine function G(B, x, *token args, *shared): d loss / d z for a chunk of tokens as
+    (n P, C) rows, the upstream gradient (before the mean's division) included; and its
+    per-token arguments."""
+    rows, C, M = call.rows, call.classes, call.row_count
     g = ce.upstream_rows(call.grad_output, rows, reduction)
     a = np.where(rows.valid, g, 0.0)
     columns = np.arange(C)[None, :]
@@ -187,58 +234,72 @@ def _logits_grad(call: Call, smoothing, reduction):
         soft_grad = ce.soft_grad(smoothing, C, reduction, M)
 
         def grad(B, x, p, is_top, a, Wt, b, w, counted):
-            z, m, k, others, _, _ = _logit_parts(B, x, Wt, b, None)
+            n = x.shape[0]
+            z, m, k, others, _, _ = _logit_parts(B, x, Wt, b, None, C)
             is_max = B.asarray((columns == k[:, None]).astype(np.float64))
             finite = B.asarray(np.ones(z.shape))
             w_full = B.asarray(np.broadcast_to(_plain(w), z.shape))
-            return soft_grad(B, z, m, others, finite, is_max, p, w_full, is_top, a, counted)
+            return soft_grad(B, z, m, others, finite, is_max, _as_rows(B, p, n), w_full,
+                             _as_rows(B, is_top, n), _as_rows(B, a, n), counted)
 
         is_top = (columns == top[:, None]).astype(np.float64)
-        return grad, [rows.target, is_top, a]
+        return grad, [call.per_token(v) for v in (rows.target, is_top, a)]
     ce_grad = ce.ce_grad(smoothing, C, reduction, M)
 
     def grad(B, x, t, w_t, a, Wt, b, w, counted):
-        z, m, k, others, z_t, targets = _logit_parts(B, x, Wt, b, t)
+        n = x.shape[0]
+        z, m, k, others, z_t, targets = _logit_parts(B, x, Wt, b, t, C)
         is_t = B.asarray((columns == targets[:, None]).astype(np.float64))
         t_is_max = B.asarray((targets == k).astype(np.float64))
         finite = B.asarray(np.ones(z.shape))
         ones = B.asarray(np.ones(len(targets)))
         w_full = B.asarray(np.broadcast_to(_plain(w), z.shape))
-        return ce_grad(B, z, m, others, finite, is_t, t_is_max, z_t, ones, w_t, w_full, a,
-                       counted, w)
+        return ce_grad(B, z, m, others, finite, is_t, t_is_max, z_t, ones, _as_rows(B, w_t, n),
+                       w_full, _as_rows(B, a, n), counted, w)
 
-    return grad, [rows.t.astype(np.float64), weight[rows.t], a]
+    per_row = (rows.t.astype(np.float64), weight[rows.t], a)
+    return grad, [call.per_token(v) for v in per_row]
+
+
+def _flat(B, G, tokens):
+    """(n P, C) rows of a chunk's logits' gradient as (n, P C), position-major per token."""
+    return B.reshape(G, (tokens, G.shape[0] * G.shape[1] // max(tokens, 1)))
 
 
 def _soft_grads(call: Call, smoothing, reduction, fmt: Format, with_weight: bool) -> dict:
     """Probability targets: d loss / d target (the target's shape) and, ``with_weight``,
     d loss / d weight (C,), each rounded once to fmt."""
-    rows, C, M = call.rows, call.classes, call.x.shape[0]
-    a = ce.upstream_rows(call.grad_output, rows, reduction)
+    rows, C, M = call.rows, call.classes, call.row_count
+    a = call.per_token(ce.upstream_rows(call.grad_output, rows, reduction))
     target_grad = ce.soft_target_grad(smoothing, reduction, M)
 
     def target_rows(B, x, a, Wt, b, w):
-        z, m, _, others, _, _ = _logit_parts(B, x, Wt, b, None)
+        z, m, _, others, _, _ = _logit_parts(B, x, Wt, b, None, C)
         w_row = B.asarray(np.broadcast_to(_plain(w), z.shape))
-        return target_grad(B, z, m, others, w_row, a)
+        out = target_grad(B, z, m, others, w_row, _as_rows(B, a, x.shape[0]))
+        return B.reshape(out, a.shape + (C,))
 
     d_p = evaluate(target_rows, [call.x, a], fmt, independent="rows",
-                   shared=[call.W.T, call.b, rows.weight], **_chunking(call))
-    shape = call.target_shape
-    out = {"target": Evaluated(d_p.rounded.reshape(shape), d_p.exact.reshape(shape))}
+                   shared=[call.W_rows.T, call.b_rows, rows.weight], **_chunking(call))
+    layout = [ce.to_input_layout(v.reshape(M, C), rows.input_shape)
+              for v in (d_p.rounded, d_p.exact)]
+    out = {"target": Evaluated(*layout)}
     if not with_weight:
         return out
     contribution = ce.soft_weight_grad(smoothing, C)
 
     def weight_sums(B, x, p, a, Wt, b):
-        z, m, _, others, _, _ = _logit_parts(B, x, Wt, b, None)
-        return contribution(B, z, m, others, B.asarray(np.ones(z.shape)), p, a)
+        n = x.shape[0]
+        z, m, _, others, _, _ = _logit_parts(B, x, Wt, b, None, C)
+        return contribution(B, z, m, others, B.asarray(np.ones(z.shape)), _as_rows(B, p, n),
+                            _as_rows(B, a, n))
 
     def finish(B, total, *_):
         return total if reduction != "mean" else total / M
 
-    out["weight"] = evaluate_row_sums(weight_sums, [call.x, rows.target, a], fmt, finish=finish,
-                                      shared=[call.W.T, call.b], **_chunking(call))
+    out["weight"] = evaluate_row_sums(weight_sums, [call.x, call.per_token(rows.target), a],
+                                      fmt, finish=finish, shared=[call.W_rows.T, call.b_rows],
+                                      **_chunking(call))
     return out
 
 
@@ -249,44 +310,45 @@ def loss_grad(grad_output, input, linear_weight, target, linear_bias, weight, ig
     upstream gradient, each rounded once to fmt."""
     call = Call(input, linear_weight, target, linear_bias, weight, ignore_index)
     call.grad_output = grad_output
-    call.target_shape = np.shape(target)
     rows, smoothing = call.rows, float(smoothing)
-    M, D = call.x.shape
+    D = call.x.shape[1]
     names = ["input", "linear_weight"] + ([] if linear_bias is None else ["linear_bias"])
     if rows.soft:
         names += ["target"] + ([] if weight is None else ["weight"])
-    if M and ce.divisor_is_zero(rows, reduction) and rows.valid.any():
+    if call.row_count and ce.divisor_is_zero(rows, reduction) and rows.valid.any():
         raise EvaluationError("the weighted mean divides by a zero sum of weights: its "
                               "gradient is undefined")
-    if M == 0 or not rows.valid.any():
+    if call.row_count == 0 or not rows.valid.any():
         shapes = {"input": call.input_shape, "linear_weight": call.W.shape,
-                  "linear_bias": call.b.shape, "target": call.target_shape,
+                  "linear_bias": call.b.shape, "target": np.shape(target),
                   "weight": (call.classes,)}
         return {name: filled(shapes[name], 0.0) for name in names}
-    grad, row_args = _logits_grad(call, smoothing, reduction)
-    shared = [call.W.T, call.b, rows.weight, ce.weights_counted(rows)]
+    grad, token_args = _logits_grad(call, smoothing, reduction)
+    shared = [call.W_rows.T, call.b_rows, rows.weight, ce.weights_counted(rows)]
 
     def input_rows(B, x, *rest):
-        return B.matmul(grad(B, x, *rest), B.transpose(rest[-4]))  # G W, W from shared W^T
+        # G_flat W_rows: one sum over the P C logits of each token (W_rows from its transpose)
+        return B.matmul(_flat(B, grad(B, x, *rest), x.shape[0]), B.transpose(rest[-4]))
 
-    d_input = evaluate(input_rows, [call.x] + row_args, fmt, independent="rows",
+    d_input = evaluate(input_rows, [call.x] + token_args, fmt, independent="rows",
                        shared=shared, **_chunking(call))
     out = {"input": Evaluated(d_input.rounded.reshape(call.input_shape),
                               d_input.exact.reshape(call.input_shape))}
 
-    # G^T [x, 1]: the weight's gradient in its first D columns, the bias's in the last.
-    x_one = np.concatenate([call.x, np.ones((M, 1))], axis=1)
+    # G_flat^T [x, 1]: the weight's gradient in its first D columns, the bias's in the last.
+    x_one = np.concatenate([call.x, np.ones((call.x.shape[0], 1))], axis=1)
 
     def layer_sums(B, x1, *rest):
-        G = grad(B, x1[:, :D], *rest)
+        G = _flat(B, grad(B, x1[:, :D], *rest), x1.shape[0])
         return B.matmul(B.transpose(G), x1)
 
-    sums = evaluate_row_sums(layer_sums, [x_one] + row_args, fmt, shared=shared,
+    sums = evaluate_row_sums(layer_sums, [x_one] + token_args, fmt, shared=shared,
                              **_chunking(call))
-    out["linear_weight"] = Evaluated(sums.rounded[:, :D], sums.exact[:, :D])
+    out["linear_weight"] = Evaluated(call.weight_layout(sums.rounded[:, :D]),
+                                     call.weight_layout(sums.exact[:, :D]))
     if linear_bias is not None:
-        out["linear_bias"] = Evaluated(sums.rounded[:, D], sums.exact[:, D])
+        out["linear_bias"] = Evaluated(call.weight_layout(sums.rounded[:, D]),
+                                       call.weight_layout(sums.exact[:, D]))
     if rows.soft:
         out.update(_soft_grads(call, smoothing, reduction, fmt, weight is not None))
     return out
-

@@ -4,8 +4,11 @@ The oracle writes the loss from its definition: every logit z_c = sum_d x_d W_cd
 in mpmath at 60+ digits (exact for these inputs), nlp = lse(z) - z, cross_entropy's formula on
 it (index targets with ignore_index and torch's weighted mean, probability targets, label
 smoothing), and the gradients from G = d loss / d z: G W, G^T x and the column sums of G.
-Every value is computed at two precisions (``exact_twice``), rounded by test_reference's
-``correctly_round`` and must equal the certified reference, in every format and reduction.
+The K-dimensional weight (C, d1, ..., dK, D) is the same formula per row (n, k), one row per
+token and position, with W[:, k] and b[:, k]; the input's gradient sums over every position of
+its token. Every value is computed at two precisions (``exact_twice``), rounded by
+test_reference's ``correctly_round`` and must equal the certified reference, in every format
+and reduction.
 """
 
 from __future__ import annotations
@@ -18,32 +21,38 @@ from mpmath import mp, mpf
 from test_reference import assert_certified, exact_twice, to_format
 
 from conformance.specs import REDUCTIONS
-from loss_reference import linear
+from loss_reference import engine, linear
 from loss_reference.engine import EvaluationError
 from loss_reference.formats import FORMATS
 
 IGNORE = -100
 
 
-def _logit_grads(x, W, b, target, w, eps, reduction, g):
-    """Per row (loss, G row) at the current mpmath precision, and the mean's divisor."""
-    M, C = x.shape[0], W.shape[0]
+def _logit_grads(x, W, b, target, w, eps, reduction):
+    """Per row (n, k) in the order of cross_entropy's rows (token-major): (loss, G row, counts,
+    nlp row) at the current mpmath precision, and the mean's divisor. W (C, d1, ..., D), b
+    (C, d1, ...): the logits of row (n, k) are x_n . W[:, k] + b[:, k]; the 2-D weight has one
+    position."""
+    N, D = x.shape
+    C, P = W.shape[0], int(np.prod(W.shape[1:-1], dtype=np.int64))
+    W3, b2 = W.reshape(C, P, D), b.reshape(C, P)
     soft = np.asarray(target).dtype.kind == "f"
+    target = np.asarray(target).reshape((N, C, P) if soft else (N, P))
     rows, counted_weights = [], []
-    for i in range(M):
-        z = [mp.fsum(mpf(float(x[i, d])) * mpf(float(W[c, d])) for d in range(x.shape[1]))
-             + mpf(float(b[c])) for c in range(C)]
+    for i, k in itertools.product(range(N), range(P)):
+        z = [mp.fsum(mpf(float(x[i, d])) * mpf(float(W3[c, k, d])) for d in range(D))
+             + mpf(float(b2[c, k])) for c in range(C)]
         top = max(z)
         lse = top + mp.log(mp.fsum(mp.exp(v - top) for v in z))
         s = [mp.exp(v - lse) for v in z]
         if soft:
-            q = [mpf(float(w[c])) * ((1 - mpf(eps)) * mpf(float(target[i, c])) + mpf(eps) / C)
+            q = [mpf(float(w[c])) * ((1 - mpf(eps)) * mpf(float(target[i, c, k])) + mpf(eps) / C)
                  for c in range(C)]
-        elif int(target[i]) == IGNORE:
+        elif int(target[i, k]) == IGNORE:
             rows.append((mpf(0), [mpf(0)] * C, False, None))
             continue
         else:
-            t = int(target[i])
+            t = int(target[i, k])
             q = [mpf(eps) / C * mpf(float(w[c])) for c in range(C)]
             q[t] += (1 - mpf(eps)) * mpf(float(w[t]))
             counted_weights.append(mpf(float(w[t])))
@@ -54,40 +63,47 @@ def _logit_grads(x, W, b, target, w, eps, reduction, g):
     if reduction != "mean":
         divisor = mpf(1)
     else:
-        divisor = mpf(M) if soft else mp.fsum(counted_weights)
+        divisor = mpf(N * P) if soft else mp.fsum(counted_weights)
     return rows, divisor
 
 
 def oracle(x, W, b, target, w, eps, reduction, g, guard):
     """{'value', 'input', 'linear_weight', 'linear_bias'}, and with probability targets
-    'target' and 'weight': ([values], shape) each."""
-    M, D = x.shape
-    C = W.shape[0]
+    'target' and 'weight': ([values], shape) each. The weight (C, D) or (C, d1, ..., D)."""
+    N, D = x.shape
+    C, P = W.shape[0], int(np.prod(W.shape[1:-1], dtype=np.int64))
+    W3 = W.reshape(C, P, D)
+    spatial = W.shape[1:-1]
     with mp.workdps(60 + guard):
-        rows, divisor = _logit_grads(x, W, b, target, w, eps, reduction, g)
+        rows, divisor = _logit_grads(x, W, b, target, w, eps, reduction)
         losses = [r[0] for r in rows]
         if reduction == "none":
-            value = (losses, (M,))
+            value = (losses, (N,) + spatial)
             upstream = [mpf(float(v)) for v in np.asarray(g).reshape(-1)]
         else:
             total = mp.fsum(losses)
             value = ([total if reduction == "sum" else total / divisor], ())
-            upstream = [mpf(float(g)) / divisor] * M
-        G = [[upstream[i] * v for v in rows[i][1]] for i in range(M)]
-        d_input = [mp.fsum(G[i][c] * mpf(float(W[c, d])) for c in range(C))
-                   for i in range(M) for d in range(D)]
-        d_weight = [mp.fsum(G[i][c] * mpf(float(x[i, d])) for i in range(M))
-                    for c in range(C) for d in range(D)]
-        d_bias = [mp.fsum(G[i][c] for i in range(M)) for c in range(C)]
-        out = {"value": value, "input": (d_input, (M, D)),
-               "linear_weight": (d_weight, (C, D)), "linear_bias": (d_bias, (C,))}
-        if np.asarray(target).dtype.kind == "f":  # d / d p_ic and d / d w_c
+            upstream = [mpf(float(g)) / divisor] * (N * P)
+        G = [[upstream[r] * v for v in rows[r][1]] for r in range(N * P)]
+        d_input = [mp.fsum(G[i * P + k][c] * mpf(float(W3[c, k, d]))
+                           for c in range(C) for k in range(P))
+                   for i in range(N) for d in range(D)]
+        d_weight = [mp.fsum(G[i * P + k][c] * mpf(float(x[i, d])) for i in range(N))
+                    for c in range(C) for k in range(P) for d in range(D)]
+        d_bias = [mp.fsum(G[i * P + k][c] for i in range(N)) for c in range(C) for k in range(P)]
+        out = {"value": value, "input": (d_input, (N, D)),
+               "linear_weight": (d_weight, W.shape), "linear_bias": (d_bias, W.shape[:-1])}
+        if np.asarray(target).dtype.kind == "f":  # d / d p_ick and d / d w_c
+            p = np.asarray(target).reshape(N, C, P)
             nlp = [r[3] for r in rows]
-            out["target"] = ([upstream[i] * (1 - mpf(eps)) * mpf(float(w[c])) * nlp[i][c]
-                              for i in range(M) for c in range(C)], (M, C))
-            out["weight"] = ([mp.fsum(upstream[i] * ((1 - mpf(eps)) * mpf(float(target[i, c]))
-                                                     + mpf(eps) / C) * nlp[i][c]
-                                      for i in range(M)) for c in range(C)], (C,))
+            out["target"] = ([upstream[i * P + k] * (1 - mpf(eps)) * mpf(float(w[c]))
+                              * nlp[i * P + k][c]
+                              for i in range(N) for c in range(C) for k in range(P)],
+                             np.shape(target))
+            out["weight"] = ([mp.fsum(upstream[i * P + k] * nlp[i * P + k][c]
+                                      * ((1 - mpf(eps)) * mpf(float(p[i, c, k])) + mpf(eps) / C)
+                                      for i in range(N) for k in range(P)) for c in range(C)],
+                             (C,))
     return out
 
 
@@ -124,6 +140,119 @@ def test_value_and_gradients(fmt_name, reduction, soft, eps):
     assert set(grads) == set(expected) - {"value"}
     for name in grads:
         assert_certified(grads[name], *expected[name], fmt)
+
+
+def _k_dim_case(fmt, soft, spatial, seed):
+    """Tokens (2, 3), a weight (4, *spatial, 3) and its bias, class weights (zero and negative
+    ones with probability targets), index targets with one ignored position."""
+    rng = np.random.default_rng(seed)
+    N, D, C = 2, 3, 4
+    x = to_format(rng.normal(size=(N, D)) * 2, fmt)
+    W = to_format(rng.normal(size=(C,) + spatial + (D,)), fmt)
+    b = to_format(rng.normal(size=(C,) + spatial), fmt)
+    w = to_format(rng.uniform(0.2, 2, C), fmt)
+    if soft:
+        w[1:3] = [0.0, -0.75]
+        p = rng.random((N, C) + spatial)
+        target = to_format(p / p.sum(axis=1, keepdims=True), fmt)
+    else:
+        target = rng.integers(0, C, (N,) + spatial)
+        target.reshape(-1)[1] = IGNORE
+    return x, W, b, target, w
+
+
+K_DIM_SHAPES = ((3,), (2, 2), (1,))
+
+
+@pytest.mark.parametrize("fmt_name, reduction, soft, eps",
+                         list(itertools.product(FORMATS, REDUCTIONS, (False, True),
+                                                (0.0, 0.1))))
+def test_k_dimensional_value_and_gradients(fmt_name, reduction, soft, eps):
+    """The K-dimensional weight: value and every gradient against the mpmath oracle."""
+    fmt = FORMATS[fmt_name]
+    spatial = K_DIM_SHAPES[(len(fmt_name) + len(reduction)) % len(K_DIM_SHAPES)]
+    x, W, b, target, w = _k_dim_case(fmt, soft, spatial, seed=len(fmt_name) + 7 * soft)
+    N = x.shape[0]
+    upstream = np.linspace(-1.5, 2.0, N * int(np.prod(spatial))).reshape((N,) + spatial)
+    g = to_format(upstream if reduction == "none" else np.array(-0.75), fmt)
+    expected = exact_twice(lambda guard: oracle(x, W, b, target, w, eps, reduction, g, guard),
+                           fmt)
+    ignore = None if soft else IGNORE
+    value = linear.loss(x, W, target, b, w, ignore, eps, reduction, fmt)
+    assert_certified(value, *expected["value"], fmt)
+    grads = linear.loss_grad(g, x, W, target, b, w, ignore, eps, reduction, fmt)
+    assert set(grads) == set(expected) - {"value"}
+    for name in grads:
+        assert_certified(grads[name], *expected[name], fmt)
+
+
+def test_k_dimensional_positions_are_the_2d_loss_of_their_weight_slices():
+    """'none' at position k is the 2-D reference with W[:, k] and b[:, k] (rows do not mix),
+    without a bias and without a class weight too."""
+    fmt = FORMATS["float32"]
+    rng = np.random.default_rng(5)
+    x = to_format(rng.normal(size=(3, 4)), fmt)
+    W = to_format(rng.normal(size=(5, 2, 3, 4)), fmt)
+    b = to_format(rng.normal(size=(5, 2, 3)), fmt)
+    target = rng.integers(0, 5, (3, 2, 3))
+    for bias in (b, None):
+        whole = linear.loss(x, W, target, bias, None, None, 0.2, "none", fmt)
+        for i, j in itertools.product(range(2), range(3)):
+            part = linear.loss(x, W[:, i, j], target[:, i, j],
+                               None if bias is None else bias[:, i, j], None, None, 0.2,
+                               "none", fmt)
+            np.testing.assert_array_equal(whole.rounded[:, i, j], part.rounded)
+
+
+def test_k_dimensional_weight_needs_batched_tokens():
+    with pytest.raises(ValueError, match="requires batched input"):
+        linear.loss(np.ones(3), np.ones((4, 2, 3)), np.zeros(2, np.int64), None, None, None,
+                    0.0, "mean", FORMATS["float32"])
+
+
+def test_k_dimensional_chunks_of_one_token_equal_one_chunk(monkeypatch):
+    """Tokens cut into chunks of one (P C logits each) certify the same gradients."""
+    rng = np.random.default_rng(4)
+    fmt = FORMATS["bfloat16"]
+    x = to_format(rng.normal(size=(7, 3)), fmt)
+    W = to_format(rng.normal(size=(6, 2, 2, 3)), fmt)
+    b = to_format(rng.normal(size=(6, 2, 2)), fmt)
+    p = rng.random((7, 6, 2, 2))
+    target = to_format(p / p.sum(axis=1, keepdims=True), fmt)
+    w = to_format(rng.uniform(0.5, 2, 6), fmt)
+    args = (np.array(1.0), x, W, target, b, w, None, 0.1, "mean", fmt)
+    whole = linear.loss_grad(*args)
+    monkeypatch.setattr(linear, "ROW_CHUNK_LOGITS", 6 * 4)  # one token per chunk
+    chunked = linear.loss_grad(*args)
+    assert set(whole) == {"input", "linear_weight", "linear_bias", "target", "weight"}
+    for name in whole:
+        np.testing.assert_array_equal(whole[name].rounded, chunked[name].rounded)
+
+
+def test_k_dimensional_arb_tier_agrees_with_the_balls(monkeypatch):
+    """The engine functions on arb objects (the last tier): with every ball result refused,
+    the K-dimensional loss and gradients certify the same numbers."""
+    fmt = FORMATS["float32"]
+    x, W, b, target, w = _k_dim_case(fmt, True, (2, 2), seed=9)
+    index_target = np.array([[[0, 3], [IGNORE, 1]], [[2, 2], [3, 0]]])
+    calls = [(target, None, "mean", np.array(1.5)),
+             (index_target, IGNORE, "none", to_format(np.linspace(-1, 1, 8).reshape(2, 2, 2),
+                                                        fmt))]
+    for t, ignore, reduction, g in calls:
+        balls = [linear.loss(x, W, t, b, w, ignore, 0.1, reduction, fmt),
+                 linear.loss_grad(g, x, W, t, b, w, ignore, 0.1, reduction, fmt)]
+        before = engine.STATS["arb"]
+        with monkeypatch.context() as patch:
+            certify = engine.certify
+            patch.setattr(engine, "certify", lambda ball, fmt: (
+                certify(ball, fmt)[0], np.zeros(np.shape(ball.mid), dtype=bool)))
+            arb = [linear.loss(x, W, t, b, w, ignore, 0.1, reduction, fmt),
+                   linear.loss_grad(g, x, W, t, b, w, ignore, 0.1, reduction, fmt)]
+        assert engine.STATS["arb"] > before
+        np.testing.assert_array_equal(balls[0].rounded, arb[0].rounded)
+        assert set(balls[1]) == set(arb[1])
+        for name in balls[1]:
+            np.testing.assert_array_equal(balls[1][name].rounded, arb[1][name].rounded)
 
 
 def test_agrees_with_cross_entropy_of_exact_logits():

@@ -5,7 +5,9 @@ logits x W^T + b in float64 (never rounded to the inputs' dtype), then this cand
 ``cross_entropy`` on them, each result rounded once to its argument's dtype; the gradients of
 input, linear_weight and linear_bias from cross_entropy's gradient G in the logits: G W, G^T x
 and the column sums of G; with probability targets cross_entropy's own gradients in the target
-and the class weight. ``ValueError`` for invalid arguments.
+and the class weight. The K-dimensional weight (C, d1, ..., dK, D), with its bias
+(C, d1, ..., dK) and batched tokens only, gives the logits (N, C, d1, ..., dK): the same
+products with the weight flattened to (C d1 ... dK, D). ``ValueError`` for invalid arguments.
 """
 
 import numpy as np
@@ -17,28 +19,42 @@ __all__ = ["linear_cross_entropy", "linear_cross_entropy_vjp"]
 DEFAULT_IGNORE_INDEX = -100
 
 
-def _logits(input, linear_weight, target, linear_bias, ignore_index):
-    """(float64 logits, the ignore_index cross_entropy takes), after validating the call."""
+def _validate(input, linear_weight, target, linear_bias, ignore_index):
+    """Raise ValueError for a call torch rejects before cross_entropy sees the logits."""
     if input.dtype.kind in "biu" or linear_weight.dtype.kind in "biu":
         raise ValueError("linear_cross_entropy: input and linear_weight must be floating")
     if input.ndim not in (1, 2):
         raise ValueError(f"linear_cross_entropy: input must be (D,) or (N, D), got "
                          f"{input.shape}")
-    if linear_weight.ndim != 2 or linear_weight.shape[1] != input.shape[-1]:
+    if linear_weight.ndim < 2 or linear_weight.shape[-1] != input.shape[-1]:
         raise ValueError(f"linear_cross_entropy: linear_weight {linear_weight.shape} does not "
                          f"match tokens of {input.shape[-1]} features")
-    classes = linear_weight.shape[0]
-    if linear_bias is not None and linear_bias.shape != (classes,):
-        raise ValueError(f"linear_cross_entropy: linear_bias must be ({classes},), got "
-                         f"{linear_bias.shape}")
-    soft = np.asarray(target).dtype.kind == "f"
-    if soft and ignore_index is not None:
+    if linear_weight.ndim > 2 and input.ndim == 1:
+        raise ValueError(f"linear_cross_entropy: a K-dimensional linear_weight "
+                         f"{linear_weight.shape} requires batched input (N, D), got "
+                         f"{input.shape}")
+    if linear_bias is not None and linear_bias.shape != linear_weight.shape[:-1]:
+        raise ValueError(f"linear_cross_entropy: linear_bias must be "
+                         f"{linear_weight.shape[:-1]}, got {linear_bias.shape}")
+    if np.asarray(target).dtype.kind == "f" and ignore_index is not None:
         raise ValueError("linear_cross_entropy: ignore_index cannot be given with probability "
                          "targets")
+
+
+def _flat_weight(linear_weight):
+    """The weight as (C d1 ... dK, D) float64 rows, one per logit of a token."""
+    return np.asarray(linear_weight, np.float64).reshape(-1, linear_weight.shape[-1])
+
+
+def _logits(input, linear_weight, target, linear_bias, ignore_index):
+    """(float64 logits (C,), (N, C) or (N, C, d1, ..., dK), the ignore_index cross_entropy
+    takes), after validating the call."""
+    _validate(input, linear_weight, target, linear_bias, ignore_index)
     x = np.asarray(input, np.float64)
-    z = x @ np.asarray(linear_weight, np.float64).T
+    z = x @ _flat_weight(linear_weight).T
     if linear_bias is not None:
-        z = z + np.asarray(linear_bias, np.float64)
+        z = z + np.asarray(linear_bias, np.float64).reshape(-1)
+    z = z.reshape(x.shape[:-1] + linear_weight.shape[:-1])
     return z, DEFAULT_IGNORE_INDEX if ignore_index is None else ignore_index
 
 
@@ -61,14 +77,13 @@ def linear_cross_entropy_vjp(grad_output, input, linear_weight, target, *, linea
     g = np.asarray(grad_output, np.float64)
     ce_grads = cross_entropy_vjp(g, z, target, w, ignore_index=ignore, reduction=reduction,
                                  label_smoothing=label_smoothing)
-    G = ce_grads["input"]
-    G = G.reshape(1, -1) if input.ndim == 1 else G
+    W = _flat_weight(linear_weight)
+    G = ce_grads["input"].reshape(-1, W.shape[0])  # (tokens, C d1 ... dK), as W's rows
     x = np.asarray(input, np.float64).reshape(G.shape[0], input.shape[-1])
-    grads = {"input": (G @ np.asarray(linear_weight, np.float64)).reshape(input.shape)
-             .astype(input.dtype),
-             "linear_weight": (G.T @ x).astype(linear_weight.dtype)}
+    grads = {"input": (G @ W).reshape(input.shape).astype(input.dtype),
+             "linear_weight": (G.T @ x).reshape(linear_weight.shape).astype(linear_weight.dtype)}
     if linear_bias is not None:
-        grads["linear_bias"] = G.sum(axis=0).astype(linear_bias.dtype)
+        grads["linear_bias"] = G.sum(axis=0).reshape(linear_bias.shape).astype(linear_bias.dtype)
     # probability targets: cross_entropy's own gradients in the target and the class weight
     if "target" in ce_grads:
         grads["target"] = ce_grads["target"].astype(target.dtype)

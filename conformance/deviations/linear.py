@@ -22,7 +22,9 @@ VERIFIED_ON = ("2.13.0",)  # torch releases these deviations were verified on
 def as_cross_entropy(case: Case) -> Case:
     """The cross_entropy call torch's reference path makes: the logits rounded to the dtype."""
     a = case.args
-    z = np.asarray(a["input"], np.float64) @ np.asarray(a["linear_weight"], np.float64).T
+    # (N, C, d1, ..., dK): every token against every row W[c, k] of the (K-dimensional) weight
+    z = np.tensordot(np.asarray(a["input"], np.float64),
+                     np.asarray(a["linear_weight"], np.float64), axes=([-1], [-1]))
     if a.get("linear_bias") is not None:
         z = z + np.asarray(a["linear_bias"], np.float64)
     options = dict(case.options)

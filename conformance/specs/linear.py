@@ -10,13 +10,21 @@ Contract (torch 2.13's documentation and its reference path, behaviour verified)
   reductions holds on z (conformance/specs/classification.py), with one difference:
   ignore_index None (the default) means -100 for index targets, and with probability targets
   only None may be passed (an explicit value, even -100, must raise: torch rejects it).
-- Covered: the 2-D weight (C, D), index and probability targets, weight, ignore_index,
-  label_smoothing, every reduction, gradients of input, linear_weight and linear_bias, and
-  with probability targets of the target and the class weight (cross_entropy's: a_i (1 - e)
-  w_c nlp_ic and sum_i a_i p'_ic nlp_ic; torch 2.13 differentiates both on its reference path
-  and, falling back to it, with ``options``; with index targets the chunked path accepts a
-  weight that requires grad and leaves it without a gradient, the reference path refuses it).
-  Not yet: the K-dimensional weight (C, d1, ..., dK, D).
+- The K-dimensional form: linear_weight (C, d1, ..., dK, D) and linear_bias (C, d1, ..., dK)
+  (exactly that shape) with batched tokens (N, D) give the logits z[n, c, k] = x_n . W[c, k]
+  + b[c, k] of shape (N, C, d1, ..., dK), and the loss is cross_entropy of them: targets
+  (N, d1, ..., dK) of class indices or probabilities (N, C, d1, ..., dK), 'none' of shape
+  (N, d1, ..., dK), 'mean' over the N d1 ... dK rows (probability targets) or their weights
+  (index targets). Unbatched tokens (D,) with a K-dimensional weight must raise (torch:
+  "K-dimensional loss ... requires batched input"), as must a bias or a target whose shape
+  does not match the weight's (C, d1, ..., dK).
+- Covered: the 2-D weight (C, D) and the K-dimensional one, index and probability targets,
+  weight, ignore_index, label_smoothing, every reduction, gradients of input, linear_weight and
+  linear_bias, and with probability targets of the target and the class weight
+  (cross_entropy's: a_i (1 - e) w_c nlp_ic and sum_i a_i p'_ic nlp_ic; torch 2.13
+  differentiates both on its reference path and, falling back to it, with ``options``; with
+  index targets the chunked path accepts a weight that requires grad and leaves it without a
+  gradient, the reference path refuses it).
 - Inputs are finite, and every logit's terms, sum_d |x_d W_cd| + |b_c|, at most a sixteenth
   of the dtype's largest number: a layer whose logits overflow the dtype (torch's reference
   path rounds them to it) has no finite logits to compare. Drawn so (the tokens scaled by a
@@ -32,21 +40,25 @@ computes the logits with an error dz_c <= u (|z_c| + A_c) per logit, A_c = sum_d
 summation units of the D terms and one rounding, both inside the policy's depth and terms), and
 then cross_entropy of z. With q_c the coefficient of nlp_c in the row's loss (index targets:
 (1 - e) w_t [c = t] + (e / C) w_c; probabilities: w_c p'_c), K = sum_c |q_c| and s the softmax,
-the loss moves by at most sum_c (|q_c| + K s_c) dz_c. So per row:
+the loss moves by at most sum_c (|q_c| + K s_c) dz_c. A row is a token n and, with the
+K-dimensional weight, one of its P = d1 ... dK positions k (the 2-D weight has P = 1): the
+formulas are the same per row (n, k) with W[:, k] and b[:, k] for W and b, over M = N P rows.
+So per row:
 
 - value: S = sum_c |q_c| (nlp_c + 1) (cross_entropy's) + sum_c (|q_c| + K s_c)(|z_c| + A_c),
   depth 11 (cross_entropy's 10 and the logits' rounding), terms C + D; the same mean rules as
   cross_entropy.
 - gradient in z: H_c = |a| (s_c (1 + nlp_c) K + |q_c| + K s_c (dz_c + sum_j s_j dz_j) / u),
   the upstream a as cross_entropy's (the mean's divisor included); then the input's gradient
-  G W has the scale H |W| (terms C + D), the weight's G^T x the scale H^T |x| and the bias's
-  the column sums of H (terms N + C + D: the sum over the batch of the tokens' contributions).
-  The sums are sequential, as cross_entropy's gradient (torch's log_softmax backward sums a
-  row's upstream gradients in a sequential loop: its error grows with C, not log C).
+  G W, a sum over the P C logits of its token, has the scale H |W| (terms P C + D), the
+  weight's G^T x the scale H^T |x| and the bias's the column sums of H (terms N + C + D: the
+  sum over the batch of the tokens' contributions). The sums are sequential, as
+  cross_entropy's gradient (torch's log_softmax backward sums a row's upstream gradients in a
+  sequential loop: its error grows with C, not log C).
 - probability targets: with n_c = nlp_c + 1 + (dz_c + sum_j s_j dz_j) / u (nlp_c's own error
   and the logits' carried through the log-softmax), the target's gradient has the scale
   |a| (1 - e) |w_c| n_c (terms C + D) and the weight's sum_i |a_i p'_ic| n_ic (terms M + C + D:
-  the sum over the batch), pairwise sums (no log_softmax backward in them).
+  the sum over every row), pairwise sums (no log_softmax backward in them).
 - underflow: one subnormal unit per term, times max(1, |a w|) max(1, |x|, |W|).
 """
 
@@ -103,17 +115,18 @@ def _call(case):
 
 
 @np.errstate(**_QUIET)
-def _row_parts(call, rows: slice, smoothing):
-    """For tokens ``rows``: |q| (coefficients), nlp, softmax s, the logits' error scale
-    |z| + A, and the signed loss per row, all (n, C) but the last (n,)."""
-    x, r = call.x[rows], call.rows
-    z = x @ call.W.T + call.b
-    scale = np.abs(z) + (np.abs(x) @ np.abs(call.W).T + np.abs(call.b))
+def _row_parts(call, tokens: slice, smoothing):
+    """For the rows (n, k) of ``tokens``: |q| (coefficients), nlp, softmax s, the logits' error
+    scale |z| + A, and the signed loss per row, all (rows, C) but the last (rows,)."""
+    x, r, C = call.x[tokens], call.rows, call.classes
+    rows = _rows_of(call, tokens)
+    z = (x @ call.W_rows.T + call.b_rows).reshape(-1, C)
+    terms = np.abs(x) @ np.abs(call.W_rows).T + np.abs(call.b_rows)
+    scale = np.abs(z) + terms.reshape(-1, C)
     m = np.max(z, axis=1, keepdims=True, initial=-np.inf) if z.shape[1] else z[:, :1]
     lse = m + np.log(np.sum(np.exp(z - m), axis=1, keepdims=True))
     nlp = lse - z
     s = np.exp(-nlp)
-    C = call.classes
     weight = r.weight[None, :]
     if r.soft:
         q = weight * ref.ce.smoothed_targets(r.target[rows], smoothing, C)
@@ -126,8 +139,15 @@ def _row_parts(call, rows: slice, smoothing):
 
 
 def _chunks(call):
-    M = call.x.shape[0]
-    return [slice(i, min(i + ROWS_PER_PASS, M)) for i in range(0, M, ROWS_PER_PASS)]
+    """Slices of tokens, ROWS_PER_PASS at a time."""
+    N = call.x.shape[0]
+    return [slice(i, min(i + ROWS_PER_PASS, N)) for i in range(0, N, ROWS_PER_PASS)]
+
+
+def _rows_of(call, tokens: slice) -> slice:
+    """The rows (n, k) of a slice of tokens: P per token, token-major."""
+    P = call.positions
+    return slice(tokens.start * P, tokens.stop * P)
 
 
 def _mean_parts(call, reduction):
@@ -136,7 +156,7 @@ def _mean_parts(call, reduction):
     if reduction != "mean":
         return 1.0, 1.0
     if r.soft:
-        return float(max(call.x.shape[0], 1)), 1.0
+        return float(max(call.row_count, 1)), 1.0
     w_t = np.where(r.valid, r.weight[r.t], 0.0)
     total = float(np.sum(w_t))
     if total == 0:
@@ -156,12 +176,13 @@ def magnitude(case):
     """The tolerance's scale per output element (the module's docstring derives it)."""
     call = _call(case)
     _, smoothing, reduction = _options(case)
-    M, D = call.x.shape
+    M, D = call.row_count, call.x.shape[1]
     C = call.classes
     per_row, signed = np.zeros(M), np.zeros(M)
-    for rows in _chunks(call):
-        q, nlp, s, scale, loss = _row_parts(call, rows, smoothing)
+    for tokens in _chunks(call):
+        q, nlp, s, scale, loss = _row_parts(call, tokens, smoothing)
         K = q.sum(axis=1, keepdims=True)
+        rows = _rows_of(call, tokens)
         per_row[rows] = np.sum(q * (nlp + 1) + (q + K * s) * scale, axis=1)
         signed[rows] = loss
     terms = C + D
@@ -185,9 +206,10 @@ def grad_magnitudes(case):
     """The tolerance's scale per gradient element (the module's docstring derives it)."""
     call = _call(case)
     _, smoothing, reduction = _options(case)
-    M, D = call.x.shape
-    C = call.classes
-    shapes = {"input": call.input_shape, "linear_weight": call.W.shape, "linear_bias": (C,)}
+    N, D = call.x.shape
+    M, C, P = call.row_count, call.classes, call.positions
+    shapes = {"input": call.input_shape, "linear_weight": call.W.shape,
+              "linear_bias": call.W.shape[:-1]}
     names = ["input", "linear_weight"] + (["linear_bias"] if case.args.get("linear_bias")
                                           is not None else [])
     divisor, spread = _mean_parts(call, reduction)
@@ -197,24 +219,27 @@ def grad_magnitudes(case):
     g = np.broadcast_to(g if reduction == "none" else g[:1], (M,))
     a = np.where(call.rows.valid, g * spread / divisor, 0.0)
     u = format_of(case.dtype).unit_roundoff
-    d_input, d_weight = np.zeros((M, D)), np.zeros((C, D + 1))
-    for rows in _chunks(call):
-        q, nlp, s, scale, _ = _row_parts(call, rows, smoothing)
+    # position-major, as the reference lays the layer out: W_rows (P C, D), b_rows (P C,)
+    d_input, d_layer = np.zeros((N, D)), np.zeros((P * C, D + 1))
+    for tokens in _chunks(call):
+        q, nlp, s, scale, _ = _row_parts(call, tokens, smoothing)
         K = q.sum(axis=1, keepdims=True)
         dz = u * scale
-        H = a[rows, None] * (s * (1 + nlp) * K + q
-                             + K * s * (dz + np.sum(s * dz, axis=1, keepdims=True)) / u)
-        d_input[rows] = H @ np.abs(call.W)
-        d_weight += H.T @ np.concatenate([np.abs(call.x[rows]), np.ones((H.shape[0], 1))],
-                                         axis=1)
+        H = a[_rows_of(call, tokens), None] * (
+            s * (1 + nlp) * K + q + K * s * (dz + np.sum(s * dz, axis=1, keepdims=True)) / u)
+        H = H.reshape(-1, P * C)  # per token
+        d_input[tokens] = H @ np.abs(call.W_rows)
+        d_layer += H.T @ np.concatenate([np.abs(call.x[tokens]), np.ones((H.shape[0], 1))],
+                                        axis=1)
     amplification = M * C * _underflow(call, float(a.max(initial=0.0)))
     # cross_entropy's gradient sums each row's upstream gradients sequentially in torch
     # (conformance/specs/classification.py): so does the gradient in the logits here.
     common = {"depth": DEPTH, "amplification": amplification, "summation": "sequential"}
-    out = {"input": Magnitude(d_input.reshape(call.input_shape), C + D, **common),
-           "linear_weight": Magnitude(d_weight[:, :D], M + C + D, **common)}
+    out = {"input": Magnitude(d_input.reshape(call.input_shape), P * C + D, **common),
+           "linear_weight": Magnitude(call.weight_layout(d_layer[:, :D]), N + C + D,
+                                      **common)}
     if "linear_bias" in names:
-        out["linear_bias"] = Magnitude(d_weight[:, D], M + C + D, **common)
+        out["linear_bias"] = Magnitude(call.weight_layout(d_layer[:, D]), N + C + D, **common)
     if call.rows.soft:
         out.update(_soft_grad_magnitudes(case, call, a, smoothing, u, amplification))
     return out
@@ -224,12 +249,13 @@ def grad_magnitudes(case):
 def _soft_grad_magnitudes(case, call, a, smoothing, u, amplification):
     """Probability targets: the target's gradient a (1 - e) w_c nlp_c and the weight's
     sum_i a_i p'_ic nlp_ic, nlp_c carrying the logits' error dz_c + sum_j s_j dz_j (the
-    module's docstring); ``a`` is |upstream| per token with the mean's division."""
-    M, C = call.x.shape[0], call.classes
+    module's docstring); ``a`` is |upstream| per row with the mean's division."""
+    M, C = call.row_count, call.classes
     w = np.abs(call.rows.weight)[None, :]
     d_target, d_weight = np.zeros((M, C)), np.zeros(C)
-    for rows in _chunks(call):
-        _, nlp, s, scale, _ = _row_parts(call, rows, smoothing)
+    for tokens in _chunks(call):
+        _, nlp, s, scale, _ = _row_parts(call, tokens, smoothing)
+        rows = _rows_of(call, tokens)
         dz = u * scale
         size = nlp + 1 + (dz + np.sum(s * dz, axis=1, keepdims=True)) / u
         d_target[rows] = a[rows, None] * (1 - smoothing) * w * size
@@ -237,7 +263,8 @@ def _soft_grad_magnitudes(case, call, a, smoothing, u, amplification):
         d_weight += np.sum(a[rows, None] * p * size, axis=0)
     common = {"depth": DEPTH, "amplification": amplification}
     D = call.x.shape[1]
-    out = {"target": Magnitude(d_target.reshape(np.shape(case.args["target"])), C + D, **common)}
+    target_scale = ref.ce.to_input_layout(d_target, call.rows.input_shape)
+    out = {"target": Magnitude(target_scale, C + D, **common)}
     if case.args.get("weight") is not None:
         out["weight"] = Magnitude(d_weight, M + C + D, **common)
     return out
@@ -249,6 +276,7 @@ def invalid_calls():
     """Calls torch 2.13 rejects (each verified), that a conforming candidate must reject."""
     x, W, t = np.zeros((3, 4)), np.zeros((5, 4)), np.array([0, 1, 2])
     p = np.full((3, 5), 0.2)
+    W2, t2 = np.zeros((5, 2, 4)), np.zeros((3, 2), np.int64)  # the K-dimensional form
     calls = [
         ("target-too-large", "target 5 is not a class of 5 (nor ignore_index)",
          {"input": x, "linear_weight": W, "target": np.array([0, 5, 1])}, {}),
@@ -274,6 +302,20 @@ def invalid_calls():
          {"ignore_index": -100}),
         ("unknown-reduction", "reduction 'avg' is not one of none, sum, mean",
          {"input": x, "linear_weight": W, "target": t}, {"reduction": "avg"}),
+        ("k-dim-unbatched-input", "a K-dimensional linear_weight (5, 2, 4) with unbatched "
+         "tokens (4,)", {"input": np.zeros(4), "linear_weight": W2, "target": np.array([0, 1])},
+         {}),
+        ("k-dim-bias-shape", "linear_bias (5,) for a linear_weight (5, 2, 4): it must be (5, 2)",
+         {"input": x, "linear_weight": W2, "target": t2, "linear_bias": np.zeros(5)}, {}),
+        ("k-dim-bias-order", "linear_bias (5, 3, 2) for a linear_weight (5, 2, 3, 4): it must be "
+         "(5, 2, 3)", {"input": x, "linear_weight": np.zeros((5, 2, 3, 4)),
+                       "target": np.zeros((3, 2, 3), np.int64),
+                       "linear_bias": np.zeros((5, 3, 2))}, {}),
+        ("k-dim-target-shape", "index target (3, 3) for a linear_weight (5, 2, 4): it must be "
+         "(3, 2)", {"input": x, "linear_weight": W2, "target": np.zeros((3, 3), np.int64)}, {}),
+        ("k-dim-probability-target-shape", "probability target (3, 5, 3) for a linear_weight "
+         "(5, 2, 4): it must be (3, 5, 2)",
+         {"input": x, "linear_weight": W2, "target": np.full((3, 5, 3), 0.2)}, {}),
     ]
     out = []
     for call_id, reason, args, options in calls:

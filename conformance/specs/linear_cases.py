@@ -1,7 +1,8 @@
 """Random and edge cases of the linear family (linear_cross_entropy).
 
 The contract and the tolerance rule head ``linear.py``; this module only draws calls: token
-batches (unbatched, small, N == C, empty, tall, a wide vocabulary, a wide hidden size), tokens
+batches (unbatched, small, N == C, empty, tall, a wide vocabulary, a wide hidden size, the
+K-dimensional weight (C, d1, ..., dK, D) with K = 1 or 2 and its bias (C, d1, ..., dK)), tokens
 and layer weights in every regime (normal, large, tiny, saturating: logits far apart), with or
 without a bias, index targets with ignore_index (left out, None, or a value) and padding,
 probability targets, class weights, label smoothing, layouts and upstream gradients. Targets,
@@ -27,7 +28,7 @@ DRAWN_ELEMENTS = 24  # arrays larger than this are filled by numpy from a drawn 
 arrays = functools.partial(float_arrays, max_drawn=DRAWN_ELEMENTS, planted=8)
 
 SHAPE_KINDS = ("small", "small", "unbatched", "square", "tall", "empty", "wide-vocabulary",
-               "wide-hidden")
+               "wide-hidden", "k-dim", "k-dim")
 TOKEN_REGIMES = ("normal", "normal", "large", "tiny", "saturating")
 # |x| |W| per regime: 'saturating' spreads the logits by hundreds (a softmax of one class)
 SCALES = {"normal": 1.0, "large": 1.0, "tiny": 1.0, "saturating": 30.0}
@@ -35,32 +36,42 @@ SCALES = {"normal": 1.0, "large": 1.0, "tiny": 1.0, "saturating": 30.0}
 
 @st.composite
 def layer_shape(draw):
-    """(tokens N (None when unbatched), hidden D, classes C, kind)."""
+    """(tokens N (None when unbatched), hidden D, classes C, positions (d1, ..., dK), kind):
+    the weight is (C, d1, ..., dK, D), positions () but for the kind 'k-dim'."""
     kind = draw(st.sampled_from(SHAPE_KINDS), label="shape kind")
     small = st.integers(1, 8)
     if kind == "small":
-        return draw(small), draw(small), draw(st.integers(2, 8)), kind
+        return draw(small), draw(small), draw(st.integers(2, 8)), (), kind
     if kind == "unbatched":
-        return None, draw(small), draw(st.integers(1, 12)), kind
+        return None, draw(small), draw(st.integers(1, 12)), (), kind
     if kind == "square":
         n = draw(st.integers(2, 10))
-        return n, draw(small), n, kind
+        return n, draw(small), n, (), kind
     if kind == "tall":
-        return draw(st.integers(40, 120)), draw(small), draw(st.integers(2, 4)), kind
+        return draw(st.integers(40, 120)), draw(small), draw(st.integers(2, 4)), (), kind
     if kind == "empty":
-        return 0, draw(small), draw(st.integers(2, 8)), kind
+        return 0, draw(small), draw(st.integers(2, 8)), (), kind
     if kind == "wide-vocabulary":
         return draw(st.integers(1, 3)), draw(st.integers(2, 16)), draw(
-            st.integers(4096, 8192)), kind
-    return draw(st.integers(1, 4)), draw(st.integers(256, 1024)), draw(st.integers(2, 6)), kind
+            st.integers(4096, 8192)), (), kind
+    if kind == "k-dim":
+        dims = draw(st.integers(1, 2), label="K")
+        positions = tuple(draw(st.integers(1, 4 if dims == 1 else 3), label="d")
+                          for _ in range(dims))
+        return draw(st.integers(0, 4)), draw(small), draw(st.integers(2, 6)), positions, kind
+    return (draw(st.integers(1, 4)), draw(st.integers(256, 1024)), draw(st.integers(2, 6)), (),
+            kind)
 
 
 def within_range(x, W, bias, dtype):
     """x scaled by a power of two (exact) until every logit's terms, sum_d |x_d W_cd| + |b_c|,
     stay below a sixteenth of the dtype's largest number: a layer whose logits overflow the
-    dtype has no finite logits to compare (outside the contract)."""
+    dtype has no finite logits to compare (outside the contract). W (C, D) or (C, d1, ..., D):
+    every logit's row of the weight is one of W.reshape(-1, D)."""
     limit = format_of(dtype).max_finite / 16
-    reach = float(np.max(np.abs(x).reshape(-1, W.shape[1]) @ np.abs(W).T, initial=0.0))
+    hidden = W.shape[-1]
+    rows = np.abs(W).reshape(-1, hidden)
+    reach = float(np.max(np.abs(x).reshape(-1, hidden) @ rows.T, initial=0.0))
     reach += 0.0 if bias is None else float(np.max(np.abs(bias), initial=0.0))
     if reach <= limit:
         return x
@@ -77,18 +88,20 @@ def _values(draw, shape, regime, label):
 def cases(draw, variant):
     """Random cases of linear_cross_entropy for one dtype and reduction."""
     dtype, reduction = variant.dtype, variant.option_dict()["reduction"]
-    tokens, hidden, classes, kind = draw(layer_shape())
+    tokens, hidden, classes, positions, kind = draw(layer_shape())
     regime = draw(st.sampled_from(TOKEN_REGIMES), label="token regime")
     input_shape = (hidden,) if tokens is None else (tokens, hidden)
     x = round_to(_values(draw, input_shape, regime, "input"), dtype)
-    W = round_to(_values(draw, (classes, hidden), "normal", "linear_weight")
+    W = round_to(_values(draw, (classes,) + positions + (hidden,), "normal", "linear_weight")
                  / np.sqrt(hidden), dtype)
-    bias = (round_to(_values(draw, (classes,), "normal", "linear_bias"), dtype)
+    bias = (round_to(_values(draw, (classes,) + positions, "normal", "linear_bias"), dtype)
             if draw(st.booleans(), label="bias") else None)
     x = within_range(x, W, bias, dtype)
-    logits_shape = (classes,) if tokens is None else (tokens, classes)
+    logits_shape = (classes,) if tokens is None else (tokens, classes) + positions
     options = {"reduction": reduction}
     tags = [kind, regime, "bias" if bias is not None else "no-bias"]
+    if positions:
+        tags.append(f"K={len(positions)}")
     if draw(st.integers(0, 3), label="target form") == 0:
         target, prob_kind = draw(probability_targets(logits_shape, dtype))
         tags += ["probability-target", f"target-{prob_kind}"]
@@ -118,7 +131,7 @@ def cases(draw, variant):
     layouts = draw(layouts_for(names, [args[n].shape for n in names]), label="layouts")
     layouts = {n: v for n, v in layouts.items() if v != "expanded"}  # no broadcast weights
     case = Case(dtype, args, options, layouts, tuple(tags) + layout_tags(layouts))
-    out_shape = (() if tokens is None else (tokens,)) if reduction == "none" else ()
+    out_shape = (() if tokens is None else (tokens,) + positions) if reduction == "none" else ()
     case.grad_output = upstream_values(draw, out_shape, dtype)
     return case
 
@@ -133,9 +146,14 @@ def case_strategy(variant):
 def _edge_rows(dtype, rng):
     """(id, input, linear_weight, target, bias, weight, options): the regions random draws
     reach rarely (a 32k vocabulary, every token padding, zero weights, saturated logits, a
-    hidden size of 1) and the classic shapes."""
+    hidden size of 1, K-dimensional weights with padding, one position or probabilities) and
+    the classic shapes."""
     x4, W5 = rng.normal(size=(4, 3)), rng.normal(size=(5, 3))
     t4 = np.array([0, 4, 2, 1])
+    pad = DEFAULT_IGNORE_INDEX
+    # targets of a (5, 2, 3, 3) weight: padding here and there, and a whole row of positions
+    t_k = np.array([[[0, 4, pad], [2, pad, 1]], [[3, 3, 3], [pad, 0, 4]],
+                    [[1, 2, 0], [4, 4, 2]], [[pad, pad, pad], [1, 0, 3]]])
     rows = [
         ("empty-batch", rng.normal(size=(0, 3)), W5, np.zeros(0, np.int64), None, None, {}),
         ("unbatched", rng.normal(size=3), W5, np.array(3), rng.normal(size=5), None, {}),
@@ -152,6 +170,13 @@ def _edge_rows(dtype, rng):
          np.array([0, 1, 2, 3, 0, 1]), rng.normal(size=4), None, {}),
         ("smoothing-one", x4, W5, t4, None, None, {"label_smoothing": 1.0}),
         ("one-hot-probabilities", x4, W5, np.eye(5)[t4], rng.normal(size=5), None, {}),
+        ("k-dim-padding", x4, rng.normal(size=(5, 2, 3, 3)), t_k, rng.normal(size=(5, 2, 3)),
+         rng.uniform(0.1, 2, 5), {"label_smoothing": 0.1}),
+        ("k-dim-one-position", x4, rng.normal(size=(5, 1, 3)), t4[:, None], rng.normal(
+            size=(5, 1)), None, {}),
+        ("k-dim-probabilities", x4, rng.normal(size=(5, 3, 3)),
+         np.moveaxis(rng.dirichlet(np.ones(5), size=(4, 3)), -1, 1), None, rng.uniform(0.1, 2, 5),
+         {"label_smoothing": 0.2}),
     ]
     if dtype in ("float32", "bfloat16"):
         rows.append(("vocabulary-32k", rng.normal(size=(2, 8)), rng.normal(size=(32768, 8)),
@@ -172,9 +197,10 @@ def _edges(dtype, reduction, seed):
         args = {"input": within_range(x, W, b, dtype), "linear_weight": W,
                 "target": target, "linear_bias": b,
                 "weight": None if w is None else round_to(w, dtype)}
-        shape = (x.shape[0],) if reduction == "none" and x.ndim == 2 else ()
+        shape = (x.shape[0],) + W.shape[1:-1] if reduction == "none" and x.ndim == 2 else ()
         g = rng.uniform(-3, 3, shape) if shape else np.array(rng.choice([-2.5, 0.75]))
-        layouts = {"linear_weight": "transposed"} if edge_id == "n-equals-c" else {}
+        layouts = {"n-equals-c": {"linear_weight": "transposed"},
+                   "k-dim-padding": {"linear_weight": "sliced"}}.get(edge_id, {})
         out.append((edge_id, Case(dtype, args, {"reduction": reduction, **options}, layouts,
                                   (edge_id,), grad_output=round_to(g, dtype))))
     return out
