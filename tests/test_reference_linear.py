@@ -124,13 +124,8 @@ def _case(fmt, soft, seed):
     return x, W, b, target, w
 
 
-@pytest.mark.parametrize("fmt_name, reduction, soft, eps",
-                         list(itertools.product(FORMATS, REDUCTIONS, (False, True),
-                                                (0.0, 0.1, 1.0))))
-def test_value_and_gradients(fmt_name, reduction, soft, eps):
-    fmt = FORMATS[fmt_name]
-    x, W, b, target, w = _case(fmt, soft, seed=len(fmt_name) + 7 * soft)
-    g = to_format(np.array([0.5, -1.25, 2.0]) if reduction == "none" else np.array(0.75), fmt)
+def _assert_matches_oracle(x, W, b, target, w, eps, reduction, g, soft, fmt):
+    """The reference's value and every gradient are the mpmath oracle's, rounded once."""
     expected = exact_twice(lambda guard: oracle(x, W, b, target, w, eps, reduction, g, guard),
                            fmt)
     ignore = None if soft else IGNORE
@@ -140,6 +135,16 @@ def test_value_and_gradients(fmt_name, reduction, soft, eps):
     assert set(grads) == set(expected) - {"value"}
     for name in grads:
         assert_certified(grads[name], *expected[name], fmt)
+
+
+@pytest.mark.parametrize("fmt_name, reduction, soft, eps",
+                         list(itertools.product(FORMATS, REDUCTIONS, (False, True),
+                                                (0.0, 0.1, 1.0))))
+def test_value_and_gradients(fmt_name, reduction, soft, eps):
+    fmt = FORMATS[fmt_name]
+    x, W, b, target, w = _case(fmt, soft, seed=len(fmt_name) + 7 * soft)
+    g = to_format(np.array([0.5, -1.25, 2.0]) if reduction == "none" else np.array(0.75), fmt)
+    _assert_matches_oracle(x, W, b, target, w, eps, reduction, g, soft, fmt)
 
 
 def _k_dim_case(fmt, soft, spatial, seed):
@@ -175,15 +180,7 @@ def test_k_dimensional_value_and_gradients(fmt_name, reduction, soft, eps):
     N = x.shape[0]
     upstream = np.linspace(-1.5, 2.0, N * int(np.prod(spatial))).reshape((N,) + spatial)
     g = to_format(upstream if reduction == "none" else np.array(-0.75), fmt)
-    expected = exact_twice(lambda guard: oracle(x, W, b, target, w, eps, reduction, g, guard),
-                           fmt)
-    ignore = None if soft else IGNORE
-    value = linear.loss(x, W, target, b, w, ignore, eps, reduction, fmt)
-    assert_certified(value, *expected["value"], fmt)
-    grads = linear.loss_grad(g, x, W, target, b, w, ignore, eps, reduction, fmt)
-    assert set(grads) == set(expected) - {"value"}
-    for name in grads:
-        assert_certified(grads[name], *expected[name], fmt)
+    _assert_matches_oracle(x, W, b, target, w, eps, reduction, g, soft, fmt)
 
 
 def test_k_dimensional_positions_are_the_2d_loss_of_their_weight_slices():
