@@ -261,6 +261,10 @@ def pytest_configure(config):
     if not _targets_conformance(config):
         return
     run = conformance_run(config)  # report a bad --impl before collecting anything
+    if run.profile == "llm":  # temporaries of hundreds of megabytes (conformance/allocator.py)
+        from .allocator import keep_freed_memory
+
+        keep_freed_memory()
     from .session import start_reporting
 
     start_reporting(config, run)
