@@ -63,7 +63,11 @@ Tolerances (conformance/accuracy.py):
   of a p-norm, p >= 1, lies in [-1, 1]), or whose |v|^p underflow the dtype.
 - underflow: products or powers below the dtype's smallest normal err absolutely by one
   subnormal unit each; the cosine divides them by sqrt(AB) (amplification 1 + 1 / sqrt(AB)
-  per underflowing term, times |g| / N' and the slope for gradients).
+  per underflowing term, times |g| / N' and the slope for gradients). A p-norm's backward
+  computes g / d^(p-1), which may underflow, then multiplies it by |w|^(p-1) (torch: one
+  feature of 34944 and g at the smallest normal gives bfloat16's g / 187 = one subnormal unit,
+  then 1.72e-38 for 1.18e-38; quick profile seed 13): amplification 1 + sum |w|^(p-1) over
+  the distances taking part, per element.
 """
 
 from __future__ import annotations
@@ -196,7 +200,8 @@ def _pairs(swap):
 
 @np.errstate(**_QUIET)
 def _distance_parts(kind, u, v, p, eps, fmt):
-    """(d, S, slope, size, near-zero per element, underflow count per row) of one pair."""
+    """(d, S, slope, size, near-zero per element, underflow count per row, the factor a
+    backward intermediate is multiplied by after it may underflow, per element) of one pair."""
     diff = u - v
     if kind == "pairwise":
         w = diff + eps
@@ -228,12 +233,14 @@ def _distance_parts(kind, u, v, p, eps, fmt):
                 top2 = np.sort(z, -1)[:, -2:]
                 row_near |= (top2[:, 1] - top2[:, 0]) <= 2 * bound.max(-1)
             near = np.broadcast_to(row_near[:, None], z.shape)
-        return d, s, slope, size, near, under
+        # the norm's backward, g / d^(p-1) (which may underflow) times |w|^(p-1)
+        later = z ** (p - 1) if p not in (1, math.inf) else np.ones(z.shape)
+        return d, s, slope, size, near, under, later
     if kind in ("l1", "relu-l1"):
         terms = np.abs(diff) if kind == "l1" else np.maximum(diff, 0)
         slope = np.sign(diff) if kind == "l1" else (diff > 0) * 1.0
         return (terms.sum(-1), np.abs(diff).sum(-1), slope, np.ones(diff.shape),
-                np.zeros(diff.shape, bool), np.zeros(diff.shape[0]))
+                np.zeros(diff.shape, bool), np.zeros(diff.shape[0]), np.ones(diff.shape))
     nu, nv = np.sqrt(np.sum(u * u, -1)), np.sqrt(np.sum(v * v, -1))
     dot = np.sum(u * v, -1)
     d = 1 - dot / (nu * nv)
@@ -242,7 +249,7 @@ def _distance_parts(kind, u, v, p, eps, fmt):
     uv = np.sum(np.abs(u * v), -1)
     size = 2 * (np.abs(v) + np.abs(u) + (uv / nu ** 2)[:, None] * np.abs(u)
                 + (uv / nv ** 2)[:, None] * np.abs(v)) / (nu * nv)[:, None]
-    return d, s, slope, size, np.zeros(u.shape, bool), np.zeros(u.shape[0])
+    return d, s, slope, size, np.zeros(u.shape, bool), np.zeros(u.shape[0]), np.ones(u.shape)
 
 
 def _triplet_rows(case, name):
@@ -302,7 +309,7 @@ def _triplet_grad_magnitudes(name):
             slack = slack + sum(parts[pair][4] * jump[pair] for pair in mine)
             scale = g * size
             amplification = (1 + g) * (1 + sum(parts[pair][5] for pair in mine))[:, None] * (
-                1 + size)
+                1 + size) * (1 + sum(parts[pair][6] for pair in mine))
             out[arg] = Magnitude(scale.reshape(shape), 1, depth[1],
                                  slack=(g * slack + inner * scale).reshape(shape),
                                  amplification=amplification.reshape(shape))
