@@ -5,7 +5,8 @@
 #     sh reports/regenerate.sh main triton      # only these parts
 #
 # Parts: main (torch and numpy in float32 and float16, with --speed: reports/example/), optax,
-# triton, torch-compile and cut-cross-entropy
+# triton, torch-compile, cut-cross-entropy and torch-chunked (linear_cross_entropy's two torch
+# paths side by side, time and memory)
 # (reports/example/<part>/; each needs its extra installed: jax and optax, triton, a C++
 # compiler for inductor, pip install cut-cross-entropy). Each part is one pytest command, run from the repository root; a part
 # whose candidate fails checks (optax, torch-compile) exits 1, which is its report, not an error.
@@ -26,7 +27,7 @@ report() {  # report DIR ARGS...: one pytest run into DIR, then drop what is not
     [ "$status" -le 1 ] || { echo "regenerate.sh: pytest $* exited $status" >&2; exit "$status"; }
 }
 
-parts=${*:-main optax triton torch-compile cut-cross-entropy}
+parts=${*:-main optax triton torch-compile cut-cross-entropy torch-chunked}
 for part in $parts; do
     case $part in
     main)
@@ -44,8 +45,12 @@ for part in $parts; do
         report "$OUT/torch-compile" --impl=torch-compile --profile=quick --dtype=float32 \
             --loss=cross_entropy --loss=nll_loss --loss=binary_cross_entropy_with_logits \
             --loss=kl_div --loss=l1_loss --loss=mse_loss --loss=soft_margin_loss ;;
+    torch-chunked)
+        report "$OUT/torch-chunked" --impl=torch --impl=torch-chunked --loss=linear_cross_entropy \
+            --profile=quick --speed --speed-dtype=float32 --speed-dtype=bfloat16 ;;
     *)
-        echo "regenerate.sh: no part '$part' (main, optax, triton, torch-compile)" >&2
+        echo "regenerate.sh: no part '$part' (main, optax, triton, torch-compile," \
+            "cut-cross-entropy, torch-chunked)" >&2
         exit 2 ;;
     esac
 done
