@@ -241,7 +241,9 @@ def _distance_parts(kind, u, v, p, eps, fmt):
         slope = np.sign(diff) if kind == "l1" else (diff > 0) * 1.0
         return (terms.sum(-1), np.abs(diff).sum(-1), slope, np.ones(diff.shape),
                 np.zeros(diff.shape, bool), np.zeros(diff.shape[0]), np.ones(diff.shape))
-    nu, nv = np.sqrt(np.sum(u * u, -1)), np.sqrt(np.sum(v * v, -1))
+    # F.cosine_similarity's norms, clamped below at its eps (a zero vector: similarity 0)
+    nu = np.maximum(np.sqrt(np.sum(u * u, -1)), ref.COSINE_SIMILARITY_EPS)
+    nv = np.maximum(np.sqrt(np.sum(v * v, -1)), ref.COSINE_SIMILARITY_EPS)
     dot = np.sum(u * v, -1)
     d = 1 - dot / (nu * nv)
     s = 1 + np.sum(np.abs(u * v), -1) / (nu * nv)
