@@ -264,10 +264,12 @@ def _soft_grad_magnitudes(case, rows, a, nlp, smoothing, amplification):
     M, C = rows.x.shape
     size = np.where(np.isfinite(rows.x), nlp + 1, 0.0) if M else np.zeros((0, C))
     w = np.abs(rows.weight)[None, :]
+    # a subnormal a (1 - e) w_c, then times nlp_c, magnifies its absolute error (the weight's
+    # too): nlp + 1 in the amplification (numpy float64, logits 1e4 apart: 499 subnormal units)
     out = {"target": Magnitude(
         ref.to_input_layout(a * (1 - smoothing) * w * size, rows.input_shape), C,
         DEPTH["cross_entropy"], amplification=ref.to_input_layout(
-            np.broadcast_to(amplification, (M, C)), rows.input_shape))}
+            np.broadcast_to(amplification, (M, C)) * np.maximum(size, 1.0), rows.input_shape))}
     if case.args.get("weight") is not None:
         q = np.abs(ref.smoothed_targets(rows.target, smoothing, C))
         largest = max(1.0, float(size.max(initial=1.0)))
