@@ -15,7 +15,7 @@ identities:
   per-sample divisor). batchmean-of-none (where a spec has that reduction): 'batchmean' equals
   sum / input.size(0) (the sum for a 0-d input). A zero divisor gives IEEE's quotient (nan for
   0 / 0, else the sum's infinity), or nan: a 'mean' that divides parts of its sum separately
-  (cross_entropy's label smoothing) is nan where one part is 0 / 0, which the 'none' output
+  (label smoothing's separate part) is nan where one part is 0 / 0, which the 'none' output
   cannot show (the value check judges those exactly against the reference).
 
 Verdict. The candidate is called on A and on B (for a reduction identity: the same case with
@@ -335,7 +335,7 @@ def _reduction_ratio(b, allowed_b, a, special, allowed_a, divisor, threshold):
     if uniform and Fraction(divisor) == 0:  # every row ignored, weights adding to 0, N = 0
         total, r = exact_sum(a[finite]), Fraction(float(np.sum(allowed_a[finite])))
         # nan is admitted beside the sign: a loss whose 'mean' divides parts of its sum
-        # separately (cross_entropy's nll and label-smoothing parts) gives 0 / 0 = nan in a
+        # separately (a likelihood part and a label-smoothing part) gives 0 / 0 = nan in a
         # part whose numerator is 0, which the 'none' output's sum cannot show; the value
         # check judges every zero-divisor 'mean' exactly against the reference
         options = {name for name, possible in (
