@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .split_product import norms, split_product
+
 LD = np.longdouble
 # Assumed error bound of exp, expm1 and log1p (numpy's float64 SIMD code, the C library's long
 # double functions), in units of the precision's unit roundoff: glibc documents at most 3 ulps
@@ -162,15 +164,6 @@ def pairwise_sum(values: np.ndarray, axis=-1) -> tuple[np.ndarray, int]:
     return values[..., 0], levels
 
 
-def _norms(values: np.ndarray, axis: int) -> np.ndarray:
-    """Euclidean norms along ``axis``, scaled by the largest entry so that no square overflows
-    or underflows (to within the relative rounding of a few operations)."""
-    scale = np.max(np.abs(values), axis=axis, keepdims=True, initial=0.0)
-    safe = np.where(scale > 0, scale, 1)
-    norms = np.sqrt(np.sum((values / safe) ** 2, axis=axis, keepdims=True)) * scale
-    return np.squeeze(norms, axis=axis)
-
-
 def _gamma(levels: int, unit: float) -> float:
     return levels * unit / (1 - levels * unit) if levels else 0.0
 
@@ -235,33 +228,58 @@ class BallBackend:
         return value if isinstance(value, Ball) else self.asarray(value)
 
     def matmul(self, a, b) -> Ball:
-        """a @ b for 2-D operands (balls, or exact arrays): BLAS (float64) or numpy's loops
-        (long double) on the midpoints. However a library orders a sum of K products, and
-        whether it fuses multiply and add, it errs by at most gamma(K) sum |a_ik b_kj|.
+        """a @ b for 2-D operands (balls, or exact arrays).
 
-        Exact operands (the logits x W^T of a layer) bound that sum by Cauchy-Schwarz,
-        ||a_i|| ||b_j||: an outer product of norms, no second product of matrices, and within
-        a small factor of the sum for dense operands. Balls (a gradient times a weight, often
-        concentrated on a few classes, where that factor would be sqrt(K)) take the sum itself:
-        the radius is (gamma(K) |a| + rad_a) @ |b| + |a| @ rad_b (+ rad_a @ rad_b), one more
-        product of non-negative matrices per term, itself within gamma(K) of its value."""
+        Exact operands (the logits x W^T of a layer, from the inputs) go through
+        ``split_product``: a few float64 BLAS products that are each exact, added in this
+        precision, so the radius is that addition's rounding, gamma(parts) sum |part|, plus the
+        splitting's bound on what it left (zero for the inputs of a layer in float32 or
+        narrower). Where the splitting does not apply, one product: however a library orders a
+        sum of K products, and whether it fuses multiply and add, it errs by at most gamma(K)
+        sum |a_ik b_kj|, bounded by Cauchy-Schwarz, ||a_i|| ||b_j||.
+
+        Balls (a gradient times a weight, often concentrated on a few classes) take the sum
+        itself: the radius is (gamma(K) |a| + rad_a) @ |b| + |a| @ rad_b (+ rad_a @ rad_b), one
+        more product of non-negative matrices per term, itself within gamma(K) of its value."""
         a, b = self.like(a), self.like(b)
         u, tiny = self.precision.unit_roundoff, self.precision.tiny
         inner = a.mid.shape[-1]
         gamma = _gamma(inner, u)
         with quiet():
-            mid = a.mid @ b.mid
             if not np.any(a.rad) and not np.any(b.rad):
-                norms = np.outer(_norms(a.mid, axis=-1), _norms(b.mid, axis=0))
-                # the norms' own rounding (squares, their sum, the root, the scaling): gamma
-                rad = gamma * norms * (1 + 4 * _gamma(inner + 4, u))
-                return Ball(mid, rad + (inner + 1) * tiny)
+                return self._exact_matmul(a.mid, b.mid)
+            mid = a.mid @ b.mid
             left = gamma * np.abs(a.mid) + a.rad
             rad = left @ np.abs(b.mid)
             if np.any(b.rad):
                 rad = rad + (np.abs(a.mid) + a.rad) @ b.rad
             rad = rad * (1 + 2 * gamma) + (inner + 1) * tiny
         return Ball(mid, rad)
+
+    def _exact_matmul(self, a: np.ndarray, b: np.ndarray) -> Ball:
+        """a @ b of exact operands (midpoints of radius 0), as a ball of this precision."""
+        dtype, u, tiny = self.precision.dtype, self.precision.unit_roundoff, self.precision.tiny
+        inner = a.shape[-1]
+        a64, b64 = a.astype(np.float64), b.astype(np.float64)
+        split = None
+        if np.array_equal(a64, a) and np.array_equal(b64, b):
+            split = split_product(a64, b64)
+        if split is None:
+            mid = a @ b
+            bound = np.outer(norms(a, axis=-1), norms(b, axis=0))
+            # the norms' own rounding (squares, their sum, the root, the scaling)
+            rad = _gamma(inner, u) * bound * (1 + 4 * _gamma(inner + 4, u))
+            return Ball(mid, rad + (inner + 1) * tiny)
+        parts, bound = split
+        mid = parts[0].astype(dtype)
+        magnitude = np.abs(mid)
+        for part in parts[1:]:
+            mid = mid + part.astype(dtype)
+            magnitude = magnitude + np.abs(part.astype(dtype))
+        gamma = _gamma(len(parts), u)
+        # len(parts) - 1 rounded additions; |part| is exact, its sum within gamma of itself
+        rad = gamma * magnitude * (1 + 2 * gamma) + bound.astype(dtype) * (1 + 2 * u)
+        return Ball(mid, rad + len(parts) * tiny)
 
     @staticmethod
     def transpose(a: Ball) -> Ball:

@@ -10,12 +10,13 @@ of cross_entropy are the (token, position) pairs (n, k), P of them per token.
 
 The logits are never rounded here: each chunk of tokens computes all of theirs at once in the
 engine, x (n, D) times the weight laid out position-major (``Call.W_rows``: row k C + c is
-W[c, k]) plus the bias likewise (``B.matmul``, whose error bound covers any order of the D
-products), and cross_entropy's own row functions (``classification.ce_rows`` and friends) take
-them from there as (n P, C) rows, so every result is the exact value of the function of the
-very inputs the candidate saw, rounded once. The row max m and its class k are decisions taken
-on the computed logits (any choice keeps the formula exact; the largest keeps its sums free of
-cancellation).
+W[c, k]) plus the bias likewise (``B.matmul``: inputs in float32 or narrower come out exact
+from a few float64 BLAS products, ``split_product``; otherwise its error bound covers any order
+of the D products), and cross_entropy's own row functions (``classification.ce_rows`` and
+friends) take them from there as (n P, C) rows, so every result is the exact value of the
+function of the very inputs the candidate saw, rounded once. The row max m and its class k are
+decisions taken on the computed logits (any choice keeps the formula exact; the largest keeps
+its sums free of cancellation).
 
 Gradients, with G = d loss / d z (cross_entropy's gradient in its logits, per row), laid out
 per token as G_flat (n, P C) in the same position-major order as W_rows (P C, D):

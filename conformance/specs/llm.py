@@ -21,15 +21,12 @@ certified element by element, which on this machine costs about a second per mil
 for value and gradient together (the reference, the tolerance's magnitudes and the case's
 construction); larger shapes belong on a machine with more cores, with this catalogue extended.
 
-Measured (2026-12-03, 2 cores, ``-n 2``): torch's whole tier 978 s wall, of which 881 s is one
-test, the gradient of ``v50257-t256-d128`` (float32, 'sum'): 16 of its 6.4 million weight and
-bias gradient elements are beyond 64-bit balls (13 sums cancel until the ball's radius is
-1e-9 to 1e-8 of the value, where float32 needs 9e-10; 3 lie within 5e-14, relatively, of a
-float32 rounding boundary), and the reference's slow exact tier then recomputes the whole
-batch's sums in arb. Without that case: numpy and torch-chunked together
-166 s wall; torch's other tests 201 s of test time (under 2 minutes over 2 workers). The
-budget (10 minutes per candidate) waits on a refinement of only the uncertified classes
-(issue 14's note).
+Measured (2026-12-03, 2 cores, ``-n 2``, reports on): the whole tier takes torch 185 s wall,
+torch-chunked (linear_cross_entropy only) 116 s and numpy 212 s. The slowest test, the
+gradient of ``v50257-t256-d128`` (float32, 'sum'), takes 53 s: its logits come exact from a few
+float64 products (``loss_reference/split_product.py``), so 64-bit balls certify every one of its
+6.4 million weight and bias gradient elements (one float64 product per logit left 16 beyond
+them, and arb's recomputation of the whole batch took 881 s).
 """
 
 from __future__ import annotations

@@ -1,0 +1,98 @@
+"""Products of exact matrices through float64 BLAS, error-free: Ozaki's splitting.
+
+The logits of a linear layer, x W^T, are sums of K products of the inputs. One float64 GEMM
+errs by up to gamma(K) sum |x_k w_k| (for K = 128, about 1e-14 of the operands' norms), and a
+long double product has no BLAS at all. Instead each operand is split into slices whose
+entries are small integers (at most 2^beta) times a power of two shared by the entries of a row
+of ``a`` or a column of ``b``: a product of two slices is then a matrix of integer multiples of
+one unit, each at most K 2^(2 beta) <= 2^53 of them, and BLAS computes it exactly whatever the
+order of its sums (Ozaki, Ogita, Oishi and Rump, "Error-free transformations of matrix
+multiplication by using fast routines of matrix multiplication and its applications", Numerical
+Algorithms 59, 2012). The inputs of a language model's layer (float32, bfloat16, float16, and
+their exponents within a few binades of each row's largest) fit in two slices of 20-26 bits, so
+their logits come out exact as a short sum of exact float64 products.
+
+What MAX_SLICES slices leave (the bits of an entry more than 3 beta binades below its row's
+largest) is bounded, not dropped: ``split_product`` returns it as an elementwise bound.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+MAX_SLICES = 3
+# An integer of up to 53 bits times 2^e is exact for e >= -1074, so a slice's unit and the
+# product of two slices' units must stay there; entries far from overflow. Beyond these the
+# caller falls back to one product.
+_LOWEST_UNIT_EXPONENT = -1074
+_HIGHEST_EXPONENT = 450
+_U = 2.0 ** -53
+_TINY = 2.0 ** -1022
+
+
+def slice_bits(inner: int) -> int:
+    """The bits per slice for sums of ``inner`` products: K 2^(2 beta) <= 2^53."""
+    return (53 - max(inner - 1, 0).bit_length()) // 2
+
+
+def _split(values: np.ndarray, axis: int, beta: int):
+    """(slices, remainder, lowest unit exponent) with values == sum(slices) + remainder
+    exactly: each slice an integer of at most 2^beta in magnitude times a power of two 2^e
+    shared along ``axis``, e >= -1074 (where integer times 2^e is exact, subnormal or not)."""
+    slices, rest, lowest = [], values, 0
+    for _ in range(MAX_SLICES):
+        top = np.max(np.abs(rest), axis=axis, keepdims=True)
+        if not top.any():
+            break
+        _, exponent = np.frexp(top)  # top < 2^exponent
+        unit = np.where(top > 0, exponent - beta, 0)
+        if unit.min() < _LOWEST_UNIT_EXPONENT:
+            break  # what is left stays in the remainder, bounded by the caller
+        # rest / 2^unit < 2^beta; rounding to an integer and scaling back are exact, and so is
+        # rest - slice (at most half a unit, in the bits of rest below the unit)
+        part = np.ldexp(np.round(np.ldexp(rest, -unit)), unit)
+        slices.append(part)
+        rest = rest - part
+        lowest = min(lowest, int(unit.min()))
+    return slices, rest, lowest
+
+
+def norms(values: np.ndarray, axis: int) -> np.ndarray:
+    """Euclidean norms along ``axis``, scaled by the largest entry so that no square overflows
+    or underflows (to within the relative rounding of a few operations)."""
+    scale = np.max(np.abs(values), axis=axis, keepdims=True, initial=0.0)
+    safe = np.where(scale > 0, scale, 1)
+    return np.squeeze(np.sqrt(np.sum((values / safe) ** 2, axis=axis, keepdims=True)) * scale,
+                      axis=axis)
+
+
+def split_product(a: np.ndarray, b: np.ndarray):
+    """``a @ b`` for 2-D float64 matrices of exact numbers, as (parts, bound): the exact product
+    is sum(parts) + E with |E| <= bound elementwise, each part an exact float64 product of two
+    slices (largest first). None where the splitting does not apply (non-finite entries, or
+    exponents beyond +-450 or so); the caller then computes one product with its error bound."""
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return None
+    largest = max(np.max(np.abs(a), initial=0.0), np.max(np.abs(b), initial=0.0))
+    if largest >= 2.0 ** _HIGHEST_EXPONENT:
+        return None
+    inner = a.shape[1]
+    beta = slice_bits(inner)
+    slices_a, rest_a, lowest_a = _split(a, 1, beta)
+    slices_b, rest_b, lowest_b = _split(b, 0, beta)
+    if lowest_a + lowest_b < _LOWEST_UNIT_EXPONENT:
+        return None
+    parts = [p @ q for p in slices_a for q in slices_b]
+    if not parts:
+        parts = [np.zeros((a.shape[0], b.shape[1]))]
+    bound = np.zeros(parts[0].shape)
+    if rest_a.any() or rest_b.any():
+        # a b - A_s B_s = A_s R_b + R_a b (A_s = a - R_a, the captured part): Cauchy-Schwarz
+        # on each, the norms' own rounding (a few operations over inner + 4 terms) covered,
+        # and an absolute floor for what underflows in them
+        gamma = (inner + 8) * _U / (1 - (inner + 8) * _U)
+        norm_rest_a, norm_rest_b = norms(rest_a, 1), norms(rest_b, 0)
+        norm_a = norms(a, 1) + norm_rest_a
+        bound = (np.outer(norm_a, norm_rest_b) + np.outer(norm_rest_a, norms(b, 0))) * (
+            1 + 4 * gamma) + (inner + 8) * _TINY
+    return parts, bound
