@@ -17,10 +17,13 @@ import itertools
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mpmath import mp, mpf
 from test_reference import assert_certified, exact_twice, to_format
 
 from conformance.specs import REDUCTIONS
+from conformance.specs import linear as linear_spec
 from loss_reference import engine, linear
 from loss_reference.engine import EvaluationError
 from loss_reference.formats import FORMATS
@@ -298,3 +301,25 @@ def test_probability_targets_without_a_weight_differentiate_the_target_only():
     z = W @ x
     nlp = np.logaddexp.reduce(z) - z
     np.testing.assert_allclose(grads["target"].rounded, nlp, rtol=1e-15)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(2, 6), st.floats(1e-9, 200.0), st.integers(0, 2 ** 32 - 1))
+def test_softmax_moves_no_further_than_the_tolerance_says(classes, size, seed):
+    """The linear family's tolerance carries the logits' errors |d_c| <= dz_c through the
+    softmax to first order plus ``beyond_first_order``'s remainder: no perturbation within the
+    errors moves the softmax or the log-sum-exp further, whatever their size (a bfloat16 logit
+    of 30,000 rounds by up to 64)."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0, 10, (1, classes))
+    dz = rng.uniform(0, size, (1, classes))
+    lse = float(np.logaddexp.reduce(z[0]))
+    nlp, s = lse - z, np.exp(z - lse)
+    softmax_excess, lse_excess = linear_spec.beyond_first_order(s, nlp, dz)
+    first = s * (dz + np.sum(s * dz))
+    for d in [rng.uniform(-1, 1, (1, classes)) * dz, np.sign(rng.normal(size=(1, classes))) * dz]:
+        moved = z + d
+        lse_moved = float(np.logaddexp.reduce(moved[0]))
+        assert np.all(np.abs(np.exp(moved - lse_moved) - s) <= (first + softmax_excess) * (1 + 1e-9)
+                      + 1e-15)
+        assert abs(lse_moved - lse) <= float(np.sum(s * dz) + lse_excess[0, 0]) * (1 + 1e-9) + 1e-12

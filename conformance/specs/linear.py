@@ -59,6 +59,11 @@ So per row:
   and the logits' carried through the log-softmax), the target's gradient has the scale
   |a| (1 - e) |w_c| n_c (terms C + D) and the weight's sum_i |a_i p'_ic| n_ic (terms M + C + D:
   the sum over every row), pairwise sums (no log_softmax backward in them).
+- beyond first order: the logits' errors can be large (a bfloat16 logit of 30,000 rounds by
+  up to 64), where the first-order terms above fall short; each adds its rigorous remainder
+  (``beyond_first_order``): K D^2 / 2 to the value and to nlp_c, D = max_c dz_c, and
+  min(1, s_c (D^2 / 2 + e^r - 1 - r)) to the softmax's shift, r = dz_c + D. They are of
+  order u^2 for logits of moderate size.
 - underflow: one subnormal unit per term, times max(1, |a w|) max(1, |x|, |W|).
 """
 
@@ -172,6 +177,25 @@ def _underflow(call, a_max=1.0):
 
 
 @np.errstate(**_QUIET)
+def beyond_first_order(s, nlp, dz):
+    """(softmax, lse): what the logits' errors dz move the softmax s_c and the row's
+    log-sum-exp by beyond the first-order terms s_c (dz_c + sum_j s_j dz_j) and
+    sum_j s_j dz_j, bounded rigorously for errors of any size.
+
+    With |d_j| <= dz_j, D = max_j dz_j and r_c = dz_c + D: s'_c = s_c e^y, |y| <= r_c, and y
+    differs from its first-order part by ln sum_j s_j e^(d_j) - sum_j s_j d_j, in [0, D^2 / 2]
+    (Hoeffding's lemma: the d_j span at most 2 D). So |s'_c - s_c| exceeds its first-order
+    bound by at most s_c (D^2 / 2 + e^r_c - 1 - r_c), and by at most 1 (s and s' in [0, 1]);
+    the log-sum-exp by at most D^2 / 2. Negligible (order u^2) for logits of moderate size; a
+    bfloat16 logit of 30,000 rounds by up to 64, where the softmax can move by all of 1."""
+    D = np.max(dz, axis=1, keepdims=True, initial=0.0)
+    r = dz + D
+    excess = D ** 2 / 2 + np.maximum(np.expm1(np.minimum(r, 700.0)) - r, r ** 2 / 2)
+    softmax = np.where(r > 700, 1.0, np.minimum(1.0, np.exp(np.log(excess) - nlp)))
+    return softmax, D ** 2 / 2
+
+
+@np.errstate(**_QUIET)
 def magnitude(case):
     """The tolerance's scale per output element (the module's docstring derives it)."""
     call = _call(case)
@@ -179,11 +203,14 @@ def magnitude(case):
     M, D = call.row_count, call.x.shape[1]
     C = call.classes
     per_row, signed = np.zeros(M), np.zeros(M)
+    u = format_of(case.dtype).unit_roundoff
     for tokens in _chunks(call):
         q, nlp, s, scale, loss = _row_parts(call, tokens, smoothing)
         K = q.sum(axis=1, keepdims=True)
         rows = _rows_of(call, tokens)
-        per_row[rows] = np.sum(q * (nlp + 1) + (q + K * s) * scale, axis=1)
+        _, lse_excess = beyond_first_order(s, nlp, u * scale)
+        per_row[rows] = (np.sum(q * (nlp + 1) + (q + K * s) * scale, axis=1)
+                         + K[:, 0] * lse_excess[:, 0] / u)
         signed[rows] = loss
     terms = C + D
     if reduction == "none":
@@ -225,8 +252,9 @@ def grad_magnitudes(case):
         q, nlp, s, scale, _ = _row_parts(call, tokens, smoothing)
         K = q.sum(axis=1, keepdims=True)
         dz = u * scale
-        H = a[_rows_of(call, tokens), None] * (
-            s * (1 + nlp) * K + q + K * s * (dz + np.sum(s * dz, axis=1, keepdims=True)) / u)
+        softmax_excess, _ = beyond_first_order(s, nlp, dz)
+        shift = s * (dz + np.sum(s * dz, axis=1, keepdims=True)) + softmax_excess
+        H = a[_rows_of(call, tokens), None] * (s * (1 + nlp) * K + q + K * shift / u)
         H = H.reshape(-1, P * C)  # per token
         d_input[tokens] = H @ np.abs(call.W_rows)
         d_layer += H.T @ np.concatenate([np.abs(call.x[tokens]), np.ones((H.shape[0], 1))],
@@ -257,7 +285,8 @@ def _soft_grad_magnitudes(case, call, a, smoothing, u, amplification):
         _, nlp, s, scale, _ = _row_parts(call, tokens, smoothing)
         rows = _rows_of(call, tokens)
         dz = u * scale
-        size = nlp + 1 + (dz + np.sum(s * dz, axis=1, keepdims=True)) / u
+        _, lse_excess = beyond_first_order(s, nlp, dz)
+        size = nlp + 1 + (dz + np.sum(s * dz, axis=1, keepdims=True) + lse_excess) / u
         d_target[rows] = a[rows, None] * (1 - smoothing) * w * size
         p = np.abs(ref.ce.smoothed_targets(call.rows.target[rows], smoothing, C))
         d_weight += np.sum(a[rows, None] * p * size, axis=0)
