@@ -358,6 +358,8 @@ def _reduction_ratio(b, allowed_b, a, special, allowed_a, divisor, threshold):
         return (1.0 if (high if b > 0 else -low) >= threshold else math.inf), text
     if (up | down).any():
         return (1.0 if low <= b <= high else math.inf), text
+    if not math.isfinite(allowance):  # a subnormal divisor: the identity bounds nothing
+        return 0.0, text
     error = abs(Fraction(b) - center)
     if allowance == 0:
         return (0.0 if error == 0 else math.inf), text

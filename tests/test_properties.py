@@ -199,3 +199,12 @@ def test_correct_candidates_have_every_property_with_another_seed(tmp_path):
     run = run_conformance(tmp_path, "conformance", "--impl=torch", "--impl=numpy", "--seed=1",
                           *QUICK, "-k", "test_property")
     assert run.returncode == pytest.ExitCode.OK, run
+
+
+def test_a_subnormal_divisor_bounds_nothing_and_crashes_nothing(tmp_path):
+    """Quick seed 8 draws a float64 weight of 2.2e-311: the 'none' output's allowance over it
+    overflows to inf, and the mean-of-none identity then bounds nothing (the value check still
+    judges the 'mean' against the reference); it crashed converting inf to a Fraction."""
+    run = run_conformance(tmp_path, "conformance", "--impl=torch", "--seed=8", *QUICK, "-k",
+                          "test_property and mean-of-none and float64 and (mse_loss or l1_loss)")
+    assert run.returncode == pytest.ExitCode.OK, run
