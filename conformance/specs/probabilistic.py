@@ -57,10 +57,11 @@ cascade summation as torch.sum):
   that multiply such an intermediate later magnify it: kl 1 + |t| + |x| (and 1 / t for the
   target gradient, which torch forms as (g t) / t), poisson 1 + y / z
   (z, or eps, subnormal: float16 cannot hold eps = 1e-8), gaussian (1 / v' + r^2 / v'^2) / 2
-  (v' = max(var, eps) subnormal), for var's gradient also (1 / v'^2 + r^2 / v'^4) (torch
-  forms v'^2), times max(1, |g| / divisor); in a gradient the slope also magnifies an
-  underflow of the upstream product g / divisor (torch forms g / 2 first); a sum carries one
-  such error per element.
+  (v' = max(var, eps) subnormal), for the input's gradient also 2 r (torch divides the
+  upstream by v' first, subnormal for a large v', then multiplies by 2 r), for var's gradient
+  also (1 / v'^2 + r^2 / v'^4) (torch forms v'^2), times max(1, |g| / divisor); in a
+  gradient the slope also magnifies an underflow of the upstream product g / divisor (torch
+  forms g / 2 first); a sum carries one such error per element.
 """
 
 from __future__ import annotations
@@ -217,7 +218,8 @@ def _sizes(name, case):
     q = r * r / vb
     amp = 0.5 * (1 / vb + q / vb)
     return {"output": (0.5 * (np.abs(np.log(vb)) + q) + (HALF_LOG_2PI if full else 0), amp),
-            "input": (r / vb, 1 + 1 / vb + r / vb / vb),
+            # torch forms upstream / v' (it can underflow) before multiplying by 2 r
+            "input": (r / vb, 1 + 1 / vb + r / vb / vb + 2 * r),
             "var": (amp, 1 / vb / vb + q / vb / vb / vb)}
 
 
