@@ -146,6 +146,48 @@ def float32_tail_absorbed_target_gradient(case: Case) -> bool:
             and float32_tail_absorbed(case))
 
 
+def weight_sum_quotient_overflows(loss: str):
+    """A weighted 'mean' with index targets, any dtype: whether a quotient by the sum of the
+    counted weights W that torch forms before anything else scales it leaves the dtype's range
+    (W tiny, e.g. subnormal): the backward's first step, the upstream gradient g / W, and with
+    label smoothing cross_entropy's two parts, each sum over rows divided by W before its factor
+    1 - e or e / C."""
+    @np.errstate(**_QUIET)
+    def applies(case: Case) -> bool:
+        o = case.options
+        if (o.get("reduction") != "mean" or case.args.get("weight") is None
+                or np.size(case.args["input"]) == 0):
+            return False
+        rows, smoothing, _, nlp = _parts(case)
+        if rows.soft:
+            return False
+        M = rows.x.shape[0]
+        weight_sum = abs(float(np.sum(np.where(rows.valid, rows.weight[rows.t], 0.0))))
+        if weight_sum == 0:
+            return False
+        upstream = np.abs(np.asarray(1.0 if case.grad_output is None else case.grad_output,
+                                     np.float64))
+        quantities = [float(np.max(upstream, initial=0.0)) / weight_sum]
+        if loss == "cross_entropy" and smoothing:
+            w_t = np.abs(rows.weight[rows.t])
+            target_part = np.where(rows.valid, w_t * np.abs(nlp[np.arange(M), rows.t]), 0.0)
+            finite = np.isfinite(nlp)
+            smooth = np.where(finite, np.abs(rows.weight)[None, :] * np.abs(nlp), 0.0)
+            smooth_part = np.where(rows.valid, np.sum(smooth, axis=1), 0.0)
+            quantities += [float(np.sum(target_part)) / weight_sum,
+                           float(np.sum(smooth_part)) / weight_sum]
+        return any(q > FORMATS[case.dtype].max_finite for q in quantities)
+
+    return applies
+
+
+_QUOTIENT_REASON = (
+    "torch 2.13 divides by the sum of the counted weights W in the input's dtype before "
+    "anything else scales the quotient: its backward starts from g / W, and {value}; where W "
+    "is tiny (a subnormal sum of weights) that quotient overflows to inf and the result is inf "
+    "or nan (inf * 0, inf - inf) although the exact one is finite: {example}")
+
+
 _HALF_REASON = (
     "torch 2.13 CPU forms {what} in float16 before dividing, so it returns inf (or nan, "
     "inf / inf) where that sum exceeds 65504 although the result is finite; {example}")
@@ -153,6 +195,24 @@ _HALF_REASON = (
 VERIFIED_ON = ("2.13.0",)  # torch releases these deviations were verified on
 
 DEVIATIONS = (
+    KnownDeviation(
+        impl="torch", loss="nll_loss", applies=weight_sum_quotient_overflows("nll_loss"),
+        checks=("gradient",),
+        reason=_QUOTIENT_REASON.format(
+            value="its value is that one final quotient",
+            example="F.nll_loss(torch.full((2, 3), -1.0986), torch.tensor([0, 1]), "
+                    "weight=torch.tensor([1e-40, 0., 1.])) has the gradient [[-inf, 0, 0], "
+                    "[0, nan, 0]], exact [[-1, 0, 0], [0, 0, 0]] (float64 torch gives it)")),
+    KnownDeviation(
+        impl="torch", loss="cross_entropy",
+        applies=weight_sum_quotient_overflows("cross_entropy"),
+        reason=_QUOTIENT_REASON.format(
+            value="with label smoothing its value divides each part's sum by W before the "
+                  "factors 1 - e and e / C",
+            example="x = torch.zeros(2, 3), target [0, 1], weight [1e-40, 0, 1] (float32): "
+                    "F.cross_entropy's gradient is [[nan, inf, inf], [nan, nan, nan]], exact "
+                    "[[-2/3, 1/3, 1/3], [0, 0, 0]]; with label_smoothing=0.01 the value is inf, "
+                    "exact 7.32e37 (float64 torch gives both)")),
     KnownDeviation(
         impl="torch", loss="nll_loss", applies=_half_sums_overflow("nll_loss"),
         reason=_HALF_REASON.format(

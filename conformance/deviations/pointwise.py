@@ -16,8 +16,9 @@ def _regression_intermediate_overflows(loss: str) -> Callable[[Case], bool]:
     """Whether a value torch 2.13 rounds to the dtype before its final result leaves the
     dtype's range: the residual x - y, the elementwise loss (before smooth_l1's division by
     beta), twice the residual (mse_loss's backward), and with a weight the weighted loss, the
-    weighted sum that l1/mse divide by sum(w), and the upstream gradient over sum(w) that
-    their backward starts from (a subnormal sum of weights)."""
+    weighted sum that l1/mse divide by sum(w), the upstream gradient over sum(w) that
+    their backward starts from (a subnormal sum of weights), and the two parts of the weight's
+    gradient, that times each term and times the weighted sum over sum(w)."""
     def applies(case: Case) -> bool:
         x = np.asarray(case.args["input"], dtype=np.float64)
         y = np.asarray(case.args["target"], dtype=np.float64)
@@ -37,7 +38,11 @@ def _regression_intermediate_overflows(loss: str) -> Callable[[Case], bool]:
                 if loss in ("l1_loss", "mse_loss") and case.options.get("reduction") == "mean":
                     upstream = np.abs(np.asarray(case.grad_output if case.grad_output is not None
                                                  else 1.0, dtype=np.float64))
-                    quantities.append(upstream / np.abs(np.sum(weight)))
+                    per_weight = upstream / np.abs(np.sum(weight))
+                    # the weight's gradient: upstream / sum(w) times each term, and the
+                    # divisor's part, upstream sum(w terms) / sum(w) / sum(w)
+                    quantities += [per_weight, per_weight * terms,
+                                   per_weight * np.abs(np.sum(weighted)) / np.abs(np.sum(weight))]
         limit = FORMATS[case.dtype].max_finite
         return any(bool(np.any(np.isnan(q) | (q > limit))) for q in quantities)
 
@@ -61,7 +66,10 @@ def _intermediate_overflow_reason(loss: str, example: str) -> str:
             "intermediate overflows it returns inf (or nan, inf * 0 at a zero weight) although "
             "the exact result is finite"
             + (", and a subnormal sum of weights turns the upstream gradient over it into inf "
-               "and the gradient into nan" if loss in ("l1_loss", "mse_loss") else "")
+               "and the gradient into nan; the weight's gradient is nan (inf - inf) where its "
+               "two parts, upstream / sum(w) times a term and upstream sum(w terms) / sum(w)^2, "
+               "overflow (float16 x = -30000, y = -101.6, w = 0.895, upstream -3.03: exact -0)"
+               if loss in ("l1_loss", "mse_loss") else "")
             + f"; {example}")
 
 
