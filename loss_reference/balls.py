@@ -186,8 +186,14 @@ class BallBackend:
         p = self.precision
         with quiet():
             mid = np.exp(a.mid)
-            # |exp(x + d) - exp(x)| <= exp(x) * expm1(|d|), plus the function's own error.
-            rad = mid * np.expm1(a.rad) + LIBM_ULPS * p.unit_roundoff * mid + p.tiny
+            # |exp(x + d) - exp(x)| <= exp(x) * expm1(|d|), and <= exp(x + |d|): the second
+            # where the first is 0 * inf (exp(x) underflows, the radius is huge: a logit of
+            # 1e30 minus the row's max); below -12000 (after a rounding that errs by far less
+            # than the number) it is below the smallest normal of either precision.
+            top = a.mid + a.rad
+            ceiling = np.where(top < -12000, 0, np.exp(top) * p.dtype(1 + 2.0 ** -30))
+            propagated = np.fmin(mid * np.expm1(a.rad), ceiling)
+            rad = propagated + LIBM_ULPS * p.unit_roundoff * mid + p.tiny
         return Ball(mid, rad)
 
     def log1p(self, a: Ball) -> Ball:

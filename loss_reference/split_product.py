@@ -12,15 +12,17 @@ Algorithms 59, 2012). The inputs of a language model's layer (float32, bfloat16,
 their exponents within a few binades of each row's largest) fit in two slices of 20-26 bits, so
 their logits come out exact as a short sum of exact float64 products.
 
-What MAX_SLICES slices leave (the bits of an entry more than 3 beta binades below its row's
-largest) is bounded, not dropped: ``split_product`` returns it as an elementwise bound.
+Slicing stops when nothing is left, or after MAX_SLICES slices: what is left then (the bits of
+an entry more than MAX_SLICES beta binades below its row's largest, as in a row holding 1e30
+beside numbers near 1) is bounded, not dropped: ``split_product`` returns it as an elementwise
+bound.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-MAX_SLICES = 3
+MAX_SLICES = 8
 # An integer of up to 53 bits times 2^e is exact for e >= -1074, so a slice's unit and the
 # product of two slices' units must stay there; entries far from overflow. Beyond these the
 # caller falls back to one product.

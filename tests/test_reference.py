@@ -24,7 +24,7 @@ import pytest
 from mpmath import mp, mpf
 
 from loss_reference import multilabel as ml
-from loss_reference.balls import FLOAT64_BALLS, LD, LIBM_ULPS, LONG_DOUBLE_BALLS
+from loss_reference.balls import FLOAT64_BALLS, LD, LIBM_ULPS, LONG_DOUBLE_BALLS, Ball
 from loss_reference.engine import ESTIMATE_ULPS
 from loss_reference.formats import FORMATS, round_dyadic, round_float64, round_to_format
 from conformance.specs import REDUCTIONS
@@ -457,6 +457,29 @@ def test_exp_into_subnormals_contained(x):
             value = LD(np.asarray(x, dtype=backend.precision.dtype))
             _, contains = _measure(ball, mp.exp(_exact_mpf(value)))
         assert contains, backend.name
+
+
+@pytest.mark.parametrize("mid, rad", [(-800.0, 750.0), (-5.6e30, 2.5e15), (-1e5, 9.99e4),
+                                      (-3.0, 1e300)])
+def test_exp_of_a_wide_ball_whose_midpoint_underflows(mid, rad):
+    """exp(x) underflows to 0 while the radius is huge (a logit of 1e30 minus its row's max,
+    rounded): the ball is finite where it can be and holds exp at both ends."""
+    for backend in BACKENDS.values():
+        dtype = backend.precision.dtype
+        ball = backend.exp(Ball(np.array([mid], dtype), np.array([rad], dtype)))
+        assert not np.isnan(ball.rad).any(), backend.name
+        low, high = ball.mid[0] - ball.rad[0], ball.mid[0] + ball.rad[0]
+        for end in (LD(mid) - LD(rad), LD(mid) + LD(rad)):
+            if end < -12000:  # exp(end) is positive and below either precision's normals
+                assert low <= 0 < high, (backend.name, mid, rad)
+            elif end > 12000:
+                assert high == np.inf, (backend.name, mid, rad)
+            else:
+                with mp.workdps(LIBM_DPS):
+                    _, contains = _measure(ball[0], mp.exp(_exact_mpf(end)))
+                assert contains, (backend.name, mid, rad)
+        if mid + rad < -12000:
+            assert ball.rad[0] <= backend.precision.tiny * 2, backend.name
 
 
 SOFTPLUS_INPUTS = [0.0, 1e-8, -1e-8, 0.5, -3.25, 17.0, -17.0, 40.0, 88.7, -88.7, 750.0, -750.0,
