@@ -103,7 +103,10 @@ class Ball:
     def __add__(self, other):
         other = self.like(other)
         with quiet():
-            return self.after(self.mid + other.mid, self.rad + other.rad)
+            total = self.after(self.mid + other.mid, self.rad + other.rad)
+            if not np.any(self.rad) and not np.any(other.rad):
+                total.rad = _exact_error(total.rad, _two_sum_error(self.mid, other.mid, total.mid))
+            return total
 
     __radd__ = __add__
 
@@ -118,7 +121,11 @@ class Ball:
         with quiet():
             rad = (np.abs(self.mid) * other.rad + np.abs(other.mid) * self.rad
                    + self.rad * other.rad)
-            return self.after(self.mid * other.mid, rad)
+            product = self.after(self.mid * other.mid, rad)
+            if not np.any(self.rad) and not np.any(other.rad):
+                error = _two_product_error(self.mid, other.mid, product.mid, self.precision)
+                product.rad = _exact_error(product.rad, error)
+            return product
 
     __rmul__ = __mul__
 
@@ -132,7 +139,13 @@ class Ball:
         if not isinstance(divisor, Ball):
             divisor = dtype(divisor)
             with quiet():
-                return self.after(self.mid / divisor, self.rad / abs(divisor))
+                quotient = self.after(self.mid / divisor, self.rad / abs(divisor))
+                if not np.any(self.rad):  # exact where quotient * divisor is the dividend
+                    back = quotient.mid * divisor
+                    error = _two_product_error(quotient.mid, divisor, back, self.precision)
+                    exact = (back == self.mid) & (error == 0)
+                    quotient.rad = np.where(exact, 0, quotient.rad).astype(dtype)
+                return quotient
         with quiet():
             low = np.abs(divisor.mid) - divisor.rad  # the smallest |divisor| in the ball
             rad = np.where(low > 0, (np.abs(self.mid) * divisor.rad
@@ -142,6 +155,50 @@ class Ball:
 
     def __getitem__(self, index):
         return Ball(self.mid[index], self.rad[index])
+
+
+# --- exact operations on exact operands ---------------------------------------------------------
+# The sum or product of two exact numbers is often itself exact (the difference of two float32
+# inputs, in float64), and an exact result can be a tie of the target format, which no ball of
+# positive radius certifies. Where both operands are exact, the rounding error itself is
+# computed exactly (Knuth's TwoSum, Dekker's TwoProduct) and becomes the radius: zero where the
+# result is exact, so ``engine.certify`` rounds it as it is (ties to even).
+
+def _two_sum_error(a, b, total):
+    """a + b - total exactly, for total = fl(a + b) (Knuth's TwoSum: any magnitudes, and
+    subnormal results are exact; nan where total overflowed)."""
+    b_virtual = total - a
+    a_virtual = total - b_virtual
+    return (a - a_virtual) + (b - b_virtual)
+
+
+def _two_product_error(a, b, product, precision: "Precision"):
+    """a * b - product exactly, for product = fl(a * b) (Dekker's TwoProduct with Veltkamp's
+    splitting); nan where that is not guaranteed: a split that could overflow, or a product
+    whose error could underflow (|product| below 2^(precision bits) times the smallest normal),
+    except exact zeros (a zero factor)."""
+    bits = 53 if precision.dtype is np.float64 else 64
+    splitter = precision.dtype(2.0 ** ((bits + 1) // 2) + 1)
+    limit = precision.dtype(np.finfo(precision.dtype).max) / splitter / 4
+    a, b = np.broadcast_arrays(a, b)
+
+    def split(v):
+        scaled = splitter * v
+        high = scaled - (scaled - v)
+        return high, v - high
+
+    a_high, a_low = split(a)
+    b_high, b_low = split(b)
+    error = ((a_high * b_high - product) + a_high * b_low + a_low * b_high) + a_low * b_low
+    safe = ((np.abs(a) < limit) & (np.abs(b) < limit)
+            & (np.abs(product) >= precision.tiny * precision.dtype(2.0 ** bits)))
+    zero = (product == 0) & ((a == 0) | (b == 0))
+    return np.where(zero, 0, np.where(safe, error, np.nan))
+
+
+def _exact_error(bound, error):
+    """The radius |error| where the exact error is known (finite), else the rounding bound."""
+    return np.where(np.isfinite(error), np.abs(error), bound).astype(bound.dtype)
 
 
 def pairwise_sum(values: np.ndarray, axis=-1) -> tuple[np.ndarray, int]:
@@ -186,13 +243,21 @@ class BallBackend:
         p = self.precision
         with quiet():
             mid = np.exp(a.mid)
-            # |exp(x + d) - exp(x)| <= exp(x) * expm1(|d|), and <= exp(x + |d|): the second
-            # where the first is 0 * inf (exp(x) underflows, the radius is huge: a logit of
-            # 1e30 minus the row's max); below -12000 (after a rounding that errs by far less
-            # than the number) it is below the smallest normal of either precision.
-            top = a.mid + a.rad
-            ceiling = np.where(top < -12000, 0, np.exp(top) * p.dtype(1 + 2.0 ** -30))
-            propagated = np.fmin(mid * np.expm1(a.rad), ceiling)
+            # |exp(x + d) - exp(x)| <= exp(x) * expm1(|d|), and expm1(r) <= r + r^2 for r <= 1
+            # (no second transcendental function for the narrow balls of the fast tiers)
+            if np.all(a.rad <= 1):
+                propagated = mid * (a.rad * (1 + a.rad))
+            else:
+                propagated = mid * np.expm1(a.rad)
+            wide = ~np.isfinite(propagated)
+            if np.any(wide):
+                # exp(x + d) - exp(x) <= exp(x + |d|) where the first bound is 0 * inf (exp(x)
+                # underflows, the radius is huge: a logit of 1e30 minus the row's max); below
+                # -12000 (after a rounding that errs by far less than the number) it is below
+                # the smallest normal of either precision.
+                top = a.mid + a.rad
+                ceiling = np.where(top < -12000, 0, np.exp(top) * p.dtype(1 + 2.0 ** -30))
+                propagated = np.where(wide, np.fmin(propagated, ceiling), propagated)
             rad = propagated + LIBM_ULPS * p.unit_roundoff * mid + p.tiny
         return Ball(mid, rad)
 

@@ -88,8 +88,9 @@ def certify(ball: Ball, fmt: Format):
     """(mid rounded to fmt, ok): ok where the whole ball (its radius widened by 1e-4, for the
     rounding of the radii themselves) lies strictly inside the rounding interval of that one
     number (so neither end is a tie) and the radius is within ESTIMATE_ULPS of an ulp (the
-    midpoint is a good estimate of the exact value); or beyond the overflow threshold, whole;
-    exact infinities (radius 0) pass as they are.
+    midpoint is a good estimate of the exact value); or beyond the overflow threshold, whole.
+    An exact value (radius 0: an input, or a sum or product of exact numbers that rounded to
+    itself) passes as its own correct rounding, a tie included; exact infinities as they are.
 
     One rounding of the midpoint: the interval of a number r of the format reaches half the gap
     to its neighbour on each side (away from zero the ulp of r, towards zero half of it just
@@ -110,8 +111,9 @@ def certify(ball: Ball, fmt: Format):
         precise = rad <= half_down * dtype(2 * ESTIMATE_ULPS)
         beyond = (np.abs(ball.mid) - rad) / slack > dtype(fmt.overflow_threshold)
         finite = np.isfinite(rounded)
-    exact_special = (ball.rad == 0) & ~np.isfinite(ball.mid)
-    ok = (finite & inside & precise) | (~finite & beyond & np.isfinite(rad)) | exact_special
+    exact = ball.rad == 0  # an exact value: even a tie has one right rounding (to even)
+    exact_special = exact & ~np.isfinite(ball.mid)
+    ok = (finite & inside & precise) | (~finite & beyond & np.isfinite(rad)) | exact
     return np.where(exact_special, ball.mid.astype(np.float64), rounded), np.asarray(ok)
 
 
@@ -139,9 +141,12 @@ def _map(function, items: list) -> list:
 
 
 def _chunks(rows: int, width: int, chunk_elements: int = 0) -> list:
-    """Slices of ``rows`` rows, each of about ``chunk_elements`` (default CHUNK_ELEMENTS)
-    elements of ``width`` per row."""
+    """Slices of ``rows`` rows, each of at most about ``chunk_elements`` (default
+    CHUNK_ELEMENTS) elements of ``width`` per row; at least one per thread when the work fills
+    more than one chunk of CHUNK_ELEMENTS (so that every core works on a large batch)."""
     step = max(1, (chunk_elements or CHUNK_ELEMENTS) // max(width, 1))
+    if rows * width > CHUNK_ELEMENTS:
+        step = min(step, max(1, -(-rows // _threads())))
     return [slice(start, min(start + step, rows)) for start in range(0, rows, step)] or [
         slice(0, 0)]
 

@@ -971,11 +971,15 @@ def test_certify_is_sound(name, fmt_name):
                 centred.append(np.full(base.shape, offset == 0 and radius <= 1e-6))
     ball = Ball(np.concatenate(mids), np.concatenate(rads))
     rounded, ok = certify(ball, fmt)
-    # a ball of a millionth of an ulp around a number of the format is always certified
-    assert ok[np.concatenate(centred)].all()
+    # a ball of a millionth of an ulp around a number of the format is always certified, and
+    # so is every exact value (radius 0)
+    assert ok[np.concatenate(centred)].all() and ok[ball.rad == 0].all()
     assert ok.mean() > 0.2
     tiny = to_fraction(ball.precision.tiny)
     for mid, rad, value in zip(ball.mid[ok], ball.rad[ok], rounded[ok]):
+        if rad == 0:  # an exact value: its own correct rounding, a tie to even
+            assert correctly_round(to_fraction(mid), fmt)[0] == value, (mid, value)
+            continue
         widened = to_fraction(rad) * Fraction(10001, 10000) + tiny
         low, low_tie = correctly_round(to_fraction(mid) - widened, fmt)
         high, high_tie = correctly_round(to_fraction(mid) + widened, fmt)

@@ -21,6 +21,7 @@ from test_reference import exact_twice, is_nan, ld_to_fraction, round_value, to_
     to_fraction
 
 from loss_reference import probabilistic as pr
+from loss_reference.engine import ESTIMATE_ULPS
 from loss_reference.formats import FORMATS
 from conformance.specs import REDUCTIONS
 
@@ -33,7 +34,8 @@ NAN = mpf("nan")
 
 def assert_matches(evaluated, values, shape, fmt):
     """The reference rounds as the oracle does; its estimate is within 2**-50 relative, or
-    far below the format's spacing where the value cancels."""
+    (certified by a ball just narrow enough) within ESTIMATE_ULPS of the format's spacing, as
+    engine.certify promises."""
     expected = np.array([round_value(v, fmt)[0] for v in values], dtype=np.float64)
     np.testing.assert_array_equal(evaluated.rounded, expected.reshape(shape), strict=True)
     for est, true in zip(np.asarray(evaluated.exact).reshape(-1), values):
@@ -44,9 +46,9 @@ def assert_matches(evaluated, values, shape, fmt):
             assert round_value(true, FORMATS["float64"])[0] == est
             continue
         q = to_fraction(true)
-        # within 2**-50 relative, or (a cancelling value) 2**-8 of the format's spacing
         spacing = Fraction(float(fmt.ulp(np.array(float(min(abs(q), fmt.max_finite))))))
-        assert abs(ld_to_fraction(est) - q) <= max(abs(q) / 2 ** 50, spacing / 2 ** 8) + \
+        assert abs(ld_to_fraction(est) - q) <= max(abs(q) / 2 ** 50,
+                                                   spacing * Fraction(ESTIMATE_ULPS)) + \
             Fraction(1, 2 ** 1073), est
 
 

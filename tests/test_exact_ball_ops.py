@@ -1,0 +1,87 @@
+"""Sums, products and quotients of exact balls: their radius is the exact rounding error
+(TwoSum, TwoProduct) where it can be computed, so an exact result has radius 0 and a tie of the
+target format is certified as its own rounding (ties to even) without the slow arb tier."""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from loss_reference import engine
+from loss_reference.balls import FLOAT64_BALLS, LD, LONG_DOUBLE_BALLS
+from loss_reference.formats import FORMATS
+from loss_reference.pointwise import loss
+
+BACKENDS = {"float64": FLOAT64_BALLS, "longdouble": LONG_DOUBLE_BALLS}
+# every kind of float64: subnormals, the largest, zeros, infinities, nan
+ANY_FLOAT = st.one_of(st.floats(allow_nan=True, allow_infinity=True),
+                      st.floats(-1e-300, 1e-300), st.sampled_from([0.0, -0.0, 1.0, 0.5, 3.0]))
+
+
+def _fraction(value) -> Fraction:
+    return Fraction(*value.as_integer_ratio())
+
+
+def _operand(backend, value, low_bits):
+    """An exact ball: in long double, value plus bits below float64's significand."""
+    mid = np.asarray(value, backend.precision.dtype)
+    if backend is LONG_DOUBLE_BALLS and np.isfinite(mid) and mid != 0:
+        mid = mid + mid * LD(2.0 ** -60) * low_bits  # exact: fits 64 bits unless it underflows
+        mid = np.asarray(mid, LD)
+    return backend.asarray(mid)
+
+
+def _assert_contains(ball, exact: Fraction):
+    mid, rad = ball.mid.item(), ball.rad.item()
+    if not (np.isfinite(mid) and np.isfinite(rad)):
+        return  # a ball without finite bounds claims nothing (and certify() refuses it)
+    assert abs(_fraction(mid) - exact) <= _fraction(rad)
+    if rad == 0:
+        assert _fraction(mid) == exact
+
+
+OPERATIONS = {
+    "add": (lambda a, b: a + b, lambda a, b: a + b),
+    "sub": (lambda a, b: a - b, lambda a, b: a - b),
+    "mul": (lambda a, b: a * b, lambda a, b: a * b),
+}
+
+
+@pytest.mark.parametrize("backend_name", sorted(BACKENDS))
+@pytest.mark.parametrize("operation", sorted(OPERATIONS))
+@settings(max_examples=300, deadline=None)
+@given(x=ANY_FLOAT, y=ANY_FLOAT, low_x=st.integers(-7, 7), low_y=st.integers(-7, 7))
+def test_exact_operands_give_the_exact_error_as_radius(backend_name, operation, x, y, low_x,
+                                                       low_y):
+    backend = BACKENDS[backend_name]
+    on_balls, on_fractions = OPERATIONS[operation]
+    a, b = _operand(backend, x, low_x), _operand(backend, y, low_y)
+    result = on_balls(a, b)
+    if np.isfinite(a.mid) and np.isfinite(b.mid):
+        _assert_contains(result, on_fractions(_fraction(a.mid.item()), _fraction(b.mid.item())))
+
+
+@pytest.mark.parametrize("backend_name", sorted(BACKENDS))
+@settings(max_examples=300, deadline=None)
+@given(x=ANY_FLOAT, divisor=st.one_of(ANY_FLOAT.filter(lambda d: d != 0 and np.isfinite(d)),
+                                      st.sampled_from([2.0, 0.5, 3.0, 1.0, -4.0, 10.0])))
+def test_a_quotient_by_an_exact_number_is_exact_only_when_it_is(backend_name, x, divisor):
+    backend = BACKENDS[backend_name]
+    a = _operand(backend, x, 0)
+    result = a / divisor
+    if np.isfinite(a.mid):
+        _assert_contains(result, _fraction(a.mid.item()) / Fraction(divisor))
+
+
+def test_an_exact_float32_difference_is_a_tie_rounded_to_even_in_the_fast_tier():
+    """1 + 2^-23 minus 2^-24 is exactly halfway between the float32 numbers 1 and 1 + 2^-23:
+    the reference rounds it to even (1) from float64 balls, without arb."""
+    x = np.array([1 + 2.0 ** -23, 1 + 2.0 ** -22], np.float64)
+    y = np.array([2.0 ** -24, 2.0 ** -24], np.float64)
+    engine.STATS.clear()
+    result = loss("l1_loss", x, y, None, {}, "none", FORMATS["float32"])
+    # the second: 1 + 2^-22 - 2^-24 lies halfway between 1 + 2^-23 and 1 + 2 * 2^-23 (even)
+    assert result.rounded.tolist() == [1.0, 1 + 2.0 ** -22]
+    assert dict(engine.STATS) == {"float64": 2}
