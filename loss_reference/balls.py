@@ -74,7 +74,8 @@ class Ball:
     def exact(values, precision: Precision = LONG_DOUBLE) -> "Ball":
         """Balls of radius zero around exactly representable values (inputs)."""
         mid = np.asarray(values, dtype=precision.dtype)
-        return Ball(mid, np.zeros_like(mid))
+        # a read-only view of one zero: no memory, and no pass over it to fill it
+        return Ball(mid, np.broadcast_to(np.zeros((), mid.dtype), mid.shape))
 
     @property
     def precision(self) -> Precision:
@@ -104,7 +105,7 @@ class Ball:
         other = self.like(other)
         with quiet():
             total = self.after(self.mid + other.mid, self.rad + other.rad)
-            if not np.any(self.rad) and not np.any(other.rad):
+            if _is_exact(self) and _is_exact(other):
                 total.rad = _exact_error(total.rad, _two_sum_error(self.mid, other.mid, total.mid))
             return total
 
@@ -122,7 +123,7 @@ class Ball:
             rad = (np.abs(self.mid) * other.rad + np.abs(other.mid) * self.rad
                    + self.rad * other.rad)
             product = self.after(self.mid * other.mid, rad)
-            if not np.any(self.rad) and not np.any(other.rad):
+            if _is_exact(self) and _is_exact(other):
                 error = _two_product_error(self.mid, other.mid, product.mid, self.precision)
                 product.rad = _exact_error(product.rad, error)
             return product
@@ -140,7 +141,7 @@ class Ball:
             divisor = dtype(divisor)
             with quiet():
                 quotient = self.after(self.mid / divisor, self.rad / abs(divisor))
-                if not np.any(self.rad):  # exact where quotient * divisor is the dividend
+                if _is_exact(self):  # exact where quotient * divisor is the dividend
                     back = quotient.mid * divisor
                     error = _two_product_error(quotient.mid, divisor, back, self.precision)
                     exact = (back == self.mid) & (error == 0)
@@ -163,6 +164,14 @@ class Ball:
 # positive radius certifies. Where both operands are exact, the rounding error itself is
 # computed exactly (Knuth's TwoSum, Dekker's TwoProduct) and becomes the radius: zero where the
 # result is exact, so ``engine.certify`` rounds it as it is (ties to even).
+
+def _is_exact(ball: "Ball") -> bool:
+    """Whether every radius is 0 (one look at Ball.exact's view of a single zero)."""
+    rad = ball.rad
+    if rad.size and not any(rad.strides):
+        return not rad.reshape(-1)[0]
+    return not np.any(rad)
+
 
 def _two_sum_error(a, b, total):
     """a + b - total exactly, for total = fl(a + b) (Knuth's TwoSum: any magnitudes, and
@@ -317,12 +326,12 @@ class BallBackend:
         inner = a.mid.shape[-1]
         gamma = _gamma(inner, u)
         with quiet():
-            if not np.any(a.rad) and not np.any(b.rad):
+            if _is_exact(a) and _is_exact(b):
                 return self._exact_matmul(a.mid, b.mid)
             mid = a.mid @ b.mid
             left = gamma * np.abs(a.mid) + a.rad
             rad = left @ np.abs(b.mid)
-            if np.any(b.rad):
+            if not _is_exact(b):
                 rad = rad + (np.abs(a.mid) + a.rad) @ b.rad
             rad = rad * (1 + 2 * gamma) + (inner + 1) * tiny
         return Ball(mid, rad)
@@ -331,9 +340,9 @@ class BallBackend:
         """a @ b of exact operands (midpoints of radius 0), as a ball of this precision."""
         dtype, u, tiny = self.precision.dtype, self.precision.unit_roundoff, self.precision.tiny
         inner = a.shape[-1]
-        a64, b64 = a.astype(np.float64), b.astype(np.float64)
+        a64, b64 = a.astype(np.float64, copy=False), b.astype(np.float64, copy=False)
         split = None
-        if np.array_equal(a64, a) and np.array_equal(b64, b):
+        if dtype is np.float64 or (np.array_equal(a64, a) and np.array_equal(b64, b)):
             split = split_product(a64, b64)
         if split is None:
             mid = a @ b
@@ -342,15 +351,19 @@ class BallBackend:
             rad = _gamma(inner, u) * bound * (1 + 4 * _gamma(inner + 4, u))
             return Ball(mid, rad + (inner + 1) * tiny)
         parts, bound = split
-        mid = parts[0].astype(dtype)
+        mid = parts[0].astype(dtype)  # a copy: the sum accumulates in place
         magnitude = np.abs(mid)
         for part in parts[1:]:
-            mid = mid + part.astype(dtype)
-            magnitude = magnitude + np.abs(part.astype(dtype))
+            part = part.astype(dtype, copy=False)
+            mid += part
+            magnitude += np.abs(part)
         gamma = _gamma(len(parts), u)
         # len(parts) - 1 rounded additions; |part| is exact, its sum within gamma of itself
-        rad = gamma * magnitude * (1 + 2 * gamma) + bound.astype(dtype) * (1 + 2 * u)
-        return Ball(mid, rad + len(parts) * tiny)
+        magnitude *= dtype(gamma * (1 + 2 * gamma))
+        if bound.any():
+            magnitude += bound.astype(dtype) * dtype(1 + 2 * u)
+        magnitude += dtype(len(parts) * tiny)
+        return Ball(mid, magnitude)
 
     @staticmethod
     def transpose(a: Ball) -> Ball:

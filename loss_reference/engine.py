@@ -299,7 +299,8 @@ def _streamed_sum(contribution, chunks: list) -> Ball:
 
 
 def evaluate_row_sums(chunk_function, row_args, fmt: Format, finish=None, shared=(),
-                      width: int = 0, chunk_elements: int = 0) -> Evaluated:
+                      width: int = 0, chunk_elements: int = 0,
+                      selectable: bool = False) -> Evaluated:
     """``finish(B, total, *shared)`` (the total itself when None), exactly, rounded once to
     ``fmt``: ``total`` is the sum over chunks of rows of ``chunk_function(B, *rows, *shared)``,
     the contribution of those rows (any shape, the same for every chunk: e.g. a product G^T x
@@ -310,37 +311,66 @@ def evaluate_row_sums(chunk_function, row_args, fmt: Format, finish=None, shared
     chunk's contribution computed on the pool of threads, and the contributions added, in each
     ball tier in turn until every element is certified; arb then evaluates the whole (up to
     ARB_MAX_ELEMENTS argument elements).
+
+    ``selectable``: ``chunk_function`` also takes a keyword ``only`` (indices along the
+    total's first axis) and then returns only those rows of its contribution, and ``finish``
+    is None. A later ball tier then recomputes only the rows of the total that an earlier one
+    left uncertified (a weight's gradient: the few classes whose sums cancel), not the whole.
     """
     row_args = [np.asarray(a) for a in row_args]
     shared = [np.asarray(a) for a in shared]
     count = len(row_args[0])
     width = width or max((a.size // max(count, 1) for a in row_args), default=1)
     chunks = _chunks(count, width, chunk_elements)
+    if selectable and finish is not None:
+        raise ValueError("a selectable sum takes no finish")
 
     def whole(B, *arrays):
         total = chunk_function(B, *arrays)
         return total if finish is None else finish(B, total, *arrays[len(row_args):])
 
+    rounded = exact = ok = None
     for backend in ball_tiers(fmt):
         own_shared = [backend.asarray(a) for a in shared]
+        only = None
+        if selectable and ok is not None:
+            only = np.flatnonzero(~ok.reshape(len(ok), -1).all(axis=1))
 
-        def contribution(rows, backend=backend, own_shared=own_shared):
+        def contribution(rows, backend=backend, own_shared=own_shared, only=only):
             part = [backend.asarray(a[rows]) for a in row_args]
-            return chunk_function(backend, *part, *own_shared)
+            if only is None:
+                return chunk_function(backend, *part, *own_shared)
+            return chunk_function(backend, *part, *own_shared, only=only)
 
         total = _streamed_sum(contribution, chunks)
         ball = total if finish is None else finish(backend, total, *own_shared)
-        values, ok = certify(ball, fmt)
+        values, certified = certify(ball, fmt)
+        if only is None:
+            if certified.all():
+                _count(backend.name, int(certified.size))
+                return Evaluated(values, np.array(ball.mid, dtype=LD))
+            if not selectable:
+                continue
+            rounded, exact, ok = values, np.array(ball.mid, dtype=LD), certified
+            _count(backend.name, int(certified.sum()))
+            continue
+        better = certified & ~ok[only]
+        rounded[only] = np.where(better, values, rounded[only])
+        exact[only] = np.where(better, ball.mid, exact[only])
+        ok[only] |= certified
+        _count(backend.name, int(better.sum()))
         if ok.all():
-            _count(backend.name, int(ok.size))
-            return Evaluated(values, np.array(ball.mid, dtype=LD))
+            return Evaluated(rounded, exact)
     size = sum(a.size for a in row_args)
     if size > ARB_MAX_ELEMENTS:
         raise EvaluationError(f"a sum over {size} elements that 64-bit balls cannot certify "
                               f"(more than the {ARB_MAX_ELEMENTS} the slow exact tier takes)")
-    values, estimate, ok = _arb_tiers(whole, row_args + shared, fmt)
-    if not ok.all():
-        raise _uncertified(int((~ok).sum()), fmt)
+    values, estimate, certified = _arb_tiers(whole, row_args + shared, fmt)
+    if ok is not None:
+        certified, values = certified | ok, np.where(ok, rounded, values)
+        estimate = np.where(ok, exact, estimate)
+    if not certified.all():
+        raise _uncertified(int((~certified).sum()), fmt)
     return Evaluated(values, estimate)
 
 

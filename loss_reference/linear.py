@@ -339,12 +339,14 @@ def loss_grad(grad_output, input, linear_weight, target, linear_bias, weight, ig
     # G_flat^T [x, 1]: the weight's gradient in its first D columns, the bias's in the last.
     x_one = np.concatenate([call.x, np.ones((call.x.shape[0], 1))], axis=1)
 
-    def layer_sums(B, x1, *rest):
+    def layer_sums(B, x1, *rest, only=None):
         G = _flat(B, grad(B, x1[:, :D], *rest), x1.shape[0])
+        if only is not None:  # a later tier: only the classes (rows of W_rows) left to certify
+            G = G[:, only]
         return B.matmul(B.transpose(G), x1)
 
     sums = evaluate_row_sums(layer_sums, [x_one] + token_args, fmt, shared=shared,
-                             **_chunking(call))
+                             selectable=True, **_chunking(call))
     out["linear_weight"] = Evaluated(call.weight_layout(sums.rounded[:, :D]),
                                      call.weight_layout(sums.exact[:, :D]))
     if linear_bias is not None:

@@ -1,0 +1,61 @@
+"""``engine.evaluate_row_sums`` with ``selectable``: a later tier recomputes only the rows of
+the total that an earlier one left uncertified, and the results are the same certified
+numbers as without the selection (the exact sums, rounded once)."""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from loss_reference import engine
+from loss_reference.formats import FORMATS, round_dyadic
+
+
+def _column_sums(B, values, only=None):
+    """Sums over the rows of ``values`` (rows, C), as a (C, 1) total; ``only``: those rows."""
+    if only is not None:
+        values = values[:, only]
+    return B.reshape(B.sum(values, axis=0), (values.shape[1], 1))
+
+
+def _cancelling_columns(rng, rows=64, columns=40, hard=(3, 17, 29)):
+    """Columns of small random numbers; the ``hard`` ones sum 1e8 and -1e8 beside them, so
+    that float64 balls (and pairwise long double ones) cannot certify their float32 sum."""
+    values = rng.standard_normal((rows, columns)) * 2.0 ** -30
+    for c in hard:
+        values[0, c], values[-1, c] = 1e8, -1e8  # far apart in the pairwise tree
+    return values
+
+
+def _exact_float32(values: np.ndarray) -> list:
+    sums = [sum((Fraction(float(v)) for v in column), Fraction(0)) for column in values.T]
+    return [round_dyadic(s.numerator, -(s.denominator.bit_length() - 1), FORMATS["float32"])[0]
+            for s in sums]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_later_tiers_recompute_only_the_uncertified_rows(seed, monkeypatch):
+    values = _cancelling_columns(np.random.default_rng(seed))
+    asked = []
+
+    def recording(B, values, only=None):
+        asked.append((B.name, None if only is None else only.tolist()))
+        return _column_sums(B, values, only)
+
+    monkeypatch.setattr(engine, "_threads", lambda: 1)  # one chunk at a time, in order
+    fmt = FORMATS["float32"]
+    selected = engine.evaluate_row_sums(recording, [values], fmt, selectable=True,
+                                        chunk_elements=1 << 20)
+    whole = engine.evaluate_row_sums(lambda B, v: _column_sums(B, v), [values], fmt,
+                                     chunk_elements=1 << 20)
+    assert selected.rounded[:, 0].tolist() == _exact_float32(values)
+    assert whole.rounded.tolist() == selected.rounded.tolist()
+    # the float64 tier computes every column; the next ones only the cancelling columns
+    assert asked[0] == ("float64", None)
+    assert all(only == [3, 17, 29] for _, only in asked[1:]) and len(asked) > 1
+
+
+def test_a_selectable_sum_refuses_a_finish():
+    with pytest.raises(ValueError, match="finish"):
+        engine.evaluate_row_sums(_column_sums, [np.ones((2, 2))], FORMATS["float32"],
+                                 finish=lambda B, total: total, selectable=True)
