@@ -365,6 +365,68 @@ class BallBackend:
         magnitude += dtype(len(parts) * tiny)
         return Ball(mid, magnitude)
 
+    def affine_minus_max(self, a, b, c, width: int):
+        """(z - max, k): z = a @ b + c (2-D a and b, c broadcast to the product) as rows of
+        ``width``, each row minus its entry at column k (its largest, as computed), and k.
+
+        For exact operands, each exact part of the product (``split_product``) and c have
+        that entry subtracted before the parts are added: the differences err by their own
+        rounding, not by that of the products. Logits of 1e30 whose differences are small (a
+        vocabulary whose bfloat16 weights coincide) then keep those differences exact, where
+        z - z_k from rounded logits would be known only to about 1e30 u."""
+        a, b, c = self.like(a), self.like(b), self.like(c)
+        split = None
+        if _is_exact(a) and _is_exact(b) and _is_exact(c):
+            as64 = [v.mid.astype(np.float64, copy=False) for v in (a, b, c)]
+            exact_inputs = self.precision.dtype is np.float64 or all(
+                np.array_equal(v64, v.mid) for v64, v in zip(as64, (a, b, c)))
+            a64, b64, c64 = as64
+            split = split_product(a64, b64) if exact_inputs else None
+        if split is None:
+            z = self.matmul(a, b) + c
+            z = Ball(z.mid.reshape(-1, width), z.rad.reshape(-1, width))
+            rows, k = np.arange(z.shape[0]), np.argmax(z.mid, axis=-1)
+            return z - Ball(z.mid[rows, k][:, None], z.rad[rows, k][:, None]), k
+        dtype, u, tiny = self.precision.dtype, self.precision.unit_roundoff, self.precision.tiny
+        parts, bound = split
+        shape = parts[0].shape
+        parts = [p.reshape(-1, width) for p in parts]
+        parts.append(np.broadcast_to(c64, shape).reshape(-1, width))
+        with quiet():
+            # k is a decision (any k keeps the math exact): the largest of the rounded sums,
+            # then, where the rounding hid the largest (logits of 1e30 that differ by
+            # thousands), the largest of the differences
+            k = np.argmax(sum(parts[1:], parts[0]), axis=-1)
+            rows = np.arange(len(k))
+            mid, magnitude = self._minus_column(parts, rows, k)
+            for _ in range(2):
+                better = np.argmax(mid, axis=-1)
+                if not (mid[rows, better] > 0).any():
+                    break
+                k = better
+                mid, magnitude = self._minus_column(parts, rows, k)
+            gamma = _gamma(len(parts) + 1, u)  # the differences, then len(parts) - 1 sums
+            rad = magnitude * dtype(gamma * (1 + 2 * gamma))
+            if bound.any():
+                bound = bound.reshape(-1, width)
+                rad += (bound + bound[rows, k][:, None]).astype(dtype) * dtype(1 + 2 * u)
+            rad += dtype(2 * len(parts) * tiny)
+        return Ball(mid, rad), k
+
+    def _minus_column(self, parts: list, rows, k):
+        """(sum of the parts each minus its column k per row, sum of their magnitudes), in
+        this precision: each difference within u of itself, the sums pairwise in order."""
+        mid = magnitude = None
+        for part in parts:
+            part = part.astype(self.precision.dtype, copy=False)
+            difference = part - part[rows, k][:, None]
+            if mid is None:
+                mid, magnitude = difference, np.abs(difference)
+            else:
+                mid += difference
+                magnitude += np.abs(difference)
+        return mid, magnitude
+
     @staticmethod
     def transpose(a: Ball) -> Ball:
         return Ball(a.mid.T, a.rad.T)

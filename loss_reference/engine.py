@@ -48,7 +48,9 @@ from .formats import Format, round_float64, round_to_format
 
 # Up to 2**17 bits: a tail exp(-|x|) beside an exact tie is resolved for |x| up to ~9e4, which
 # covers every float16 logit; beyond that evaluate() raises EvaluationError rather than guess.
-ARB_PRECISIONS = (128, 256, 512, 1024, 2048, 4096, 16384, 131072)
+# Each rung doubles the bits (an arb operation costs about bits^1.6): a value that needs 20000
+# bits costs 32768 of them, not 131072.
+ARB_PRECISIONS = tuple(2 ** k for k in range(7, 18))
 CHUNK_ELEMENTS = 1 << 16  # argument elements per chunk of rows
 ESTIMATE_ULPS = 1 / 64  # how far Evaluated.exact may be from the exact value, in ulps
 # arb costs microseconds per operation and element: a sum over more elements than this that
@@ -365,13 +367,55 @@ def evaluate_row_sums(chunk_function, row_args, fmt: Format, finish=None, shared
     if size > ARB_MAX_ELEMENTS:
         raise EvaluationError(f"a sum over {size} elements that 64-bit balls cannot certify "
                               f"(more than the {ARB_MAX_ELEMENTS} the slow exact tier takes)")
+    if ok is not None:  # selectable: arb only on the rows of the total left uncertified
+        todo = np.flatnonzero(~ok.reshape(len(ok), -1).all(axis=1))
+        values, estimate, certified = _arb_selected(chunk_function, row_args + shared, fmt,
+                                                    todo)
+        rounded[todo], exact[todo] = values, estimate
+        ok[todo] = certified
+        if not ok.all():
+            raise _uncertified(int((~ok).sum()), fmt)
+        return Evaluated(rounded, exact)
     values, estimate, certified = _arb_tiers(whole, row_args + shared, fmt)
-    if ok is not None:
-        certified, values = certified | ok, np.where(ok, rounded, values)
-        estimate = np.where(ok, exact, estimate)
     if not certified.all():
         raise _uncertified(int((~certified).sum()), fmt)
     return Evaluated(values, estimate)
+
+
+def _arb_selected(chunk_function, args: list, fmt: Format, todo: np.ndarray):
+    """The arb tier of a selectable sum on the rows ``todo`` of its total: (rounded, estimate,
+    ok) for those rows, each precision computing only the rows that the lower ones left
+    uncertified (a value a hair from a tie of the format can need 131072 bits; the rest of
+    the total should not be recomputed at that precision). Stops early as ``_arb_tiers``
+    does where non-finite arguments leave nothing finite to certify."""
+    nonfinite_args = any(np.asarray(a).dtype.kind == "f" and not np.isfinite(a).all()
+                         for a in args)
+    rounded = estimate = ok = None
+    remaining, hopeless_before = np.arange(len(todo)), False
+    with _ARB_LOCK:
+        for precision in ARB_PRECISIONS:
+            rows = todo[remaining]
+
+            def selected(B, *arrays, rows=rows):
+                return chunk_function(B, *arrays, only=rows)
+
+            values, exact, certified = arb_evaluate(selected, args, fmt, precision)
+            if rounded is None:
+                tail = values.shape[1:]
+                rounded, estimate = np.empty((len(todo),) + tail), np.empty(
+                    (len(todo),) + tail, dtype=LD)
+                ok = np.zeros((len(todo),) + tail, dtype=bool)
+            rounded[remaining], estimate[remaining], ok[remaining] = values, exact, certified
+            _count("arb", int(certified.sum()))
+            row_ok = certified.reshape(len(rows), -1).all(axis=1)
+            remaining = remaining[~row_ok]
+            if not len(remaining):
+                break
+            hopeless = nonfinite_args and bool(np.isnan(values[~certified]).all())
+            if hopeless and hopeless_before:
+                break
+            hopeless_before = hopeless
+    return rounded, estimate, ok
 
 
 def evaluate_total(row_function, row_args, fmt: Format, finish=None, shared=(),

@@ -125,13 +125,15 @@ def _as_rows(B, values, tokens):
 
 
 def _logit_parts(B, x, Wt, b, t, classes):
-    """The chunk's logits z (a ball array, (n P, C) rows), its max m (n P, 1) and class k, the
-    mask of the other classes, and (for index targets t, per token) z at the target and the
-    targets as integers (per row)."""
-    z = B.matmul(x, Wt) + b
-    z = B.reshape(z, (z.shape[0] * z.shape[1] // classes, classes))
-    rows, k = np.arange(z.shape[0]), B.argmax(z, axis=-1)
-    m = B.reshape(z[rows, k], (z.shape[0], 1))
+    """The chunk's logits z, each row shifted by its max ((n P, C) rows: z - z_k, exactly
+    0 at k), that max's class k, the max m of the shifted rows (0, (n P, 1)), the mask of the
+    other classes, and (for index targets t, per token) z at the target and the targets as
+    integers (per row). Cross entropy depends only on differences of logits (z_c - m,
+    m - z_t), so the shift changes no value; the backend subtracts before it rounds
+    (``affine_minus_max``), so logits of 1e30 keep small differences exact."""
+    z, k = B.affine_minus_max(x, Wt, b, classes)
+    rows = np.arange(z.shape[0])
+    m = B.asarray(np.zeros((z.shape[0], 1)))
     others = B.asarray((np.arange(z.shape[1])[None, :] != k[:, None]).astype(np.float64))
     if t is None:  # probability targets
         return z, m, k, others, None, None

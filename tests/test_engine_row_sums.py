@@ -59,3 +59,25 @@ def test_a_selectable_sum_refuses_a_finish():
     with pytest.raises(ValueError, match="finish"):
         engine.evaluate_row_sums(_column_sums, [np.ones((2, 2))], FORMATS["float32"],
                                  finish=lambda B, total: total, selectable=True)
+
+
+def test_arb_recomputes_only_the_rows_a_hair_from_a_tie(monkeypatch):
+    """Column 1 sums to 1 + 2^-24 + exp(-3000): a hair above the float32 tie between 1 and
+    1 + 2^-23, which only arb at thousands of bits resolves (upwards); column 0 is plain.
+    arb is asked for column 1 alone."""
+    asked = []
+
+    def sums(B, values, tails, only=None):
+        asked.append((B.name, None if only is None else only.tolist()))
+        total = B.sum(values, axis=0) + B.exp(tails)
+        columns = np.arange(values.shape[1]) if only is None else only
+        return B.reshape(total[columns], (len(columns), 1))
+
+    values = np.array([[0.5, 1.0], [0.25, 2.0 ** -24]])
+    tails = np.array([-np.inf, -3000.0])  # exp(-inf) = 0 exactly
+    monkeypatch.setattr(engine, "_threads", lambda: 1)
+    result = engine.evaluate_row_sums(sums, [values], FORMATS["float32"], shared=[tails],
+                                      selectable=True)
+    assert result.rounded[:, 0].tolist() == [0.75, 1 + 2.0 ** -23]
+    arb_asks = [only for name, only in asked if name.startswith("arb")]
+    assert arb_asks and all(only == [1] for only in arb_asks)

@@ -984,3 +984,25 @@ def test_certify_is_sound(name, fmt_name):
         low, low_tie = correctly_round(to_fraction(mid) - widened, fmt)
         high, high_tie = correctly_round(to_fraction(mid) + widened, fmt)
         assert low == high == value and not low_tie and not high_tie, (mid, rad, value)
+
+
+@pytest.mark.parametrize("x", [-0.5, -183.0, -3000.0, -16348.25, -1e5, -1e28, 0.0, 2.5, 700.0])
+@pytest.mark.parametrize("precision", [128, 4096, 20000])
+def test_arb_exp_holds_the_truth_to_the_precision_absolutely(x, precision):
+    """ArbBackend.exp computes a small exp(x) at fewer bits, its absolute error still within
+    2^-precision (what the full precision gives a number near 1), and encloses exp(x)."""
+    import flint
+
+    from loss_reference.arb import ArbBackend
+
+    backend = ArbBackend(precision)
+    with flint.ctx.workprec(precision):
+        ball = backend.exp(backend.asarray(np.array([x])))[0]
+    mantissa, exponent = ball.mid().man_exp()
+    rad_mantissa, rad_exponent = ball.rad().man_exp()
+    with mp.workprec(precision + 64):  # mpmath: exponents such as -1.4e28 stay symbolic
+        mid = mp.ldexp(mpf(int(mantissa)), int(exponent))
+        rad = mp.ldexp(mpf(int(rad_mantissa)), int(rad_exponent))
+        truth = mp.exp(mpf(x))
+        assert abs(truth - mid) <= rad
+        assert rad <= max(mp.ldexp(1, -precision), mp.ldexp(truth, 2 - precision))

@@ -3,13 +3,15 @@ balls built on them: the exact product, in rational arithmetic, always lies with
 
 from fractions import Fraction
 
+import flint
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from loss_reference.balls import FLOAT64_BALLS, LONG_DOUBLE_BALLS
+from loss_reference.arb import ArbBackend
+from loss_reference.balls import FLOAT64_BALLS, LONG_DOUBLE_BALLS, Ball
 from loss_reference.split_product import slice_bits, split_product
 
 
@@ -21,6 +23,16 @@ def _exact_product(a: np.ndarray, b: np.ndarray) -> list:
 
 def _fraction(value) -> Fraction:
     return Fraction(*value.as_integer_ratio())
+
+
+def _ball_fractions(values, i, j) -> tuple:
+    """(midpoint, radius) of entry (i, j) of a Ball or of an array of arb balls, exactly."""
+    if isinstance(values, Ball):
+        return _fraction(values.mid[i, j]), _fraction(values.rad[i, j])
+    mantissa, exponent = values[i, j].mid().man_exp()
+    rad_mantissa, rad_exponent = values[i, j].rad().man_exp()
+    return (Fraction(int(mantissa)) * Fraction(2) ** int(exponent),
+            Fraction(int(rad_mantissa)) * Fraction(2) ** int(rad_exponent))
 
 
 def _matrices(elements):
@@ -83,3 +95,45 @@ def test_slices_keep_every_sum_within_53_bits():
         beta = slice_bits(inner)
         assert inner * 2 ** (2 * beta) <= 2 ** 53 < inner * 2 ** (2 * beta + 2)
 
+
+
+# bfloat16-like numbers (8-bit significands, so that rows collide), and a few enormous ones
+COARSE = st.one_of(st.integers(-255, 255).map(lambda k: k / 64.0),
+                   st.sampled_from([1e30, -1e30, 3e4, -2.5e28, 0.0]))
+
+
+@pytest.mark.parametrize("backend", [FLOAT64_BALLS, LONG_DOUBLE_BALLS, ArbBackend(256)],
+                         ids=lambda b: b.name)
+@settings(max_examples=60, deadline=None)
+@given(operands=_matrices(COARSE), data=st.data())
+def test_rows_minus_their_max_hold_the_exact_differences(backend, operands, data):
+    """affine_minus_max: each row of a @ b + c minus its entry at k holds the exact difference,
+    and k is a largest entry up to the radii (no difference is above 0 beyond its radius),
+    also where the logits reach 1e30 and differ by far less than their rounding."""
+    a, b = operands
+    c = np.array(data.draw(st.lists(COARSE, min_size=b.shape[1], max_size=b.shape[1])))
+    with flint.ctx.workprec(256):  # the precision arb_evaluate would set
+        shifted, k = backend.affine_minus_max(backend.asarray(a), backend.asarray(b),
+                                              backend.asarray(c), b.shape[1])
+    exact = _exact_product(a, b)
+    for i in range(a.shape[0]):
+        row = [exact[i][j] + Fraction(float(c[j])) for j in range(b.shape[1])]
+        for j in range(b.shape[1]):
+            mid, rad = _ball_fractions(shifted, i, j)
+            assert abs(row[j] - row[k[i]] - mid) <= rad
+            assert mid <= rad
+
+
+@pytest.mark.parametrize("backend", [FLOAT64_BALLS, LONG_DOUBLE_BALLS], ids=lambda b: b.name)
+def test_logits_of_1e30_keep_their_small_differences_exact(backend):
+    """One activation of 1e30 (a bfloat16 outlier) and classes whose weights on it coincide:
+    their logits differ by small numbers that rounding the logits (about 1e30 u = 1e14 in
+    float64) would hide; the shifted rows keep them to within 1e-10."""
+    x = np.array([[1e30, 3.0, -2.0]])
+    W = np.array([[0.5, 1.25, 0.5], [0.5, -0.75, 2.0], [0.25, 8.0, 1.0], [0.5, 0.0, 0.125]])
+    shifted, k = backend.affine_minus_max(x, W.T, np.zeros(4), 4)
+    assert k.tolist() == [0]
+    small = [0, 1, 3]  # 1e30 / 2 + 2.75, + -6.25, + -0.25
+    assert shifted.mid[0, small].tolist() == [0.0, -9.0, -3.0]
+    assert (shifted.rad[0, small] < 1e-10).all()
+    assert shifted.mid[0, 2] < -1e29  # the class whose weight on the outlier differs
