@@ -371,8 +371,10 @@ def evaluate_row_sums(chunk_function, row_args, fmt: Format, finish=None, shared
         todo = np.flatnonzero(~ok.reshape(len(ok), -1).all(axis=1))
         values, estimate, certified = _arb_selected(chunk_function, row_args + shared, fmt,
                                                     todo)
-        rounded[todo], exact[todo] = values, estimate
-        ok[todo] = certified
+        # arb's values where it certified them; elsewhere what the ball tiers had
+        rounded[todo] = np.where(certified, values, rounded[todo])
+        exact[todo] = np.where(certified, estimate, exact[todo])
+        ok[todo] |= certified
         if not ok.all():
             raise _uncertified(int((~ok).sum()), fmt)
         return Evaluated(rounded, exact)
