@@ -340,10 +340,8 @@ class BallBackend:
         """a @ b of exact operands (midpoints of radius 0), as a ball of this precision."""
         dtype, u, tiny = self.precision.dtype, self.precision.unit_roundoff, self.precision.tiny
         inner = a.shape[-1]
-        a64, b64 = a.astype(np.float64, copy=False), b.astype(np.float64, copy=False)
-        split = None
-        if dtype is np.float64 or (np.array_equal(a64, a) and np.array_equal(b64, b)):
-            split = split_product(a64, b64)
+        as64 = self._in_float64(a, b)
+        split = None if as64 is None else split_product(*as64)
         if split is None:
             mid = a @ b
             bound = np.outer(norms(a, axis=-1), norms(b, axis=0))
@@ -375,13 +373,12 @@ class BallBackend:
         vocabulary whose bfloat16 weights coincide) then keep those differences exact, where
         z - z_k from rounded logits would be known only to about 1e30 u."""
         a, b, c = self.like(a), self.like(b), self.like(c)
-        split = None
+        split = as64 = None
         if _is_exact(a) and _is_exact(b) and _is_exact(c):
-            as64 = [v.mid.astype(np.float64, copy=False) for v in (a, b, c)]
-            exact_inputs = self.precision.dtype is np.float64 or all(
-                np.array_equal(v64, v.mid) for v64, v in zip(as64, (a, b, c)))
+            as64 = self._in_float64(a.mid, b.mid, c.mid)
+        if as64 is not None:
             a64, b64, c64 = as64
-            split = split_product(a64, b64) if exact_inputs else None
+            split = split_product(a64, b64)
         if split is None:
             z = self.matmul(a, b) + c
             z = Ball(z.mid.reshape(-1, width), z.rad.reshape(-1, width))
@@ -413,9 +410,18 @@ class BallBackend:
             rad += dtype(2 * len(parts) * tiny)
         return Ball(mid, rad), k
 
+    def _in_float64(self, *arrays):
+        """The arrays as float64, or None where one holds a number float64 cannot (a long
+        double midpoint with more bits): ``split_product`` takes float64."""
+        as64 = [v.astype(np.float64, copy=False) for v in arrays]
+        if self.precision.dtype is np.float64 or all(
+                np.array_equal(v64, v) for v64, v in zip(as64, arrays)):
+            return as64
+        return None
+
     def _minus_column(self, parts: list, rows, k):
         """(sum of the parts each minus its column k per row, sum of their magnitudes), in
-        this precision: each difference within u of itself, the sums pairwise in order."""
+        this precision: each difference within u of itself, then added in order."""
         mid = magnitude = None
         for part in parts:
             part = part.astype(self.precision.dtype, copy=False)
