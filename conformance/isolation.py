@@ -51,8 +51,12 @@ DEFAULT_CHECK_TIMEOUT_S = 60.0
 # (a call that slow is surely not one of its normal ones), and never below the floor.
 HUNG_FACTOR = 50
 HUNG_FLOOR_S = 1.0
-# What the fork server imports once for every worker it forks.
-WORKER_PRELOAD = ["torch", "conformance.candidates", "conformance.worker"]
+# What the fork server imports once for every worker it forks. torch.autograd.grad imports
+# torch.fx.experimental.symbolic_shapes (and sympy with it) on its first call with an upstream
+# gradient: 0.6-1 s that every fresh worker's first gradient check would pay again (a candidate
+# that crashes on many calls starts hundreds of workers).
+WORKER_PRELOAD = ["torch", "torch.fx.experimental.symbolic_shapes", "conformance.candidates",
+                  "conformance.worker"]
 
 
 class CandidateFault(Exception):

@@ -95,3 +95,32 @@ def test_after_a_hang_a_fresh_workers_first_call_gets_the_time_first_calls_took(
         assert runner.call_limit() == 1.0  # later calls: the floor over 50 times 1 ms
     finally:
         runner.stop()
+
+
+FIRST_GRADIENT_CHECK = """
+import sys
+import numpy as np
+from conformance.candidates import load_candidate
+from conformance.cases import Case
+from conformance.specs import SPECS
+
+candidate = load_candidate("torch")
+candidate.framework.warm_up()
+loaded = set(sys.modules)
+case = Case("float32", {"input": np.ones(3), "target": np.zeros(3)}, {"reduction": "mean"},
+            grad_output=np.array(2.0))
+candidate.call_here(SPECS["l1_loss"], case, with_grad=True)
+print(sorted(set(sys.modules) - loaded))
+"""
+
+
+def test_a_workers_first_gradient_check_imports_nothing():
+    """Every worker forked after a crash or a hang warms up before it answers "ready": its
+    first gradient check must not import modules on the way (torch.autograd.grad with an
+    upstream gradient once imported sympy, 0.6-1 s per fresh worker)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", FIRST_GRADIENT_CHECK], capture_output=True,
+                          text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout

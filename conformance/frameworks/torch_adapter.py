@@ -45,9 +45,10 @@ class TorchFramework:
         return torch.__version__
 
     def warm_up(self):
-        """Run autograd once: its first use starts threads and loads kernels (seconds)."""
+        """Run autograd once, with an upstream gradient as the checks pass one: its first use
+        starts threads and imports modules (seconds)."""
         x = torch.ones(4, device=self.device, requires_grad=True)
-        torch.autograd.grad((x * x).sum(), x)
+        torch.autograd.grad((x * x).sum(), x, grad_outputs=torch.ones((), device=self.device))
 
     def to_native(self, values, dtype, layout="contiguous", requires_grad=False):
         """A tensor with these exact values, in ``dtype`` (floating) or int64, laid out."""
