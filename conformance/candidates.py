@@ -139,7 +139,8 @@ def _import_file(path: Path, impl: str):
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    sys.path.insert(0, str(path.parent))  # let the file import its neighbours
+    if str(path.parent) not in sys.path:
+        sys.path.insert(0, str(path.parent))  # let the file import its neighbours
     try:
         spec.loader.exec_module(module)
     except SyntaxError as error:

@@ -12,12 +12,13 @@ the exception the candidate raised. Then:
   ``CandidateHung``. The limit is ``--check-timeout`` (60 s) until the candidate's first hang;
   after it, ``HUNG_FACTOR`` times the candidate's slowest call so far as the worker timed it,
   at least ``HUNG_FLOOR_S`` (and at most --check-timeout): a candidate that hangs on a common
-  subset of its inputs then costs about a second per hang, not a minute. A worker's first call
-  pays lazy initialisation (a JIT's compile, a first autograd pass), so first calls are judged
-  against the slowest first call too: a fresh worker after a hang is not taken for hung
-  because it compiles;
+  subset of its inputs then costs a fraction of a second per hang, not a minute. A worker's
+  first call pays lazy initialisation (a JIT's compile, a first autograd pass), so first calls
+  are judged against the slowest first call too: a fresh worker after a hang is not taken for
+  hung because it compiles;
 - the worker's resident memory passes ``--worker-memory``: it is replaced after the call, so a
-  leak never takes the run down.
+  leak never takes the run down. The default shares half of the machine's memory among the
+  workers that can run at once (``default_memory_limit``).
 
 Workers are forked from a multiprocessing fork server that has imported torch and the suite
 once (``WORKER_PRELOAD``), so a worker starts in tens of milliseconds rather than the seconds
@@ -48,9 +49,14 @@ from .frameworks import DtypeRefused, ForwardOnly, WrongOutput
 STARTUP_TIMEOUT_S = 600.0  # importing a candidate (and torch) may be slow; a hang is not
 DEFAULT_CHECK_TIMEOUT_S = 60.0
 # After a candidate's first hang: the limit per call, as a multiple of its slowest call so far
-# (a call that slow is surely not one of its normal ones), and never below the floor.
+# (a call that slow is surely not one of its normal ones), and never below the floor. The floor
+# covers what the worker's own clock leaves out (reading the case, a garbage collection, waiting
+# for a core on a busy machine): a quarter of a second is tens of scheduler time slices.
 HUNG_FACTOR = 50
-HUNG_FLOOR_S = 1.0
+HUNG_FLOOR_S = 0.25
+# The least --worker-memory's default gives a worker: torch and a candidate's libraries (a CUDA
+# context) hold about a gigabyte before any call.
+MIN_WORKER_MEMORY = 2 << 30
 # What the fork server imports once for every worker it forks. torch.autograd.grad imports
 # torch.fx.experimental.symbolic_shapes (and sympy with it) on its first call with an upstream
 # gradient: 0.6-1 s that every fresh worker's first gradient check would pay again (a candidate
@@ -276,9 +282,14 @@ def resident_bytes() -> int:
         return 0
 
 
-def default_memory_limit() -> int:
-    """Half of the machine's physical memory, in bytes."""
+def default_memory_limit(workers: int = 1) -> int:
+    """Half of the machine's physical memory shared among ``workers`` worker processes (one
+    per candidate in each test process), at least ``MIN_WORKER_MEMORY`` bytes each.
+
+    Replacing a worker costs tens of milliseconds, while a leaking worker allowed half the
+    machine slows every process on it (and two such workers exhaust it)."""
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (OSError, ValueError):
-        return 8 << 30
+        physical = 16 << 30
+    return max(MIN_WORKER_MEMORY, physical // 2 // max(1, workers))

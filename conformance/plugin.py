@@ -7,6 +7,7 @@ is pointed at the installed package when no such path exists where pytest runs.
 
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,7 +94,8 @@ def pytest_addoption(parser):
                          "(default 60; needs --isolation=process)")
     group.addoption("--worker-memory", type=float, default=None, metavar="GIB",
                     help="replace a candidate's worker process once its memory passes this "
-                         "(default: half the machine's memory)")
+                         "(default: half the machine's memory shared among the candidates' "
+                         "workers, at least 2)")
     group.addoption("--threads", type=int, default=1, metavar="N",
                     help="torch threads for the candidates' calls (default 1; --speed has its "
                          "own --speed-threads)")
@@ -307,7 +309,10 @@ def _isolate(config, candidates):
 
     timeout = config.getoption("--check-timeout") or DEFAULT_CHECK_TIMEOUT_S
     memory = config.getoption("--worker-memory")
-    limit = int(memory * (1 << 30)) if memory else default_memory_limit()
+    isolated = sum(1 for candidate in candidates if not candidate.unavailable)
+    test_processes = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))  # set by -n N
+    limit = (int(memory * (1 << 30)) if memory
+             else default_memory_limit(isolated * test_processes))
     for candidate in candidates:
         if not candidate.unavailable:
             candidate.runner = IsolatedRunner(candidate.impl, candidate.device, timeout, limit,

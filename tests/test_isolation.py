@@ -10,7 +10,8 @@ import pytest
 from conformance import checks
 from conformance.candidates import load_candidate
 from conformance.cases import Case
-from conformance.isolation import IsolatedRunner
+from conformance.isolation import (HUNG_FLOOR_S, MIN_WORKER_MEMORY, IsolatedRunner,
+                                   default_memory_limit)
 from conformance.specs import SPECS
 from loss_reference.engine import EvaluationError
 
@@ -92,7 +93,7 @@ def test_after_a_hang_a_fresh_workers_first_call_gets_the_time_first_calls_took(
         assert runner.call_limit() == 10.0  # the next call is a fresh worker's first
         runner.call(L1, _case(1.0), False, None)
         runner.slowest_first_s, runner.slowest_s = 0.2, 0.001
-        assert runner.call_limit() == 1.0  # later calls: the floor over 50 times 1 ms
+        assert runner.call_limit() == HUNG_FLOOR_S  # later calls: the floor over 50 times 1 ms
     finally:
         runner.stop()
 
@@ -124,3 +125,12 @@ def test_a_workers_first_gradient_check_imports_nothing():
     done = subprocess.run([sys.executable, "-c", FIRST_GRADIENT_CHECK], capture_output=True,
                           text=True, check=True)
     assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_the_default_memory_limit_shares_half_the_machine_among_the_workers():
+    """Several candidates' workers (and -n N test processes, each with its own) must not be
+    allowed half the machine each, yet each gets room for torch and a CUDA context."""
+    one = default_memory_limit(1)
+    assert default_memory_limit(4) == max(MIN_WORKER_MEMORY, one // 4)
+    assert default_memory_limit(10**6) == MIN_WORKER_MEMORY
+    assert one >= MIN_WORKER_MEMORY
