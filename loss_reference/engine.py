@@ -107,8 +107,9 @@ def certify(ball: Ball, fmt: Format):
         else:
             rounded = round_to_format(ball.mid, fmt)[0]
         away = (ball.mid - rounded.astype(dtype)) * np.where(rounded < 0, -1, 1).astype(dtype)
-        half_up = np.asarray(fmt.ulp(rounded), dtype) / 2
-        half_down = np.asarray(fmt.narrower_gap(rounded), dtype) / 2
+        spacing, narrower = fmt.gaps(rounded)
+        half_up = np.asarray(spacing, dtype) / 2
+        half_down = np.asarray(narrower, dtype) / 2
         inside = ((away + rad) * slack < half_up) & ((rad - away) * slack < half_down)
         precise = rad <= half_down * dtype(2 * ESTIMATE_ULPS)
         beyond = (np.abs(ball.mid) - rad) / slack > dtype(fmt.overflow_threshold)

@@ -15,6 +15,15 @@ from dataclasses import dataclass
 import numpy as np
 
 
+_EXPONENT_FIELD = np.uint64(0x7FF0000000000000)  # of a float64's bits
+_SIGNIFICAND_FIELD = np.uint64(0x000FFFFFFFFFFFFF)
+
+
+def _bits(value: np.ndarray) -> np.ndarray:
+    """A float64 array's bit patterns, as uint64 (of a contiguous copy where it is a view)."""
+    return (value if value.flags.c_contiguous else np.ascontiguousarray(value)).view(np.uint64)
+
+
 @dataclass(frozen=True)
 class Format:
     """An IEEE-style binary floating-point format."""
@@ -39,25 +48,37 @@ class Format:
         return blockwise(self._ulp_block, np.asarray(value, dtype=np.float64))
 
     def _ulp_block(self, value: np.ndarray) -> np.ndarray:
-        value = np.abs(value)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            _, exponent = np.frexp(value)  # value = m * 2**exponent, 0.5 <= m < 1
-        # frexp(0) has exponent 0: zero lies in the subnormal range, like the smallest values.
-        exponent = np.where(value == 0, self.min_exponent, np.maximum(exponent - 1,
-                                                                      self.min_exponent))
-        spacing = np.ldexp(1.0, exponent - self.precision + 1)
-        return np.where(np.isfinite(value), spacing, np.inf)
+        # The exponent field alone is 2**floor(log2 |value|) for a normal float64 (inf for inf
+        # and NaN; 0 for zero and float64 subnormals, which lie below every format's normal
+        # range): scaled to the format's last significand bit, and never below its subnormal
+        # spacing. Three operations a block, where frexp and ldexp took a dozen.
+        power = (_bits(value) & _EXPONENT_FIELD).view(np.float64)
+        return np.maximum(power * 2.0 ** (1 - self.precision), self.smallest_subnormal)
 
     def narrower_gap(self, value: np.ndarray) -> np.ndarray:
         """For numbers of the format: the smaller of the gaps to its two neighbours (half its
         ulp below a power of two of the normal range, its ulp elsewhere). Half of it is how far
         the value's rounding interval reaches on its narrower side."""
-        value = np.abs(np.asarray(value, dtype=np.float64))
-        spacing = self.ulp(value)
-        with np.errstate(invalid="ignore"):
-            mantissa, _ = np.frexp(value)
-        power = (mantissa == 0.5) & (value > 2.0 ** self.min_exponent)
-        return np.where(power, spacing / 2, spacing)
+        return self.gaps(value)[1]
+
+    def gaps(self, value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(``ulp(value)``, ``narrower_gap(value)``) for numbers of the format, in one pass."""
+        value = np.asarray(value, dtype=np.float64)
+        if value.size <= ROUND_BLOCK:
+            return self._gaps_block(value)
+        flat, spacing, narrower = value.reshape(-1), np.empty(value.size), np.empty(value.size)
+        for start in range(0, value.size, ROUND_BLOCK):
+            block = slice(start, start + ROUND_BLOCK)
+            spacing[block], narrower[block] = self._gaps_block(flat[block])
+        return spacing.reshape(value.shape), narrower.reshape(value.shape)
+
+    def _gaps_block(self, value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        spacing = self._ulp_block(value)
+        bits = _bits(value)
+        # A power of two (no significand bits) above the smallest normal: its lower
+        # neighbour is half an ulp away. Comparisons with NaN are false, and inf stays inf.
+        power = ((bits & _SIGNIFICAND_FIELD) == 0) & (np.abs(value) > 2.0 ** self.min_exponent)
+        return spacing, np.where(power, spacing / 2, spacing)
 
     @property
     def overflow_threshold(self) -> float:
@@ -142,11 +163,17 @@ def _round_block(values: np.ndarray, fmt: Format) -> np.ndarray:
     keep_lsb = (bits >> np.uint64(drop)) & np.uint64(1)
     bias = np.uint64((1 << (drop - 1)) - 1) + keep_lsb
     mask = ~np.uint64((1 << drop) - 1)
-    normal = ((bits + bias) & mask).view(np.float64)
+    rounded = ((bits + bias) & mask).view(np.float64)
+    magnitude = np.abs(values)
+    # Most blocks hold neither results below the smallest normal nor beyond the largest
+    # finite number, infinities or NaNs (each comparison below is False for a NaN).
+    if magnitude.size == 0 or (magnitude.min() >= 2.0 ** fmt.min_exponent
+                               and magnitude.max() <= fmt.max_finite):
+        return rounded
     quantum = fmt.smallest_subnormal
     with np.errstate(over="ignore", invalid="ignore"):
         small = np.rint(values / quantum) * quantum  # exact: power-of-two scaling
-        rounded = np.where(np.abs(values) < 2.0 ** fmt.min_exponent, small, normal)
+        rounded = np.where(magnitude < 2.0 ** fmt.min_exponent, small, rounded)
         rounded = np.where(np.abs(rounded) > fmt.max_finite, np.copysign(np.inf, values),
                            rounded)
     return np.where(np.isfinite(values), rounded, values)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from mpmath import mp
 
 from conformance.accuracy import (ACCUMULATION_ROUNDOFF, Magnitude, accumulation_roundoff,
@@ -341,3 +343,38 @@ def test_condition_aware_bound_accepts_naive_float64_and_rejects_float32():
     stable = -1 / (1 + np.exp(x))
     assert compare(stable, ref, unaware, F64).passed
     assert compare(ref.rounded, ref, unaware, F64).passed
+
+
+@settings(max_examples=400, deadline=None)
+@example(value=2.0 ** -126, fmt=F32)  # the smallest normal: a power of two, yet both gaps equal
+@example(value=2.0 ** -125, fmt=BF16)
+@example(value=2.0 ** -14, fmt=F16)
+@example(value=2.0 ** -1022, fmt=F64)
+@given(value=st.one_of(st.floats(allow_nan=True, allow_infinity=True, allow_subnormal=True),
+                       st.integers(-1074, 1023).map(lambda e: 2.0 ** e)),
+       fmt=st.sampled_from([F64, F32, F16, BF16]))
+def test_ulp_and_the_narrower_gap_follow_their_definitions(value, fmt):
+    """ulp from the float64 exponent field (formats.py) is 2**(floor(log2 |x|) - p + 1), at
+    least the smallest subnormal, inf where x is not finite; the narrower gap is half of it
+    at a power of two above the smallest normal. Written with Fractions here, apart from
+    the bits: a wrong field mask or a missed subnormal changes the numbers."""
+    from fractions import Fraction
+
+    if not np.isfinite(value):
+        expected_ulp = expected_gap = np.inf
+    else:
+        magnitude = Fraction(abs(value))
+        floor_log2 = (magnitude.numerator.bit_length() - magnitude.denominator.bit_length()
+                      - (magnitude < Fraction(2) ** (magnitude.numerator.bit_length()
+                                                     - magnitude.denominator.bit_length())))
+        exponent = max(floor_log2, fmt.min_exponent) if magnitude else fmt.min_exponent
+        expected_ulp = 2.0 ** (exponent - fmt.precision + 1)
+        power_of_two = magnitude and magnitude == Fraction(2) ** floor_log2
+        expected_gap = (expected_ulp / 2 if power_of_two
+                        and magnitude > Fraction(2) ** fmt.min_exponent else expected_ulp)
+    values = np.array([value, value, -value])[::2]  # a view, as callers pass
+    spacing, narrower = fmt.gaps(values)
+    assert spacing.tolist() == [expected_ulp] * 2
+    assert narrower.tolist() == [expected_gap] * 2
+    assert fmt.ulp(np.array(value)).shape == ()
+    assert float(fmt.ulp(np.array(value))) == expected_ulp
