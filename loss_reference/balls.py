@@ -120,13 +120,17 @@ class Ball:
     def __mul__(self, other):
         other = self.like(other)
         with quiet():
+            mid = self.mid * other.mid
+            if _is_exact(self) and _is_exact(other):
+                if _short(self) and _short(other):  # e.g. two float32 inputs: exact
+                    return Ball.exact(mid, self.precision)
+                product = self.after(mid, 0)
+                error = _two_product_error(self.mid, other.mid, mid, self.precision)
+                product.rad = _exact_error(product.rad, error)
+                return product
             rad = (np.abs(self.mid) * other.rad + np.abs(other.mid) * self.rad
                    + self.rad * other.rad)
-            product = self.after(self.mid * other.mid, rad)
-            if _is_exact(self) and _is_exact(other):
-                error = _two_product_error(self.mid, other.mid, product.mid, self.precision)
-                product.rad = _exact_error(product.rad, error)
-            return product
+            return self.after(mid, rad)
 
     __rmul__ = __mul__
 
@@ -171,6 +175,27 @@ def _is_exact(ball: "Ball") -> bool:
     if rad.size and not any(rad.strides):
         return not rad.reshape(-1)[0]
     return not np.any(rad)
+
+
+# At most 24 significant bits (the float64 significand's low 29 bits clear) and a magnitude in
+# [2^-149, 2^128) or zero, as every float32, float16 and bfloat16 value: the product of two such
+# numbers has at most 48 significant bits and lies in float64's normal range, so it is exact.
+_SHORT_LOW_BITS = np.uint64((1 << 29) - 1)
+
+
+def _short(ball: "Ball") -> bool:
+    """Whether every midpoint is a float64 with float32's significand and exponent range (see
+    ``_SHORT_LOW_BITS``); computed once per Ball (an input is often in several products)."""
+    known = getattr(ball, "_short_known", None)
+    if known is None:
+        mid = ball.mid
+        known = mid.dtype == np.float64 and not np.any(mid.view(np.uint64) & _SHORT_LOW_BITS)
+        if known:
+            magnitude = np.abs(mid)
+            known = bool(np.all(((magnitude >= 2.0 ** -149) & (magnitude < 2.0 ** 128))
+                                | (magnitude == 0)))
+        ball._short_known = known
+    return known
 
 
 def _two_sum_error(a, b, total):

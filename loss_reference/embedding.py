@@ -30,7 +30,7 @@ import math
 import flint
 import numpy as np
 
-from .balls import LD, LIBM_ULPS, LONG_DOUBLE_BALLS, Ball
+from .balls import FLOAT64_BALLS, LD, LIBM_ULPS, LONG_DOUBLE_BALLS, Ball
 from .decisions import sign_of_sum
 from .engine import Evaluated, evaluate, evaluate_total, filled
 from .formats import Format
@@ -243,9 +243,11 @@ def cosine_loss(x1, x2, y, margin, reduction, fmt: Format) -> Evaluated:
 
 def cosine_hinge(x1, x2, margin) -> np.ndarray:
     """The sign of cos - margin per row (0 where a ball cannot decide)."""
-    x1, x2 = _rows(x1, x2)
-    ball = _cos_parts(_LD, *(_LD.asarray(v) for v in (x1, x2)))
-    return _sign_decided(ball[0] / ball[3] - margin)
+    def decide(B, x1, x2):
+        ball = _cos_parts(B, B.asarray(x1), B.asarray(x2))
+        return (_sign_decided(ball[0] / ball[3] - margin),)
+
+    return _decided_by_rows(decide, _rows(x1, x2))[0]
 
 
 def cosine_active(x1, x2, y, margin) -> np.ndarray:
@@ -338,18 +340,36 @@ def triplet_decisions(a, p_, n_, options):
     d(a, n) and d(p, n) in swap's min (a tie splits evenly, as torch's min does)."""
     kind, p, eps, margin, swap = triplet_setting(options)
     a, p_, n_ = _rows(a, p_, n_)
-    wa, wp, wn = _wide(a, p_, n_)
-    balls = [_LD.asarray(x) for x in (a, p_, n_)]
-    d_pos = distance(_LD, kind, balls[0], balls[1], p, eps, (wa, wp))
-    d_neg = distance(_LD, kind, balls[0], balls[2], p, eps, (wa, wn))
+
+    def decide(B, a, p_, n_, wa, wp, wn):
+        balls = [B.asarray(x) for x in (a, p_, n_)]
+        d_pos = distance(B, kind, balls[0], balls[1], p, eps, (wa, wp))
+        d_neg = distance(B, kind, balls[0], balls[2], p, eps, (wa, wn))
+        if not swap:
+            return (_sign_decided(margin + d_pos - d_neg),)
+        d_swap = distance(B, kind, balls[1], balls[2], p, eps, (wp, wn))
+        order = _sign_decided(d_neg - d_swap)  # > 0: d(p, n) is smaller; 0: undecided
+        return _sign_decided(margin + d_pos - _minimum(B, d_neg, d_swap)), order
+
+    hinge, *order = _decided_by_rows(decide, [a, p_, n_, *_wide(a, p_, n_)])
     take_neg, take_swap = np.ones(a.shape[0]), np.zeros(a.shape[0])
     if swap:
-        d_swap = distance(_LD, kind, balls[1], balls[2], p, eps, (wp, wn))
-        order = _sign_decided(d_neg - d_swap)  # > 0: d(p, n) is smaller; 0: undecided
-        take_neg = np.where(order > 0, 0.0, np.where(order < 0, 1.0, 0.5))
+        take_neg = np.where(order[0] > 0, 0.0, np.where(order[0] < 0, 1.0, 0.5))
         take_swap = 1.0 - take_neg
-        d_neg = _minimum(_LD, d_neg, d_swap)
-    return _sign_decided(margin + d_pos - d_neg), take_neg, take_swap
+    return hinge, take_neg, take_swap
+
+
+def _decided_by_rows(decide, rows: list) -> list:
+    """``decide(B, *rows)``: signs per row (-1, 1, or 0 where its balls cannot decide), with
+    float64 balls, then long double balls on the rows any sign left at 0. Balls never decide
+    wrongly, so the signs are long double's own; float64 decides nearly every row, ~10 times
+    faster."""
+    signs = list(decide(FLOAT64_BALLS, *rows))
+    open_rows = np.any([s == 0 for s in signs], axis=0)
+    if open_rows.any():
+        for sign, again in zip(signs, decide(_LD, *(r[open_rows] for r in rows))):
+            sign[open_rows] = again
+    return signs
 
 
 def triplet_loss_grad(g, a, p_, n_, options, reduction, fmt: Format) -> dict:

@@ -2,6 +2,7 @@
 (TwoSum, TwoProduct) where it can be computed, so an exact result has radius 0 and a tie of the
 target format is certified as its own rounding (ties to even) without the slow arb tier."""
 
+import math
 from fractions import Fraction
 
 import numpy as np
@@ -61,6 +62,34 @@ def test_exact_operands_give_the_exact_error_as_radius(backend_name, operation, 
     result = on_balls(a, b)
     if np.isfinite(a.mid) and np.isfinite(b.mid):
         _assert_contains(result, on_fractions(_fraction(a.mid.item()), _fraction(b.mid.item())))
+
+
+# Float32 values, whose products are exact in float64, and significands of up to 24 bits or of
+# 25 to 30 bits, in float32's exponent range or anywhere: products that are inexact, underflow
+# or overflow.
+SHORT_FLOAT = st.one_of(
+    st.floats(width=32, allow_nan=True, allow_infinity=True),
+    st.builds(lambda m, e: math.ldexp(m, e),
+              st.one_of(st.integers(-2**24, 2**24), st.integers(2**24, 2**30),
+                        st.integers(-2**30, -2**24)),
+              st.one_of(st.integers(-180, 100), st.integers(-1100, 990))))
+
+
+@pytest.mark.parametrize("backend_name", sorted(BACKENDS))
+@settings(max_examples=500, deadline=None)
+@given(x=SHORT_FLOAT, y=SHORT_FLOAT)
+def test_a_product_of_two_float32_values_is_exact(backend_name, x, y):
+    """Two float32 inputs multiply exactly in float64 (48 significant bits, no underflow): the
+    ball says so with radius 0 (without TwoProduct); other short significands hold the error."""
+    backend = BACKENDS[backend_name]
+    a, b = backend.asarray(np.asarray(x)), backend.asarray(np.asarray(y))
+    result = a * b
+    if not (np.isfinite(x) and np.isfinite(y)):
+        return
+    _assert_contains(result, _fraction(a.mid.item()) * _fraction(b.mid.item()))
+    float32_max = float(np.finfo(np.float32).max)
+    if all(abs(v) <= float32_max and float(np.float32(v)) == v for v in (x, y)):
+        assert result.rad.item() == 0
 
 
 @pytest.mark.parametrize("backend_name", sorted(BACKENDS))

@@ -268,3 +268,36 @@ def test_gradient_of_a_zero_difference_is_zero():
                                   FORMATS["float64"])
     assert grads["positive"].rounded.tolist() == [[0.0, 0.0]]  # d(a, p)'s part only
     np.testing.assert_array_equal(grads["anchor"].rounded, -grads["negative"].rounded)
+
+
+def test_a_hinge_too_close_for_float64_balls_is_decided_in_long_double():
+    """Rows whose cos - margin is about 1e-15: float64 balls (radius ~1e-14) cannot tell its
+    sign, long double balls can; the decision must come out exact, not undecided (0), for
+    the rows above and below the margin alike. Exact signs from Fractions."""
+    from fractions import Fraction
+
+    rng = np.random.default_rng(3)
+    x1 = rng.standard_normal((6, 64)).astype(np.float32).astype(np.float64)
+    x2 = rng.standard_normal((6, 64)).astype(np.float32).astype(np.float64)
+    eps = Fraction(emb.EPS)
+
+    def exact_cos_squared(u, v):
+        dot = sum(Fraction(a) * Fraction(b) for a, b in zip(u, v))
+        norms = (sum(Fraction(a) ** 2 for a in u) + eps) * (sum(Fraction(b) ** 2 for b in v) + eps)
+        return dot, dot * dot / norms
+
+    for row, steps in zip(range(6), (10, -10, 12, -12, 9, -9)):
+        dot, cos2 = exact_cos_squared(x1[row], x2[row])
+        cos = math.copysign(math.sqrt(float(cos2)), float(dot))
+        margin = cos
+        for _ in range(abs(steps)):  # about 1e-15 above or below cos
+            margin = math.nextafter(margin, math.inf if steps > 0 else -math.inf)
+        m = Fraction(margin)
+        # sign(cos - margin), with cos = dot / sqrt(norms): compare squares, minding signs
+        if (dot >= 0) != (m >= 0):
+            expected = 1 if dot >= 0 else -1
+        else:
+            bigger = cos2 > m * m
+            expected = (1 if bigger else -1) * (1 if dot >= 0 else -1)
+        hinge = emb.cosine_hinge(x1[row:row + 1], x2[row:row + 1], margin)
+        assert hinge.tolist() == [expected], (row, steps)
