@@ -122,7 +122,7 @@ class Ball:
         with quiet():
             mid = self.mid * other.mid
             if _is_exact(self) and _is_exact(other):
-                if _short(self) and _short(other):  # e.g. two float32 inputs: exact
+                if _product_is_exact(self, other):
                     return Ball.exact(mid, self.precision)
                 product = self.after(mid, 0)
                 error = _two_product_error(self.mid, other.mid, mid, self.precision)
@@ -183,19 +183,42 @@ def _is_exact(ball: "Ball") -> bool:
 _SHORT_LOW_BITS = np.uint64((1 << 29) - 1)
 
 
-def _short(ball: "Ball") -> bool:
-    """Whether every midpoint is a float64 with float32's significand and exponent range (see
-    ``_SHORT_LOW_BITS``); computed once per Ball (an input is often in several products)."""
-    known = getattr(ball, "_short_known", None)
+def _product_is_exact(a: "Ball", b: "Ball") -> bool:
+    """Whether the product of two exact balls is exact in their precision, by a cheap test of
+    each (remembered on the Ball: an input is often in several products): both short (two
+    float32 inputs), or one of them 0 and +-1 only (a mask) and the other finite."""
+    if _remembered(a, "short", _short) and _remembered(b, "short", _short):
+        return True
+    return ((_remembered(a, "unit", _unit) and _remembered(b, "finite", _finite))
+            or (_remembered(b, "unit", _unit) and _remembered(a, "finite", _finite)))
+
+
+def _remembered(ball: "Ball", name: str, test) -> bool:
+    key = f"_{name}_known"
+    known = getattr(ball, key, None)
     if known is None:
-        mid = ball.mid
-        known = mid.dtype == np.float64 and not np.any(mid.view(np.uint64) & _SHORT_LOW_BITS)
-        if known:
-            magnitude = np.abs(mid)
-            known = bool(np.all(((magnitude >= 2.0 ** -149) & (magnitude < 2.0 ** 128))
-                                | (magnitude == 0)))
-        ball._short_known = known
+        known = bool(test(ball.mid))
+        setattr(ball, key, known)
     return known
+
+
+def _short(mid) -> bool:
+    """Every value a float64 with float32's significand and exponent range (see
+    ``_SHORT_LOW_BITS``)."""
+    if mid.dtype != np.float64 or np.any(mid.view(np.uint64) & _SHORT_LOW_BITS):
+        return False
+    magnitude = np.abs(mid)
+    return np.all(((magnitude >= 2.0 ** -149) & (magnitude < 2.0 ** 128)) | (magnitude == 0))
+
+
+def _unit(mid) -> bool:
+    """Every value 0, 1 or -1."""
+    magnitude = np.abs(mid)
+    return np.all((magnitude == 1) | (magnitude == 0))
+
+
+def _finite(mid) -> bool:
+    return np.all(np.isfinite(mid))
 
 
 def _two_sum_error(a, b, total):

@@ -114,3 +114,21 @@ def test_an_exact_float32_difference_is_a_tie_rounded_to_even_in_the_fast_tier()
     # the second: 1 + 2^-22 - 2^-24 lies halfway between 1 + 2^-23 and 1 + 2 * 2^-23 (even)
     assert result.rounded.tolist() == [1.0, 1 + 2.0 ** -22]
     assert dict(engine.STATS) == {"float64": 2}
+
+
+@pytest.mark.parametrize("backend_name", sorted(BACKENDS))
+@settings(max_examples=200, deadline=None)
+@given(mask=st.lists(st.sampled_from([0.0, -0.0, 1.0, -1.0]), min_size=1, max_size=6),
+       x=ANY_FLOAT)
+def test_a_product_with_a_mask_of_zeros_and_ones_is_exact_where_the_other_is_finite(
+        backend_name, mask, x):
+    """A 0/1 mask times exact values is exact (radius 0) when the values are finite; where one
+    is infinite or nan (0 * inf is nan) the product claims nothing exact."""
+    backend = BACKENDS[backend_name]
+    result = backend.asarray(np.array(mask)) * backend.asarray(np.full(len(mask), x))
+    if np.isfinite(x):
+        assert not np.any(result.rad)
+        assert [_fraction(m) for m in result.mid.tolist()] == [
+            _fraction(m) * _fraction(x) for m in mask]
+    else:
+        assert np.all(result.rad != 0)
