@@ -43,6 +43,7 @@ from . import classification as ce
 from .balls import Ball
 from .engine import EvaluationError, Evaluated, evaluate, evaluate_row_sums, evaluate_total, filled
 from .formats import Format
+from .split_product import reusing_splits
 
 LOSSES = ("linear_cross_entropy",)
 DEFAULT_IGNORE_INDEX = ce.DEFAULT_IGNORE_INDEX  # what torch maps ignore_index=None to
@@ -193,6 +194,7 @@ def _zero_divisor_mean(call: Call, smoothing) -> float:
     return ce.zero_divisor_value("cross_entropy", rows, ce.stats_of(rows.x), smoothing)
 
 
+@reusing_splits()  # the weight is split once, not once per chunk of tokens
 def loss(input, linear_weight, target, linear_bias, weight, ignore_index, smoothing, reduction,
          fmt: Format) -> Evaluated:
     """The exact loss, reduced, rounded once to fmt."""
@@ -306,6 +308,7 @@ def _soft_grads(call: Call, smoothing, reduction, fmt: Format, with_weight: bool
     return out
 
 
+@reusing_splits()
 def loss_grad(grad_output, input, linear_weight, target, linear_bias, weight, ignore_index,
               smoothing, reduction, fmt: Format) -> dict[str, Evaluated]:
     """The exact gradients in input, linear_weight and linear_bias (the last only when given),

@@ -137,3 +137,35 @@ def test_logits_of_1e30_keep_their_small_differences_exact(backend):
     assert shifted.mid[0, small].tolist() == [0.0, -9.0, -3.0]
     assert (shifted.rad[0, small] < 1e-10).all()
     assert shifted.mid[0, 2] < -1e29  # the class whose weight on the outlier differs
+
+
+def test_within_reusing_splits_a_right_operand_is_split_once(monkeypatch):
+    """A layer's weight, multiplied by every chunk of tokens, is split once per block (the
+    same array object), another operand anew, and nothing is kept after the block; the
+    products are those computed without reuse."""
+    from loss_reference import split_product as module
+
+    rng = np.random.default_rng(5)
+    a1, a2 = (rng.standard_normal((3, 16)).astype(np.float32).astype(np.float64)
+              for _ in range(2))
+    b, b2 = (rng.standard_normal((16, 7)).astype(np.float32).astype(np.float64)
+             for _ in range(2))
+    right_splits = []
+    real = module._split
+
+    def counting(values, axis, beta):
+        if axis == 0:
+            right_splits.append(values)
+        return real(values, axis, beta)
+
+    monkeypatch.setattr(module, "_split", counting)
+    with module.reusing_splits():
+        products = [module.split_product(a, w) for a, w in ((a1, b), (a2, b), (a1, b2), (a2, b2))]
+    assert [w is b for w in right_splits] == [True, False]
+    module.split_product(a1, b)
+    assert len(right_splits) == 3  # the block's split is gone with it
+    monkeypatch.setattr(module, "_split", real)
+    for (parts, bound), (a, w) in zip(products, ((a1, b), (a2, b), (a1, b2), (a2, b2))):
+        fresh_parts, fresh_bound = module.split_product(a, w)
+        assert all(np.array_equal(p, q) for p, q in zip(parts, fresh_parts))
+        assert np.array_equal(bound, fresh_bound)
