@@ -943,6 +943,29 @@ def test_fast_float64_rounding_matches_the_exact_rounding(name):
 # --- certification --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", BACKENDS)
+def test_certify_by_blocks_equals_certify_of_small_pieces(name):
+    """A ball larger than engine.CERTIFY_BLOCK is certified block by block: the same values
+    and verdicts, in its shape, as small pieces of it (exact inputs, with Ball.exact's
+    broadcast zero radius, and inexact values alike)."""
+    from loss_reference import engine
+
+    backend, fmt = BACKENDS[name], FORMATS["bfloat16"]
+    rng = np.random.default_rng(2)
+    size = (2 * engine.CERTIFY_BLOCK // 11 + 7) * 11
+    values = to_format(rng.standard_normal(size), fmt).astype(backend.precision.dtype)
+    for ball in (backend.asarray(values.reshape(-1, 11)),
+                 backend.exp(backend.asarray(values.reshape(-1, 11)))):
+        rounded, ok = engine.certify(ball, fmt)
+        assert rounded.shape == ok.shape == ball.shape
+        flat_mid, flat_rad = ball.mid.reshape(-1), np.broadcast_to(ball.rad, ball.shape).reshape(-1)
+        pieces = [engine.certify(Ball(flat_mid[i:i + 1000], flat_rad[i:i + 1000]), fmt)
+                  for i in range(0, size, 1000)]
+        np.testing.assert_array_equal(rounded.reshape(-1), np.concatenate([p[0] for p in pieces]))
+        np.testing.assert_array_equal(ok.reshape(-1), np.concatenate([p[1] for p in pieces]))
+        assert ok.mean() > 0.9
+
+
+@pytest.mark.parametrize("name", BACKENDS)
 @pytest.mark.parametrize("fmt_name", FORMAT_NAMES)
 def test_certify_is_sound(name, fmt_name):
     """Whatever certify() accepts, the whole ball rounds to that one number and holds no tie
