@@ -953,8 +953,11 @@ def test_certify_by_blocks_equals_certify_of_small_pieces(name):
     rng = np.random.default_rng(2)
     size = (2 * engine.CERTIFY_BLOCK // 11 + 7) * 11
     values = to_format(rng.standard_normal(size), fmt).astype(backend.precision.dtype)
+    dtype = backend.precision.dtype
+    wide = np.where(rng.random(size) < 0.3, dtype(1), dtype(1e-12) * np.abs(values))
     for ball in (backend.asarray(values.reshape(-1, 11)),
-                 backend.exp(backend.asarray(values.reshape(-1, 11)))):
+                 backend.exp(backend.asarray(values.reshape(-1, 11))),
+                 Ball(values.reshape(-1, 11), wide.reshape(-1, 11))):  # 30 % never certified
         rounded, ok = engine.certify(ball, fmt)
         assert rounded.shape == ok.shape == ball.shape
         flat_mid, flat_rad = ball.mid.reshape(-1), np.broadcast_to(ball.rad, ball.shape).reshape(-1)
@@ -962,7 +965,7 @@ def test_certify_by_blocks_equals_certify_of_small_pieces(name):
                   for i in range(0, size, 1000)]
         np.testing.assert_array_equal(rounded.reshape(-1), np.concatenate([p[0] for p in pieces]))
         np.testing.assert_array_equal(ok.reshape(-1), np.concatenate([p[1] for p in pieces]))
-        assert ok.mean() > 0.9
+        assert 0.6 < ok.mean()
 
 
 @pytest.mark.parametrize("name", BACKENDS)
