@@ -45,7 +45,7 @@ class Format:
 
     def ulp(self, value: np.ndarray) -> np.ndarray:
         """The spacing of the format's numbers at |value| (a float64 array); inf for non-finite."""
-        return blockwise(self._ulp_block, np.asarray(value, dtype=np.float64))
+        return np.asarray(blockwise(self._ulp_block, np.asarray(value, dtype=np.float64)))
 
     def _ulp_block(self, value: np.ndarray) -> np.ndarray:
         # The exponent field alone is 2**floor(log2 |value|) for a normal float64 (inf for inf
@@ -65,7 +65,8 @@ class Format:
         """(``ulp(value)``, ``narrower_gap(value)``) for numbers of the format, in one pass."""
         value = np.asarray(value, dtype=np.float64)
         if value.size <= ROUND_BLOCK:
-            return self._gaps_block(value)
+            spacing, narrower = self._gaps_block(value)
+            return np.asarray(spacing), np.asarray(narrower)  # arrays, also for 0-d values
         flat, spacing, narrower = value.reshape(-1), np.empty(value.size), np.empty(value.size)
         for start in range(0, value.size, ROUND_BLOCK):
             block = slice(start, start + ROUND_BLOCK)
@@ -142,7 +143,8 @@ def round_float64(values: np.ndarray, fmt: Format) -> np.ndarray:
     values = np.asarray(values, dtype=np.float64)
     if fmt.precision == 53:
         return values.copy()
-    return blockwise(lambda block: _round_block(block, fmt), values)
+    # an array also for a 0-d input (numpy's operations on one return a scalar)
+    return np.asarray(blockwise(lambda block: _round_block(block, fmt), values))
 
 
 def blockwise(function, values: np.ndarray) -> np.ndarray:

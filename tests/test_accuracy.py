@@ -376,5 +376,7 @@ def test_ulp_and_the_narrower_gap_follow_their_definitions(value, fmt):
     spacing, narrower = fmt.gaps(values)
     assert spacing.tolist() == [expected_ulp] * 2
     assert narrower.tolist() == [expected_gap] * 2
+    assert isinstance(fmt.ulp(np.array(value)), np.ndarray)
     assert fmt.ulp(np.array(value)).shape == ()
+    assert all(isinstance(g, np.ndarray) for g in fmt.gaps(np.array(value)))
     assert float(fmt.ulp(np.array(value))) == expected_ulp

@@ -931,6 +931,8 @@ def test_fast_float64_rounding_matches_the_exact_rounding(name):
     with np.errstate(over="ignore"):
         ties = (rounded + (rounded + fmt.ulp(rounded))) / 2
     specials = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, fmt.max_finite, -fmt.max_finite])
+    zero_d = round_float64(np.array(1.5), fmt)
+    assert isinstance(zero_d, np.ndarray) and zero_d.shape == ()  # a Case's 0-d argument
     finite_ties = ties[np.isfinite(ties)]
     for sample in (values, finite_ties, specials, *scales, *np.array_split(finite_ties, 9)):
         expected = round_to_format(sample, fmt)[0]
