@@ -362,8 +362,8 @@ def triplet_decisions(a, p_, n_, options):
 def _decided_by_rows(decide, rows: list) -> list:
     """``decide(B, *rows)``: signs per row (-1, 1, or 0 where its balls cannot decide), with
     float64 balls, then long double balls on the rows any sign left at 0. Balls never decide
-    wrongly, so the signs are long double's own; float64 decides nearly every row, ~10 times
-    faster."""
+    wrongly, so a sign either decides is the true one; float64 decides nearly every row, about
+    ten times faster."""
     signs = list(decide(FLOAT64_BALLS, *rows))
     open_rows = np.any([s == 0 for s in signs], axis=0)
     if open_rows.any():
