@@ -55,31 +55,19 @@ class Format:
         power = (_bits(value) & _EXPONENT_FIELD).view(np.float64)
         return np.maximum(power * 2.0 ** (1 - self.precision), self.smallest_subnormal)
 
-    def narrower_gap(self, value: np.ndarray) -> np.ndarray:
-        """For numbers of the format: the smaller of the gaps to its two neighbours (half its
-        ulp below a power of two of the normal range, its ulp elsewhere). Half of it is how far
-        the value's rounding interval reaches on its narrower side."""
-        return self.gaps(value)[1]
-
     def gaps(self, value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(``ulp(value)``, ``narrower_gap(value)``) for numbers of the format, in one pass."""
+        """(ulp, narrower gap) of numbers of the format, float64 arrays of value's shape. The
+        narrower gap is the smaller of the gaps to a number's two neighbours (half its ulp at
+        a power of two above the smallest normal, its ulp elsewhere); half of each gap is how
+        far the number's rounding interval reaches on that side. In one pass, without blocks
+        (``engine.certify``, its caller, passes blocks)."""
         value = np.asarray(value, dtype=np.float64)
-        if value.size <= ROUND_BLOCK:
-            spacing, narrower = self._gaps_block(value)
-            return np.asarray(spacing), np.asarray(narrower)  # arrays, also for 0-d values
-        flat, spacing, narrower = value.reshape(-1), np.empty(value.size), np.empty(value.size)
-        for start in range(0, value.size, ROUND_BLOCK):
-            block = slice(start, start + ROUND_BLOCK)
-            spacing[block], narrower[block] = self._gaps_block(flat[block])
-        return spacing.reshape(value.shape), narrower.reshape(value.shape)
-
-    def _gaps_block(self, value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         spacing = self._ulp_block(value)
-        bits = _bits(value)
-        # A power of two (no significand bits) above the smallest normal: its lower
-        # neighbour is half an ulp away. Comparisons with NaN are false, and inf stays inf.
-        power = ((bits & _SIGNIFICAND_FIELD) == 0) & (np.abs(value) > 2.0 ** self.min_exponent)
-        return spacing, np.where(power, spacing / 2, spacing)
+        # A power of two (no significand bits) above the smallest normal: its lower neighbour
+        # is half an ulp away. Comparisons with NaN are false, and inf stays inf.
+        power = (((_bits(value) & _SIGNIFICAND_FIELD) == 0)
+                 & (np.abs(value) > 2.0 ** self.min_exponent))
+        return np.asarray(spacing), np.asarray(np.where(power, spacing / 2, spacing))
 
     @property
     def overflow_threshold(self) -> float:
