@@ -135,16 +135,30 @@ def bulk_values(rng, regime, size):
     return np.choose(rng.integers(0, 3, size), parts)
 
 
-@functools.lru_cache(maxsize=None)
+# Strategies are built once per distinct argument set: hypothesis validates every new strategy
+# object on its first draw, which cost more than the drawing itself when each case built its own.
+STRATEGY_CACHE_SIZE = 4096
+
+
+@functools.lru_cache(maxsize=STRATEGY_CACHE_SIZE)
 def _fixed_lists(elements, size):
-    """st.lists of exactly ``size`` elements, built once (building strategies is not free)."""
+    """st.lists of exactly ``size`` elements."""
     return st.lists(elements, min_size=size, max_size=size)
 
 
-@st.composite
-def float_arrays(draw, shape, elements, bulk=None, label="values",
-                 max_drawn=MAX_DRAWN_ELEMENTS, planted=16):
-    """A float64 array of ``shape`` whose elements come from ``elements``.
+@functools.lru_cache(maxsize=STRATEGY_CACHE_SIZE)
+def _planted_lists(elements, size, planted):
+    """Up to ``planted`` (position, value) pairs for an array of ``size`` elements."""
+    return st.lists(st.tuples(st.integers(0, size - 1), elements), max_size=planted)
+
+
+SEEDS = st.integers(0, 2**32 - 1)
+
+
+def float_array(draw, shape, elements, bulk=None, label="values", max_drawn=MAX_DRAWN_ELEMENTS,
+                planted=16):
+    """A float64 array of ``shape`` whose elements come from ``elements``, drawn with ``draw``
+    (a composite strategy's).
 
     Arrays of up to ``max_drawn`` elements draw every element; larger ones draw a seed for
     ``bulk(rng, size)`` (uniform draws from [-8, 8] when None) and plant up to ``planted``
@@ -154,11 +168,10 @@ def float_arrays(draw, shape, elements, bulk=None, label="values",
     if size <= max_drawn:
         return np.array(draw(_fixed_lists(elements, size), label=label),
                         dtype=np.float64).reshape(shape)
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1), label=f"{label} seed"))
+    rng = np.random.default_rng(draw(SEEDS, label=f"{label} seed"))
     values = np.asarray(bulk(rng, size) if bulk is not None else rng.uniform(-8, 8, size),
                         dtype=np.float64)
-    specials = draw(st.lists(st.tuples(st.integers(0, size - 1), elements), max_size=planted),
-                    label=f"{label} planted")
+    specials = draw(_planted_lists(elements, size, planted), label=f"{label} planted")
     for index, value in specials:
         values[index] = value
     return values.reshape(shape)
@@ -181,16 +194,16 @@ def regime_values(draw, shape, dtype, regime, label, max_drawn=MAX_DRAWN_ELEMENT
         elements, bulk = subnormals(dtype)
     else:
         elements, bulk = REGIMES[regime], (lambda rng, n: bulk_values(rng, regime, n))
-    return round_to(draw(float_arrays(shape, elements, bulk, label, max_drawn=max_drawn,
-                                      planted=planted)), dtype)
+    return round_to(float_array(draw, shape, elements, bulk, label, max_drawn=max_drawn,
+                                planted=planted), dtype)
 
 
 @st.composite
 def logits(draw, shape, dtype):
     """Logits in a drawn regime (normal, large, tiny or mixed), rounded to dtype; tags it."""
-    regime = draw(st.sampled_from(list(REGIMES)), label="logit regime")
-    values = draw(float_arrays(shape, REGIMES[regime], lambda rng, n: bulk_values(rng, regime, n),
-                               label="logits"))
+    regime = draw(st.sampled_from(tuple(REGIMES)), label="logit regime")
+    values = float_array(draw, shape, REGIMES[regime], lambda rng, n: bulk_values(rng, regime, n),
+                         label="logits")
     return round_to(values, dtype), regime
 
 
@@ -238,15 +251,18 @@ def batch_shape(draw, max_classes_wide=5000, wide_rows=2):
 
 def layouts_for(names, shapes):
     """A strategy for a layout per argument; 'expanded' needs a leading axis to repeat."""
-    def choices(shape):
-        if len(shape) == 0:
-            return st.just("contiguous")
-        options = ["contiguous", "sliced", "expanded"]
-        if len(shape) == 2:
-            options.append("transposed")
-        return st.sampled_from(options)
+    return _layouts(tuple(names), tuple(len(shape) for shape in shapes))
 
-    return st.fixed_dictionaries({n: choices(s) for n, s in zip(names, shapes)})
+
+@functools.lru_cache(maxsize=STRATEGY_CACHE_SIZE)
+def _layouts(names, ranks):
+    def choices(rank):
+        if rank == 0:
+            return st.just("contiguous")
+        return st.sampled_from(("contiguous", "sliced", "expanded")
+                               + (("transposed",) if rank == 2 else ()))
+
+    return st.fixed_dictionaries({n: choices(r) for n, r in zip(names, ranks)})
 
 
 def make_expandable(values: np.ndarray) -> np.ndarray:
@@ -256,10 +272,13 @@ def make_expandable(values: np.ndarray) -> np.ndarray:
     return np.broadcast_to(values[:1], values.shape).copy()
 
 
+SCALAR_UPSTREAM = st.one_of(st.floats(0.25, 4), st.floats(-4, -0.25))
+
+
 def upstream_gradient(draw, output_shape, dtype):
     """A random upstream gradient: per element for 'none', a scalar other than 1 otherwise."""
     if output_shape == ():
-        value = draw(st.one_of(st.floats(0.25, 4), st.floats(-4, -0.25)), label="grad_output")
+        value = draw(SCALAR_UPSTREAM, label="grad_output")
         return round_to(np.array(value), dtype)
-    values = draw(float_arrays(output_shape, st.floats(-4, 4), label="grad_output"))
+    values = float_array(draw, output_shape, st.floats(-4, 4), label="grad_output")
     return round_to(values, dtype)

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from loss_reference.binary import CLAMP_BELOW
 from loss_reference.formats import format_of
 
-from ..cases import (REGIMES, Case, bulk_values, float_arrays, layouts_for, make_expandable,
+from ..cases import (REGIMES, Case, bulk_values, float_array, layouts_for, make_expandable,
                      round_to, saturation_tags, subnormals, upstream_gradient)
 from . import InvalidCall
 
@@ -27,7 +27,7 @@ BCE = "binary_cross_entropy"
 LOGITS = "binary_cross_entropy_with_logits"
 DRAWN_ELEMENTS = 24  # every element drawn up to this size (so failures shrink); seeded above
 
-arrays = functools.partial(float_arrays, max_drawn=DRAWN_ELEMENTS, planted=8)
+arrays = functools.partial(float_array, max_drawn=DRAWN_ELEMENTS, planted=8)
 
 # --- shapes --------------------------------------------------------------------------------------
 
@@ -108,7 +108,7 @@ def _logits(draw, shape, dtype):
                             rng.uniform(-8, 8, n))
     else:
         elements, bulk = REGIMES[regime], (lambda rng, n: bulk_values(rng, regime, n))
-    values = draw(arrays(shape, elements, bulk, "input"))
+    values = arrays(draw, shape, elements, bulk, "input")
     with np.errstate(invalid="ignore"):
         finite = np.isfinite(values)
         return np.where(finite, round_to(np.where(finite, values, 0.0), dtype), values), regime
@@ -126,7 +126,7 @@ def _targets(draw, shape, dtype, probabilities):
     if kind == "equal":
         return probabilities.copy(), kind
     elements, bulk = HARD if kind == "binary" else SOFT
-    return round_to(draw(arrays(shape, elements, bulk, "target")), dtype), kind
+    return round_to(arrays(draw, shape, elements, bulk, "target"), dtype), kind
 
 
 WEIGHTINGS = ("none", "none", "uniform", "non-uniform", "with-zeros", "signed")
@@ -156,7 +156,7 @@ def _weight(draw, shape, dtype, name, kinds, elements_of):
         values = np.full(shapes[form], value)
     else:
         elements, bulk = elements_of[kind]
-        values = draw(arrays(shapes[form], elements, bulk, name))
+        values = arrays(draw, shapes[form], elements, bulk, name)
     return round_to(values, dtype), (f"{name}-{kind}", f"{name}-{form}")
 
 
@@ -181,7 +181,7 @@ def cases(name):
         if name == BCE:
             regime = draw(st.sampled_from(PROBABILITY_REGIMES), label="probability regime")
             elements, bulk = PROBABILITY_ELEMENTS[regime]
-            x = round_to(draw(arrays(shape, elements, bulk, "input")), dtype)
+            x = round_to(arrays(draw, shape, elements, bulk, "input"), dtype)
             y, target_kind = _targets(draw, shape, dtype, x)
         else:
             x, regime = _logits(draw, shape, dtype)
@@ -206,8 +206,8 @@ def cases(name):
                     tuple(tags) + region + _layout_tags(layouts))
         out_shape = output_shape(shape, reduction)
         case.grad_output = (upstream_gradient(draw, out_shape, dtype) if out_shape == () else
-                            round_to(draw(arrays(out_shape, UPSTREAM, lambda rng, n:
-                                                 rng.uniform(-4, 4, n), "grad_output")), dtype))
+                            round_to(arrays(draw, out_shape, UPSTREAM, lambda rng, n:
+                                            rng.uniform(-4, 4, n), "grad_output"), dtype))
         return case
 
     return draw_case

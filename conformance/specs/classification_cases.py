@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 
 from loss_reference.classification import DEFAULT_IGNORE_INDEX
 
-from ..cases import (REGIMES, Case, bulk_values, float_arrays, layouts_for, make_expandable,
+from ..cases import (REGIMES, Case, bulk_values, float_array, layouts_for, make_expandable,
                      round_to, saturation_tags, upstream_gradient)
 
 DRAWN_ELEMENTS = 24  # arrays larger than this are filled by numpy from a drawn seed
-arrays = functools.partial(float_arrays, max_drawn=DRAWN_ELEMENTS, planted=8)
+arrays = functools.partial(float_array, max_drawn=DRAWN_ELEMENTS, planted=8)
 
 SHAPE_KINDS = ("small", "small", "unbatched", "square", "tall", "k-dim", "k-dim-2", "empty",
                "small-classes", "wide")
@@ -84,7 +84,7 @@ OFFSETS = (100.0, -100.0, 1e4, -1e4, 3e4)
 
 
 def _regime_values(draw, shape, regime, label):
-    return draw(arrays(shape, REGIMES[regime], lambda rng, n: bulk_values(rng, regime, n), label))
+    return arrays(draw, shape, REGIMES[regime], lambda rng, n: bulk_values(rng, regime, n), label)
 
 
 @st.composite
@@ -130,8 +130,8 @@ def index_targets(draw, shape):
     batch = batch_shape_of(shape)
     ignore = _ignore_value(draw(st.sampled_from(IGNORE_CHOICES), label="ignore_index"),
                            classes)
-    labels = draw(arrays(batch, st.integers(0, classes - 1),
-                         lambda rng, n: rng.integers(0, classes, n), "target")).astype(np.int64)
+    labels = arrays(draw, batch, st.integers(0, classes - 1),
+                    lambda rng, n: rng.integers(0, classes, n), "target").astype(np.int64)
     fraction = draw(st.sampled_from(PADDING), label="padding fraction")
     if fraction and labels.size:
         seed = draw(st.integers(0, 2**32 - 1), label="padding seed")
@@ -151,11 +151,11 @@ def probability_targets(draw, shape, dtype):
     kind = draw(st.sampled_from(PROB_KINDS), label="probability kind")
     classes = classes_of(shape)
     if kind == "one-hot":
-        labels = draw(arrays(batch_shape_of(shape), st.integers(0, classes - 1),
-                             lambda rng, n: rng.integers(0, classes, n), "classes"))
+        labels = arrays(draw, batch_shape_of(shape), st.integers(0, classes - 1),
+                        lambda rng, n: rng.integers(0, classes, n), "classes")
         rows = np.eye(classes)[labels.astype(np.int64).reshape(-1)]
     else:
-        values = draw(arrays(shape, st.floats(0, 1), lambda rng, n: rng.random(n), "target"))
+        values = arrays(draw, shape, st.floats(0, 1), lambda rng, n: rng.random(n), "target")
         rows = to_rows(values, shape)
         if kind == "distribution":
             sums = rows.sum(axis=1, keepdims=True)
@@ -182,7 +182,7 @@ def class_weights(draw, classes, dtype, kind):
     if kind == "uniform":
         return round_to(np.full(classes, draw(st.floats(0.1, 4), label="weight value")), dtype)
     elements, bulk = WEIGHT_ELEMENTS[kind]
-    return round_to(draw(arrays((classes,), elements, bulk, "weight")), dtype)
+    return round_to(arrays(draw, (classes,), elements, bulk, "weight"), dtype)
 
 
 def layout_tags(layouts):
@@ -197,8 +197,8 @@ def upstream_values(draw, out_shape, dtype):
     """A drawn upstream gradient of the output's shape, rounded to the dtype."""
     if out_shape == ():
         return upstream_gradient(draw, out_shape, dtype)
-    return round_to(draw(arrays(out_shape, UPSTREAM, lambda rng, n: rng.uniform(-4, 4, n),
-                                "grad_output")), dtype)
+    return round_to(arrays(draw, out_shape, UPSTREAM, lambda rng, n: rng.uniform(-4, 4, n),
+                           "grad_output"), dtype)
 
 
 def case_strategy(name):

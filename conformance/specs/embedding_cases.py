@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from loss_reference.formats import format_of
 
-from ..cases import (Case, float_arrays, layouts_for, make_expandable, regime_values,
-                     round_to)
+from ..cases import (Case, float_array, layouts_for, make_expandable, regime_values,
+                     round_to, upstream_gradient)
 from . import InvalidCall
 
 LOSSES = ("cosine_embedding_loss", "triplet_margin_loss", "triplet_margin_with_distance_loss")
@@ -142,7 +142,7 @@ def distance_kind(options) -> str:
 # --- strategies ----------------------------------------------------------------------------------
 
 DRAWN_ELEMENTS = 24
-arrays = functools.partial(float_arrays, max_drawn=DRAWN_ELEMENTS, planted=8)
+arrays = functools.partial(float_array, max_drawn=DRAWN_ELEMENTS, planted=8)
 # 'wide' (D in the hundreds) is drawn rarely: its gradient rows are long, and a row with one
 # element near a rounding boundary is recomputed whole by the slow certified pass.
 SHAPE_KINDS = ("empty", "single", "small", "small", "small", "unbatched", "unbatched",
@@ -169,15 +169,15 @@ def embedding_shape(draw):
 def values(draw, shape, dtype, regime, label):
     """Values of a regime (cases.REGIMES, 'subnormal' or 'grid'), rounded to the dtype."""
     if regime == "grid":  # small integers: exact distances, exact hinge kinks
-        return round_to(draw(arrays(shape, st.integers(-4, 4).map(float),
-                                    lambda rng, n: rng.integers(-4, 5, n), label)), dtype)
+        return round_to(arrays(draw, shape, st.integers(-4, 4).map(float),
+                               lambda rng, n: rng.integers(-4, 5, n), label), dtype)
     return regime_values(draw, shape, dtype, regime, label, max_drawn=DRAWN_ELEMENTS)
 
 
 def nudge(x, dtype, draw, label):
     """x moved by -3..3 spacings of the dtype per element."""
     fmt = format_of(dtype)
-    steps = draw(arrays(x.shape, st.integers(-3, 3), lambda rng, n: rng.integers(-3, 4, n), label))
+    steps = arrays(draw, x.shape, st.integers(-3, 3), lambda rng, n: rng.integers(-3, 4, n), label)
     return round_to(x + steps * fmt.ulp(x), dtype)
 
 
@@ -201,8 +201,8 @@ def cosine_inputs(draw, shape, dtype):
                 x2[..., 0], x2[..., 1] = -x1[..., 1], x1[..., 0]
         else:
             x2 = values(draw, shape, dtype, "normal", "input2")
-            rows = draw(arrays(shape[:-1], st.integers(0, 3), lambda rng, n: rng.integers(0, 4, n),
-                               "zero rows"))
+            rows = arrays(draw, shape[:-1], st.integers(0, 3), lambda rng, n: rng.integers(0, 4, n),
+                          "zero rows")
             x1 = np.where((rows % 2 == 1)[..., None], 0.0, x1)
             x2 = np.where((rows >= 2)[..., None], 0.0, x2)
         return x1, round_to(x2, dtype), regime
@@ -262,11 +262,10 @@ def finish_case(draw, name, dtype, reduction, args, shape, options, tags):
             args[n] = make_expandable(args[n])
     out_shape = shape[:-1] if reduction == "none" else ()
     if out_shape == ():
-        value = draw(st.one_of(st.floats(0.25, 4), st.floats(-4, -0.25)), label="grad_output")
-        g = round_to(np.array(value), dtype)
+        g = upstream_gradient(draw, (), dtype)
     else:
-        g = round_to(draw(arrays(out_shape, st.floats(-4, 4), lambda rng, n: rng.uniform(-4, 4, n),
-                                 "grad_output")), dtype)
+        g = round_to(arrays(draw, out_shape, st.floats(-4, 4),
+                            lambda rng, n: rng.uniform(-4, 4, n), "grad_output"), dtype)
     layout_tags = tuple(sorted({f"layout-{v}" for v in layouts.values() if v != "contiguous"}))
     return Case(dtype, args, {"reduction": reduction, **options}, layouts,
                 tuple(tags) + layout_tags, grad_output=g)
@@ -280,8 +279,8 @@ def cases_for(name):
         shape, kind = draw(embedding_shape())
         if name == "cosine_embedding_loss":
             x1, x2, regime = cosine_inputs(draw, shape, dtype)
-            y = draw(arrays(shape[:-1], st.sampled_from([1.0, -1.0]),
-                            lambda rng, n: rng.choice([1.0, -1.0], n), "target"))
+            y = arrays(draw, shape[:-1], st.sampled_from([1.0, -1.0]),
+                       lambda rng, n: rng.choice([1.0, -1.0], n), "target")
             margin = draw(st.sampled_from(MARGINS_COSINE), label="margin")
             args = {"input1": x1, "input2": x2, "target": round_to(y, dtype)}
             options = {"margin": margin}

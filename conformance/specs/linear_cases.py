@@ -20,12 +20,12 @@ from hypothesis import strategies as st
 from loss_reference.formats import format_of
 from loss_reference.linear import DEFAULT_IGNORE_INDEX
 
-from ..cases import REGIMES, Case, bulk_values, float_arrays, layouts_for, round_to
+from ..cases import REGIMES, Case, bulk_values, float_array, layouts_for, round_to
 from .classification_cases import (SMOOTHINGS, WEIGHTINGS, class_weights, index_targets,
                                    layout_tags, probability_targets, upstream_values)
 
 DRAWN_ELEMENTS = 24  # arrays larger than this are filled by numpy from a drawn seed
-arrays = functools.partial(float_arrays, max_drawn=DRAWN_ELEMENTS, planted=8)
+arrays = functools.partial(float_array, max_drawn=DRAWN_ELEMENTS, planted=8)
 
 SHAPE_KINDS = ("small", "small", "unbatched", "square", "tall", "empty", "wide-vocabulary",
                "wide-hidden", "k-dim", "k-dim")
@@ -80,7 +80,7 @@ def within_range(x, W, bias, dtype):
 
 def _values(draw, shape, regime, label):
     base = "normal" if regime == "saturating" else regime
-    values = draw(arrays(shape, REGIMES[base], lambda rng, n: bulk_values(rng, base, n), label))
+    values = arrays(draw, shape, REGIMES[base], lambda rng, n: bulk_values(rng, base, n), label)
     return values * SCALES[regime]
 
 

@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 
 from loss_reference.formats import format_of
 
-from ..cases import (Case, batch_shape, float_arrays, layouts_for, logits, make_expandable,
+from ..cases import (Case, batch_shape, float_array, layouts_for, logits, make_expandable,
                      regime_values, round_to, saturation_tags, upstream_gradient)
 
 DRAWN_ELEMENTS = 16  # drawing elements one by one is the slow part of a case
-arrays = functools.partial(float_arrays, max_drawn=DRAWN_ELEMENTS, planted=8)
+arrays = functools.partial(float_array, max_drawn=DRAWN_ELEMENTS, planted=8)
 
 # Margins every format holds (a grid of values lands exactly on the hinge), and others that no
 # half-precision format holds (torch rounds them), large and negative ones. None: the default.
@@ -59,8 +59,8 @@ def output_gradient(draw, shape, dtype):
     if shape == ():
         return upstream_gradient(draw, (), dtype)
     # Few drawn elements: an upstream gradient rarely needs shrinking element by element.
-    return round_to(draw(float_arrays(shape, UPSTREAM, lambda rng, n: rng.uniform(-4, 4, n),
-                                      "grad_output", max_drawn=6, planted=2)), dtype)
+    return round_to(float_array(draw, shape, UPSTREAM, lambda rng, n: rng.uniform(-4, 4, n),
+                                "grad_output", max_drawn=6, planted=2), dtype)
 
 
 def values(draw, shape, dtype, regime, label):
@@ -117,13 +117,13 @@ def ranking_cases(draw, variant):
     margin = draw_margin(draw, options, tags)
     m = 0.0 if margin is None else margin
     target_kind = draw(st.sampled_from(TARGET_KINDS), label="target kind")
-    y = round_to(draw(arrays(shape, *TARGETS[target_kind], "target")), dtype)
+    y = round_to(arrays(draw, shape, *TARGETS[target_kind], "target"), dtype)
     regime = draw(st.sampled_from(("normal", "large", "tiny", "mixed", "subnormal", "equal",
                                    "kink-grid", "kink-grid")), label="regime")
     if regime == "kink-grid":
         # x1 - x2 = y (m + side / 2): the hinge is 0 (side 0) for y = +-1, then nudged
-        codes = draw(arrays(shape, st.integers(0, KINK_CODES - 1),
-                            lambda rng, n: rng.integers(0, KINK_CODES, n), "kink codes"))
+        codes = arrays(draw, shape, st.integers(0, KINK_CODES - 1),
+                       lambda rng, n: rng.integers(0, KINK_CODES, n), "kink codes")
         codes = codes.astype(np.int64)
         x2 = round_to((codes // 9 - 32) / 8, dtype)
         side, nudge = (codes % 9) // 3 - 1, codes % 3 - 1
@@ -198,15 +198,15 @@ def hinge_cases(draw, variant):
     regime = draw(st.sampled_from(("normal", "large", "tiny", "mixed", "subnormal",
                                    "kink-grid", "kink-grid")), label="regime")
     if regime == "kink-grid":
-        codes = draw(arrays(shape, st.integers(0, HINGE_CODES - 1),
-                            lambda rng, n: rng.integers(0, HINGE_CODES, n), "kink codes"))
+        codes = arrays(draw, shape, st.integers(0, HINGE_CODES - 1),
+                       lambda rng, n: rng.integers(0, HINGE_CODES, n), "kink codes")
         codes = codes.astype(np.int64)
         offset, nudge = (codes // 9 - 16) / 8 * ((codes % 9) // 3 - 1), codes % 3 - 1
         x = step(round_to(m + offset, dtype), nudge, dtype)
     else:
         x = values(draw, shape, dtype, regime, "input")
     target_kind = draw(st.sampled_from(("binary", "binary", "other")), label="target kind")
-    y = round_to(draw(arrays(shape, *HINGE_TARGETS[target_kind], "target")), dtype)
+    y = round_to(arrays(draw, shape, *HINGE_TARGETS[target_kind], "target"), dtype)
     args = {"input": x, "target": y}
     layouts = apply_layouts(draw, args, list(args))
     tags += [regime, f"target-{target_kind}"]
@@ -259,7 +259,7 @@ def _class_weights(draw, classes, dtype, kind):
         return None
     if kind == "uniform":
         return round_to(np.full(classes, draw(st.floats(0.1, 4), label="weight value")), dtype)
-    return round_to(draw(arrays((classes,), *WEIGHT_ELEMENTS[kind], "weight")), dtype)
+    return round_to(arrays(draw, (classes,), *WEIGHT_ELEMENTS[kind], "weight"), dtype)
 
 
 @st.composite
@@ -276,15 +276,15 @@ def multi_cases(draw, variant):
     draw_margin(draw, options, tags)
     regime = draw(st.sampled_from(("logits", "grid", "grid", "ties")), label="regime")
     if regime == "grid":
-        x = round_to(draw(arrays(shape, GRID, lambda rng, n: rng.integers(-12, 13, n) / 4,
-                                 "input")), dtype)
+        x = round_to(arrays(draw, shape, GRID, lambda rng, n: rng.integers(-12, 13, n) / 4,
+                            "input"), dtype)
     elif regime == "ties":
         row = round_to(draw(st.floats(-8, 8), label="tied value"), dtype)
         x = np.full(shape, float(row))
     else:
         x, regime = draw(logits(shape, dtype))
-    labels = draw(arrays((batch,), st.integers(0, classes - 1),
-                         lambda rng, n: rng.integers(0, classes, n), "target"))
+    labels = arrays(draw, (batch,), st.integers(0, classes - 1),
+                    lambda rng, n: rng.integers(0, classes, n), "target")
     target_shape = (batch,) if len(shape) == 2 else draw(st.sampled_from([(), (1,)]),
                                                          label="unbatched target shape")
     args = {"input": x, "target": labels.astype(np.int64).reshape(target_shape)}

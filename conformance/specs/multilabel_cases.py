@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 
-from ..cases import (Case, batch_shape, float_arrays, layouts_for, logits, make_expandable,
+from ..cases import (Case, batch_shape, float_array, layouts_for, logits, make_expandable,
                      round_to, saturation_tags, upstream_gradient)
 from . import InvalidCall
 
@@ -34,8 +34,8 @@ def _weights(draw, classes, dtype, kind):
         return round_to(np.full(classes, draw(st.floats(0.1, 4), label="weight value")), dtype)
     low = {"non-uniform": 0.05, "with-zeros": 0.0, "signed": -1.0}[kind]
     elements = st.floats(low, 3) if kind != "with-zeros" else st.sampled_from([0.0, 0.5, 1.0, 2.5])
-    values = draw(float_arrays((classes,), elements,
-                               lambda rng, n: rng.uniform(low, 3, n), label="weight"))
+    values = float_array(draw, (classes,), elements,
+                         lambda rng, n: rng.uniform(low, 3, n), label="weight")
     return round_to(values, dtype)
 
 
@@ -48,11 +48,11 @@ def soft_margin_cases(draw, variant):
     x, regime = draw(logits(shape, dtype))
     soft = draw(st.booleans(), label="soft targets") and draw(st.booleans())
     if soft:
-        y = draw(float_arrays(shape, st.floats(0, 1), lambda rng, n: rng.random(n), "target"))
+        y = float_array(draw, shape, st.floats(0, 1), lambda rng, n: rng.random(n), "target")
     else:
         p = draw(st.sampled_from([0.0, 0.1, 0.5, 0.9, 1.0]), label="positive rate")
-        y = draw(float_arrays(shape, st.sampled_from([0.0, 1.0]),
-                              lambda rng, n: (rng.random(n) < p) * 1.0, "target"))
+        y = float_array(draw, shape, st.sampled_from([0.0, 1.0]),
+                        lambda rng, n: (rng.random(n) < p) * 1.0, "target")
     weighting = draw(st.sampled_from(WEIGHTINGS), label="weighting")
     w = _weights(draw, classes, dtype, weighting)
     names = ["input", "target"] + (["weight"] if w is not None else [])
@@ -145,8 +145,8 @@ def margin_cases(draw, variant):
     shape, kind = draw(batch_shape(wide_rows=1))
     grid = draw(st.booleans(), label="grid values")
     if grid:
-        x, regime = round_to(draw(float_arrays(shape, GRID, lambda rng, n:
-                                               rng.integers(-12, 13, n) / 4)), dtype), "grid"
+        x, regime = round_to(float_array(draw, shape, GRID, lambda rng, n:
+                                         rng.integers(-12, 13, n) / 4), dtype), "grid"
     else:
         x, regime = draw(logits(shape, dtype))
     target = draw(_label_rows(shape))

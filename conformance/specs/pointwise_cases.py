@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from loss_reference.formats import format_of
 
-from ..cases import (Case, float_arrays, layouts_for, make_expandable, regime_values, round_to,
+from ..cases import (Case, float_array, layouts_for, make_expandable, regime_values, round_to,
                      saturation_tags, upstream_gradient)
 from . import InvalidCall
 
@@ -53,7 +53,7 @@ def pointwise_shape(draw):
 
 # Arrays of up to DRAWN_ELEMENTS have every element drawn (a failure shrinks element by
 # element); larger ones are filled from a drawn seed with up to 8 drawn elements planted.
-arrays = functools.partial(float_arrays, max_drawn=DRAWN_ELEMENTS, planted=8)
+arrays = functools.partial(float_array, max_drawn=DRAWN_ELEMENTS, planted=8)
 
 
 def _values(draw, shape, dtype, regime, label):
@@ -93,12 +93,12 @@ def residual_pairs(draw, shape, dtype, threshold):
         x = _values(draw, shape, dtype, "normal", "input")
         if regime == "equal":
             return x, x, regime
-        moves = draw(arrays(shape, ULPS_APART, lambda rng, n: rng.integers(-3, 4, n),
-                            "ulps apart"))
+        moves = arrays(draw, shape, ULPS_APART, lambda rng, n: rng.integers(-3, 4, n),
+                       "ulps apart")
         return x, _step(x, moves, dtype), regime
     if regime == "kink-grid":
-        codes = draw(arrays(shape, KINK_CODE, lambda rng, n: rng.integers(0, KINK_CODES, n),
-                            "kink codes"))
+        codes = arrays(draw, shape, KINK_CODE, lambda rng, n: rng.integers(0, KINK_CODES, n),
+                       "kink codes")
         return (*_kink_grid(codes.astype(np.int64), threshold, dtype), regime)
     return (_values(draw, shape, dtype, regime, "input"),
             _values(draw, shape, dtype, regime, "target"), regime)
@@ -120,7 +120,7 @@ def margin_pairs(draw, shape, dtype):
     x = _values(draw, shape, dtype, regime, "input")
     kind = draw(st.sampled_from(SOFT_TARGETS), label="target kind")
     elements, bulk = TARGET_ELEMENTS[kind]
-    y = draw(arrays(shape, elements, bulk, "target"))
+    y = arrays(draw, shape, elements, bulk, "target")
     return x, round_to(y, dtype), (regime, f"target-{kind}")
 
 
@@ -140,7 +140,7 @@ def _weights(draw, shape, dtype, kind):
     if kind == "uniform":
         return round_to(np.full(shape, draw(st.floats(0.1, 4), label="weight value")), dtype)
     elements, bulk = WEIGHT_ELEMENTS[kind]
-    w = round_to(draw(arrays(shape, elements, bulk, "weight")), dtype)
+    w = round_to(arrays(draw, shape, elements, bulk, "weight"), dtype)
     if kind == "signed" and w.size and w.any() and math.fsum(w.reshape(-1)) == 0:
         w.reshape(-1)[np.flatnonzero(w)[0]] *= 2  # a cancelling sum: the mean is undefined
     return w
@@ -194,8 +194,8 @@ def cases(name):
                     tuple(tags) + saturation_tags(x, dtype) + _layout_tags(layouts))
         out_shape = _output_shape(shape, reduction)
         case.grad_output = (upstream_gradient(draw, out_shape, dtype) if out_shape == () else
-                            round_to(draw(arrays(out_shape, UPSTREAM, lambda rng, n:
-                                                 rng.uniform(-4, 4, n), "grad_output")), dtype))
+                            round_to(arrays(draw, out_shape, UPSTREAM, lambda rng, n:
+                                            rng.uniform(-4, 4, n), "grad_output"), dtype))
         return case
 
     return cases

@@ -19,7 +19,7 @@ UPSTREAM = st.floats(-4, 4)
 
 
 def _draw(draw, shape, elements, bulk, label, dtype):
-    return round_to(draw(arrays(shape, elements, bulk, label)), dtype)
+    return round_to(arrays(draw, shape, elements, bulk, label), dtype)
 
 
 def _with_infinities(values, raw):
@@ -28,7 +28,7 @@ def _with_infinities(values, raw):
 
 
 def _draw_with_inf(draw, shape, elements, bulk, label, dtype):
-    raw = draw(arrays(shape, elements, bulk, label))
+    raw = arrays(draw, shape, elements, bulk, label)
     return _with_infinities(round_to(np.where(np.isinf(raw), 0.0, raw), dtype), raw)
 
 
@@ -205,8 +205,8 @@ def case_strategy(name):
                     (kind,) + tags + _layout_tags(layouts))
         out = output_shape(shape, reduction)
         case.grad_output = (upstream_gradient(draw, out, dtype) if out == () else
-                            round_to(draw(arrays(out, UPSTREAM, lambda rng, n:
-                                                 rng.uniform(-4, 4, n), "grad_output")), dtype))
+                            round_to(arrays(draw, out, UPSTREAM, lambda rng, n:
+                                            rng.uniform(-4, 4, n), "grad_output"), dtype))
         return case
 
     return cases

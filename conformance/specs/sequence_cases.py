@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from ..cases import Case, float_arrays, layouts_for, make_expandable, round_to, upstream_gradient
+from ..cases import Case, float_array, layouts_for, make_expandable, round_to, upstream_gradient
 
 SHAPE_KINDS = ("small", "small", "small", "unbatched", "single-frame", "two-classes", "long")
 VALUE_REGIMES = ("log-softmax", "log-softmax", "peaked", "unnormalized", "very-negative")
@@ -76,17 +76,17 @@ def _log_probs(draw, shape, dtype, regime):
     size = int(np.prod(shape))
     if regime in ("log-softmax", "peaked"):
         width = 4.0 if regime == "log-softmax" else 40.0
-        logits = draw(float_arrays(shape, st.floats(-width, width), lambda rng, n:
-                                   rng.uniform(-width, width, n), "logits", max_drawn=DRAWN,
-                                   planted=4))
+        logits = float_array(draw, shape, st.floats(-width, width), lambda rng, n:
+                             rng.uniform(-width, width, n), "logits", max_drawn=DRAWN,
+                             planted=4)
         top = logits.max(axis=-1, keepdims=True)
         values = logits - top - np.log(np.exp(logits - top).sum(axis=-1, keepdims=True))
     elif regime == "unnormalized":
-        values = draw(float_arrays(shape, st.floats(-8, 4), lambda rng, n: rng.uniform(-8, 4, n),
-                                   "log_probs", max_drawn=DRAWN, planted=4))
+        values = float_array(draw, shape, st.floats(-8, 4), lambda rng, n: rng.uniform(-8, 4, n),
+                             "log_probs", max_drawn=DRAWN, planted=4)
     else:
-        values = draw(float_arrays(shape, st.floats(-6, 0), lambda rng, n: rng.uniform(-6, 0, n),
-                                   "log_probs", max_drawn=DRAWN, planted=4))
+        values = float_array(draw, shape, st.floats(-6, 0), lambda rng, n: rng.uniform(-6, 0, n),
+                             "log_probs", max_drawn=DRAWN, planted=4)
         specials = draw(st.lists(st.tuples(st.integers(0, size - 1),
                                            st.sampled_from([-1e4, -np.inf, -300.0, -1e30])),
                                  min_size=1, max_size=6), label="very negative")
@@ -148,8 +148,8 @@ def ctc_cases(draw, variant):
     case = Case(dtype, args, options, layouts, tags)
     out_shape = (n,) if reduction == "none" and not unbatched else ()
     if out_shape:
-        case.grad_output = round_to(draw(float_arrays(out_shape, st.floats(-4, 4),
-                                                      label="grad_output")), dtype)
+        case.grad_output = round_to(float_array(draw, out_shape, st.floats(-4, 4),
+                                                label="grad_output"), dtype)
     else:
         case.grad_output = upstream_gradient(draw, (), dtype)
     return case
