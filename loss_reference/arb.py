@@ -13,7 +13,7 @@ import flint
 import numpy as np
 
 from .balls import LD
-from .formats import Format, round_dyadic
+from .formats import Format, round_dyadic, round_float64
 
 
 class ArbBackend:
@@ -157,9 +157,47 @@ def arb_evaluate(function, args, fmt: Format, precision: int):
     backend = ArbBackend(precision)
     with flint.ctx.workprec(precision):  # lower() and upper() round at the context precision
         out = np.asarray(function(backend, *[backend.asarray(a) for a in args]), dtype=object)
-        rounded = np.empty(out.shape)
-        exact = np.empty(out.shape, dtype=LD)
-        ok = np.empty(out.shape, dtype=bool)
-        for index, value in np.ndenumerate(out):
-            rounded[index], exact[index], ok[index] = certify_arb(value, fmt)
-    return rounded, exact, ok
+        return certify_arb_array(out, fmt)
+
+
+FLOAT64_TINY_ENOUGH = 2.0 ** -900
+
+
+def certify_arb_array(values: np.ndarray, fmt: Format):
+    """``certify_arb`` over an object array of arb balls: (rounded, estimate, ok) arrays.
+
+    A vectorised test settles most elements: the midpoint's float64 rounding, rounded to fmt,
+    is a candidate r, and a ball that lies strictly inside r's rounding interval (tested in
+    exact arb arithmetic) rounds to r whole, with no tie. ``certify_arb`` judges the rest one
+    by one (zeros, whose sign float64 does not keep, tiny values, ties, non-finite values, overflow), so the
+    answers are certify_arb's own; the per-element test cost 100 us a value. Call it inside
+    the ``flint.ctx.workprec`` the values were computed at."""
+    flat = np.empty(values.size, dtype=object)  # a function may return plain numbers too
+    flat[:] = [v if isinstance(v, flint.arb) else flint.arb(v) for v in values.reshape(-1)]
+    rounded, exact = np.zeros(flat.shape), np.zeros(flat.shape, dtype=LD)
+    ok = np.zeros(flat.shape, dtype=bool)
+    finite = np.array([v.is_finite() for v in flat], dtype=bool)
+    mids = [v.mid() for v in flat[finite]]
+    high = np.array([float(m) for m in mids])
+    low = np.array([float(m - h) for m, h in zip(mids, high.tolist())])  # exact: m - h is short
+    with np.errstate(all="ignore"):
+        candidate = round_float64(high, fmt)
+        spacing, narrower = fmt.gaps(candidate)
+    # Far enough above float64's subnormals for the low part to keep its bits: the estimate
+    # high + low is then the midpoint to within long double's precision.
+    usable = np.isfinite(candidate) & (candidate != 0) & (np.abs(high) > FLOAT64_TINY_ENOUGH)
+    up = np.where(candidate < 0, narrower, spacing)  # the gap on each side, away or towards 0
+    down = np.where(candidate < 0, spacing, narrower)
+    positions = np.flatnonzero(finite)
+    inside = np.zeros(len(mids), dtype=bool)
+    for i in np.flatnonzero(usable):
+        r, value = flint.arb(candidate[i]), flat[positions[i]]
+        inside[i] = bool(value > r - flint.arb(down[i]) / 2) and bool(
+            value < r + flint.arb(up[i]) / 2)
+    settled = positions[inside]
+    rounded[settled] = candidate[inside]
+    exact[settled] = high[inside].astype(LD) + low[inside].astype(LD)
+    ok[settled] = True
+    for index in np.flatnonzero(~ok):
+        rounded[index], exact[index], ok[index] = certify_arb(flat[index], fmt)
+    return rounded.reshape(values.shape), exact.reshape(values.shape), ok.reshape(values.shape)

@@ -1016,6 +1016,54 @@ def test_certify_is_sound(name, fmt_name):
         assert low == high == value and not low_tie and not high_tie, (mid, rad, value)
 
 
+@pytest.mark.parametrize("fmt_name", FORMAT_NAMES)
+def test_certify_arb_array_gives_certify_arb_answers(fmt_name):
+    """certify_arb_array's vectorised test settles most arb balls at once; its rounded values
+    (signs of zero included), verdicts and estimates are certify_arb's, element by element, on
+    balls at and about the rounding boundaries of numbers of the format (exact ties, a hair
+    inside and outside them, powers of two, subnormals, the largest finite values), zeros,
+    values beyond float64's range and non-finite ones."""
+    import flint
+
+    from loss_reference.arb import certify_arb, certify_arb_array
+
+    fmt = FORMATS[fmt_name]
+    rng = np.random.default_rng(5)
+    landmarks = [fmt.smallest_subnormal, 2.0 ** fmt.min_exponent, 1.0, 1.5, 2.0, 3.0,
+                 fmt.max_finite, 1e-3, 1e3]
+    drawn = to_format(rng.standard_normal(60) * 10.0 ** rng.uniform(-5, 5, 60), fmt)
+    base = landmarks + list(drawn[np.isfinite(drawn)])
+    hair = Fraction(1, 2 ** 80)
+    offsets = [Fraction(0), Fraction(1, 2), Fraction(1, 2) - hair, Fraction(1, 2) + hair,
+               Fraction(-1, 4), Fraction(-1, 2) + hair, Fraction(-1, 2) - hair, Fraction(1)]
+    radii = [Fraction(0), hair, Fraction(1, 2 ** 20), Fraction(3, 10)]
+    with flint.ctx.workprec(256):
+        values = [flint.arb(0), flint.arb(2) ** -1200, -flint.arb(2) ** -1200,
+                  flint.arb(10) ** 400, -flint.arb(10) ** 400, flint.arb("nan"),
+                  flint.arb("inf"), flint.arb(0, 1e-300), flint.arb(1e-50, 1e-49),
+                  flint.arb(-1e-50, 1e-49), flint.arb(1e-50, 1e-60), flint.arb(-1e-50, 1e-60),
+                  0.0, 0.75, -3, 2.5]  # a reference may return plain numbers beside balls
+        for number in base:
+            ulp = to_fraction(fmt.ulp(np.array(number)))
+            for sign, offset, radius in itertools.product((1, -1), offsets, radii):
+                mid = sign * (to_fraction(number) + offset * ulp)
+                values.append(flint.arb(flint.fmpq(mid.numerator, mid.denominator),
+                                        flint.arb(flint.fmpq(*(radius * ulp).as_integer_ratio()))))
+        array = np.empty(len(values), dtype=object)
+        array[:] = values
+        rounded, estimate, ok = certify_arb_array(array.reshape(-1, 2), fmt)
+        expected = [certify_arb(value, fmt) for value in values]
+    rounded, estimate, ok = rounded.reshape(-1), estimate.reshape(-1), ok.reshape(-1)
+    np.testing.assert_array_equal(ok, [e[2] for e in expected])
+    np.testing.assert_array_equal(rounded, [e[0] for e in expected])
+    np.testing.assert_array_equal(np.signbit(rounded), np.signbit([e[0] for e in expected]))
+    known = np.array([np.isfinite(e[1]) for e in expected])
+    expected_estimate = np.array([e[1] for e in expected], dtype=LD)[known]
+    assert (np.abs(estimate[known] - expected_estimate)  # both within an ulp of long double
+            <= LD(2.0 ** -62) * np.abs(expected_estimate)).all()
+    assert 0.3 < ok.mean() < 0.95  # certified and uncertified balls both tested
+
+
 @pytest.mark.parametrize("x", [-0.5, -183.0, -3000.0, -16348.25, -1e5, -1e28, 0.0, 2.5, 700.0])
 @pytest.mark.parametrize("precision", [128, 4096, 20000])
 def test_arb_exp_holds_the_truth_to_the_precision_absolutely(x, precision):
