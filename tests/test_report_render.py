@@ -13,12 +13,15 @@ import base64
 import copy
 import math
 import re
+import subprocess
+import sys
 from html.parser import HTMLParser
 
 import pytest
 from browser import open_in_chromium
 
 from conformance.report import overview as ov
+from conformance.report import plots as plots_module
 from conformance.report.html import render_html
 from conformance.report.markdown import (accuracy_markdown, fmt_num, fmt_time, speed_markdown)
 from conformance.report.plots import error_plot, new_figure, write_plots
@@ -279,6 +282,45 @@ def test_write_plots_writes_one_png_per_loss_and_dtype(report):
         data = (report_dir / path).read_bytes()
         assert data.startswith(PNG)
         assert 5_000 < len(data) < 200_000
+
+
+def _many_plots_summary() -> dict:
+    """A summary with enough error plots (one per loss copy) for write_plots to share them
+    with a second process."""
+    summary = make_summary()
+    copies = plots_module.PARALLEL_PLOTS
+    summary["error_samples"] = [dict(entry, loss=f"{entry['loss']}_{n}")
+                                for n in range(copies) for entry in summary["error_samples"]]
+    return summary
+
+
+def test_a_second_process_draws_every_other_plot_byte_for_byte(tmp_path, monkeypatch):
+    """Past PARALLEL_PLOTS plots, a helper process draws every other one: this process draws
+    only its own half, and every file is the one a single process draws."""
+    summary = _many_plots_summary()
+    alone = tmp_path / "alone" / "plots"
+    alone.mkdir(parents=True)
+    plots_module.draw_plots(plots_module.plot_jobs(summary, alone))
+    drawn_here = []
+    draw = plots_module.draw_plots
+    monkeypatch.setattr(plots_module, "draw_plots",
+                        lambda jobs: (drawn_here.extend(jobs), draw(jobs)))
+    plots = write_plots(summary, tmp_path / "shared" / "plots")
+    names = sorted(p.name for p in alone.iterdir())
+    assert len(names) == len(plots["error"]) + len(plots["speed"]) > plots_module.PARALLEL_PLOTS
+    assert len(drawn_here) == (len(names) + 1) // 2
+    for name in names:
+        assert (tmp_path / "shared" / "plots" / name).read_bytes() == (alone / name).read_bytes()
+
+
+def test_plots_a_failed_helper_left_are_drawn_here(tmp_path, monkeypatch):
+    summary = _many_plots_summary()
+    monkeypatch.setattr(plots_module, "_start_helper", lambda jobs, pickled: subprocess.Popen(
+        [sys.executable, "-c", "raise SystemExit(3)"]))
+    plots = write_plots(summary, tmp_path / "plots")
+    assert len(plots["error"]) > plots_module.PARALLEL_PLOTS
+    for path in plots["error"]:
+        assert (tmp_path / path).read_bytes().startswith(PNG)
 
 
 # --- html ----------------------------------------------------------------------------------------

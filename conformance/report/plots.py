@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+import tempfile
 from collections import defaultdict
 from pathlib import Path
 
@@ -56,16 +57,6 @@ def new_figure(panels: int = 1):
     if panels == 1:
         return figure, figure.add_subplot()
     return figure, figure.subplots(1, panels)
-
-
-def _save(figure, plots_dir: Path, name: str, written: set) -> str:
-    stem, n = name[:-len(".png")], 2
-    while name in written:  # two names that sanitize alike keep both plots
-        name, n = f"{stem}_{n}.png", n + 1
-    written.add(name)
-    _write_png(figure, plots_dir / name)
-    figure.clear()
-    return f"{plots_dir.name}/{name}"
 
 
 PALETTE_COLOURS = 64  # a plot holds a few flat colours and their anti-aliased edges
@@ -347,36 +338,108 @@ def write_plots(summary: dict, plots_dir: Path) -> dict:
 
     Returns {"error": [...], "speed": [...]}, paths relative to the report directory
     ("plots/error_<loss>_<dtype>.png"), one error plot per (loss, dtype) with error samples and
-    one speed plot per (loss, dtype) with speed rows."""
+    one speed plot per (loss, dtype) with speed rows. Where there are many, a second Python
+    process draws every other one: matplotlib draws on one core, and the plots took a tenth of
+    a run's time."""
     plots_dir = Path(plots_dir)
     plots_dir.mkdir(parents=True, exist_ok=True)
-    labels, colours, written = candidate_labels(summary), _colours(summary), set()
+    jobs = plot_jobs(summary, plots_dir)
+    if len(jobs) < PARALLEL_PLOTS:
+        draw_plots(jobs)
+    else:
+        with tempfile.TemporaryDirectory() as scratch:
+            helper = _start_helper(jobs[1::2], Path(scratch) / "jobs.pickle")
+            try:
+                draw_plots(jobs[0::2] if helper else jobs)
+            finally:
+                if helper and helper.wait() != 0:
+                    draw_plots(jobs[1::2])  # the helper failed: draw its share here
     result = {"error": [], "speed": []}
+    for job in jobs:
+        result[job["kind"]].append(f"{plots_dir.name}/{job['path'].name}")
+    return result
 
+
+PARALLEL_PLOTS = 8  # fewer plots than this are not worth starting a second Python
+
+
+def plot_jobs(summary: dict, plots_dir: Path) -> list[dict]:
+    """Every plot of a summary as a self-contained job for ``draw_plots``: its kind, loss,
+    dtype, data and file path (two names that sanitize alike get _2, _3, ...)."""
+    labels, colours, written = candidate_labels(summary), _colours(summary), set()
+    machine = summary.get("machine", {})
+    jobs = []
     samples = defaultdict(list)
     for entry in summary.get("error_samples", []):
         if entry.get("points"):
             samples[(entry["loss"], entry["dtype"])].append(entry)
     for loss, dtype in sorted(samples, key=lambda k: (k[0], dtype_key(k[1]))):
         entries = sorted(samples[(loss, dtype)], key=lambda e: _rank(labels, e["candidate"]))
-        figure, axes = new_figure()
-        with np.errstate(over="ignore"):  # autoscaling a log axis near 1e308 overflows
-            error_plot(figure, axes, loss, dtype, entries, labels, colours)
-        result["error"].append(_save(figure, plots_dir, plot_filename("error", loss, dtype),
-                                     written))
-
+        jobs.append({"kind": "error", "loss": loss, "dtype": dtype, "data": entries})
     speed = defaultdict(list)
     for row in summary.get("speed", []):
         speed[(row["loss"], row["dtype"])].append(row)
     for loss, dtype in sorted(speed, key=lambda k: (k[0], dtype_key(k[1]))):
-        figure, (axes, memory_axes) = new_figure(panels=2)
-        speed_plot(figure, axes, summary, loss, dtype, speed[(loss, dtype)], labels, colours)
-        memory_plot(memory_axes, loss, dtype, speed[(loss, dtype)], labels, colours)
-        figure.subplots_adjust(**SPEED_MARGINS)
-        result["speed"].append(_save(figure, plots_dir, plot_filename("speed", loss, dtype),
-                                     written))
-    return result
+        jobs.append({"kind": "speed", "loss": loss, "dtype": dtype, "data": speed[(loss, dtype)]})
+    for job in jobs:
+        name = _unique(plot_filename(job["kind"], job["loss"], job["dtype"]), written)
+        job.update(path=plots_dir / name, labels=labels, colours=colours, machine=machine)
+    return jobs
+
+
+def _unique(name: str, written: set) -> str:
+    stem, n = name[:-len(".png")], 2
+    while name in written:  # two names that sanitize alike keep both plots
+        name, n = f"{stem}_{n}.png", n + 1
+    written.add(name)
+    return name
+
+
+def draw_plots(jobs: list[dict]) -> None:
+    """Draw and write each job of ``plot_jobs``."""
+    for job in jobs:
+        loss, dtype, labels, colours = job["loss"], job["dtype"], job["labels"], job["colours"]
+        if job["kind"] == "error":
+            figure, axes = new_figure()
+            with np.errstate(over="ignore"):  # autoscaling a log axis near 1e308 overflows
+                error_plot(figure, axes, loss, dtype, job["data"], labels, colours)
+        else:
+            figure, (axes, memory_axes) = new_figure(panels=2)
+            speed_plot(figure, axes, {"machine": job["machine"]}, loss, dtype, job["data"],
+                       labels, colours)
+            memory_plot(memory_axes, loss, dtype, job["data"], labels, colours)
+            figure.subplots_adjust(**SPEED_MARGINS)
+        _write_png(figure, job["path"])
+        figure.clear()
+
+
+def _start_helper(jobs: list[dict], pickled: Path):
+    """A second Python drawing ``jobs`` (pickled to the file ``pickled``), or None if it
+    cannot start. The package's own root goes at the end of its sys.path, in case the package
+    is not installed (a checkout on PYTHONPATH is inherited as it is)."""
+    import pickle
+    import subprocess
+    import sys
+
+    pickled.write_bytes(pickle.dumps(jobs))
+    root = str(Path(__file__).resolve().parents[2])
+    code = ("import sys; sys.path.append(sys.argv[1]); "
+            "from conformance.report.plots import draw_pickled; draw_pickled(sys.argv[2])")
+    try:
+        return subprocess.Popen([sys.executable, "-c", code, root, str(pickled)],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    except OSError:
+        return None
+
+
+def draw_pickled(path: str) -> None:
+    """The helper's work: draw the jobs pickled in ``path`` (by ``_start_helper``)."""
+    import pickle
+
+    draw_plots(pickle.loads(Path(path).read_bytes()))
 
 
 def _rank(labels: list, label: str) -> int:
     return labels.index(label) if label in labels else len(labels)
+
