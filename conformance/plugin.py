@@ -17,6 +17,8 @@ import pytest
 
 from loss_reference.formats import DTYPES
 
+from .bounded_cache import BoundedCache
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 # Hypothesis examples per random check, and whether a failure is shrunk to a minimal case
 # (shrinking re-runs the reference on many variants of a failing case: seconds to minutes).
@@ -24,6 +26,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 # language-model tier (conformance/specs/llm.py) as the edge cases, and no random checks.
 PROFILES = {"quick": (8, False), "default": (30, True), "thorough": (400, True),
             "llm": (0, False)}
+# The random cases a run keeps for sibling checks to replay, at most (the arrays they hold).
+DRAWN_BYTES = 256 << 20
 LLM_TESTS = ("test_edge_value", "test_edge_gradient")
 
 
@@ -148,6 +152,8 @@ class ConformanceRun:
     maxfail_per_candidate: int | None = None
     failed_tests: dict = field(default_factory=dict, repr=False)  # candidate label -> count
     _edges: dict = field(default_factory=dict, repr=False)
+    # the random cases each (loss, variant, examples) drew, replayed by its sibling checks
+    drawn: BoundedCache = field(default_factory=lambda: BoundedCache(DRAWN_BYTES), repr=False)
     _llm_built: tuple | None = field(default=None, repr=False)  # (key, cases): the last built
     _probes: dict = field(default_factory=dict, repr=False)
 

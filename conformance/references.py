@@ -11,11 +11,12 @@ its layouts, which do not change a value), holds the most recent results up to
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 
 import numpy as np
 
 from loss_reference.engine import EvaluationError
+
+from .bounded_cache import BoundedCache
 
 CACHE_BYTES = 512 << 20  # results kept, at most (the arrays they hold)
 
@@ -42,53 +43,25 @@ def fingerprint(spec, case, kind: str) -> bytes:
     return digest.digest()
 
 
-def _nbytes(value) -> int:
-    if isinstance(value, np.ndarray):
-        return value.nbytes
-    if isinstance(value, dict):
-        return sum(_nbytes(v) for v in value.values())
-    if isinstance(value, (tuple, list)):
-        return sum(_nbytes(v) for v in value)
-    arrays = [v for v in getattr(value, "__dict__", {}).values() if isinstance(v, np.ndarray)]
-    return sum(a.nbytes for a in arrays) + 64
+_MISSING = object()
 
 
-class _Cache:
-    """Least recently used results, bounded by the bytes of the arrays they hold."""
-
-    def __init__(self, limit_bytes: int):
-        self.limit = limit_bytes
-        self.entries = OrderedDict()  # key -> (result or EvaluationError, bytes)
-        self.bytes = 0
-        self.hits = self.misses = 0
-
-    def get(self, key, compute):
-        if key in self.entries:
-            self.entries.move_to_end(key)
-            self.hits += 1
-            result = self.entries[key][0]
-        else:
-            self.misses += 1
-            try:
-                result = compute()
-            except EvaluationError as error:
-                result = error
-            size = _nbytes(result)
-            self.entries[key] = (result, size)
-            self.bytes += size
-            while self.bytes > self.limit and len(self.entries) > 1:
-                _, (_, dropped) = self.entries.popitem(last=False)
-                self.bytes -= dropped
-        if isinstance(result, EvaluationError):
-            raise result
-        return result
-
-    def clear(self):
-        self.entries.clear()
-        self.bytes = 0
+def _cached(key, compute):
+    """``compute()``'s result (or EvaluationError, raised again) under ``key``, computed once
+    while the cache keeps it."""
+    result = _CACHE.lookup(key, _MISSING)
+    if result is _MISSING:
+        try:
+            result = compute()
+        except EvaluationError as error:
+            result = error
+        _CACHE.store(key, result)
+    if isinstance(result, EvaluationError):
+        raise result
+    return result
 
 
-_CACHE = _Cache(CACHE_BYTES)
+_CACHE = BoundedCache(CACHE_BYTES)
 
 
 def value_reference(spec, case):
@@ -98,7 +71,7 @@ def value_reference(spec, case):
     def compute():
         return spec.reference(case), (None if spec.exact else spec.magnitude(case))
 
-    return _CACHE.get(fingerprint(spec, case, "value"), compute)
+    return _cached(fingerprint(spec, case, "value"), compute)
 
 
 def gradient_reference(spec, case):
@@ -107,4 +80,4 @@ def gradient_reference(spec, case):
     def compute():
         return spec.reference_grad(case), spec.grad_magnitudes(case)
 
-    return _CACHE.get(fingerprint(spec, case, "gradient"), compute)
+    return _cached(fingerprint(spec, case, "gradient"), compute)

@@ -3,8 +3,11 @@
 Each test id reads ``<candidate>-<loss>-<dtype>[-<edge case>]``: one test per dtype, its
 ``variant`` parameter a ``VariantGroup`` of every reduction (and other variant options). Random
 checks share the profile's examples out over the members and draw Cases with hypothesis, which
-shrinks a failure to a minimal Case and prints it; an edge case runs under every member. Every
-failure message ends with a command line that reruns exactly that test.
+shrinks a failure to a minimal Case and prints it; an edge case runs under every member. The
+first random check of a member draws its cases; its siblings (the gradient check beside the
+value check, the other candidates) replay them, since drawing cost as much as judging, and a
+failure met on replay is drawn afresh for hypothesis to shrink. Every failure message ends
+with a command line that reruns exactly that test.
 """
 
 from __future__ import annotations
@@ -71,7 +74,54 @@ def _run_random(check, conformance, candidate, spec, group, request):
 
 
 def _run_member(check, conformance, candidate, spec, variant, examples, request):
+    """One member's random check: a replay of the cases a sibling check drew (the other
+    kind of check, or another candidate) when the run kept them, else hypothesis's own draw;
+    a replayed failure is drawn afresh so that hypothesis shrinks it."""
+    drawn = conformance.drawn.lookup((spec.name, variant, examples))
+    failure = None
+    if drawn is not None:
+        failure = _replay(check, conformance, candidate, spec, drawn, request)
+        if failure is None:
+            return
+    drawn = _draw(check, conformance, candidate, spec, variant, examples, request)
+    if failure is not None:  # hypothesis did not meet the replayed case again: report it
+        case, verdict = failure
+        recorder(request.node).judged(case, verdict, gradient=check is check_gradient)
+        pytest.fail(explain(verdict, candidate, spec, case, request, conformance), pytrace=False)
+    conformance.drawn.store((spec.name, variant, examples), drawn)
+
+
+def _replay(check, conformance, candidate, spec, drawn, request):
+    """Judge the drawn cases in order; records them and returns None if every one passed (or
+    fell under a listed deviation), fails the test on a crash or a hang, and returns the first
+    failure (case, verdict) unrecorded, for hypothesis to find and shrink."""
+    judged = []
+    for case in drawn:
+        try:
+            verdict = check(candidate, spec, case, repeat=conformance.repeat)
+        except EvaluationError:
+            continue  # as hypothesis's reject(): the reference cannot certify this case
+        tolerated = not verdict.passed and bool(
+            known_deviation(conformance, candidate, spec, case, check))
+        if not verdict.passed and not tolerated and verdict.fault not in ("crash", "hang"):
+            return case, verdict
+        judged.append((case, verdict, tolerated))
+        if verdict.fault in ("crash", "hang"):
+            break
+    for case, verdict, tolerated in judged:
+        recorder(request.node).judged(case, verdict, gradient=check is check_gradient,
+                                      tolerated=tolerated)
+    if judged and judged[-1][1].fault in ("crash", "hang"):
+        case, verdict, _ = judged[-1]
+        pytest.fail(explain(verdict, candidate, spec, case, request, conformance), pytrace=False)
+    return None
+
+
+def _draw(check, conformance, candidate, spec, variant, examples, request) -> list:
+    """Hypothesis draws the member's cases and judges each, shrinking a failure to a minimal
+    case; returns the cases it drew, in order."""
     faults = []  # the first crash or hang: reported as it happened, never shrunk
+    drawn = []
 
     @seed(conformance.seed)
     @drawing_settings(examples, conformance.shrink)
@@ -79,6 +129,7 @@ def _run_member(check, conformance, candidate, spec, variant, examples, request)
     def random_case(case):
         if faults:
             return  # shrinking a crash or a hang would restart the worker at every step
+        drawn.append(case)
         try:
             verdict = check(candidate, spec, case, repeat=conformance.repeat)
         except EvaluationError:
@@ -98,6 +149,7 @@ def _run_member(check, conformance, candidate, spec, variant, examples, request)
     random_case()
     if faults:
         pytest.fail(faults[0], pytrace=False)
+    return drawn
 
 
 @check_kind("invalid")
