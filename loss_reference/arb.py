@@ -169,9 +169,10 @@ def certify_arb_array(values: np.ndarray, fmt: Format):
     A vectorised test settles most elements: the midpoint's float64 rounding, rounded to fmt,
     is a candidate r, and a ball that lies strictly inside r's rounding interval (tested in
     exact arb arithmetic) rounds to r whole, with no tie. ``certify_arb`` judges the rest one
-    by one (zeros, whose sign float64 does not keep, tiny values, ties, non-finite values, overflow), so the
-    answers are certify_arb's own; the per-element test cost 100 us a value. Call it inside
-    the ``flint.ctx.workprec`` the values were computed at."""
+    by one (zeros, whose sign the float64 rounding does not keep, tiny values, ties,
+    non-finite values, overflow), so the answers are certify_arb's own; the per-element test
+    cost 100 us a value. Call it inside the ``flint.ctx.workprec`` the values were computed
+    at."""
     flat = np.empty(values.size, dtype=object)  # a function may return plain numbers too
     flat[:] = [v if isinstance(v, flint.arb) else flint.arb(v) for v in values.reshape(-1)]
     rounded, exact = np.zeros(flat.shape), np.zeros(flat.shape, dtype=LD)
