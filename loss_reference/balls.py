@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .exact_ops import (all_finite, exact_error, is_short, is_unit, two_product_error,
+                        two_sum_error)
 from .split_product import norms, split_product
 
 LD = np.longdouble
@@ -106,7 +108,7 @@ class Ball:
         with quiet():
             total = self.after(self.mid + other.mid, self.rad + other.rad)
             if _is_exact(self) and _is_exact(other):
-                total.rad = _exact_error(total.rad, _two_sum_error(self.mid, other.mid, total.mid))
+                total.rad = exact_error(total.rad, two_sum_error(self.mid, other.mid, total.mid))
             return total
 
     __radd__ = __add__
@@ -125,8 +127,9 @@ class Ball:
                 if _product_is_exact(self, other):
                     return Ball.exact(mid, self.precision)
                 product = self.after(mid, 0)
-                error = _two_product_error(self.mid, other.mid, mid, self.precision)
-                product.rad = _exact_error(product.rad, error)
+                error = two_product_error(self.mid, other.mid, mid, self.precision.dtype,
+                                          self.precision.tiny)
+                product.rad = exact_error(product.rad, error)
                 return product
             rad = (np.abs(self.mid) * other.rad + np.abs(other.mid) * self.rad
                    + self.rad * other.rad)
@@ -147,7 +150,8 @@ class Ball:
                 quotient = self.after(self.mid / divisor, self.rad / abs(divisor))
                 if _is_exact(self):  # exact where quotient * divisor is the dividend
                     back = quotient.mid * divisor
-                    error = _two_product_error(quotient.mid, divisor, back, self.precision)
+                    error = two_product_error(quotient.mid, divisor, back, self.precision.dtype,
+                                              self.precision.tiny)
                     exact = (back == self.mid) & (error == 0)
                     quotient.rad = np.where(exact, 0, quotient.rad).astype(dtype)
                 return quotient
@@ -166,8 +170,8 @@ class Ball:
 # The sum or product of two exact numbers is often itself exact (the difference of two float32
 # inputs, in float64), and an exact result can be a tie of the target format, which no ball of
 # positive radius certifies. Where both operands are exact, the rounding error itself is
-# computed exactly (Knuth's TwoSum, Dekker's TwoProduct) and becomes the radius: zero where the
-# result is exact, so ``engine.certify`` rounds it as it is (ties to even).
+# computed exactly (``exact_ops``) and becomes the radius: zero where the result is exact, so
+# ``engine.certify`` rounds it as it is (ties to even).
 
 def _is_exact(ball: "Ball") -> bool:
     """Whether every radius is 0 (one look at Ball.exact's view of a single zero)."""
@@ -177,20 +181,14 @@ def _is_exact(ball: "Ball") -> bool:
     return not np.any(rad)
 
 
-# At most 24 significant bits (the float64 significand's low 29 bits clear) and a magnitude in
-# [2^-149, 2^128) or zero, as every float32, float16 and bfloat16 value: the product of two such
-# numbers has at most 48 significant bits and lies in float64's normal range, so it is exact.
-_SHORT_LOW_BITS = np.uint64((1 << 29) - 1)
-
-
 def _product_is_exact(a: "Ball", b: "Ball") -> bool:
     """Whether the product of two exact balls is exact in their precision, by a cheap test of
     each (remembered on the Ball: an input is often in several products): both short (two
     float32 inputs), or one of them 0 and +-1 only (a mask) and the other finite."""
-    if _remembered(a, "short", _short) and _remembered(b, "short", _short):
+    if _remembered(a, "short", is_short) and _remembered(b, "short", is_short):
         return True
-    return ((_remembered(a, "unit", _unit) and _remembered(b, "finite", _finite))
-            or (_remembered(b, "unit", _unit) and _remembered(a, "finite", _finite)))
+    return ((_remembered(a, "unit", is_unit) and _remembered(b, "finite", all_finite))
+            or (_remembered(b, "unit", is_unit) and _remembered(a, "finite", all_finite)))
 
 
 def _remembered(ball: "Ball", name: str, test) -> bool:
@@ -200,62 +198,6 @@ def _remembered(ball: "Ball", name: str, test) -> bool:
         known = bool(test(ball.mid))
         setattr(ball, key, known)
     return known
-
-
-def _short(mid) -> bool:
-    """Every value a float64 with float32's significand and exponent range (see
-    ``_SHORT_LOW_BITS``)."""
-    if mid.dtype != np.float64 or np.any(mid.view(np.uint64) & _SHORT_LOW_BITS):
-        return False
-    magnitude = np.abs(mid)
-    return np.all(((magnitude >= 2.0 ** -149) & (magnitude < 2.0 ** 128)) | (magnitude == 0))
-
-
-def _unit(mid) -> bool:
-    """Every value 0, 1 or -1."""
-    magnitude = np.abs(mid)
-    return np.all((magnitude == 1) | (magnitude == 0))
-
-
-def _finite(mid) -> bool:
-    return np.all(np.isfinite(mid))
-
-
-def _two_sum_error(a, b, total):
-    """a + b - total exactly, for total = fl(a + b) (Knuth's TwoSum: any magnitudes, and
-    subnormal results are exact; nan where total overflowed)."""
-    b_virtual = total - a
-    a_virtual = total - b_virtual
-    return (a - a_virtual) + (b - b_virtual)
-
-
-def _two_product_error(a, b, product, precision: "Precision"):
-    """a * b - product exactly, for product = fl(a * b) (Dekker's TwoProduct with Veltkamp's
-    splitting); nan where that is not guaranteed: a split that could overflow, or a product
-    whose error could underflow (|product| below 2^(precision bits) times the smallest normal),
-    except exact zeros (a zero factor)."""
-    bits = 53 if precision.dtype is np.float64 else 64
-    splitter = precision.dtype(2.0 ** ((bits + 1) // 2) + 1)
-    limit = precision.dtype(np.finfo(precision.dtype).max) / splitter / 4
-    a, b = np.broadcast_arrays(a, b)
-
-    def split(v):
-        scaled = splitter * v
-        high = scaled - (scaled - v)
-        return high, v - high
-
-    a_high, a_low = split(a)
-    b_high, b_low = split(b)
-    error = ((a_high * b_high - product) + a_high * b_low + a_low * b_high) + a_low * b_low
-    safe = ((np.abs(a) < limit) & (np.abs(b) < limit)
-            & (np.abs(product) >= precision.tiny * precision.dtype(2.0 ** bits)))
-    zero = (product == 0) & ((a == 0) | (b == 0))
-    return np.where(zero, 0, np.where(safe, error, np.nan))
-
-
-def _exact_error(bound, error):
-    """The radius |error| where the exact error is known (finite), else the rounding bound."""
-    return np.where(np.isfinite(error), np.abs(error), bound).astype(bound.dtype)
 
 
 def pairwise_sum(values: np.ndarray, axis=-1) -> tuple[np.ndarray, int]:
