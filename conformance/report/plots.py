@@ -416,7 +416,12 @@ def draw_plots(jobs: list[dict]) -> None:
 def _start_helper(jobs: list[dict], pickled: Path):
     """A second Python drawing ``jobs`` (pickled to the file ``pickled``), or None if it
     cannot start. The package's own root goes at the end of its sys.path, in case the package
-    is not installed (a checkout on PYTHONPATH is inherited as it is)."""
+    is not installed (a checkout on PYTHONPATH is inherited as it is).
+
+    Not a multiprocessing pool: its spawn and forkserver children import the main module
+    again, which reruns a user's script that calls pytest.main() without a __main__ guard, and
+    fork copies the reference's thread pool mid-run. A plain ``python -c`` imports only
+    this module."""
     import pickle
     import subprocess
     import sys
