@@ -34,6 +34,9 @@ class BoundedCache:
         self.entries = OrderedDict()  # key -> (value, bytes)
         self.bytes = 0
 
+    def __contains__(self, key) -> bool:
+        return key in self.entries
+
     def lookup(self, key, default=None):
         """The value stored under ``key`` (now the most recently used), else ``default``."""
         if key not in self.entries:

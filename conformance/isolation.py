@@ -30,8 +30,9 @@ the main script (multiprocessing would run it again in the worker).
 A check sends the call (``send``), computes the reference while the worker computes, then reads
 the answer (``receive``): the two use both cores. The time limit counts from the send.
 
-The reference, the verdicts and the results stay in the test process: a candidate can lose its
-worker, never a measured result. Timing (``--speed``) calls candidates in the test process.
+The verdicts and the results stay in the test process (and the references, but for those a
+spare core computes ahead: ``conformance.prefetch``): a candidate can lose its worker, never a
+measured result. Timing (``--speed``) calls candidates in the test process.
 """
 
 from __future__ import annotations
@@ -210,7 +211,7 @@ class IsolatedRunner:
             target=main, name=f"conformance-worker-{self.impl}",
             args=(child, self.impl, self.device, self.memory_limit_bytes, self.threads,
                   dict(os.environ)))
-        with _main_module_left_out():
+        with main_module_left_out():
             self._process.start()
         child.close()
         self._conn = parent
@@ -244,7 +245,7 @@ class IsolatedRunner:
 
 
 @contextmanager
-def _main_module_left_out():
+def main_module_left_out():
     """multiprocessing runs the parent's main script again in every child it starts by fork
     server or spawn (to find functions defined there); the worker's function lives in this
     package, so the main script is left out: a user's script without an

@@ -103,6 +103,11 @@ def pytest_addoption(parser):
     group.addoption("--threads", type=int, default=1, metavar="N",
                     help="torch threads for the candidates' calls (default 1; --speed has its "
                          "own --speed-threads)")
+    group.addoption("--prefetch", choices=("auto", "on", "off"), default="auto",
+                    help="on: a process of its own computes the references known ahead of need "
+                         "(the gradients of drawn cases, the edge cases'); off: the test process "
+                         "computes every reference; auto (default): on where the machine has a "
+                         "core beyond one per test process")
     group.addoption("--maxfail-per-candidate", type=int, default=None, metavar="N",
                     help="skip a candidate's remaining tests once N of its tests have failed "
                          "(the other candidates go on; pytest's -x/--maxfail stop them all)")
@@ -156,6 +161,10 @@ class ConformanceRun:
     drawn: BoundedCache = field(default_factory=lambda: BoundedCache(DRAWN_BYTES), repr=False)
     _llm_built: tuple | None = field(default=None, repr=False)  # (key, cases): the last built
     _probes: dict = field(default_factory=dict, repr=False)
+    # (test function, loss, variant group) of every selected test (pytest_collection_finish)
+    selected: set = field(default_factory=set, repr=False)
+    # (loss, variant group)s whose edge cases' references were sent to the prefetch process
+    edges_prefetched: set = field(default_factory=set, repr=False)
 
     def edge_cases(self, spec, variant) -> list:
         """The spec's edge cases for a variant, built once per run (seeded by --seed); under
@@ -190,6 +199,11 @@ class ConformanceRun:
             return self._llm_built[1]
         return [case for variant in group.members
                 for other_id, case in self.edge_cases(spec, variant) if other_id == edge_id]
+
+    def will_run(self, test: str, spec, group) -> bool:
+        """Whether the run selected the test function ``test`` for this loss and variant
+        group (for some candidate)."""
+        return (test, spec.name, group) in self.selected
 
     def probed(self, candidate, spec, variant, gradient: bool, probe):
         """``probe()``'s answer for this candidate, spec, variant and kind, asked once per run."""
@@ -273,9 +287,22 @@ def pytest_configure(config):
         from .allocator import keep_freed_memory
 
         keep_freed_memory()
+    from .references import allow_prefetching
     from .session import start_reporting
 
+    prefetching = config.getoption("--prefetch")
+    allow_prefetching(prefetching == "on" or (prefetching == "auto" and _core_to_spare()))
     start_reporting(config, run)
+
+
+def _core_to_spare() -> bool:
+    """Whether the machine has a core beyond one per test process (pytest-xdist's -n N
+    starts N): a serial run on two cores has one."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return cores >= 2 * int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 
 
 def conformance_run(config) -> ConformanceRun:
@@ -326,8 +353,12 @@ def _isolate(config, candidates):
 
 
 def pytest_unconfigure(config):
-    """Stop the candidates' worker processes."""
+    """Stop the candidates' worker processes and the prefetch process."""
     run = config.stash.get(_RUN_KEY, None)
+    if run is not None:
+        from .references import allow_prefetching
+
+        allow_prefetching(False)
     for candidate in run.candidates if run else ():
         if candidate.runner is not None:
             candidate.runner.stop()
@@ -360,6 +391,16 @@ def pytest_runtest_makereport(item, call):
     candidate = _candidate_of(item)
     if run is not None and candidate is not None and report.failed:
         run.failed_tests[candidate.label] = run.failed_tests.get(candidate.label, 0) + 1
+
+
+def pytest_collection_finish(session):
+    """Note which test functions run for which loss and variant group
+    (``ConformanceRun.will_run``): only references some selected test asks for are prefetched."""
+    run = session.config.stash.get(_RUN_KEY, None)
+    for item in session.items if run is not None else ():
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "spec" in params and "variant" in params:
+            run.selected.add((item.originalname, params["spec"].name, params["variant"]))
 
 
 def pytest_collection_modifyitems(config, items):

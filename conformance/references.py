@@ -6,6 +6,9 @@ tolerance is made of, are computed for the first candidate and looked up for the
 cache is keyed by the Case's content (dtype, argument values, options, upstream gradient; not
 its layouts, which do not change a value), holds the most recent results up to
 ``CACHE_BYTES``, and remembers an ``EvaluationError`` as well as a result.
+
+Where a serial run has a core to spare (``allow_prefetching``), references known ahead of need
+(``prefetch``) are computed there and land in the same cache (``conformance.prefetch``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 from loss_reference.engine import EvaluationError
 
 from .bounded_cache import BoundedCache
+from .prefetch import Prefetcher
 
 CACHE_BYTES = 512 << 20  # results kept, at most (the arrays they hold)
 
@@ -44,12 +48,18 @@ def fingerprint(spec, case, kind: str) -> bytes:
 
 
 _MISSING = object()
+_CACHE = BoundedCache(CACHE_BYTES)
+_PREFETCH_ALLOWED = False
+_PREFETCHER = None  # a Prefetcher once prefetching is on and asked for
 
 
 def _cached(key, compute):
     """``compute()``'s result (or EvaluationError, raised again) under ``key``, computed once
-    while the cache keeps it."""
+    while the cache keeps it (by the prefetch process, when it has it or is computing it)."""
     result = _CACHE.lookup(key, _MISSING)
+    if result is _MISSING and _PREFETCHER is not None:
+        _PREFETCHER.settle(key, _CACHE.store)
+        result = _CACHE.lookup(key, _MISSING)
     if result is _MISSING:
         try:
             result = compute()
@@ -61,23 +71,49 @@ def _cached(key, compute):
     return result
 
 
-_CACHE = BoundedCache(CACHE_BYTES)
+def compute_reference(spec, case, kind: str):
+    """What ``value_reference`` ("value") or ``gradient_reference`` ("gradient") returns for
+    ``case``, computed afresh (raising EvaluationError)."""
+    if kind == "value":
+        return spec.reference(case), (None if spec.exact else spec.magnitude(case))
+    return spec.reference_grad(case), spec.grad_magnitudes(case)
 
 
 def value_reference(spec, case):
     """(exact output, its tolerance Magnitude) of ``case``; the Magnitude is None for a spec
     compared exactly (``spec.exact``). Raises EvaluationError where the reference cannot
     certify the case."""
-    def compute():
-        return spec.reference(case), (None if spec.exact else spec.magnitude(case))
-
-    return _cached(fingerprint(spec, case, "value"), compute)
+    return _cached(fingerprint(spec, case, "value"),
+                   lambda: compute_reference(spec, case, "value"))
 
 
 def gradient_reference(spec, case):
     """({argument: exact gradient}, {argument: Magnitude}) of ``case`` for its upstream
     gradient; EvaluationError where the reference cannot certify it."""
-    def compute():
-        return spec.reference_grad(case), spec.grad_magnitudes(case)
+    return _cached(fingerprint(spec, case, "gradient"),
+                   lambda: compute_reference(spec, case, "gradient"))
 
-    return _cached(fingerprint(spec, case, "gradient"), compute)
+
+def allow_prefetching(allowed: bool) -> None:
+    """Turn prefetching on (its process starts at the first ``prefetch``) or off (its process
+    stopped; references not yet computed are computed when needed)."""
+    global _PREFETCH_ALLOWED, _PREFETCHER
+    _PREFETCH_ALLOWED = allowed
+    if not allowed and _PREFETCHER is not None:
+        _PREFETCHER.stop()
+        _PREFETCHER = None
+
+
+def prefetch(spec, case, kind: str, priority: int) -> None:
+    """Have ``kind`` ("value" or "gradient") of ``case`` computed ahead (the lowest
+    ``priority`` first: ``conformance.prefetch.SOON``, ``LATER``, ``LAST``) while prefetching
+    is on; nothing otherwise, or when the cache has it."""
+    global _PREFETCHER
+    if not _PREFETCH_ALLOWED:
+        return
+    if _PREFETCHER is None:
+        _PREFETCHER = Prefetcher()
+    _PREFETCHER.collect(_CACHE.store)
+    key = fingerprint(spec, case, kind)
+    if key not in _CACHE:
+        _PREFETCHER.submit(key, priority, spec.name, kind, case)

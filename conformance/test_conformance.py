@@ -23,7 +23,9 @@ from loss_reference.engine import EvaluationError
 from .cases import drawing_settings
 from .checks import ProbeFault, check_gradient, check_invalid, check_value, probe
 from .deviations import known_deviation as _listed_deviation
+from .prefetch import LAST, LATER, SOON
 from .recording import check_kind, recorder
+from .references import prefetch
 
 
 def skip_or_fail(conformance, candidate, spec, group, gradient: bool, request):
@@ -69,21 +71,26 @@ def _run_random(check, conformance, candidate, spec, group, request):
     """The profile's examples, shared out evenly over the group's members (every reduction
     gets its share, whatever hypothesis draws): a hypothesis run per member, in order."""
     share = math.ceil(conformance.examples / len(group.members))
+    gradients_ahead = check is check_value and conformance.will_run("test_gradient", spec, group)
     for variant in group.members:
-        _run_member(check, conformance, candidate, spec, variant, share, request)
+        _run_member(check, conformance, candidate, spec, variant, share, request, gradients_ahead)
 
 
-def _run_member(check, conformance, candidate, spec, variant, examples, request):
+def _run_member(check, conformance, candidate, spec, variant, examples, request,
+                gradients_ahead=False):
     """One member's random check: a replay of the cases a sibling check drew (the other
     kind of check, or another candidate) when the run kept them, else hypothesis's own draw;
-    a replayed failure is drawn afresh so that hypothesis shrinks it."""
+    a replayed failure is drawn afresh so that hypothesis shrinks it. ``gradients_ahead``:
+    have the gradient references of the cases drawn computed ahead, for the gradient check
+    that will replay them."""
     drawn = conformance.drawn.lookup((spec.name, variant, examples))
     failure = None
     if drawn is not None:
         failure = _replay(check, conformance, candidate, spec, drawn, request)
         if failure is None:
             return
-    drawn = _draw(check, conformance, candidate, spec, variant, examples, request)
+    drawn = _draw(check, conformance, candidate, spec, variant, examples, request,
+                  gradients_ahead)
     if failure is not None:  # hypothesis did not meet the replayed case again: report it
         case, verdict = failure
         recorder(request.node).judged(case, verdict, gradient=check is check_gradient)
@@ -117,7 +124,8 @@ def _replay(check, conformance, candidate, spec, drawn, request):
     return None
 
 
-def _draw(check, conformance, candidate, spec, variant, examples, request) -> list:
+def _draw(check, conformance, candidate, spec, variant, examples, request,
+          gradients_ahead=False) -> list:
     """Hypothesis draws the member's cases and judges each, shrinking a failure to a minimal
     case; returns the cases it drew, in order."""
     faults = []  # the first crash or hang: reported as it happened, never shrunk
@@ -142,6 +150,8 @@ def _draw(check, conformance, candidate, spec, variant, examples, request) -> li
             known_deviation(conformance, candidate, spec, case, check))
         recorder(request.node).judged(case, verdict, gradient=check is check_gradient,
                                       tolerated=tolerated)
+        if gradients_ahead and (verdict.passed or tolerated):
+            _prefetch_gradient(spec, case, SOON)
         if tolerated:
             return  # documented in conformance/deviations; every other case still counts
         assert verdict.passed, explain(verdict, candidate, spec, case, request, conformance)
@@ -150,6 +160,30 @@ def _draw(check, conformance, candidate, spec, variant, examples, request) -> li
     if faults:
         pytest.fail(faults[0], pytrace=False)
     return drawn
+
+
+def _prefetch_gradient(spec, case, priority: int) -> None:
+    if spec.differentiable_args(case):
+        prefetch(spec, case, "gradient", priority)
+
+
+def _prefetch_edges(conformance, spec, group) -> None:
+    """The edge tests run after the random ones, their values before their gradients: have
+    the references of the group's edge cases that selected tests will ask for computed ahead,
+    once per run."""
+    if (spec.name, group) in conformance.edges_prefetched:
+        return
+    conformance.edges_prefetched.add((spec.name, group))
+    values = conformance.will_run("test_edge_value", spec, group)
+    gradients = conformance.will_run("test_edge_gradient", spec, group)
+    for variant in group.members if values or gradients else ():
+        for _, case in conformance.edge_cases(spec, variant):
+            if case is None:  # the language-model tier's are built when they run
+                continue
+            if values:
+                prefetch(spec, case, "value", LATER)
+            if gradients:
+                _prefetch_gradient(spec, case, LAST)
 
 
 @check_kind("invalid")
@@ -165,6 +199,7 @@ def test_value(conformance, candidate, spec, variant, request):
     """Random cases: output shape, dtype, NaN/inf pattern and accuracy; inputs unmodified."""
     skip_or_fail(conformance, candidate, spec, variant, gradient=False,
                   request=request)
+    _prefetch_edges(conformance, spec, variant)
     _run_random(check_value, conformance, candidate, spec, variant, request)
 
 

@@ -14,6 +14,7 @@ import torch
 
 from . import memory, timing
 from .recording import check_kind
+from .references import allow_prefetching
 from .session import reporting
 
 DEFAULT_THREADS = 1  # --speed-threads' default: one thread repeats on a shared machine
@@ -26,6 +27,7 @@ def test_speed(conformance, spec, speed_dtype, size, rung, variant, request):
                   if spec.name in c.functions and not c.unavailable]
     if not candidates:
         pytest.skip("; ".join(c.unavailable for c in conformance.candidates if c.unavailable))
+    allow_prefetching(False)  # nothing else may run beside the timings
     threads = request.config.getoption("--speed-threads") or DEFAULT_THREADS
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
