@@ -198,7 +198,6 @@ def regime_values(draw, shape, dtype, regime, label, max_drawn=MAX_DRAWN_ELEMENT
                                 planted=planted), dtype)
 
 
-@st.composite
 def logits(draw, shape, dtype):
     """Logits in a drawn regime (normal, large, tiny or mixed), rounded to dtype; tags it."""
     regime = draw(st.sampled_from(tuple(REGIMES)), label="logit regime")
@@ -224,7 +223,6 @@ SHAPE_KINDS = ("empty", "single", "small", "square", "tall", "unbatched", "one-c
                "wide")
 
 
-@st.composite
 def batch_shape(draw, max_classes_wide=5000, wide_rows=2):
     """(N, C) or (C,) from a drawn shape kind; returns (shape, kind)."""
     kind = draw(st.sampled_from(SHAPE_KINDS), label="shape kind")

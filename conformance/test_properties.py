@@ -22,10 +22,17 @@ from .test_conformance import explain, skip_or_fail, known_deviation
 
 
 def _drawn_cases(spec, variant, prop):
-    """Cases of the group's members whose reduction the property starts from."""
-    members = [v for v in variant.members if prop.reductions is None
-               or v.option_dict().get("reduction") in prop.reductions]
-    return st.one_of(*(spec.cases(v) for v in members))
+    """Cases of the group's members whose reduction the property starts from (one strategy
+    object per loss, group and property: hypothesis validates each new one on its first draw)."""
+    key = (spec.name, variant, prop.name)
+    if key not in _STRATEGIES:
+        members = [v for v in variant.members if prop.reductions is None
+                   or v.option_dict().get("reduction") in prop.reductions]
+        _STRATEGIES[key] = st.one_of(*(spec.cases(v) for v in members))
+    return _STRATEGIES[key]
+
+
+_STRATEGIES = {}
 
 
 @check_kind("property")

@@ -34,7 +34,6 @@ arrays = functools.partial(float_array, max_drawn=DRAWN_ELEMENTS, planted=8)
 SHAPE_KINDS = ("scalar", "empty", "vector", "matrix", "matrix", "rank-3", "single", "large")
 
 
-@st.composite
 def binary_shape(draw):
     """A shape of rank 0 to 3 from a drawn kind; returns (shape, kind)."""
     kind = draw(st.sampled_from(SHAPE_KINDS), label="shape kind")
@@ -176,7 +175,7 @@ def cases(name):
     @st.composite
     def draw_case(draw, variant):
         dtype, reduction = variant.dtype, variant.option_dict()["reduction"]
-        shape, kind = draw(binary_shape())
+        shape, kind = binary_shape(draw)
         tags = [kind]
         if name == BCE:
             regime = draw(st.sampled_from(PROBABILITY_REGIMES), label="probability regime")

@@ -26,7 +26,6 @@ SHAPE_KINDS = ("small", "small", "unbatched", "square", "tall", "k-dim", "k-dim-
                "small-classes", "wide")
 
 
-@st.composite
 def class_shape(draw):
     """An input shape ((C,), (N, C) or (N, C, d...)) from a drawn kind; returns (shape, kind)."""
     kind = draw(st.sampled_from(SHAPE_KINDS), label="shape kind")
@@ -87,7 +86,6 @@ def _regime_values(draw, shape, regime, label):
     return arrays(draw, shape, REGIMES[regime], lambda rng, n: bulk_values(rng, regime, n), label)
 
 
-@st.composite
 def logit_values(draw, shape, dtype, kind):
     """Unrounded logits (float64) of a drawn regime and the regime's name.
 
@@ -123,7 +121,6 @@ def _ignore_value(choice, classes):
             "-300": -300, "beyond": classes + 3}[choice]
 
 
-@st.composite
 def index_targets(draw, shape):
     """(target int64 of the batch shape, ignore_index, padding fraction tag)."""
     classes = classes_of(shape)
@@ -145,7 +142,6 @@ def index_targets(draw, shape):
 PROB_KINDS = ("distribution", "distribution", "one-hot", "unnormalised")
 
 
-@st.composite
 def probability_targets(draw, shape, dtype):
     """Float targets of the input's shape: rows of a distribution, one-hot, or any [0, 1]."""
     kind = draw(st.sampled_from(PROB_KINDS), label="probability kind")
@@ -207,18 +203,18 @@ def case_strategy(name):
     def cases(draw, variant):
         """Random cases of one loss for one dtype and reduction."""
         dtype, reduction = variant.dtype, variant.option_dict()["reduction"]
-        shape, kind = draw(class_shape())
+        shape, kind = class_shape(draw)
         classes = classes_of(shape)
-        x, regime = draw(logit_values(shape, dtype, kind))
+        x, regime = logit_values(draw, shape, dtype, kind)
         options = {"reduction": reduction}
         tags = [kind, regime]
         soft = name == "cross_entropy" and draw(st.integers(0, 3), label="target form") == 0
         if soft:
-            target, prob_kind = draw(probability_targets(shape, dtype))
+            target, prob_kind = probability_targets(draw, shape, dtype)
             tags += ["probability-target", f"target-{prob_kind}"]
             keep = to_rows(target, shape) != 0  # -inf only where the target is 0
         else:
-            target, ignore = draw(index_targets(shape))
+            target, ignore = index_targets(draw, shape)
             if ignore != DEFAULT_IGNORE_INDEX or draw(st.booleans(), label="pass default"):
                 options["ignore_index"] = ignore
             counted = target != ignore

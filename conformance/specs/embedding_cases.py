@@ -149,7 +149,6 @@ SHAPE_KINDS = ("empty", "single", "small", "small", "small", "unbatched", "unbat
                "one-feature", "single", "small", "wide")
 
 
-@st.composite
 def embedding_shape(draw):
     """(N, D) or (D,) from a drawn kind; returns (shape, kind)."""
     kind = draw(st.sampled_from(SHAPE_KINDS), label="shape kind")
@@ -276,7 +275,7 @@ def cases_for(name):
     @st.composite
     def cases(draw, variant):
         dtype, reduction = variant.dtype, variant.option_dict()["reduction"]
-        shape, kind = draw(embedding_shape())
+        shape, kind = embedding_shape(draw)
         if name == "cosine_embedding_loss":
             x1, x2, regime = cosine_inputs(draw, shape, dtype)
             y = arrays(draw, shape[:-1], st.sampled_from([1.0, -1.0]),

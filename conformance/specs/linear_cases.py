@@ -34,7 +34,6 @@ TOKEN_REGIMES = ("normal", "normal", "large", "tiny", "saturating")
 SCALES = {"normal": 1.0, "large": 1.0, "tiny": 1.0, "saturating": 30.0}
 
 
-@st.composite
 def layer_shape(draw):
     """(tokens N (None when unbatched), hidden D, classes C, positions (d1, ..., dK), kind):
     the weight is (C, d1, ..., dK, D), positions () but for the kind 'k-dim'."""
@@ -88,7 +87,7 @@ def _values(draw, shape, regime, label):
 def cases(draw, variant):
     """Random cases of linear_cross_entropy for one dtype and reduction."""
     dtype, reduction = variant.dtype, variant.option_dict()["reduction"]
-    tokens, hidden, classes, positions, kind = draw(layer_shape())
+    tokens, hidden, classes, positions, kind = layer_shape(draw)
     regime = draw(st.sampled_from(TOKEN_REGIMES), label="token regime")
     input_shape = (hidden,) if tokens is None else (tokens, hidden)
     x = round_to(_values(draw, input_shape, regime, "input"), dtype)
@@ -103,12 +102,12 @@ def cases(draw, variant):
     if positions:
         tags.append(f"K={len(positions)}")
     if draw(st.integers(0, 3), label="target form") == 0:
-        target, prob_kind = draw(probability_targets(logits_shape, dtype))
+        target, prob_kind = probability_targets(draw, logits_shape, dtype)
         tags += ["probability-target", f"target-{prob_kind}"]
         if draw(st.booleans(), label="pass ignore_index=None"):
             options["ignore_index"] = None
     else:
-        target, ignore = draw(index_targets(logits_shape))
+        target, ignore = index_targets(draw, logits_shape)
         if ignore != DEFAULT_IGNORE_INDEX:
             options["ignore_index"] = ignore
         else:

@@ -79,7 +79,6 @@ ELEMENTWISE_KINDS = ("scalar", "empty", "vector", "vector", "matrix", "rank-3", 
                      "large")
 
 
-@st.composite
 def elementwise_shape(draw, max_rank=3):
     """A shape of rank 0 to max_rank from a drawn kind; returns (shape, kind)."""
     kinds = [k for k in ELEMENTWISE_KINDS if k != "rank-3" or max_rank >= 3]
@@ -112,7 +111,7 @@ KINK_CODES = 65 * 9  # target k / 8 (k in -32..32), side and nudge in -1..1
 def ranking_cases(draw, variant):
     """Random margin_ranking_loss cases for one dtype and reduction."""
     dtype, reduction = variant.dtype, variant.option_dict()["reduction"]
-    shape, kind = draw(elementwise_shape(max_rank=2))
+    shape, kind = elementwise_shape(draw, max_rank=2)
     options, tags = {"reduction": reduction}, [kind]
     margin = draw_margin(draw, options, tags)
     m = 0.0 if margin is None else margin
@@ -191,7 +190,7 @@ HINGE_CODES = 33 * 9  # offset k / 8 (k in -16..16) times side, nudge in -1..1
 def hinge_cases(draw, variant):
     """Random hinge_embedding_loss cases for one dtype and reduction."""
     dtype, reduction = variant.dtype, variant.option_dict()["reduction"]
-    shape, kind = draw(elementwise_shape())
+    shape, kind = elementwise_shape(draw)
     options, tags = {"reduction": reduction}, [kind]
     margin = draw_margin(draw, options, tags)
     m = 1.0 if margin is None else margin
@@ -266,7 +265,7 @@ def _class_weights(draw, classes, dtype, kind):
 def multi_cases(draw, variant):
     """Random multi_margin_loss cases for one dtype and reduction."""
     dtype, reduction = variant.dtype, variant.option_dict()["reduction"]
-    shape, kind = draw(batch_shape(max_classes_wide=4500, wide_rows=2))
+    shape, kind = batch_shape(draw, max_classes_wide=4500, wide_rows=2)
     batch, classes = (shape[0] if len(shape) == 2 else 1), shape[-1]
     options, tags = {"reduction": reduction}, [kind]
     p = draw(st.sampled_from((None, 1, 2, 2)), label="p")
@@ -282,7 +281,7 @@ def multi_cases(draw, variant):
         row = round_to(draw(st.floats(-8, 8), label="tied value"), dtype)
         x = np.full(shape, float(row))
     else:
-        x, regime = draw(logits(shape, dtype))
+        x, regime = logits(draw, shape, dtype)
     labels = arrays(draw, (batch,), st.integers(0, classes - 1),
                     lambda rng, n: rng.integers(0, classes, n), "target")
     target_shape = (batch,) if len(shape) == 2 else draw(st.sampled_from([(), (1,)]),

@@ -43,9 +43,9 @@ def _weights(draw, classes, dtype, kind):
 def soft_margin_cases(draw, variant):
     """Random multilabel_soft_margin_loss cases for one dtype and reduction."""
     dtype, reduction = variant.dtype, variant.option_dict()["reduction"]
-    shape, kind = draw(batch_shape())
+    shape, kind = batch_shape(draw)
     classes = shape[-1]
-    x, regime = draw(logits(shape, dtype))
+    x, regime = logits(draw, shape, dtype)
     soft = draw(st.booleans(), label="soft targets") and draw(st.booleans())
     if soft:
         y = float_array(draw, shape, st.floats(0, 1), lambda rng, n: rng.random(n), "target")
@@ -120,7 +120,6 @@ def soft_margin_invalid():
 GRID = st.integers(-12, 12).map(lambda k: k / 4)  # exact kinks: 1 - x_j + x_i == 0
 
 
-@st.composite
 def _label_rows(draw, shape):
     """Targets: per row some labels (repeats allowed), then -1, then leftovers in [-1, C)."""
     classes = shape[-1]
@@ -142,14 +141,14 @@ def _label_rows(draw, shape):
 def margin_cases(draw, variant):
     """Random multilabel_margin_loss cases for one dtype and reduction."""
     dtype, reduction = variant.dtype, variant.option_dict()["reduction"]
-    shape, kind = draw(batch_shape(wide_rows=1))
+    shape, kind = batch_shape(draw, wide_rows=1)
     grid = draw(st.booleans(), label="grid values")
     if grid:
         x, regime = round_to(float_array(draw, shape, GRID, lambda rng, n:
                                          rng.integers(-12, 13, n) / 4), dtype), "grid"
     else:
-        x, regime = draw(logits(shape, dtype))
-    target = draw(_label_rows(shape))
+        x, regime = logits(draw, shape, dtype)
+    target = _label_rows(draw, shape)
     layouts = draw(layouts_for(["input", "target"], [shape, shape]), label="layouts")
     args = {"input": x, "target": target}
     for name, layout in layouts.items():

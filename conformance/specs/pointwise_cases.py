@@ -30,7 +30,6 @@ SHAPE_KINDS = ("scalar", "empty", "vector", "matrix", "rank-3", "single", "large
 DRAWN_ELEMENTS = 24  # far fewer than cases.MAX_DRAWN_ELEMENTS: drawing elements is the slow part
 
 
-@st.composite
 def pointwise_shape(draw):
     """A shape of rank 0 to 3 from a drawn kind; returns (shape, kind)."""
     kind = draw(st.sampled_from(SHAPE_KINDS), label="shape kind")
@@ -80,7 +79,6 @@ def _kink_grid(codes, threshold, dtype):
     return _step(round_to(y + side * threshold, dtype), nudge, dtype), y
 
 
-@st.composite
 def residual_pairs(draw, shape, dtype, threshold):
     """(input, target, regime) for the regression losses.
 
@@ -112,7 +110,6 @@ TARGET_ELEMENTS = {  # elements and numpy fill of each kind of soft margin targe
 }
 
 
-@st.composite
 def margin_pairs(draw, shape, dtype):
     """(input, target, tags) for soft_margin_loss: logits in a regime, targets of a kind."""
     regime = draw(st.sampled_from(("normal", "large", "tiny", "mixed", "subnormal")),
@@ -162,11 +159,11 @@ def cases(name):
     def cases(draw, variant):
         """Random cases of one loss for one dtype and reduction."""
         dtype, reduction = variant.dtype, variant.option_dict()["reduction"]
-        shape, kind = draw(pointwise_shape())
+        shape, kind = pointwise_shape(draw)
         options = {"reduction": reduction}
         tags = [kind]
         if name == "soft_margin_loss":
-            x, y, more = draw(margin_pairs(shape, dtype))
+            x, y, more = margin_pairs(draw, shape, dtype)
             tags += more
         else:
             threshold = 0.0
@@ -178,7 +175,7 @@ def cases(name):
                 threshold = draw(st.sampled_from(choices), label=THRESHOLD_OPTION[name])
                 options[THRESHOLD_OPTION[name]] = threshold
                 tags.append(f"{THRESHOLD_OPTION[name]}={threshold}")
-            x, y, regime = draw(residual_pairs(shape, dtype, threshold))
+            x, y, regime = residual_pairs(draw, shape, dtype, threshold)
             tags.append(regime)
         args = {"input": x, "target": y}
         if name in WEIGHTED:

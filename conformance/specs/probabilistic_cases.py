@@ -66,7 +66,6 @@ LOG_TARGETS = {  # targets as log-probabilities (log_target=True)
 }
 
 
-@st.composite
 def kl_arrays(draw, shape, dtype):
     """(input, target, options, tags) for kl_div."""
     log_target = draw(st.booleans(), label="log_target")
@@ -108,7 +107,6 @@ COUNTS = {
 POISSON_EPS = (1e-8, 1e-8, 1e-4, 0.5, 1e-12)
 
 
-@st.composite
 def poisson_arrays(draw, shape, dtype):
     """(input, target, options, tags) for poisson_nll_loss."""
     log_input = draw(st.booleans(), label="log_input")
@@ -154,7 +152,6 @@ def var_shape(draw, shape):
     return tuple(shape), "same"
 
 
-@st.composite
 def gaussian_arrays(draw, shape, dtype):
     """(input, target, var, options, tags) for gaussian_nll_loss."""
     regime = draw(st.sampled_from(sorted(MEANS)), label="mean regime")
@@ -186,15 +183,15 @@ def case_strategy(name):
     def cases(draw, variant):
         """Random cases of one loss for one dtype and reduction."""
         dtype, reduction = variant.dtype, variant.options[0][1]
-        shape, kind = draw(pointwise_shape())
+        shape, kind = pointwise_shape(draw)
         if name == "kl_div":
-            x, y, options, tags = draw(kl_arrays(shape, dtype))
+            x, y, options, tags = kl_arrays(draw, shape, dtype)
             args = {"input": x, "target": y}
         elif name == "poisson_nll_loss":
-            x, y, options, tags = draw(poisson_arrays(shape, dtype))
+            x, y, options, tags = poisson_arrays(draw, shape, dtype)
             args = {"input": x, "target": y}
         else:
-            x, y, v, options, tags = draw(gaussian_arrays(shape, dtype))
+            x, y, v, options, tags = gaussian_arrays(draw, shape, dtype)
             args = {"input": x, "target": y, "var": v}
         names = list(args)
         layouts = draw(layouts_for(names, [np.shape(args[n]) for n in names]), label="layouts")

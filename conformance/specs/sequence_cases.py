@@ -30,7 +30,6 @@ def minimal_length(labels) -> int:
     return int(labels.size + np.count_nonzero(labels[1:] == labels[:-1]))
 
 
-@st.composite
 def _dims(draw):
     """(T, N or None for unbatched, C, S_max, kind)."""
     kind = draw(st.sampled_from(SHAPE_KINDS), label="shape kind")
@@ -123,7 +122,7 @@ def pack_lengths(values, as_array, unbatched):
 def ctc_cases(draw, variant):
     """Random ctc_loss cases for one dtype and reduction."""
     dtype, reduction = variant.dtype, variant.option_dict()["reduction"]
-    frames, batch, classes, longest, kind = draw(_dims())
+    frames, batch, classes, longest, kind = _dims(draw)
     unbatched = batch is None
     n = 1 if unbatched else batch
     blank = draw(st.sampled_from([0, 0, classes - 1, classes // 2]), label="blank")
