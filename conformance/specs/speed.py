@@ -20,15 +20,22 @@ from __future__ import annotations
 
 import math
 
-import ml_dtypes
 import numpy as np
 
 from ..cases import Case
 from . import SpeedLadder
 
 ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
-NUMPY_DTYPES = {"float64": np.float64, "float32": np.float32, "float16": np.float16,
-                "bfloat16": ml_dtypes.bfloat16}
+
+
+def _numpy_dtype(dtype: str):
+    """numpy's type for ``dtype``; ml_dtypes (bfloat16) is imported on first use, since its
+    import registers hundreds of ufunc loops: a second of every run's start-up otherwise."""
+    if dtype == "bfloat16":
+        import ml_dtypes
+
+        return ml_dtypes.bfloat16
+    return {"float64": np.float64, "float32": np.float32, "float16": np.float16}[dtype]
 
 # One size per rung (tiny, small, medium, large, huge).
 MATRIX_SIZES = ((64, 10), (256, 1000), (1024, 1000), (4096, 1000), (1024, 32768))
@@ -48,7 +55,7 @@ def in_dtype(values, dtype: str) -> np.ndarray:
     values = np.asarray(values, wide)
     if dtype in ("float64", "float32"):
         return values
-    return values.astype(NUMPY_DTYPES[dtype]).astype(np.float32)
+    return values.astype(_numpy_dtype(dtype)).astype(np.float32)
 
 
 def normal_values(size, dtype: str, rng, scale: float = 1.0) -> np.ndarray:
