@@ -279,6 +279,10 @@ def _targets_conformance(config) -> bool:
 
 def pytest_configure(config):
     config.pluginmanager.import_plugin("conformance.sharding")
+    if _targets_conformance(config) and config.getoption("--isolation") == "process":
+        from .isolation import start_worker_server
+
+        start_worker_server()
     _validate(config)
     if not _targets_conformance(config):
         return
