@@ -17,8 +17,10 @@ import functools
 from dataclasses import dataclass, field
 
 import numpy as np
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
+from hypothesis.internal.cache import LRUCache
+from hypothesis.internal.conjecture import providers
 from hypothesis.internal.conjecture.providers import (AVAILABLE_PROVIDERS, Constants,
                                                       HypothesisProvider)
 
@@ -46,7 +48,21 @@ class SeedOnlyProvider(HypothesisProvider):
     def _local_constants(self):
         return Constants()
 
+    def _maybe_draw_constant(self, *args, **kwargs):
+        # hypothesis keeps the constants it draws from in one cache shared by every provider
+        # of the process: where a test of the default backend filled it first (the user's own
+        # hypothesis tests in the same run), the other modules' constants would come back
+        # through it. Ours draw through a cache of their own.
+        shared = providers.CONSTANTS_CACHE
+        providers.CONSTANTS_CACHE = _CONSTANTS_CACHE
+        try:
+            return super()._maybe_draw_constant(*args, **kwargs)
+        finally:
+            providers.CONSTANTS_CACHE = shared
 
+
+# (choice type, constraints) -> the constants SeedOnlyProvider draws from (hypothesis's size)
+_CONSTANTS_CACHE = LRUCache(1024)
 DRAWING = "loss-conformance"
 AVAILABLE_PROVIDERS[DRAWING] = SeedOnlyProvider
 
@@ -58,6 +74,22 @@ def drawing_settings(examples: int, shrink: bool) -> settings:
     return settings(max_examples=examples, deadline=None, database=None, phases=phases,
                     suppress_health_check=list(HealthCheck), print_blob=False,
                     backend=DRAWING)
+
+
+def draw_cases(spec, variant, examples: int, run_seed: int) -> list:
+    """The cases a random check of ``spec``'s ``variant`` draws with ``examples`` examples
+    and ``run_seed``, where every case is judged and passes: hypothesis's own draw, in order (the
+    prefetch process draws them ahead for the check to replay)."""
+    drawn = []
+
+    @seed(run_seed)
+    @drawing_settings(examples, shrink=False)
+    @given(case=spec.cases(variant))
+    def collect(case):
+        drawn.append(case)
+
+    collect()
+    return drawn
 
 
 @dataclass

@@ -163,8 +163,8 @@ class ConformanceRun:
     _probes: dict = field(default_factory=dict, repr=False)
     # (test function, loss, variant group) of every selected test (pytest_collection_finish)
     selected: set = field(default_factory=set, repr=False)
-    # (loss, variant group)s whose edge cases' references were sent to the prefetch process
-    edges_prefetched: set = field(default_factory=set, repr=False)
+    # (loss, variant group) -> its place in the run's order of tests (``ahead.plan``)
+    order: dict = field(default_factory=dict, repr=False)
 
     def edge_cases(self, spec, variant) -> list:
         """The spec's edge cases for a variant, built once per run (seeded by --seed); under
@@ -291,7 +291,7 @@ def pytest_configure(config):
         from .allocator import keep_freed_memory
 
         keep_freed_memory()
-    from .references import allow_prefetching
+    from .prefetch import allow as allow_prefetching
     from .session import start_reporting
 
     prefetching = config.getoption("--prefetch")
@@ -360,7 +360,7 @@ def pytest_unconfigure(config):
     """Stop the candidates' worker processes and the prefetch process."""
     run = config.stash.get(_RUN_KEY, None)
     if run is not None:
-        from .references import allow_prefetching
+        from .prefetch import allow as allow_prefetching
 
         allow_prefetching(False)
     for candidate in run.candidates if run else ():
@@ -399,12 +399,18 @@ def pytest_runtest_makereport(item, call):
 
 def pytest_collection_finish(session):
     """Note which test functions run for which loss and variant group
-    (``ConformanceRun.will_run``): only references some selected test asks for are prefetched."""
+    (``ConformanceRun.will_run``), and send what they will need to the prefetch process
+    (``ahead.plan``; only what some selected test asks for)."""
     run = session.config.stash.get(_RUN_KEY, None)
-    for item in session.items if run is not None else ():
+    if run is None:
+        return
+    for item in session.items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         if "spec" in params and "variant" in params:
             run.selected.add((item.originalname, params["spec"].name, params["variant"]))
+    from .ahead import plan
+
+    plan(run, session.items)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -7,8 +7,8 @@ cache is keyed by the Case's content (dtype, argument values, options, upstream 
 its layouts, which do not change a value), holds the most recent results up to
 ``CACHE_BYTES``, and remembers an ``EvaluationError`` as well as a result.
 
-Where a serial run has a core to spare (``allow_prefetching``), references known ahead of need
-(``prefetch``) are computed there and land in the same cache (``conformance.prefetch``).
+Where a serial run has a core to spare, references known ahead of need (``prefetch``) are
+computed there and land in the same cache (``conformance.prefetch``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 from loss_reference.engine import EvaluationError
 
 from .bounded_cache import BoundedCache
-from .prefetch import Prefetcher
+from . import prefetch as ahead_of_need
 
 CACHE_BYTES = 512 << 20  # results kept, at most (the arrays they hold)
 
@@ -49,16 +49,14 @@ def fingerprint(spec, case, kind: str) -> bytes:
 
 _MISSING = object()
 _CACHE = BoundedCache(CACHE_BYTES)
-_PREFETCH_ALLOWED = False
-_PREFETCHER = None  # a Prefetcher once prefetching is on and asked for
 
 
 def _cached(key, compute):
     """``compute()``'s result (or EvaluationError, raised again) under ``key``, computed once
     while the cache keeps it (by the prefetch process, when it has it or is computing it)."""
     result = _CACHE.lookup(key, _MISSING)
-    if result is _MISSING and _PREFETCHER is not None:
-        _PREFETCHER.settle(key, _CACHE.store)
+    if result is _MISSING and ahead_of_need.active() is not None:
+        ahead_of_need.settle(key)
         result = _CACHE.lookup(key, _MISSING)
     if result is _MISSING:
         try:
@@ -94,26 +92,16 @@ def gradient_reference(spec, case):
                    lambda: compute_reference(spec, case, "gradient"))
 
 
-def allow_prefetching(allowed: bool) -> None:
-    """Turn prefetching on (its process starts at the first ``prefetch``) or off (its process
-    stopped; references not yet computed are computed when needed)."""
-    global _PREFETCH_ALLOWED, _PREFETCHER
-    _PREFETCH_ALLOWED = allowed
-    if not allowed and _PREFETCHER is not None:
-        _PREFETCHER.stop()
-        _PREFETCHER = None
-
-
-def prefetch(spec, case, kind: str, priority: int) -> None:
-    """Have ``kind`` ("value" or "gradient") of ``case`` computed ahead (the lowest
-    ``priority`` first: ``conformance.prefetch.SOON``, ``LATER``, ``LAST``) while prefetching
-    is on; nothing otherwise, or when the cache has it."""
-    global _PREFETCHER
-    if not _PREFETCH_ALLOWED:
+def prefetch(spec, case, kind: str, priority: tuple) -> None:
+    """Have ``kind`` ("value" or "gradient") of ``case`` computed ahead, with ``priority``
+    (``conformance.prefetch``), while prefetching is on; nothing otherwise, or when the cache
+    has it."""
+    if not ahead_of_need.allowed():
         return
-    if _PREFETCHER is None:
-        _PREFETCHER = Prefetcher()
-    _PREFETCHER.collect(_CACHE.store)
     key = fingerprint(spec, case, kind)
     if key not in _CACHE:
-        _PREFETCHER.submit(key, priority, spec.name, kind, case)
+        ahead_of_need.ask(key, priority, kind, spec.name, case)
+
+
+ahead_of_need.keep_results("value", _CACHE.store)
+ahead_of_need.keep_results("gradient", _CACHE.store)

@@ -4,16 +4,16 @@ Each test id reads ``<candidate>-<loss>-<dtype>[-<edge case>]``: one test per dt
 ``variant`` parameter a ``VariantGroup`` of every reduction (and other variant options). Random
 checks share the profile's examples out over the members and draw Cases with hypothesis, which
 shrinks a failure to a minimal Case and prints it; an edge case runs under every member. The
-first random check of a member draws its cases; its siblings (the gradient check beside the
-value check, the other candidates) replay them, since drawing cost as much as judging, and a
-failure met on replay is drawn afresh for hypothesis to shrink. Every failure message ends
+first random check of a member draws its cases (unless the prefetch process drew them ahead:
+``conformance.ahead``); its siblings (the gradient check beside the value check, the other
+candidates) replay them, since drawing cost as much as judging, and a failure met on replay is
+drawn afresh for hypothesis to shrink. Every failure message ends
 with a command line that reruns exactly that test.
 """
 
 from __future__ import annotations
 
 import inspect
-import math
 
 import pytest
 from hypothesis import given, reject, seed
@@ -23,9 +23,9 @@ from loss_reference.engine import EvaluationError
 from .cases import drawing_settings
 from .checks import ProbeFault, check_gradient, check_invalid, check_value, probe
 from .deviations import known_deviation as _listed_deviation
-from .prefetch import LAST, LATER, SOON
+from . import prefetch as ahead_of_need
+from .ahead import drawn_key, gradient_priority, member_share, prefetch_gradient
 from .recording import check_kind, recorder
-from .references import prefetch
 
 
 def skip_or_fail(conformance, candidate, spec, group, gradient: bool, request):
@@ -70,20 +70,24 @@ def explain(verdict, candidate, spec, case, request, conformance) -> str:
 def _run_random(check, conformance, candidate, spec, group, request):
     """The profile's examples, shared out evenly over the group's members (every reduction
     gets its share, whatever hypothesis draws): a hypothesis run per member, in order."""
-    share = math.ceil(conformance.examples / len(group.members))
+    share = member_share(conformance, group)
     gradients_ahead = check is check_value and conformance.will_run("test_gradient", spec, group)
     for variant in group.members:
-        _run_member(check, conformance, candidate, spec, variant, share, request, gradients_ahead)
+        _run_member(check, conformance, candidate, spec, variant, share, request,
+                    gradient_priority(conformance, spec, group) if gradients_ahead else None)
 
 
 def _run_member(check, conformance, candidate, spec, variant, examples, request,
-                gradients_ahead=False):
+                gradients_ahead=None):
     """One member's random check: a replay of the cases a sibling check drew (the other
-    kind of check, or another candidate) when the run kept them, else hypothesis's own draw;
-    a replayed failure is drawn afresh so that hypothesis shrinks it. ``gradients_ahead``:
-    have the gradient references of the cases drawn computed ahead, for the gradient check
-    that will replay them."""
-    drawn = conformance.drawn.lookup((spec.name, variant, examples))
+    kind of check, or another candidate) or the prefetch process drew ahead, when the run kept
+    them, else hypothesis's own draw; a replayed failure is drawn afresh so that hypothesis
+    shrinks it. ``gradients_ahead``: the priority at which to have the gradient references of
+    the cases drawn here computed ahead (for the gradient check that will replay them), or
+    None."""
+    key = drawn_key(spec, variant, examples)
+    ahead_of_need.settle(key)
+    drawn = conformance.drawn.lookup(key)
     failure = None
     if drawn is not None:
         failure = _replay(check, conformance, candidate, spec, drawn, request)
@@ -95,7 +99,7 @@ def _run_member(check, conformance, candidate, spec, variant, examples, request,
         case, verdict = failure
         recorder(request.node).judged(case, verdict, gradient=check is check_gradient)
         pytest.fail(explain(verdict, candidate, spec, case, request, conformance), pytrace=False)
-    conformance.drawn.store((spec.name, variant, examples), drawn)
+    conformance.drawn.store(key, drawn)
 
 
 def _replay(check, conformance, candidate, spec, drawn, request):
@@ -125,7 +129,7 @@ def _replay(check, conformance, candidate, spec, drawn, request):
 
 
 def _draw(check, conformance, candidate, spec, variant, examples, request,
-          gradients_ahead=False) -> list:
+          gradients_ahead=None) -> list:
     """Hypothesis draws the member's cases and judges each, shrinking a failure to a minimal
     case; returns the cases it drew, in order."""
     faults = []  # the first crash or hang: reported as it happened, never shrunk
@@ -150,8 +154,8 @@ def _draw(check, conformance, candidate, spec, variant, examples, request,
             known_deviation(conformance, candidate, spec, case, check))
         recorder(request.node).judged(case, verdict, gradient=check is check_gradient,
                                       tolerated=tolerated)
-        if gradients_ahead and (verdict.passed or tolerated):
-            _prefetch_gradient(spec, case, SOON)
+        if gradients_ahead is not None and (verdict.passed or tolerated):
+            prefetch_gradient(spec, case, gradients_ahead)
         if tolerated:
             return  # documented in conformance/deviations; every other case still counts
         assert verdict.passed, explain(verdict, candidate, spec, case, request, conformance)
@@ -160,30 +164,6 @@ def _draw(check, conformance, candidate, spec, variant, examples, request,
     if faults:
         pytest.fail(faults[0], pytrace=False)
     return drawn
-
-
-def _prefetch_gradient(spec, case, priority: int) -> None:
-    if spec.differentiable_args(case):
-        prefetch(spec, case, "gradient", priority)
-
-
-def _prefetch_edges(conformance, spec, group) -> None:
-    """The edge tests run after the random ones, their values before their gradients: have
-    the references of the group's edge cases that selected tests will ask for computed ahead,
-    once per run."""
-    if (spec.name, group) in conformance.edges_prefetched:
-        return
-    conformance.edges_prefetched.add((spec.name, group))
-    values = conformance.will_run("test_edge_value", spec, group)
-    gradients = conformance.will_run("test_edge_gradient", spec, group)
-    for variant in group.members if values or gradients else ():
-        for _, case in conformance.edge_cases(spec, variant):
-            if case is None:  # the language-model tier's are built when they run
-                continue
-            if values:
-                prefetch(spec, case, "value", LATER)
-            if gradients:
-                _prefetch_gradient(spec, case, LAST)
 
 
 @check_kind("invalid")
@@ -199,7 +179,6 @@ def test_value(conformance, candidate, spec, variant, request):
     """Random cases: output shape, dtype, NaN/inf pattern and accuracy; inputs unmodified."""
     skip_or_fail(conformance, candidate, spec, variant, gradient=False,
                   request=request)
-    _prefetch_edges(conformance, spec, variant)
     _run_random(check_value, conformance, candidate, spec, variant, request)
 
 

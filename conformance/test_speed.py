@@ -14,7 +14,7 @@ import torch
 
 from . import memory, timing
 from .recording import check_kind
-from .references import allow_prefetching
+from .prefetch import allow as allow_prefetching
 from .session import reporting
 
 DEFAULT_THREADS = 1  # --speed-threads' default: one thread repeats on a shared machine

@@ -1,7 +1,8 @@
-"""References computed ahead in a process of their own (conformance.prefetch): a check finds
-the prefetch process's result in the cache and computes nothing, a job that fails there is
-computed by the test process, a dead prefetch process costs nothing but speed, and a whole run
-reaches the same verdicts with prefetching as without."""
+"""Work done ahead in a process of their own (conformance.prefetch): a check finds the
+prefetch process's references and drawn cases and does not redo them, a job that fails there
+is done by the test process, a dead prefetch process costs nothing but speed, the cases drawn
+ahead are those the check would draw, and a whole run reaches the same verdicts with
+prefetching as without."""
 
 from __future__ import annotations
 
@@ -9,15 +10,26 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from conformance import references
-from conformance.cases import Case
-from conformance.prefetch import LATER, SOON, Prefetcher
+from types import SimpleNamespace
+
+from conformance import references, test_conformance
+from conformance.ahead import drawn_key
+from conformance.cases import Case, draw_cases
+from conformance.checks import Verdict
+from conformance.plugin import ConformanceRun
+from conformance import prefetch as ahead_of_need
+from conformance.prefetch import Prefetcher
 from conformance.specs import SPECS
+from conformance.test_conformance import _run_member
 
 from conftest import run_conformance
 
 SPEC = SPECS["mse_loss"]
+SOON, LATER = (0,), (1,)  # priorities: the lower first
+CANDIDATE = SimpleNamespace(label="stand-in", impl="stand_in_module")
 WAIT_S = 60.0  # the prefetch process's start (imports) and one small reference
 
 
@@ -31,10 +43,10 @@ def _case(shift: float) -> Case:
 def prefetching():
     """Prefetching on, with an empty reference cache, for one test."""
     references._CACHE.clear()
-    references.allow_prefetching(True)
-    references._PREFETCHER = Prefetcher()  # (else started by the first prefetch)
-    yield references._PREFETCHER
-    references.allow_prefetching(False)
+    ahead_of_need.allow(True)
+    ahead_of_need._ACTIVE = Prefetcher()  # (else started by the first job asked for)
+    yield ahead_of_need._ACTIVE
+    ahead_of_need.allow(False)
     references._CACHE.clear()
 
 
@@ -43,7 +55,7 @@ def _wait_until_cached(spec, case, kind):
     deadline = time.monotonic() + WAIT_S
     while key not in references._CACHE:
         assert time.monotonic() < deadline, "the prefetch process sent no result"
-        references._PREFETCHER.collect(references._CACHE.store)
+        ahead_of_need.active().collect()
         time.sleep(0.05)
 
 
@@ -94,7 +106,7 @@ def test_a_job_in_progress_is_waited_for_not_computed_twice(prefetching, monkeyp
     deadline = time.monotonic() + WAIT_S
     while prefetching._running != key:  # until the prefetch process says it started
         assert time.monotonic() < deadline, "the prefetch process did not start the job"
-        prefetching.collect(references._CACHE.store)
+        prefetching.collect()
         time.sleep(0.01)
     _no_local_computing(monkeypatch)
     assert _same(references.value_reference(SPEC, big), expected)
@@ -105,24 +117,24 @@ def test_a_job_not_started_is_withdrawn_and_computed_here(prefetching):
     case = _case(7.0)
     key = references.fingerprint(SPEC, case, "value")
     references.prefetch(SPEC, _big_case(), "value", SOON)  # keeps the process busy
-    prefetching.submit(key, LATER, SPEC.name, "value", case)
+    prefetching.submit(key, LATER, "value", SPEC.name, case)
     assert _same(references.value_reference(SPEC, case),  # before the process started it
                  references.compute_reference(SPEC, case, "value"))
     assert prefetching.counts["withdrawn"] == 1 and key not in prefetching._pending
     _wait_until_cached(SPEC, _big_case(), "value")
     time.sleep(0.5)  # the process would compute the withdrawn job next: time enough for it
-    prefetching.collect(references._CACHE.store)
+    prefetching.collect()
     assert prefetching.counts["received"] == 1, "the withdrawn job was computed all the same"
 
 
 def test_a_job_that_fails_in_the_prefetch_process_is_computed_here(prefetching):
     case = _case(3.0)
     key = references.fingerprint(SPEC, case, "value")
-    prefetching.submit(key, SOON, "no_such_loss_in_the_prefetch_process", "value", case)
+    prefetching.submit(key, SOON, "value", "no_such_loss_in_the_prefetch_process", case)
     deadline = time.monotonic() + WAIT_S
     while key in prefetching._pending:  # the process answers "failed"
         assert time.monotonic() < deadline, "the prefetch process sent no answer"
-        prefetching.collect(references._CACHE.store)
+        prefetching.collect()
         time.sleep(0.05)
     assert prefetching.counts["failed"] == 1 and key not in references._CACHE
     assert _same(references.value_reference(SPEC, case),
@@ -149,3 +161,66 @@ def test_a_run_reaches_the_same_verdicts_and_errors_with_prefetching(tmp_path):
     assert on.outcomes == off.outcomes
     for part in ("accuracy", "error_samples", "failures"):
         assert on.summary()[part] == off.summary()[part], part
+
+
+VARIANT = SPEC.variants[0]
+
+
+def _run():
+    return ConformanceRun(candidates=[CANDIDATE], seed=3, profile="quick", require_grad=False,
+                          required_dtypes=set(), known_deviations=False)
+
+
+def _judging(judged: list):
+    def check(candidate, spec, case, repeat=1):
+        judged.append(case)
+        return Verdict(passed=True, message="")
+    return check
+
+
+def test_draw_cases_draws_what_a_passing_random_check_draws(request):
+    judged = []
+    _run_member(_judging(judged), _run(), CANDIDATE, SPEC, VARIANT, 6, request)
+    drawn = draw_cases(SPEC, VARIANT, 6, 3)
+    assert len(drawn) == len(judged) >= 6
+    assert all(repr(a) == repr(b) for a, b in zip(drawn, judged))
+
+
+def test_a_random_check_replays_the_cases_drawn_ahead(prefetching, request, monkeypatch):
+    run, judged = _run(), []
+    ahead_of_need.keep_results("draw", run.drawn.store)
+    key = drawn_key(SPEC, VARIANT, 6)
+    ahead_of_need.ask(key, (0, 0, 0), "draw", SPEC.name, (VARIANT, 6, run.seed, True))
+    deadline = time.monotonic() + WAIT_S
+    while run.drawn.lookup(key) is None:
+        assert time.monotonic() < deadline, "the prefetch process drew nothing"
+        prefetching.collect()
+        time.sleep(0.05)
+    for case in run.drawn.lookup(key):  # their references follow the drawing
+        _wait_until_cached(SPEC, case, "value")
+        _wait_until_cached(SPEC, case, "gradient")
+
+    def no_drawing(*args, **kwargs):
+        raise AssertionError("the check drew cases that were drawn ahead")
+    monkeypatch.setattr(test_conformance, "_draw", no_drawing)
+    _no_local_computing(monkeypatch)
+    _run_member(_judging(judged), run, CANDIDATE, SPEC, VARIANT, 6, request)
+    assert [repr(c) for c in judged] == [repr(c) for c in draw_cases(SPEC, VARIANT, 6, 3)]
+
+
+PLAIN_CONSTANTS = (4.25, -7.75, 0.0625, 1234567)  # local constants for the default backend
+
+
+def test_cases_depend_on_the_seed_alone_whatever_ran_before():
+    """A default-backend hypothesis test that ran first in the process (a user's own, or one
+    of this suite's tests) must not change the cases: the prefetch process and the test
+    process draw the same."""
+    before = [repr(c) for c in draw_cases(SPEC, VARIANT, 30, 5)]
+
+    @settings(max_examples=300, database=None, deadline=None)
+    @given(st.floats(-8, 8), st.integers(0, 2**32 - 1), st.floats(0.25, 4))
+    def plain(x, n, g):
+        pass
+
+    plain()
+    assert [repr(c) for c in draw_cases(SPEC, VARIANT, 30, 5)] == before
