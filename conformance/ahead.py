@@ -2,11 +2,12 @@
 
 At the end of collection the run knows its tests and their order: the random value checks,
 then the gradient checks, then the edge values and the edge gradients, each over the (loss,
-variant group)s in the same order. ``plan`` asks the prefetch process (``conformance.prefetch``)
-for the random cases of every selected value check's members, with their value references and,
-where the gradient check is selected too, their gradient references, and for the references
-of every selected edge test. Only while prefetching is on; each check finds what is done in
-the caches, and does itself what is not.
+variant group)s in the same order, then the property checks. ``plan`` asks the prefetch process
+(``conformance.prefetch``) for the random cases of every selected value check's members, with
+their value references and, where the gradient check is selected too, their gradient
+references; for the references of every selected edge test; and for the random pairs of every
+selected property check, with the references of their two calls. Only while prefetching is
+on; each check finds what is done in the caches, and does itself what is not.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from __future__ import annotations
 import math
 
 from . import prefetch as ahead_of_need
-from .prefetch import DRAWN, EDGE_GRADIENTS, EDGE_VALUES, GRADIENTS
+from .prefetch import DRAWN, EDGE_GRADIENTS, EDGE_VALUES, GRADIENTS, PROPERTIES
+from .properties import property_examples
 from .references import prefetch
 
 
@@ -28,22 +30,39 @@ def drawn_key(spec, variant, examples: int) -> tuple:
     return (spec.name, variant, examples)
 
 
+def pairs_key(spec, group, prop, examples: int) -> tuple:
+    """The key of a property check's random pairs in ``ConformanceRun.drawn``."""
+    return ("pairs", spec.name, group, prop.name, examples)
+
+
 def plan(run, items) -> None:
     """Ask for everything the selected ``items`` (in run order) will need, soonest first."""
     if not ahead_of_need.allowed():
         return
     from .specs import SPECS
 
-    ahead_of_need.keep_results("draw", run.drawn.store)
+    for kind in ("draw", "pairs"):
+        ahead_of_need.keep_results(kind, run.drawn.store)
+    properties = {}
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         if "spec" in params and "variant" in params:
-            run.order.setdefault((params["spec"].name, params["variant"]), len(run.order))
+            key = (params["spec"].name, params["variant"])
+            run.order.setdefault(key, len(run.order))
+            if "prop" in params:
+                properties.setdefault(key, {})[params["prop"].name] = params["prop"]
     for (spec_name, group), order in run.order.items():
         spec = SPECS[spec_name]
         if run.will_run("test_value", spec, group):
             _plan_draws(run, spec, group, order)
         _plan_edges(run, spec, group, order)
+    examples = property_examples(run.examples)
+    for (spec_name, group), props in properties.items():
+        order = run.order[(spec_name, group)]
+        for number, prop in enumerate(props.values()):
+            ahead_of_need.ask(pairs_key(SPECS[spec_name], group, prop, examples),
+                              (PROPERTIES, order, number), "pairs", spec_name,
+                              (group, prop.name, examples, run.seed))
 
 
 def _plan_draws(run, spec, group, order: int) -> None:

@@ -33,8 +33,9 @@ from .isolation import main_module_left_out, worker_context
 
 NICENESS = 10  # the prefetch process yields its core to the test process and the candidate
 # Stages of a job's priority (stage, order in the run), the lowest done first: the random
-# checks' cases and references, their gradients, the edge cases' values, their gradients.
-DRAWN, GRADIENTS, EDGE_VALUES, EDGE_GRADIENTS = 0, 1, 2, 3
+# checks' cases and references, their gradients, the edge cases' values, their gradients, the
+# property checks' pairs and references.
+DRAWN, GRADIENTS, EDGE_VALUES, EDGE_GRADIENTS, PROPERTIES = 0, 1, 2, 3, 4
 WAIT_POLL_S = 1.0  # while waiting for a job in progress: how often to check the process lives
 
 _STORES = {}  # job kind -> store(key, result) for its results
@@ -69,8 +70,9 @@ def active():
 
 def ask(key, priority: tuple, kind: str, spec_name: str, payload) -> None:
     """Have the job done ahead while prefetching is on (nothing otherwise): ``kind`` "value"
-    or "gradient" (the reference of the Case ``payload``) or "draw" (``payload`` (variant,
-    examples, seed, gradients): the member's random cases, see ``draw_job``)."""
+    or "gradient" (the reference of the Case ``payload``), "draw" (``payload`` (variant,
+    examples, seed, gradients): the member's random cases) or "pairs" (``payload`` (group,
+    property name, examples, seed): a property check's random pairs); see ``draw_job``."""
     global _ACTIVE
     if not _ALLOWED:
         return
@@ -178,12 +180,20 @@ def _next_messages(jobs, idle: bool) -> list:
             return messages
 
 
-def draw_job(spec, payload, priority: tuple) -> tuple:
-    """A "draw" job: the member's random cases, as its random check would draw them, and the
-    reference jobs that follow from them: (cases, [(key, priority, kind, case)])."""
+def draw_job(spec, kind: str, payload, priority: tuple) -> tuple:
+    """A "draw" or "pairs" job: the random cases (or pairs) as the check would draw them, and
+    the reference jobs that follow from them: (drawn, [(key, priority, kind, case)])."""
     from .cases import draw_cases
+    from .properties import draw_pairs, properties_of
     from .references import fingerprint
 
+    if kind == "pairs":
+        group, prop_name, examples, seed = payload
+        prop = next(p for p in properties_of(spec) if p.name == prop_name)
+        pairs = draw_pairs(spec, group, prop, examples, seed)
+        cases = [case for pair in pairs for case in (pair.a, pair.b)]
+        return pairs, [(fingerprint(spec, case, "value"), priority, "value", case)
+                       for case in cases]
     variant, examples, seed, gradients = payload
     cases = draw_cases(spec, variant, examples, seed)
     follow = [(fingerprint(spec, case, "value"), priority, "value", case) for case in cases]
@@ -220,8 +230,8 @@ def serve(jobs, results) -> None:
         results.put(("start", key))
         try:
             spec = SPECS[spec_name]
-            if kind == "draw":
-                result, follow = draw_job(spec, payload, priority)
+            if kind in ("draw", "pairs"):
+                result, follow = draw_job(spec, kind, payload, priority)
                 results.put(("queued", [job[0] for job in follow]))
                 for job_key, job_priority, job_kind, case in follow:
                     heapq.heappush(waiting, (job_priority, order, job_key, job_kind, spec_name,

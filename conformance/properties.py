@@ -45,13 +45,14 @@ from fractions import Fraction
 from typing import Callable
 
 import numpy as np
+from hypothesis import given, reject, seed
 from hypothesis import strategies as st
 
 from loss_reference.formats import format_of
 
 from . import checks
 from .accuracy import allowed_error
-from .cases import Case, round_to
+from .cases import Case, drawing_settings, round_to
 from .checks import Verdict
 from .references import value_reference
 
@@ -91,6 +92,45 @@ class PropertyVerdict(Verdict):
     """A Verdict with the call that is off the exact value (for the record and repro file)."""
 
     case: Case | None = None
+
+
+def property_examples(examples: int) -> int:
+    """A property check's random examples for a profile's ``examples``: a fifth (at least 4),
+    since each calls the candidate twice and the value checks judge every case already."""
+    return max(4, examples // 5)
+
+
+def property_cases(spec, group, prop):
+    """Cases of the group's members whose reduction the property starts from (one strategy
+    object per loss, group and property: hypothesis validates each new one on its first draw)."""
+    key = (spec.name, group, prop.name)
+    if key not in _STRATEGIES:
+        members = [v for v in group.members if prop.reductions is None
+                   or v.option_dict().get("reduction") in prop.reductions]
+        _STRATEGIES[key] = st.one_of(*(spec.cases(v) for v in members))
+    return _STRATEGIES[key]
+
+
+_STRATEGIES = {}
+
+
+def draw_pairs(spec, group, prop, examples: int, run_seed: int) -> list:
+    """The Pairs a property check draws with ``examples`` examples and ``run_seed``, where
+    every pair is judged and passes: hypothesis's own draw, in order (the prefetch process
+    draws them ahead for the check to replay)."""
+    pairs = []
+
+    @seed(run_seed)
+    @drawing_settings(examples, shrink=False)
+    @given(case=property_cases(spec, group, prop), data=st.data())
+    def collect(case, data):
+        pair = prop.transform(case, data.draw)
+        if pair is None:
+            reject()  # as the check does: the property does not apply to this case
+        pairs.append(pair)
+
+    collect()
+    return pairs
 
 
 # --- pieces for the specs' transforms -------------------------------------------------------------

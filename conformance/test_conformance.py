@@ -103,28 +103,41 @@ def _run_member(check, conformance, candidate, spec, variant, examples, request,
 
 
 def _replay(check, conformance, candidate, spec, drawn, request):
-    """Judge the drawn cases in order; records them and returns None if every one passed (or
-    fell under a listed deviation), fails the test on a crash or a hang, and returns the first
-    failure (case, verdict) unrecorded, for hypothesis to find and shrink."""
-    judged = []
-    for case in drawn:
-        try:
-            verdict = check(candidate, spec, case, repeat=conformance.repeat)
-        except EvaluationError:
-            continue  # as hypothesis's reject(): the reference cannot certify this case
+    """Judge the drawn cases in order (see ``replay``)."""
+    def judge(case):
+        verdict = check(candidate, spec, case, repeat=conformance.repeat)
         tolerated = not verdict.passed and bool(
             known_deviation(conformance, candidate, spec, case, check))
+        return case, verdict, tolerated
+
+    return replay(judge, drawn, check is check_gradient, request,
+                  lambda case, verdict: explain(verdict, candidate, spec, case, request,
+                                                conformance))
+
+
+def replay(judge, drawn, gradient: bool, request, explain_failure):
+    """Judge the ``drawn`` items in order with ``judge(item)`` -> (the case judged, Verdict,
+    whether a listed deviation tolerates it), skipping those the reference cannot certify
+    (EvaluationError, as hypothesis's reject()); records them and returns None if every one
+    passed or was tolerated, fails the test on a crash or a hang (``explain_failure(case,
+    verdict)`` its message), and returns the first failure (case, verdict) unrecorded, for
+    hypothesis to find and shrink. (Shared with test_properties.py.)"""
+    judged = []
+    for item in drawn:
+        try:
+            case, verdict, tolerated = judge(item)
+        except EvaluationError:
+            continue
         if not verdict.passed and not tolerated and verdict.fault not in ("crash", "hang"):
             return case, verdict
         judged.append((case, verdict, tolerated))
         if verdict.fault in ("crash", "hang"):
             break
     for case, verdict, tolerated in judged:
-        recorder(request.node).judged(case, verdict, gradient=check is check_gradient,
-                                      tolerated=tolerated)
+        recorder(request.node).judged(case, verdict, gradient=gradient, tolerated=tolerated)
     if judged and judged[-1][1].fault in ("crash", "hang"):
         case, verdict, _ = judged[-1]
-        pytest.fail(explain(verdict, candidate, spec, case, request, conformance), pytrace=False)
+        pytest.fail(explain_failure(case, verdict), pytrace=False)
     return None
 
 

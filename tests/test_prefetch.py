@@ -15,14 +15,15 @@ from hypothesis import strategies as st
 
 from types import SimpleNamespace
 
-from conformance import references, test_conformance
+from conformance import references, test_conformance, test_properties
 from conformance.ahead import drawn_key
 from conformance.cases import Case, draw_cases
 from conformance.checks import Verdict
 from conformance.plugin import ConformanceRun
+from conformance.properties import draw_pairs, properties_of, property_examples
 from conformance import prefetch as ahead_of_need
 from conformance.prefetch import Prefetcher
-from conformance.specs import SPECS
+from conformance.specs import SPECS, group_variants
 from conformance.test_conformance import _run_member
 
 from conftest import run_conformance
@@ -164,6 +165,7 @@ def test_a_run_reaches_the_same_verdicts_and_errors_with_prefetching(tmp_path):
 
 
 VARIANT = SPEC.variants[0]
+SPEC_GROUP = group_variants(SPEC.variants)[0]
 
 
 def _run():
@@ -224,3 +226,18 @@ def test_cases_depend_on_the_seed_alone_whatever_ran_before():
 
     plain()
     assert [repr(c) for c in draw_cases(SPEC, VARIANT, 30, 5)] == before
+
+
+def test_draw_pairs_draws_what_a_passing_property_check_draws(request, monkeypatch):
+    group, prop = SPEC_GROUP, properties_of(SPEC)[0]
+    judged = []
+
+    def passing(candidate, spec, pair, prop):
+        judged.append(pair)
+        return Verdict(passed=True, message="")
+    monkeypatch.setattr(test_properties, "check_property", passing)
+    run = _run()
+    drawn = test_properties._draw(run, CANDIDATE, SPEC, group, prop, request)
+    ahead = draw_pairs(SPEC, group, prop, property_examples(run.examples), run.seed)
+    assert len(ahead) == len(judged) == len(drawn) >= property_examples(run.examples)
+    assert [repr(p) for p in ahead] == [repr(p) for p in judged]
