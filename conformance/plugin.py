@@ -104,10 +104,10 @@ def pytest_addoption(parser):
                     help="torch threads for the candidates' calls (default 1; --speed has its "
                          "own --speed-threads)")
     group.addoption("--prefetch", choices=("auto", "on", "off"), default="auto",
-                    help="on: a process of its own computes the references known ahead of need "
-                         "(the gradients of drawn cases, the edge cases'); off: the test process "
-                         "computes every reference; auto (default): on where the machine has a "
-                         "core beyond one per test process")
+                    help="on: a process of its own draws the random cases and computes the "
+                         "references ahead of need, at a lower priority; off: the test process "
+                         "does all of it; auto (default): on where the machine has a core beyond "
+                         "one per test process (same verdicts either way)")
     group.addoption("--maxfail-per-candidate", type=int, default=None, metavar="N",
                     help="skip a candidate's remaining tests once N of its tests have failed "
                          "(the other candidates go on; pytest's -x/--maxfail stop them all)")
