@@ -36,21 +36,24 @@ def pairs_key(spec, group, prop, examples: int) -> tuple:
 
 
 def plan(run, items) -> None:
-    """Ask for everything the selected ``items`` (in run order) will need, soonest first."""
+    """Note which test functions the selected ``items`` (in run order) run for which loss and
+    variant group (``run.selected``, ``run.order``), then, while prefetching is on, ask for
+    everything they will need, soonest first."""
+    properties = {}
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "spec" in params and "variant" in params:
+            key = (params["spec"].name, params["variant"])
+            run.selected.add((item.originalname,) + key)
+            run.order.setdefault(key, len(run.order))
+            if "prop" in params:
+                properties.setdefault(key, {})[params["prop"].name] = params["prop"]
     if not ahead_of_need.allowed():
         return
     from .specs import SPECS
 
     for kind in ("draw", "pairs"):
         ahead_of_need.keep_results(kind, run.drawn.store)
-    properties = {}
-    for item in items:
-        params = getattr(getattr(item, "callspec", None), "params", {})
-        if "spec" in params and "variant" in params:
-            key = (params["spec"].name, params["variant"])
-            run.order.setdefault(key, len(run.order))
-            if "prop" in params:
-                properties.setdefault(key, {})[params["prop"].name] = params["prop"]
     for (spec_name, group), order in run.order.items():
         spec = SPECS[spec_name]
         if run.will_run("test_value", spec, group):

@@ -402,15 +402,10 @@ def pytest_collection_finish(session):
     (``ConformanceRun.will_run``), and send what they will need to the prefetch process
     (``ahead.plan``; only what some selected test asks for)."""
     run = session.config.stash.get(_RUN_KEY, None)
-    if run is None:
-        return
-    for item in session.items:
-        params = getattr(getattr(item, "callspec", None), "params", {})
-        if "spec" in params and "variant" in params:
-            run.selected.add((item.originalname, params["spec"].name, params["variant"]))
-    from .ahead import plan
+    if run is not None:
+        from .ahead import plan
 
-    plan(run, session.items)
+        plan(run, session.items)
 
 
 def pytest_collection_modifyitems(config, items):
