@@ -40,6 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from .arb import arb_evaluate
 from .balls import (EXACT_SUM_BALLS, FLOAT64_BALLS, LD, LONG_DOUBLE_BALLS, Ball, BallBackend,
@@ -61,6 +62,7 @@ STATS = Counter()
 _STATS_LOCK = threading.Lock()
 _ARB_LOCK = threading.Lock()  # flint's working precision is global to the process
 _POOL = None
+_BLAS = None  # threadpoolctl's handle on the BLAS libraries, made with the pool
 
 
 class EvaluationError(RuntimeError):
@@ -73,6 +75,17 @@ class Evaluated:
 
     rounded: np.ndarray  # float64 holding numbers of the target format
     exact: np.ndarray  # long double estimate of the exact value (for error reporting)
+
+
+@dataclass
+class Known:
+    """Results a loss certified before the tiers, by an error analysis of its own (a fast
+    float64 tier: bounds per row rather than a ball per element); ``evaluate`` and
+    ``evaluate_row_sums`` then compute only the rest. Counted as float64 in ``STATS``."""
+
+    rounded: np.ndarray  # the certified results where ok (anything elsewhere)
+    exact: np.ndarray  # their estimates
+    ok: np.ndarray  # bool: per row for ``evaluate``, per element for ``evaluate_row_sums``
 
 
 def filled(shape, value) -> Evaluated:
@@ -152,17 +165,22 @@ def _threads() -> int:
         return os.cpu_count() or 1
 
 
-def _map(function, items: list) -> list:
-    """``[function(item) for item in items]``, on a pool of threads when there are several."""
-    global _POOL
+def parallel_map(function, items: list) -> list:
+    """``[function(item) for item in items]``, on a pool of threads when there are several.
+
+    The threads already keep every core busy, so BLAS runs on one thread meanwhile: two
+    threads' products each on every core ran 1.5-3 times slower than one core each."""
+    global _POOL, _BLAS
     if len(items) < 2 or _threads() < 2:
         return [function(item) for item in items]
     if _POOL is None:
         _POOL = ThreadPoolExecutor(_threads(), thread_name_prefix="reference")
-    return list(_POOL.map(function, items))
+        _BLAS = ThreadpoolController()
+    with _BLAS.limit(limits=1, user_api="blas"):
+        return list(_POOL.map(function, items))
 
 
-def _chunks(rows: int, width: int, chunk_elements: int = 0) -> list:
+def row_chunks(rows: int, width: int, chunk_elements: int = 0) -> list:
     """Slices of ``rows`` rows, each of at most about ``chunk_elements`` (default
     CHUNK_ELEMENTS) elements of ``width`` per row; at least one per thread when the work fills
     more than one chunk of CHUNK_ELEMENTS (so that every core works on a large batch)."""
@@ -260,7 +278,7 @@ def _whole_tiers(function, args: list, fmt: Format) -> Evaluated:
 
 
 def evaluate(function, args, fmt: Format, independent: str = "none", shared=(), width: int = 0,
-             chunk_elements: int = 0) -> Evaluated:
+             chunk_elements: int = 0, known: Known | None = None) -> Evaluated:
     """Evaluate ``function(B, *args, *shared)`` exactly and round it once to ``fmt``.
 
     ``args`` (and ``shared``) are numpy arrays of exactly representable numbers (the inputs the
@@ -273,10 +291,22 @@ def evaluate(function, args, fmt: Format, independent: str = "none", shared=(), 
 
     ``width``: the elements of work per row, when the function's own arrays are wider than its
     arguments (the logits of a linear layer); ``chunk_elements``: a larger chunk where the work
-    re-reads shared arguments per chunk (a weight matrix).
+    re-reads shared arguments per chunk (a weight matrix); ``known`` (rows only): the rows
+    already certified, the tiers evaluate the others.
     """
     args = [np.asarray(a) for a in args]
     shared = [np.asarray(a) for a in shared]
+    if known is not None:
+        if independent != "rows":
+            raise ValueError("known results complete only an evaluation by rows")
+        _count(FLOAT64_BALLS.name, int(known.ok.sum()))
+        todo = np.flatnonzero(~known.ok)
+        rounded, exact = known.rounded.copy(), np.array(known.exact, dtype=LD)
+        if len(todo):
+            rest = evaluate(function, [a[todo] for a in args], fmt, "rows", shared, width,
+                            chunk_elements)
+            rounded[todo], exact[todo] = rest.rounded, rest.exact
+        return Evaluated(rounded, exact)
     if independent == "none":
         return _whole_tiers(function, args + shared, fmt)
     shape = None
@@ -286,8 +316,9 @@ def evaluate(function, args, fmt: Format, independent: str = "none", shared=(), 
         args = [a.reshape(-1) for a in broadcast]
     count = len(args[0])
     width = width or max((a.size // max(count, 1) for a in args), default=1)
-    parts = _map(lambda rows: _rows_tiers(function, [a[rows] for a in args], shared, fmt),
-                 _chunks(count, width, chunk_elements))
+    parts = parallel_map(
+        lambda rows: _rows_tiers(function, [a[rows] for a in args], shared, fmt),
+        row_chunks(count, width, chunk_elements))
     result = Evaluated(np.concatenate([p.rounded for p in parts]),
                        np.concatenate([p.exact for p in parts]))
     if shape is not None:
@@ -297,14 +328,14 @@ def evaluate(function, args, fmt: Format, independent: str = "none", shared=(), 
 
 # --- sums over rows ----------------------------------------------------------------------------
 
-def _streamed_sum(contribution, chunks: list) -> Ball:
+def streamed_sum(contribution, chunks: list) -> Ball:
     """The sum of ``contribution(chunk)`` over the chunks, pairwise (a binary counter of
     partial sums), computed as many at a time as there are threads: memory holds O(log n)
     contributions, not all of them (a weight's gradient is one (C, D) array per chunk)."""
     levels = []  # levels[i]: None, or the sum of 2**i contributions
     step = max(_threads(), 1)
     for start in range(0, len(chunks), step):
-        for part in _map(contribution, chunks[start:start + step]):
+        for part in parallel_map(contribution, chunks[start:start + step]):
             for i in range(len(levels) + 1):
                 if i == len(levels):
                     levels.append(part)
@@ -322,7 +353,7 @@ def _streamed_sum(contribution, chunks: list) -> Ball:
 
 def evaluate_row_sums(chunk_function, row_args, fmt: Format, finish=None, shared=(),
                       width: int = 0, chunk_elements: int = 0,
-                      selectable: bool = False) -> Evaluated:
+                      selectable: bool = False, known: Known | None = None) -> Evaluated:
     """``finish(B, total, *shared)`` (the total itself when None), exactly, rounded once to
     ``fmt``: ``total`` is the sum over chunks of rows of ``chunk_function(B, *rows, *shared)``,
     the contribution of those rows (any shape, the same for every chunk: e.g. a product G^T x
@@ -338,12 +369,14 @@ def evaluate_row_sums(chunk_function, row_args, fmt: Format, finish=None, shared
     total's first axis) and then returns only those rows of its contribution, and ``finish``
     is None. A later ball tier then recomputes only the rows of the total that an earlier one
     left uncertified (a weight's gradient: the few classes whose sums cancel), not the whole.
+    ``known``: elements of the total already certified; the tiers then recompute only the
+    rows of the total that hold the others (the whole total unless ``selectable``).
     """
     row_args = [np.asarray(a) for a in row_args]
     shared = [np.asarray(a) for a in shared]
     count = len(row_args[0])
     width = width or max((a.size // max(count, 1) for a in row_args), default=1)
-    chunks = _chunks(count, width, chunk_elements)
+    chunks = row_chunks(count, width, chunk_elements)
     if selectable and finish is not None:
         raise ValueError("a selectable sum takes no finish")
 
@@ -352,6 +385,13 @@ def evaluate_row_sums(chunk_function, row_args, fmt: Format, finish=None, shared
         return total if finish is None else finish(B, total, *arrays[len(row_args):])
 
     rounded = exact = ok = None
+    if known is not None:
+        _count(FLOAT64_BALLS.name, int(known.ok.sum()))
+        if known.ok.all():
+            return Evaluated(known.rounded, np.array(known.exact, dtype=LD))
+        if selectable:
+            rounded, exact, ok = (known.rounded.copy(), np.array(known.exact, dtype=LD),
+                                  known.ok.copy())
     for backend in ball_tiers(fmt):
         own_shared = [backend.asarray(a) for a in shared]
         only = None
@@ -364,7 +404,7 @@ def evaluate_row_sums(chunk_function, row_args, fmt: Format, finish=None, shared
                 return chunk_function(backend, *part, *own_shared)
             return chunk_function(backend, *part, *own_shared, only=only)
 
-        total = _streamed_sum(contribution, chunks)
+        total = streamed_sum(contribution, chunks)
         ball = total if finish is None else finish(backend, total, *own_shared)
         values, certified = certify(ball, fmt)
         if only is None:
@@ -441,7 +481,8 @@ def _arb_selected(chunk_function, args: list, fmt: Format, todo: np.ndarray):
 
 
 def evaluate_total(row_function, row_args, fmt: Format, finish=None, shared=(),
-                   width: int = 0, chunk_elements: int = 0) -> Evaluated:
+                   width: int = 0, chunk_elements: int = 0,
+                   known: Known | None = None) -> Evaluated:
     """``finish(B, total, *shared)`` (the total itself when None), total being the sum of every
     element of ``row_function(B, *row_args, *shared)``, whose output row i depends only on row
     i of each of ``row_args``: exactly, rounded once to ``fmt`` (``evaluate_row_sums``)."""
@@ -449,7 +490,7 @@ def evaluate_total(row_function, row_args, fmt: Format, finish=None, shared=(),
         return B.sum(row_function(B, *arrays))
 
     return evaluate_row_sums(chunk_total, row_args, fmt, finish=finish, shared=shared,
-                             width=width, chunk_elements=chunk_elements)
+                             width=width, chunk_elements=chunk_elements, known=known)
 
 
 def is_ball_backend(backend) -> bool:

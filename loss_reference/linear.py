@@ -40,6 +40,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import classification as ce
+from . import linear_fast as fast
 from .balls import Ball
 from .engine import EvaluationError, Evaluated, evaluate, evaluate_row_sums, evaluate_total, filled
 from .formats import Format
@@ -207,9 +208,11 @@ def loss(input, linear_weight, target, linear_bias, weight, ignore_index, smooth
     if reduction != "none" and (M == 0 or ce.divisor_is_zero(rows, reduction)):
         return filled((), _zero_divisor_mean(call, smoothing) if reduction == "mean" else 0.0)
     function, token_args, shared = _row_function(call, smoothing)
+    known = (fast.loss(call, reduction, fmt, ROW_CHUNK_LOGITS)
+             if fast.applies(call, smoothing, fmt) else None)
     if reduction == "none":
         out = evaluate(function, token_args, fmt, independent="rows", shared=shared,
-                       **_chunking(call))
+                       known=known, **_chunking(call))
         return Evaluated(out.rounded.reshape(batch_shape), out.exact.reshape(batch_shape))
     soft = rows.soft
 
@@ -219,7 +222,8 @@ def loss(input, linear_weight, target, linear_bias, weight, ignore_index, smooth
         return total / ce.mean_divisor(B, M, shared_args[-1], soft)
 
     return evaluate_total(function, token_args, fmt, finish=finish,
-                          shared=shared + [ce.weights_counted(rows)], **_chunking(call))
+                          shared=shared + [ce.weights_counted(rows)], known=known,
+                          **_chunking(call))
 
 
 # --- gradients -----------------------------------------------------------------------------------
@@ -331,13 +335,16 @@ def loss_grad(grad_output, input, linear_weight, target, linear_bias, weight, ig
         return {name: filled(shapes[name], 0.0) for name in names}
     grad, token_args = _logits_grad(call, smoothing, reduction)
     shared = [call.W_rows.T, call.b_rows, rows.weight, ce.weights_counted(rows)]
+    known_input = known_sums = None
+    if fast.applies(call, smoothing, fmt):
+        known_input, known_sums = fast.gradients(call, reduction, fmt, ROW_CHUNK_LOGITS)
 
     def input_rows(B, x, *rest):
         # G_flat W_rows: one sum over the P C logits of each token (W_rows from its transpose)
         return B.matmul(_flat(B, grad(B, x, *rest), x.shape[0]), B.transpose(rest[-4]))
 
     d_input = evaluate(input_rows, [call.x] + token_args, fmt, independent="rows",
-                       shared=shared, **_chunking(call))
+                       shared=shared, known=known_input, **_chunking(call))
     out = {"input": Evaluated(d_input.rounded.reshape(call.input_shape),
                               d_input.exact.reshape(call.input_shape))}
 
@@ -351,7 +358,7 @@ def loss_grad(grad_output, input, linear_weight, target, linear_bias, weight, ig
         return B.matmul(B.transpose(G), x1)
 
     sums = evaluate_row_sums(layer_sums, [x_one] + token_args, fmt, shared=shared,
-                             selectable=True, **_chunking(call))
+                             selectable=True, known=known_sums, **_chunking(call))
     out["linear_weight"] = Evaluated(call.weight_layout(sums.rounded[:, :D]),
                                      call.weight_layout(sums.exact[:, :D]))
     if linear_bias is not None:

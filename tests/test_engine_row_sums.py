@@ -1,6 +1,7 @@
 """``engine.evaluate_row_sums`` with ``selectable``: a later tier recomputes only the rows of
 the total that an earlier one left uncertified, and the results are the same certified
-numbers as without the selection (the exact sums, rounded once)."""
+numbers as without the selection (the exact sums, rounded once); with ``known`` results (a
+loss's own tier), ``evaluate`` and ``evaluate_row_sums`` compute only the rest."""
 
 from fractions import Fraction
 
@@ -81,3 +82,46 @@ def test_arb_recomputes_only_the_rows_a_hair_from_a_tie(monkeypatch):
     assert result.rounded[:, 0].tolist() == [0.75, 1 + 2.0 ** -23]
     arb_asks = [only for name, only in asked if name.startswith("arb")]
     assert arb_asks and all(only == [1] for only in arb_asks)
+
+
+def test_known_results_leave_the_tiers_only_the_rest(monkeypatch):
+    """``engine.Known``: a loss's own tier certified some rows of the total; the tiers compute
+    only the others (every tier, the first included), keep the known ones as they are, and
+    return the same certified sums."""
+    values = _cancelling_columns(np.random.default_rng(2))
+    fmt = FORMATS["float32"]
+    truth = engine.evaluate_row_sums(lambda B, v: _column_sums(B, v), [values], fmt)
+    ok = np.ones((values.shape[1], 1), dtype=bool)
+    ok[[5, 17]] = False
+    rounded = np.where(ok, truth.rounded, np.nan)  # what the tiers must fill in
+    asked = []
+
+    def recording(B, values, only=None):
+        asked.append(None if only is None else only.tolist())
+        return _column_sums(B, values, only)
+
+    monkeypatch.setattr(engine, "_threads", lambda: 1)
+    known = engine.Known(rounded, truth.exact, ok)
+    completed = engine.evaluate_row_sums(recording, [values], fmt, selectable=True,
+                                         known=known, chunk_elements=1 << 20)
+    assert completed.rounded.tolist() == truth.rounded.tolist()
+    assert asked and all(only in ([5, 17], [17]) for only in asked)
+
+
+def test_known_rows_are_not_evaluated_again():
+    """``evaluate`` by rows with ``known``: only the rows not known reach the function."""
+    values = np.random.default_rng(3).standard_normal((10, 4))
+    fmt = FORMATS["bfloat16"]
+    seen = []
+
+    def row_sums(B, rows):
+        seen.append(len(rows.mid))
+        return B.sum(rows, axis=-1)
+
+    truth = engine.evaluate(row_sums, [values], fmt, independent="rows")
+    ok = np.arange(10) % 3 == 0
+    known = engine.Known(np.where(ok, truth.rounded, np.nan), truth.exact, ok)
+    seen.clear()
+    completed = engine.evaluate(row_sums, [values], fmt, independent="rows", known=known)
+    assert completed.rounded.tolist() == truth.rounded.tolist()
+    assert sum(seen) == int((~ok).sum())

@@ -1,0 +1,187 @@
+"""linear_cross_entropy's fast tier (loss_reference/linear_fast.py): its balls hold the exact
+values, on cases drawn to make a float64 product err (logits that cancel, spreads of 1e6,
+tiny entries), and it certifies the typical inputs of a language model's head.
+
+The exact values come from an mpmath oracle written without cancellation, as the tier covers
+the loss (index targets, no smoothing): every logit an exact sum at 100 digits, e_c =
+exp(z_c - max z) and the target's softmax complement as the sum of the others, so that a row
+whose softmax is 1 - 1e-76 keeps every digit of its gradient. A ball that misses its exact
+value would let the engine certify a wrong rounding; the end-to-end tests in
+test_reference_linear check roundings, these check the bounds themselves.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from mpmath import mp, mpf
+from test_reference import to_format
+
+from conformance.specs import SPECS
+from loss_reference import linear
+from loss_reference import linear_fast as fast
+from loss_reference.formats import FORMATS
+
+IGNORE = -100
+
+
+def _call(x, W, target, b, w, reduction, g):
+    call = linear.Call(x, W, target, b, w, IGNORE)
+    call.grad_output = g
+    return call
+
+
+def oracle(x, W, b, target, w, reduction, g):
+    """{'value': [...], 'input': [...], 'linear_weight': [...], 'linear_bias': [...]}, flat,
+    exact to far more than float64's digits."""
+    (N, D), C = x.shape, W.shape[0]
+    b = np.zeros(C) if b is None else b
+    w = np.ones(C) if w is None else w
+    mp_ = lambda v: mpf(float(v))  # noqa: E731
+    counted = [mp_(w[t]) for t in target if t != IGNORE]
+    divisor = mp.fsum(counted) if reduction == "mean" else mpf(1)
+    losses, G = [], []
+    for i in range(N):
+        t = int(target[i])
+        if t == IGNORE:
+            losses.append(mpf(0))
+            G.append([mpf(0)] * C)
+            continue
+        z = [mp.fsum(mp_(x[i, d]) * mp_(W[c, d]) for d in range(D)) + mp_(b[c])
+             for c in range(C)]
+        top = max(z)
+        k = z.index(top)
+        e = [mp.exp(v - top) for v in z]
+        others = mp.fsum(e[c] for c in range(C) if c != k)
+        total = 1 + others
+        losses.append(mp_(w[t]) * ((top - z[t]) + mp.log1p(others)))
+        a = (mp_(np.ravel(g)[i]) if reduction == "none" else mp_(g) / divisor) * mp_(w[t])
+        rest = mp.fsum(e[c] for c in range(C) if c != t)
+        G.append([a * (-rest if c == t else e[c]) / total for c in range(C)])
+    value = losses if reduction == "none" else [mp.fsum(losses) / divisor]
+    return {"value": value,
+            "input": [mp.fsum(G[i][c] * mp_(W[c, d]) for c in range(C))
+                      for i in range(N) for d in range(D)],
+            "linear_weight": [mp.fsum(G[i][c] * mp_(x[i, d]) for i in range(N))
+                              for c in range(C) for d in range(D)],
+            "linear_bias": [mp.fsum(G[i][c] for i in range(N)) for c in range(C)]}
+
+
+def _assert_holds(ball, exact, name):
+    """Every exact value lies in its ball: |mid - exact| <= rad, in mpmath."""
+    mids, rads = np.ravel(ball.mid), np.ravel(np.broadcast_to(ball.rad, np.shape(ball.mid)))
+    assert len(mids) == len(exact), name
+    for i, (mid, rad, value) in enumerate(zip(mids, rads, exact)):
+        assert abs(mpf(float(mid)) - value) <= mpf(float(rad)), (
+            f"{name}[{i}]: {float(mid)!r} +- {float(rad)!r} misses {mp.nstr(value, 25)}")
+
+
+@st.composite
+def cases(draw):
+    """Small layers whose products err: entries of spreads up to 1e6, logits whose sums
+    cancel, tiny and zero entries."""
+    fmt = FORMATS[draw(st.sampled_from(["float32", "bfloat16", "float16"]))]
+    seed = draw(st.integers(0, 2 ** 32 - 1))
+    rng = np.random.default_rng(seed)
+    N, D, C = draw(st.integers(1, 4)), draw(st.integers(1, 5)), draw(st.integers(1, 6))
+    spread = draw(st.sampled_from([1.0, 30.0, 1e3]))
+    x = rng.normal(size=(N, D)) * spread ** rng.uniform(-1, 1, (N, D))
+    W = rng.normal(size=(C, D)) * spread ** rng.uniform(-1, 1, (C, D))
+    if D > 2 and draw(st.booleans()):
+        # x_0 w_0 + x_1 w_1 - x_0 w_0: the first sum rounds away x_1 w_1's bits, and the
+        # third term cancels what is left (in the order most products add)
+        x[:, 1] *= 2.0 ** -30
+        x[:, 2], W[:, 2] = -x[:, 0], W[:, 0]
+    if draw(st.booleans()):
+        x[rng.random((N, D)) < 0.3] = 0.0
+    b = to_format(rng.normal(size=C) * spread, fmt) if draw(st.booleans()) else None
+    w = to_format(rng.uniform(0.0, 2.0, C), fmt) if draw(st.booleans()) else None
+    target = rng.integers(0, C, N)
+    target[rng.random(N) < 0.25] = IGNORE
+    reduction = draw(st.sampled_from(["none", "sum", "mean"]))
+    if reduction == "mean" and (target == IGNORE).all():
+        target[0] = 0
+    g = to_format(rng.normal(size=N) if reduction == "none" else np.array(rng.normal()), fmt)
+    return to_format(x, fmt), to_format(W, fmt), target, b, w, reduction, g, fmt
+
+
+def _assert_fast_tier_holds(x, W, target, b, w, reduction, g,
+                            chunk_logits=linear.ROW_CHUNK_LOGITS):
+    """The fast tier's loss and every gradient hold the oracle's exact values."""
+    call = _call(x, W, target, b, w, reduction, g)
+    with mp.workdps(100):
+        exact = oracle(x, W, b, target, w, reduction, g)
+        _assert_holds(fast.loss_balls(call, reduction, chunk_logits), exact["value"], "value")
+        d_input, layer = fast.gradient_balls(call, reduction, chunk_logits)
+        _assert_holds(d_input, exact["input"], "input")
+        D = x.shape[1]
+        _assert_holds(layer[:, :D], exact["linear_weight"], "linear_weight")
+        _assert_holds(layer[:, D], exact["linear_bias"], "linear_bias")
+
+
+@settings(max_examples=60, deadline=None)
+@given(cases())
+def test_balls_hold_the_exact_values(case):
+    x, W, target, b, w, reduction, g, fmt = case
+    assert fast.applies(_call(x, W, target, b, w, reduction, g), 0.0, fmt)
+    _assert_fast_tier_holds(x, W, target, b, w, reduction, g)
+
+
+def test_logits_that_cancel_keep_their_error_in_their_balls():
+    """x_0 w_0 of 1e6 cancelled by x_2 w_2 beside a small x_1 w_1: the product's rounding of
+    the first sum (1e6 u) is far beyond the logits' own size, and the balls still hold; a
+    bias of 40 on the last class makes the loss of the other targets their margin alone."""
+    fmt = FORMATS["float32"]
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        x, W = rng.normal(size=(3, 3)), rng.normal(size=(4, 3))
+        x[:, 0] *= 1e3
+        W[:, 0] *= 1e3
+        x[:, 1] *= 2.0 ** -20
+        x[:, 2], W[:, 2] = -x[:, 0], W[:, 0]
+        x, W, target = to_format(x, fmt), to_format(W, fmt), np.array([0, 3, 1])
+        b = np.array([0.0, 0.0, 0.0, 40.0])
+        for reduction, g in (("mean", np.array(1.0)), ("none", np.array([1.0, -2.0, 0.5]))):
+            _assert_fast_tier_holds(x, W, target, b, None, reduction, g)
+
+
+def test_chunks_hold_the_exact_values_too():
+    """Several chunks of tokens (their weight gradients added) bound the same sums."""
+    fmt = FORMATS["float32"]
+    rng = np.random.default_rng(1)
+    x, W = to_format(rng.normal(size=(6, 3)), fmt), to_format(rng.normal(size=(4, 3)), fmt)
+    target = np.array([0, 3, IGNORE, 1, 1, 2])
+    _assert_fast_tier_holds(x, W, target, None, None, "mean", np.array(1.0),
+                            chunk_logits=4)  # a token per chunk
+
+
+def test_certifies_a_language_model_head():
+    """The speed ladder's typical case (activations N(0,1), classifier N(0, 1/hidden), a
+    tenth of the targets ignored): the fast tier alone certifies every loss and at least
+    99 % of the input's rows and of the weight's gradient elements, in bfloat16; and most of
+    them in float32, where the weight's gradient sums cancel more often below its ulp."""
+    spec = SPECS["linear_cross_entropy"]
+    for dtype, share in (("bfloat16", 0.99), ("float32", 0.95)):
+        case = spec.speed.case((256, 64, 1024), dtype, np.random.default_rng(0))
+        a, fmt = case.args, FORMATS[dtype]
+        call = _call(a["input"], a["linear_weight"], a["target"], None, None, "mean",
+                     np.array(1.0))
+        assert fast.loss(call, "none", fmt, linear.ROW_CHUNK_LOGITS).ok.all()
+        assert fast.loss(call, "mean", fmt, linear.ROW_CHUNK_LOGITS).ok.all()
+        known_input, known_sums = fast.gradients(call, "mean", fmt, linear.ROW_CHUNK_LOGITS)
+        assert known_input.ok.mean() >= share and known_sums.ok.mean() >= share, dtype
+
+
+def test_applies_only_where_its_bounds_do():
+    """Not for float64 results (float64 balls cannot certify them), probability targets,
+    label smoothing or a K-dimensional weight: the engine's tiers take those."""
+    x, W = np.ones((2, 3)), np.ones((4, 3))
+    index, soft = np.array([0, 1]), np.full((2, 4), 0.25)
+    float32 = FORMATS["float32"]
+    assert fast.applies(_call(x, W, index, None, None, "mean", 1.0), 0.0, float32)
+    assert not fast.applies(_call(x, W, index, None, None, "mean", 1.0), 0.0, FORMATS["float64"])
+    assert not fast.applies(_call(x, W, index, None, None, "mean", 1.0), 0.1, float32)
+    assert not fast.applies(_call(x, W, soft, None, None, "mean", 1.0), 0.0, float32)
+    assert not fast.applies(_call(x, np.ones((4, 2, 3)), np.zeros((2, 2), np.int64), None,
+                                  None, "mean", 1.0), 0.0, float32)
