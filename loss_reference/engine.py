@@ -81,11 +81,17 @@ class Evaluated:
 class Known:
     """Results a loss certified before the tiers, by an error analysis of its own (a fast
     float64 tier: bounds per row rather than a ball per element); ``evaluate`` and
-    ``evaluate_row_sums`` then compute only the rest. Counted as float64 in ``STATS``."""
+    ``evaluate_row_sums`` then compute only the rest."""
 
     rounded: np.ndarray  # the certified results where ok (anything elsewhere)
     exact: np.ndarray  # their estimates
     ok: np.ndarray  # bool: per row for ``evaluate``, per element for ``evaluate_row_sums``
+    tiers: dict | None = None  # how many of the ok each tier certified (default: all float64)
+
+    def count(self) -> None:
+        """Add the known results to ``STATS``."""
+        for name, certified in (self.tiers or {FLOAT64_BALLS.name: int(self.ok.sum())}).items():
+            _count(name, certified)
 
 
 def filled(shape, value) -> Evaluated:
@@ -299,7 +305,7 @@ def evaluate(function, args, fmt: Format, independent: str = "none", shared=(), 
     if known is not None:
         if independent != "rows":
             raise ValueError("known results complete only an evaluation by rows")
-        _count(FLOAT64_BALLS.name, int(known.ok.sum()))
+        known.count()
         todo = np.flatnonzero(~known.ok)
         rounded, exact = known.rounded.copy(), np.array(known.exact, dtype=LD)
         if len(todo):
@@ -386,7 +392,7 @@ def evaluate_row_sums(chunk_function, row_args, fmt: Format, finish=None, shared
 
     rounded = exact = ok = None
     if known is not None:
-        _count(FLOAT64_BALLS.name, int(known.ok.sum()))
+        known.count()
         if known.ok.all():
             return Evaluated(known.rounded, np.array(known.exact, dtype=LD))
         if selectable:

@@ -1,4 +1,5 @@
-"""linear_cross_entropy's fast tier: plain float64 arithmetic, its error bounded per row.
+"""linear_cross_entropy's fast tiers: plain float64 arithmetic, its error bounded per row,
+then long double for what it left.
 
 The engine's ball tiers carry a radius for every logit through every operation: a dozen passes
 over the (tokens, vocabulary) logits, and the exact logits of ``split_product`` cost several
@@ -26,6 +27,15 @@ rounding of the bounds themselves:
   (gamma(inner) + eta'_i) |g| |.| (eta'_i the relative error of g's row, rest's included),
   and |g| differs from g only at the target: |g| |W| = g |W| + 2 rest |W_t|, one product with
   [W, |W|] gives both.
+
+In float32 the weight's gradient holds sums over the batch that cancel far below their terms
+(one in a thousand below a 64th of an ulp at 2^-45 of the magnitudes, where the first tier's
+bound is about 2^-41): the second tier (``refine``) recomputes every row's softmax in long
+double from exact logits (``split_product``'s parts, added in long double: R_i is then their
+addition's rounding) and, from it, only the outputs left: the rows of the input's gradient and
+the classes of the weight's, in long double ball arithmetic. Its cost is one long double
+exponential per logit, a fraction of the ball tiers' (which would recompute the whole
+gradient twice over for a single class).
 """
 
 from __future__ import annotations
@@ -34,21 +44,23 @@ import math
 
 import numpy as np
 
-from .balls import FLOAT64, FLOAT64_BALLS, Ball, pairwise_sum, quiet
+from .balls import (FLOAT64, FLOAT64_BALLS, LONG_DOUBLE, LONG_DOUBLE_BALLS, Ball, Precision,
+                    pairwise_sum, quiet)
 from .classification import upstream_rows
 from .engine import Known, certify, parallel_map, row_chunks, streamed_sum
 from .formats import Format
-from .split_product import norms
+from .split_product import norms, split_product
 
 U = FLOAT64.unit_roundoff
 TINY = FLOAT64.tiny
 SLACK = 1 + 2.0 ** -40  # for the rounding of the bounds' own few operations
 B = FLOAT64_BALLS
+BACKENDS = {FLOAT64: FLOAT64_BALLS, LONG_DOUBLE: LONG_DOUBLE_BALLS}
 
 
-def gamma(n: int) -> float:
-    """The relative error bound of a sum of n products in float64, in any order."""
-    return n * U / (1 - n * U)
+def gamma(n: int, unit: float = U) -> float:
+    """The relative error bound of a sum of n products, in any order (float64 by default)."""
+    return n * unit / (1 - n * unit)
 
 
 def applies(call, smoothing: float, fmt: Format) -> bool:
@@ -74,41 +86,113 @@ class Layer:
 
 
 class Softmax:
-    """One chunk of tokens' softmax: the exponentials e (n, C) of the shifted logits with
-    e_k zeroed (k the largest logit's class), S' = sum of the others as a ball, the target's
-    margin z_k - z_t as a ball, e_t, and the per-row relative error eta of every e_c."""
+    """One chunk of tokens' softmax in ``precision``: the exponentials e (n, C) of the shifted
+    logits with e_k zeroed (k the largest logit's class), S' = sum of the others as a ball, the
+    target's margin z_k - z_t as a ball, e_t, and the per-row relative error eta of every e_c.
+    float64 takes its logits from one product; long double from exact parts (``exact_logits``,
+    None where ``split_product`` does not apply)."""
 
-    def __init__(self, layer: Layer, x: np.ndarray, t: np.ndarray):
-        n, C, D = x.shape[0], layer.classes, layer.features
+    def __init__(self, layer: Layer, x: np.ndarray, t: np.ndarray,
+                 precision: Precision = FLOAT64):
+        u, tiny = precision.unit_roundoff, precision.tiny
+        n, C = x.shape[0], layer.classes
         rows = np.arange(n)
         with quiet():
-            z = x @ layer.Wt
-            if layer.b is not None:
-                z += layer.b
+            z, R = (_product(layer, x) if precision is FLOAT64
+                    else exact_logits(layer, x, precision))
+            if z is None:
+                raise NotExact
             k = np.argmax(z, axis=1)
             top, low = z[rows, k], np.min(z, axis=1)
             finite = np.isfinite(top) & np.isfinite(low)
-            R = ((gamma(D) * norms(x, 1) * layer.largest_norm * (1 + 4 * gamma(D + 4))
-                  + U * np.maximum(top, -low)) * SLACK + (D + 2) * TINY)
-            R = np.where(finite, R, np.inf)
+            R = np.where(finite, (R + u * np.maximum(top, -low)) * SLACK, np.inf)
             margin = top - z[rows, t]
-            self.margin = Ball(margin, (2 * R + U * margin) * SLACK)
-            delta = (2 * R + U * (top - low)) * SLACK
-            self.eta = (np.expm1(delta) * (1 + 8 * U) + 8 * U) * (1 + 16 * U)
+            self.margin = Ball(margin, (2 * R + u * margin) * SLACK)
+            delta = (2 * R + u * (top - low)) * SLACK
+            self.eta = (np.expm1(delta) * (1 + 8 * u) + 8 * u) * (1 + 16 * u)
             z -= top[:, None]
             e = np.exp(z, out=z)
             self.e_t = e[rows, t].copy()
-            e[rows, k] = 0.0
+            e[rows, k] = 0
             s, levels = pairwise_sum(e)
-            g = gamma(levels)
-            error = ((self.eta + g) * s * (1 + 2 * g) + 2 * (C + 1) * TINY) * SLACK
-        self.e, self.k, self.rows = e, k, rows
+            g = gamma(levels, u)
+            error = ((self.eta + g) * s * (1 + 2 * g) + 2 * (C + 1) * tiny) * SLACK
+        self.e, self.k, self.t, self.rows, self.precision = e, k, t, rows, precision
         self.others = Ball(s, np.where(finite, error, np.inf))
 
     def loss(self, w_t: np.ndarray) -> Ball:
         """Per row: w_t ((z_k - z_t) + log1p(S')); exactly 0 where w_t is (ignored rows)."""
         loss = B.asarray(w_t) * (self.margin + B.log1p(self.others))
         return Ball(loss.mid, np.where(w_t == 0, 0.0, loss.rad))
+
+    def gradient_rows(self, a, w_t, divisor):
+        """Turn e into g in place (e_k = 1 again, -rest at the target) and return the row
+        factor r = a w_t / (1 + S') (/ divisor) as a ball, rest, and g's error per row:
+        |g - g_exact| <= eta' |g| + floor."""
+        backend = BACKENDS[self.precision]
+        tiny = self.precision.tiny
+        e, k, t, rows = self.e, self.k, self.t, self.rows
+        total = 1 + self.others
+        e_t = Ball(self.e_t, self.eta * self.e_t + 2 * tiny)
+        rest = backend.where(t == k, self.others, total - e_t)  # sum_{j != t} e_j
+        r = backend.asarray(a) * backend.asarray(w_t) / total
+        if divisor is not None:
+            r = r / Ball(divisor.mid.astype(e.dtype), divisor.rad.astype(e.dtype))
+        with quiet():
+            e[rows, k] = 1
+            e[rows, t] = -rest.mid
+            positive = rest.mid > 0
+            ratio = rest.rad / np.where(positive, rest.mid, 1)
+            eta = np.maximum(self.eta, np.where(positive, ratio, 0))
+            floor = 2 * tiny + np.where(positive, 0, rest.rad)
+        return r, rest, eta, floor
+
+
+class NotExact(Exception):
+    """``split_product`` does not apply to these inputs (exponents beyond its range)."""
+
+
+def _product(layer: Layer, x: np.ndarray):
+    """(z, R): the logits x W^T + b from one float64 product and the bound of its rounding
+    per row (the bias's addition excepted: the caller adds u |z|)."""
+    z = x @ layer.Wt
+    if layer.b is not None:
+        z += layer.b
+    D = layer.features
+    R = gamma(D) * norms(x, 1) * layer.largest_norm * (1 + 4 * gamma(D + 4)) + (D + 2) * TINY
+    return z, R
+
+
+def exact_logits(layer: Layer, x: np.ndarray, precision: Precision):
+    """(z, R): the logits in ``precision`` from exact float64 parts of the product
+    (``split_product``), their sum's rounding bounded per row, plus what the splitting left
+    (zero for float32 inputs); (None, None) where the splitting does not apply."""
+    split = split_product(x, layer.Wt)
+    if split is None:
+        return None, None
+    parts, left = split
+    dtype, u = precision.dtype, precision.unit_roundoff
+    # the parts after the first are 2^-20 of it and less: added in float64 first (their sum's
+    # rounding is 2^-70 of the logits), then to the first in long double, then the bias
+    z = parts[0].astype(dtype)
+    R = u * _largest(parts[0]).astype(dtype)
+    if len(parts) > 1:
+        small = sum(parts[2:], parts[1].copy())
+        z += small
+        sizes = sum(_largest(p) for p in parts[1:])
+        R += (gamma(len(parts) - 1) * sizes * (1 + 4 * U)).astype(dtype) + u * _largest(small)
+    if layer.b is not None:
+        z += layer.b
+        R += u * (np.max(np.abs(layer.b)) + _largest(z).astype(dtype))
+    R *= 1 + 4 * u
+    if left.any():
+        R += np.max(left, axis=1).astype(dtype) * (1 + 4 * u)
+    return z, R + (len(parts) + 2) * precision.tiny
+
+
+def _largest(values: np.ndarray) -> np.ndarray:
+    """max |v| per row, without an array of |v|."""
+    return np.maximum(np.max(values, axis=1), -np.min(values, axis=1))
 
 
 def _divisor(call, reduction):
@@ -148,35 +232,38 @@ def _chunks(call, chunk_logits: int) -> list:
     return row_chunks(call.row_count, call.classes, chunk_logits)
 
 
+class Gradient:
+    """What every chunk of a gradient shares: the layer, the upstream gradient a and w_t per
+    token (0 where ignored), the 'mean' divisor, the tokens with a column of ones."""
+
+    def __init__(self, call, reduction: str):
+        rows = call.rows
+        self.call, self.layer = call, Layer(call)
+        self.a = np.where(rows.valid, upstream_rows(call.grad_output, rows, reduction), 0.0)
+        self.w_t = np.where(rows.valid, rows.weight[rows.t], 0.0)
+        self.divisor = _divisor(call, reduction)
+        self.x_one = np.concatenate([call.x, np.ones((call.x.shape[0], 1))], axis=1)
+
+    def rows(self, c: slice, precision: Precision = FLOAT64):
+        """(softmax, r, rest, eta', floor) of the tokens ``c``, e turned into g."""
+        soft = Softmax(self.layer, self.call.x[c], self.call.rows.t[c], precision)
+        return (soft,) + soft.gradient_rows(self.a[c], self.w_t[c], self.divisor)
+
+
 def gradient_balls(call, reduction: str, chunk_logits: int) -> tuple[Ball, Ball]:
     """d loss / d input (N, D) and d loss / d [W, b] (C, D + 1) as balls, for the upstream
     gradient ``call.grad_output``."""
-    layer, rows = Layer(call), call.rows
+    grad = Gradient(call, reduction)
+    layer = grad.layer
     n, D = call.x.shape
-    a = np.where(rows.valid, upstream_rows(call.grad_output, rows, reduction), 0.0)
-    w_t = np.where(rows.valid, rows.weight[rows.t], 0.0)
-    divisor = _divisor(call, reduction)
     d_input = np.empty((n, D)), np.empty((n, D))
-    x_one = np.concatenate([call.x, np.ones((n, 1))], axis=1)
 
     def chunk(c):
-        soft = Softmax(layer, call.x[c], rows.t[c])
-        e, k, t, at = soft.e, soft.k, rows.t[c], soft.rows
-        total = 1 + soft.others
-        e_t = Ball(soft.e_t, soft.eta * soft.e_t + 2 * TINY)
-        rest = B.where(t == k, soft.others, total - e_t)  # sum_{j != t} e_j
-        r = B.asarray(a[c]) * B.asarray(w_t[c]) / total
-        if divisor is not None:
-            r = r / divisor
+        soft, r, rest, eta, floor = grad.rows(c)
+        g, t = soft.e, soft.t
         with quiet():
-            e[at, k] = 1.0
-            e[at, t] = -rest.mid  # g: the gradient's row before the factor r
-            positive = rest.mid > 0
-            eta = np.maximum(soft.eta, np.where(positive, rest.rad / np.where(positive,
-                                                                               rest.mid, 1), 0))
-            floor = 2 * TINY + np.where(positive, 0.0, rest.rad)  # |g - g_exact| <= eta|g| + floor
             # d input = r (g W): g [W, |W|], then |g| |W| = g |W| + 2 rest |W_t|
-            both = e @ layer.W_and_abs
+            both = g @ layer.W_and_abs
             product, magnitude = both[:, :D], both[:, D:]
             magnitude += 2 * rest.mid[:, None] * np.abs(layer.W[t])
             C = layer.classes
@@ -185,12 +272,12 @@ def gradient_balls(call, reduction: str, chunk_logits: int) -> tuple[Ball, Ball]
             d_x = Ball(r.mid[:, None], r.rad[:, None]) * Ball(product, error)
             d_input[0][c], d_input[1][c] = d_x.mid, d_x.rad
             # d [W, b] = g^T V, V = r [x, 1]: V's own error nu, then one product g^T [V, Q]
-            x1 = x_one[c]
+            x1 = grad.x_one[c]
             V = r.mid[:, None] * x1
             nu = (U * np.abs(V) + r.rad[:, None] * np.abs(x1)) * SLACK
             m = len(t)
             Q = ((gamma(m) + eta[:, None]) * np.abs(V) + (1 + eta[:, None]) * nu) * SLACK
-            both = e.T @ np.concatenate([V, Q], axis=1)
+            both = g.T @ np.concatenate([V, Q], axis=1)
             sums, bound = both[:, :D + 1], both[:, D + 1:]
             np.add.at(bound, t, 2 * rest.mid[:, None] * Q)  # |g|^T Q = g^T Q + 2 rest Q at t
             bound *= (1 + 4 * gamma(m) + 4 * U) * SLACK
@@ -201,12 +288,89 @@ def gradient_balls(call, reduction: str, chunk_logits: int) -> tuple[Ball, Ball]
     return Ball(*d_input), layer_sums
 
 
+def refine(call, reduction: str, chunk_logits: int, tokens: np.ndarray, classes: np.ndarray):
+    """The second tier: d loss / d input at the rows ``tokens`` and d loss / d [W, b] at the
+    rows ``classes``, as long double balls from each row's softmax recomputed in long double
+    from exact logits; None where ``split_product`` does not apply."""
+    grad = Gradient(call, reduction)
+    LD = LONG_DOUBLE_BALLS
+    W = call.W_rows.astype(LONG_DOUBLE.dtype)
+    d_input = {}
+
+    def chunk(c):
+        soft, r, _, eta, floor = grad.rows(c, LONG_DOUBLE)
+        g = soft.e
+        mine = tokens[(tokens >= c.start) & (tokens < c.stop)]
+        if len(mine):
+            local = mine - c.start
+            rows = g[local]
+            G = _row_scaled(r[local], Ball(rows, eta[local, None] * np.abs(rows)
+                                           + floor[local, None]))
+            d_input[c.start] = LD.matmul(G, LD.asarray(W))
+        if not len(classes):
+            return None
+        columns = g[:, classes]
+        G = _row_scaled(r, Ball(columns, eta[:, None] * np.abs(columns) + floor[:, None]))
+        return LD.matmul(LD.transpose(G), LD.asarray(grad.x_one[c]))
+
+    chunks = _chunks(call, chunk_logits)
+    try:
+        if len(classes):
+            layer_sums = streamed_sum(chunk, chunks)
+        else:
+            layer_sums = parallel_map(chunk, chunks) and None
+    except NotExact:
+        return None
+    input_rows = None
+    if d_input:
+        parts = [d_input[start] for start in sorted(d_input)]
+        input_rows = Ball(np.concatenate([p.mid for p in parts]),
+                          np.concatenate([p.rad for p in parts]))
+    return input_rows, layer_sums
+
+
+def _row_scaled(r: Ball, values: Ball) -> Ball:
+    """Each row of ``values`` times its ball r_i."""
+    return Ball(r.mid[:, None], r.rad[:, None]) * values
+
+
 def gradients(call, reduction: str, fmt: Format, chunk_logits: int) -> tuple[Known, Known]:
-    """The fast tier of the gradients: ``gradient_balls`` certified, per token for the
-    input's, per element for the weight's and the bias's."""
+    """The fast tiers of the gradients, certified: per token for the input's, per element
+    for the weight's and the bias's; the second tier only where the first left some."""
     d_input, layer_sums = gradient_balls(call, reduction, chunk_logits)
     rounded, ok = certify(d_input, fmt)
-    known_input = Known(rounded, d_input.mid, ok.all(axis=1))
+    known_input = Known(rounded, d_input.mid.astype(LONG_DOUBLE.dtype), ok.all(axis=1))
     rounded, ok = certify(layer_sums, fmt)
-    return known_input, Known(rounded, layer_sums.mid, ok)
+    known_sums = Known(rounded, layer_sums.mid.astype(LONG_DOUBLE.dtype), ok)
+    tokens = np.flatnonzero(~known_input.ok)
+    classes = np.flatnonzero(~known_sums.ok.all(axis=1))
+    for known in (known_input, known_sums):
+        known.tiers = {FLOAT64.name: int(known.ok.sum())}
+    if len(tokens) or len(classes):
+        refined = refine(call, reduction, chunk_logits, tokens, classes)
+        if refined is not None:
+            _complete(known_input, tokens, refined[0], fmt, rows=True)
+            _complete(known_sums, classes, refined[1], fmt, rows=False)
+    return known_input, known_sums
 
+
+def _complete(known: Known, where: np.ndarray, ball, fmt: Format, rows: bool) -> None:
+    """Put the second tier's results for the rows ``where`` into ``known`` where it certified
+    them: whole rows for the input's gradient (``rows``: ``known.ok`` per row), else element
+    by element."""
+    if ball is None or not len(where):
+        return
+    rounded, ok = certify(ball, fmt)
+    if rows:
+        row_ok = ok.all(axis=1)
+        done = where[row_ok]
+        known.rounded[done] = rounded[row_ok]
+        known.exact[done] = ball.mid[row_ok]
+        known.ok[done] = True
+        known.tiers[LONG_DOUBLE.name] = len(done)
+        return
+    better = ok & ~known.ok[where]
+    known.rounded[where] = np.where(better, rounded, known.rounded[where])
+    known.exact[where] = np.where(better, ball.mid, known.exact[where])
+    known.ok[where] |= better
+    known.tiers[LONG_DOUBLE.name] = int(better.sum())

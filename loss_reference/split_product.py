@@ -84,11 +84,13 @@ def norms(values: np.ndarray, axis: int) -> np.ndarray:
                       axis=axis)
 
 
-def split_product(a: np.ndarray, b: np.ndarray):
+def split_product(a: np.ndarray, b: np.ndarray, reuse: bool = True):
     """``a @ b`` for 2-D float64 matrices of exact numbers, as (parts, bound): the exact product
     is sum(parts) + E with |E| <= bound elementwise, each part an exact float64 product of two
     slices (largest first). None where the splitting does not apply (non-finite entries, or
-    exponents beyond +-450 or so); the caller then computes one product with its error bound."""
+    exponents beyond +-450 or so); the caller then computes one product with its error bound.
+    ``reuse``: the right operand may be a layer's weight split once (``reusing_splits``);
+    False for an operand made afresh per call, which would only evict it."""
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         return None
     largest = max(np.max(np.abs(a), initial=0.0), np.max(np.abs(b), initial=0.0))
@@ -97,7 +99,7 @@ def split_product(a: np.ndarray, b: np.ndarray):
     inner = a.shape[1]
     beta = slice_bits(inner)
     slices_a, rest_a, lowest_a = _split(a, 1, beta)
-    slices_b, rest_b, lowest_b = _split_of_right(b, beta)
+    slices_b, rest_b, lowest_b = _split_of_right(b, beta) if reuse else _split(b, 0, beta)
     if lowest_a + lowest_b < _LOWEST_UNIT_EXPONENT:
         return None
     parts = [p @ q for p in slices_a for q in slices_b]

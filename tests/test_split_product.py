@@ -169,3 +169,35 @@ def test_within_reusing_splits_a_right_operand_is_split_once(monkeypatch):
         fresh_parts, fresh_bound = module.split_product(a, w)
         assert all(np.array_equal(p, q) for p, q in zip(parts, fresh_parts))
         assert np.array_equal(bound, fresh_bound)
+
+
+def _wide_balls(a64, rng):
+    """Long double balls around a64 plus bits beyond float64 (a 64-bit significand's last
+    11), with radii from 0 to 1e-3 of their midpoints."""
+    LD = np.longdouble
+    extra = a64.astype(LD) * LD(2.0 ** -55) * rng.integers(-1023, 1024, a64.shape).astype(LD)
+    mid = a64.astype(LD) + extra / LD(1024)
+    rad = np.abs(mid) * LD(10.0) ** rng.integers(-20, -3, a64.shape).astype(LD)
+    rad[rng.random(a64.shape) < 0.3] = 0
+    return Ball(mid, rad)
+
+
+@settings(max_examples=60, deadline=None)
+@given(operands=_matrices(st.one_of(FLOAT32, LAYER_FLOAT32)), seed=st.integers(0, 2 ** 32 - 1))
+def test_long_double_balls_times_exact_numbers_hold_every_product(operands, seed):
+    """A long double ball times exact numbers goes through float64 BLAS
+    (``_wide_times_exact``: each midpoint as two float64 numbers, the first's product exact):
+    every product of a number in the ball with the exact operand lies in the result."""
+    a64, b = operands
+    ball = _wide_balls(a64, np.random.default_rng(seed))
+    result = LONG_DOUBLE_BALLS.matmul(ball, b)
+    assert LONG_DOUBLE_BALLS._wide_times_exact(ball, b) is not None  # the BLAS path was taken
+    for i in range(a64.shape[0]):
+        mids = [_fraction(v) for v in ball.mid[i]]
+        rads = [_fraction(v) for v in ball.rad[i]]
+        for j in range(b.shape[1]):
+            column = [Fraction(float(v)) for v in b[:, j]]
+            exact = sum((m * c for m, c in zip(mids, column)), Fraction(0))
+            spread = sum((r * abs(c) for r, c in zip(rads, column)), Fraction(0))
+            error = abs(exact - _fraction(result.mid[i, j])) + spread
+            assert error <= _fraction(result.rad[i, j]), (i, j)
