@@ -62,6 +62,7 @@ STATS = Counter()
 _STATS_LOCK = threading.Lock()
 _ARB_LOCK = threading.Lock()  # flint's working precision is global to the process
 _POOL = None
+_POOL_PREFIX = "reference-pool"
 _BLAS = None  # threadpoolctl's handle on the BLAS libraries, made with the pool
 
 
@@ -127,9 +128,12 @@ def certify(ball: Ball, fmt: Format):
     # test in the caches: several times faster than whole-array passes.
     flat_mid, flat_rad = mid.reshape(-1), rad.reshape(-1)
     rounded, ok = np.empty(mid.size), np.empty(mid.size, dtype=bool)
-    for start in range(0, mid.size, CERTIFY_BLOCK):
+
+    def run(start):
         block = slice(start, start + CERTIFY_BLOCK)
         rounded[block], ok[block] = _certify_block(flat_mid[block], flat_rad[block], fmt)
+
+    parallel_map(run, list(range(0, mid.size, CERTIFY_BLOCK)))
     return rounded.reshape(mid.shape), ok.reshape(mid.shape)
 
 
@@ -177,10 +181,11 @@ def parallel_map(function, items: list) -> list:
     The threads already keep every core busy, so BLAS runs on one thread meanwhile: two
     threads' products each on every core ran 1.5-3 times slower than one core each."""
     global _POOL, _BLAS
-    if len(items) < 2 or _threads() < 2:
+    if len(items) < 2 or _threads() < 2 or threading.current_thread().name.startswith(
+            _POOL_PREFIX):  # already on the pool: its threads would wait for themselves
         return [function(item) for item in items]
     if _POOL is None:
-        _POOL = ThreadPoolExecutor(_threads(), thread_name_prefix="reference")
+        _POOL = ThreadPoolExecutor(_threads(), thread_name_prefix=_POOL_PREFIX)
         _BLAS = ThreadpoolController()
     with _BLAS.limit(limits=1, user_api="blas"):
         return list(_POOL.map(function, items))

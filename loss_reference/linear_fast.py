@@ -25,8 +25,9 @@ rounding of the bounds themselves:
   and g_ic = e_c off the target, -rest at it (rest = sum_{c != t} e_c, without cancellation).
   d input = r (g W) and d [W, b] = g^T (r [x, 1]) are two products; each errs by at most
   (gamma(inner) + eta'_i) |g| |.| (eta'_i the relative error of g's row, rest's included),
-  and |g| differs from g only at the target: |g| |W| = g |W| + 2 rest |W_t|, one product with
-  [W, |W|] gives both.
+  and |g| differs from g only at the target: |g| |W| = g |W| + 2 rest |W_t|, so one product
+  with [W, |W|] gives both (``sharp``, for float32); for 8 and 11 bits, row and column maxima
+  bound |g| |W| and |g|^T |.| instead, without the second half of each product.
 
 In float32 the weight's gradient holds sums over the batch that cancel far below their terms
 (one in a thousand below a 64th of an ulp at 2^-45 of the magnitudes, where the first tier's
@@ -78,8 +79,10 @@ class Layer:
     def __init__(self, call):
         self.W = call.W_rows
         self.Wt = call.W_rows.T
-        self.W_and_abs = np.concatenate([call.W_rows, np.abs(call.W_rows)], axis=1)
-        self.abs_column_sums = np.abs(call.W_rows).sum(axis=0) * SLACK
+        magnitude = np.abs(call.W_rows)
+        self.W_and_abs = np.concatenate([call.W_rows, magnitude], axis=1)
+        self.abs_column_max = np.max(magnitude, axis=0, initial=0.0)
+        self.abs_column_sums = magnitude.sum(axis=0) * SLACK
         self.b = None if not call.b_rows.any() else call.b_rows
         self.largest_norm = float(np.max(norms(call.W_rows, 1))) if call.classes else 0.0
         self.classes, self.features = call.classes, call.W_rows.shape[1]
@@ -250,9 +253,12 @@ class Gradient:
         return (soft,) + soft.gradient_rows(self.a[c], self.w_t[c], self.divisor)
 
 
-def gradient_balls(call, reduction: str, chunk_logits: int) -> tuple[Ball, Ball]:
+def gradient_balls(call, reduction: str, chunk_logits: int,
+                   sharp: bool = True) -> tuple[Ball, Ball]:
     """d loss / d input (N, D) and d loss / d [W, b] (C, D + 1) as balls, for the upstream
-    gradient ``call.grad_output``."""
+    gradient ``call.grad_output``. ``sharp``: the products' error bounds from products of the
+    magnitudes (two more matrix products); else from row and column maxima, a few times
+    looser and nearly free (enough for formats of 8 and 11 bits)."""
     grad = Gradient(call, reduction)
     layer = grad.layer
     n, D = call.x.shape
@@ -261,26 +267,37 @@ def gradient_balls(call, reduction: str, chunk_logits: int) -> tuple[Ball, Ball]
     def chunk(c):
         soft, r, rest, eta, floor = grad.rows(c)
         g, t = soft.e, soft.t
+        C, m = layer.classes, len(t)
         with quiet():
-            # d input = r (g W): g [W, |W|], then |g| |W| = g |W| + 2 rest |W_t|
-            both = g @ layer.W_and_abs
-            product, magnitude = both[:, :D], both[:, D:]
-            magnitude += 2 * rest.mid[:, None] * np.abs(layer.W[t])
-            C = layer.classes
+            # d input = r (g W); sum_c |g_c| |W_cd|: |g| |W| = g |W| + 2 rest |W_t| (g's only
+            # negative entry is at the target), or <= (sum_c |g_c|) max_c |W_cd|, where
+            # sum_c |g_c| = 2 rest (the entries off the target add up to rest)
+            if sharp:
+                both = g @ layer.W_and_abs
+                product, magnitude = both[:, :D], both[:, D:]
+                magnitude += 2 * rest.mid[:, None] * np.abs(layer.W[t])
+            else:
+                product = g @ layer.W
+                row_sums = 2 * ((rest.mid + rest.rad) * (1 + eta) + C * TINY) * SLACK
+                magnitude = row_sums[:, None] * layer.abs_column_max
             error = ((gamma(C) + eta[:, None]) * magnitude * (1 + 4 * gamma(C) + 4 * U)
                      + floor[:, None] * layer.abs_column_sums + (C + 1) * TINY) * SLACK
             d_x = Ball(r.mid[:, None], r.rad[:, None]) * Ball(product, error)
             d_input[0][c], d_input[1][c] = d_x.mid, d_x.rad
-            # d [W, b] = g^T V, V = r [x, 1]: V's own error nu, then one product g^T [V, Q]
+            # d [W, b] = g^T V, V = r [x, 1]: V's own error nu, and the bound |g|^T Q, from
+            # g^T Q + 2 rest Q at each token's target, or <= (sum_i |g_ic|) max_i Q_id with
+            # sum_i |g_ic| = g^T 1 + 2 rest at each token's target
             x1 = grad.x_one[c]
             V = r.mid[:, None] * x1
             nu = (U * np.abs(V) + r.rad[:, None] * np.abs(x1)) * SLACK
-            m = len(t)
             Q = ((gamma(m) + eta[:, None]) * np.abs(V) + (1 + eta[:, None]) * nu) * SLACK
-            both = g.T @ np.concatenate([V, Q], axis=1)
+            right = Q if sharp else np.ones((m, 1))
+            both = g.T @ np.concatenate([V, right], axis=1)
             sums, bound = both[:, :D + 1], both[:, D + 1:]
-            np.add.at(bound, t, 2 * rest.mid[:, None] * Q)  # |g|^T Q = g^T Q + 2 rest Q at t
+            np.add.at(bound, t, 2 * rest.mid[:, None] * right)
             bound *= (1 + 4 * gamma(m) + 4 * U) * SLACK
+            if not sharp:
+                bound = bound * np.max(Q, axis=0)
             bound += floor @ (np.abs(V) + nu) * SLACK + (m + 1) * TINY
         return Ball(sums, bound)
 
@@ -337,7 +354,9 @@ def _row_scaled(r: Ball, values: Ball) -> Ball:
 def gradients(call, reduction: str, fmt: Format, chunk_logits: int) -> tuple[Known, Known]:
     """The fast tiers of the gradients, certified: per token for the input's, per element
     for the weight's and the bias's; the second tier only where the first left some."""
-    d_input, layer_sums = gradient_balls(call, reduction, chunk_logits)
+    # 2^-38 of the magnitudes or so: the cheap bounds certify 8 and 11 bits all but always
+    sharp = fmt.precision > 16
+    d_input, layer_sums = gradient_balls(call, reduction, chunk_logits, sharp)
     rounded, ok = certify(d_input, fmt)
     known_input = Known(rounded, d_input.mid.astype(LONG_DOUBLE.dtype), ok.all(axis=1))
     rounded, ok = certify(layer_sums, fmt)
