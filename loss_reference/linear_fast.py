@@ -79,13 +79,20 @@ class Layer:
     def __init__(self, call):
         self.W = call.W_rows
         self.Wt = call.W_rows.T
-        magnitude = np.abs(call.W_rows)
-        self.W_and_abs = np.concatenate([call.W_rows, magnitude], axis=1)
-        self.abs_column_max = np.max(magnitude, axis=0, initial=0.0)
-        self.abs_column_sums = magnitude.sum(axis=0) * SLACK
+        self.magnitude = np.abs(call.W_rows)
+        self.abs_column_max = np.max(self.magnitude, axis=0, initial=0.0)
+        self.abs_column_sums = self.magnitude.sum(axis=0) * SLACK
         self.b = None if not call.b_rows.any() else call.b_rows
         self.largest_norm = float(np.max(norms(call.W_rows, 1))) if call.classes else 0.0
         self.classes, self.features = call.classes, call.W_rows.shape[1]
+        self._W_and_abs = None
+
+    @property
+    def W_and_abs(self) -> np.ndarray:
+        """[W, |W|] (C, 2 D), made on first use (by the sharp bounds only)."""
+        if self._W_and_abs is None:
+            self._W_and_abs = np.concatenate([self.W, self.magnitude], axis=1)
+        return self._W_and_abs
 
 
 class Softmax:
