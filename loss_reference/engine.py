@@ -40,7 +40,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
 from .arb import arb_evaluate
 from .balls import (EXACT_SUM_BALLS, FLOAT64_BALLS, LD, LONG_DOUBLE_BALLS, Ball, BallBackend,
@@ -129,11 +128,13 @@ def certify(ball: Ball, fmt: Format):
     flat_mid, flat_rad = mid.reshape(-1), rad.reshape(-1)
     rounded, ok = np.empty(mid.size), np.empty(mid.size, dtype=bool)
 
-    def run(start):
-        block = slice(start, start + CERTIFY_BLOCK)
-        rounded[block], ok[block] = _certify_block(flat_mid[block], flat_rad[block], fmt)
+    def run(starts):
+        for start in starts:
+            block = slice(start, start + CERTIFY_BLOCK)
+            rounded[block], ok[block] = _certify_block(flat_mid[block], flat_rad[block], fmt)
 
-    parallel_map(run, list(range(0, mid.size, CERTIFY_BLOCK)))
+    starts = np.arange(0, mid.size, CERTIFY_BLOCK)
+    parallel_map(run, np.array_split(starts, min(_threads(), len(starts))))  # one run a thread
     return rounded.reshape(mid.shape), ok.reshape(mid.shape)
 
 
@@ -185,6 +186,8 @@ def parallel_map(function, items: list) -> list:
             _POOL_PREFIX):  # already on the pool: its threads would wait for themselves
         return [function(item) for item in items]
     if _POOL is None:
+        from threadpoolctl import ThreadpoolController  # 27 ms: only once threads run
+
         _POOL = ThreadPoolExecutor(_threads(), thread_name_prefix=_POOL_PREFIX)
         _BLAS = ThreadpoolController()
     with _BLAS.limit(limits=1, user_api="blas"):
