@@ -464,6 +464,26 @@ def _by_class(B, occupancy, onehot):
     return total
 
 
+def _sample_indices(index) -> np.ndarray:
+    """Sample numbers carried as an engine argument (balls or arb objects) back as ints."""
+    if isinstance(index, Ball):
+        return index.mid.astype(np.int64)
+    return np.array([int(float(v.mid())) for v in np.asarray(index).reshape(-1)], np.int64)
+
+
+def _samples(p: Problem, chosen: np.ndarray) -> Problem:
+    """The problem restricted to the samples ``chosen`` (their own memo)."""
+    return Problem(p.log_probs[:, chosen], p.labels[chosen], p.input_lengths[chosen],
+                   p.target_lengths[chosen], p.blank, p.unbatched)
+
+
+def _batch_first(values):
+    """(T, N, C) engine values as (N, T, C): one row per sample."""
+    if isinstance(values, Ball):
+        return Ball(np.moveaxis(values.mid, 1, 0), np.moveaxis(values.rad, 1, 0))
+    return np.moveaxis(values, 1, 0)
+
+
 def _stack(B, rows):
     """Stack per-frame (N, C) results into (T, N, C) for either backend."""
     if isinstance(rows[0], Ball):
@@ -489,8 +509,18 @@ def ctc_loss_grad(grad_output, log_probs, targets, input_lengths, target_lengths
     if frames == 0 or batch == 0:
         return filled(out_shape, 0.0)
     factor = -_upstream(grad_output, batch) / _divisors(p, reduction)
-    result = evaluate(lambda B, _: _gradient_rows(B, p, ok, factor), [np.zeros(batch)], fmt)
-    rounded, exact = result.rounded, result.exact
+
+    def samples_first(B, index):
+        # the samples are independent: a later tier recomputes only those left uncertified
+        chosen = _sample_indices(index)
+        part = _gradient_rows(B, _samples(p, chosen), ok[chosen], factor[chosen])
+        return _batch_first(part)
+
+    # about one chunk per thread: the recursion's Python steps are paid once per chunk
+    result = evaluate(samples_first, [np.arange(batch, dtype=np.float64)], fmt,
+                      independent="rows", width=frames * classes,
+                      chunk_elements=max(batch * frames * classes, 1))
+    rounded, exact = (np.moveaxis(v, 0, 1) for v in (result.rounded, result.exact))
     used = np.arange(frames)[:, None] < p.input_lengths[None]
     undefined = used & (~ok & (not zero_infinity))[None]
     rounded[undefined], exact[undefined] = np.nan, LD(np.nan)
