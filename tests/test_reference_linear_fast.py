@@ -175,9 +175,9 @@ def test_chunks_hold_the_exact_values_too():
 def test_certifies_a_language_model_head():
     """The speed ladder's typical case (activations N(0,1), classifier N(0, 1/hidden), a
     tenth of the targets ignored): the first tier alone certifies every loss and, in
-    bfloat16 and float16, every gradient (with its cheap bounds); in float32 it leaves the weight gradient's sums that
-    cancel below a 64th of their ulp (about one in a thousand), and the second tier takes
-    them all."""
+    bfloat16 and float16, every gradient (with its cheap bounds); in float32 it leaves the
+    weight gradient's sums that cancel below a 64th of their ulp (about one in a thousand),
+    and the second tier takes them all."""
     spec = SPECS["linear_cross_entropy"]
     for dtype in ("bfloat16", "float16", "float32"):
         case = spec.speed.case((256, 64, 1024), dtype, np.random.default_rng(0))

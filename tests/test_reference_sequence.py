@@ -176,3 +176,29 @@ def test_balls_enclose_the_mpmath_value(backend):
         low, high = mid - rad, mid + rad
         assert low <= exact <= high
         assert float(ball.rad[n]) < (1e-15 if backend is LONG_DOUBLE_BALLS else 1e-11)
+
+
+def test_a_later_tier_recomputes_only_the_samples_left(monkeypatch):
+    """The gradient is evaluated by samples: where the float64 tier leaves one sample
+    uncertified, the long double tier computes that sample alone, and the gradient is the
+    same as when every tier computes every sample."""
+    from loss_reference import engine
+
+    lp = np.log(np.random.default_rng(8).dirichlet(np.ones(4), (6, 3)))
+    args = (np.array(1.0), lp, np.array([[1, 2], [3, 3], [2, 1]]), (6, 6, 5), (2, 2, 2), 0)
+    fmt = FORMATS["float32"]
+    whole = ref.ctc_loss_grad(*args, fmt=fmt)
+    seen, certify = [], engine.certify
+
+    def refusing(ball, fmt):
+        rounded, ok = certify(ball, fmt)
+        seen.append((ball.mid.dtype, ball.mid.shape[0]))
+        if ball.mid.dtype == np.float64:
+            ok = ok.copy()
+            ok[1] = False  # the second sample (rows are samples)
+        return rounded, ok
+
+    monkeypatch.setattr(engine, "certify", refusing)
+    again = ref.ctc_loss_grad(*args, fmt=fmt)
+    assert np.array_equal(whole.rounded, again.rounded)
+    assert seen == [(np.float64, 3), (np.longdouble, 1)]
