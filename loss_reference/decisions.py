@@ -31,24 +31,30 @@ def sign_of_sum(*terms) -> np.ndarray:
     where a term is nan or infinities of both signs meet)."""
     arrays = [np.asarray(t, np.float64) for t in terms]
     shape = np.broadcast_shapes(*(a.shape for a in arrays))
+    # each term's own |t| and finiteness, before broadcasting (x_label and x of (N, K, C)
+    # pairs are (N, K, 1) and (N, 1, C)): a third of the passes over the broadcast shape
+    magnitudes = [np.abs(a) for a in arrays]
+    all_finite = all(np.isfinite(m).all() for m in magnitudes)
     with np.errstate(over="ignore", invalid="ignore"):
-        total = np.zeros(shape)
-        bound = np.zeros(shape)
-        for term in arrays:
-            total += term
-            bound += np.abs(term)
+        total = arrays[0] + arrays[1] if len(arrays) > 1 else arrays[0] + np.zeros(shape)
+        bound = magnitudes[0] + magnitudes[1] if len(arrays) > 1 else magnitudes[0] + 0.0
+        for term, magnitude in zip(arrays[2:], magnitudes[2:]):
+            total = total + term  # not in place: the sum may broadcast to a larger shape
+            bound = bound + magnitude
+        total, bound = np.broadcast_to(total, shape), np.broadcast_to(bound, shape)
         # n - 1 additions, each off by at most u of its result (<= u * the sum of |terms|): a
         # sum larger than that bound (with room for the bound's own rounding) has its sign.
-        bound *= 1.01 * (len(arrays) - 1) * _U
-        # Where a term is not finite, the infinite terms decide: the sign of their sum (nan for
-        # a nan term or for +inf - inf: no sign).
-        special = np.zeros(shape, bool)
-        infinite = np.zeros(shape)
-        for term in arrays:
-            special |= ~np.isfinite(term)
-            infinite += np.where(np.isfinite(term), 0.0, term)
-        undecided = ~(np.abs(total) > bound) & ~special
-        total = np.where(special, infinite, total)
+        undecided = ~(np.abs(total) > bound * (1.01 * (len(arrays) - 1) * _U))
+        if not all_finite:
+            # Where a term is not finite, the infinite terms decide: the sign of their sum
+            # (nan for a nan term or for +inf - inf: no sign).
+            special = np.zeros(shape, bool)
+            infinite = np.zeros(shape)
+            for term in arrays:
+                special |= ~np.isfinite(term)
+                infinite += np.where(np.isfinite(term), 0.0, term)
+            undecided &= ~special
+            total = np.where(special, infinite, total)
     out = np.sign(total).reshape(-1)
     where = np.flatnonzero(undecided)
     if where.size:
