@@ -423,8 +423,10 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     return result
 
 
-def _gradient_rows(B, p: Problem, ok, factor):
-    """(T, N, C) balls: factor_n times the occupancy of each class (0 where none is possible)."""
+def _gradient_rows(B, p: Problem, ok, upstream, divisor):
+    """(T, N, C) balls: upstream_n / divisor_n times the occupancy of each class (0 where none
+    is possible). The quotient is the engine's: -g / (N L) rounded in float64 beforehand was
+    up to half an ulp of a float64 result off, far more than the estimates may be."""
     frames, batch, classes = p.log_probs.shape
     used = np.arange(frames)[:, None] < p.input_lengths[None]  # (T, N)
     onehot = p.labels[:, :, None] == np.arange(classes)  # (N, states, C)
@@ -439,7 +441,7 @@ def _gradient_rows(B, p: Problem, ok, factor):
         scale = np.where(ok, a_exp[t] + b_exp[t] - final_exp, 0)
         ratio = _times_power_of_two(per_class / B.reshape(total, (batch, 1)), scale[:, None])
         live = (used[t] & ok)[:, None] & onehot.any(axis=1)
-        rows.append(B.where(live, ratio * factor[:, None], 0.0))
+        rows.append(B.where(live, ratio * upstream[:, None] / divisor[:, None], 0.0))
     return _stack(B, rows)
 
 
@@ -508,12 +510,13 @@ def ctc_loss_grad(grad_output, log_probs, targets, input_lengths, target_lengths
     out_shape = (frames, classes) if p.unbatched else (frames, batch, classes)
     if frames == 0 or batch == 0:
         return filled(out_shape, 0.0)
-    factor = -_upstream(grad_output, batch) / _divisors(p, reduction)
+    upstream, divisors = -_upstream(grad_output, batch), _divisors(p, reduction)
 
     def samples_first(B, index):
         # the samples are independent: a later tier recomputes only those left uncertified
         chosen = _sample_indices(index)
-        part = _gradient_rows(B, _samples(p, chosen), ok[chosen], factor[chosen])
+        part = _gradient_rows(B, _samples(p, chosen), ok[chosen], upstream[chosen],
+                              divisors[chosen])
         return _batch_first(part)
 
     # about one chunk per thread: the recursion's Python steps are paid once per chunk

@@ -202,3 +202,22 @@ def test_a_later_tier_recomputes_only_the_samples_left(monkeypatch):
     again = ref.ctc_loss_grad(*args, fmt=fmt)
     assert np.array_equal(whole.rounded, again.rounded)
     assert seen == [(np.float64, 3), (np.longdouble, 1)]
+
+
+def test_the_mean_gradient_divides_exactly():
+    """'mean' divides a sample's gradient by N max(S, 1), here 3: the engine divides, so the
+    estimate of every float64 gradient is within a 64th of an ulp of the exact one (a
+    quotient rounded in float64 beforehand was off by up to half an ulp)."""
+    lp = np.log(np.random.default_rng(9).dirichlet(np.ones(4), (5, 1)))
+    targets, il, tl = np.array([[1, 2, 3]]), (5,), (3,)
+    _, occupancy = _exact(lp, ref.target_lists(targets, tl, 1), np.array(il), 0)
+    grad = ref.ctc_loss_grad(np.array(1.0), lp, targets, il, tl, 0, "mean",
+                             fmt=FORMATS["float64"])
+    for t, k in itertools.product(range(5), range(4)):
+        exact = -occupancy[t, 0, k] / 3
+        if exact == 0:
+            continue
+        numerator, denominator = grad.exact[t, 0, k].as_integer_ratio()
+        error = abs(mpmath.mpf(numerator) / denominator - exact)
+        ulp = mpmath.mpf(2) ** (mpmath.floor(mpmath.log(abs(exact), 2)) - 52)
+        assert error <= ulp / 64, (t, k, float(error / ulp))
