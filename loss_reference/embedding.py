@@ -150,18 +150,21 @@ def distance(B, kind, a, b, p=2.0, eps=1e-6, wide=None):
     raise ValueError(f"unknown distance {kind!r}")
 
 
-def distance_slopes(B, kind, a, b, d, factor, zero, p=2.0, eps=1e-6, wide=None):
+def distance_slopes(B, kind, a, b, d, factor, zero, p=2.0, eps=1e-6, wide=None, ties=None):
     """d distance / d first argument, per element (the second argument's is its negation).
 
-    ``factor`` holds the decided part (signs; for p = inf the sign at the arg max over the
-    number of maxima; for 'relu-l1' the indicator a > b), ``zero`` is 1 on rows whose
-    difference is exactly 0, where torch's gradient of the norm is 0.
+    ``factor`` holds the decided part (signs; for p = inf the sign at the arg max; for
+    'relu-l1' the indicator a > b), ``zero`` is 1 on rows whose difference is exactly 0, where
+    torch's gradient of the norm is 0; ``ties`` (p = inf) the number of maxima per row, which
+    share the slope (divided here: 1/3 is not a float).
     """
     if kind == "cosine":
         na, nb = _norm_clamped(B, a, wide[0]), _norm_clamped(B, b, wide[1])
         dot = B.sum(a * b, axis=-1)
         # d/da (1 - a.b / (|a| |b|)) = -(b - (a.b / |a|^2) a) / (|a| |b|), for |a|, |b| >= 1e-8
         return -(b - _expand(dot / (na * na)) * a) / _expand(na * nb)
+    if kind == "pairwise" and p == math.inf and ties is not None:
+        return factor / _expand(ties)
     if kind != "pairwise" or p in (1, math.inf):
         return factor
     v = a - b + eps
@@ -179,11 +182,11 @@ def _decide_signs(kind, a, b, p, eps):
 
 
 def _decide_top(a, b, eps):
-    """p = inf: 1 / (number of maxima) at the components of largest |a - b + eps|, else 0."""
+    """p = inf: (1 at the components of largest |a - b + eps|, else 0; the number of them per
+    row, at least 1)."""
     v = np.abs(a.astype(LD) - b.astype(LD) + LD(eps))
     top = (v == v.max(axis=-1, keepdims=True)) if v.shape[-1] else np.zeros(v.shape, bool)
-    count = np.maximum(top.sum(axis=-1, keepdims=True), 1)
-    return (top / count).astype(np.float64)
+    return top.astype(np.float64), np.maximum(top.sum(axis=-1), 1).astype(np.float64)
 
 
 # --- cosine_embedding_loss -----------------------------------------------------------------------
@@ -324,15 +327,18 @@ def _minimum(B, u, v):
 
 
 def _slope_factor(kind, u, v, p, eps):
-    """(factor, zero) of distance_slopes for the pair (u, v), decided exactly."""
+    """(factor, zero, ties) of distance_slopes for the pair (u, v), decided exactly (ties:
+    1 per row but for p = inf)."""
     signs = _decide_signs(kind, u, v, p, eps)
     zero = (~signs.any(axis=-1)).astype(np.float64) if signs.shape[-1] else np.ones(
         signs.shape[:-1])
+    ties = np.ones(signs.shape[:-1])
     if kind == "relu-l1":
-        return (signs > 0).astype(np.float64), zero
+        return (signs > 0).astype(np.float64), zero, ties
     if kind == "pairwise" and p == math.inf:
-        return signs * _decide_top(u, v, eps), zero
-    return signs, zero
+        top, ties = _decide_top(u, v, eps)
+        return signs * top, zero, ties
+    return signs, zero, ties
 
 
 def triplet_decisions(a, p_, n_, options):
@@ -389,22 +395,24 @@ def triplet_loss_grad(g, a, p_, n_, options, reduction, fmt: Format) -> dict:
     factors = [x for u, v in ((a, p_), (a, n_), (p_, n_)) for x in _slope_factor(kind, u, v, p,
                                                                                     eps)]
 
-    def f(B, a, p_, n_, scale, take_neg, take_swap, f_pos, z_pos, f_neg, z_neg, f_swap, z_swap,
-          wa, wp, wn):
-        def slopes(u, v, factor, zero, wide):
+    def f(B, a, p_, n_, scale, take_neg, take_swap, f_pos, z_pos, t_pos, f_neg, z_neg, t_neg,
+          f_swap, z_swap, t_swap, wa, wp, wn):
+        def slopes(u, v, factor, zero, ties, wide):
             """(d distance / d u, d distance / d v)."""
             d = distance(B, kind, u, v, p, eps, wide)
-            first = distance_slopes(B, kind, u, v, d, factor, zero, p, eps, wide)
+            first = distance_slopes(B, kind, u, v, d, factor, zero, p, eps, wide, ties)
             if kind != "cosine":
                 return first, -first  # a function of u - v
-            return first, distance_slopes(B, kind, v, u, d, factor, zero, p, eps, wide[::-1])
+            return first, distance_slopes(B, kind, v, u, d, factor, zero, p, eps, wide[::-1],
+                                          ties)
 
-        pos = slopes(a, p_, f_pos, z_pos, (wa, wp))
-        neg = [x * _expand(take_neg) for x in slopes(a, n_, f_neg, z_neg, (wa, wn))]
+        pos = slopes(a, p_, f_pos, z_pos, t_pos, (wa, wp))
+        neg = [x * _expand(take_neg) for x in slopes(a, n_, f_neg, z_neg, t_neg, (wa, wn))]
         s = _expand(scale / count)
         parts = [s * (pos[0] - neg[0]), s * pos[1], -(s * neg[1])]
         if swap:
-            g_swap = [x * _expand(take_swap) for x in slopes(p_, n_, f_swap, z_swap, (wp, wn))]
+            g_swap = [x * _expand(take_swap)
+                      for x in slopes(p_, n_, f_swap, z_swap, t_swap, (wp, wn))]
             parts = [parts[0], parts[1] - s * g_swap[0], parts[2] - s * g_swap[1]]
         return stack(B, parts)
 

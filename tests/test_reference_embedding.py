@@ -222,6 +222,9 @@ def triplet_regime(name, fmt):
     if name == "kink":  # 1 + 1 - 2 = 0 exactly, and a swap tie
         return (to_format([[0.0], [0.0]], fmt), to_format([[1.0], [4.0]], fmt),
                 to_format([[2.0], [2.0]], fmt), {"eps": 0.0, "margin": 1.0, "swap": True})
+    if name == "pinf-ties":  # |a - p| = (1, 1, 1): three maxima share the slope, 1/3 each
+        return (to_format(base, fmt), to_format(np.array(base) - 1.0, fmt),
+                to_format(third, fmt), {"p": math.inf, "eps": 0.0, "margin": 9.0})
     if name == "empty":
         z = np.zeros((0, 3))
         return z, z, z, {}
@@ -231,8 +234,8 @@ def triplet_regime(name, fmt):
     return to_format(base, fmt), to_format(other, fmt), to_format(third, fmt), options[name]
 
 
-TRIPLET_REGIMES = ("p2", "p1", "p3", "p1.5", "pinf", "swap", "eps0", "l1", "relu-l1", "cosine",
-                   "anchor-equals-positive", "kink", "empty", "unbatched")
+TRIPLET_REGIMES = ("p2", "p1", "p3", "p1.5", "pinf", "pinf-ties", "swap", "eps0", "l1",
+                   "relu-l1", "cosine", "anchor-equals-positive", "kink", "empty", "unbatched")
 TRIPLET_GRID = [pytest.param(r, red, f, id=f"{r}-{red}-{f}")
                 for r, red, f in itertools.product(TRIPLET_REGIMES, REDUCTIONS, FORMAT_NAMES)]
 
