@@ -221,3 +221,21 @@ def test_the_mean_gradient_divides_exactly():
         error = abs(mpmath.mpf(numerator) / denominator - exact)
         ulp = mpmath.mpf(2) ** (mpmath.floor(mpmath.log(abs(exact), 2)) - 52)
         assert error <= ulp / 64, (t, k, float(error / ulp))
+
+
+def test_the_arb_tier_takes_samples_too(monkeypatch):
+    """With every ball result refused, arb computes the gradient by samples (its arguments
+    are arb objects, the sample numbers among them) and certifies the same numbers."""
+    from loss_reference import engine
+
+    lp = np.log(np.random.default_rng(8).dirichlet(np.ones(4), (4, 2)))
+    args = (np.array(1.0), lp, np.array([[1, 2], [3, 3]]), (4, 4), (2, 1), 0)
+    fmt = FORMATS["float32"]
+    balls = ref.ctc_loss_grad(*args, fmt=fmt)
+    certify = engine.certify
+    monkeypatch.setattr(engine, "certify", lambda ball, fmt: (
+        certify(ball, fmt)[0], np.zeros(np.shape(ball.mid), dtype=bool)))
+    before = engine.STATS["arb"]
+    arb = ref.ctc_loss_grad(*args, fmt=fmt)
+    assert engine.STATS["arb"] > before
+    assert np.array_equal(balls.rounded, arb.rounded)
