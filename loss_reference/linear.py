@@ -42,7 +42,8 @@ import numpy as np
 from . import classification as ce
 from . import linear_fast as fast
 from .balls import Ball
-from .engine import EvaluationError, Evaluated, evaluate, evaluate_row_sums, evaluate_total, filled
+from .engine import (EvaluationError, Evaluated, Known, evaluate, evaluate_row_sums,
+                     evaluate_total, filled)
 from .formats import Format
 from .split_product import reusing_splits
 
@@ -210,6 +211,8 @@ def loss(input, linear_weight, target, linear_bias, weight, ignore_index, smooth
     function, token_args, shared = _row_function(call, smoothing)
     known = (fast.loss(call, reduction, fmt, ROW_CHUNK_LOGITS)
              if fast.applies(call, smoothing, fmt) else None)
+    if known is not None and reduction == "none":  # per row, as the engine's (N, P = 1)
+        known = Known(known.rounded.reshape(M, 1), known.exact.reshape(M, 1), known.ok)
     if reduction == "none":
         out = evaluate(function, token_args, fmt, independent="rows", shared=shared,
                        known=known, **_chunking(call))

@@ -16,7 +16,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mpmath import mp, mpf
-from test_reference import to_format
+from test_reference import assert_certified, to_format
 
 from conformance.specs import SPECS
 from loss_reference import linear
@@ -206,3 +206,27 @@ def test_applies_only_where_its_bounds_do():
     assert not fast.applies(_call(x, W, soft, None, None, "mean", 1.0), 0.0, float32)
     assert not fast.applies(_call(x, np.ones((4, 2, 3)), np.zeros((2, 2), np.int64), None,
                                   None, "mean", 1.0), 0.0, float32)
+
+
+def test_rows_the_fast_tier_leaves_are_completed_by_the_ball_tiers():
+    """Tokens whose logits cancel from 1e30 (the fast tier's bound is then 1e14) beside an
+    ordinary one: the fast tier certifies that one, the ball tiers (exact logits) the others,
+    and every value and gradient is the oracle's rounding ('none' reshapes the fast tier's rows
+    to the engine's (tokens, 1))."""
+    fmt = FORMATS["float32"]
+    rng = np.random.default_rng(2)
+    x, W = rng.normal(size=(3, 3)), rng.normal(size=(4, 3))
+    x[1:, 0], W[:, 0] = 1e15, 1e15 * rng.uniform(0.5, 1, 4)
+    x[1:, 2], W[:, 2] = -x[1:, 0], W[:, 0]
+    x, W, target = to_format(x, fmt), to_format(W, fmt), np.array([0, 3, 1])
+    for reduction, g in (("none", np.array([1.0, -2.0, 0.5])), ("mean", np.array(1.0))):
+        call = _call(x, W, target, None, None, reduction, g)
+        left = fast.loss(call, "none", fmt, linear.ROW_CHUNK_LOGITS).ok
+        assert left.tolist() == [True, False, False]
+        with mp.workdps(100):
+            exact = oracle(x, W, None, target, None, reduction, g)
+            value = linear.loss(x, W, target, None, None, IGNORE, 0.0, reduction, fmt)
+            assert_certified(value, exact["value"], (3,) if reduction == "none" else (), fmt)
+            grads = linear.loss_grad(g, x, W, target, None, None, IGNORE, 0.0, reduction, fmt)
+            assert_certified(grads["input"], exact["input"], (3, 3), fmt)
+            assert_certified(grads["linear_weight"], exact["linear_weight"], (4, 3), fmt)
