@@ -4,9 +4,10 @@ For one sample with log-probabilities lp (T x C), input length L_in, target labe
 blank b, the extended labels are l' = (b, l_1, b, l_2, ..., l_S, b) (2S + 1 states). A path
 visits one state per frame t < L_in, starting in state 0 or 1, each step staying, moving by
 one, or skipping one blank (s - 2 -> s, allowed when l'_s != b and l'_s != l'_{s-2}), and ends
-in state 2S or 2S - 1. P is the sum over paths of prod_t exp(lp[t, l'_s(t)]), and the loss
-is -log P: +inf where no path has positive probability (an impossible alignment, or -inf
-log-probabilities on every path); 0 for L_in = 0 and S = 0 (the empty path).
+in state 2S or 2S - 1 (``ctc_lattice`` reads this lattice from a call). P is the sum over
+paths of prod_t exp(lp[t, l'_s(t)]), and the loss is -log P: +inf where no path has positive
+probability (an impossible alignment, or -inf log-probabilities on every path); 0 for
+L_in = 0 and S = 0 (the empty path).
 
 The alpha (forward) and beta (backward) recursions run in long double balls on probabilities
 shifted by the per-frame maximum log-probability and rescaled by exact powers of two after
@@ -22,157 +23,24 @@ arithmetic, so +inf losses and their undefined (nan) gradients never enter the e
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import flint
 import numpy as np
 
 from .balls import LD, Ball
+from .ctc_lattice import (Problem, finals, frame_shifts, gathered, paths, possible, problem,
+                          samples_of, shift_states, skips, starts)
 from .engine import Evaluated, evaluate, filled, is_ball_backend
 from .formats import Format
-
-
-# --- the problem, read from torch's argument conventions -----------------------------------------
-
-@dataclass
-class Problem:
-    """ctc_loss's arguments in one normal form: batched log-probs and padded extended labels."""
-
-    log_probs: np.ndarray  # (T, N, C) float64
-    labels: np.ndarray  # (N, 2 * S_max + 1) extended labels, blank in unused states
-    input_lengths: np.ndarray  # (N,) int
-    target_lengths: np.ndarray  # (N,) int
-    blank: int
-    unbatched: bool
-    memo: dict = field(default_factory=dict, repr=False)  # results of paths()
-
-    @property
-    def states(self) -> np.ndarray:
-        """Number of extended states of each sample, 2 S + 1."""
-        return 2 * self.target_lengths + 1
-
-
-def _lengths(values) -> np.ndarray:
-    return np.asarray(values, dtype=np.int64).reshape(-1)
-
-
-def target_lists(targets, target_lengths, batch: int) -> list:
-    """The label sequence of each sample: rows of a padded (N, S) target cut at their length,
-    or consecutive segments of a 1-D concatenated one (a 1-D target of an unbatched call is
-    one sample's padded row)."""
-    t = np.asarray(targets).astype(np.int64)
-    lengths = _lengths(target_lengths)
-    if t.ndim == 2:
-        return [t[n, :lengths[n]] for n in range(batch)]
-    if batch == 1 and lengths.size == 1:
-        return [t[:lengths[0]]]
-    ends = np.cumsum(lengths)
-    return [t[end - length:end] for end, length in zip(ends, lengths)]
-
-
-def problem(log_probs, targets, input_lengths, target_lengths, blank=0) -> Problem:
-    """The normal form of a call (the arguments torch takes; lengths as ints, tuples or arrays)."""
-    lp = np.asarray(log_probs, dtype=np.float64)
-    unbatched = lp.ndim == 2
-    if unbatched:
-        lp = lp[:, None, :]
-    batch = lp.shape[1]
-    il, tl = _lengths(input_lengths), _lengths(target_lengths)
-    rows = target_lists(targets, tl, batch)
-    width = 2 * int(tl.max(initial=0)) + 1
-    labels = np.full((batch, width), blank, dtype=np.int64)
-    for n, row in enumerate(rows):
-        labels[n, 1:2 * len(row):2] = row
-    return Problem(lp, labels, il, tl, int(blank), unbatched)
-
-
-def _skips(p: Problem) -> np.ndarray:
-    """(N, states) booleans: state s may be entered from s - 2."""
-    lab = p.labels
-    skip = np.zeros(lab.shape, dtype=bool)
-    skip[:, 2:] = (lab[:, 2:] != p.blank) & (lab[:, 2:] != lab[:, :-2])
-    return skip
-
-
-def _finals(p: Problem) -> np.ndarray:
-    """(N, states) booleans: the states a complete path may end in."""
-    s = np.arange(p.labels.shape[1])
-    last = p.states[:, None] - 1
-    return (s == last) | ((s == last - 1) & (last >= 1))
-
-
-def _starts(p: Problem) -> np.ndarray:
-    """(N, states): the virtual state before frame 0, one unit of mass in state 0.
-
-    With it every frame, the first included, is one step of the same recursion."""
-    start = np.zeros(p.labels.shape)
-    start[:, 0] = 1.0
-    return start
-
-
-def _gathered(p: Problem) -> np.ndarray:
-    """(T, N, states) log-probability of each state's label at each frame."""
-    index = np.broadcast_to(p.labels[None], (p.log_probs.shape[0],) + p.labels.shape)
-    return np.take_along_axis(p.log_probs, index, axis=2)
-
-
-def _counts(p: Problem):
-    """Forward and backward path counts per frame, clipped at 2 (exact for 0, 1, many):
-    (T, N, states) each, over the transitions of nonzero probability."""
-    nonzero = _gathered(p) > -np.inf
-    skip = _skips(p)
-    frames = p.log_probs.shape[0]
-    running = np.arange(frames)[:, None] < p.input_lengths[None]  # (T, N)
-    forward = np.zeros(nonzero.shape, dtype=np.int64)
-    c = _starts(p).astype(np.int64)
-    for t in range(frames):
-        step = (c + _shift(c, 1) + skip * _shift(c, 2)) * nonzero[t]
-        c = np.where(running[t][:, None], np.minimum(step, 2), c)
-        forward[t] = c
-    backward = np.zeros(nonzero.shape, dtype=np.int64)
-    d = _finals(p).astype(np.int64)
-    for t in range(frames - 1, -1, -1):
-        backward[t] = d
-        w = d * nonzero[t]
-        step = w + _shift(w, 1, up=True) + _shift(skip * w, 2, up=True)
-        d = np.where(running[t][:, None], np.minimum(step, 2), d)
-    return forward, backward, d
-
-
-def paths(p: Problem):
-    """(possible (N,), unique (N,), on_path (T, N, states)): exactly whether a path of
-    positive probability exists, whether it is the only one, and the states it visits."""
-    if "paths" not in p.memo:
-        forward, backward, before = _counts(p)
-        total = np.minimum((before * _starts(p).astype(np.int64)).sum(axis=1), 2)
-        p.memo["paths"] = total > 0, total == 1, (forward * backward) > 0
-    return p.memo["paths"]
-
-
-def possible(p: Problem) -> np.ndarray:
-    """(N,) exactly whether a path of positive probability exists."""
-    return paths(p)[0]
-
-
-def _shift(a: np.ndarray, k: int, up: bool = False) -> np.ndarray:
-    """a moved k states along the last axis (towards higher states unless ``up``), 0-filled."""
-    out = np.zeros_like(a)
-    if k >= a.shape[-1]:
-        return out
-    if up:
-        out[..., :-k] = a[..., k:]
-    else:
-        out[..., k:] = a[..., :-k]
-    return out
 
 
 # --- backend helpers (long double balls, or arb objects in the slow pass) ------------------------
 
 def _bshift(a, k: int, up: bool = False):
-    """_shift for either backend (arb object arrays fill with the exact integer 0)."""
+    """shift_states for either backend (arb object arrays fill with the exact integer 0)."""
     if isinstance(a, Ball):
-        return Ball(_shift(a.mid, k, up), _shift(a.rad, k, up))
-    return _shift(a, k, up)
+        return Ball(shift_states(a.mid, k, up), shift_states(a.rad, k, up))
+    return shift_states(a, k, up)
 
 
 def _rescaled(a):
@@ -217,7 +85,7 @@ def _log(B, a):
 def _final_total(B, p: Problem, final):
     """(N,) the sum of the final alphas over the end states, by plain ball additions (the
     engine's exact sum splits into doubles, which would lose long double's tiny values)."""
-    ends = _finals(p)
+    ends = finals(p)
     total = B.where(ends[:, 0], final[:, 0], 0.0)
     for s in range(1, ends.shape[1]):
         total = total + B.where(ends[:, s], final[:, s], 0.0)
@@ -234,8 +102,8 @@ def _lift(B, values):
 def _forward(B, p: Problem, probs):
     """Scaled alphas per frame (list of (N, states)), their cumulative exponents, and the final
     scaled alpha (frozen at each sample's input length)."""
-    skip, active = _skips(p), p.input_lengths
-    a = _lift(B, _starts(p))
+    skip, active = skips(p), p.input_lengths
+    a = _lift(B, starts(p))
     exponent = np.zeros(p.labels.shape[0], dtype=np.int64)
     alphas, exponents = [], []
     for t in range(p.log_probs.shape[0]):
@@ -251,8 +119,8 @@ def _forward(B, p: Problem, probs):
 
 def _backward(B, p: Problem, probs):
     """Scaled beta' per frame (excluding the frame's own factor) and cumulative exponents."""
-    skip = _skips(p)
-    b = _lift(B, _finals(p).astype(np.float64))
+    skip = skips(p)
+    b = _lift(B, finals(p).astype(np.float64))
     exponent = np.zeros(p.labels.shape[0], dtype=np.int64)
     frames = p.log_probs.shape[0]
     betas, exponents = [None] * frames, [None] * frames
@@ -270,16 +138,6 @@ def _backward(B, p: Problem, probs):
     return betas, exponents
 
 
-def _shifts(p: Problem) -> np.ndarray:
-    """(T, N) the largest finite log-probability of each frame (0 where none is finite)."""
-    lp = p.log_probs
-    top = np.where(np.isfinite(lp), lp, -np.inf).max(axis=2, initial=-np.inf)
-    return np.where(np.isfinite(top), top, 0.0)
-
-
-# exp(lp - shift) below the balls' smallest normal by at least this factor is taken as the
-# ball [0, smallest normal]: exp would underflow into the subnormals (e^-11355 in long double,
-# e^-708 in float64). arb computes those exactly.
 DEEP_MARGIN = 64.0
 
 
@@ -287,8 +145,8 @@ def _state_probabilities(B, p):
     """(T, N, states) exp(lp - shift) of each state's label (shift: the frame's largest lp),
     and the shifts. Exactly 0 for lp = -inf; in long double, the ball [0, smallest normal]
     where lp - shift < DEEP (exp would underflow; arb computes those exactly)."""
-    shift = _shifts(p)
-    lp_states = _gathered(p)
+    shift = frame_shifts(p)
+    lp_states = gathered(p)
     finite = np.isfinite(lp_states)
     ball = is_ball_backend(B)
     deep_below = float(np.log(B.precision.tiny)) + DEEP_MARGIN if ball else -np.inf
@@ -316,7 +174,7 @@ def _sample_losses(B, p: Problem, ok):
     _, unique, on_path = paths(p)
     used = on_path & (np.arange(p.log_probs.shape[0])[:, None, None]
                       < p.input_lengths[None, :, None])
-    along = np.where(used, _gathered(p), 0.0).sum(axis=2).T  # (N, T): one state per frame
+    along = np.where(used, gathered(p), 0.0).sum(axis=2).T  # (N, T): one state per frame
     single = -B.sum(_lift(B, along), axis=1) if along.shape[1] else _lift(B, np.zeros(len(ok)))
     return B.where(ok, B.where(unique, single, losses), 0.0)
 
@@ -473,12 +331,6 @@ def _sample_indices(index) -> np.ndarray:
     return np.array([int(float(v.mid())) for v in np.asarray(index).reshape(-1)], np.int64)
 
 
-def _samples(p: Problem, chosen: np.ndarray) -> Problem:
-    """The problem restricted to the samples ``chosen`` (their own memo)."""
-    return Problem(p.log_probs[:, chosen], p.labels[chosen], p.input_lengths[chosen],
-                   p.target_lengths[chosen], p.blank, p.unbatched)
-
-
 def _batch_first(values):
     """(T, N, C) engine values as (N, T, C): one row per sample."""
     if isinstance(values, Ball):
@@ -515,7 +367,7 @@ def ctc_loss_grad(grad_output, log_probs, targets, input_lengths, target_lengths
     def samples_first(B, index):
         # the samples are independent: a later tier recomputes only those left uncertified
         chosen = _sample_indices(index)
-        part = _gradient_rows(B, _samples(p, chosen), ok[chosen], upstream[chosen],
+        part = _gradient_rows(B, samples_of(p, chosen), ok[chosen], upstream[chosen],
                               divisors[chosen])
         return _batch_first(part)
 

@@ -17,6 +17,7 @@ import mpmath
 import numpy as np
 import pytest
 
+from loss_reference import ctc_lattice as lattice
 from loss_reference import sequence as ref
 from loss_reference.balls import FLOAT64_BALLS, LONG_DOUBLE_BALLS
 from loss_reference.formats import FORMATS, round_dyadic, round_to_format
@@ -112,7 +113,7 @@ def test_loss_and_gradient_against_mpmath(name, dtype, reduction, zero_infinity)
     lp, targets, il, tl, blank = CASES[name]
     fmt = FORMATS[dtype]
     lp = np.where(np.isinf(lp), lp, round_to_format(np.nan_to_num(lp), fmt)[0])
-    rows = ref.target_lists(targets, tl, lp.shape[1])
+    rows = lattice.target_lists(targets, tl, lp.shape[1])
     losses, occupancy = _exact(lp, rows, np.array(il), blank)
     if zero_infinity:
         losses = [mpmath.mpf(0) if v == mpmath.inf else v for v in losses]
@@ -165,10 +166,10 @@ def test_balls_enclose_the_mpmath_value(backend):
     """The fast passes' balls (before any arb fallback) contain the exact loss: the certificate
     is sound, not merely the rounded value right."""
     lp, targets, il, tl, blank = CASES["ordinary"]
-    p = ref.problem(lp, targets, il, tl, blank)
-    ok = ref.possible(p)
+    p = lattice.problem(lp, targets, il, tl, blank)
+    ok = lattice.possible(p)
     ball = ref._sample_losses(backend, p, ok)
-    losses, _ = _exact(lp, ref.target_lists(targets, tl, 2), np.array(il), blank)
+    losses, _ = _exact(lp, lattice.target_lists(targets, tl, 2), np.array(il), blank)
     for n, exact in enumerate(losses):
         high_part = float(ball.mid[n])  # long double = two doubles, exactly
         mid = mpmath.mpf(high_part) + mpmath.mpf(float(ball.mid[n] - np.longdouble(high_part)))
@@ -210,7 +211,7 @@ def test_the_mean_gradient_divides_exactly():
     quotient rounded in float64 beforehand was off by up to half an ulp)."""
     lp = np.log(np.random.default_rng(9).dirichlet(np.ones(4), (5, 1)))
     targets, il, tl = np.array([[1, 2, 3]]), (5,), (3,)
-    _, occupancy = _exact(lp, ref.target_lists(targets, tl, 1), np.array(il), 0)
+    _, occupancy = _exact(lp, lattice.target_lists(targets, tl, 1), np.array(il), 0)
     grad = ref.ctc_loss_grad(np.array(1.0), lp, targets, il, tl, 0, "mean",
                              fmt=FORMATS["float64"])
     for t, k in itertools.product(range(5), range(4)):

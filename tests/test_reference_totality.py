@@ -50,8 +50,8 @@ from conformance.cases import DRAWING
 from conformance.specs import SPECS
 from conformance.specs.embedding import triplet_options
 from loss_reference import classification as cl
+from loss_reference import ctc_lattice as lattice
 from loss_reference import probabilistic as pr
-from loss_reference import sequence as sq
 from loss_reference.engine import Evaluated, EvaluationError
 from loss_reference.formats import format_of, round_float64
 
@@ -460,7 +460,7 @@ def _ctc_parts(case):
     lp = _f(case, "log_probs")
     il = np.reshape(case.args["input_lengths"], -1)
     tl = np.reshape(case.args["target_lengths"], -1)
-    rows = sq.target_lists(case.args["targets"], tl, lp.shape[1])
+    rows = lattice.target_lists(case.args["targets"], tl, lp.shape[1])
     losses, occupancy = ts._exact(lp, rows, il, case.options.get("blank", 0))
     if case.options.get("zero_infinity", False):
         losses = [mp.mpf(0) if v == mp.inf else v for v in losses]
@@ -491,7 +491,7 @@ def _ctc_grad_at_digits(case):
     batch = lp.shape[1]
     gs = np.broadcast_to(_g(case).reshape(-1), (batch,))
     zero_infinity = case.options.get("zero_infinity", False)
-    rows = sq.target_lists(case.args["targets"], np.reshape(case.args["target_lengths"], -1),
+    rows = lattice.target_lists(case.args["targets"], np.reshape(case.args["target_lengths"], -1),
                            batch)
     out = np.empty(lp.shape, dtype=object)
     for t, b, k in np.ndindex(*lp.shape):

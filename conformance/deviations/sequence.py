@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from loss_reference import sequence as ref
+from loss_reference import ctc_lattice as lattice
 
 from ..cases import Case
 from . import KnownDeviation
@@ -21,9 +21,9 @@ def _softmax_gradient_differs(case: Case) -> bool:
     some frame t < input_lengths[n] of a sample with a finite loss and a nonzero upstream
     gradient has a log-probability above -inf (exp(lp) > 0)."""
     a, o = case.args, case.options
-    p = ref.problem(a["log_probs"], a["targets"], a["input_lengths"], a["target_lengths"],
+    p = lattice.problem(a["log_probs"], a["targets"], a["input_lengths"], a["target_lengths"],
                     o.get("blank", 0))
-    finite = ref.possible(p)
+    finite = lattice.possible(p)
     g = np.asarray(case.grad_output, np.float64).reshape(-1)
     g = np.broadcast_to(g, finite.shape) if g.size == 1 else g
     used = np.arange(p.log_probs.shape[0])[:, None] < p.input_lengths[None]
@@ -36,10 +36,10 @@ def _minus_infinity_in_a_used_frame(case: Case) -> bool:
     log-probability of -inf (torch's gradient there is exp(lcab + nll - lp) with lcab and lp
     both -inf: nan)."""
     a, o = case.args, case.options
-    p = ref.problem(a["log_probs"], a["targets"], a["input_lengths"], a["target_lengths"],
+    p = lattice.problem(a["log_probs"], a["targets"], a["input_lengths"], a["target_lengths"],
                     o.get("blank", 0))
     used = np.arange(p.log_probs.shape[0])[:, None] < p.input_lengths[None]
-    live = used & ref.possible(p)[None]
+    live = used & lattice.possible(p)[None]
     return bool(np.any(live[..., None] & (p.log_probs == -np.inf)))
 
 

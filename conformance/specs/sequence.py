@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from loss_reference import ctc_lattice as lattice
 from loss_reference import sequence as ref
 from loss_reference.formats import format_of
 
@@ -117,7 +118,7 @@ def _sizes(case):
 
 
 def _compute_sizes(case):
-    p = ref.problem(*_call_args(case))
+    p = lattice.problem(*_call_args(case))
     losses, occupancy = ref.estimates(p)
     frames = p.log_probs.shape[0]
     used = np.arange(frames)[:, None] < p.input_lengths[None]
@@ -206,7 +207,7 @@ def _invalid_calls():
 
 def _mean_divisors(case, none_shape):
     """'mean' divides each sample's loss by N max(target length, 1)."""
-    p = ref.problem(*_call_args(case))
+    p = lattice.problem(*_call_args(case))
     divisors = _divisors(p, "mean").astype(np.int64)
     return int(divisors[0]) if none_shape == () else divisors.reshape(none_shape)
 
