@@ -27,6 +27,7 @@ import math
 import flint
 import numpy as np
 
+from . import sequence_fast
 from .balls import LD, Ball
 from .ctc_lattice import (Problem, finals, frame_shifts, gathered, paths, possible, problem,
                           samples_of, shift_states, skips, starts)
@@ -374,7 +375,8 @@ def ctc_loss_grad(grad_output, log_probs, targets, input_lengths, target_lengths
     # about one chunk per thread: the recursion's Python steps are paid once per chunk
     result = evaluate(samples_first, [np.arange(batch, dtype=np.float64)], fmt,
                       independent="rows", width=frames * classes,
-                      chunk_elements=max(batch * frames * classes, 1))
+                      chunk_elements=max(batch * frames * classes, 1),
+                      known=sequence_fast.gradient(p, ok, upstream, divisors, fmt))
     rounded, exact = (np.moveaxis(v, 0, 1) for v in (result.rounded, result.exact))
     used = np.arange(frames)[:, None] < p.input_lengths[None]
     undefined = used & (~ok & (not zero_infinity))[None]

@@ -180,11 +180,13 @@ def test_balls_enclose_the_mpmath_value(backend):
 
 
 def test_a_later_tier_recomputes_only_the_samples_left(monkeypatch):
-    """The gradient is evaluated by samples: where the float64 tier leaves one sample
+    """The gradient is evaluated by samples: where the float64 ball tier leaves one sample
     uncertified, the long double tier computes that sample alone, and the gradient is the
-    same as when every tier computes every sample."""
+    same as when every tier computes every sample (the fast tiers, which would certify every
+    sample first, are off)."""
     from loss_reference import engine
 
+    monkeypatch.setattr(ref.sequence_fast, "gradient", lambda *args: None)
     lp = np.log(np.random.default_rng(8).dirichlet(np.ones(4), (6, 3)))
     args = (np.array(1.0), lp, np.array([[1, 2], [3, 3], [2, 1]]), (6, 6, 5), (2, 2, 2), 0)
     fmt = FORMATS["float32"]
@@ -225,10 +227,12 @@ def test_the_mean_gradient_divides_exactly():
 
 
 def test_the_arb_tier_takes_samples_too(monkeypatch):
-    """With every ball result refused, arb computes the gradient by samples (its arguments
-    are arb objects, the sample numbers among them) and certifies the same numbers."""
+    """With every ball result refused (and the fast tiers off), arb computes the gradient by
+    samples (its arguments are arb objects, the sample numbers among them) and certifies the
+    same numbers."""
     from loss_reference import engine
 
+    monkeypatch.setattr(ref.sequence_fast, "gradient", lambda *args: None)
     lp = np.log(np.random.default_rng(8).dirichlet(np.ones(4), (4, 2)))
     args = (np.array(1.0), lp, np.array([[1, 2], [3, 3]]), (4, 4), (2, 1), 0)
     fmt = FORMATS["float32"]
