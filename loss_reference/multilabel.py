@@ -9,24 +9,29 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import multilabel_fast as fast
 from .decisions import sign_of_sum
-from .engine import Evaluated, evaluate, evaluate_total, filled
+from .engine import (Evaluated, Known, evaluate, evaluate_total, filled, parallel_map,
+                     row_chunks)
 from .formats import Format
 
 
 def _reduced(class_sums, rows, reduction, classes, batch_size, batch_shape,
-             fmt: Format) -> Evaluated:
+             fmt: Format, known: Known | None = None) -> Evaluated:
     """Per-sample class sums ``class_sums(B, *rows)`` (rows of the 2-D arguments) -> the
-    reduced loss, of shape ``batch_shape`` for 'none' (() for unbatched input).
+    reduced loss, of shape ``batch_shape`` for 'none' (() for unbatched input); ``known``: what
+    a fast tier certified (rows for 'none', the total otherwise).
 
     The one division comes last, so an exact total stays exact in arb (a tie of the target
     format can then be certified).
     """
     if reduction == "none":
-        out = evaluate(lambda B, *a: class_sums(B, *a) / classes, rows, fmt, independent="rows")
+        out = evaluate(lambda B, *a: class_sums(B, *a) / classes, rows, fmt, independent="rows",
+                       known=known)
         return Evaluated(out.rounded.reshape(batch_shape), out.exact.reshape(batch_shape))
     divisor = classes if reduction == "sum" else classes * batch_size
-    return evaluate_total(class_sums, rows, fmt, finish=lambda B, total: total / divisor)
+    return evaluate_total(class_sums, rows, fmt, finish=lambda B, total: total / divisor,
+                          known=known)
 
 
 def _upstream(grad_output, reduction, batch_shape):
@@ -134,7 +139,7 @@ def multilabel_margin_loss(input, target, reduction, fmt: Format) -> Evaluated:
         return B.sum(B.reshape(hinge, (rows, pairs)), axis=-1)
 
     return _reduced(class_sums, [x, x_label, mask], reduction, classes, batch_size,
-                    input.shape[:-1], fmt)
+                    input.shape[:-1], fmt, fast.value(x, x_label, counted, reduction, classes, fmt))
 
 
 def hinge_active(x_label, x):
@@ -147,6 +152,16 @@ def exactly_at_kink(x_label, x):
     return sign_of_sum(1.0, -np.asarray(x_label, np.float64), np.asarray(x, np.float64)) == 0
 
 
+def _active_pairs(x, x_label, counted) -> np.ndarray:
+    """(N, K, C) which counted pairs' hinges are active, decided exactly, by chunks of rows on
+    the reference's threads (the pairs are labels x classes per row: millions)."""
+    pairs = x_label.shape[1] * x.shape[1]
+    chunks = row_chunks(x.shape[0], pairs, chunk_elements=fast.PAIRS_PER_CHUNK)
+    parts = parallel_map(lambda rows: counted[rows] & hinge_active(
+        x_label[rows][:, :, None], x[rows][:, None, :]), chunks)
+    return np.concatenate(parts) if parts else counted
+
+
 def multilabel_margin_loss_grad(grad_output, input, target, reduction,
                                 fmt: Format) -> dict[str, Evaluated]:
     """Exact gradient w.r.t. input, with torch's convention that a hinge at exactly 0 is off."""
@@ -154,7 +169,7 @@ def multilabel_margin_loss_grad(grad_output, input, target, reduction,
     upstream, divisor = _upstream(grad_output, reduction, input.shape[:-1])
     x, x_label, counted = counted_pairs(input, target)
     labels, _, _ = label_lists(target)
-    active = counted & hinge_active(x_label[:, :, None], x[:, None, :])
+    active = _active_pairs(x, x_label, counted)
     count = active.sum(axis=1).astype(np.float64)  # +1 per active pair at the unlisted class
     np.add.at(count, (np.arange(x.shape[0])[:, None], labels), -active.sum(axis=2))
     count = count.reshape(input.shape)
