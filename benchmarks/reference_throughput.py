@@ -7,8 +7,10 @@ For every loss with a speed ladder (its typical inputs, ``spec.speed.case``) at 
 ladder's third, (4096, 1000) for most, or --size), in each dtype: the input elements per second
 that the reference turns into certified results, for the value ('none' and 'mean') and for the
 gradients ('mean'), and which share of the outputs each tier of the engine certified (float64
-balls, long double balls, long double with exact sums, arb). Figures, not assertions: this
-machine is shared and noisy; the best of ``--repeat`` runs is printed.
+balls, long double balls, long double with exact sums, arb). A case the reference cannot
+certify (``EvaluationError``: the suite skips such a case with its reason) is printed as such.
+Figures, not assertions: this machine is shared and noisy; the best of ``--repeat`` runs is
+printed.
 """
 
 from __future__ import annotations
@@ -72,9 +74,14 @@ def main():
             elements = sum(np.size(v) for v in case.args.values()
                            if isinstance(v, np.ndarray) and v.dtype.kind == "f")
             for what, run in _variants(spec, case):
-                seconds, stats = _timed(run, args.repeat)
-                print(f"{spec.name:36s} {dtype:9s} {what:14s} {elements:10d} {seconds:8.3f} "
-                      f"{elements / seconds:11.3g}   {_shares(stats)}", flush=True)
+                head = f"{spec.name:36s} {dtype:9s} {what:14s} {elements:10d}"
+                try:
+                    seconds, stats = _timed(run, args.repeat)
+                except engine.EvaluationError as error:  # the suite would skip such a case
+                    print(f"{head} not certified: {error}", flush=True)
+                    continue
+                print(f"{head} {seconds:8.3f} {elements / seconds:11.3g}   {_shares(stats)}",
+                      flush=True)
 
 
 if __name__ == "__main__":
