@@ -27,7 +27,9 @@ rounding of the bounds themselves:
   (gamma(inner) + eta'_i) |g| |.| (eta'_i the relative error of g's row, rest's included),
   and |g| differs from g only at the target: |g| |W| = g |W| + 2 rest |W_t|, so one product
   with [W, |W|] gives both (``sharp``, for float32); for 8 and 11 bits, row and column maxima
-  bound |g| |W| and |g|^T |.| instead, without the second half of each product.
+  bound |g| |W| and |g|^T |.| instead, without the second half of each product. The outputs
+  these cheap bounds leave (a class in one batch of three) are recomputed in float64 with the
+  sharp bounds of ``BallBackend.matmul``, for them alone (``refine`` in float64).
 
 In float32 the weight's gradient holds sums over the batch that cancel far below their terms
 (one in a thousand below a 64th of an ulp at 2^-45 of the magnitudes, where the first tier's
@@ -312,17 +314,20 @@ def gradient_balls(call, reduction: str, chunk_logits: int,
     return Ball(*d_input), layer_sums
 
 
-def refine(call, reduction: str, chunk_logits: int, tokens: np.ndarray, classes: np.ndarray):
-    """The second tier: d loss / d input at the rows ``tokens`` and d loss / d [W, b] at the
-    rows ``classes``, as long double balls from each row's softmax recomputed in long double
-    from exact logits; None where ``split_product`` does not apply."""
+def refine(call, reduction: str, chunk_logits: int, tokens: np.ndarray, classes: np.ndarray,
+           precision: Precision = LONG_DOUBLE):
+    """A later tier: d loss / d input at the rows ``tokens`` and d loss / d [W, b] at the
+    rows ``classes``, as balls of ``precision`` from each row's softmax recomputed, their
+    products bounded element by element (``BallBackend.matmul``). Long double computes the
+    softmax from exact logits, and returns None where ``split_product`` does not apply;
+    float64 from the first tier's logits (the sharp bounds, for what the cheap ones left)."""
     grad = Gradient(call, reduction)
-    LD = LONG_DOUBLE_BALLS
-    W = call.W_rows.astype(LONG_DOUBLE.dtype)
+    backend = BACKENDS[precision]
+    W = call.W_rows.astype(precision.dtype)
     d_input = {}
 
     def chunk(c):
-        soft, r, _, eta, floor = grad.rows(c, LONG_DOUBLE)
+        soft, r, _, eta, floor = grad.rows(c, precision)
         g = soft.e
         mine = tokens[(tokens >= c.start) & (tokens < c.stop)]
         if len(mine):
@@ -330,12 +335,12 @@ def refine(call, reduction: str, chunk_logits: int, tokens: np.ndarray, classes:
             rows = g[local]
             G = _row_scaled(r[local], Ball(rows, eta[local, None] * np.abs(rows)
                                            + floor[local, None]))
-            d_input[c.start] = LD.matmul(G, LD.asarray(W))
+            d_input[c.start] = backend.matmul(G, backend.asarray(W))
         if not len(classes):
             return None
         columns = g[:, classes]
         G = _row_scaled(r, Ball(columns, eta[:, None] * np.abs(columns) + floor[:, None]))
-        return LD.matmul(LD.transpose(G), LD.asarray(grad.x_one[c]))
+        return backend.matmul(backend.transpose(G), backend.asarray(grad.x_one[c]))
 
     chunks = _chunks(call, chunk_logits)
     try:
@@ -360,7 +365,7 @@ def _row_scaled(r: Ball, values: Ball) -> Ball:
 
 def gradients(call, reduction: str, fmt: Format, chunk_logits: int) -> tuple[Known, Known]:
     """The fast tiers of the gradients, certified: per token for the input's, per element
-    for the weight's and the bias's; the second tier only where the first left some."""
+    for the weight's and the bias's; each later tier only where the earlier ones left some."""
     # 2^-38 of the magnitudes or so: the cheap bounds certify 8 and 11 bits all but always
     sharp = fmt.precision > 16
     d_input, layer_sums = gradient_balls(call, reduction, chunk_logits, sharp)
@@ -372,31 +377,38 @@ def gradients(call, reduction: str, fmt: Format, chunk_logits: int) -> tuple[Kno
     classes = np.flatnonzero(~known_sums.ok.all(axis=1))
     for known in (known_input, known_sums):
         known.tiers = {FLOAT64.name: int(known.ok.sum())}
-    if len(tokens) or len(classes):
-        refined = refine(call, reduction, chunk_logits, tokens, classes)
+    # The cheap bounds' rare misses (a class in a few batches) first take float64 with sharp
+    # bounds, a third of what long double's exponentials and exact logits cost.
+    for precision in ([] if sharp else [FLOAT64]) + [LONG_DOUBLE]:
+        if not (len(tokens) or len(classes)):
+            break
+        refined = refine(call, reduction, chunk_logits, tokens, classes, precision)
         if refined is not None:
-            _complete(known_input, tokens, refined[0], fmt, rows=True)
-            _complete(known_sums, classes, refined[1], fmt, rows=False)
+            _complete(known_input, tokens, refined[0], fmt, True, precision.name)
+            _complete(known_sums, classes, refined[1], fmt, False, precision.name)
+        tokens = np.flatnonzero(~known_input.ok)
+        classes = np.flatnonzero(~known_sums.ok.all(axis=1))
     return known_input, known_sums
 
 
-def _complete(known: Known, where: np.ndarray, ball, fmt: Format, rows: bool) -> None:
-    """Put the second tier's results for the rows ``where`` into ``known`` where it certified
+def _complete(known: Known, where: np.ndarray, ball, fmt: Format, rows: bool,
+              tier: str) -> None:
+    """Put a later tier's results for the rows ``where`` into ``known`` where it certified
     them: whole rows for the input's gradient (``rows``: ``known.ok`` per row), else element
-    by element."""
+    by element; ``tier`` counts them."""
     if ball is None or not len(where):
         return
     rounded, ok = certify(ball, fmt)
     if rows:
         row_ok = ok.all(axis=1)
-        done = where[row_ok]
-        known.rounded[done] = rounded[row_ok]
-        known.exact[done] = ball.mid[row_ok]
+        better = row_ok & ~known.ok[where]
+        done = where[better]
+        known.rounded[done] = rounded[better]
+        known.exact[done] = ball.mid[better]
         known.ok[done] = True
-        known.tiers[LONG_DOUBLE.name] = len(done)
-        return
-    better = ok & ~known.ok[where]
-    known.rounded[where] = np.where(better, rounded, known.rounded[where])
-    known.exact[where] = np.where(better, ball.mid, known.exact[where])
-    known.ok[where] |= better
-    known.tiers[LONG_DOUBLE.name] = int(better.sum())
+    else:
+        better = ok & ~known.ok[where]
+        known.rounded[where] = np.where(better, rounded, known.rounded[where])
+        known.exact[where] = np.where(better, ball.mid, known.exact[where])
+        known.ok[where] |= better
+    known.tiers[tier] = known.tiers.get(tier, 0) + int(better.sum())

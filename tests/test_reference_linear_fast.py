@@ -19,7 +19,8 @@ from mpmath import mp, mpf
 from test_reference import assert_certified, to_format
 
 from conformance.specs import SPECS
-from loss_reference import linear
+from loss_reference import engine, linear
+from loss_reference.balls import FLOAT64, LONG_DOUBLE
 from loss_reference.engine import certify
 from loss_reference import linear_fast as fast
 from loss_reference.formats import FORMATS
@@ -126,14 +127,16 @@ def _assert_fast_tier_holds(x, W, target, b, w, reduction, g,
             _assert_holds(d_input, exact["input"], f"input (sharp {sharp})")
             _assert_holds(layer[:, :D], exact["linear_weight"], f"linear_weight (sharp {sharp})")
             _assert_holds(layer[:, D], exact["linear_bias"], f"linear_bias (sharp {sharp})")
-        # the second tier, on every token and class (long double balls)
-        refined = fast.refine(call, reduction, chunk_logits, np.arange(len(x)),
-                              np.arange(W.shape[0]))
-        if refined is not None:
-            d_input, layer = refined
-            _assert_holds(d_input, exact["input"], "input (long double)")
-            _assert_holds(layer[:, :D], exact["linear_weight"], "linear_weight (long double)")
-            _assert_holds(layer[:, D], exact["linear_bias"], "linear_bias (long double)")
+        # the later tiers, on every token and class (float64 and long double balls)
+        for precision in (FLOAT64, LONG_DOUBLE):
+            refined = fast.refine(call, reduction, chunk_logits, np.arange(len(x)),
+                                  np.arange(W.shape[0]), precision)
+            if refined is not None:
+                d_input, layer = refined
+                name = precision.name
+                _assert_holds(d_input, exact["input"], f"input ({name})")
+                _assert_holds(layer[:, :D], exact["linear_weight"], f"linear_weight ({name})")
+                _assert_holds(layer[:, D], exact["linear_bias"], f"linear_bias ({name})")
 
 
 @settings(max_examples=60, deadline=None)
@@ -192,6 +195,23 @@ def test_certifies_a_language_model_head():
         assert first == 1 if dtype != "float32" else 0.99 < first < 1, (dtype, first)
         known_input, known_sums = fast.gradients(call, "mean", fmt, linear.ROW_CHUNK_LOGITS)
         assert known_input.ok.all() and known_sums.ok.all(), dtype
+
+
+def test_what_the_cheap_bounds_leave_takes_float64_before_long_double(monkeypatch):
+    """bfloat16 at the ladder's third rung, second batch, in two threads' chunks: the cheap
+    bounds leave one class of the weight's gradient; float64 with sharp bounds certifies it,
+    long double is not run."""
+    monkeypatch.setattr(engine, "_threads", lambda: 2)  # the chunks this case was found with
+    spec = SPECS["linear_cross_entropy"]
+    case = spec.speed.case((512, 64, 4096), "bfloat16", np.random.default_rng(1))
+    a, fmt = case.args, FORMATS["bfloat16"]
+    call = _call(a["input"], a["linear_weight"], a["target"], None, None, "mean",
+                 np.array(1.0))
+    _, layer = fast.gradient_balls(call, "mean", linear.ROW_CHUNK_LOGITS, sharp=False)
+    assert not certify(layer, fmt)[1].all()
+    known_input, known_sums = fast.gradients(call, "mean", fmt, linear.ROW_CHUNK_LOGITS)
+    assert known_input.ok.all() and known_sums.ok.all()
+    assert set(known_sums.tiers) == {FLOAT64.name}, known_sums.tiers
 
 
 def test_applies_only_where_its_bounds_do():
