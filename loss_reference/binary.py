@@ -33,7 +33,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from .balls import LD, LIBM_ULPS, Ball
+from .ball_functions import flags, log
+from .balls import LD, quiet
 from .engine import Evaluated, evaluate, evaluate_total, filled
 from .formats import Format
 
@@ -46,30 +47,6 @@ EPSILON = float(np.float32(1e-12))
 # is irrational, so no double equals it; tests/test_reference_binary.py checks the bracket).
 CLAMP_BELOW = float.fromhex("0x1.a8c1f14e2af5cp-145")
 X_CAP = 4096.0  # logits beyond it enter the tails exp(-|x|) as +-X_CAP (see _capped)
-
-
-def _quiet():
-    return np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore")
-
-
-# --- operations the engine lacks -----------------------------------------------------------------
-
-def log(B, a):
-    """Natural log of positive balls or arb values."""
-    if not isinstance(a, Ball):
-        return np.frompyfunc(lambda v: v.log(), 1, 1)(a)
-    with _quiet():
-        low = a.mid - a.rad
-        mid = np.log(a.mid)
-        # log is 1/t-Lipschitz on [low, inf): the slope is largest at the low end.
-        slope = np.where(low > 0, 1 / np.where(low > 0, low, 1), np.inf)
-        return a.after(mid, slope * a.rad, ulps=LIBM_ULPS)
-
-
-def _flags(mask) -> np.ndarray:
-    """An exact 0/1 indicator argument (long double balls or arb objects) as booleans."""
-    values = mask.mid if isinstance(mask, Ball) else mask
-    return np.asarray(values != 0, dtype=bool)
 
 
 def _count(x, reduction) -> int:
@@ -110,7 +87,7 @@ def below_epsilon(p) -> np.ndarray:
     EPSILON)."""
     p = np.asarray(p, np.float64)
     flat = p.reshape(-1)
-    with _quiet():
+    with quiet():
         estimate = flat.astype(LD) * (1 - flat.astype(LD))
     out = estimate < LD(EPSILON)
     eps = Fraction(EPSILON)
@@ -131,8 +108,8 @@ def _bce_args(p):
 
 def _bce_term(B, p_log, p_log1p, y, low, high):
     """-(y max(log p, -100) + (1 - y) max(log1p(-p), -100)), both parts non-negative."""
-    log_p = B.where(_flags(low), LOG_CLAMP, log(B, p_log))
-    log_q = B.where(_flags(high), LOG_CLAMP, B.log1p(-p_log1p))
+    log_p = B.where(flags(low), LOG_CLAMP, log(B, p_log))
+    log_q = B.where(flags(high), LOG_CLAMP, B.log1p(-p_log1p))
     return y * (-log_p) + (1 - y) * (-log_q)
 
 
@@ -160,7 +137,7 @@ def binary_cross_entropy_grad(grad_output, input, target, weight, reduction,
     clamp = below_epsilon(p).astype(np.float64)
 
     def d_input(B, g, w, p, y, clamp):
-        divisor = B.where(_flags(clamp), EPSILON, p * (1 - p))
+        divisor = B.where(flags(clamp), EPSILON, p * (1 - p))
         return g * w * (p - y) / divisor / count
 
     ends = (p == 0) | (p == 1)
@@ -172,7 +149,7 @@ def binary_cross_entropy_grad(grad_output, input, target, weight, reduction,
     grads = {"input": evaluate(d_input, [g, w, p, y, clamp], fmt, independent="elements")}
     target = evaluate(d_target, [g, w, safe], fmt, independent="elements")
     if ends.any():
-        with _quiet():  # -logit(0) = +inf, -logit(1) = -inf; 0 * inf is nan
+        with quiet():  # -logit(0) = +inf, -logit(1) = -inf; 0 * inf is nan
             limits = g * w * np.where(p == 0, np.inf, -np.inf) / count
         target = _with_specials(target, ends, limits)
     grads["target"] = target
@@ -229,7 +206,7 @@ def binary_cross_entropy_with_logits(input, target, weight, pos_weight, reductio
         return filled((), np.nan)
     # The loss grows like (1 - y) x at +inf and q y |x| at -inf: its limit is +-inf or 0.
     limit = _signed_limit(1 - y, q * y, infinite, x)
-    with _quiet():  # w * limit: 0 * inf is nan
+    with quiet():  # w * limit: 0 * inf is nan
         special_terms = np.where(infinite, w * limit, 0.0)
     def terms(B, w, x, capped, y, q):
         return w * _logit_term(B, x, capped, y, q)
@@ -244,7 +221,7 @@ def binary_cross_entropy_with_logits(input, target, weight, pos_weight, reductio
         return _with_specials(result, infinite, special_terms) if infinite.any() else result
     unbounded = special_terms[~np.isfinite(special_terms)]
     if unbounded.size:
-        with _quiet():  # +inf, -inf, or nan when both signs (or 0 * inf)
+        with quiet():  # +inf, -inf, or nan when both signs (or 0 * inf)
             return filled((), float(np.sum(unbounded)))
     return result
 
@@ -258,11 +235,11 @@ def binary_cross_entropy_with_logits_grad(grad_output, input, target, weight, po
     count = _count(x, reduction)
     # sigmoid(x) at the infinite logits, as exact inputs: 1 at +inf, 0 at -inf.
     at_limit = np.where(infinite & (x > 0), 1.0, 0.0)
-    flags = infinite.astype(np.float64)
+    is_infinite = infinite.astype(np.float64)
 
-    def d_input(B, g, w, x, y, q, flags, at_limit):
-        up = B.where(_flags(flags), at_limit, B.sigmoid(x))  # x capped: one tail per element
-        down = B.where(_flags(flags), 1 - at_limit, B.sigmoid(-x))
+    def d_input(B, g, w, x, y, q, is_infinite, at_limit):
+        up = B.where(flags(is_infinite), at_limit, B.sigmoid(x))  # x capped: one tail per element
+        down = B.where(flags(is_infinite), 1 - at_limit, B.sigmoid(-x))
         return g * w * ((1 - y) * up - q * y * down) / count
 
     if pos_weight is None:
@@ -274,10 +251,10 @@ def binary_cross_entropy_with_logits_grad(grad_output, input, target, weight, po
             # at q = 1), q softplus(-x) - softplus(x) for q far from 1 (-softplus(x) at q = 0).
             near = (q - 1) * _softplus(B, -x, -capped) - x
             far = q * _softplus(B, -x, -capped) - _softplus(B, x, capped)
-            return g * w * B.where(_flags(near_one), near, far) / count
+            return g * w * B.where(flags(near_one), near, far) / count
 
     capped = _capped(finite_x)
-    grads = {"input": evaluate(d_input, [g, w, capped, y, q, flags, at_limit], fmt,
+    grads = {"input": evaluate(d_input, [g, w, capped, y, q, is_infinite, at_limit], fmt,
                                independent="elements")}
     near_one = (np.abs(q - 1) <= 0.5).astype(np.float64)
     target = evaluate(d_target, [g, w, finite_x, capped, q, near_one], fmt,
@@ -285,7 +262,7 @@ def binary_cross_entropy_with_logits_grad(grad_output, input, target, weight, po
     if infinite.any():
         # d/dy -> -inf at +inf, and (q - 1) |x| + |x| = q |x| -> sign(q) inf (0 if q = 0) at -inf
         limit = np.where(x > 0, -np.inf, np.where(q > 0, np.inf, np.where(q < 0, -np.inf, 0.0)))
-        with _quiet():
+        with quiet():
             values = np.where(limit == 0, 0.0, g * w * limit / count)
         target = _with_specials(target, infinite, values)
     grads["target"] = target

@@ -40,7 +40,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .balls import LD, Ball
+from .ball_functions import flags
+from .balls import LD
 from .engine import (EvaluationError, Evaluated, evaluate, evaluate_row_sums,
                      evaluate_total, filled)
 from .formats import Format
@@ -93,12 +94,6 @@ def to_input_layout(values: np.ndarray, input_shape) -> np.ndarray:
         return values.reshape(input_shape)
     moved = values.reshape((input_shape[0],) + tuple(input_shape[2:]) + (input_shape[1],))
     return np.moveaxis(moved, -1, 1)
-
-
-def flags(mask) -> np.ndarray:
-    """An exact 0/1 argument (long double balls or arb objects) back as booleans."""
-    values = mask.mid if isinstance(mask, Ball) else mask
-    return np.asarray(values != 0, dtype=bool)
 
 
 # --- exact decisions on infinities ---------------------------------------------------------------

@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import math
 
-import flint
 import numpy as np
 
-from .balls import FLOAT64_BALLS, LD, LIBM_ULPS, LONG_DOUBLE_BALLS, Ball
+from .ball_functions import flags, power, row_max, sqrt
+from .balls import FLOAT64_BALLS, LD, LONG_DOUBLE_BALLS, Ball, quiet
 from .decisions import sign_of_sum
 from .engine import Evaluated, evaluate, evaluate_total, filled
 from .formats import Format
@@ -42,57 +42,7 @@ DISTANCES = ("pairwise", "l1", "relu-l1", "cosine")
 _LD = LONG_DOUBLE_BALLS  # 64-bit balls, for the decisions
 
 
-def _quiet():
-    return np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore")
-
-
-# --- operations the engine lacks -----------------------------------------------------------------
-
-def sqrt(B, a):
-    """sqrt of a ball of non-negative numbers."""
-    if not isinstance(a, Ball):
-        return np.frompyfunc(lambda v: v.sqrt(), 1, 1)(a)
-    with _quiet():
-        mid = np.sqrt(np.maximum(a.mid, 0))
-        low = a.mid - a.rad
-        # |sqrt(x) - sqrt(m)| = |x - m| / (sqrt(x) + sqrt(m)) <= sqrt(|x - m|) everywhere.
-        spread = np.where(low > 0, a.rad / (np.sqrt(np.where(low > 0, low, 1)) + mid),
-                          np.sqrt(a.rad))
-        return a.after(mid, spread * (1 + 4 * a.precision.unit_roundoff))
-
-
-def power(B, a, p: float, root: bool = False):
-    """a ** p (a ** (1 / p) with ``root``, 1 / p exact) for a ball of non-negative numbers
-    and a real p > 0 (monotone)."""
-    if p == 1:
-        return a
-    if not isinstance(a, Ball):
-        exponent = flint.arb(1) / flint.arb(p) if root else flint.arb(p)
-        return np.frompyfunc(lambda v: v ** exponent if v != 0 else flint.arb(0), 1, 1)(a)
-    precision = a.precision
-    u, tiny, dtype = precision.unit_roundoff, precision.tiny, precision.dtype
-    with _quiet():
-        e = dtype(1) / dtype(p) if root else dtype(p)
-        m = np.maximum(a.mid, 0)
-        high, low = m + a.rad, np.maximum(a.mid - a.rad, 0)
-        mid, top, bottom = m ** e, high ** e, low ** e
-        rad = (top - bottom + 4 * LIBM_ULPS * u * top) * (1 + 4 * u) + tiny
-        if root:  # x^e for the rounded e: |x^(1/p) - x^e| <= x^e |log x| |1/p - e| (1 + ...)
-            logs = np.maximum(np.abs(np.log(np.where(high > 0, high, 1))),
-                              np.abs(np.log(np.where(low > 0, low, tiny))))
-            rad = rad + 2 * u * e * logs * top
-        return Ball(mid, rad)
-
-
-def row_max(B, a):
-    """max over the last axis (1-Lipschitz in the sup norm)."""
-    if not isinstance(a, Ball):
-        return np.frompyfunc(lambda u, v: u.max(v), 2, 1).reduce(a, axis=-1)
-    if a.mid.shape[-1] == 0:
-        return Ball(np.zeros(a.mid.shape[:-1], a.mid.dtype),
-                    np.zeros(a.mid.shape[:-1], a.mid.dtype))
-    return Ball(np.max(a.mid, axis=-1), np.max(a.rad, axis=-1))
-
+# --- embedding arrays ----------------------------------------------------------------------------
 
 def stack(B, parts):
     """Stack equally shaped results on a new last axis."""
@@ -108,14 +58,9 @@ def _expand(value):
     return np.asarray(value, dtype=object)[..., None]
 
 
-def _flags(mask):
-    values = mask.mid if isinstance(mask, Ball) else mask
-    return np.asarray(values != 0, dtype=bool)
-
-
 def _sign_decided(ball: Ball) -> np.ndarray:
     """-1, 0 or 1 where the ball excludes 0 (0 where it cannot decide), as float64."""
-    with _quiet():
+    with quiet():
         out = np.sign(ball.mid).astype(np.float64)
         return np.where(np.abs(ball.mid) > ball.rad, out, 0.0)
 
@@ -132,7 +77,7 @@ def _pairwise(B, a, b, p, eps):
 
 
 def _norm_clamped(B, a, wide):
-    return B.where(_flags(wide), sqrt(B, B.sum(a * a, axis=-1)), COSINE_SIMILARITY_EPS)
+    return B.where(flags(wide), sqrt(B, B.sum(a * a, axis=-1)), COSINE_SIMILARITY_EPS)
 
 
 def distance(B, kind, a, b, p=2.0, eps=1e-6, wide=None):
@@ -238,7 +183,7 @@ def cosine_loss(x1, x2, y, margin, reduction, fmt: Format) -> Evaluated:
     def f(B, x1, x2, pos, zero):
         p, _, _, root = _cos_parts(B, x1, x2)
         cos = p / root
-        hinge = B.where(_flags(zero), 0.0, B.relu(cos - margin))
+        hinge = B.where(flags(zero), 0.0, B.relu(cos - margin))
         return pos * (1 - cos) + hinge
 
     return _per_row(f, [x1, x2, pos, zero.astype(np.float64)], reduction, out_shape, fmt)
@@ -316,7 +261,7 @@ def triplet_loss(a, p_, n_, options, reduction, fmt: Format) -> Evaluated:
         if swap:
             d_swap = distance(B, kind, p_, n_, p, eps, (wp, wn))
             d_neg = _minimum(B, d_neg, d_swap)
-        return B.where(_flags(inactive), 0.0, B.relu(margin + d_pos - d_neg))
+        return B.where(flags(inactive), 0.0, B.relu(margin + d_pos - d_neg))
 
     return _per_row(f, [a, p_, n_, wa, wp, wn, inactive], reduction, out_shape, fmt)
 

@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from .balls import Ball
+from .ball_functions import flags
 from .decisions import sign_of_sum
 from .engine import Evaluated, evaluate, evaluate_total, filled
 from .formats import Format
@@ -61,12 +61,6 @@ def exactly_at_kink(x, y, threshold) -> np.ndarray:
     return _abs_residual_minus(x, y, threshold) == 0
 
 
-def _flags(mask) -> np.ndarray:
-    """An exact 0/1 indicator argument (long double balls or arb objects) as booleans."""
-    values = mask.mid if isinstance(mask, Ball) else mask
-    return np.asarray(values != 0, dtype=bool)
-
-
 # --- terms -------------------------------------------------------------------------------------
 
 def _threshold(name, options) -> float:
@@ -83,12 +77,12 @@ def _term(name, options):
     if name == "huber_loss":
         def huber(B, x, y, q):
             z = B.abs(x - y)
-            return B.where(_flags(q), 0.5 * z * z, k * (z - k / 2))
+            return B.where(flags(q), 0.5 * z * z, k * (z - k / 2))
         return huber
     if name == "smooth_l1_loss":
         def smooth_l1(B, x, y, q):
             z = B.abs(x - y)
-            return B.where(_flags(q), 0.5 * z * z / k, z - k / 2)
+            return B.where(flags(q), 0.5 * z * z / k, z - k / 2)
         return smooth_l1
     if name == "soft_margin_loss":
         return lambda B, x, y, q: B.softplus(-(y * x))
@@ -103,9 +97,9 @@ def _derivative(name, options):
     if name == "mse_loss":
         return lambda B, x, y, q, s: 2 * (x - y)
     if name == "huber_loss":
-        return lambda B, x, y, q, s: B.where(_flags(q), x - y, k * s)
+        return lambda B, x, y, q, s: B.where(flags(q), x - y, k * s)
     if name == "smooth_l1_loss":
-        return lambda B, x, y, q, s: B.where(_flags(q), (x - y) / k, s)
+        return lambda B, x, y, q, s: B.where(flags(q), (x - y) / k, s)
     if name == "soft_margin_loss":
         return lambda B, x, y, q, s: -(y * B.sigmoid(-(y * x)))
     raise ValueError(f"unknown loss {name!r}")

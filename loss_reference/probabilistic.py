@@ -29,7 +29,8 @@ from __future__ import annotations
 import flint
 import numpy as np
 
-from .balls import LD, LIBM_ULPS, Ball, quiet
+from .ball_functions import flags, log, reciprocal
+from .balls import LD, Ball, quiet
 from .engine import Evaluated, evaluate, evaluate_total, filled, is_ball_backend
 from .formats import Format
 
@@ -39,19 +40,7 @@ EXP_HUGE = 800.0
 _HALF_LOG_2PI = "0.91893853320467274178032973640561763986139747363778"
 
 
-# --- backend helpers the engine does not have (candidates for loss_reference/engine.py) ----------
-
-def log(B, a):
-    """Natural log of a ball (or arb) array whose values are all positive."""
-    if not isinstance(a, Ball):
-        return np.frompyfunc(lambda v: v.log(), 1, 1)(a)
-    with quiet():
-        low = a.mid - a.rad
-        mid = np.log(a.mid)
-        # log is 1/t-Lipschitz on [low, inf): the slope is largest at the low end.
-        slope = np.where(low > 0, 1 / np.where(low > 0, low, 1), np.inf)
-        return a.after(mid, slope * a.rad, ulps=LIBM_ULPS)
-
+# --- constants and divisors --------------------------------------------------------------------
 
 def half_log_2pi(B):
     """log(2 pi) / 2 as a constant ball of the backend."""
@@ -60,19 +49,6 @@ def half_log_2pi(B):
     p = B.precision
     mid = np.asarray(p.dtype(LD(_HALF_LOG_2PI)))
     return Ball(mid, np.asarray(4 * p.unit_roundoff * mid))
-
-
-def flags(mask) -> np.ndarray:
-    """An exact 0/1 indicator argument (long double balls or arb objects) as booleans."""
-    values = mask.mid if isinstance(mask, Ball) else mask
-    return np.asarray(values != 0, dtype=bool)
-
-
-def reciprocal(B, a):
-    """1 / a for a ball (or arb) array that excludes 0."""
-    if not isinstance(a, Ball):
-        return 1 / a
-    return a.like(np.ones(a.shape)) / a
 
 
 def divisor(reduction, shape) -> int:
