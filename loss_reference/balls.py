@@ -131,6 +131,9 @@ class Ball:
                                           self.precision.tiny)
                 product.rad = exact_error(product.rad, error)
                 return product
+            for factor, ball in ((other, self), (self, other)):
+                if _is_exact(factor) and _scales_exactly(factor, ball):
+                    return Ball(mid, np.abs(factor.mid) * ball.rad)
             rad = (np.abs(self.mid) * other.rad + np.abs(other.mid) * self.rad
                    + self.rad * other.rad)
             return self.after(mid, rad)
@@ -189,6 +192,17 @@ def _product_is_exact(a: "Ball", b: "Ball") -> bool:
         return True
     return ((_remembered(a, "unit", is_unit) and _remembered(b, "finite", all_finite))
             or (_remembered(b, "unit", is_unit) and _remembered(a, "finite", all_finite)))
+
+
+def _scales_exactly(factor: "Ball", ball: "Ball") -> bool:
+    """Whether every product of the exact ``factor`` (0 and +-1 only: a mask, or a weight of
+    ones) with ``ball``'s finite midpoints is exact, so that the product's radius is the
+    ball's, scaled, without a rounding: an exact value times 1 stays exact, a tie included.
+    The first element decides most factors at once."""
+    first = factor.mid.reshape(-1)[:1]
+    if first.size and abs(first[0]) not in (0, 1):
+        return False
+    return _remembered(factor, "unit", is_unit) and bool(all_finite(ball.mid))
 
 
 def _remembered(ball: "Ball", name: str, test) -> bool:

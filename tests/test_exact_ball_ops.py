@@ -132,3 +132,35 @@ def test_a_product_with_a_mask_of_zeros_and_ones_is_exact_where_the_other_is_fin
             _fraction(m) * _fraction(x) for m in mask]
     else:
         assert np.all(result.rad != 0)
+
+
+@pytest.mark.parametrize("backend_name", sorted(BACKENDS))
+@settings(max_examples=200, deadline=None)
+@given(factor=st.lists(st.sampled_from([0.0, -0.0, 1.0, -1.0]), min_size=1, max_size=6),
+       mid=st.floats(-1e300, 1e300), rad=st.sampled_from([0.0, 2.0 ** -60, 1e-20, 0.5]))
+def test_a_ball_times_zeros_and_ones_keeps_its_radius_without_a_rounding(backend_name, factor,
+                                                                         mid, rad):
+    """A ball times an exact factor of 0 and +-1 (a mask, a weight of ones) is the ball scaled:
+    its radius |c| rad holds c times every point of the ball, and an exact element (radius 0)
+    stays exact, so a tie of the format can still be certified as its own rounding."""
+    backend = BACKENDS[backend_name]
+    dtype = backend.precision.dtype
+    ball = backend.asarray(np.full(len(factor), mid, dtype))
+    ball.rad = np.array([rad] + [0.0] * (len(factor) - 1), dtype)  # the first inexact
+    result = backend.asarray(np.array(factor, dtype)) * ball
+    for c, m, r, out_mid, out_rad in zip(factor, ball.mid, ball.rad, result.mid, result.rad):
+        assert out_rad == abs(c) * r
+        for point in (_fraction(m) - _fraction(r), _fraction(m) + _fraction(r)):
+            assert abs(_fraction(out_mid) - _fraction(c) * point) <= _fraction(out_rad)
+
+
+def test_a_tie_beside_an_inexact_element_is_still_certified_by_the_fast_tier():
+    """huber_loss 'none' (its terms times a weight of ones): (2 + 2^-22 - 2^-24) - 0.5 is
+    exactly halfway between two float32 numbers and rounds to even (1.5 + 2^-22); beside it a
+    quadratic term whose square float64 rounds. The ones must not add a rounding to the tie."""
+    x = np.array([2 + 2.0 ** -22, 0.5 + 2.0 ** -24], np.float64)
+    y = np.array([2.0 ** -24, 3 * 2.0 ** -30], np.float64)
+    engine.STATS.clear()
+    result = loss("huber_loss", x, y, None, {}, "none", FORMATS["float32"])
+    assert result.rounded[0] == 1.5 + 2.0 ** -22
+    assert dict(engine.STATS) == {"float64": 2}
