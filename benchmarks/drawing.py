@@ -21,7 +21,7 @@ from hypothesis import given, seed
 from tabulate import tabulate
 
 from conformance.cases import drawing_settings
-from conformance.plugin import PROFILES
+from conformance.run import PROFILES
 from conformance.specs import SPECS, group_variants
 
 

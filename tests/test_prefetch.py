@@ -19,7 +19,7 @@ from conformance import references, test_conformance, test_properties
 from conformance.ahead import drawn_key
 from conformance.cases import Case, draw_cases
 from conformance.checks import Verdict
-from conformance.plugin import ConformanceRun
+from conformance.run import ConformanceRun
 from conformance.properties import draw_pairs, properties_of, property_examples
 from conformance import prefetch as ahead_of_need
 from conformance.prefetch import Prefetcher

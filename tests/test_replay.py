@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from conformance.cases import Case
 from conformance.checks import Verdict
-from conformance.plugin import ConformanceRun
+from conformance.run import ConformanceRun
 from conformance.specs import Variant
 from conformance.test_conformance import _run_member
 
