@@ -107,8 +107,16 @@ class Ball:
         other = self.like(other)
         with quiet():
             total = self.after(self.mid + other.mid, self.rad + other.rad)
-            if _is_exact(self) and _is_exact(other):
+            exact_self, exact_other = _is_exact(self), _is_exact(other)
+            if exact_self and exact_other:
                 total.rad = exact_error(total.rad, two_sum_error(self.mid, other.mid, total.mid))
+            elif exact_self or exact_other:
+                # an exact addend (a constant, an input) and a ball exact in places: there the
+                # sum's own rounding error, exactly (0 for an exact sum, so a tie survives)
+                zero = (other if exact_self else self).rad == 0
+                if zero.any():
+                    error = two_sum_error(self.mid, other.mid, total.mid)
+                    total.rad = np.where(zero, exact_error(total.rad, error), total.rad)
             return total
 
     __radd__ = __add__

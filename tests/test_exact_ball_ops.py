@@ -164,3 +164,44 @@ def test_a_tie_beside_an_inexact_element_is_still_certified_by_the_fast_tier():
     result = loss("huber_loss", x, y, None, {}, "none", FORMATS["float32"])
     assert result.rounded[0] == 1.5 + 2.0 ** -22
     assert dict(engine.STATS) == {"float64": 2}
+
+
+@pytest.mark.parametrize("backend_name", sorted(BACKENDS))
+@settings(max_examples=200, deadline=None)
+@given(x=st.lists(ANY_FLOAT, min_size=2, max_size=5), y=ANY_FLOAT,
+       rad=st.sampled_from([2.0 ** -60, 1e-20, 0.5]))
+def test_an_exact_addend_and_a_ball_exact_in_places_add_exactly_there(backend_name, x, y,
+                                                                      rad):
+    """An exact number plus a ball whose first element is inexact and whose others are exact:
+    every result holds the exact sum of its points (within the radius's own rounding, which
+    ``engine.certify`` widens by 1e-4), and where both addends are exact the radius is the
+    sum's own rounding error, exactly (0 where the sum is exact)."""
+    backend = BACKENDS[backend_name]
+    dtype = backend.precision.dtype
+    ball = backend.asarray(np.array(x, dtype))
+    ball.rad = np.array([rad] + [0.0] * (len(x) - 1), dtype)
+    for result in (ball + y, backend.asarray(np.array(y, dtype)) - (-ball)):
+        for i, (m, r) in enumerate(zip(ball.mid, ball.rad)):
+            out_mid, out_rad = result.mid[i], result.rad[i]
+            if not (np.isfinite(m) and np.isfinite(y) and np.isfinite(out_mid)):
+                continue  # a ball without finite bounds claims nothing
+            if not np.isfinite(out_rad):
+                continue
+            widened = _fraction(out_rad) * Fraction(10001, 10000)  # as engine.certify does
+            for point in (_fraction(m) - _fraction(r), _fraction(m) + _fraction(r)):
+                exact = point + _fraction(dtype(y))
+                assert abs(_fraction(out_mid) - exact) <= widened
+            if i and np.isfinite(out_mid):
+                assert _fraction(out_rad) == abs(_fraction(m) + _fraction(dtype(y))
+                                                 - _fraction(out_mid))
+
+
+def test_a_margin_added_to_a_partly_exact_difference_keeps_its_ties():
+    """margin_ranking_loss-like terms: -(x1 - x2) + 0.5, where one difference is inexact in
+    float64 and the others exact: the exact elements' sums stay exact (radius 0)."""
+    x1 = np.array([1.0 + 2.0 ** -52, 3.0, 1e300])
+    x2 = np.array([2.0 ** -60, 1.0 + 2.0 ** -52, -1e-300])
+    a, b = FLOAT64_BALLS.asarray(x1), FLOAT64_BALLS.asarray(x2)
+    terms = -(a - b) + 0.5
+    assert terms.rad[1] == 0 and terms.mid[1] == -1.5 + 2.0 ** -52
+    assert terms.rad[0] > 0
