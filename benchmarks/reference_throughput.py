@@ -24,7 +24,7 @@ import numpy as np
 from conformance.specs import SPECS
 from loss_reference import engine
 
-TIERS = ("float64", "longdouble", "longdouble (exact sums)", "arb")
+TIERS = ("float64", "double-double", "longdouble", "longdouble (exact sums)", "arb")
 
 
 def _timed(function, repeat):

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import classification_fast
 from .ball_functions import flags
 from .balls import LD
 from .engine import (EvaluationError, Evaluated, evaluate, evaluate_row_sums,
@@ -497,8 +498,11 @@ def loss_grad(name, grad_output, input, target, weight, ignore_index, smoothing,
         args = [st.xs, st.m, st.others, st.finite, is_t, t_is_max, x_t, t_finite, w_t, w_full,
                 a]
         function = ce_grad(smoothing, C, reduction, M)
+    known = (classification_fast.gradient(rows, st, a, reduction)
+             if classification_fast.applies(rows, smoothing, fmt) else None)
     out = evaluate(function, args, fmt, independent="rows",
-                   shared=[weights_counted(rows)] + ([] if rows.soft else [rows.weight]))
+                   shared=[weights_counted(rows)] + ([] if rows.soft else [rows.weight]),
+                   known=known)
     undefined = st.undefined & rows.valid
     out.rounded[undefined] = np.nan
     out.exact[undefined] = np.nan

@@ -1,0 +1,80 @@
+"""cross_entropy's gradient rounded to float64: a double-double tier.
+
+Long double balls leave float64 results about 11 bits, and the softmax's chain spends most of
+them: in a row of a thousand classes some element is always too close to a rounding boundary,
+and the row fell to arb. Here the row's softmax gradient is computed in double-double
+(``double_double.softmax_gradient_rows``: about 106 bits, one relative error bound for the
+row, the sum of its chain's), and each element is certified as ``engine.certify`` would a ball
+of that radius: strictly inside its rounding interval, within ESTIMATE_ULPS of an ulp.
+
+It covers index targets without label smoothing (``applies``): per row the gradient is
+r (softmax - onehot(t)) with r = a w_t / (W E), a the upstream gradient, W the 'mean' divisor
+(an exact double-double from fsum), E the softmax's denominator. Rows it does not certify
+(non-finite logits, logits spread beyond 650, values near underflow, an element within a 64th
+of an ulp of a rounding boundary: about one in 2^30) are left to the engine's tiers
+(``engine.Known``), and so is everything where numba does not import.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+
+from .engine import ESTIMATE_ULPS, Known, parallel_map, row_chunks
+from .formats import FORMATS, Format
+
+CHUNK_ELEMENTS = 1 << 16  # logits per chunk of rows (a task for one thread)
+TIER = "double-double"
+
+
+@lru_cache(maxsize=None)
+def compiled():
+    """``loss_reference.double_double`` (importing numba), or None where numba is missing."""
+    try:
+        from . import double_double
+    except ImportError:
+        return None
+    return double_double
+
+
+def applies(rows, smoothing: float, fmt: Format) -> bool:
+    """Whether this tier covers the call: index targets, no label smoothing, float64 results,
+    rows with classes, and numba here."""
+    return (fmt == FORMATS["float64"] and not rows.soft and smoothing == 0
+            and rows.x.shape[0] > 0 and rows.x.shape[1] > 0 and compiled() is not None)
+
+
+def exact_divisor(counted: np.ndarray) -> tuple:
+    """The sum of ``counted`` as a double-double (hi, lo) within u^2 of it: fsum is the
+    correctly rounded sum, and the fsum of the residual the correctly rounded residual."""
+    total = math.fsum(counted)
+    return total, math.fsum(np.append(counted, -total))
+
+
+def gradient(rows, st, a: np.ndarray, reduction: str) -> Known:
+    """d loss / d x (M, C) rounded to float64, ``a`` the upstream gradient per row (0 where
+    the row is ignored): Known, ok per row where every element of the row is certified."""
+    dd = compiled()
+    M, C = rows.x.shape
+    w_t = np.where(rows.valid, rows.weight[rows.t], 0.0)
+    divisor = exact_divisor(w_t) if reduction == "mean" else (1.0, 0.0)
+    finite_factors = np.isfinite(a) & np.isfinite(w_t) & math.isfinite(divisor[0])
+    # the row's gradient is exactly 0: a zero factor, or one class (softmax 1, rest 0)
+    zero = ((a == 0) | (w_t == 0) | (C == 1)) & finite_factors
+    finite = ~st.undefined & (st.finite == 1).all(axis=1)
+    rounded, exact = np.empty((M, C)), np.empty((M, C), dtype=np.longdouble)
+    ok = np.zeros(M, dtype=bool)
+    m, k = np.ascontiguousarray(st.m[:, 0]), st.k
+
+    def chunk(c: slice):
+        lo = np.empty((c.stop - c.start, C))
+        dd.softmax_gradient_rows(st.xs[c], m[c], k[c], rows.t[c], a[c], w_t[c], *divisor,
+                                 zero[c], ESTIMATE_ULPS, *dd.exp_constants(), rounded[c], lo,
+                                 ok[c])
+        exact[c] = rounded[c].astype(np.longdouble) + lo
+        ok[c] &= finite[c]
+
+    parallel_map(chunk, row_chunks(M, C, CHUNK_ELEMENTS))
+    return Known(rounded, exact, ok, {TIER: int(ok.sum())})

@@ -1,0 +1,292 @@
+"""Double-double arithmetic, compiled by numba: each number is an unevaluated sum hi + lo of
+two float64s with |lo| <= ulp(hi) / 2, about 106 bits, and every operation has a proven
+relative error bound of a few u^2 (u = 2^-53). With it, the kernels of the double-double tiers
+(``*_fast.py`` modules say what each computes and why its bound holds).
+
+Why: long double balls leave float64 results about 11 bits of room, and a softmax's chain (an
+exponential, a row sum, a quotient) spends most of them, so float64 gradients fell to arb, a
+Python call per element (1e5 elements/s). No well-kept library offers double-double on arrays:
+python-flint and mpmath work per element, numpy's long double is the x87 format here, and the
+same algorithms as numpy expressions ran 150 ns per exponential on one core (a few hundred
+passes over the data, the GIL between them). numba compiles them to loops that release the
+GIL. The algorithms are the classic error-free transformations (Knuth, Dekker) and the
+double-word operations whose bounds Joldes, Muller and Popescu proved ("Tight and rigorous
+error bounds for basic building blocks of double-word arithmetic", ACM TOMS 44, 2017); the
+bounds here (``*_ERROR``, relative, in units of u^2) are theirs, doubled or more. numba does not
+contract a * b + c into a fused multiply-add, nor reassociate, without ``fastmath``, which is
+never set here: the transformations need every operation rounded as written.
+
+Domain: magnitudes between SMALLEST and LARGEST (a lo part must stay normal, Dekker's split
+must not overflow), or exact zeros; callers check it (``safe``).
+
+Every compiled function lives in this one module, so that numba's on-disk cache (keyed on a
+module's source) never keeps a kernel compiled against an older version of the operations it
+inlines. Importing it imports numba (0.4 s): the tiers import it when they first run, and step
+aside where it does not import (``loss_reference.compiled``).
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+from numba import njit
+
+U = 2.0 ** -53
+U2 = U * U
+ADD_ERROR = 8.0  # DWPlusDW (accurate): 3u^2 + 13u^3 (JMP, Thm 3.1)
+ADD_FLOAT_ERROR = 4.0  # DWPlusFP: 2u^2 (Thm 2.2)
+MUL_ERROR = 16.0  # DWTimesDW1: 7u^2 (Thm 5.1)
+DIV_ERROR = 40.0  # DWDivDW1-style: 15u^2 + 56u^3 (Thm 7.1)
+EXP_ERROR = 256.0  # ``exp``: its own chain (its docstring), measured at most 3.4 u^2
+SMALLEST = 2.0 ** -960  # below it a lo part may be subnormal
+LARGEST = 2.0 ** 990  # above it Dekker's split may overflow
+TABLE_BITS = 8  # exp(d) = 2^k 2^(j / 256) exp(r), |r| <= ln 2 / 512
+EXP_LOWEST = -650.0  # exp of less would leave SMALLEST
+POWERS_LOWEST = -1000  # the table of 2^k runs from 2^-1000 (below EXP_LOWEST's) to 2^7
+SLACK = 1 + 2.0 ** -50  # for the rounding of a certification's own few operations
+compiled = njit(cache=True, nogil=True)  # every function here: cached on disk, no GIL
+
+
+def _constant(numerator: int, denominator: int) -> tuple:
+    """numerator / denominator as a double-double (hi, lo), within u^2 of it."""
+    value = Fraction(numerator, denominator)
+    return float(value), float(value - Fraction(float(value)))
+
+
+SIXTH, TWENTYFOURTH = _constant(1, 6), _constant(1, 24)
+
+
+def exp_constants() -> tuple:
+    """``exp``'s last arguments: 1 / (ln2 / 256), ln2 / 256 in three parts L1 + L2 + L3 (L1 of
+    35 bits: N L1 is exact for |N| < 2^18), the table of 2^(j/256) as hi and lo arrays, and
+    the powers 2^k from 2^POWERS_LOWEST; from mpmath at 300 bits, made once."""
+    return _EXP_CONSTANTS
+
+
+def _exp_constants() -> tuple:
+    import mpmath
+
+    with mpmath.workprec(300):
+        step = mpmath.log(2) / 2 ** TABLE_BITS
+        l1 = float(mpmath.floor(step * 2 ** 43)) / 2 ** 43  # an integer below 2^35: exact
+        l2 = float(step - l1)
+        l3 = float(step - l1 - l2)
+        exact = [mpmath.power(2, mpmath.mpf(j) / 2 ** TABLE_BITS)
+                 for j in range(2 ** TABLE_BITS)]
+        hi = np.array([float(p) for p in exact])
+        lo = np.array([float(p - mpmath.mpf(h)) for p, h in zip(exact, hi)])
+        inverse = float(1 / step)
+    return inverse, l1, l2, l3, hi, lo, 2.0 ** np.arange(POWERS_LOWEST, 8)
+
+
+_EXP_CONSTANTS = _exp_constants()
+
+
+# --- error-free transformations and double-word operations (scalars; hi, lo pairs) ------------
+
+@compiled
+def two_sum(a, b):
+    """(s, e): s = fl(a + b), s + e = a + b exactly (Knuth)."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+@compiled
+def fast_two_sum(a, b):
+    """(s, e): s + e = a + b exactly, for |a| >= |b| or a = 0 (Dekker)."""
+    s = a + b
+    return s, b - (s - a)
+
+
+@compiled
+def split(a):
+    """(hi, lo): hi + lo = a exactly, each of at most 26 significant bits (Dekker)."""
+    c = 134217729.0 * a  # 2^27 + 1
+    hi = c - (c - a)
+    return hi, a - hi
+
+
+@compiled
+def two_prod(a, b):
+    """(p, e): p = fl(a b), p + e = a b exactly (Dekker), barring underflow."""
+    p = a * b
+    ah, al = split(a)
+    bh, bl = split(b)
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+@compiled
+def add(ah, al, bh, bl):
+    """a + b of two double-doubles, within ADD_ERROR u^2 of it relatively."""
+    s, e = two_sum(ah, bh)
+    t, f = two_sum(al, bl)
+    s, e = fast_two_sum(s, e + t)
+    return fast_two_sum(s, e + f)
+
+
+@compiled
+def add_float(ah, al, b):
+    """a + b of a double-double and a float64, within ADD_FLOAT_ERROR u^2 relatively."""
+    s, e = two_sum(ah, b)
+    return fast_two_sum(s, e + al)
+
+
+@compiled
+def mul(ah, al, bh, bl):
+    """a b of two double-doubles, within MUL_ERROR u^2 relatively."""
+    p, e = two_prod(ah, bh)
+    return fast_two_sum(p, e + (ah * bl + al * bh))
+
+
+@compiled
+def div(ah, al, bh, bl):
+    """a / b of two double-doubles, within DIV_ERROR u^2 relatively."""
+    q = ah / bh
+    p, e = two_prod(q, bh)
+    remainder = (ah - p) - e + al - q * bl
+    return fast_two_sum(q, remainder / bh)
+
+
+@compiled
+def safe(hi):
+    """Whether a double-double with this hi lies in the module's domain (zero excluded)."""
+    magnitude = abs(hi)
+    return SMALLEST <= magnitude <= LARGEST
+
+
+@compiled
+def certified(hi, lo, relative_error, estimate_ulps):
+    """Whether every point within ``relative_error |hi|`` of hi + lo (normalised) rounds to
+    hi in float64: strictly inside hi's rounding interval (half the gap to each neighbour, the
+    lower gap half as wide just above a power of two), the radius within ``estimate_ulps`` of
+    an ulp, hi in the domain (``safe``: a zero may have underflowed)."""
+    if not safe(hi):
+        return False
+    magnitude = abs(hi)
+    radius = relative_error * magnitude
+    fraction, exponent = math.frexp(magnitude)
+    up = math.ldexp(1.0, exponent - 53)  # the gap above |hi|
+    down = up / 2 if fraction == 0.5 else up
+    away = -lo if hi < 0 else lo
+    return ((away + radius) * SLACK < up / 2 and (radius - away) * SLACK < down / 2
+            and radius <= down * estimate_ulps)
+
+
+@compiled
+def exp(d_hi, d_lo, out_hi, out_lo, scratch, inverse, l1, l2, l3, table_hi, table_lo, powers):
+    """exp of each element of the 1-D double-double d_hi + d_lo into out_hi + out_lo (they may
+    be the same arrays; scratch: a float64 array of the size), within EXP_ERROR u^2 each, for
+    EXP_LOWEST <= d_hi <= 1. The last arguments: ``exp_constants()``.
+
+    d = (256 k + j) ln2 / 256 + r, |r| <= ln2 / 512 plus a few ulps: r from the three parts of
+    ln2 / 256 (the first part's product with the integer exact, the subtraction exact by
+    Sterbenz's lemma, lo added exactly, the rest below 2^-110 of r's scale); exp(r) by its
+    Taylor series to degree 9 (the tail, below 2^-117, dropped), degrees 5 to 9 in float64
+    (their sum is below 2^-54, so float64's error is below 2^-106 of the result), the rest by
+    Horner in double-double, each step's error damped by |r| < 2^-9 but the last two; times
+    the table's 2^(j/256) (within u^2) scaled by 2^k exactly. About 2 (MUL + ADD_FLOAT) u^2
+    + MUL_ERROR u^2 + 4 u^2 in all, far below EXP_ERROR u^2.
+
+    Two loops: the table's gather in the first would keep the compiler from vectorising it,
+    and its dependency chain runs four times faster on vectors."""
+    for q in range(d_hi.size):
+        n = np.rint(d_hi[q] * inverse)
+        t = d_hi[q] - n * l1  # exact: Sterbenz's lemma (or n = 0)
+        p, p_err = two_prod(n, l2)
+        s, e = two_sum(t, -p)
+        s, e_lo = two_sum(s, d_lo[q])  # exactly: its rounding would be 2^-97 of r
+        rh, rl = two_sum(s, e + e_lo - (p_err + n * l3))
+        tail = 1.0 / 362880.0
+        tail = 1.0 / 40320.0 + rh * tail
+        tail = 1.0 / 5040.0 + rh * tail
+        tail = 1.0 / 720.0 + rh * tail
+        tail = 1.0 / 120.0 + rh * tail
+        h, g = add_float(TWENTYFOURTH[0], TWENTYFOURTH[1], rh * tail)
+        h, g = mul(rh, rl, h, g)
+        h, g = add(SIXTH[0], SIXTH[1], h, g)
+        h, g = mul(rh, rl, h, g)
+        h, g = add_float(h, g, 0.5)
+        h, g = mul(rh, rl, h, g)
+        h, g = add_float(h, g, 1.0)
+        h, g = mul(rh, rl, h, g)
+        out_hi[q], out_lo[q] = add_float(h, g, 1.0)
+        scratch[q] = n
+    for q in range(d_hi.size):
+        i = np.int64(scratch[q])
+        j = i & (2 ** TABLE_BITS - 1)
+        scale = powers[((i - j) >> TABLE_BITS) - POWERS_LOWEST]
+        out_hi[q], out_lo[q] = mul(table_hi[j] * scale, table_lo[j] * scale, out_hi[q],
+                                   out_lo[q])
+
+
+# --- kernels ---------------------------------------------------------------------------------
+
+@compiled
+def softmax_gradient_rows(x, m, k, t, a, w, divisor_hi, divisor_lo, zero, estimate_ulps,
+                          inverse, l1, l2, l3, table_hi, table_lo, powers, out_hi, out_lo, ok):
+    """Per row i of the logits x (n, C), all finite: r_i (softmax(x_i) - onehot(t_i)) as
+    double-doubles into out_hi + out_lo, with r_i = a_i w_i / (D E_i) (D = divisor_hi +
+    divisor_lo, within u^2 of the exact divisor; E_i the softmax's denominator over the row's
+    largest logit m_i, at class k_i), and ``ok[i]`` whether every element is ``certified`` to
+    round to its hi (``estimate_ulps``: how close the estimate must be).
+
+    e_c = exp(x_c - m) with x_c - m exact (TwoSum); S' = sum_{c != k} e_c, nonnegative terms
+    in four interleaved sums (independent chains run side by side), each partial sum at most
+    S', so the C + 2 additions err by at most ADD_ERROR u^2 S' each; E = 1 + S'. At the
+    target, -r rest with rest = sum_{c != t} e_c: S' when t = k, else E - e_t without
+    cancellation (rest >= e_k = 1 >= e_t, so E's and e_t's absolute errors are at most twice
+    their relative bounds of rest). Rows with ``zero`` set are exactly 0; rows whose logits
+    spread beyond -EXP_LOWEST, or whose r leaves the domain, are not ok."""
+    n, C = x.shape
+    scratch = np.empty(C)
+    sums = np.zeros(8)
+    for i in range(n):
+        ok[i] = False
+        if zero[i]:
+            out_hi[i, :] = 0.0
+            out_lo[i, :] = 0.0
+            ok[i] = True
+            continue
+        if not (m[i] - x[i].min() <= -EXP_LOWEST):
+            continue
+        e_hi, e_lo = out_hi[i], out_lo[i]
+        for c in range(C):
+            e_hi[c], e_lo[c] = two_sum(x[i, c], -m[i])  # d_c, exactly
+        exp(e_hi, e_lo, e_hi, e_lo, scratch, inverse, l1, l2, l3, table_hi, table_lo, powers)
+        e_hi[k[i]], e_lo[k[i]] = 0.0, 0.0
+        sums[:] = 0.0
+        for c in range(C):
+            lane = 2 * (c & 3)
+            sums[lane], sums[lane + 1] = add(sums[lane], sums[lane + 1], e_hi[c], e_lo[c])
+        s_hi, s_lo = add(sums[0], sums[1], sums[2], sums[3])
+        s_hi, s_lo = add(s_hi, s_lo, sums[4], sums[5])
+        s_hi, s_lo = add(s_hi, s_lo, sums[6], sums[7])
+        e_hi[k[i]], e_lo[k[i]] = 1.0, 0.0
+        others_error = EXP_ERROR + (C + 2) * ADD_ERROR
+        total_hi, total_lo = add_float(s_hi, s_lo, 1.0)
+        total_error = others_error + ADD_FLOAT_ERROR
+        target = t[i]
+        if target == k[i]:
+            rest_hi, rest_lo, rest_error = s_hi, s_lo, others_error
+        else:
+            rest_hi, rest_lo = add(total_hi, total_lo, -e_hi[target], -e_lo[target])
+            rest_error = ADD_ERROR + 2 * total_error + 2 * EXP_ERROR
+        up_hi, up_lo = two_prod(a[i], w[i])
+        den_hi, den_lo = mul(divisor_hi, divisor_lo, total_hi, total_lo)
+        r_hi, r_lo = div(up_hi, up_lo, den_hi, den_lo)
+        if not (safe(up_hi) and safe(den_hi) and safe(r_hi)):
+            continue
+        r_error = MUL_ERROR + 1.0 + total_error + DIV_ERROR  # D E, D, E, the quotient
+        error = (MUL_ERROR + r_error + max(EXP_ERROR, rest_error)) * (1 + 2.0 ** -30) * U2
+        for c in range(C):
+            e_hi[c], e_lo[c] = mul(e_hi[c], e_lo[c], r_hi, r_lo)
+        e_hi[target], e_lo[target] = mul(rest_hi, rest_lo, -r_hi, -r_lo)
+        row_ok = True
+        for c in range(C):
+            if not certified(e_hi[c], e_lo[c], error, estimate_ulps):
+                row_ok = False
+                break
+        ok[i] = row_ok
