@@ -260,10 +260,12 @@ def loss(name, input, target, weight, ignore_index, smoothing, reduction,
     st = stats_of(rows.x) if name == "cross_entropy" else None
     special = _specials(name, rows, st, smoothing)
     function, args = _engine_rows(name, rows, st, smoothing, special)
+    fast = (name == "cross_entropy" and classification_fast.applies(rows, smoothing, fmt))
     if reduction == "none":
         if rows.x.shape[0] == 0:
             return filled(rows.batch_shape, 0.0)
-        out = evaluate(function, args, fmt, independent="rows")
+        known = classification_fast.loss(rows, st, reduction) if fast else None
+        out = evaluate(function, args, fmt, independent="rows", known=known)
         is_special = special != 0
         out.rounded[is_special] = special[is_special]
         out.exact[is_special] = special[is_special]
@@ -282,8 +284,9 @@ def loss(name, input, target, weight, ignore_index, smoothing, reduction,
     def finish(B, total, counted):
         return total if reduction == "sum" else total / mean_divisor(B, count, counted, soft)
 
+    known = classification_fast.loss(rows, st, reduction) if fast else None
     return evaluate_total(lambda B, *a: function(B, *a[:len(args)]), args, fmt, finish=finish,
-                          shared=[weights_counted(rows)])
+                          shared=[weights_counted(rows)], known=known)
 
 
 def _quotient_by_zero(total: float) -> float:

@@ -1,4 +1,4 @@
-"""cross_entropy's gradient rounded to float64: a double-double tier.
+"""cross_entropy's loss and gradient rounded to float64: a double-double tier.
 
 Long double balls leave float64 results about 11 bits, and the softmax's chain spends most of
 them: in a row of a thousand classes some element is always too close to a rounding boundary,
@@ -7,9 +7,12 @@ and the row fell to arb. Here the row's softmax gradient is computed in double-d
 row, the sum of its chain's), and each element is certified as ``engine.certify`` would a ball
 of that radius: strictly inside its rounding interval, within ESTIMATE_ULPS of an ulp.
 
-It covers index targets without label smoothing (``applies``): per row the gradient is
-r (softmax - onehot(t)) with r = a w_t / (W E), a the upstream gradient, W the 'mean' divisor
-(an exact double-double from fsum), E the softmax's denominator. Rows it does not certify
+It covers index targets without label smoothing (``applies``). Per row the loss is
+w_t ((m - x_t) + log E) (``double_double.softmax_loss_rows``: log E by one Newton step on the
+exponential), and the total the rows' sum with their absolute error bounds, over W for 'mean';
+the gradient is r (softmax - onehot(t)) with r = a w_t / (W E), a the upstream gradient, W the
+'mean' divisor (an exact double-double from fsum), E the softmax's denominator (the largest
+logit's term 1). Rows it does not certify
 (non-finite logits, logits spread beyond 650, values near underflow, an element within a 64th
 of an ulp of a rounding boundary: about one in 2^30) are left to the engine's tiers
 (``engine.Known``), and so is everything where numba does not import.
@@ -73,8 +76,58 @@ def gradient(rows, st, a: np.ndarray, reduction: str) -> Known:
         dd.softmax_gradient_rows(st.xs[c], m[c], k[c], rows.t[c], a[c], w_t[c], *divisor,
                                  zero[c], ESTIMATE_ULPS, *dd.exp_constants(), rounded[c], lo,
                                  ok[c])
-        exact[c] = rounded[c].astype(np.longdouble) + lo
+        with np.errstate(invalid="ignore", over="ignore"):  # rows left hold anything
+            exact[c] = rounded[c].astype(np.longdouble) + lo
         ok[c] &= finite[c]
 
     parallel_map(chunk, row_chunks(M, C, CHUNK_ELEMENTS))
     return Known(rounded, exact, ok, {TIER: int(ok.sum())})
+
+
+def loss(rows, st, reduction: str) -> Known:
+    """The loss rounded to float64: per row ('none', ok per row) or the total ('sum', 'mean':
+    one element, ok where certified), as Known for the engine to complete.
+
+    Per row w_t ((m - x_t) + log E) (``double_double.softmax_loss_rows``, log E by one Newton
+    step on an exponential); the total adds the rows' double-doubles and their absolute error
+    bounds, then divides by W (an exact double-double)."""
+    dd = compiled()
+    M, C = rows.x.shape
+    w_t = np.where(rows.valid, rows.weight[rows.t], 0.0)
+    finite = ~st.undefined & (st.finite == 1).all(axis=1) & np.isfinite(w_t)
+    hi, lo, error = np.empty(M), np.empty(M), np.empty(M)
+    ok = np.zeros(M, dtype=bool)
+    m, k = np.ascontiguousarray(st.m[:, 0]), st.k
+
+    def chunk(c: slice):
+        dd.softmax_loss_rows(st.xs[c], m[c], k[c], rows.t[c], w_t[c], ESTIMATE_ULPS,
+                             *dd.exp_constants(), hi[c], lo[c], error[c], ok[c])
+
+    parallel_map(chunk, row_chunks(M, C, CHUNK_ELEMENTS))
+    ok &= finite
+    if reduction == "none":
+        with np.errstate(invalid="ignore", over="ignore"):  # rows left hold anything
+            exact = hi.astype(np.longdouble) + lo
+        return Known(hi, exact, ok, {TIER: int(ok.sum())})
+    rounded, estimate, certified = _total(dd, hi, lo, np.where(finite, error, np.inf), w_t,
+                                          reduction)
+    return Known(np.array(rounded), np.array(estimate), np.array(certified),
+                 {TIER: int(certified)})
+
+
+def _total(dd, hi, lo, error, w_t, reduction):
+    """(the total's hi, a long double estimate of it, whether hi is its certified rounding)."""
+    s_hi, s_lo, s_error = dd.sum_with_error(hi, lo, error)
+    if reduction == "mean":
+        w_hi, w_lo = exact_divisor(w_t)
+        if w_hi == 0 or not math.isfinite(w_hi):
+            return np.nan, np.longdouble(np.nan), False
+        q_hi, q_lo = dd.div(s_hi, s_lo, w_hi, w_lo)
+        s_error = (s_error / abs(w_hi) * (1 + 2.0 ** -50)
+                   + (dd.DIV_ERROR + 1) * dd.U2 * abs(q_hi))
+        s_hi, s_lo = q_hi, q_lo
+    estimate = np.longdouble(s_hi) + s_lo
+    if s_hi == 0 and s_lo == 0 and s_error == 0:
+        return 0.0, estimate, True  # every row exactly 0
+    return s_hi, estimate, bool(math.isfinite(s_error)
+                          and dd.certified(s_hi, s_lo, s_error, ESTIMATE_ULPS))

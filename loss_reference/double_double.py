@@ -47,6 +47,8 @@ EXP_LOWEST = -650.0  # exp of less would leave SMALLEST
 POWERS_LOWEST = -1000  # the table of 2^k runs from 2^-1000 (below EXP_LOWEST's) to 2^7
 SLACK = 1 + 2.0 ** -50  # for the rounding of a certification's own few operations
 compiled = njit(cache=True, nogil=True)  # every function here: cached on disk, no GIL
+# inlined into their callers by numba itself: a call left in a loop keeps it from vectorising
+inlined = njit(cache=True, nogil=True, inline="always")
 
 
 def _constant(numerator: int, denominator: int) -> tuple:
@@ -158,16 +160,14 @@ def safe(hi):
 
 
 @compiled
-def certified(hi, lo, relative_error, estimate_ulps):
-    """Whether every point within ``relative_error |hi|`` of hi + lo (normalised) rounds to
-    hi in float64: strictly inside hi's rounding interval (half the gap to each neighbour, the
-    lower gap half as wide just above a power of two), the radius within ``estimate_ulps`` of
-    an ulp, hi in the domain (``safe``: a zero may have underflowed)."""
+def certified(hi, lo, radius, estimate_ulps):
+    """Whether every point within ``radius`` of hi + lo (normalised) rounds to hi in float64:
+    strictly inside hi's rounding interval (half the gap to each neighbour, the lower gap half
+    as wide just above a power of two), the radius within ``estimate_ulps`` of an ulp, hi in
+    the domain (``safe``: a zero may have underflowed)."""
     if not safe(hi):
         return False
-    magnitude = abs(hi)
-    radius = relative_error * magnitude
-    fraction, exponent = math.frexp(magnitude)
+    fraction, exponent = math.frexp(abs(hi))
     up = math.ldexp(1.0, exponent - 53)  # the gap above |hi|
     down = up / 2 if fraction == 0.5 else up
     away = -lo if hi < 0 else lo
@@ -175,10 +175,46 @@ def certified(hi, lo, relative_error, estimate_ulps):
             and radius <= down * estimate_ulps)
 
 
+@inlined
+def _exp_reduced(d_hi, d_lo, inverse, l1, l2, l3):
+    """exp(r) as a double-double and n, for d = n ln2 / 256 + r (``exp``'s first half)."""
+    n = np.rint(d_hi * inverse)
+    t = d_hi - n * l1  # exact: Sterbenz's lemma (or n = 0)
+    p, p_err = two_prod(n, l2)
+    s, e = two_sum(t, -p)
+    s, e_lo = two_sum(s, d_lo)  # exactly: its rounding would be 2^-97 of r
+    rh, rl = two_sum(s, e + e_lo - (p_err + n * l3))
+    tail = 1.0 / 362880.0
+    tail = 1.0 / 40320.0 + rh * tail
+    tail = 1.0 / 5040.0 + rh * tail
+    tail = 1.0 / 720.0 + rh * tail
+    tail = 1.0 / 120.0 + rh * tail
+    h, g = add_float(TWENTYFOURTH[0], TWENTYFOURTH[1], rh * tail)
+    h, g = mul(rh, rl, h, g)
+    h, g = add(SIXTH[0], SIXTH[1], h, g)
+    h, g = mul(rh, rl, h, g)
+    h, g = add_float(h, g, 0.5)
+    h, g = mul(rh, rl, h, g)
+    h, g = add_float(h, g, 1.0)
+    h, g = mul(rh, rl, h, g)
+    h, g = add_float(h, g, 1.0)
+    return h, g, n
+
+
+@inlined
+def _exp_scaled(h, g, n, table_hi, table_lo, powers):
+    """exp(r) times 2^(n / 256) (``exp``'s second half)."""
+    i = np.int64(n)
+    j = i & (2 ** TABLE_BITS - 1)
+    scale = powers[((i - j) >> TABLE_BITS) - POWERS_LOWEST]
+    return mul(table_hi[j] * scale, table_lo[j] * scale, h, g)
+
+
 @compiled
 def exp(d_hi, d_lo, out_hi, out_lo, scratch, inverse, l1, l2, l3, table_hi, table_lo, powers):
-    """exp of each element of the 1-D double-double d_hi + d_lo into out_hi + out_lo (they may
-    be the same arrays; scratch: a float64 array of the size), within EXP_ERROR u^2 each, for
+    """exp of each element of the 1-D double-double d_hi + d_lo into out_hi + out_lo (other
+    arrays: in place, the compiler cannot vectorise it, three times slower; scratch: a float64
+    array of the size), within EXP_ERROR u^2 each, for
     EXP_LOWEST <= d_hi <= 1. The last arguments: ``exp_constants()``.
 
     d = (256 k + j) ln2 / 256 + r, |r| <= ln2 / 512 plus a few ulps: r from the three parts of
@@ -193,33 +229,37 @@ def exp(d_hi, d_lo, out_hi, out_lo, scratch, inverse, l1, l2, l3, table_hi, tabl
     Two loops: the table's gather in the first would keep the compiler from vectorising it,
     and its dependency chain runs four times faster on vectors."""
     for q in range(d_hi.size):
-        n = np.rint(d_hi[q] * inverse)
-        t = d_hi[q] - n * l1  # exact: Sterbenz's lemma (or n = 0)
-        p, p_err = two_prod(n, l2)
-        s, e = two_sum(t, -p)
-        s, e_lo = two_sum(s, d_lo[q])  # exactly: its rounding would be 2^-97 of r
-        rh, rl = two_sum(s, e + e_lo - (p_err + n * l3))
-        tail = 1.0 / 362880.0
-        tail = 1.0 / 40320.0 + rh * tail
-        tail = 1.0 / 5040.0 + rh * tail
-        tail = 1.0 / 720.0 + rh * tail
-        tail = 1.0 / 120.0 + rh * tail
-        h, g = add_float(TWENTYFOURTH[0], TWENTYFOURTH[1], rh * tail)
-        h, g = mul(rh, rl, h, g)
-        h, g = add(SIXTH[0], SIXTH[1], h, g)
-        h, g = mul(rh, rl, h, g)
-        h, g = add_float(h, g, 0.5)
-        h, g = mul(rh, rl, h, g)
-        h, g = add_float(h, g, 1.0)
-        h, g = mul(rh, rl, h, g)
-        out_hi[q], out_lo[q] = add_float(h, g, 1.0)
-        scratch[q] = n
+        out_hi[q], out_lo[q], scratch[q] = _exp_reduced(d_hi[q], d_lo[q], inverse, l1, l2, l3)
     for q in range(d_hi.size):
-        i = np.int64(scratch[q])
-        j = i & (2 ** TABLE_BITS - 1)
-        scale = powers[((i - j) >> TABLE_BITS) - POWERS_LOWEST]
-        out_hi[q], out_lo[q] = mul(table_hi[j] * scale, table_lo[j] * scale, out_hi[q],
-                                   out_lo[q])
+        out_hi[q], out_lo[q] = _exp_scaled(out_hi[q], out_lo[q], scratch[q], table_hi,
+                                           table_lo, powers)
+
+
+@compiled
+def exp_one(d_hi, d_lo, inverse, l1, l2, l3, table_hi, table_lo, powers):
+    """``exp`` of one double-double."""
+    h, g, n = _exp_reduced(d_hi, d_lo, inverse, l1, l2, l3)
+    return _exp_scaled(h, g, n, table_hi, table_lo, powers)
+
+
+@compiled
+def log_of_sum(e_hi, e_lo, e_error, inverse, l1, l2, l3, table_hi, table_lo, powers):
+    """(log E as a double-double, its absolute error bound) for a double-double E between 1 and
+    2^900 known within ``e_error`` of it, relatively: one Newton step from libm's log of hi,
+    y1 = y0 + (E exp(-y0) - 1). With y0 = y + delta, E exp(-y0) = exp(-delta), so y1 errs by
+    delta^2 / 2 + O(delta^3) < delta^2, plus the step's own roundings (the exponential's and
+    the product's, relative to E exp(-y0) ~ 1, and E's own error). libm's log is within 8
+    ulps (``balls.LIBM_ULPS``, measured in tests/test_reference.py), and log(hi) is within u
+    of log(E): |delta| <= (8 |y0| + 2) u."""
+    y0 = math.log(e_hi)
+    x_hi, x_lo = exp_one(-y0, 0.0, inverse, l1, l2, l3, table_hi, table_lo, powers)
+    p_hi, p_lo = mul(e_hi, e_lo, x_hi, x_lo)
+    t_hi, t_lo = add_float(p_hi, p_lo, -1.0)
+    y_hi, y_lo = add_float(t_hi, t_lo, y0)
+    delta = (8 * abs(y0) + 2) * U * (1 + 2.0 ** -20)
+    error = ((EXP_ERROR + MUL_ERROR + 2 * ADD_FLOAT_ERROR) * U2 * abs(p_hi) * 2
+             + e_error * abs(p_hi) * 2 + ADD_FLOAT_ERROR * U2 * abs(y_hi) + delta * delta)
+    return y_hi, y_lo, error
 
 
 # --- kernels ---------------------------------------------------------------------------------
@@ -241,7 +281,7 @@ def softmax_gradient_rows(x, m, k, t, a, w, divisor_hi, divisor_lo, zero, estima
     their relative bounds of rest). Rows with ``zero`` set are exactly 0; rows whose logits
     spread beyond -EXP_LOWEST, or whose r leaves the domain, are not ok."""
     n, C = x.shape
-    scratch = np.empty(C)
+    d_hi, d_lo, scratch = np.empty(C), np.empty(C), np.empty(C)
     sums = np.zeros(8)
     for i in range(n):
         ok[i] = False
@@ -254,8 +294,8 @@ def softmax_gradient_rows(x, m, k, t, a, w, divisor_hi, divisor_lo, zero, estima
             continue
         e_hi, e_lo = out_hi[i], out_lo[i]
         for c in range(C):
-            e_hi[c], e_lo[c] = two_sum(x[i, c], -m[i])  # d_c, exactly
-        exp(e_hi, e_lo, e_hi, e_lo, scratch, inverse, l1, l2, l3, table_hi, table_lo, powers)
+            d_hi[c], d_lo[c] = two_sum(x[i, c], -m[i])  # exactly
+        exp(d_hi, d_lo, e_hi, e_lo, scratch, inverse, l1, l2, l3, table_hi, table_lo, powers)
         e_hi[k[i]], e_lo[k[i]] = 0.0, 0.0
         sums[:] = 0.0
         for c in range(C):
@@ -286,7 +326,68 @@ def softmax_gradient_rows(x, m, k, t, a, w, divisor_hi, divisor_lo, zero, estima
         e_hi[target], e_lo[target] = mul(rest_hi, rest_lo, -r_hi, -r_lo)
         row_ok = True
         for c in range(C):
-            if not certified(e_hi[c], e_lo[c], error, estimate_ulps):
+            if not certified(e_hi[c], e_lo[c], error * abs(e_hi[c]), estimate_ulps):
                 row_ok = False
                 break
         ok[i] = row_ok
+
+
+@compiled
+def softmax_loss_rows(x, m, k, t, w, estimate_ulps, inverse, l1, l2, l3, table_hi, table_lo,
+                      powers, out_hi, out_lo, out_error, ok):
+    """Per row i of the logits x (n, C), all finite: w_i ((m_i - x_it) + log E_i) (the
+    negative log-softmax of class t_i, weighted; m_i the row's largest logit, at class k_i, E_i
+    the softmax's denominator over it) as a double-double into out_hi + out_lo, its absolute
+    error bound into out_error (inf where the row leaves the domain), and ``ok[i]`` whether it
+    is ``certified`` to round to its hi. A row with w_i = 0 is exactly 0.
+
+    E = 1 + S' as in ``softmax_gradient_rows``; log E by ``log_of_sum``; m - x_t >= 0 exactly
+    (TwoSum), so the sum with log E does not cancel."""
+    n, C = x.shape
+    d_hi, d_lo, scratch = np.empty(C), np.empty(C), np.empty(C)
+    e_hi, e_lo = np.empty(C), np.empty(C)
+    sums = np.zeros(8)
+    for i in range(n):
+        out_hi[i], out_lo[i], out_error[i], ok[i] = 0.0, 0.0, np.inf, False
+        if w[i] == 0:
+            out_error[i], ok[i] = 0.0, True
+            continue
+        if not (m[i] - x[i].min() <= -EXP_LOWEST and safe(w[i])):
+            continue
+        for c in range(C):
+            d_hi[c], d_lo[c] = two_sum(x[i, c], -m[i])  # exactly
+        exp(d_hi, d_lo, e_hi, e_lo, scratch, inverse, l1, l2, l3, table_hi, table_lo, powers)
+        e_hi[k[i]], e_lo[k[i]] = 0.0, 0.0
+        sums[:] = 0.0
+        for c in range(C):
+            lane = 2 * (c & 3)
+            sums[lane], sums[lane + 1] = add(sums[lane], sums[lane + 1], e_hi[c], e_lo[c])
+        s_hi, s_lo = add(sums[0], sums[1], sums[2], sums[3])
+        s_hi, s_lo = add(s_hi, s_lo, sums[4], sums[5])
+        s_hi, s_lo = add(s_hi, s_lo, sums[6], sums[7])
+        total_hi, total_lo = add_float(s_hi, s_lo, 1.0)
+        total_error = (EXP_ERROR + (C + 2) * ADD_ERROR + ADD_FLOAT_ERROR) * U2
+        y_hi, y_lo, y_error = log_of_sum(total_hi, total_lo, total_error, inverse, l1, l2, l3,
+                                         table_hi, table_lo, powers)
+        g_hi, g_lo = two_sum(m[i], -x[i, t[i]])  # the margin, exactly
+        s_hi, s_lo = add(g_hi, g_lo, y_hi, y_lo)
+        s_error = y_error + ADD_ERROR * U2 * abs(s_hi)
+        l_hi, l_lo = mul(s_hi, s_lo, w[i], 0.0)
+        l_error = (s_error * abs(w[i]) + MUL_ERROR * U2 * abs(l_hi)) * (1 + 2.0 ** -30)
+        if safe(l_hi):
+            out_hi[i], out_lo[i], out_error[i] = l_hi, l_lo, l_error
+            ok[i] = certified(l_hi, l_lo, l_error, estimate_ulps)
+
+
+@compiled
+def sum_with_error(hi, lo, error):
+    """(sum of the double-doubles hi + lo, its absolute error bound) for values each known
+    within ``error``: their errors, plus each addition's ADD_ERROR u^2 of a partial sum, at
+    most the sum of the magnitudes."""
+    s_hi, s_lo, total_error, magnitude = 0.0, 0.0, 0.0, 0.0
+    for i in range(hi.size):
+        s_hi, s_lo = add(s_hi, s_lo, hi[i], lo[i])
+        total_error += error[i]
+        magnitude += abs(hi[i]) + abs(lo[i])
+    n = hi.size + 2
+    return s_hi, s_lo, (total_error + n * ADD_ERROR * U2 * magnitude) * (1 + n * 2.0 ** -52)
