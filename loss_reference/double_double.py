@@ -265,6 +265,32 @@ def log_of_sum(e_hi, e_lo, e_error, inverse, l1, l2, l3, table_hi, table_lo, pow
 # --- kernels ---------------------------------------------------------------------------------
 
 @compiled
+def softmax_terms(x, m, k, d_hi, d_lo, e_hi, e_lo, scratch, inverse, l1, l2, l3, table_hi,
+                  table_lo, powers):
+    """Into e_hi + e_lo, e_c = exp(x_c - m) for a row x (1-D, finite, m its largest value, at
+    k; within -EXP_LOWEST of it), x_c - m exact (TwoSum, into d_hi + d_lo), e_k = 1 exactly;
+    returns S' = sum_{c != k} e_c within (EXP_ERROR + (C + 2) ADD_ERROR) u^2 of it relatively:
+    nonnegative terms in four interleaved sums (independent chains run side by side), each
+    partial sum at most S', so each of the C + 2 additions errs by at most ADD_ERROR u^2 S'."""
+    C = x.size
+    for c in range(C):
+        d_hi[c], d_lo[c] = two_sum(x[c], -m)
+    exp(d_hi, d_lo, e_hi, e_lo, scratch, inverse, l1, l2, l3, table_hi, table_lo, powers)
+    e_hi[k], e_lo[k] = 0.0, 0.0
+    a0, a1, b0, b1, c0, c1, f0, f1 = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    for c in range(0, C - 3, 4):
+        a0, a1 = add(a0, a1, e_hi[c], e_lo[c])
+        b0, b1 = add(b0, b1, e_hi[c + 1], e_lo[c + 1])
+        c0, c1 = add(c0, c1, e_hi[c + 2], e_lo[c + 2])
+        f0, f1 = add(f0, f1, e_hi[c + 3], e_lo[c + 3])
+    for c in range(C - C % 4, C):
+        a0, a1 = add(a0, a1, e_hi[c], e_lo[c])
+    a0, a1 = add(a0, a1, b0, b1)
+    c0, c1 = add(c0, c1, f0, f1)
+    e_hi[k] = 1.0
+    return add(a0, a1, c0, c1)
+
+@compiled
 def softmax_gradient_rows(x, m, k, t, a, w, divisor_hi, divisor_lo, zero, estimate_ulps,
                           inverse, l1, l2, l3, table_hi, table_lo, powers, out_hi, out_lo, ok):
     """Per row i of the logits x (n, C), all finite: r_i (softmax(x_i) - onehot(t_i)) as
@@ -273,16 +299,13 @@ def softmax_gradient_rows(x, m, k, t, a, w, divisor_hi, divisor_lo, zero, estima
     largest logit m_i, at class k_i), and ``ok[i]`` whether every element is ``certified`` to
     round to its hi (``estimate_ulps``: how close the estimate must be).
 
-    e_c = exp(x_c - m) with x_c - m exact (TwoSum); S' = sum_{c != k} e_c, nonnegative terms
-    in four interleaved sums (independent chains run side by side), each partial sum at most
-    S', so the C + 2 additions err by at most ADD_ERROR u^2 S' each; E = 1 + S'. At the
+    e_c and S' = sum_{c != k} e_c by ``softmax_terms``; E = 1 + S'. At the
     target, -r rest with rest = sum_{c != t} e_c: S' when t = k, else E - e_t without
     cancellation (rest >= e_k = 1 >= e_t, so E's and e_t's absolute errors are at most twice
     their relative bounds of rest). Rows with ``zero`` set are exactly 0; rows whose logits
     spread beyond -EXP_LOWEST, or whose r leaves the domain, are not ok."""
     n, C = x.shape
     d_hi, d_lo, scratch = np.empty(C), np.empty(C), np.empty(C)
-    sums = np.zeros(8)
     for i in range(n):
         ok[i] = False
         if zero[i]:
@@ -293,18 +316,8 @@ def softmax_gradient_rows(x, m, k, t, a, w, divisor_hi, divisor_lo, zero, estima
         if not (m[i] - x[i].min() <= -EXP_LOWEST):
             continue
         e_hi, e_lo = out_hi[i], out_lo[i]
-        for c in range(C):
-            d_hi[c], d_lo[c] = two_sum(x[i, c], -m[i])  # exactly
-        exp(d_hi, d_lo, e_hi, e_lo, scratch, inverse, l1, l2, l3, table_hi, table_lo, powers)
-        e_hi[k[i]], e_lo[k[i]] = 0.0, 0.0
-        sums[:] = 0.0
-        for c in range(C):
-            lane = 2 * (c & 3)
-            sums[lane], sums[lane + 1] = add(sums[lane], sums[lane + 1], e_hi[c], e_lo[c])
-        s_hi, s_lo = add(sums[0], sums[1], sums[2], sums[3])
-        s_hi, s_lo = add(s_hi, s_lo, sums[4], sums[5])
-        s_hi, s_lo = add(s_hi, s_lo, sums[6], sums[7])
-        e_hi[k[i]], e_lo[k[i]] = 1.0, 0.0
+        s_hi, s_lo = softmax_terms(x[i], m[i], k[i], d_hi, d_lo, e_hi, e_lo, scratch,
+                                   inverse, l1, l2, l3, table_hi, table_lo, powers)
         others_error = EXP_ERROR + (C + 2) * ADD_ERROR
         total_hi, total_lo = add_float(s_hi, s_lo, 1.0)
         total_error = others_error + ADD_FLOAT_ERROR
@@ -346,7 +359,6 @@ def softmax_loss_rows(x, m, k, t, w, estimate_ulps, inverse, l1, l2, l3, table_h
     n, C = x.shape
     d_hi, d_lo, scratch = np.empty(C), np.empty(C), np.empty(C)
     e_hi, e_lo = np.empty(C), np.empty(C)
-    sums = np.zeros(8)
     for i in range(n):
         out_hi[i], out_lo[i], out_error[i], ok[i] = 0.0, 0.0, np.inf, False
         if w[i] == 0:
@@ -354,17 +366,8 @@ def softmax_loss_rows(x, m, k, t, w, estimate_ulps, inverse, l1, l2, l3, table_h
             continue
         if not (m[i] - x[i].min() <= -EXP_LOWEST and safe(w[i])):
             continue
-        for c in range(C):
-            d_hi[c], d_lo[c] = two_sum(x[i, c], -m[i])  # exactly
-        exp(d_hi, d_lo, e_hi, e_lo, scratch, inverse, l1, l2, l3, table_hi, table_lo, powers)
-        e_hi[k[i]], e_lo[k[i]] = 0.0, 0.0
-        sums[:] = 0.0
-        for c in range(C):
-            lane = 2 * (c & 3)
-            sums[lane], sums[lane + 1] = add(sums[lane], sums[lane + 1], e_hi[c], e_lo[c])
-        s_hi, s_lo = add(sums[0], sums[1], sums[2], sums[3])
-        s_hi, s_lo = add(s_hi, s_lo, sums[4], sums[5])
-        s_hi, s_lo = add(s_hi, s_lo, sums[6], sums[7])
+        s_hi, s_lo = softmax_terms(x[i], m[i], k[i], d_hi, d_lo, e_hi, e_lo, scratch,
+                                   inverse, l1, l2, l3, table_hi, table_lo, powers)
         total_hi, total_lo = add_float(s_hi, s_lo, 1.0)
         total_error = (EXP_ERROR + (C + 2) * ADD_ERROR + ADD_FLOAT_ERROR) * U2
         y_hi, y_lo, y_error = log_of_sum(total_hi, total_lo, total_error, inverse, l1, l2, l3,

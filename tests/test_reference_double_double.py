@@ -174,16 +174,22 @@ rows_of_logits = st.integers(1, 5).flatmap(lambda n: st.integers(1, 12).flatmap(
                         st.sampled_from(["mean", "sum", "none"]), st.booleans())))
 
 
-@settings(max_examples=60, deadline=None)
-@given(rows_of_logits)
-def test_certified_elements_are_the_correctly_rounded_gradient(draw):
+def _case(draw):
+    """(logits, targets with a fifth ignored, class weight or None, reduction, the rng)."""
     (N, C), seed, scale, reduction, weighted = draw
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((N, C)) * scale
     target = rng.integers(0, C, N)
     target[rng.random(N) < 0.2] = -100
     weight = rng.uniform(0.25, 4, C) if weighted else None
-    g = rng.standard_normal(N) if reduction == "none" else rng.standard_normal()
+    return x, target, weight, reduction, rng
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows_of_logits)
+def test_certified_elements_are_the_correctly_rounded_gradient(draw):
+    x, target, weight, reduction, rng = _case(draw)
+    g = rng.standard_normal(len(x)) if reduction == "none" else rng.standard_normal()
     rows = cl.rows_of(x, target, weight)
     if reduction == "mean" and not rows.valid.any():
         return
@@ -273,12 +279,8 @@ def loss_oracle(x, target, weight, reduction):
 @settings(max_examples=60, deadline=None)
 @given(rows_of_logits)
 def test_certified_losses_are_the_correctly_rounded_values(draw):
-    (N, C), seed, scale, reduction, weighted = draw
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((N, C)) * scale
-    target = rng.integers(0, C, N)
-    target[rng.random(N) < 0.2] = -100
-    weight = rng.uniform(0.25, 4, C) if weighted else None
+    x, target, weight, reduction, _ = _case(draw)
+    scale, C = draw[2], x.shape[1]
     rows = cl.rows_of(x, target, weight)
     if reduction == "mean" and not rows.valid.any():
         return
