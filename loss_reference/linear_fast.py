@@ -120,6 +120,7 @@ class Softmax:
             R = np.where(finite, (R + u * np.maximum(top, -low)) * SLACK, np.inf)
             margin = top - z[rows, t]
             self.margin = Ball(margin, (2 * R + u * margin) * SLACK)
+            self.top = top
             delta = (2 * R + u * (top - low)) * SLACK
             self.eta = (np.expm1(delta) * (1 + 8 * u) + 8 * u) * (1 + 16 * u)
             z -= top[:, None]
@@ -262,12 +263,30 @@ class Gradient:
         return (soft,) + soft.gradient_rows(self.a[c], self.w_t[c], self.divisor)
 
 
-def gradient_balls(call, reduction: str, chunk_logits: int,
-                   sharp: bool = True) -> tuple[Ball, Ball]:
+class KeptRows:
+    """What the first tier's softmax leaves per token for a later float64 tier: the row's
+    shift (its largest computed logit), r, rest, eta' and floor (``Softmax.gradient_rows``).
+    With them a class's column of g is one exponential per token away, not every row's
+    softmax."""
+
+    def __init__(self, tokens: int):
+        self.top, self.r_mid, self.r_rad, self.rest, self.eta, self.floor = (
+            np.empty(tokens) for _ in range(6))
+
+    def keep(self, c: slice, soft, r: Ball, rest: Ball, eta, floor) -> None:
+        """Store the rows ``c`` (after ``gradient_rows`` turned soft.e into g)."""
+        self.top[c] = soft.top
+        self.r_mid[c], self.r_rad[c] = r.mid, r.rad
+        self.rest[c], self.eta[c], self.floor[c] = rest.mid, eta, floor
+
+
+def gradient_balls(call, reduction: str, chunk_logits: int, sharp: bool = True,
+                   kept: KeptRows | None = None) -> tuple[Ball, Ball]:
     """d loss / d input (N, D) and d loss / d [W, b] (C, D + 1) as balls, for the upstream
     gradient ``call.grad_output``. ``sharp``: the products' error bounds from products of the
     magnitudes (two more matrix products); else from row and column maxima, a few times
-    looser and nearly free (enough for formats of 8 and 11 bits)."""
+    looser and nearly free (enough for formats of 8 and 11 bits). ``kept``: where to keep
+    each token's softmax for ``refine_from_kept``."""
     grad = Gradient(call, reduction)
     layer = grad.layer
     n, D = call.x.shape
@@ -275,6 +294,8 @@ def gradient_balls(call, reduction: str, chunk_logits: int,
 
     def chunk(c):
         soft, r, rest, eta, floor = grad.rows(c)
+        if kept is not None:
+            kept.keep(c, soft, r, rest, eta, floor)
         g, t = soft.e, soft.t
         C, m = layer.classes, len(t)
         with quiet():
@@ -358,6 +379,34 @@ def refine(call, reduction: str, chunk_logits: int, tokens: np.ndarray, classes:
     return input_rows, layer_sums
 
 
+def refine_from_kept(call, reduction: str, tokens: np.ndarray, classes: np.ndarray,
+                     kept: KeptRows):
+    """``refine`` in float64 for what the cheap bounds left, from the first tier's ``kept``
+    softmax: d loss / d input at the rows ``tokens`` from those rows' softmax recomputed (those
+    rows alone), d loss / d [W, b] at the rows ``classes`` from their columns of g, one
+    product and one exponential per token and class (g_c = exp(z_c - top) with the kept shift,
+    -rest at the target). The bounds are the first tier's: its R_i covers any order of a
+    product's sums, so the columns' own product lies within it too, and the kept eta' covers
+    every e_c of the row (its largest logit's 1 included)."""
+    grad = Gradient(call, reduction)
+    input_rows = layer_sums = None
+    if len(tokens):
+        soft, r, _, eta, floor = grad.rows(tokens)
+        G = _row_scaled(r, Ball(soft.e, eta[:, None] * np.abs(soft.e) + floor[:, None]))
+        input_rows = B.matmul(G, B.asarray(call.W_rows))
+    if len(classes):
+        with quiet():
+            z = call.x @ call.W_rows[classes].T
+            if grad.layer.b is not None:
+                z += grad.layer.b[classes]
+            g = np.exp(z - kept.top[:, None], out=z)
+            g = np.where(call.rows.t[:, None] == classes[None, :], -kept.rest[:, None], g)
+        G = _row_scaled(Ball(kept.r_mid, kept.r_rad),
+                        Ball(g, kept.eta[:, None] * np.abs(g) + kept.floor[:, None]))
+        layer_sums = B.matmul(B.transpose(G), B.asarray(grad.x_one))
+    return input_rows, layer_sums
+
+
 def _row_scaled(r: Ball, values: Ball) -> Ball:
     """Each row of ``values`` times its ball r_i."""
     return Ball(r.mid[:, None], r.rad[:, None]) * values
@@ -368,7 +417,8 @@ def gradients(call, reduction: str, fmt: Format, chunk_logits: int) -> tuple[Kno
     for the weight's and the bias's; each later tier only where the earlier ones left some."""
     # 2^-38 of the magnitudes or so: the cheap bounds certify 8 and 11 bits all but always
     sharp = fmt.precision > 16
-    d_input, layer_sums = gradient_balls(call, reduction, chunk_logits, sharp)
+    kept = None if sharp else KeptRows(call.x.shape[0])
+    d_input, layer_sums = gradient_balls(call, reduction, chunk_logits, sharp, kept=kept)
     rounded, ok = certify(d_input, fmt)
     known_input = Known(rounded, d_input.mid.astype(LONG_DOUBLE.dtype), ok.all(axis=1))
     rounded, ok = certify(layer_sums, fmt)
@@ -378,11 +428,14 @@ def gradients(call, reduction: str, fmt: Format, chunk_logits: int) -> tuple[Kno
     for known in (known_input, known_sums):
         known.tiers = {FLOAT64.name: int(known.ok.sum())}
     # The cheap bounds' rare misses (a class in a few batches) first take float64 with sharp
-    # bounds, a third of what long double's exponentials and exact logits cost.
+    # bounds, from the first tier's kept softmax: a column of g costs one exponential a token.
     for precision in ([] if sharp else [FLOAT64]) + [LONG_DOUBLE]:
         if not (len(tokens) or len(classes)):
             break
-        refined = refine(call, reduction, chunk_logits, tokens, classes, precision)
+        if precision is FLOAT64:
+            refined = refine_from_kept(call, reduction, tokens, classes, kept)
+        else:
+            refined = refine(call, reduction, chunk_logits, tokens, classes, precision)
         if refined is not None:
             _complete(known_input, tokens, refined[0], fmt, True, precision.name)
             _complete(known_sums, classes, refined[1], fmt, False, precision.name)

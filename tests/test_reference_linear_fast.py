@@ -127,7 +127,15 @@ def _assert_fast_tier_holds(x, W, target, b, w, reduction, g,
             _assert_holds(d_input, exact["input"], f"input (sharp {sharp})")
             _assert_holds(layer[:, :D], exact["linear_weight"], f"linear_weight (sharp {sharp})")
             _assert_holds(layer[:, D], exact["linear_bias"], f"linear_bias (sharp {sharp})")
-        # the later tiers, on every token and class (float64 and long double balls)
+        # the later tiers, on every token and class (float64 and long double balls), and
+        # float64 from the cheap first tier's kept softmax
+        kept = fast.KeptRows(len(x))
+        fast.gradient_balls(call, reduction, chunk_logits, False, kept=kept)
+        d_input, layer = fast.refine_from_kept(call, reduction, np.arange(len(x)),
+                                               np.arange(W.shape[0]), kept)
+        _assert_holds(d_input, exact["input"], "input (kept)")
+        _assert_holds(layer[:, :D], exact["linear_weight"], "linear_weight (kept)")
+        _assert_holds(layer[:, D], exact["linear_bias"], "linear_bias (kept)")
         for precision in (FLOAT64, LONG_DOUBLE):
             refined = fast.refine(call, reduction, chunk_logits, np.arange(len(x)),
                                   np.arange(W.shape[0]), precision)
@@ -200,32 +208,38 @@ def test_certifies_a_language_model_head():
 def test_what_the_cheap_bounds_leave_takes_float64_before_long_double(monkeypatch):
     """bfloat16: where the cheap bounds leave outputs (about one batch in three at the ladder's
     third rung leaves a class; here forced by widening one class's balls and one token's, which
-    still hold the exact values), float64 with sharp bounds certifies them: long double, whose
-    softmax of every row costs three times more, is not run."""
+    still hold the exact values), float64 with sharp bounds from the first tier's kept softmax
+    certifies them: long double, whose softmax of every row costs three times more, is not
+    run."""
     first_tier = fast.gradient_balls
 
-    def looser(call, reduction, chunk_logits, sharp=True):
-        d_input, layer = first_tier(call, reduction, chunk_logits, sharp)
+    def looser(call, reduction, chunk_logits, sharp=True, kept=None):
+        d_input, layer = first_tier(call, reduction, chunk_logits, sharp, kept)
         if not sharp:
             layer.rad[3] += np.abs(layer.mid[3])
             d_input.rad[5] += np.abs(d_input.mid[5])
         return d_input, layer
 
-    later_tiers, refine = [], fast.refine
+    later_tiers, refine, from_kept = [], fast.refine, fast.refine_from_kept
 
     def recorded(call, reduction, chunk_logits, tokens, classes, precision):
         later_tiers.append((precision.name, len(tokens), len(classes)))
         return refine(call, reduction, chunk_logits, tokens, classes, precision)
 
+    def recorded_from_kept(call, reduction, tokens, classes, kept):
+        later_tiers.append(("kept float64", len(tokens), len(classes)))
+        return from_kept(call, reduction, tokens, classes, kept)
+
     monkeypatch.setattr(fast, "gradient_balls", looser)
     monkeypatch.setattr(fast, "refine", recorded)
+    monkeypatch.setattr(fast, "refine_from_kept", recorded_from_kept)
     spec = SPECS["linear_cross_entropy"]
     case = spec.speed.case((256, 64, 1024), "bfloat16", np.random.default_rng(0))
     a, fmt = case.args, FORMATS["bfloat16"]
     call = _call(a["input"], a["linear_weight"], a["target"], None, None, "mean",
                  np.array(1.0))
     known_input, known_sums = fast.gradients(call, "mean", fmt, linear.ROW_CHUNK_LOGITS)
-    assert later_tiers == [(FLOAT64.name, 1, 1)]
+    assert later_tiers == [("kept float64", 1, 1)]
     assert known_input.ok.all() and known_sums.ok.all()
     assert known_sums.tiers == {FLOAT64.name: known_sums.ok.size}
     assert known_input.tiers == {FLOAT64.name: known_input.ok.size}
