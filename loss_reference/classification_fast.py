@@ -30,6 +30,7 @@ from .formats import FORMATS, Format
 
 CHUNK_ELEMENTS = 1 << 16  # logits per chunk of rows (a task for one thread)
 TIER = "double-double"
+NO_LO = np.empty((0, 0))  # the kernels' lo parts of the logits: float64 logits have none
 
 
 @lru_cache(maxsize=None)
@@ -69,12 +70,13 @@ def gradient(rows, st, a: np.ndarray, reduction: str) -> Known:
     finite = ~st.undefined & (st.finite == 1).all(axis=1)
     rounded, exact = np.empty((M, C)), np.empty((M, C), dtype=np.longdouble)
     ok = np.zeros(M, dtype=bool)
-    m, k = np.ascontiguousarray(st.m[:, 0]), st.k
+    k = st.k
 
     def chunk(c: slice):
         lo = np.empty((c.stop - c.start, C))
-        dd.softmax_gradient_rows(st.xs[c], m[c], k[c], rows.t[c], a[c], w_t[c], *divisor,
-                                 zero[c], ESTIMATE_ULPS, *dd.exp_constants(), rounded[c], lo,
+        dd.softmax_gradient_rows(st.xs[c], NO_LO, np.zeros(len(lo)), k[c], rows.t[c], a[c],
+                                 w_t[c], *divisor, zero[c], ESTIMATE_ULPS,
+                                 *dd.exp_constants(), rounded[c], lo, np.empty(len(lo)),
                                  ok[c])
         with np.errstate(invalid="ignore", over="ignore"):  # rows left hold anything
             exact[c] = rounded[c].astype(np.longdouble) + lo
@@ -97,11 +99,12 @@ def loss(rows, st, reduction: str) -> Known:
     finite = ~st.undefined & (st.finite == 1).all(axis=1) & np.isfinite(w_t)
     hi, lo, error = np.empty(M), np.empty(M), np.empty(M)
     ok = np.zeros(M, dtype=bool)
-    m, k = np.ascontiguousarray(st.m[:, 0]), st.k
+    k = st.k
 
     def chunk(c: slice):
-        dd.softmax_loss_rows(st.xs[c], m[c], k[c], rows.t[c], w_t[c], ESTIMATE_ULPS,
-                             *dd.exp_constants(), hi[c], lo[c], error[c], ok[c])
+        dd.softmax_loss_rows(st.xs[c], NO_LO, np.zeros(c.stop - c.start), k[c], rows.t[c],
+                             w_t[c], ESTIMATE_ULPS, *dd.exp_constants(), hi[c], lo[c],
+                             error[c], ok[c])
 
     parallel_map(chunk, row_chunks(M, C, CHUNK_ELEMENTS))
     ok &= finite
@@ -109,14 +112,17 @@ def loss(rows, st, reduction: str) -> Known:
         with np.errstate(invalid="ignore", over="ignore"):  # rows left hold anything
             exact = hi.astype(np.longdouble) + lo
         return Known(hi, exact, ok, {TIER: int(ok.sum())})
-    rounded, estimate, certified = _total(dd, hi, lo, np.where(finite, error, np.inf), w_t,
-                                          reduction)
+    rounded, estimate, certified = certified_total(hi, lo, np.where(finite, error, np.inf),
+                                                   w_t, reduction)
     return Known(np.array(rounded), np.array(estimate), np.array(certified),
                  {TIER: int(certified)})
 
 
-def _total(dd, hi, lo, error, w_t, reduction):
-    """(the total's hi, a long double estimate of it, whether hi is its certified rounding)."""
+def certified_total(hi, lo, error, w_t, reduction: str):
+    """(the total's hi, a long double estimate of it, whether hi is its certified rounding) of
+    rows' losses hi + lo within ``error`` each: their sum ('sum') or its quotient by the sum
+    of the counted weights w_t ('mean')."""
+    dd = compiled()
     s_hi, s_lo, s_error = dd.sum_with_error(hi, lo, error)
     if reduction == "mean":
         w_hi, w_lo = exact_divisor(w_t)

@@ -263,18 +263,29 @@ def log_of_sum(e_hi, e_lo, e_error, inverse, l1, l2, l3, table_hi, table_lo, pow
 
 
 # --- kernels ---------------------------------------------------------------------------------
+# Their logits are x + x_lo (x_lo of shape (0, C) where the logits are float64 numbers) within
+# logit_error of the exact ones, per row; m is the row's largest x (a decision: any shift is
+# exact in the formulas), at class k.
 
 @compiled
-def softmax_terms(x, m, k, d_hi, d_lo, e_hi, e_lo, scratch, inverse, l1, l2, l3, table_hi,
-                  table_lo, powers):
-    """Into e_hi + e_lo, e_c = exp(x_c - m) for a row x (1-D, finite, m its largest value, at
-    k; within -EXP_LOWEST of it), x_c - m exact (TwoSum, into d_hi + d_lo), e_k = 1 exactly;
-    returns S' = sum_{c != k} e_c within (EXP_ERROR + (C + 2) ADD_ERROR) u^2 of it relatively:
-    nonnegative terms in four interleaved sums (independent chains run side by side), each
-    partial sum at most S', so each of the C + 2 additions errs by at most ADD_ERROR u^2 S'."""
+def softmax_terms(x, x_lo, m, k, d_hi, d_lo, e_hi, e_lo, scratch, inverse, l1, l2, l3,
+                  table_hi, table_lo, powers):
+    """Into e_hi + e_lo, e_c = exp((x_c + x_lo_c) - (m + m_lo)) for a row x (1-D, finite,
+    within -EXP_LOWEST of m; m_lo = x_lo at k), e_k = 1 exactly; returns S' = sum_{c != k}
+    e_c within (EXP_ERROR + (C + 2) ADD_ERROR) u^2 of the sum of the exponentials of the
+    computed differences, relatively: nonnegative terms in four interleaved sums (independent
+    chains run side by side), each partial sum at most S', so each of the C + 2 additions
+    errs by at most ADD_ERROR u^2 S'. The differences are exact (TwoSum) without x_lo, else
+    within ``difference_error`` (into d_hi + d_lo)."""
     C = x.size
-    for c in range(C):
-        d_hi[c], d_lo[c] = two_sum(x[c], -m)
+    if x_lo.size:
+        m_lo = x_lo[k]
+        for c in range(C):
+            s, e = two_sum(x[c], -m)
+            d_hi[c], d_lo[c] = two_sum(s, e + (x_lo[c] - m_lo))
+    else:
+        for c in range(C):
+            d_hi[c], d_lo[c] = two_sum(x[c], -m)
     exp(d_hi, d_lo, e_hi, e_lo, scratch, inverse, l1, l2, l3, table_hi, table_lo, powers)
     e_hi[k], e_lo[k] = 0.0, 0.0
     a0, a1, b0, b1, c0, c1, f0, f1 = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
@@ -290,50 +301,78 @@ def softmax_terms(x, m, k, d_hi, d_lo, e_hi, e_lo, scratch, inverse, l1, l2, l3,
     e_hi[k] = 1.0
     return add(a0, a1, c0, c1)
 
+
 @compiled
-def softmax_gradient_rows(x, m, k, t, a, w, divisor_hi, divisor_lo, zero, estimate_ulps,
-                          inverse, l1, l2, l3, table_hi, table_lo, powers, out_hi, out_lo, ok):
-    """Per row i of the logits x (n, C), all finite: r_i (softmax(x_i) - onehot(t_i)) as
+def difference_error(x_row, m, has_lo, logit_error):
+    """A bound on |(computed x_c - m) - (exact z_c - m)| over a row: the logits' own error,
+    plus, with lo parts, the rounding of e + (x_lo_c - m_lo) in ``softmax_terms`` (three
+    operations on numbers below 2 u (|x_c| + |m|), 6 u^2 (|x_c| + |m|) with room)."""
+    error = logit_error
+    if has_lo:
+        error += 12.0 * U2 * max(abs(x_row.max()), abs(x_row.min()), abs(m))
+    return error
+
+
+@compiled
+def exp_relative_error(difference):
+    """The relative error of an e_c = exp(computed difference): the exponential's, and
+    exp(delta) - 1 <= 2 delta for an error delta <= 1/2 of its argument."""
+    return EXP_ERROR * U2 + 2 * difference
+
+
+@compiled
+def softmax_gradient_rows(x, x_lo, logit_error, k, t, a, w, divisor_hi, divisor_lo, zero,
+                          estimate_ulps, inverse, l1, l2, l3, table_hi, table_lo, powers,
+                          out_hi, out_lo, out_error, ok):
+    """Per row i of the logits (n, C), all finite: r_i (softmax_i - onehot(t_i)) as
     double-doubles into out_hi + out_lo, with r_i = a_i w_i / (D E_i) (D = divisor_hi +
     divisor_lo, within u^2 of the exact divisor; E_i the softmax's denominator over the row's
-    largest logit m_i, at class k_i), and ``ok[i]`` whether every element is ``certified`` to
-    round to its hi (``estimate_ulps``: how close the estimate must be).
+    largest logit), the row's relative error bound into ``out_error`` (0 for an exact row, inf
+    for a row left), and ``ok[i]`` whether every element is ``certified`` to round to its hi
+    (``estimate_ulps``: how close the estimate must be).
 
-    e_c and S' = sum_{c != k} e_c by ``softmax_terms``; E = 1 + S'. At the
-    target, -r rest with rest = sum_{c != t} e_c: S' when t = k, else E - e_t without
-    cancellation (rest >= e_k = 1 >= e_t, so E's and e_t's absolute errors are at most twice
-    their relative bounds of rest). Rows with ``zero`` set are exactly 0; rows whose logits
-    spread beyond -EXP_LOWEST, or whose r leaves the domain, are not ok."""
+    e_c and S' = sum_{c != k} e_c by ``softmax_terms``; E = 1 + S'. At the target, -r rest
+    with rest = sum_{c != t} e_c: S' when t = k, else E - e_t without cancellation (rest >=
+    e_k = 1 >= e_t, so E's and e_t's absolute errors are at most twice their relative bounds
+    of rest). Rows with ``zero`` set are exactly 0; rows whose logits spread beyond
+    -EXP_LOWEST, or whose r leaves the domain, are not ok. Every bound is relative and
+    first-order; the second-order terms (below 2^-150) are covered by a factor 1 + 2^-30."""
     n, C = x.shape
     d_hi, d_lo, scratch = np.empty(C), np.empty(C), np.empty(C)
+    empty = np.empty(0)
     for i in range(n):
-        ok[i] = False
+        ok[i], out_error[i] = False, np.inf
         if zero[i]:
             out_hi[i, :] = 0.0
             out_lo[i, :] = 0.0
-            ok[i] = True
+            ok[i], out_error[i] = True, 0.0
             continue
-        if not (m[i] - x[i].min() <= -EXP_LOWEST):
+        m = x[i, k[i]]
+        if not (m - x[i].min() <= -EXP_LOWEST):
             continue
         e_hi, e_lo = out_hi[i], out_lo[i]
-        s_hi, s_lo = softmax_terms(x[i], m[i], k[i], d_hi, d_lo, e_hi, e_lo, scratch,
+        row_lo = x_lo[i] if x_lo.size else empty
+        s_hi, s_lo = softmax_terms(x[i], row_lo, m, k[i], d_hi, d_lo, e_hi, e_lo, scratch,
                                    inverse, l1, l2, l3, table_hi, table_lo, powers)
-        others_error = EXP_ERROR + (C + 2) * ADD_ERROR
+        e_error = exp_relative_error(difference_error(x[i], m, x_lo.size > 0,
+                                                      logit_error[i]))
+        others_error = e_error + (C + 2) * ADD_ERROR * U2
         total_hi, total_lo = add_float(s_hi, s_lo, 1.0)
-        total_error = others_error + ADD_FLOAT_ERROR
+        total_error = others_error + ADD_FLOAT_ERROR * U2
         target = t[i]
         if target == k[i]:
             rest_hi, rest_lo, rest_error = s_hi, s_lo, others_error
         else:
             rest_hi, rest_lo = add(total_hi, total_lo, -e_hi[target], -e_lo[target])
-            rest_error = ADD_ERROR + 2 * total_error + 2 * EXP_ERROR
+            rest_error = ADD_ERROR * U2 + 2 * total_error + 2 * e_error
         up_hi, up_lo = two_prod(a[i], w[i])
         den_hi, den_lo = mul(divisor_hi, divisor_lo, total_hi, total_lo)
         r_hi, r_lo = div(up_hi, up_lo, den_hi, den_lo)
-        if not (safe(up_hi) and safe(den_hi) and safe(r_hi)):
+        if not (safe(up_hi) and safe(den_hi) and safe(r_hi) and total_error < 2.0 ** -31):
             continue
-        r_error = MUL_ERROR + 1.0 + total_error + DIV_ERROR  # D E, D, E, the quotient
-        error = (MUL_ERROR + r_error + max(EXP_ERROR, rest_error)) * (1 + 2.0 ** -30) * U2
+        r_error = (MUL_ERROR + 1.0 + DIV_ERROR) * U2 + total_error  # D E, D, the quotient, E
+        error = (MUL_ERROR * U2 + r_error + max(e_error, rest_error)) * (1 + 2.0 ** -30)
+        out_error[i] = error
         for c in range(C):
             e_hi[c], e_lo[c] = mul(e_hi[c], e_lo[c], r_hi, r_lo)
         e_hi[target], e_lo[target] = mul(rest_hi, rest_lo, -r_hi, -r_lo)
@@ -346,35 +385,44 @@ def softmax_gradient_rows(x, m, k, t, a, w, divisor_hi, divisor_lo, zero, estima
 
 
 @compiled
-def softmax_loss_rows(x, m, k, t, w, estimate_ulps, inverse, l1, l2, l3, table_hi, table_lo,
-                      powers, out_hi, out_lo, out_error, ok):
-    """Per row i of the logits x (n, C), all finite: w_i ((m_i - x_it) + log E_i) (the
-    negative log-softmax of class t_i, weighted; m_i the row's largest logit, at class k_i, E_i
-    the softmax's denominator over it) as a double-double into out_hi + out_lo, its absolute
-    error bound into out_error (inf where the row leaves the domain), and ``ok[i]`` whether it
-    is ``certified`` to round to its hi. A row with w_i = 0 is exactly 0.
+def softmax_loss_rows(x, x_lo, logit_error, k, t, w, estimate_ulps, inverse, l1, l2, l3,
+                      table_hi, table_lo, powers, out_hi, out_lo, out_error, ok):
+    """Per row i of the logits (n, C), all finite: w_i ((m_i - z_it) + log E_i) (the negative
+    log-softmax of class t_i, weighted; m_i the row's largest logit, E_i the softmax's
+    denominator over it) as a double-double into out_hi + out_lo, its absolute error bound
+    into out_error (inf where the row leaves the domain), and ``ok[i]`` whether it is
+    ``certified`` to round to its hi. A row with w_i = 0 is exactly 0.
 
-    E = 1 + S' as in ``softmax_gradient_rows``; log E by ``log_of_sum``; m - x_t >= 0 exactly
-    (TwoSum), so the sum with log E does not cancel."""
+    E = 1 + S' as in ``softmax_gradient_rows``; log E by ``log_of_sum``; m - z_t >= 0 (exactly,
+    by TwoSum, for float64 logits), so its sum with log E does not cancel."""
     n, C = x.shape
     d_hi, d_lo, scratch = np.empty(C), np.empty(C), np.empty(C)
     e_hi, e_lo = np.empty(C), np.empty(C)
+    empty = np.empty(0)
     for i in range(n):
         out_hi[i], out_lo[i], out_error[i], ok[i] = 0.0, 0.0, np.inf, False
         if w[i] == 0:
             out_error[i], ok[i] = 0.0, True
             continue
-        if not (m[i] - x[i].min() <= -EXP_LOWEST and safe(w[i])):
+        m = x[i, k[i]]
+        if not (m - x[i].min() <= -EXP_LOWEST and safe(w[i])):
             continue
-        s_hi, s_lo = softmax_terms(x[i], m[i], k[i], d_hi, d_lo, e_hi, e_lo, scratch,
+        row_lo = x_lo[i] if x_lo.size else empty
+        s_hi, s_lo = softmax_terms(x[i], row_lo, m, k[i], d_hi, d_lo, e_hi, e_lo, scratch,
                                    inverse, l1, l2, l3, table_hi, table_lo, powers)
+        difference = difference_error(x[i], m, x_lo.size > 0, logit_error[i])
+        total_error = (exp_relative_error(difference)
+                       + ((C + 2) * ADD_ERROR + ADD_FLOAT_ERROR) * U2)
+        if not total_error < 2.0 ** -31:
+            continue
         total_hi, total_lo = add_float(s_hi, s_lo, 1.0)
-        total_error = (EXP_ERROR + (C + 2) * ADD_ERROR + ADD_FLOAT_ERROR) * U2
         y_hi, y_lo, y_error = log_of_sum(total_hi, total_lo, total_error, inverse, l1, l2, l3,
                                          table_hi, table_lo, powers)
-        g_hi, g_lo = two_sum(m[i], -x[i, t[i]])  # the margin, exactly
+        g_hi, g_lo = two_sum(m, -x[i, t[i]])  # the margin: exact for float64 logits
+        if x_lo.size:
+            g_hi, g_lo = two_sum(g_hi, g_lo + (x_lo[i, k[i]] - x_lo[i, t[i]]))
         s_hi, s_lo = add(g_hi, g_lo, y_hi, y_lo)
-        s_error = y_error + ADD_ERROR * U2 * abs(s_hi)
+        s_error = y_error + difference + ADD_ERROR * U2 * abs(s_hi)
         l_hi, l_lo = mul(s_hi, s_lo, w[i], 0.0)
         l_error = (s_error * abs(w[i]) + MUL_ERROR * U2 * abs(l_hi)) * (1 + 2.0 ** -30)
         if safe(l_hi):
@@ -394,3 +442,48 @@ def sum_with_error(hi, lo, error):
         magnitude += abs(hi[i]) + abs(lo[i])
     n = hi.size + 2
     return s_hi, s_lo, (total_error + n * ADD_ERROR * U2 * magnitude) * (1 + n * 2.0 ** -52)
+
+
+@compiled
+def sum_parts(parts, extra, extra_error, bound, out_hi, out_lo, out_error):
+    """Elementwise sums of float64 arrays parts (P, n, m) and ``extra`` (n, m), or (1, m) added
+    to every row (within ``extra_error`` (n, m) of its exact value, elementwise) as
+    double-doubles into out_hi + out_lo, their absolute error bounds into out_error (n, m): the
+    P + 1 additions err by ADD_FLOAT_ERROR u^2 of a partial sum each, at most the sum of the
+    magnitudes, plus ``bound`` (n, m), the parts' own (``split_product``'s remainder)."""
+    P, n, m = parts.shape
+    rows_of_extra = extra.shape[0] == n
+    for i in range(n):
+        for j in range(m):
+            s_hi, s_lo, magnitude = 0.0, 0.0, 0.0
+            for p in range(P):
+                s_hi, s_lo = add_float(s_hi, s_lo, parts[p, i, j])
+                magnitude += abs(parts[p, i, j])
+            b = extra[i, j] if rows_of_extra else extra[0, j]
+            s_hi, s_lo = add_float(s_hi, s_lo, b)
+            magnitude += abs(b)
+            out_hi[i, j], out_lo[i, j] = s_hi, s_lo
+            out_error[i, j] = ((P + 1) * ADD_FLOAT_ERROR * U2 * magnitude * (1 + 2.0 ** -40)
+                               + bound[i, j] + extra_error[i, j])
+
+
+@compiled
+def accumulate(hi, lo, error, add_hi, add_lo, add_error):
+    """hi + lo += add_hi + add_lo elementwise (2-D arrays), error += add_error and the
+    addition's own ADD_ERROR u^2 of the result."""
+    n, m = hi.shape
+    for i in range(n):
+        for j in range(m):
+            hi[i, j], lo[i, j] = add(hi[i, j], lo[i, j], add_hi[i, j], add_lo[i, j])
+            error[i, j] = (error[i, j] + add_error[i, j]
+                           + ADD_ERROR * U2 * abs(hi[i, j])) * (1 + 2.0 ** -50)
+
+
+@compiled
+def certify_elements(hi, lo, error, estimate_ulps, ok):
+    """``certified`` elementwise (2-D arrays), exact zeros (0 with an error of 0) included."""
+    n, m = hi.shape
+    for i in range(n):
+        for j in range(m):
+            ok[i, j] = ((hi[i, j] == 0 and lo[i, j] == 0 and error[i, j] == 0)
+                        or certified(hi[i, j], lo[i, j], error[i, j], estimate_ulps))

@@ -41,6 +41,7 @@ import numpy as np
 
 from . import classification as ce
 from . import linear_fast as fast
+from . import linear_float64 as double_double_tier
 from .balls import Ball
 from .engine import (EvaluationError, Evaluated, Known, evaluate, evaluate_row_sums,
                      evaluate_total, filled)
@@ -209,10 +210,13 @@ def loss(input, linear_weight, target, linear_bias, weight, ignore_index, smooth
     if reduction != "none" and (M == 0 or ce.divisor_is_zero(rows, reduction)):
         return filled((), _zero_divisor_mean(call, smoothing) if reduction == "mean" else 0.0)
     function, token_args, shared = _row_function(call, smoothing)
-    known = (fast.loss(call, reduction, fmt, ROW_CHUNK_LOGITS)
-             if fast.applies(call, smoothing, fmt) else None)
-    if known is not None and reduction == "none":  # per row, as the engine's (N, P = 1)
-        known = Known(known.rounded.reshape(M, 1), known.exact.reshape(M, 1), known.ok)
+    known = None
+    if fast.applies(call, smoothing, fmt):
+        known = fast.loss(call, reduction, fmt, ROW_CHUNK_LOGITS)
+        if reduction == "none":  # per row, as the engine's (N, P = 1)
+            known = Known(known.rounded.reshape(M, 1), known.exact.reshape(M, 1), known.ok)
+    elif double_double_tier.applies(call, smoothing, fmt):
+        known = double_double_tier.loss(call, reduction)
     if reduction == "none":
         out = evaluate(function, token_args, fmt, independent="rows", shared=shared,
                        known=known, **_chunking(call))
@@ -341,6 +345,8 @@ def loss_grad(grad_output, input, linear_weight, target, linear_bias, weight, ig
     known_input = known_sums = None
     if fast.applies(call, smoothing, fmt):
         known_input, known_sums = fast.gradients(call, reduction, fmt, ROW_CHUNK_LOGITS)
+    elif double_double_tier.applies(call, smoothing, fmt):
+        known_input, known_sums = double_double_tier.gradients(call, reduction) or (None, None)
 
     def input_rows(B, x, *rest):
         # G_flat W_rows: one sum over the P C logits of each token (W_rows from its transpose)

@@ -1,0 +1,182 @@
+"""linear_cross_entropy rounded to float64: a double-double tier.
+
+For float64 results the ball tiers fell to arb (2e3 input elements/s): long double cannot hold
+a softmax's chain to the 64th of an ulp that certification needs. Here, per chunk of tokens:
+
+- the logits: the exact parts of x W^T from ``split_product`` (products of slices, exact in
+  float64), added with the bias in double-double (``double_double.sum_parts``: within
+  (P + 1) 2 u^2 of the parts' magnitudes, plus the splitting's remainder, per row the largest);
+- the loss and d loss / d z per row: cross_entropy's kernels on those logits
+  (``double_double.softmax_loss_rows``, ``softmax_gradient_rows``: G = r (softmax - onehot),
+  one relative error bound eps per row);
+- d loss / d x = G W and d loss / d [W, b] = G^T [x, 1]: G's hi part times the other operand
+  through ``split_product`` again (exact parts), its lo part (below u of hi) by one BLAS
+  product whose error is at most gamma(K) |G_lo| |.|; G's own error adds eps |G| |.|, a
+  product of magnitudes (nonnegative, so BLAS's rounding only scales it by 1 + gamma(K)).
+  The chunks' sums of the weight's gradient add in double-double with their bounds.
+
+It covers what ``linear_fast`` covers (a 2-D weight, index targets, no label smoothing) for
+float64 results, where ``split_product`` applies and numba imports (``applies``); whatever it
+leaves the engine's tiers compute.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .classification_fast import certified_total, compiled, exact_divisor
+from .classification import upstream_rows
+from .engine import ESTIMATE_ULPS, Known, parallel_map, row_chunks
+from .formats import FORMATS, Format
+from .split_product import split_product
+
+CHUNK_LOGITS = 1 << 16  # logits per chunk of tokens: the parts' stack stays in the caches
+TIER = "double-double"
+U = 2.0 ** -53
+
+
+def applies(call, smoothing: float, fmt: Format) -> bool:
+    """Whether this tier covers the call: float64 results of a 2-D weight with index targets
+    and no label smoothing, tokens and classes to compute, and numba here."""
+    return (fmt == FORMATS["float64"] and not call.spatial and not call.rows.soft
+            and smoothing == 0 and call.row_count > 0 and call.classes > 0
+            and call.x.shape[1] > 0 and compiled() is not None)
+
+
+def _gamma(n: int) -> float:
+    return n * U / (1 - n * U)
+
+
+def _exact_sum(dd, a, b, extra=None, extra_error=None):
+    """a @ b (2-D float64) as a double-double with an absolute error bound per element, from
+    ``split_product``'s exact parts; ``extra`` (n, m) is added, within ``extra_error``. None
+    where the splitting does not apply."""
+    split = split_product(a, b, reuse=False)
+    if split is None:
+        return None
+    parts, bound = split
+    n, m = parts[0].shape
+    if extra is None:
+        extra = np.zeros((1, m))
+    if extra_error is None:
+        extra_error = np.zeros((n, m))
+    hi, lo, error = np.empty((n, m)), np.empty((n, m)), np.empty((n, m))
+    dd.sum_parts(np.stack(parts), extra, extra_error, np.broadcast_to(bound, (n, m)), hi, lo,
+                 error)
+    return hi, lo, error
+
+
+def _logits(dd, call, c: slice):
+    """(z_hi, z_lo, error per row, k) of the tokens ``c``, or None."""
+    exact = _exact_sum(dd, call.x[c], call.W_rows.T, call.b_rows.reshape(1, -1))
+    if exact is None:
+        return None
+    hi, lo, error = exact
+    return hi, lo, error.max(axis=1), np.argmax(hi, axis=1)
+
+
+def _weights(call):
+    rows = call.rows
+    return np.where(rows.valid, rows.weight[rows.t], 0.0)
+
+
+def loss(call, reduction: str) -> Known | None:
+    """The loss rounded to float64 as Known: per token ('none', ok per token) or the total
+    (one element); None where ``split_product`` does not apply."""
+    dd = compiled()
+    M, t, w_t = call.row_count, call.rows.t, _weights(call)
+    hi, lo, error = np.empty(M), np.empty(M), np.empty(M)
+    ok = np.zeros(M, dtype=bool)
+
+    def chunk(c: slice) -> bool:
+        logits = _logits(dd, call, c)
+        if logits is None:
+            return False
+        z_hi, z_lo, z_error, k = logits
+        dd.softmax_loss_rows(z_hi, z_lo, z_error, k, t[c], w_t[c], ESTIMATE_ULPS,
+                             *dd.exp_constants(), hi[c], lo[c], error[c], ok[c])
+        return True
+
+    if not all(parallel_map(chunk, row_chunks(M, call.classes, CHUNK_LOGITS))):
+        return None
+    if reduction == "none":
+        with np.errstate(invalid="ignore", over="ignore"):  # rows left hold anything
+            exact = hi.astype(np.longdouble) + lo
+        return Known(hi.reshape(M, 1), exact.reshape(M, 1), ok, {TIER: int(ok.sum())})
+    rounded, estimate, certified = certified_total(hi, lo, error, w_t, reduction)
+    return Known(np.array(rounded), np.array(estimate), np.array(certified),
+                 {TIER: int(certified)})
+
+
+def gradients(call, reduction: str) -> tuple[Known, Known] | None:
+    """d loss / d input (ok per token) and d loss / d [W, b] (C, D + 1; ok per element)
+    rounded to float64, as Known; None where ``split_product`` does not apply."""
+    dd = compiled()
+    rows = call.rows
+    M, C, D = call.row_count, call.classes, call.x.shape[1]
+    w_t = _weights(call)
+    a = np.where(rows.valid, upstream_rows(call.grad_output, rows, reduction), 0.0)
+    divisor = exact_divisor(w_t) if reduction == "mean" else (1.0, 0.0)
+    zero = ((a == 0) | (w_t == 0) | (C == 1)) & np.isfinite(a) & np.isfinite(divisor[0])
+    W, x_one = call.W_rows, np.concatenate([call.x, np.ones((M, 1))], axis=1)
+    W_magnitude, x_magnitude = np.abs(W), np.abs(x_one)
+    d_input = np.empty((M, D)), np.empty((M, D)), np.empty((M, D))
+    sums = [np.zeros((C, D + 1)), np.zeros((C, D + 1)), np.zeros((C, D + 1))]
+    failed = []
+
+    def chunk(c: slice):
+        logits = _logits(dd, call, c)
+        if logits is None:
+            failed.append(c)
+            return None
+        z_hi, z_lo, z_error, k = logits
+        n = len(k)
+        G_hi, G_lo, eps = np.empty((n, C)), np.empty((n, C)), np.empty(n)
+        dd.softmax_gradient_rows(z_hi, z_lo, z_error, k, rows.t[c], a[c], w_t[c], *divisor,
+                                 zero[c], ESTIMATE_ULPS, *dd.exp_constants(), G_hi, G_lo, eps,
+                                 np.empty(n, dtype=bool))
+        left = ~np.isfinite(eps)  # rows the kernel left hold anything: zeros, bounded inf
+        G_hi[left], G_lo[left], eps[left] = 0.0, 0.0, 0.0
+        G_magnitude = np.abs(G_hi)
+        d_x = _product(dd, G_hi, G_lo, eps[:, None], G_magnitude, W, W_magnitude)
+        layer = _product(dd, G_hi.T, G_lo.T, eps[None, :], G_magnitude.T, x_one[c],
+                         x_magnitude[c])
+        if d_x is None or layer is None:
+            failed.append(c)
+            return None
+        d_x[2][left] = np.inf
+        if left.any():
+            layer[2][:] = np.inf
+        for out, part in zip(d_input, d_x):
+            out[c] = part
+        return layer
+
+    chunks = row_chunks(M, C, CHUNK_LOGITS)
+    for start in range(0, len(chunks), 2):  # two at a time: a chunk's (C, D + 1) each
+        for part in parallel_map(chunk, chunks[start:start + 2]):
+            if part is not None:
+                dd.accumulate(*sums, *part)
+    if failed:
+        return None
+    known_input = _known(dd, *d_input, rows_only=True)
+    return known_input, _known(dd, *sums, rows_only=False)
+
+
+def _product(dd, G_hi, G_lo, eps, G_magnitude, B, B_magnitude):
+    """(G_hi + G_lo) B as (hi, lo, absolute error bound), for G within eps |G| elementwise
+    (eps broadcast along G's rows or columns); None where the splitting does not apply."""
+    inner = G_hi.shape[1]
+    low = G_lo @ B  # |G_lo| <= u |G_hi|: its error gamma(K) |G_lo| |B| <= gamma(K) u |G| |B|
+    magnitude = ((eps + U * _gamma(inner)) * G_magnitude) @ B_magnitude
+    magnitude *= 1 + 2 * _gamma(inner + 2)  # nonnegative terms: BLAS's rounding scales them
+    return _exact_sum(dd, G_hi, B, low, magnitude)
+
+
+def _known(dd, hi, lo, error, rows_only: bool) -> Known:
+    ok = np.empty(hi.shape, dtype=bool)
+    dd.certify_elements(hi, lo, error, ESTIMATE_ULPS, ok)
+    with np.errstate(invalid="ignore", over="ignore"):
+        exact = hi.astype(np.longdouble) + lo
+    if rows_only:
+        ok = ok.all(axis=1)
+    return Known(hi, exact, ok, {TIER: int(ok.sum())})

@@ -1,0 +1,67 @@
+"""linear_cross_entropy's float64 double-double tier (loss_reference/linear_float64.py): what
+it certifies is the correctly rounded exact value, on layers drawn to make float64 err (spreads
+of 1e6, products that cancel, tiny and zero entries), and it certifies a typical batch whole.
+The layers and their exact values (an mpmath oracle at 100 digits) are
+test_reference_linear_fast's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from mpmath import mp
+from test_reference_linear_fast import IGNORE, cases, oracle
+
+from conformance.specs import SPECS
+from loss_reference import engine, linear
+from loss_reference import linear_float64 as tier
+from loss_reference.formats import FORMATS
+
+pytest.importorskip("numba", reason="numba is not installed")
+FLOAT64 = FORMATS["float64"]
+
+
+def _call(x, W, target, b, w, g):
+    call = linear.Call(x, W, target, b, w, IGNORE)
+    call.grad_output = g
+    return call
+
+
+def _rounded(values) -> np.ndarray:
+    return np.array([float(v) for v in values])  # mpmath rounds to nearest
+
+
+@settings(max_examples=60, deadline=None)
+@given(cases(formats=("float64",)))
+def test_what_it_certifies_is_the_correctly_rounded_value(case):
+    x, W, target, b, w, reduction, g, _ = case
+    call = _call(x, W, target, b, w, g)
+    (N, D), C = x.shape, W.shape[0]
+    with mp.workdps(100):
+        exact = oracle(x, W, b, target, w, reduction, g)
+    value = tier.loss(call, reduction)
+    want = _rounded(exact["value"]).reshape(value.rounded.shape)
+    assert np.array_equal(value.rounded[value.ok], want[value.ok])
+    d_input, sums = tier.gradients(call, reduction)
+    want_input = _rounded(exact["input"]).reshape(N, D)
+    assert np.array_equal(d_input.rounded[d_input.ok], want_input[d_input.ok])
+    want_sums = np.concatenate([_rounded(exact["linear_weight"]).reshape(C, D),
+                                _rounded(exact["linear_bias"]).reshape(C, 1)], axis=1)
+    assert np.array_equal(sums.rounded[sums.ok], want_sums[sums.ok])
+
+
+def test_a_typical_batch_is_certified_by_this_tier():
+    spec = SPECS["linear_cross_entropy"]
+    case = spec.speed.case((64, 16, 256), "float64", np.random.default_rng(0))
+    engine.STATS.clear()
+    spec.reference(case)
+    spec.reference_grad(case)
+    assert engine.STATS[tier.TIER] == sum(engine.STATS.values()) > 0
+
+
+def test_applies_to_float64_results_only():
+    call = _call(np.ones((2, 3)), np.ones((4, 3)), np.array([0, 1]), None, None, 1.0)
+    assert tier.applies(call, 0.0, FLOAT64)
+    assert not tier.applies(call, 0.0, FORMATS["float32"])
+    assert not tier.applies(call, 0.1, FLOAT64)
