@@ -453,18 +453,18 @@ def sum_parts(parts, extra, extra_error, bound, out_hi, out_lo, out_error):
     magnitudes, plus ``bound`` (n, m), the parts' own (``split_product``'s remainder)."""
     P, n, m = parts.shape
     rows_of_extra = extra.shape[0] == n
-    for i in range(n):
+    for i in range(n):  # a row's elements innermost: independent chains, vectorised
+        hi, lo, magnitude = out_hi[i], out_lo[i], out_error[i]
+        hi[:], lo[:], magnitude[:] = 0.0, 0.0, 0.0
+        b = extra[i] if rows_of_extra else extra[0]
+        for p in range(P + 1):
+            row = parts[p, i] if p < P else b
+            for j in range(m):
+                hi[j], lo[j] = add_float(hi[j], lo[j], row[j])
+                magnitude[j] += abs(row[j])
         for j in range(m):
-            s_hi, s_lo, magnitude = 0.0, 0.0, 0.0
-            for p in range(P):
-                s_hi, s_lo = add_float(s_hi, s_lo, parts[p, i, j])
-                magnitude += abs(parts[p, i, j])
-            b = extra[i, j] if rows_of_extra else extra[0, j]
-            s_hi, s_lo = add_float(s_hi, s_lo, b)
-            magnitude += abs(b)
-            out_hi[i, j], out_lo[i, j] = s_hi, s_lo
-            out_error[i, j] = ((P + 1) * ADD_FLOAT_ERROR * U2 * magnitude * (1 + 2.0 ** -40)
-                               + bound[i, j] + extra_error[i, j])
+            magnitude[j] = ((P + 1) * ADD_FLOAT_ERROR * U2 * magnitude[j] * (1 + 2.0 ** -40)
+                            + bound[i, j] + extra_error[i, j])
 
 
 @compiled

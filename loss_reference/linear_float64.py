@@ -47,11 +47,11 @@ def _gamma(n: int) -> float:
     return n * U / (1 - n * U)
 
 
-def _exact_sum(dd, a, b, extra=None, extra_error=None):
+def _exact_sum(dd, a, b, extra=None, extra_error=None, reuse=False):
     """a @ b (2-D float64) as a double-double with an absolute error bound per element, from
-    ``split_product``'s exact parts; ``extra`` (n, m) is added, within ``extra_error``. None
-    where the splitting does not apply."""
-    split = split_product(a, b, reuse=False)
+    ``split_product``'s exact parts (``reuse``: b is the layer's, split once); ``extra``
+    (n, m) is added, within ``extra_error``. None where the splitting does not apply."""
+    split = split_product(a, b, reuse=reuse)
     if split is None:
         return None
     parts, bound = split
@@ -66,9 +66,10 @@ def _exact_sum(dd, a, b, extra=None, extra_error=None):
     return hi, lo, error
 
 
-def _logits(dd, call, c: slice):
-    """(z_hi, z_lo, error per row, k) of the tokens ``c``, or None."""
-    exact = _exact_sum(dd, call.x[c], call.W_rows.T, call.b_rows.reshape(1, -1))
+def _logits(dd, call, Wt, c: slice):
+    """(z_hi, z_lo, error per row, k) of the tokens ``c`` (Wt: the weight's transpose, the
+    same array object for every chunk, so that it is split once), or None."""
+    exact = _exact_sum(dd, call.x[c], Wt, call.b_rows.reshape(1, -1), reuse=True)
     if exact is None:
         return None
     hi, lo, error = exact
@@ -87,9 +88,10 @@ def loss(call, reduction: str) -> Known | None:
     M, t, w_t = call.row_count, call.rows.t, _weights(call)
     hi, lo, error = np.empty(M), np.empty(M), np.empty(M)
     ok = np.zeros(M, dtype=bool)
+    Wt = call.W_rows.T
 
     def chunk(c: slice) -> bool:
-        logits = _logits(dd, call, c)
+        logits = _logits(dd, call, Wt, c)
         if logits is None:
             return False
         z_hi, z_lo, z_error, k = logits
@@ -118,14 +120,14 @@ def gradients(call, reduction: str) -> tuple[Known, Known] | None:
     a = np.where(rows.valid, upstream_rows(call.grad_output, rows, reduction), 0.0)
     divisor = exact_divisor(w_t) if reduction == "mean" else (1.0, 0.0)
     zero = ((a == 0) | (w_t == 0) | (C == 1)) & np.isfinite(a) & np.isfinite(divisor[0])
-    W, x_one = call.W_rows, np.concatenate([call.x, np.ones((M, 1))], axis=1)
+    W, Wt, x_one = call.W_rows, call.W_rows.T, np.concatenate([call.x, np.ones((M, 1))], axis=1)
     W_magnitude, x_magnitude = np.abs(W), np.abs(x_one)
     d_input = np.empty((M, D)), np.empty((M, D)), np.empty((M, D))
     sums = [np.zeros((C, D + 1)), np.zeros((C, D + 1)), np.zeros((C, D + 1))]
     failed = []
 
     def chunk(c: slice):
-        logits = _logits(dd, call, c)
+        logits = _logits(dd, call, Wt, c)
         if logits is None:
             failed.append(c)
             return None
@@ -138,7 +140,7 @@ def gradients(call, reduction: str) -> tuple[Known, Known] | None:
         left = ~np.isfinite(eps)  # rows the kernel left hold anything: zeros, bounded inf
         G_hi[left], G_lo[left], eps[left] = 0.0, 0.0, 0.0
         G_magnitude = np.abs(G_hi)
-        d_x = _product(dd, G_hi, G_lo, eps[:, None], G_magnitude, W, W_magnitude)
+        d_x = _product(dd, G_hi, G_lo, eps[:, None], G_magnitude, W, W_magnitude, reuse=True)
         layer = _product(dd, G_hi.T, G_lo.T, eps[None, :], G_magnitude.T, x_one[c],
                          x_magnitude[c])
         if d_x is None or layer is None:
@@ -162,14 +164,15 @@ def gradients(call, reduction: str) -> tuple[Known, Known] | None:
     return known_input, _known(dd, *sums, rows_only=False)
 
 
-def _product(dd, G_hi, G_lo, eps, G_magnitude, B, B_magnitude):
+def _product(dd, G_hi, G_lo, eps, G_magnitude, B, B_magnitude, reuse=False):
     """(G_hi + G_lo) B as (hi, lo, absolute error bound), for G within eps |G| elementwise
-    (eps broadcast along G's rows or columns); None where the splitting does not apply."""
+    (eps broadcast along G's rows or columns; ``reuse``: B is the layer's); None where the
+    splitting does not apply."""
     inner = G_hi.shape[1]
     low = G_lo @ B  # |G_lo| <= u |G_hi|: its error gamma(K) |G_lo| |B| <= gamma(K) u |G| |B|
     magnitude = ((eps + U * _gamma(inner)) * G_magnitude) @ B_magnitude
     magnitude *= 1 + 2 * _gamma(inner + 2)  # nonnegative terms: BLAS's rounding scales them
-    return _exact_sum(dd, G_hi, B, low, magnitude)
+    return _exact_sum(dd, G_hi, B, low, magnitude, reuse)
 
 
 def _known(dd, hi, lo, error, rows_only: bool) -> Known:

@@ -120,16 +120,18 @@ def split_product(a: np.ndarray, b: np.ndarray, reuse: bool = True):
 
 # --- the right operand's split, made once for a batch's chunks ------------------------------------
 
-_reuse = {"depth": 0, "values": None, "beta": None, "split": None}
+_reuse = {"depth": 0, "splits": []}  # splits: (operand, beta, its split), latest last
 _reuse_lock = threading.Lock()
+REUSED_OPERANDS = 2  # a layer's weight and its transpose (the logits', a gradient's)
 
 
 @contextmanager
 def reusing_splits():
     """Within this block, ``split_product`` splits its right operand once for every call that
     passes the very same array object: a layer's weight, which every chunk of tokens
-    multiplies (a weight of 32768 x 1024 took 1 s to split, once per chunk). Only the latest
-    such operand is kept, and only until the block ends."""
+    multiplies (a weight of 32768 x 1024 took 1 s to split, once per chunk). The latest
+    REUSED_OPERANDS such operands are kept (the weight's transpose for the logits, the weight
+    for d loss / d x), and only until the block ends."""
     with _reuse_lock:
         _reuse["depth"] += 1
     try:
@@ -138,7 +140,7 @@ def reusing_splits():
         with _reuse_lock:
             _reuse["depth"] -= 1
             if not _reuse["depth"]:
-                _reuse.update(values=None, beta=None, split=None)
+                _reuse["splits"] = []
 
 
 def _split_of_right(b: np.ndarray, beta: int):
@@ -146,6 +148,11 @@ def _split_of_right(b: np.ndarray, beta: int):
     with _reuse_lock:
         if not _reuse["depth"]:
             return _split(b, 0, beta)
-        if _reuse["values"] is not b or _reuse["beta"] != beta:
-            _reuse.update(values=b, beta=beta, split=_split(b, 0, beta))
-        return _reuse["split"]
+        splits = _reuse["splits"]
+        for entry in splits:
+            if entry[0] is b and entry[1] == beta:
+                return entry[2]
+        split = _split(b, 0, beta)
+        splits.append((b, beta, split))
+        del splits[:-REUSED_OPERANDS]
+        return split
