@@ -33,12 +33,13 @@ rounding of the bounds themselves:
 
 In float32 the weight's gradient holds sums over the batch that cancel far below their terms
 (one in a thousand below a 64th of an ulp at 2^-45 of the magnitudes, where the first tier's
-bound is about 2^-41): the second tier (``refine``) recomputes every row's softmax in long
-double from exact logits (``split_product``'s parts, added in long double: R_i is then their
-addition's rounding) and, from it, only the outputs left: the rows of the input's gradient and
-the classes of the weight's, in long double ball arithmetic. Its cost is one long double
-exponential per logit, a fraction of the ball tiers' (which would recompute the whole
-gradient twice over for a single class).
+bound is about 2^-41): the second tier (``linear_float64.refine``, where numba imports)
+recomputes every row's softmax in double-double from exact logits and, from it, only the
+outputs left: the rows of the input's gradient and the classes of the weight's. The third
+(``refine``) does the same in long double ball arithmetic, from exact logits (``split_product``'s
+parts, added in long double: R_i is then their addition's rounding). Either costs one
+exponential per logit, a fraction of the ball tiers' (which would recompute the whole gradient
+twice over for a single class).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from .balls import (FLOAT64, FLOAT64_BALLS, LONG_DOUBLE, LONG_DOUBLE_BALLS, Ball
 from .classification import upstream_rows
 from .engine import Known, certify, parallel_map, row_chunks, streamed_sum
 from .formats import Format
+from . import linear_float64 as double_double_tier
 from .split_product import norms, split_product
 
 U = FLOAT64.unit_roundoff
@@ -59,6 +61,7 @@ TINY = FLOAT64.tiny
 SLACK = 1 + 2.0 ** -40  # for the rounding of the bounds' own few operations
 B = FLOAT64_BALLS
 BACKENDS = {FLOAT64: FLOAT64_BALLS, LONG_DOUBLE: LONG_DOUBLE_BALLS}
+DOUBLE_DOUBLE = double_double_tier.TIER
 
 
 def gamma(n: int, unit: float = U) -> float:
@@ -429,16 +432,21 @@ def gradients(call, reduction: str, fmt: Format, chunk_logits: int) -> tuple[Kno
         known.tiers = {FLOAT64.name: int(known.ok.sum())}
     # The cheap bounds' rare misses (a class in a few batches) first take float64 with sharp
     # bounds, from the first tier's kept softmax: a column of g costs one exponential a token.
-    for precision in ([] if sharp else [FLOAT64]) + [LONG_DOUBLE]:
+    # The sharp bounds' misses (sums that cancel) take double-double where numba imports (every
+    # row's softmax in compiled code, the products of those rows and columns alone), then long
+    # double.
+    later = ([(FLOAT64.name, lambda t, c: refine_from_kept(call, reduction, t, c, kept))]
+             if not sharp else
+             [(DOUBLE_DOUBLE, lambda t, c: double_double_tier.refine(call, reduction, t, c))])
+    later.append((LONG_DOUBLE.name,
+                  lambda t, c: refine(call, reduction, chunk_logits, t, c, LONG_DOUBLE)))
+    for name, tier in later:
         if not (len(tokens) or len(classes)):
             break
-        if precision is FLOAT64:
-            refined = refine_from_kept(call, reduction, tokens, classes, kept)
-        else:
-            refined = refine(call, reduction, chunk_logits, tokens, classes, precision)
+        refined = tier(tokens, classes)
         if refined is not None:
-            _complete(known_input, tokens, refined[0], fmt, True, precision.name)
-            _complete(known_sums, classes, refined[1], fmt, False, precision.name)
+            _complete(known_input, tokens, refined[0], fmt, True, name)
+            _complete(known_sums, classes, refined[1], fmt, False, name)
         tokens = np.flatnonzero(~known_input.ok)
         classes = np.flatnonzero(~known_sums.ok.all(axis=1))
     return known_input, known_sums

@@ -26,6 +26,7 @@ import numpy as np
 
 from .classification_fast import certified_total, compiled, exact_divisor
 from .classification import upstream_rows
+from .balls import Ball
 from .engine import ESTIMATE_ULPS, Known, parallel_map, row_chunks
 from .formats import FORMATS, Format
 from .split_product import split_product
@@ -113,6 +114,32 @@ def loss(call, reduction: str) -> Known | None:
 def gradients(call, reduction: str) -> tuple[Known, Known] | None:
     """d loss / d input (ok per token) and d loss / d [W, b] (C, D + 1; ok per element)
     rounded to float64, as Known; None where ``split_product`` does not apply."""
+    parts = gradient_parts(call, reduction, np.arange(call.row_count),
+                           np.arange(call.classes))
+    if parts is None:
+        return None
+    dd = compiled()
+    return _known(dd, *parts[0], rows_only=True), _known(dd, *parts[1], rows_only=False)
+
+
+def refine(call, reduction: str, tokens: np.ndarray, classes: np.ndarray):
+    """A later tier for results narrower than float64 (``linear_fast.gradients``): d loss / d
+    input at the rows ``tokens`` and d loss / d [W, b] at the rows ``classes`` as float64
+    balls (the double-double's hi part, its lo part and error bound as the radius); None where
+    this tier does not apply. Every row's softmax is needed (each r_t sums a whole row), but
+    only the products of those rows and columns."""
+    if compiled() is None or call.spatial or call.rows.soft:
+        return None
+    parts = gradient_parts(call, reduction, tokens, classes)
+    if parts is None:
+        return None
+    return tuple(Ball(hi, np.abs(lo) + error) if len(hi) else None for hi, lo, error in parts)
+
+
+def gradient_parts(call, reduction: str, tokens: np.ndarray, classes: np.ndarray):
+    """((hi, lo, error) of d loss / d input at the rows ``tokens`` (sorted), (hi, lo, error) of
+    d loss / d [W, b] at the rows ``classes``): double-doubles and their absolute error
+    bounds, elementwise; None where ``split_product`` does not apply."""
     dd = compiled()
     rows = call.rows
     M, C, D = call.row_count, call.classes, call.x.shape[1]
@@ -122,8 +149,10 @@ def gradients(call, reduction: str) -> tuple[Known, Known] | None:
     zero = ((a == 0) | (w_t == 0) | (C == 1)) & np.isfinite(a) & np.isfinite(divisor[0])
     W, Wt, x_one = call.W_rows, call.W_rows.T, np.concatenate([call.x, np.ones((M, 1))], axis=1)
     W_magnitude, x_magnitude = np.abs(W), np.abs(x_one)
-    d_input = np.empty((M, D)), np.empty((M, D)), np.empty((M, D))
-    sums = [np.zeros((C, D + 1)), np.zeros((C, D + 1)), np.zeros((C, D + 1))]
+    every_class = len(classes) == C
+    d_input = {}
+    K = len(classes)
+    sums = [np.zeros((K, D + 1)), np.zeros((K, D + 1)), np.zeros((K, D + 1))]
     failed = []
 
     def chunk(c: slice):
@@ -139,29 +168,39 @@ def gradients(call, reduction: str) -> tuple[Known, Known] | None:
                                  np.empty(n, dtype=bool))
         left = ~np.isfinite(eps)  # rows the kernel left hold anything: zeros, bounded inf
         G_hi[left], G_lo[left], eps[left] = 0.0, 0.0, 0.0
-        G_magnitude = np.abs(G_hi)
-        d_x = _product(dd, G_hi, G_lo, eps[:, None], G_magnitude, W, W_magnitude, reuse=True)
-        layer = _product(dd, G_hi.T, G_lo.T, eps[None, :], G_magnitude.T, x_one[c],
+        mine = tokens[(tokens >= c.start) & (tokens < c.stop)] - c.start
+        if len(mine):
+            d_x = _product(dd, G_hi[mine], G_lo[mine], eps[mine, None], np.abs(G_hi[mine]), W,
+                           W_magnitude, reuse=True)
+            if d_x is None:
+                failed.append(c)
+                return None
+            d_x[2][left[mine]] = np.inf
+            d_input[c.start] = d_x
+        if not K:
+            return None
+        if not every_class:
+            G_hi, G_lo = G_hi[:, classes], G_lo[:, classes]
+        layer = _product(dd, G_hi.T, G_lo.T, eps[None, :], np.abs(G_hi).T, x_one[c],
                          x_magnitude[c])
-        if d_x is None or layer is None:
+        if layer is None:
             failed.append(c)
             return None
-        d_x[2][left] = np.inf
         if left.any():
             layer[2][:] = np.inf
-        for out, part in zip(d_input, d_x):
-            out[c] = part
         return layer
 
     chunks = row_chunks(M, C, CHUNK_LOGITS)
-    for start in range(0, len(chunks), 2):  # two at a time: a chunk's (C, D + 1) each
+    for start in range(0, len(chunks), 2):  # two at a time: a chunk's (K, D + 1) each
         for part in parallel_map(chunk, chunks[start:start + 2]):
             if part is not None:
                 dd.accumulate(*sums, *part)
     if failed:
         return None
-    known_input = _known(dd, *d_input, rows_only=True)
-    return known_input, _known(dd, *sums, rows_only=False)
+    ordered = [d_input[start] for start in sorted(d_input)]
+    input_parts = (tuple(np.concatenate([p[i] for p in ordered]) for i in range(3)) if ordered
+                   else (np.empty((0, D)),) * 3)
+    return input_parts, tuple(sums)
 
 
 def _product(dd, G_hi, G_lo, eps, G_magnitude, B, B_magnitude, reuse=False):

@@ -77,10 +77,13 @@ def _mpf(value) -> mpf:
 
 
 def _assert_holds(ball, exact, name):
-    """Every exact value lies in its ball: |mid - exact| <= rad, in mpmath."""
+    """Every exact value lies in its ball: |mid - exact| <= rad, in mpmath (an infinite radius
+    holds anything)."""
     mids, rads = np.ravel(ball.mid), np.ravel(np.broadcast_to(ball.rad, np.shape(ball.mid)))
     assert len(mids) == len(exact), name
     for i, (mid, rad, value) in enumerate(zip(mids, rads, exact)):
+        if rad == np.inf:  # a tier's way of leaving an output to the next
+            continue
         assert abs(_mpf(mid) - value) <= _mpf(rad), (
             f"{name}[{i}]: {float(mid)!r} +- {float(rad)!r} misses {mp.nstr(value, 25)}")
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from mpmath import mp
-from test_reference_linear_fast import IGNORE, cases, oracle
+from test_reference_linear_fast import IGNORE, _assert_holds, cases, oracle
 
 from conformance.specs import SPECS
-from loss_reference import engine, linear
+from loss_reference import engine, linear, linear_fast
 from loss_reference import linear_float64 as tier
 from loss_reference.formats import FORMATS
 
@@ -65,3 +65,35 @@ def test_applies_to_float64_results_only():
     assert tier.applies(call, 0.0, FLOAT64)
     assert not tier.applies(call, 0.0, FORMATS["float32"])
     assert not tier.applies(call, 0.1, FLOAT64)
+
+
+@settings(max_examples=40, deadline=None)
+@given(cases())
+def test_as_a_later_tier_its_balls_hold_the_exact_values(case):
+    """For float32, bfloat16 and float16 layers, the refinement's float64 balls (hi, with lo
+    and the bound as the radius) on every token and class hold the oracle's values."""
+    x, W, target, b, w, reduction, g, _ = case
+    call = _call(x, W, target, b, w, g)
+    D = x.shape[1]
+    with mp.workdps(100):
+        exact = oracle(x, W, b, target, w, reduction, g)
+        d_input, layer = tier.refine(call, reduction, np.arange(len(x)),
+                                     np.arange(W.shape[0]))
+        _assert_holds(d_input, exact["input"], "input")
+        _assert_holds(layer[:, :D], exact["linear_weight"], "linear_weight")
+        _assert_holds(layer[:, D], exact["linear_bias"], "linear_bias")
+
+
+def test_what_float32_first_tier_leaves_takes_it_before_long_double(monkeypatch):
+    """float32 at (256, 64, 1024): the first tier leaves sums that cancel (a few tokens and
+    classes); this tier certifies them all, and long double's tier is not run."""
+    long_double = []
+    monkeypatch.setattr(linear_fast, "refine", lambda *args: long_double.append(args))
+    spec = SPECS["linear_cross_entropy"]
+    case = spec.speed.case((256, 64, 1024), "float32", np.random.default_rng(0))
+    a = case.args
+    call = _call(a["input"], a["linear_weight"], a["target"], None, None, np.array(1.0))
+    known_input, known_sums = linear_fast.gradients(call, "mean", FORMATS["float32"],
+                                                    linear.ROW_CHUNK_LOGITS)
+    assert known_input.ok.all() and known_sums.ok.all() and not long_double
+    assert known_sums.tiers.get(tier.TIER, 0) > 0
