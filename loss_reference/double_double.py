@@ -329,7 +329,8 @@ def softmax_gradient_rows(x, x_lo, logit_error, k, t, a, w, divisor_hi, divisor_
     divisor_lo, within u^2 of the exact divisor; E_i the softmax's denominator over the row's
     largest logit), the row's relative error bound into ``out_error`` (0 for an exact row, inf
     for a row left), and ``ok[i]`` whether every element is ``certified`` to round to its hi
-    (``estimate_ulps``: how close the estimate must be).
+    (``estimate_ulps``: how close the estimate must be; 0 certifies nothing, for a caller
+    that only bounds products of the rows).
 
     e_c and S' = sum_{c != k} e_c by ``softmax_terms``; E = 1 + S'. At the target, -r rest
     with rest = sum_{c != t} e_c: S' when t = k, else E - e_t without cancellation (rest >=
@@ -376,6 +377,8 @@ def softmax_gradient_rows(x, x_lo, logit_error, k, t, a, w, divisor_hi, divisor_
         for c in range(C):
             e_hi[c], e_lo[c] = mul(e_hi[c], e_lo[c], r_hi, r_lo)
         e_hi[target], e_lo[target] = mul(rest_hi, rest_lo, -r_hi, -r_lo)
+        if estimate_ulps <= 0:
+            continue  # the caller takes out_error only
         row_ok = True
         for c in range(C):
             if not certified(e_hi[c], e_lo[c], error * abs(e_hi[c]), estimate_ulps):
