@@ -262,6 +262,25 @@ def log_of_sum(e_hi, e_lo, e_error, inverse, l1, l2, l3, table_hi, table_lo, pow
     return y_hi, y_lo, error
 
 
+SERIES_BELOW = 2.0 ** -10  # log1p by its series below this: 10 terms reach 2^-106
+LOG1P_SERIES_ERROR = 128.0
+_INVERSES = tuple(_constant(1, k) for k in range(1, 12))
+
+
+@compiled
+def log1p_series(s_hi, s_lo):
+    """log1p(s) for a double-double 0 <= s < SERIES_BELOW, within LOG1P_SERIES_ERROR u^2 of it
+    relatively: sum_{k=1}^{11} (-1)^(k+1) s^k / k by Horner in double-double (the tail below
+    s^11 / 12 < 2^-113 of s; each step's error damped by s < 2^-10 but the last two, 2 (MUL +
+    ADD) u^2 with the 1/k's own u^2). Where E = 1 + S' is near 1, Newton's step on log E
+    (``log_of_sum``) leaves an absolute error of a few u^2, far from log E's ulp."""
+    h_hi, h_lo = _INVERSES[10]
+    for k in range(9, -1, -1):
+        h_hi, h_lo = mul(s_hi, s_lo, -h_hi, -h_lo)
+        h_hi, h_lo = add(_INVERSES[k][0], _INVERSES[k][1], h_hi, h_lo)
+    return mul(s_hi, s_lo, h_hi, h_lo)
+
+
 # --- kernels ---------------------------------------------------------------------------------
 # Their logits are x + x_lo (x_lo of shape (0, C) where the logits are float64 numbers) within
 # logit_error of the exact ones, per row; m is the row's largest x (a decision: any shift is
@@ -418,9 +437,13 @@ def softmax_loss_rows(x, x_lo, logit_error, k, t, w, estimate_ulps, inverse, l1,
                        + ((C + 2) * ADD_ERROR + ADD_FLOAT_ERROR) * U2)
         if not total_error < 2.0 ** -31:
             continue
-        total_hi, total_lo = add_float(s_hi, s_lo, 1.0)
-        y_hi, y_lo, y_error = log_of_sum(total_hi, total_lo, total_error, inverse, l1, l2, l3,
-                                         table_hi, table_lo, powers)
+        if s_hi < SERIES_BELOW:  # log E = log1p(S') far below 1: Newton's bound is absolute
+            y_hi, y_lo = log1p_series(s_hi, s_lo)
+            y_error = (LOG1P_SERIES_ERROR * U2 + total_error * (1 + 2.0 ** -8)) * abs(y_hi)
+        else:
+            total_hi, total_lo = add_float(s_hi, s_lo, 1.0)
+            y_hi, y_lo, y_error = log_of_sum(total_hi, total_lo, total_error, inverse, l1, l2,
+                                             l3, table_hi, table_lo, powers)
         g_hi, g_lo = two_sum(m, -x[i, t[i]])  # the margin: exact for float64 logits
         if x_lo.size:
             g_hi, g_lo = two_sum(g_hi, g_lo + (x_lo[i, k[i]] - x_lo[i, t[i]]))

@@ -255,6 +255,20 @@ def test_log_of_sum_is_within_its_bound(draws):
             assert error < 2.0 ** -90 * max(1.0, float(want))
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.floats(-300, -10), st.floats(-1, 1)), min_size=1, max_size=20))
+def test_log1p_series_is_within_its_bound(draws):
+    """Where S' is far below 1 (a saturated softmax), log1p by its series: Newton's step on
+    log(1 + S') would leave an absolute error of a few u^2, larger than log1p(S') itself."""
+    with mp.workprec(300):
+        for exponent, fraction in draws:
+            s_hi = 2.0 ** exponent * (1 + abs(fraction))
+            s_lo = float(np.spacing(s_hi)) * fraction / 2
+            y_hi, y_lo = dd.log1p_series(s_hi, s_lo)
+            want = mp.log1p(mpf(s_hi) + mpf(s_lo))
+            assert abs(mpf(y_hi) + mpf(y_lo) - want) <= dd.LOG1P_SERIES_ERROR * U2 * want
+
+
 def loss_oracle(x, target, weight, reduction):
     """The loss in mpmath at 300 bits, rounded to nearest: per row w_t (lse - x_t)."""
     N, C = x.shape
