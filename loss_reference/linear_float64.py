@@ -31,7 +31,7 @@ from .engine import ESTIMATE_ULPS, Known, parallel_map, row_chunks
 from .formats import FORMATS, Format
 from .split_product import split_product
 
-CHUNK_LOGITS = 1 << 18  # logits per chunk of tokens: few enough for BLAS-sized products
+CHUNK_LOGITS = 1 << 21  # logits per chunk of tokens, as linear's: a class's products amortised
 TIER = "double-double"
 U = 2.0 ** -53
 
