@@ -97,3 +97,23 @@ def test_what_float32_first_tier_leaves_takes_it_before_long_double(monkeypatch)
                                                     linear.ROW_CHUNK_LOGITS)
     assert known_input.ok.all() and known_sums.ok.all() and not long_double
     assert known_sums.tiers.get(tier.TIER, 0) > 0
+
+
+def test_without_numba_the_engine_and_long_double_compute_the_same(monkeypatch):
+    """Where numba does not import, this tier steps aside: float64 results come from the
+    engine's tiers, float32's later tier from long double, and they are the same roundings."""
+    x, W = np.array([[0.5, -1.25], [2.0, 0.75]]), np.array([[1.0, 0.5], [-0.5, 2.0], [3.0, 1.0]])
+    target, g = np.array([2, 0]), np.array(1.0)
+    with mp.workdps(100):
+        exact = oracle(x, W, None, target, None, "mean", g)
+    monkeypatch.setattr(tier, "compiled", lambda: None)
+    engine.STATS.clear()
+    value = linear.loss(x, W, target, None, None, IGNORE, 0.0, "mean", FLOAT64)
+    grads = linear.loss_grad(g, x, W, target, None, None, IGNORE, 0.0, "mean", FLOAT64)
+    assert engine.STATS[tier.TIER] == 0
+    assert float(value.rounded) == float(exact["value"][0])
+    assert np.array_equal(grads["input"].rounded, _rounded(exact["input"]).reshape(2, 2))
+    assert np.array_equal(grads["linear_weight"].rounded,
+                          _rounded(exact["linear_weight"]).reshape(3, 2))
+    assert tier.refine(_call(x, W, target, None, None, g), "mean", np.arange(2),
+                       np.arange(3)) is None
