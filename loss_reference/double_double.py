@@ -513,3 +513,85 @@ def certify_elements(hi, lo, error, estimate_ulps, ok):
         for j in range(m):
             ok[i, j] = ((hi[i, j] == 0 and lo[i, j] == 0 and error[i, j] == 0)
                         or certified(hi[i, j], lo[i, j], error[i, j], estimate_ulps))
+
+
+@compiled
+def sqrt_dd(v_hi, v_lo):
+    """sqrt of a double-double v > 0 (in the domain), within SQRT_ERROR u^2 of it relatively:
+    one Newton step from libm's sqrt of hi (correctly rounded, IEEE): y0 (1 + d), |d| <= u,
+    gives y0 + (v - y0^2) / (2 y0) within d^2 / 2 plus the step's own roundings (v - y0^2 by
+    TwoProduct exactly but for its last addition, relative to v; the quotient's u relative to
+    the correction, itself u of y)."""
+    y0 = math.sqrt(v_hi)
+    p, e = two_prod(y0, y0)
+    residual = ((v_hi - p) - e) + v_lo
+    return fast_two_sum(y0, residual / (2.0 * y0))
+
+
+SQRT_ERROR = 16.0
+
+
+@compiled
+def cosine_gradient_rows(x1, x2, scale, count, eps, estimate_ulps, out1_hi, out1_lo,
+                         out2_hi, out2_lo, ok):
+    """Per row i of x1, x2 (n, D), finite: d1 = s (x2 - (P / A) x1) / (R count) and d2 =
+    s (x1 - (P / B) x2) / (R count) with P = x1 . x2, A = |x1|^2 + eps, B = |x2|^2 + eps,
+    R = sqrt(A B), s = scale_i, as double-doubles, and ``ok[i]`` whether every element is
+    ``certified``.
+
+    P, A and B sum exact products (TwoProduct) in double-double: each within (D + 2)
+    ADD_ERROR u^2 of the sum of the magnitudes |x1_d x2_d| (A and B of themselves, their terms
+    nonnegative); R within (2 MUL + SQRT) u^2 plus half of A's and B's relative errors; an
+    element's two terms can cancel, so its bound is relative to the sum of their magnitudes."""
+    n, D = x1.shape
+    for i in range(n):
+        ok[i] = False
+        p_hi, p_lo, a_hi, a_lo, b_hi, b_lo, p_mag = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+        for d in range(D):
+            t_hi, t_lo = two_prod(x1[i, d], x2[i, d])
+            p_hi, p_lo = add(p_hi, p_lo, t_hi, t_lo)
+            p_mag += abs(t_hi)
+            t_hi, t_lo = two_prod(x1[i, d], x1[i, d])
+            a_hi, a_lo = add(a_hi, a_lo, t_hi, t_lo)
+            t_hi, t_lo = two_prod(x2[i, d], x2[i, d])
+            b_hi, b_lo = add(b_hi, b_lo, t_hi, t_lo)
+        a_hi, a_lo = add_float(a_hi, a_lo, eps)
+        b_hi, b_lo = add_float(b_hi, b_lo, eps)
+        sums_error = ((D + 2) * ADD_ERROR + ADD_FLOAT_ERROR) * U2
+        p_error = sums_error * p_mag * (1 + 2.0 ** -40)  # absolute
+        ab_hi, ab_lo = mul(a_hi, a_lo, b_hi, b_lo)
+        if not (safe(a_hi) and safe(b_hi) and safe(ab_hi)):
+            continue
+        r_hi, r_lo = sqrt_dd(ab_hi, ab_lo)
+        r_error = ((2 * MUL_ERROR + SQRT_ERROR) * U2 + sums_error) * (1 + 2.0 ** -30)
+        qa_hi, qa_lo = div(p_hi, p_lo, a_hi, a_lo)
+        qb_hi, qb_lo = div(p_hi, p_lo, b_hi, b_lo)
+        # |P / A| within (DIV + sums) u^2 of itself plus P's absolute error over A
+        q_rel = (DIV_ERROR * U2 + sums_error) * (1 + 2.0 ** -30)
+        qa_abs = p_error / a_hi * (1 + 2.0 ** -40)
+        qb_abs = p_error / b_hi * (1 + 2.0 ** -40)
+        s = scale[i]
+        row_ok = safe(r_hi) and math.isfinite(s)
+        for d in range(D):
+            for which in range(2):
+                u_x, v_x = (x2[i, d], x1[i, d]) if which == 0 else (x1[i, d], x2[i, d])
+                q_hi, q_lo, q_abs = (qa_hi, qa_lo, qa_abs) if which == 0 else (
+                    qb_hi, qb_lo, qb_abs)
+                m_hi, m_lo = mul(q_hi, q_lo, -v_x, 0.0)
+                t_hi, t_lo = add_float(m_hi, m_lo, u_x)  # x_other - q x_self
+                t_hi, t_lo = div(t_hi, t_lo, r_hi, r_lo)
+                t_hi, t_lo = mul(t_hi, t_lo, s, 0.0)
+                if count != 1.0:
+                    t_hi, t_lo = div(t_hi, t_lo, count, 0.0)
+                magnitude = (abs(u_x) + abs(m_hi)) / abs(r_hi) * abs(s) / count
+                later = r_error + (2 * DIV_ERROR + MUL_ERROR) * U2  # R's, /R, *s, /count
+                error = ((q_rel + (MUL_ERROR + ADD_FLOAT_ERROR) * U2) * magnitude
+                         + q_abs * abs(v_x) / abs(r_hi) * abs(s) / count
+                         + later * (abs(t_hi) + magnitude)) * (1 + 2.0 ** -30)
+                if which == 0:
+                    out1_hi[i, d], out1_lo[i, d] = t_hi, t_lo
+                else:
+                    out2_hi[i, d], out2_lo[i, d] = t_hi, t_lo
+                if row_ok and not (t_hi == 0.0 and t_lo == 0.0 and error == 0.0):
+                    row_ok = certified(t_hi, t_lo, error, estimate_ulps)
+        ok[i] = row_ok

@@ -29,6 +29,7 @@ import math
 
 import numpy as np
 
+from . import embedding_fast
 from .ball_functions import flags, power, row_max, sqrt
 from .balls import FLOAT64_BALLS, LD, LONG_DOUBLE_BALLS, Ball, quiet
 from .decisions import sign_of_sum
@@ -158,10 +159,10 @@ def _per_row(function, args, reduction, out_shape, fmt: Format) -> Evaluated:
                           finish=None if reduction == "sum" else lambda B, t: t / rows)
 
 
-def _stacked(function, args, names, shape, fmt: Format) -> dict:
+def _stacked(function, args, names, shape, fmt: Format, known=None) -> dict:
     """Gradients computed per row as ``function(B, *args)`` stacked on a last axis, one entry
-    per name, each reshaped to ``shape``."""
-    result = evaluate(function, args, fmt, independent="rows")
+    per name, each reshaped to ``shape`` (``known``: rows a faster tier certified)."""
+    result = evaluate(function, args, fmt, independent="rows", known=known)
     return {k: Evaluated(result.rounded[..., i].reshape(shape),
                          np.asarray(result.exact)[..., i].reshape(shape))
             for i, k in enumerate(names)}
@@ -223,7 +224,9 @@ def cosine_loss_grad(g, x1, x2, y, margin, reduction, fmt: Format) -> dict:
         s = _expand(scale)
         return stack(B, [s * d1 / count, s * d2 / count])
 
-    return _stacked(f, [x1, x2, scale], ("input1", "input2"), shape, fmt)
+    known = (embedding_fast.cosine_gradient(x1, x2, scale, count, EPS)
+             if embedding_fast.applies(x1, x2, fmt) else None)
+    return _stacked(f, [x1, x2, scale], ("input1", "input2"), shape, fmt, known)
 
 
 # --- triplet losses ------------------------------------------------------------------------------
