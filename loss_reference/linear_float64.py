@@ -17,22 +17,23 @@ a softmax's chain to the 64th of an ulp that certification needs. Here, per chun
 
 It covers what ``linear_fast`` covers (a 2-D weight, index targets, no label smoothing) for
 float64 results, where ``split_product`` applies and numba imports (``applies``); whatever it
-leaves the engine's tiers compute.
+leaves the engine's tiers compute. For narrower results it is ``linear_fast``'s second tier
+(``refine``): the outputs whose sums cancel below the first tier's bound, from every row's
+double-double softmax and the products of those rows and classes alone.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .classification_fast import certified_total, compiled, exact_divisor
-from .classification import upstream_rows
 from .balls import Ball
+from .classification import upstream_rows
+from .classification_fast import TIER, certified_total, compiled, exact_divisor
 from .engine import ESTIMATE_ULPS, Known, parallel_map, row_chunks
 from .formats import FORMATS, Format
 from .split_product import split_product
 
 CHUNK_LOGITS = 1 << 21  # logits per chunk of tokens, as linear's: a class's products amortised
-TIER = "double-double"
 U = 2.0 ** -53
 
 
