@@ -270,7 +270,8 @@ def test_log1p_series_is_within_its_bound(draws):
 
 
 def loss_oracle(x, target, weight, reduction):
-    """The loss in mpmath at 300 bits, rounded to nearest: per row w_t (lse - x_t)."""
+    """The loss in mpmath at 300 bits, rounded to nearest: per row w_t (lse - x_t), written
+    without cancellation."""
     N, C = x.shape
     w = np.ones(C) if weight is None else weight
     with mp.workprec(300):
@@ -280,9 +281,11 @@ def loss_oracle(x, target, weight, reduction):
             if t == -100:
                 losses.append(mpf(0))
                 continue
-            top = max(mpf(v) for v in x[i])
-            lse = top + mp.log(mp.fsum(mp.exp(mpf(v) - top) for v in x[i]))
-            losses.append(mpf(w[t]) * (lse - mpf(x[i, t])))
+            row = [mpf(v) for v in x[i]]
+            k = row.index(max(row))
+            # (top - x_t) + log1p(the others): log of a sum near 1 would lose them at 300 bits
+            others = mp.fsum(mp.exp(v - row[k]) for c, v in enumerate(row) if c != k)
+            losses.append(mpf(w[t]) * ((row[k] - row[t]) + mp.log1p(others)))
             counted.append(mpf(w[t]))
         if reduction == "none":
             return np.array([float(v) for v in losses])
