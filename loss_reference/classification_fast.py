@@ -21,33 +21,22 @@ of an ulp of a rounding boundary: about one in 2^30) are left to the engine's ti
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import numpy as np
 
+from .compiled_kernels import TIER, kernels
 from .engine import ESTIMATE_ULPS, Known, parallel_map, row_chunks
 from .formats import FORMATS, Format
 
 CHUNK_ELEMENTS = 1 << 16  # logits per chunk of rows (a task for one thread)
-TIER = "double-double"
 NO_LO = np.empty((0, 0))  # the kernels' lo parts of the logits: float64 logits have none
-
-
-@lru_cache(maxsize=None)
-def compiled():
-    """``loss_reference.double_double`` (importing numba), or None where numba is missing."""
-    try:
-        from . import double_double
-    except ImportError:
-        return None
-    return double_double
 
 
 def applies(rows, smoothing: float, fmt: Format) -> bool:
     """Whether this tier covers the call: index targets, no label smoothing, float64 results,
     rows with classes, and numba here."""
     return (fmt == FORMATS["float64"] and not rows.soft and smoothing == 0
-            and rows.x.shape[0] > 0 and rows.x.shape[1] > 0 and compiled() is not None)
+            and rows.x.shape[0] > 0 and rows.x.shape[1] > 0 and kernels() is not None)
 
 
 def exact_divisor(counted: np.ndarray) -> tuple:
@@ -60,7 +49,7 @@ def exact_divisor(counted: np.ndarray) -> tuple:
 def gradient(rows, st, a: np.ndarray, reduction: str) -> Known:
     """d loss / d x (M, C) rounded to float64, ``a`` the upstream gradient per row (0 where
     the row is ignored): Known, ok per row where every element of the row is certified."""
-    dd = compiled()
+    dd = kernels()
     M, C = rows.x.shape
     w_t = np.where(rows.valid, rows.weight[rows.t], 0.0)
     divisor = exact_divisor(w_t) if reduction == "mean" else (1.0, 0.0)
@@ -93,7 +82,7 @@ def loss(rows, st, reduction: str) -> Known:
     Per row w_t ((m - x_t) + log E) (``double_double.softmax_loss_rows``, log E by one Newton
     step on an exponential); the total adds the rows' double-doubles and their absolute error
     bounds, then divides by W (an exact double-double)."""
-    dd = compiled()
+    dd = kernels()
     M, C = rows.x.shape
     w_t = np.where(rows.valid, rows.weight[rows.t], 0.0)
     finite = ~st.undefined & (st.finite == 1).all(axis=1) & np.isfinite(w_t)
@@ -122,7 +111,7 @@ def certified_total(hi, lo, error, w_t, reduction: str):
     """(the total's hi, a long double estimate of it, whether hi is its certified rounding) of
     rows' losses hi + lo within ``error`` each: their sum ('sum') or its quotient by the sum
     of the counted weights w_t ('mean')."""
-    dd = compiled()
+    dd = kernels()
     s_hi, s_lo, s_error = dd.sum_with_error(hi, lo, error)
     if reduction == "mean":
         w_hi, w_lo = exact_divisor(w_t)

@@ -22,7 +22,7 @@ must not overflow), or exact zeros; callers check it (``safe``).
 Every compiled function lives in this one module, so that numba's on-disk cache (keyed on a
 module's source) never keeps a kernel compiled against an older version of the operations it
 inlines. Importing it imports numba (0.4 s): the tiers import it when they first run, and step
-aside where it does not import (``loss_reference.compiled``).
+aside where it does not import (``compiled_kernels.kernels``).
 """
 
 from __future__ import annotations

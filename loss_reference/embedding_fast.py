@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .classification_fast import TIER, compiled
+from .compiled_kernels import TIER, kernels
 from .engine import ESTIMATE_ULPS, Known, parallel_map, row_chunks
 from .formats import FORMATS, Format
 
@@ -25,7 +25,7 @@ def applies(x1: np.ndarray, x2: np.ndarray, fmt: Format) -> bool:
     inputs, and numba here."""
     return (fmt == FORMATS["float64"] and x1.size > 0 and x1.shape[-1] > 0
             and bool(np.isfinite(x1).all() and np.isfinite(x2).all())
-            and compiled() is not None)
+            and kernels() is not None)
 
 
 def cosine_gradient(x1: np.ndarray, x2: np.ndarray, scale: np.ndarray, count: int,
@@ -33,7 +33,7 @@ def cosine_gradient(x1: np.ndarray, x2: np.ndarray, scale: np.ndarray, count: in
     """d loss / d x1 and d loss / d x2 stacked on a last axis (n, D, 2), for rows x1, x2
     (n, D), ``scale`` the upstream gradient times d loss / d cos per row, divided by
     ``count``, ``eps`` added to each squared norm: Known, ok per row."""
-    dd = compiled()
+    dd = kernels()
     n, D = x1.shape
     out = [np.empty((n, D)) for _ in range(4)]
     ok = np.zeros(n, dtype=bool)

@@ -28,7 +28,8 @@ import numpy as np
 
 from .balls import Ball
 from .classification import upstream_rows
-from .classification_fast import TIER, certified_total, compiled, exact_divisor
+from .classification_fast import certified_total, exact_divisor
+from .compiled_kernels import TIER, kernels
 from .engine import ESTIMATE_ULPS, Known, parallel_map, row_chunks
 from .formats import FORMATS, Format
 from .split_product import split_product
@@ -42,7 +43,7 @@ def applies(call, smoothing: float, fmt: Format) -> bool:
     and no label smoothing, tokens and classes to compute, and numba here."""
     return (fmt == FORMATS["float64"] and not call.spatial and not call.rows.soft
             and smoothing == 0 and call.row_count > 0 and call.classes > 0
-            and call.x.shape[1] > 0 and compiled() is not None)
+            and call.x.shape[1] > 0 and kernels() is not None)
 
 
 def _gamma(n: int) -> float:
@@ -86,7 +87,7 @@ def _weights(call):
 def loss(call, reduction: str) -> Known | None:
     """The loss rounded to float64 as Known: per token ('none', ok per token) or the total
     (one element); None where ``split_product`` does not apply."""
-    dd = compiled()
+    dd = kernels()
     M, t, w_t = call.row_count, call.rows.t, _weights(call)
     hi, lo, error = np.empty(M), np.empty(M), np.empty(M)
     ok = np.zeros(M, dtype=bool)
@@ -119,7 +120,7 @@ def gradients(call, reduction: str) -> tuple[Known, Known] | None:
                            np.arange(call.classes))
     if parts is None:
         return None
-    dd = compiled()
+    dd = kernels()
     return _known(dd, *parts[0], rows_only=True), _known(dd, *parts[1], rows_only=False)
 
 
@@ -129,7 +130,7 @@ def refine(call, reduction: str, tokens: np.ndarray, classes: np.ndarray):
     balls (the double-double's hi part, its lo part and error bound as the radius); None where
     this tier does not apply. Every row's softmax is needed (each r_t sums a whole row), but
     only the products of those rows and columns."""
-    if compiled() is None or call.spatial or call.rows.soft:
+    if kernels() is None or call.spatial or call.rows.soft:
         return None
     parts = gradient_parts(call, reduction, tokens, classes)
     if parts is None:
@@ -141,7 +142,7 @@ def gradient_parts(call, reduction: str, tokens: np.ndarray, classes: np.ndarray
     """((hi, lo, error) of d loss / d input at the rows ``tokens`` (sorted), (hi, lo, error) of
     d loss / d [W, b] at the rows ``classes``): double-doubles and their absolute error
     bounds, elementwise; None where ``split_product`` does not apply."""
-    dd = compiled()
+    dd = kernels()
     rows = call.rows
     M, C, D = call.row_count, call.classes, call.x.shape[1]
     w_t = _weights(call)

@@ -233,7 +233,7 @@ def test_a_typical_batch_is_certified_by_this_tier():
 def test_without_numba_the_engine_computes_the_same_rows(monkeypatch):
     rng = np.random.default_rng(1)
     x, target = rng.standard_normal((6, 9)), rng.integers(0, 9, 6)
-    monkeypatch.setattr(fast, "compiled", lambda: None)
+    monkeypatch.setattr(fast, "kernels", lambda: None)
     engine.STATS.clear()
     out = cl.loss_grad("cross_entropy", np.array(1.0), x, target, None, -100, 0.0, "mean",
                        FLOAT64)["input"]
