@@ -46,16 +46,23 @@ def exact_divisor(counted: np.ndarray) -> tuple:
     return total, math.fsum(np.append(counted, -total))
 
 
+def gradient_factors(rows, a: np.ndarray, reduction: str) -> tuple:
+    """(w_t per row, 0 where ignored; the divisor as a double-double, 1 but for 'mean'; the
+    rows whose gradient is exactly 0) of the softmax gradient r (softmax - onehot(t)),
+    r = a w_t / (W E): a zero factor, or one class (softmax 1, rest 0), the factors finite."""
+    w_t = np.where(rows.valid, rows.weight[rows.t], 0.0)
+    divisor = exact_divisor(w_t) if reduction == "mean" else (1.0, 0.0)
+    finite_factors = np.isfinite(a) & np.isfinite(w_t) & math.isfinite(divisor[0])
+    zero = ((a == 0) | (w_t == 0) | (rows.weight.size == 1)) & finite_factors
+    return w_t, divisor, zero
+
+
 def gradient(rows, st, a: np.ndarray, reduction: str) -> Known:
     """d loss / d x (M, C) rounded to float64, ``a`` the upstream gradient per row (0 where
     the row is ignored): Known, ok per row where every element of the row is certified."""
     dd = kernels()
     M, C = rows.x.shape
-    w_t = np.where(rows.valid, rows.weight[rows.t], 0.0)
-    divisor = exact_divisor(w_t) if reduction == "mean" else (1.0, 0.0)
-    finite_factors = np.isfinite(a) & np.isfinite(w_t) & math.isfinite(divisor[0])
-    # the row's gradient is exactly 0: a zero factor, or one class (softmax 1, rest 0)
-    zero = ((a == 0) | (w_t == 0) | (C == 1)) & finite_factors
+    w_t, divisor, zero = gradient_factors(rows, a, reduction)
     finite = ~st.undefined & (st.finite == 1).all(axis=1)
     rounded, exact = np.empty((M, C)), np.empty((M, C), dtype=np.longdouble)
     ok = np.zeros(M, dtype=bool)

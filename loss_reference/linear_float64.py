@@ -27,8 +27,8 @@ from __future__ import annotations
 import numpy as np
 
 from .balls import Ball
-from .classification import upstream_rows
-from .classification_fast import certified_total, exact_divisor
+from .classification import upstream_rows, weights_counted
+from .classification_fast import certified_total, gradient_factors
 from .compiled_kernels import TIER, kernels
 from .engine import ESTIMATE_ULPS, Known, parallel_map, row_chunks
 from .formats import FORMATS, Format
@@ -79,16 +79,11 @@ def _logits(dd, call, Wt, c: slice):
     return hi, lo, error.max(axis=1), np.argmax(hi, axis=1)
 
 
-def _weights(call):
-    rows = call.rows
-    return np.where(rows.valid, rows.weight[rows.t], 0.0)
-
-
 def loss(call, reduction: str) -> Known | None:
     """The loss rounded to float64 as Known: per token ('none', ok per token) or the total
     (one element); None where ``split_product`` does not apply."""
     dd = kernels()
-    M, t, w_t = call.row_count, call.rows.t, _weights(call)
+    M, t, w_t = call.row_count, call.rows.t, weights_counted(call.rows)
     hi, lo, error = np.empty(M), np.empty(M), np.empty(M)
     ok = np.zeros(M, dtype=bool)
     Wt = call.W_rows.T
@@ -145,10 +140,8 @@ def gradient_parts(call, reduction: str, tokens: np.ndarray, classes: np.ndarray
     dd = kernels()
     rows = call.rows
     M, C, D = call.row_count, call.classes, call.x.shape[1]
-    w_t = _weights(call)
     a = np.where(rows.valid, upstream_rows(call.grad_output, rows, reduction), 0.0)
-    divisor = exact_divisor(w_t) if reduction == "mean" else (1.0, 0.0)
-    zero = ((a == 0) | (w_t == 0) | (C == 1)) & np.isfinite(a) & np.isfinite(divisor[0])
+    w_t, divisor, zero = gradient_factors(rows, a, reduction)
     W, Wt, x_one = call.W_rows, call.W_rows.T, np.concatenate([call.x, np.ones((M, 1))], axis=1)
     W_magnitude, x_magnitude = np.abs(W), np.abs(x_one)
     every_class = len(classes) == C
