@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from .compiled_kernels import TIER, kernels
+from .compiled_kernels import TIER, certified_total, exact_divisor, kernels
 from .engine import ESTIMATE_ULPS, Known, parallel_map, row_chunks
 from .formats import FORMATS, Format
 
@@ -37,13 +37,6 @@ def applies(rows, smoothing: float, fmt: Format) -> bool:
     rows with classes, and numba here."""
     return (fmt == FORMATS["float64"] and not rows.soft and smoothing == 0
             and rows.x.shape[0] > 0 and rows.x.shape[1] > 0 and kernels() is not None)
-
-
-def exact_divisor(counted: np.ndarray) -> tuple:
-    """The sum of ``counted`` as a double-double (hi, lo) within u^2 of it: fsum is the
-    correctly rounded sum, and the fsum of the residual the correctly rounded residual."""
-    total = math.fsum(counted)
-    return total, math.fsum(np.append(counted, -total))
 
 
 def gradient_factors(rows, a: np.ndarray, reduction: str) -> tuple:
@@ -112,24 +105,3 @@ def loss(rows, st, reduction: str) -> Known:
                                                    w_t, reduction)
     return Known(np.array(rounded), np.array(estimate), np.array(certified),
                  {TIER: int(certified)})
-
-
-def certified_total(hi, lo, error, w_t, reduction: str):
-    """(the total's hi, a long double estimate of it, whether hi is its certified rounding) of
-    rows' losses hi + lo within ``error`` each: their sum ('sum') or its quotient by the sum
-    of the counted weights w_t ('mean')."""
-    dd = kernels()
-    s_hi, s_lo, s_error = dd.sum_with_error(hi, lo, error)
-    if reduction == "mean":
-        w_hi, w_lo = exact_divisor(w_t)
-        if w_hi == 0 or not math.isfinite(w_hi):
-            return np.nan, np.longdouble(np.nan), False
-        q_hi, q_lo = dd.div(s_hi, s_lo, w_hi, w_lo)
-        s_error = (s_error / abs(w_hi) * (1 + 2.0 ** -50)
-                   + (dd.DIV_ERROR + 1) * dd.U2 * abs(q_hi))
-        s_hi, s_lo = q_hi, q_lo
-    estimate = np.longdouble(s_hi) + s_lo
-    if s_hi == 0 and s_lo == 0 and s_error == 0:
-        return 0.0, estimate, True  # every row exactly 0
-    return s_hi, estimate, bool(math.isfinite(s_error)
-                          and dd.certified(s_hi, s_lo, s_error, ESTIMATE_ULPS))

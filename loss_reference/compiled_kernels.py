@@ -1,11 +1,17 @@
-"""The double-double tiers' access to their compiled kernels (``double_double``, whose import
-imports numba, 0.4 s): made on first use, and None where numba does not import, so that the
-tiers step aside and the engine's tiers compute what they would have. TIER is the name the
-tiers count their results under (``engine.STATS``, the benchmark's columns)."""
+"""What the double-double tiers share: access to their compiled kernels (``double_double``,
+whose import imports numba, 0.4 s), made on first use, and None where numba does not import,
+so that the tiers step aside and the engine's tiers compute what they would have; TIER, the
+name the tiers count their results under (``engine.STATS``, the benchmark's columns); and
+the certified total of rows' double-doubles ('sum' and 'mean' reductions)."""
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
+
+import numpy as np
+
+from .engine import ESTIMATE_ULPS
 
 TIER = "double-double"
 
@@ -18,3 +24,31 @@ def kernels():
     except ImportError:
         return None
     return double_double
+
+
+def exact_divisor(counted: np.ndarray) -> tuple:
+    """The sum of ``counted`` as a double-double (hi, lo) within u^2 of it: fsum is the
+    correctly rounded sum, and the fsum of the residual the correctly rounded residual."""
+    total = math.fsum(counted)
+    return total, math.fsum(np.append(counted, -total))
+
+
+def certified_total(hi, lo, error, w_t, reduction: str):
+    """(the total's hi, a long double estimate of it, whether hi is its certified rounding) of
+    rows' losses hi + lo within ``error`` each: their sum ('sum') or its quotient by the sum
+    of the counted weights w_t ('mean')."""
+    dd = kernels()
+    s_hi, s_lo, s_error = dd.sum_with_error(hi, lo, error)
+    if reduction == "mean":
+        w_hi, w_lo = exact_divisor(w_t)
+        if w_hi == 0 or not math.isfinite(w_hi):
+            return np.nan, np.longdouble(np.nan), False
+        q_hi, q_lo = dd.div(s_hi, s_lo, w_hi, w_lo)
+        s_error = (s_error / abs(w_hi) * (1 + 2.0 ** -50)
+                   + (dd.DIV_ERROR + 1) * dd.U2 * abs(q_hi))
+        s_hi, s_lo = q_hi, q_lo
+    estimate = np.longdouble(s_hi) + s_lo
+    if s_hi == 0 and s_lo == 0 and s_error == 0:
+        return 0.0, estimate, True  # every row exactly 0
+    return s_hi, estimate, bool(math.isfinite(s_error)
+                          and dd.certified(s_hi, s_lo, s_error, ESTIMATE_ULPS))

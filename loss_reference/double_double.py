@@ -595,3 +595,174 @@ def cosine_gradient_rows(x1, x2, scale, count, eps, estimate_ulps, out1_hi, out1
                 if row_ok and not (t_hi == 0.0 and t_lo == 0.0 and error == 0.0):
                     row_ok = certified(t_hi, t_lo, error, estimate_ulps)
         ok[i] = row_ok
+
+
+DIFFERENCE_SMALLEST = 2.0 ** -470  # a nonzero difference's square stays above SMALLEST
+DIFFERENCE_LARGEST = 2.0 ** 490  # a row's sum of squares stays below LARGEST (D < 2^10)
+
+
+@compiled
+def euclidean_distance_rows(u, v, eps, out_hi, out_lo, out_error):
+    """Per row i of u, v (n, D), finite: ||u_i - v_i + eps||_2 (torch's pairwise_distance) as
+    a double-double into out_hi + out_lo, its relative error bound into out_error (0 for an
+    exact zero; inf where the row leaves the domain: a nonzero difference outside
+    DIFFERENCE_SMALLEST..DIFFERENCE_LARGEST, or a sum of squares beyond LARGEST).
+
+    Each difference by TwoSum, then eps by DWPlusFP: within ADD_FLOAT_ERROR u^2 of itself;
+    its square within MUL_ERROR u^2 plus twice that; the squares, nonnegative, in two
+    interleaved sums, each partial sum at most the total, so each of the D + 1 additions errs
+    by at most ADD_ERROR u^2 of it; the root within SQRT_ERROR u^2 plus half the sum's."""
+    n, D = u.shape
+    sum_error = (MUL_ERROR + 2 * ADD_FLOAT_ERROR + (D + 1) * ADD_ERROR) * U2
+    for i in range(n):
+        a0, a1, b0, b1 = 0.0, 0.0, 0.0, 0.0
+        smallest, largest = np.inf, 0.0
+        for d in range(D):
+            t_hi, t_lo = difference(u[i, d], v[i, d], eps)
+            magnitude = abs(t_hi)
+            largest = max(largest, magnitude)
+            smallest = min(smallest, magnitude if magnitude > 0 else np.inf)
+            q_hi, q_lo = mul(t_hi, t_lo, t_hi, t_lo)
+            if d % 2 == 0:
+                a0, a1 = add(a0, a1, q_hi, q_lo)
+            else:
+                b0, b1 = add(b0, b1, q_hi, q_lo)
+        s_hi, s_lo = add(a0, a1, b0, b1)
+        out_hi[i], out_lo[i], out_error[i] = 0.0, 0.0, 0.0
+        if largest == 0.0:
+            continue  # every difference exactly 0
+        if not (DIFFERENCE_SMALLEST <= smallest and largest <= DIFFERENCE_LARGEST
+                and safe(s_hi)):
+            out_error[i] = np.inf
+            continue
+        out_hi[i], out_lo[i] = sqrt_dd(s_hi, s_lo)
+        out_error[i] = (SQRT_ERROR * U2 + sum_error / 2) * (1 + 2.0 ** -30)
+
+
+@inlined
+def difference(a, b, eps):
+    """a - b + eps as a double-double, within ADD_FLOAT_ERROR u^2 of it relatively."""
+    t_hi, t_lo = two_sum(a, -b)
+    return add_float(t_hi, t_lo, eps)
+
+
+@inlined
+def decided_sign(hi, lo, error):
+    """The sign of the number within ``error`` of hi + lo, where that ball excludes 0; else 0."""
+    if abs(hi) > (abs(lo) + error) * SLACK:
+        return 1.0 if hi > 0 else -1.0
+    return 0.0
+
+
+@inlined
+def absolute_error(hi, relative):
+    """The absolute error bound of a double-double with this hi within ``relative`` of itself
+    (inf for an infinite ``relative``, also at hi = 0)."""
+    if not math.isfinite(relative):
+        return np.inf
+    return relative * abs(hi) * (1 + 2.0 ** -40)
+
+
+@compiled
+def triplet_hinge_rows(margin, d_hi, d_lo, d_error, swap, estimate_ulps, out_hi, out_lo,
+                       out_error, ok, hinge, order):
+    """Per row i: max(0, margin + d0 - d1'), d1' = min(d1, d2) under ``swap`` (else d1), from
+    the distances d_k = d_hi[k, i] + d_lo[k, i] within d_error[k, i] of themselves relatively
+    (``euclidean_distance_rows``), as a double-double into out_hi + out_lo, its absolute error
+    bound into out_error, ``ok[i]`` whether it is ``certified`` (or exactly 0); ``hinge[i]``
+    the sign of margin + d0 - d1' and ``order[i]`` that of d1 - d2 (0 where their balls
+    cannot decide; the decisions of the gradient). min and max(0, .) are 1-Lipschitz: a
+    computed value within e of the exact one stays within e through them, decided or not."""
+    n = d_hi.shape[1]
+    for i in range(n):
+        out_hi[i], out_lo[i], out_error[i], ok[i], hinge[i], order[i] = (
+            0.0, 0.0, np.inf, False, 0.0, 0.0)
+        e0 = absolute_error(d_hi[0, i], d_error[0, i])
+        m_hi, m_lo, e1 = d_hi[1, i], d_lo[1, i], absolute_error(d_hi[1, i], d_error[1, i])
+        if swap:
+            e2 = absolute_error(d_hi[2, i], d_error[2, i])
+            g_hi, g_lo = add(m_hi, m_lo, -d_hi[2, i], -d_lo[2, i])
+            order[i] = decided_sign(g_hi, g_lo, (e1 + e2 + ADD_ERROR * U2 * abs(g_hi))
+                                    * (1 + 2.0 ** -40))
+            if g_hi > 0:
+                m_hi, m_lo = d_hi[2, i], d_lo[2, i]
+            e1 = max(e1, e2)
+        if not (math.isfinite(e0) and math.isfinite(e1)):
+            order[i] = 0.0
+            continue
+        p_hi, p_lo = add_float(d_hi[0, i], d_lo[0, i], margin)
+        h_hi, h_lo = add(p_hi, p_lo, -m_hi, -m_lo)
+        error = (e0 + e1 + ADD_FLOAT_ERROR * U2 * abs(p_hi) + ADD_ERROR * U2 * abs(h_hi)) * (
+            1 + 2.0 ** -30)
+        hinge[i] = decided_sign(h_hi, h_lo, error)
+        if hinge[i] < 0:
+            out_error[i], ok[i] = 0.0, True  # exactly 0
+        elif h_hi > 0:
+            out_hi[i], out_lo[i], out_error[i] = h_hi, h_lo, error
+            ok[i] = certified(h_hi, h_lo, error, estimate_ulps)
+        else:
+            out_error[i] = error  # max(0, h) = 0 within it
+
+
+@compiled
+def triplet_gradient_rows(a, p, n, eps, d_hi, d_lo, d_error, scale, take_neg, take_swap,
+                          count, estimate_ulps, out_hi, out_lo, ok):
+    """Per row i of a, p, n (rows, D), finite, with the distances of ``triplet_hinge_rows``
+    (k = 0: (a, p), 1: (a, n), 2: (p, n)): the gradients s (w0 - t1 w1), s (-w0 - t2 w2) and
+    s (t1 w1 + t2 w2) of the anchor, positive and negative, w_k = (u - v + eps) / d_k (0 where
+    d_k = 0: torch's slope at a zero distance), s = scale_i / count, t1 = take_neg_i, t2 =
+    take_swap_i (0, 1/2 or 1), as double-doubles into out_hi + out_lo (rows, D, 3), and
+    ``ok[i]`` whether every element is ``certified`` (or exactly 0).
+
+    w_k within (ADD_FLOAT + DIV) u^2 plus d_k's relative error; an element's two terms can
+    cancel, so its bound is relative to the sum of their magnitudes, plus the addition's, the
+    product's and the quotient's roundings of the result."""
+    rows, D = a.shape
+    w_hi, w_lo, w_error = np.empty(3), np.empty(3), np.empty(3)
+    coefficient = np.empty((3, 3))  # [output, distance]
+    for i in range(rows):
+        ok[i] = False
+        s = scale[i]
+        if s == 0.0:
+            out_hi[i], out_lo[i], ok[i] = 0.0, 0.0, True
+            continue
+        t1, t2 = take_neg[i], take_swap[i]
+        coefficient[0, 0], coefficient[0, 1], coefficient[0, 2] = 1.0, -t1, 0.0
+        coefficient[1, 0], coefficient[1, 1], coefficient[1, 2] = -1.0, 0.0, -t2
+        coefficient[2, 0], coefficient[2, 1], coefficient[2, 2] = 0.0, t1, t2
+        used = (True, t1 != 0.0, t2 != 0.0)
+        row_ok = math.isfinite(s)
+        for k in range(3):
+            if used[k] and not math.isfinite(d_error[k, i]):
+                row_ok = False
+        if not row_ok:
+            continue
+        for d in range(D):
+            for k in range(3):
+                w_hi[k], w_lo[k], w_error[k] = 0.0, 0.0, 0.0
+                if not used[k] or d_hi[k, i] == 0.0:
+                    continue
+                u, v = (a[i, d], p[i, d]) if k == 0 else (
+                    (a[i, d], n[i, d]) if k == 1 else (p[i, d], n[i, d]))
+                t_hi, t_lo = difference(u, v, eps)
+                w_hi[k], w_lo[k] = div(t_hi, t_lo, d_hi[k, i], d_lo[k, i])
+                w_error[k] = (ADD_FLOAT_ERROR + DIV_ERROR) * U2 + d_error[k, i]
+                if w_hi[k] != 0.0 and not safe(w_hi[k]):
+                    row_ok = False
+            for j in range(3):
+                y_hi, y_lo, magnitude = 0.0, 0.0, 0.0
+                for k in range(3):
+                    c = coefficient[j, k]
+                    if c != 0.0 and w_hi[k] != 0.0:
+                        y_hi, y_lo = add(y_hi, y_lo, c * w_hi[k], c * w_lo[k])
+                        magnitude += abs(c * w_hi[k]) * w_error[k]
+                y_hi, y_lo = mul(y_hi, y_lo, s, 0.0)
+                if count != 1.0:
+                    y_hi, y_lo = div(y_hi, y_lo, count, 0.0)
+                error = (magnitude * abs(s) / count
+                         + (ADD_ERROR + MUL_ERROR + DIV_ERROR) * U2 * abs(y_hi)) * (
+                    1 + 2.0 ** -30)
+                out_hi[i, d, j], out_lo[i, d, j] = y_hi, y_lo
+                if row_ok and not (y_hi == 0.0 and y_lo == 0.0 and magnitude == 0.0):
+                    row_ok = certified(y_hi, y_lo, error, estimate_ulps)
+        ok[i] = row_ok

@@ -148,14 +148,15 @@ def _cos_parts(B, x1, x2):
     return p, a, b, root
 
 
-def _per_row(function, args, reduction, out_shape, fmt: Format) -> Evaluated:
+def _per_row(function, args, reduction, out_shape, fmt: Format, known=None) -> Evaluated:
     """``function(B, *args)`` per row (a row's output depends on that row of every argument),
-    reduced: each row for 'none' (in ``out_shape``), their sum, or their mean."""
+    reduced: each row for 'none' (in ``out_shape``), their sum, or their mean (``known``: what
+    a faster tier certified, rows or the total)."""
     if reduction == "none":
-        out = evaluate(function, args, fmt, independent="rows")
+        out = evaluate(function, args, fmt, independent="rows", known=known)
         return Evaluated(out.rounded.reshape(out_shape), np.asarray(out.exact).reshape(out_shape))
     rows = len(args[0])
-    return evaluate_total(function, args, fmt,
+    return evaluate_total(function, args, fmt, known=known,
                           finish=None if reduction == "sum" else lambda B, t: t / rows)
 
 
@@ -163,8 +164,12 @@ def _stacked(function, args, names, shape, fmt: Format, known=None) -> dict:
     """Gradients computed per row as ``function(B, *args)`` stacked on a last axis, one entry
     per name, each reshaped to ``shape`` (``known``: rows a faster tier certified)."""
     result = evaluate(function, args, fmt, independent="rows", known=known)
-    return {k: Evaluated(result.rounded[..., i].reshape(shape),
-                         np.asarray(result.exact)[..., i].reshape(shape))
+    return _by_name(result.rounded, result.exact, names, shape)
+
+
+def _by_name(rounded, exact, names, shape) -> dict:
+    """Results stacked on a last axis, one Evaluated per name, each reshaped to ``shape``."""
+    return {k: Evaluated(rounded[..., i].reshape(shape), np.asarray(exact)[..., i].reshape(shape))
             for i, k in enumerate(names)}
 
 
@@ -254,9 +259,15 @@ def triplet_loss(a, p_, n_, options, reduction, fmt: Format) -> Evaluated:
     if rows == 0:
         return filled(out_shape, np.nan if reduction == "mean" else 0.0)
     kind, p, eps, margin, swap = triplet_setting(options)
+    fast = (embedding_fast.triplet_rows(a, p_, n_, eps, margin, swap)
+            if embedding_fast.triplet_applies((a, p_, n_), kind, p, fmt) else None)
+    known = None if fast is None else embedding_fast.triplet_loss(fast, reduction)
+    if known is not None and np.all(known.ok):
+        known.count()
+        return Evaluated(known.rounded.reshape(out_shape), known.exact.reshape(out_shape))
     wa, wp, wn = _wide(a, p_, n_)
     # A hinge decided inactive is exactly 0: certified without the slow pass.
-    inactive = (triplet_decisions(a, p_, n_, options)[0] < 0).astype(np.float64)
+    inactive = (triplet_decisions(a, p_, n_, options, fast)[0] < 0).astype(np.float64)
 
     def f(B, a, p_, n_, wa, wp, wn, inactive):
         d_pos = distance(B, kind, a, p_, p, eps, (wa, wp))
@@ -266,7 +277,7 @@ def triplet_loss(a, p_, n_, options, reduction, fmt: Format) -> Evaluated:
             d_neg = _minimum(B, d_neg, d_swap)
         return B.where(flags(inactive), 0.0, B.relu(margin + d_pos - d_neg))
 
-    return _per_row(f, [a, p_, n_, wa, wp, wn, inactive], reduction, out_shape, fmt)
+    return _per_row(f, [a, p_, n_, wa, wp, wn, inactive], reduction, out_shape, fmt, known)
 
 
 def _minimum(B, u, v):
@@ -289,9 +300,10 @@ def _slope_factor(kind, u, v, p, eps):
     return signs, zero, ties
 
 
-def triplet_decisions(a, p_, n_, options):
+def triplet_decisions(a, p_, n_, options, fast=None):
     """Per row: the hinge's sign (-1, 1, or 0 where a ball cannot decide) and the weights of
-    d(a, n) and d(p, n) in swap's min (a tie splits evenly, as torch's min does)."""
+    d(a, n) and d(p, n) in swap's min (a tie splits evenly, as torch's min does); ``fast``: the
+    double-double tier's rows (``embedding_fast.TripletRows``), whose decided signs stand."""
     kind, p, eps, margin, swap = triplet_setting(options)
     a, p_, n_ = _rows(a, p_, n_)
 
@@ -305,7 +317,8 @@ def triplet_decisions(a, p_, n_, options):
         order = _sign_decided(d_neg - d_swap)  # > 0: d(p, n) is smaller; 0: undecided
         return _sign_decided(margin + d_pos - _minimum(B, d_neg, d_swap)), order
 
-    hinge, *order = _decided_by_rows(decide, [a, p_, n_, *_wide(a, p_, n_)])
+    preset = None if fast is None else [fast.hinge.copy(), fast.order.copy()][:2 if swap else 1]
+    hinge, *order = _decided_by_rows(decide, [a, p_, n_, *_wide(a, p_, n_)], preset)
     take_neg, take_swap = np.ones(a.shape[0]), np.zeros(a.shape[0])
     if swap:
         take_neg = np.where(order[0] > 0, 0.0, np.where(order[0] < 0, 1.0, 0.5))
@@ -313,16 +326,18 @@ def triplet_decisions(a, p_, n_, options):
     return hinge, take_neg, take_swap
 
 
-def _decided_by_rows(decide, rows: list) -> list:
+def _decided_by_rows(decide, rows: list, signs: list | None = None) -> list:
     """``decide(B, *rows)``: signs per row (-1, 1, or 0 where its balls cannot decide), with
     float64 balls, then long double balls on the rows any sign left at 0. Balls never decide
     wrongly, so a sign either decides is the true one; float64 decides nearly every row, about
-    ten times faster."""
-    signs = list(decide(FLOAT64_BALLS, *rows))
+    ten times faster. ``signs``: decided already (by a rigorous bound), balls only where a
+    sign is 0."""
+    if signs is None:
+        signs = list(decide(FLOAT64_BALLS, *rows))
     open_rows = np.any([s == 0 for s in signs], axis=0)
     if open_rows.any():
         for sign, again in zip(signs, decide(_LD, *(r[open_rows] for r in rows))):
-            sign[open_rows] = again
+            sign[open_rows] = np.where(sign[open_rows] != 0, sign[open_rows], again)
     return signs
 
 
@@ -335,10 +350,17 @@ def triplet_loss_grad(g, a, p_, n_, options, reduction, fmt: Format) -> dict:
     if rows == 0:
         return {k: filled(shape, 0.0) for k in names}
     kind, p, eps, margin, swap = triplet_setting(options)
-    hinge, take_neg, take_swap = triplet_decisions(a, p_, n_, options)
+    fast = (embedding_fast.triplet_rows(a, p_, n_, eps, margin, swap)
+            if embedding_fast.triplet_applies((a, p_, n_), kind, p, fmt) else None)
+    hinge, take_neg, take_swap = triplet_decisions(a, p_, n_, options, fast)
     active = (hinge > 0).astype(np.float64)
     count = rows if reduction == "mean" else 1
     scale = np.broadcast_to(np.asarray(g, np.float64), (rows,)) * active  # exact
+    known = None if fast is None else embedding_fast.triplet_gradient(
+        a, p_, n_, fast, eps, scale, take_neg, take_swap, count)
+    if known is not None and known.ok.all():  # the slopes' exact factors are not needed
+        known.count()
+        return _by_name(known.rounded, known.exact, names, shape)
     wa, wp, wn = _wide(a, p_, n_)
     factors = [x for u, v in ((a, p_), (a, n_), (p_, n_)) for x in _slope_factor(kind, u, v, p,
                                                                                     eps)]
@@ -365,4 +387,4 @@ def triplet_loss_grad(g, a, p_, n_, options, reduction, fmt: Format) -> dict:
         return stack(B, parts)
 
     args = [a, p_, n_, scale, take_neg, take_swap, *factors, wa, wp, wn]
-    return _stacked(f, args, names, shape, fmt)
+    return _stacked(f, args, names, shape, fmt, known)

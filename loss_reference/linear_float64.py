@@ -28,8 +28,8 @@ import numpy as np
 
 from .balls import Ball
 from .classification import upstream_rows, weights_counted
-from .classification_fast import certified_total, gradient_factors
-from .compiled_kernels import TIER, kernels
+from .classification_fast import gradient_factors
+from .compiled_kernels import TIER, certified_total, kernels
 from .engine import ESTIMATE_ULPS, Known, parallel_map, row_chunks
 from .formats import FORMATS, Format
 from .split_product import split_product

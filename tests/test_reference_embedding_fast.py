@@ -1,7 +1,12 @@
-"""cosine_embedding_loss's float64 double-double tier (loss_reference/embedding_fast.py): the
-elements it certifies are the correctly rounded gradient (an mpmath oracle at 300 bits), on
-rows drawn to make float64 err (parallel rows, whose x_other - (P / A) x_self cancels, zeros,
-scales from 1e-150 to 1e150), and it certifies a typical batch whole.
+"""The embedding losses' float64 double-double tiers (loss_reference/embedding_fast.py): what
+they certify is the correctly rounded result (mpmath oracles at 300 bits), on rows drawn to make
+float64 err, and they certify a typical batch whole.
+
+- cosine_embedding_loss's gradient: parallel rows, whose x_other - (P / A) x_self cancels,
+  zeros, scales from 1e-150 to 1e150;
+- the triplet losses (pairwise distance, p = 2): hinges that cancel (d(a, p) = d(a, n) up to
+  a few ulps), swap's min at a tie and off it, zero distances (a = 0, b = eps), scales from 1e-100
+  to 1e100; the loss per row, its total, the three gradients.
 """
 
 from __future__ import annotations
@@ -68,3 +73,115 @@ def test_a_typical_batch_is_certified_by_this_tier():
     want = oracle(x1[:4], x2[:4], factor[:4], 64)
     assert np.array_equal(out["input1"].rounded[:4], want[..., 0])
     assert np.array_equal(out["input2"].rounded[:4], want[..., 1])
+
+
+# --- triplet losses ------------------------------------------------------------------------------
+
+def triplet_oracle(a, p_, n_, eps, margin, swap, g, count):
+    """(hinges per row, d loss / d (a, p, n) stacked (n, D, 3) for the upstream gradients g
+    per row over ``count``, whether swap's distances tie exactly), in mpmath: an exactly zero
+    hinge is inactive and a tie in swap's min splits evenly, torch's sides."""
+    n, D = a.shape
+    hinges, grad, tie = [], np.zeros((n, D, 3)), np.zeros(n, dtype=bool)
+    with mp.workprec(300):
+        for i in range(n):
+            rows = [[mpf(x) for x in r[i]] for r in (a, p_, n_)]
+            vs = [[u - v + mpf(eps) for u, v in zip(rows[j], rows[k])]
+                  for j, k in ((0, 1), (0, 2), (1, 2))]
+            ds = [mp.sqrt(mp.fsum(x * x for x in v)) for v in vs]
+            take = [mpf(1), mpf(0)]
+            if swap:
+                tie[i] = ds[1] == ds[2]
+                take = ([mpf(0.5)] * 2 if tie[i] else
+                        [mpf(1), mpf(0)] if ds[1] < ds[2] else [mpf(0), mpf(1)])
+            hinge = mpf(margin) + ds[0] - (take[0] * ds[1] + take[1] * ds[2])
+            hinges.append(hinge)
+            if hinge <= 0:
+                continue
+            s = mpf(g[i]) / count
+            for d in range(D):
+                w = [v[d] / dist if dist != 0 else mpf(0) for v, dist in zip(vs, ds)]
+                grad[i, d] = [float(s * (w[0] - take[0] * w[1])),
+                              float(s * (-w[0] - take[1] * w[2])),
+                              float(s * (take[0] * w[1] + take[1] * w[2]))]
+    return hinges, grad, tie
+
+
+def triplet_batch(rng, n, D, scale):
+    """Rows drawn to cancel: row 0's hinge at margin 0 within ulps of 0 (n = a permutation of
+    p about a), row 1 a swap tie (p = a), row 2 a zero distance (a = 0, p = eps)."""
+    a, p_, n_ = (rng.standard_normal((n, D)) * scale for _ in range(3))
+    p_[0] = a[0] + rng.standard_normal(D) * scale
+    n_[0] = a[0] + np.roll(p_[0] - a[0], 1)
+    if n > 1:
+        p_[1] = a[1]
+    if n > 2:
+        a[2], p_[2] = 0.0, 1e-6  # a - p + eps = 0 exactly
+    return a, p_, n_
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 5), st.integers(1, 9), st.integers(0, 2 ** 32 - 1),
+       st.sampled_from([1e-100, 1e-3, 1.0, 1e3, 1e100]), st.sampled_from([0.0, 1.0]),
+       st.booleans(), st.sampled_from([1, 3]))
+def test_triplet_certified_results_are_the_correctly_rounded_ones(n, D, seed, scale, margin,
+                                                                   swap, count):
+    rng = np.random.default_rng(seed)
+    a, p_, n_ = triplet_batch(rng, n, D, scale)
+    g = rng.uniform(0.5, 2.0, n) * rng.choice([-1.0, 1.0], n)
+    rows = tier.triplet_rows(a, p_, n_, 1e-6, margin, swap)
+    hinges, grad, tie = triplet_oracle(a, p_, n_, 1e-6, margin, swap, g, count)
+    with mp.workprec(300):
+        losses = [max(h, mpf(0)) for h in hinges]
+        want = np.array([float(x) for x in losses])
+        assert np.array_equal(rows.hi[rows.ok], want[rows.ok])
+        total = tier.triplet_loss(rows, "sum")
+        if total.ok:
+            assert total.rounded == float(mp.fsum(losses))
+        # a decided sign is the true one; an exactly zero hinge is decided by none
+        signs = np.array([float(mp.sign(h)) for h in hinges])
+    assert np.all((rows.hinge == 0) | (rows.hinge == signs))
+    take_neg, take_swap = np.ones(n), np.zeros(n)
+    if swap:
+        take_neg = np.where(rows.order > 0, 0.0, np.where(rows.order < 0, 1.0, 0.5))
+        take_swap = 1 - take_neg
+    scale_ = g * (rows.hinge > 0)
+    known = tier.triplet_gradient(a, p_, n_, rows, 1e-6, scale_, take_neg, take_swap, count)
+    # rows whose decisions are the oracle's: the hinge decided, and swap's order decided or an
+    # exact tie (which no ball decides)
+    same = known.ok & (rows.hinge != 0) & (~np.array(swap) | (rows.order != 0) | tie)
+    assert np.array_equal(known.rounded[same], grad[same])
+    # rows not drawn to cancel: all certified (but for D = 1, where both unit vectors are +-1
+    # and the anchor's gradient is exactly 0 or +-2: a bound, not 0, leaves the 0 to the engine)
+    if 1e-3 <= scale <= 1e3 and margin == 1.0 and D > 1:
+        assert known.ok[3:].all() and rows.ok[3:].all()
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 6), st.integers(0, 2 ** 32 - 1), st.booleans(),
+       st.sampled_from(["none", "sum"]))
+def test_triplet_values_with_the_engine_completing_them(n, D, seed, swap, reduction):
+    """Rows the tier leaves (hinges at the kink) go to the engine; the values, which do not
+    depend on any decision, are the correctly rounded ones everywhere."""
+    rng = np.random.default_rng(seed)
+    a, p_, n_ = triplet_batch(rng, n, D, 1.0)
+    options = {"margin": 0.0, "swap": swap}
+    out = embedding.triplet_loss(a, p_, n_, options, reduction, FLOAT64)
+    hinges = triplet_oracle(a, p_, n_, 1e-6, 0.0, swap, np.ones(n), 1)[0]
+    with mp.workprec(300):
+        losses = [max(h, mpf(0)) for h in hinges]
+        want = [float(x) for x in losses] if reduction == "none" else float(mp.fsum(losses))
+    assert np.array_equal(out.rounded, np.array(want))
+
+
+def test_a_typical_triplet_batch_is_certified_by_this_tier():
+    rng = np.random.default_rng(0)
+    a, p_, n_ = (rng.standard_normal((64, 32)) for _ in range(3))
+    engine.STATS.clear()
+    out = embedding.triplet_loss_grad(np.array(1.0), a, p_, n_, {"swap": True}, "mean",
+                                      FLOAT64)
+    assert engine.STATS[tier.TIER] == sum(engine.STATS.values()) == 64
+    hinges, want, _ = triplet_oracle(a[:8], p_[:8], n_[:8], 1e-6, 1.0, True, np.ones(8), 64)
+    assert any(h > 0 for h in hinges) and any(h < 0 for h in hinges)
+    for k, name in enumerate(("anchor", "positive", "negative")):
+        assert np.array_equal(out[name].rounded[:8], want[..., k])
