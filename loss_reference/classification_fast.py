@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from .compiled_kernels import TIER, certified_total, exact_divisor, kernels
+from .compiled_kernels import TIER, exact_divisor, kernels, known, known_total
 from .engine import ESTIMATE_ULPS, Known, parallel_map, row_chunks
 from .formats import FORMATS, Format
 
@@ -98,10 +98,6 @@ def loss(rows, st, reduction: str) -> Known:
     parallel_map(chunk, row_chunks(M, C, CHUNK_ELEMENTS))
     ok &= finite
     if reduction == "none":
-        with np.errstate(invalid="ignore", over="ignore"):  # rows left hold anything
-            exact = hi.astype(np.longdouble) + lo
-        return Known(hi, exact, ok, {TIER: int(ok.sum())})
-    rounded, estimate, certified = certified_total(hi, lo, np.where(finite, error, np.inf),
-                                                   w_t, reduction)
-    return Known(np.array(rounded), np.array(estimate), np.array(certified),
-                 {TIER: int(certified)})
+        return known(hi, lo, ok)
+    return known_total(hi, lo, np.where(finite, error, np.inf),
+                       exact_divisor(w_t) if reduction == "mean" else None)

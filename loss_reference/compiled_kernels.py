@@ -11,7 +11,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .engine import ESTIMATE_ULPS
+from .engine import ESTIMATE_ULPS, Known
 
 TIER = "double-double"
 
@@ -33,14 +33,30 @@ def exact_divisor(counted: np.ndarray) -> tuple:
     return total, math.fsum(np.append(counted, -total))
 
 
-def certified_total(hi, lo, error, w_t, reduction: str):
-    """(the total's hi, a long double estimate of it, whether hi is its certified rounding) of
-    rows' losses hi + lo within ``error`` each: their sum ('sum') or its quotient by the sum
-    of the counted weights w_t ('mean')."""
+def known(hi, lo, ok) -> Known:
+    """Known results rounded to hi (exact: hi + lo in long double), certified where ok, for the
+    engine to complete, counted under TIER."""
+    with np.errstate(invalid="ignore", over="ignore"):  # the results left hold anything
+        exact = hi.astype(np.longdouble) + lo
+    return Known(hi, exact, ok, {TIER: int(ok.sum())})
+
+
+def known_total(hi, lo, error, divisor: tuple | None) -> Known:
+    """The certified total (one element, ok where certified) of rows' losses hi + lo within
+    ``error`` each: their sum, divided by ``divisor`` (a double-double (hi, lo) within u^2 of
+    the exact divisor, ``exact_divisor``) unless None."""
+    rounded, estimate, certified = certified_total(hi, lo, error, divisor)
+    return Known(np.array(rounded), np.array(estimate), np.array(certified),
+                 {TIER: int(certified)})
+
+
+def certified_total(hi, lo, error, divisor: tuple | None):
+    """(the total's hi, a long double estimate of it, whether hi is its certified rounding)
+    of ``known_total``."""
     dd = kernels()
     s_hi, s_lo, s_error = dd.sum_with_error(hi, lo, error)
-    if reduction == "mean":
-        w_hi, w_lo = exact_divisor(w_t)
+    if divisor is not None:
+        w_hi, w_lo = divisor
         if w_hi == 0 or not math.isfinite(w_hi):
             return np.nan, np.longdouble(np.nan), False
         q_hi, q_lo = dd.div(s_hi, s_lo, w_hi, w_lo)

@@ -44,7 +44,8 @@ SMALLEST = 2.0 ** -960  # below it a lo part may be subnormal
 LARGEST = 2.0 ** 990  # above it Dekker's split may overflow
 TABLE_BITS = 8  # exp(d) = 2^k 2^(j / 256) exp(r), |r| <= ln 2 / 512
 EXP_LOWEST = -650.0  # exp of less would leave SMALLEST
-POWERS_LOWEST = -1000  # the table of 2^k runs from 2^-1000 (below EXP_LOWEST's) to 2^7
+EXP_HIGHEST = 680.0  # exp of more would approach LARGEST (and |N| below 2^18, for exp's L1)
+POWERS_LOWEST = -1000  # the table of 2^k runs from 2^-1000 (below EXP_LOWEST's) to 2^990
 SLACK = 1 + 2.0 ** -50  # for the rounding of a certification's own few operations
 compiled = njit(cache=True, nogil=True)  # every function here: cached on disk, no GIL
 # inlined into their callers by numba itself: a call left in a loop keeps it from vectorising
@@ -80,7 +81,7 @@ def _exp_constants() -> tuple:
         hi = np.array([float(p) for p in exact])
         lo = np.array([float(p - mpmath.mpf(h)) for p, h in zip(exact, hi)])
         inverse = float(1 / step)
-    return inverse, l1, l2, l3, hi, lo, 2.0 ** np.arange(POWERS_LOWEST, 8)
+    return inverse, l1, l2, l3, hi, lo, 2.0 ** np.arange(POWERS_LOWEST, 991)
 
 
 _EXP_CONSTANTS = _exp_constants()
@@ -215,7 +216,7 @@ def exp(d_hi, d_lo, out_hi, out_lo, scratch, inverse, l1, l2, l3, table_hi, tabl
     """exp of each element of the 1-D double-double d_hi + d_lo into out_hi + out_lo (other
     arrays: in place, the compiler cannot vectorise it, three times slower; scratch: a float64
     array of the size), within EXP_ERROR u^2 each, for
-    EXP_LOWEST <= d_hi <= 1. The last arguments: ``exp_constants()``.
+    EXP_LOWEST <= d_hi <= EXP_HIGHEST. The last arguments: ``exp_constants()``.
 
     d = (256 k + j) ln2 / 256 + r, |r| <= ln2 / 512 plus a few ulps: r from the three parts of
     ln2 / 256 (the first part's product with the integer exact, the subtraction exact by
@@ -766,3 +767,43 @@ def triplet_gradient_rows(a, p, n, eps, d_hi, d_lo, d_error, scale, take_neg, ta
                 if row_ok and not (y_hi == 0.0 and y_lo == 0.0 and magnitude == 0.0):
                     row_ok = certified(y_hi, y_lo, error, estimate_ulps)
         ok[i] = row_ok
+
+
+@compiled
+def exp_minus(x, y, times_x, g, count, estimate_ulps, inverse, l1, l2, l3, table_hi,
+              table_lo, powers, out_hi, out_lo, out_error, ok):
+    """Per element q of the 1-D arrays: g_q (exp(x_q) - y_q x_q) / count (``times_x``, else
+    g_q (exp(x_q) - y_q) / count) as a double-double into out_hi + out_lo, its absolute error
+    bound into out_error (inf outside the domain: x outside EXP_LOWEST..EXP_HIGHEST, a product
+    or result out of range), and ``ok[q]`` whether it is ``certified`` (``estimate_ulps`` > 0,
+    else False: the caller takes the bounds for a total).
+
+    The exponential within EXP_ERROR u^2 of itself, y x exact (TwoProduct), the difference,
+    which can cancel, within ADD_ERROR u^2 of the result, then g's product (MUL_ERROR u^2) and
+    count's quotient (DIV_ERROR u^2): the exponential's bound is relative to it, the rest to
+    the result."""
+    n = x.size
+    scratch, clamped = np.empty(n), np.empty(n)
+    for q in range(n):  # ``exp`` outside its domain would index its tables out of bounds
+        clamped[q] = min(max(x[q], EXP_LOWEST), EXP_HIGHEST) if math.isfinite(x[q]) else 0.0
+    exp(clamped, np.zeros(n), out_hi, out_lo, scratch, inverse, l1, l2, l3, table_hi,
+        table_lo, powers)
+    for q in range(n):
+        e_hi, e_lo, xq, yq = out_hi[q], out_lo[q], x[q], y[q]
+        if times_x:
+            p, e = two_prod(yq, xq)
+            in_range = p == 0.0 and (yq == 0.0 or xq == 0.0) or safe(p)
+        else:
+            p, e, in_range = yq, 0.0, abs(yq) <= LARGEST
+        t_hi, t_lo = add(e_hi, e_lo, -p, -e)
+        t_hi, t_lo = mul(t_hi, t_lo, g[q], 0.0)
+        if count != 1.0:
+            t_hi, t_lo = div(t_hi, t_lo, count, 0.0)
+        error = (EXP_ERROR * U2 * e_hi * abs(g[q]) / count
+                 + (ADD_ERROR + MUL_ERROR + DIV_ERROR) * U2 * abs(t_hi)) * (1 + 2.0 ** -30)
+        out_hi[q], out_lo[q], out_error[q], ok[q] = t_hi, t_lo, error, False
+        if not (EXP_LOWEST <= xq <= EXP_HIGHEST and in_range and math.isfinite(g[q])
+                and (t_hi == 0.0 and t_lo == 0.0 or safe(t_hi))):
+            out_error[q] = np.inf
+        elif estimate_ulps > 0:
+            ok[q] = certified(t_hi, t_lo, error, estimate_ulps)

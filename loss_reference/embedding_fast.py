@@ -27,7 +27,7 @@ import numpy as np
 
 from dataclasses import dataclass
 
-from .compiled_kernels import TIER, certified_total, kernels
+from .compiled_kernels import TIER, kernels, known, known_total
 from .engine import ESTIMATE_ULPS, Known, parallel_map, row_chunks
 from .formats import FORMATS, Format
 
@@ -115,13 +115,9 @@ def triplet_loss(rows: TripletRows, reduction: str) -> Known:
     """The triplet loss from ``triplet_rows``: per row ('none', ok per row) or the total
     ('sum', 'mean': one element, ok where certified)."""
     if reduction == "none":
-        with np.errstate(invalid="ignore", over="ignore"):  # rows left hold anything
-            exact = rows.hi.astype(np.longdouble) + rows.lo
-        return Known(rows.hi, exact, rows.ok, {TIER: int(rows.ok.sum())})
-    rounded, estimate, certified = certified_total(rows.hi, rows.lo, rows.error,
-                                                   np.ones(len(rows.hi)), reduction)
-    return Known(np.array(rounded), np.array(estimate), np.array(certified),
-                 {TIER: int(certified)})
+        return known(rows.hi, rows.lo, rows.ok)
+    return known_total(rows.hi, rows.lo, rows.error,
+                       (float(len(rows.hi)), 0.0) if reduction == "mean" else None)
 
 
 def triplet_gradient(a, p_, n_, rows: TripletRows, eps: float, scale: np.ndarray,
@@ -142,6 +138,4 @@ def triplet_gradient(a, p_, n_, rows: TripletRows, eps: float, scale: np.ndarray
                                  float(count), ESTIMATE_ULPS, out_hi[c], out_lo[c], ok[c])
 
     parallel_map(chunk, row_chunks(n, 3 * D, CHUNK_ELEMENTS))
-    with np.errstate(invalid="ignore", over="ignore"):  # rows left hold anything
-        exact = out_hi.astype(np.longdouble) + out_lo
-    return Known(out_hi, exact, ok, {TIER: int(ok.sum())})
+    return known(out_hi, out_lo, ok)

@@ -29,7 +29,7 @@ import numpy as np
 from .balls import Ball
 from .classification import upstream_rows, weights_counted
 from .classification_fast import gradient_factors
-from .compiled_kernels import TIER, certified_total, kernels
+from .compiled_kernels import TIER, exact_divisor, kernels, known, known_total
 from .engine import ESTIMATE_ULPS, Known, parallel_map, row_chunks
 from .formats import FORMATS, Format
 from .split_product import split_product
@@ -100,12 +100,8 @@ def loss(call, reduction: str) -> Known | None:
     if not all(parallel_map(chunk, row_chunks(M, call.classes, CHUNK_LOGITS))):
         return None
     if reduction == "none":
-        with np.errstate(invalid="ignore", over="ignore"):  # rows left hold anything
-            exact = hi.astype(np.longdouble) + lo
-        return Known(hi.reshape(M, 1), exact.reshape(M, 1), ok, {TIER: int(ok.sum())})
-    rounded, estimate, certified = certified_total(hi, lo, error, w_t, reduction)
-    return Known(np.array(rounded), np.array(estimate), np.array(certified),
-                 {TIER: int(certified)})
+        return known(hi.reshape(M, 1), lo.reshape(M, 1), ok)
+    return known_total(hi, lo, error, exact_divisor(w_t) if reduction == "mean" else None)
 
 
 def gradients(call, reduction: str) -> tuple[Known, Known] | None:

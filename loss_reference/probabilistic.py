@@ -29,6 +29,7 @@ from __future__ import annotations
 import flint
 import numpy as np
 
+from . import probabilistic_fast
 from .ball_functions import flags, log, reciprocal
 from .balls import LD, Ball, quiet
 from .engine import Evaluated, evaluate, evaluate_total, filled, is_ball_backend
@@ -70,11 +71,24 @@ def _masked(function):
     return masked
 
 
-def reduce_terms(term, arrays, special, is_special, reduction, shape, fmt) -> Evaluated:
+def _by_elements(function, args, fmt, known) -> Evaluated:
+    """``evaluate`` element by element; ``known``: elements (flattened) a faster tier
+    certified."""
+    if known is None:
+        return evaluate(function, args, fmt, independent="elements")
+    flat = [np.reshape(a, -1) for a in np.broadcast_arrays(*args)]
+    out = evaluate(function, flat, fmt, independent="rows", known=known)
+    shape = np.broadcast_shapes(*(np.shape(a) for a in args))
+    return Evaluated(out.rounded.reshape(shape), np.asarray(out.exact).reshape(shape))
+
+
+def reduce_terms(term, arrays, special, is_special, reduction, shape, fmt,
+                 known=None) -> Evaluated:
     """Reduce ``term(B, *arrays)``, with the exact value ``special`` where ``is_special``.
 
     ``arrays`` must hold finite safe values at special positions (their terms are masked out).
-    """
+    ``known``: what a faster tier certified, the elements (flattened; a special one not ok) or
+    the total."""
     regular = ~is_special
     count = divisor(reduction, shape)
     if reduction in ("mean", "batchmean") and count == 0:
@@ -82,7 +96,7 @@ def reduce_terms(term, arrays, special, is_special, reduction, shape, fmt) -> Ev
     masked = _masked(term)
     args = [*arrays, regular.astype(np.float64)]
     if reduction == "none":
-        out = evaluate(masked, args, fmt, independent="elements")
+        out = _by_elements(masked, args, fmt, known)
         out.rounded[~regular] = special[~regular]
         out.exact[~regular] = special[~regular]
         return out
@@ -93,14 +107,15 @@ def reduce_terms(term, arrays, special, is_special, reduction, shape, fmt) -> Ev
         return filled((), total / count)
 
     elements = [np.reshape(a, -1) for a in np.broadcast_arrays(*args)]
-    return evaluate_total(masked, elements, fmt,
+    return evaluate_total(masked, elements, fmt, known=known,
                           finish=None if count == 1 else lambda B, total: total / count)
 
 
 def elementwise_gradient(derivative, arrays, special, is_special, grad_output, reduction, shape,
-                         fmt) -> Evaluated:
+                         fmt, known=None) -> Evaluated:
     """g * derivative(B, *arrays) / divisor per element; where ``is_special`` the derivative is
-    the exact ``special`` value (multiplied by g in IEEE arithmetic: 0, inf or nan)."""
+    the exact ``special`` value (multiplied by g in IEEE arithmetic: 0, inf or nan); ``known``:
+    the elements (flattened) a faster tier certified."""
     count = divisor(reduction, shape)
     if count == 0:
         return filled(shape, np.nan)
@@ -112,8 +127,7 @@ def elementwise_gradient(derivative, arrays, special, is_special, grad_output, r
         value = masked(B, *args) * g
         return value if count == 1 else value / count
 
-    out = evaluate(scaled, [g, *arrays, regular.astype(np.float64)], fmt,
-                   independent="elements")
+    out = _by_elements(scaled, [g, *arrays, regular.astype(np.float64)], fmt, known)
     if not regular.all():
         with quiet():
             value = special * g / count
@@ -221,7 +235,11 @@ def poisson_nll_loss(input, target, log_input, full, eps, reduction, fmt: Format
         stirling = ys * log(B, ys) - ys + (0.5 * log(B, ys) + half_log_2pi(B))
         return base + B.where(flags(mask), stirling, 0.0)
 
-    return reduce_terms(term, [xs, y, ys, mask], *special, reduction, x.shape, fmt)
+    known = None
+    if probabilistic_fast.poisson_applies(x, log_input, full, fmt) and (
+            reduction == "none" or not special[1].any()):  # a special total is decided above
+        known = probabilistic_fast.poisson_loss(x, y, reduction, divisor(reduction, x.shape))
+    return reduce_terms(term, [xs, y, ys, mask], *special, reduction, x.shape, fmt, known)
 
 
 def poisson_nll_loss_grad(grad_output, input, target, log_input, full, eps, reduction,
@@ -241,8 +259,11 @@ def poisson_nll_loss_grad(grad_output, input, target, log_input, full, eps, redu
         return base + B.where(flags(mask), log(B, ys) + 0.5 * reciprocal(B, ys), 0.0)
 
     xt = x if log_input else xs  # the log_input target slope -x is finite for every x
+    count = divisor(reduction, x.shape)
+    known = (probabilistic_fast.poisson_input_gradient(x, y, grad_output, count)
+             if probabilistic_fast.poisson_applies(x, log_input, full, fmt) and count else None)
     return {"input": elementwise_gradient(d_input, [xs, y, ys, mask], *sx, grad_output,
-                                          reduction, x.shape, fmt),
+                                          reduction, x.shape, fmt, known),
             "target": elementwise_gradient(d_target, [xt, y, ys, mask], *sy, grad_output,
                                            reduction, x.shape, fmt)}
 

@@ -109,7 +109,8 @@ def _exp(d_hi, d_lo):
 
 
 exponents = st.one_of(st.floats(dd.EXP_LOWEST, 1.0), st.floats(-1e-3, 1e-3),
-                      st.floats(-1e-300, 0.0), st.sampled_from([0.0, dd.EXP_LOWEST, 1.0]))
+                      st.floats(-1e-300, 0.0), st.floats(1.0, dd.EXP_HIGHEST),
+                      st.sampled_from([0.0, dd.EXP_LOWEST, 1.0, dd.EXP_HIGHEST]))
 
 
 @settings(max_examples=100, deadline=None)
@@ -130,7 +131,7 @@ def test_exp_is_within_its_bound_with_a_lo_part(draws):
 def test_exp_is_far_inside_its_bound():
     """The chain's bound is generous, not loose by accident: on a spread of arguments the
     largest error is a few u^2 (measured 3.4)."""
-    d = np.linspace(dd.EXP_LOWEST, 1.0, 4001)
+    d = np.linspace(dd.EXP_LOWEST, dd.EXP_HIGHEST, 4001)
     lo = np.spacing(d) * np.sin(np.arange(d.size)) / 2
     hi, low = _exp(d, lo)
     with mp.workprec(300):
