@@ -245,8 +245,10 @@ def exp_one(d_hi, d_lo, inverse, l1, l2, l3, table_hi, table_lo, powers):
 
 @compiled
 def log_of_sum(e_hi, e_lo, e_error, inverse, l1, l2, l3, table_hi, table_lo, powers):
-    """(log E as a double-double, its absolute error bound) for a double-double E between 1 and
-    2^900 known within ``e_error`` of it, relatively: one Newton step from libm's log of hi,
+    """(log E as a double-double, its absolute error bound) for a double-double E between
+    exp(-EXP_HIGHEST) and 2^900 known within ``e_error`` of it, relatively (an absolute bound
+    of a few u^2: near E = 1, ``log_positive`` takes the series): one Newton step from libm's
+    log of hi,
     y1 = y0 + (E exp(-y0) - 1). With y0 = y + delta, E exp(-y0) = exp(-delta), so y1 errs by
     delta^2 / 2 + O(delta^3) < delta^2, plus the step's own roundings (the exponential's and
     the product's, relative to E exp(-y0) ~ 1, and E's own error). libm's log is within 8
@@ -270,11 +272,12 @@ _INVERSES = tuple(_constant(1, k) for k in range(1, 12))
 
 @compiled
 def log1p_series(s_hi, s_lo):
-    """log1p(s) for a double-double 0 <= s < SERIES_BELOW, within LOG1P_SERIES_ERROR u^2 of it
+    """log1p(s) for a double-double |s| < SERIES_BELOW, within LOG1P_SERIES_ERROR u^2 of it
     relatively: sum_{k=1}^{11} (-1)^(k+1) s^k / k by Horner in double-double (the tail below
-    s^11 / 12 < 2^-113 of s; each step's error damped by s < 2^-10 but the last two, 2 (MUL +
-    ADD) u^2 with the 1/k's own u^2). Where E = 1 + S' is near 1, Newton's step on log E
-    (``log_of_sum``) leaves an absolute error of a few u^2, far from log E's ulp."""
+    |s|^11 / 12 < 2^-113 of |s|; each step's error damped by |s| < 2^-10 but the last two, 2
+    (MUL + ADD) u^2 with the 1/k's own u^2; each step 1/k - s h adds a term below 2^-9 of
+    1/k, so it cancels nothing, whatever s's sign). Where E = 1 + S' is near 1, Newton's step
+    on log E (``log_of_sum``) leaves an absolute error of a few u^2, far from log E's ulp."""
     h_hi, h_lo = _INVERSES[10]
     for k in range(9, -1, -1):
         h_hi, h_lo = mul(s_hi, s_lo, -h_hi, -h_lo)
@@ -807,3 +810,88 @@ def exp_minus(x, y, times_x, g, count, estimate_ulps, inverse, l1, l2, l3, table
             out_error[q] = np.inf
         elif estimate_ulps > 0:
             ok[q] = certified(t_hi, t_lo, error, estimate_ulps)
+
+
+LOG_HIGHEST = 2.0 ** 900  # ``log_of_sum``'s domain: exp(-log x) stays within ``exp``'s
+LOG_LOWEST = 2.0 ** -960  # SMALLEST, above exp(-EXP_HIGHEST)
+
+
+@compiled
+def log_positive(x, inverse, l1, l2, l3, table_hi, table_lo, powers):
+    """(log x as a double-double, its absolute error bound) for a float64 x in LOG_LOWEST..
+    LOG_HIGHEST: log1p of the exact x - 1 (Sterbenz) by its series within SERIES_BELOW of 1,
+    where log x is small and Newton's absolute bound would be too wide for it; else one Newton
+    step (``log_of_sum``), with |log x| > 2^-11."""
+    if abs(x - 1.0) < SERIES_BELOW:
+        y_hi, y_lo = log1p_series(x - 1.0, 0.0)
+        return y_hi, y_lo, LOG1P_SERIES_ERROR * U2 * abs(y_hi) * (1 + 2.0 ** -40)
+    return log_of_sum(x, 0.0, 0.0, inverse, l1, l2, l3, table_hi, table_lo, powers)
+
+
+@compiled
+def kl_div_terms(x, t, log_target, what, g, count, estimate_ulps, inverse, l1, l2, l3,
+                 table_hi, table_lo, powers, out_hi, out_lo, out_error, ok):
+    """Per element q of the 1-D arrays, times g_q / count: kl_div's term (``what`` 0), its
+    slope in the input (1) or in the target (2), as a double-double into out_hi + out_lo, its
+    absolute error bound into out_error (inf where the element is left: non-finite, outside
+    the domain), and ``ok[q]`` whether it is ``certified`` (estimate_ulps > 0, else False).
+
+    Without log_target: t (log t - x), -t, log t + 1 - x, where log t (``log_positive``)
+    carries an absolute bound and the sums, which cancel, one relative to their result; a zero
+    target's term is exactly 0 (the specials' convention). With log_target: exp(t) (t - x),
+    -exp(t), exp(t) (t - x + 1), t - x exact (TwoSum), exp(t) within EXP_ERROR u^2, and a
+    -inf target's term exactly 0."""
+    for q in range(x.size):
+        xq, tq, gq = x[q], t[q], g[q]
+        out_hi[q], out_lo[q], out_error[q], ok[q] = 0.0, 0.0, np.inf, False
+        zero_target = tq == -np.inf if log_target else tq == 0.0
+        if zero_target and what == 0:
+            out_error[q], ok[q] = 0.0, True
+            continue
+        if not (math.isfinite(xq) and math.isfinite(gq) and abs(xq) <= LARGEST / 4):
+            continue
+        if log_target:
+            if not EXP_LOWEST <= tq <= EXP_HIGHEST:
+                continue
+            f_hi, f_lo = exp_one(tq, 0.0, inverse, l1, l2, l3, table_hi, table_lo, powers)
+            d_hi, d_lo = two_sum(tq, -xq)
+            d_error = 0.0
+            if what == 2:
+                d_hi, d_lo = add_float(d_hi, d_lo, 1.0)
+                d_error = ADD_FLOAT_ERROR * U2 * abs(d_hi)
+            if what == 1:
+                v_hi, v_lo = -f_hi, -f_lo
+                error = EXP_ERROR * U2 * f_hi
+            else:
+                v_hi, v_lo = mul(f_hi, f_lo, d_hi, d_lo)
+                error = (EXP_ERROR + MUL_ERROR) * U2 * abs(v_hi) + f_hi * d_error
+        else:
+            if not LOG_LOWEST <= tq <= LOG_HIGHEST:
+                continue
+            y_hi, y_lo, y_error = log_positive(tq, inverse, l1, l2, l3, table_hi, table_lo,
+                                               powers)
+            if what == 1:
+                v_hi, v_lo, error = -tq, 0.0, 0.0
+            elif what == 2:
+                c_hi, c_lo = two_sum(1.0, -xq)
+                v_hi, v_lo = add(y_hi, y_lo, c_hi, c_lo)
+                error = y_error + ADD_ERROR * U2 * abs(v_hi)
+            else:
+                d_hi, d_lo = add_float(y_hi, y_lo, -xq)
+                v_hi, v_lo = mul(d_hi, d_lo, tq, 0.0)
+                error = ((y_error + ADD_FLOAT_ERROR * U2 * abs(d_hi)) * tq
+                         + MUL_ERROR * U2 * abs(v_hi))
+        v_hi, v_lo = mul(v_hi, v_lo, gq, 0.0)
+        error = error * abs(gq) + MUL_ERROR * U2 * abs(v_hi)
+        if count != 1.0:
+            v_hi, v_lo = div(v_hi, v_lo, count, 0.0)
+            error = error / count + DIV_ERROR * U2 * abs(v_hi)
+        error *= 1 + 2.0 ** -30
+        if v_hi == 0.0 and v_lo == 0.0 and error == 0.0:
+            out_error[q], ok[q] = 0.0, True  # exactly 0 (a zero upstream gradient)
+            continue
+        if not safe(v_hi):
+            continue
+        out_hi[q], out_lo[q], out_error[q] = v_hi, v_lo, error
+        if estimate_ulps > 0:
+            ok[q] = certified(v_hi, v_lo, error, estimate_ulps)

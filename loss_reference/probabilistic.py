@@ -158,7 +158,13 @@ def kl_div(input, target, reduction, log_target, fmt: Format) -> Evaluated:
     else:
         def term(B, x, t):
             return t * (log(B, t) - x)
-    return reduce_terms(term, [xs, ts], special, ~np.isnan(special), reduction, x.shape, fmt)
+    is_special = ~np.isnan(special)
+    known = None
+    if probabilistic_fast.applies(x, fmt) and (
+            reduction == "none" or not np.any(special[is_special] != 0)):  # else decided below
+        known = probabilistic_fast.kl_div_loss(x, t, log_target, reduction,
+                                               divisor(reduction, x.shape))
+    return reduce_terms(term, [xs, ts], special, is_special, reduction, x.shape, fmt, known)
 
 
 def kl_div_grad(grad_output, input, target, reduction, log_target,
@@ -182,8 +188,12 @@ def kl_div_grad(grad_output, input, target, reduction, log_target,
 
         def d_target(B, x, t):
             return log(B, t) + 1 - x
-    grads = {name: elementwise_gradient(d, [xs, ts], s, ~np.isnan(s), grad_output, reduction,
-                                        x.shape, fmt)
+    count = divisor(reduction, x.shape)
+    fast = probabilistic_fast.applies(x, fmt) and count > 0
+    grads = {name: elementwise_gradient(
+        d, [xs, ts], s, ~np.isnan(s), grad_output, reduction, x.shape, fmt,
+        probabilistic_fast.kl_div_gradient(x, t, log_target, name, grad_output, count)
+        if fast else None)
              for name, d, s in (("input", d_input, d_input_special),
                                 ("target", d_target, d_target_special))}
     if not log_target and zero.any():

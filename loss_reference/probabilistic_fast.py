@@ -1,16 +1,24 @@
-"""poisson_nll_loss rounded to float64 (log_input, without the Stirling term: torch's default):
-a double-double tier for its values and its input gradient.
+"""poisson_nll_loss and kl_div rounded to float64: double-double tiers for their values and
+gradients.
 
-Each term exp(x) - y x cancels (y counts drawn at the rate exp(x)), and so does a 'mean' of
-millions of them: for log-rates N(0,1) the terms' mean is near 0 against magnitudes near 1.6.
-Long double balls left 7 % of the 'none' terms and of the gradient's exp(x) - y to arb, and a
-'mean' of 2 million elements was not certified at all (64-bit balls cannot hold such a sum; arb
-takes at most 2^21 elements). Here each term is a double-double with an absolute error bound
+poisson_nll_loss (log_input, without the Stirling term: torch's default): each term
+exp(x) - y x cancels (y counts drawn at the rate exp(x)), and so does a 'mean' of millions of
+them: for log-rates N(0,1) the terms' mean is near 0 against magnitudes near 1.6. Long double
+balls left 7 % of the 'none' terms and of the gradient's exp(x) - y to arb, and a 'mean' of 2
+million elements was not certified at all (64-bit balls cannot hold such a sum; arb takes at
+most 2^21 elements). Here each term is a double-double with an absolute error bound
 (``double_double.exp_minus``: the exponential within a few u^2, y x exact by TwoProduct), and a
-total adds the terms and their bounds (``compiled_kernels.certified_total``). Elements it does
-not certify (x beyond -650..680, a non-finite input, a term within a 64th of an ulp of a
-rounding boundary) are left to the engine (``engine.Known``), and so is everything where numba
-does not import.
+total adds the terms and their bounds (``compiled_kernels.known_total``).
+
+kl_div: t (log t - x) and the target's slope log t + 1 - x cancel wherever the input is close
+to log t (two nearby distributions): long double balls left two thirds of the 'none' terms and
+a third of the target slopes to arb. Here log t is a double-double (``double_double.
+log_positive``: one Newton step, or log1p's series near 1) with an absolute bound
+(``kl_div_terms``); with log_target, exp(t) (t - x) has a relative one.
+
+Elements the tiers do not certify (outside the kernels' domains, non-finite, within a 64th of
+an ulp of a rounding boundary) are left to the engine (``engine.Known``), and so is everything
+where numba does not import.
 """
 
 from __future__ import annotations
@@ -24,42 +32,78 @@ from .formats import FORMATS, Format
 CHUNK_ELEMENTS = 1 << 16
 
 
+def applies(x: np.ndarray, fmt: Format) -> bool:
+    """Whether a tier here can cover the call: float64 results, some elements, numba here."""
+    return fmt == FORMATS["float64"] and x.size > 0 and kernels() is not None
+
+
 def poisson_applies(x: np.ndarray, log_input: bool, full: bool, fmt: Format) -> bool:
-    """Whether this tier covers the call: float64 results, log_input without the Stirling
-    term, some elements, and numba here."""
-    return fmt == FORMATS["float64"] and log_input and not full and x.size > 0 and (
-        kernels() is not None)
+    """Whether the poisson tier covers the call: log_input without the Stirling term."""
+    return log_input and not full and applies(x, fmt)
 
 
-def _terms(x, y, times_x: bool, g, count: int, estimate_ulps: float):
-    """``double_double.exp_minus`` over the flattened elements, on the reference's threads:
-    (hi, lo, error, ok), each flat."""
-    dd = kernels()
-    shape = np.broadcast_shapes(np.shape(x), np.shape(y), np.shape(g))
-    x, y, g = (np.ascontiguousarray(np.broadcast_to(np.asarray(a, np.float64), shape)).reshape(-1)
-               for a in (x, y, g))
-    hi, lo, error = np.empty(x.size), np.empty(x.size), np.empty(x.size)
-    ok = np.zeros(x.size, dtype=bool)
+def _flat(*arrays) -> list:
+    """The arrays broadcast together, flattened, contiguous float64."""
+    shape = np.broadcast_shapes(*(np.shape(a) for a in arrays))
+    return [np.ascontiguousarray(np.broadcast_to(np.asarray(a, np.float64), shape)).reshape(-1)
+            for a in arrays]
 
-    def chunk(c: slice):
-        dd.exp_minus(x[c], y[c], times_x, g[c], float(count), estimate_ulps,
-                     *dd.exp_constants(), hi[c], lo[c], error[c], ok[c])
 
-    parallel_map(chunk, row_chunks(x.size, 1, CHUNK_ELEMENTS))
+def _by_chunks(n: int, run):
+    """``run(c, hi[c], lo[c], error[c], ok[c])`` over chunks c of n flattened elements, on the
+    reference's threads: (hi, lo, error, ok)."""
+    hi, lo, error = np.empty(n), np.empty(n), np.empty(n)
+    ok = np.zeros(n, dtype=bool)
+    parallel_map(lambda c: run(c, hi[c], lo[c], error[c], ok[c]),
+                 row_chunks(n, 1, CHUNK_ELEMENTS))
     return hi, lo, error, ok
+
+
+def _result(hi, lo, error, ok, reduction: str, count: int) -> Known:
+    """Known elements ('none') or the total ('sum'; 'mean' and 'batchmean' over ``count``)."""
+    if reduction == "none":
+        return known(hi, lo, ok)
+    return known_total(hi, lo, error, None if reduction == "sum" else (float(count), 0.0))
+
+
+def _poisson(x, y, times_x: bool, g, count: int, estimate_ulps: float):
+    dd = kernels()
+    x, y, g = _flat(x, y, g)
+    return _by_chunks(x.size, lambda c, *out: dd.exp_minus(
+        x[c], y[c], times_x, g[c], float(count), estimate_ulps, *dd.exp_constants(), *out))
 
 
 def poisson_loss(x, y, reduction: str, count: int) -> Known:
     """exp(x) - y x per element, flattened ('none', ok per element), or the total ('sum';
     'mean' divided by ``count``: one element, ok where certified)."""
-    if reduction == "none":
-        hi, lo, _, ok = _terms(x, y, True, 1.0, 1, ESTIMATE_ULPS)
-        return known(hi, lo, ok)
-    hi, lo, error, _ = _terms(x, y, True, 1.0, 1, 0.0)
-    return known_total(hi, lo, error, None if reduction == "sum" else (float(count), 0.0))
+    parts = _poisson(x, y, True, 1.0, 1, ESTIMATE_ULPS if reduction == "none" else 0.0)
+    return _result(*parts, reduction, count)
 
 
 def poisson_input_gradient(x, y, g, count: int) -> Known:
     """g (exp(x) - y) / count per element, flattened: Known, ok per element."""
-    hi, lo, _, ok = _terms(x, y, False, g, count, ESTIMATE_ULPS)
+    hi, lo, _, ok = _poisson(x, y, False, g, count, ESTIMATE_ULPS)
+    return known(hi, lo, ok)
+
+
+def _kl_div(x, t, log_target: bool, what: int, g, count: int, estimate_ulps: float):
+    dd = kernels()
+    x, t, g = _flat(x, t, g)
+    return _by_chunks(x.size, lambda c, *out: dd.kl_div_terms(
+        x[c], t[c], log_target, what, g[c], float(count), estimate_ulps, *dd.exp_constants(),
+        *out))
+
+
+def kl_div_loss(x, t, log_target: bool, reduction: str, count: int) -> Known:
+    """kl_div's terms, flattened ('none', ok per element; a special element's is not), or
+    their total ('sum'; 'mean' and 'batchmean' over ``count``), zero targets exactly 0."""
+    parts = _kl_div(x, t, log_target, 0, 1.0, 1, ESTIMATE_ULPS if reduction == "none" else 0.0)
+    return _result(*parts, reduction, count)
+
+
+def kl_div_gradient(x, t, log_target: bool, wrt: str, g, count: int) -> Known:
+    """g / count times kl_div's slope in ``wrt`` ('input' or 'target') per element,
+    flattened: Known, ok per element (not at special elements)."""
+    what = 1 if wrt == "input" else 2
+    hi, lo, _, ok = _kl_div(x, t, log_target, what, g, count, ESTIMATE_ULPS)
     return known(hi, lo, ok)

@@ -95,3 +95,107 @@ def test_a_typical_batch_and_its_mean_beyond_arbs_reach_are_certified():
     counts = rng.poisson(np.exp(big)).astype(np.float64)
     mean = probabilistic.poisson_nll_loss(big, counts, True, False, 1e-8, "mean", FLOAT64)
     assert abs(float(mean.rounded) - np.mean(np.exp(big) - counts * big)) < 1e-12
+
+
+# --- kl_div --------------------------------------------------------------------------------------
+
+def kl_oracle(x, t, log_target, what, g, count):
+    """g / count times kl_div's term (what 0), its input slope (1) or target slope (2), per
+    element at 300 bits, as mpf (a zero target's term 0; its slopes are left to the specials)."""
+    out = []
+    with mp.workprec(300):
+        for xq, tq, gq in zip(x, t, g):
+            xq, tq = mpf(xq), mpf(tq)
+            if log_target:
+                f = mp.exp(tq)
+                value = [f * (tq - xq), -f, f * (tq - xq + 1)][what]
+            elif tq == 0:
+                value = mpf(0)
+            else:
+                value = [tq * (mp.log(tq) - xq), -tq, mp.log(tq) + 1 - xq][what]
+            out.append(value * mpf(gq) / count)
+    return out
+
+
+def full_mantissas(low, high):
+    """Floats whose every bit counts (hypothesis favours short ones, whose sums are exact)."""
+    return st.integers(0, 2 ** 32 - 1).map(
+        lambda seed: float(np.random.default_rng(seed).uniform(low, high)))
+
+
+probabilities = st.one_of(st.floats(0, 1), st.floats(1 - 2 ** -9, 1 + 2 ** -9),
+                          st.floats(1e-300, 1e-3), st.sampled_from([0.0, 1.0, 0.5, 2.0]),
+                          full_mantissas(0, 1))
+log_probabilities = st.one_of(st.floats(-700, 700), full_mantissas(-650, 680))
+
+
+@st.composite
+def kl_cases(draw):
+    """(x, t, log_target): inputs near log t (or t itself), where the terms cancel, and
+    elsewhere, with non-finite inputs the tier leaves."""
+    log_target = draw(st.booleans())
+    t = np.array(draw(st.lists(log_probabilities if log_target else probabilities,
+                               min_size=1, max_size=12)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        near = t if log_target else np.log(t)
+        shift = np.array(draw(st.lists(st.sampled_from([0.0, 1e-15, -1e-9, 3.0]),
+                                       min_size=t.size, max_size=t.size)))
+        x = np.where(np.isfinite(near), near + shift * np.abs(near), -1.0)
+    x[draw(st.integers(0, t.size - 1))] = draw(st.sampled_from([-np.inf, np.nan, 0.25]))
+    return x, t, log_target
+
+
+@settings(max_examples=80, deadline=None)
+@given(kl_cases(), st.sampled_from([0, 1, 2]), st.sampled_from([1, 3]), st.integers(0, 9))
+def test_kl_div_certified_results_are_the_correctly_rounded_ones(case, what, count, seed):
+    x, t, log_target = case
+    g = np.random.default_rng(seed).uniform(-2, 2, x.size) if what else np.ones(x.size)
+    if what == 0:
+        known = tier.kl_div_loss(x, t, log_target, "none", 1)
+        count = 1
+    else:
+        known = tier.kl_div_gradient(x, t, log_target, ("input", "target")[what - 1], g, count)
+    want = np.array([float(v) for v in kl_oracle(x, t, log_target, what, g, count)])
+    assert np.array_equal(known.rounded[known.ok], want[known.ok])
+    zero_target = np.isneginf(t) if log_target else t == 0
+    left = ~np.isfinite(x) & ~(zero_target & (what == 0))  # a zero target's term is 0
+    assert not known.ok[left].any()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.one_of(st.floats(2.0 ** -960, 2.0 ** 900), st.floats(0.99, 1.01),
+                 st.floats(1 - 2 ** -10, 1 + 2 ** -10), st.floats(1e-6, 1e6),
+                 st.sampled_from([1 + 2 ** -40, 1 - 2 ** -45, 1 + 2 ** -20, 0.5, 2.0 ** -960])))
+def test_log_positive_is_within_its_bound(x):
+    """Newton's step below 1 (exp of positive arguments) and above, the series near 1: with
+    Newton alone there, the bound, absolute, would be wider than log x itself."""
+    from loss_reference.double_double import exp_constants, log_positive
+
+    y_hi, y_lo, error = log_positive(x, *exp_constants())
+    with mp.workprec(300):
+        want = mp.log(mpf(x))
+        assert abs(mpf(y_hi) + mpf(y_lo) - want) <= error
+    # far inside the 2^-59 that certifying a float64 needs (Newton's bound is absolute)
+    assert error <= 2.0 ** -80 * max(abs(float(want)), 2.0 ** -1000) or x == 1.0
+
+
+@pytest.mark.parametrize("log_target", [False, True])
+@pytest.mark.parametrize("what", [0, 1, 2])
+def test_kl_div_spread_of_full_mantissas(log_target, what):
+    """Hundreds of elements whose every bit counts, inputs at several distances from log t:
+    the certified ones are the correctly rounded ones, and nearly all are certified (a
+    difference t - x rounded before the product errs here in 5 % of the elements)."""
+    rng = np.random.default_rng(what + 3 * log_target)
+    t = rng.uniform(-650, 680, 300) if log_target else rng.uniform(0, 1, 300)
+    near = t if log_target else np.log(t)
+    # (within 1e-12 of log t, 40 bits cancel: Newton's absolute bound on log t leaves a third)
+    x = near + rng.choice([1e-6, -0.5, 3.0], 300) * np.abs(near)
+    g = rng.uniform(-2, 2, 300)
+    if what == 0:
+        known, g = tier.kl_div_loss(x, t, log_target, "none", 1), np.ones(300)
+    else:
+        known = tier.kl_div_gradient(x, t, log_target, ("input", "target")[what - 1], g, 3)
+    want = np.array([float(v) for v in kl_oracle(x, t, log_target, what, g, 1 if what == 0
+                                                  else 3)])
+    assert np.array_equal(known.rounded[known.ok], want[known.ok])
+    assert known.ok.mean() > 0.98
