@@ -895,3 +895,152 @@ def kl_div_terms(x, t, log_target, what, g, count, estimate_ulps, inverse, l1, l
         out_hi[q], out_lo[q], out_error[q] = v_hi, v_lo, error
         if estimate_ulps > 0:
             ok[q] = certified(v_hi, v_lo, error, estimate_ulps)
+
+
+CTC_FRAME_ERROR = 2 * ADD_ERROR + MUL_ERROR + EXP_ERROR + 1.0  # a step of either recursion
+
+
+@inlined
+def _scaled(hi, lo, k):
+    """(hi, lo) times 2^k: exact while lo stays normal (a lo part of a value above SMALLEST
+    that leaves the normal range loses below 2^-114 of the value)."""
+    return math.ldexp(hi, k), math.ldexp(lo, k)
+
+
+@inlined
+def _rescale(a_hi, a_lo):
+    """Scale the row a_hi + a_lo in place so that its largest hi lies in [0.5, 1); return the
+    exponent taken out (0 for a row of zeros), and whether a nonzero value left the domain."""
+    top = 0.0
+    for s in range(a_hi.size):
+        top = max(top, a_hi[s])
+    if top == 0.0:
+        return 0, False
+    e = math.frexp(top)[1]
+    lost = False
+    for s in range(a_hi.size):
+        a_hi[s], a_lo[s] = _scaled(a_hi[s], a_lo[s], -e)
+        lost |= a_hi[s] != 0.0 and a_hi[s] < SMALLEST
+    return e, lost
+
+
+@inlined
+def _product_lost(a, b, product):
+    """Whether a product of nonzero nonnegative numbers left the domain (underflowed)."""
+    return a != 0.0 and b != 0.0 and product < SMALLEST
+
+
+@compiled
+def ctc_gradient_samples(lp, shift, skip, final, labels, lengths, upstream, divisors,
+                         possible, estimate_ulps, inverse, l1, l2, l3, table_hi, table_lo,
+                         powers, out_hi, out_lo, ok):
+    """Per sample n: upstream_n / divisors_n times the occupancy of each class at each running
+    frame, sum over the states s of that label of alpha_t(s) beta'_t(s) / P, as double-doubles
+    into out_hi + out_lo (N, T, C; 0 at frames t >= L_in), and ``ok[n]`` whether every element
+    is ``certified`` (or exactly 0). lp (N, T, W): each state's log-probability, shift (N, T)
+    the frame's largest; skip, final (N, W): whether state s may be entered from s - 2, and
+    may end a path; labels (N, W) each state's class.
+
+    The recursions of ``sequence_fast`` in double-double: every quantity is a sum of products
+    of nonnegative numbers, so each operation's error is relative and the bounds of one sample
+    add up: each step of either recursion within CTC_FRAME_ERROR u^2 (two additions, a product,
+    the exponential of an exact x = lp - shift), the occupancy one product and W additions, the
+    total P L_in steps and an addition, the factor two quotients, the element a product. Values
+    are rescaled by powers of two after every frame; a sample whose nonzero value leaves the
+    domain (underflows), whose x lies below EXP_LOWEST, whose running log-probability is nan or
+    +inf, that is impossible, or whose upstream gradient is not finite, is left (not ok)."""
+    N, T, W = lp.shape
+    C = out_hi.shape[2]
+    p_hi, p_lo = np.empty((T, W)), np.empty((T, W))
+    a_hi, a_lo = np.empty((T, W)), np.empty((T, W))
+    b_hi, b_lo = np.empty((T, W)), np.empty((T, W))
+    a_exp, b_exp = np.zeros(T, dtype=np.int64), np.zeros(T, dtype=np.int64)
+    for n in range(N):
+        out_hi[n], out_lo[n], ok[n] = 0.0, 0.0, False
+        L = lengths[n]
+        g = upstream[n]
+        if not (possible[n] and math.isfinite(g) and math.isfinite(divisors[n])):
+            continue
+        if L == 0 or g == 0.0:
+            ok[n] = True
+            continue
+        lost = False
+        for t in range(L):  # the probabilities, from x = lp - shift exact (TwoSum)
+            for s in range(W):
+                v = lp[n, t, s]
+                if v == -np.inf:
+                    p_hi[t, s], p_lo[t, s] = 0.0, 0.0
+                    continue
+                x_hi, x_lo = two_sum(v, -shift[n, t])
+                if not (x_hi >= EXP_LOWEST and x_hi <= 0.0):  # nan, +inf, too deep
+                    lost = True
+                    x_hi, x_lo = 0.0, 0.0
+                p_hi[t, s], p_lo[t, s] = exp_one(x_hi, x_lo, inverse, l1, l2, l3, table_hi,
+                                                 table_lo, powers)
+        for t in range(L):  # forward: alpha_t = (stay + step + skip) p_t
+            for s in range(W):
+                if t == 0:  # from the virtual frame before: one unit of mass in state 0
+                    s_hi, s_lo = (1.0, 0.0) if s <= 1 else (0.0, 0.0)
+                else:
+                    s_hi, s_lo = a_hi[t - 1, s], a_lo[t - 1, s]
+                    if s >= 1:
+                        s_hi, s_lo = add(s_hi, s_lo, a_hi[t - 1, s - 1], a_lo[t - 1, s - 1])
+                    if s >= 2 and skip[n, s]:
+                        s_hi, s_lo = add(s_hi, s_lo, a_hi[t - 1, s - 2], a_lo[t - 1, s - 2])
+                a_hi[t, s], a_lo[t, s] = mul(s_hi, s_lo, p_hi[t, s], p_lo[t, s])
+                lost |= _product_lost(s_hi, p_hi[t, s], a_hi[t, s])
+            a_exp[t], lost_here = _rescale(a_hi[t], a_lo[t])
+            lost |= lost_here
+        for s in range(W):  # backward: beta'_{t-1} = sum of p_t beta'_t over the successors
+            b_hi[L - 1, s], b_lo[L - 1, s] = (1.0, 0.0) if final[n, s] else (0.0, 0.0)
+        b_exp[L - 1] = 0
+        for t in range(L - 1, 0, -1):
+            for s in range(W):
+                w_hi, w_lo = 0.0, 0.0
+                for k in range(3):
+                    r = s + k
+                    if r >= W or (k == 2 and not skip[n, r]):
+                        continue
+                    q_hi, q_lo = mul(b_hi[t, r], b_lo[t, r], p_hi[t, r], p_lo[t, r])
+                    lost |= _product_lost(b_hi[t, r], p_hi[t, r], q_hi)
+                    w_hi, w_lo = add(w_hi, w_lo, q_hi, q_lo)
+                b_hi[t - 1, s], b_lo[t - 1, s] = w_hi, w_lo
+            b_exp[t - 1], lost_here = _rescale(b_hi[t - 1], b_lo[t - 1])
+            lost |= lost_here
+        total_hi, total_lo = 0.0, 0.0
+        for s in range(W):
+            if final[n, s]:
+                total_hi, total_lo = add(total_hi, total_lo, a_hi[L - 1, s], a_lo[L - 1, s])
+        if lost or total_hi == 0.0:
+            continue
+        f_hi, f_lo = div(g, 0.0, divisors[n], 0.0)
+        f_hi, f_lo = div(f_hi, f_lo, total_hi, total_lo)
+        # alpha_t's scale 2^(a_exp up to t), beta'_t's 2^(b_exp from t on), P's 2^(all a_exp)
+        a_scale, b_scale = 0, 0
+        for t in range(L):
+            b_scale += b_exp[t]
+        relative = ((3 * L * CTC_FRAME_ERROR + (W + 2) * ADD_ERROR + 2 * MUL_ERROR
+                     + 2 * DIV_ERROR) * U2 * (1 + 2.0 ** -20))
+        a_total = 0
+        for t in range(L):
+            a_total += a_exp[t]
+        row_ok = True
+        for t in range(L):
+            a_scale += a_exp[t]
+            for s in range(W):
+                o_hi, o_lo = mul(a_hi[t, s], a_lo[t, s], b_hi[t, s], b_lo[t, s])
+                row_ok &= not _product_lost(a_hi[t, s], b_hi[t, s], o_hi)
+                c = labels[n, s]
+                out_hi[n, t, c], out_lo[n, t, c] = add(out_hi[n, t, c], out_lo[n, t, c],
+                                                       o_hi, o_lo)
+            k = a_scale + b_scale - a_total
+            b_scale -= b_exp[t]
+            t_hi, t_lo = _scaled(f_hi, f_lo, k)
+            for c in range(C):
+                if out_hi[n, t, c] == 0.0:
+                    continue  # no state of this class is occupied: exactly 0
+                v_hi, v_lo = mul(out_hi[n, t, c], out_lo[n, t, c], t_hi, t_lo)
+                out_hi[n, t, c], out_lo[n, t, c] = v_hi, v_lo
+                row_ok &= certified(v_hi, v_lo, relative * abs(v_hi) * (1 + 2.0 ** -40),
+                                    estimate_ulps)
+        ok[n] = row_ok

@@ -1,5 +1,5 @@
 """ctc_loss's fast tiers for the gradient: the forward-backward recursions in plain arithmetic,
-one error bound per sample.
+one error bound per sample (for float64 results, in double-double: ``float64_gradient``).
 
 The engine's ball tiers carry a radius beside every cell of the lattice (frames x samples x
 states) through every step of the recursions: a dozen numpy operations per step where plain
@@ -48,8 +48,9 @@ import numpy as np
 from .balls import FLOAT64, LD, LIBM_ULPS, LONG_DOUBLE, Ball, Precision, quiet
 from .exact_ops import two_sum_error
 from .ctc_lattice import Problem, finals, frame_shifts, gathered, path_counts, samples_of, skips
-from .engine import Known, certify, parallel_map, row_chunks
-from .formats import Format
+from .compiled_kernels import kernels, known
+from .engine import ESTIMATE_ULPS, Known, certify, parallel_map, row_chunks
+from .formats import FORMATS, Format
 
 SLACK = 1 + 2.0 ** -40  # for the rounding of the bound's own few operations
 CHUNK_CELLS = 1 << 21  # lattice cells (or outputs) per chunk: a dozen arrays of them in memory
@@ -75,7 +76,11 @@ def gradient(p: Problem, possible: np.ndarray, upstream: np.ndarray, divisors: n
     """The samples' gradients (N, T, C), upstream_n / divisors_n times the occupancy of each
     class, certified per sample where these tiers can (None where they do not apply)."""
     frames, batch, classes = p.log_probs.shape
-    if not applies(fmt) or batch == 0 or frames == 0:
+    if batch == 0 or frames == 0:
+        return None
+    if fmt == FORMATS["float64"]:
+        return float64_gradient(p, possible, upstream, divisors) if kernels() else None
+    if not applies(fmt):
         return None
     forward, backward, _ = path_counts(p)
     width = frames * max(p.labels.shape[1], classes)
@@ -98,6 +103,32 @@ def gradient(p: Problem, possible: np.ndarray, upstream: np.ndarray, divisors: n
         if not len(todo):
             break
     return Known(rounded, exact, ok, tiers)
+
+
+def float64_gradient(p: Problem, possible: np.ndarray, upstream: np.ndarray,
+                     divisors: np.ndarray) -> Known:
+    """The gradient rounded to float64: the recursions in double-double, one relative bound
+    per sample (``double_double.ctc_gradient_samples``), for samples by chunks on the
+    reference's threads. Float64 and long double balls leave every element of a typical
+    sample (their bound, about 1e-15 relative at 64 frames, is wider than a 64th of a float64
+    ulp), so arb took them all (1e5 input elements/s)."""
+    dd = kernels()
+    frames, batch, classes = p.log_probs.shape
+    lp = np.ascontiguousarray(np.moveaxis(gathered(p), 1, 0))  # (N, T, W)
+    shift = np.ascontiguousarray(frame_shifts(p).T)
+    skip, final = skips(p), finals(p)
+    out_hi, out_lo = np.zeros((batch, frames, classes)), np.zeros((batch, frames, classes))
+    ok = np.zeros(batch, dtype=bool)
+    upstream = np.ascontiguousarray(upstream, dtype=np.float64)
+
+    def chunk(c: slice):
+        dd.ctc_gradient_samples(lp[c], shift[c], skip[c], final[c], p.labels[c],
+                                p.input_lengths[c], upstream[c], divisors[c], possible[c],
+                                ESTIMATE_ULPS, *dd.exp_constants(), out_hi[c], out_lo[c],
+                                ok[c])
+
+    parallel_map(chunk, row_chunks(batch, frames * lp.shape[2], CHUNK_CELLS // 8))
+    return known(out_hi, out_lo, ok)
 
 
 def _rescaled(values, running, precision) -> np.ndarray:

@@ -219,10 +219,13 @@ def test_certifies_a_typical_batch():
         assert known.tiers["float64"] >= 0.75 * known.rounded.size
 
 
-def test_applies_to_formats_narrower_than_float64_only():
+def test_the_ball_tiers_apply_to_formats_narrower_than_float64_only(monkeypatch):
+    """float64 results take the double-double tier (test_reference_sequence_float64), and
+    nothing here where numba does not import."""
     assert fast.applies(FORMATS["float32"]) and fast.applies(FORMATS["bfloat16"])
     assert not fast.applies(FORMATS["float64"])
     lp = np.log(np.full((3, 1, 3), 1 / 3))
     p = lattice.problem(lp, np.array([[1]]), [3], [1], 0)
+    monkeypatch.setattr(fast, "kernels", lambda: None)
     assert fast.gradient(p, lattice.possible(p), np.ones(1), np.ones(1),
                          FORMATS["float64"]) is None
