@@ -87,6 +87,18 @@ def _exp_constants() -> tuple:
 _EXP_CONSTANTS = _exp_constants()
 
 
+def _ln2() -> tuple:
+    """ln 2 as a double-double (hi, lo), from mpmath at 300 bits."""
+    import mpmath
+
+    with mpmath.workprec(300):
+        hi = float(mpmath.log(2))
+        return hi, float(mpmath.log(2) - mpmath.mpf(hi))
+
+
+LN2_HI, LN2_LO = _ln2()
+
+
 # --- error-free transformations and double-word operations (scalars; hi, lo pairs) ------------
 
 @compiled
@@ -247,7 +259,7 @@ def exp_one(d_hi, d_lo, inverse, l1, l2, l3, table_hi, table_lo, powers):
 def log_of_sum(e_hi, e_lo, e_error, inverse, l1, l2, l3, table_hi, table_lo, powers):
     """(log E as a double-double, its absolute error bound) for a double-double E between
     exp(-EXP_HIGHEST) and 2^900 known within ``e_error`` of it, relatively (an absolute bound
-    of a few u^2: near E = 1, ``log_positive`` takes the series): one Newton step from libm's
+    of a few u^2: near E = 1, ``log_dd`` takes the series): one Newton step from libm's
     log of hi,
     y1 = y0 + (E exp(-y0) - 1). With y0 = y + delta, E exp(-y0) = exp(-delta), so y1 errs by
     delta^2 / 2 + O(delta^3) < delta^2, plus the step's own roundings (the exponential's and
@@ -817,18 +829,6 @@ LOG_LOWEST = 2.0 ** -960  # SMALLEST, above exp(-EXP_HIGHEST)
 
 
 @compiled
-def log_positive(x, inverse, l1, l2, l3, table_hi, table_lo, powers):
-    """(log x as a double-double, its absolute error bound) for a float64 x in LOG_LOWEST..
-    LOG_HIGHEST: log1p of the exact x - 1 (Sterbenz) by its series within SERIES_BELOW of 1,
-    where log x is small and Newton's absolute bound would be too wide for it; else one Newton
-    step (``log_of_sum``), with |log x| > 2^-11."""
-    if abs(x - 1.0) < SERIES_BELOW:
-        y_hi, y_lo = log1p_series(x - 1.0, 0.0)
-        return y_hi, y_lo, LOG1P_SERIES_ERROR * U2 * abs(y_hi) * (1 + 2.0 ** -40)
-    return log_of_sum(x, 0.0, 0.0, inverse, l1, l2, l3, table_hi, table_lo, powers)
-
-
-@compiled
 def kl_div_terms(x, t, log_target, what, g, count, estimate_ulps, inverse, l1, l2, l3,
                  table_hi, table_lo, powers, out_hi, out_lo, out_error, ok):
     """Per element q of the 1-D arrays, times g_q / count: kl_div's term (``what`` 0), its
@@ -836,7 +836,7 @@ def kl_div_terms(x, t, log_target, what, g, count, estimate_ulps, inverse, l1, l
     absolute error bound into out_error (inf where the element is left: non-finite, outside
     the domain), and ``ok[q]`` whether it is ``certified`` (estimate_ulps > 0, else False).
 
-    Without log_target: t (log t - x), -t, log t + 1 - x, where log t (``log_positive``)
+    Without log_target: t (log t - x), -t, log t + 1 - x, where log t (``log_dd``)
     carries an absolute bound and the sums, which cancel, one relative to their result; a zero
     target's term is exactly 0 (the specials' convention). With log_target: exp(t) (t - x),
     -exp(t), exp(t) (t - x + 1), t - x exact (TwoSum), exp(t) within EXP_ERROR u^2, and a
@@ -868,8 +868,8 @@ def kl_div_terms(x, t, log_target, what, g, count, estimate_ulps, inverse, l1, l
         else:
             if not LOG_LOWEST <= tq <= LOG_HIGHEST:
                 continue
-            y_hi, y_lo, y_error = log_positive(tq, inverse, l1, l2, l3, table_hi, table_lo,
-                                               powers)
+            y_hi, y_lo, y_error = log_dd(tq, 0.0, 0.0, inverse, l1, l2, l3, table_hi,
+                                         table_lo, powers)
             if what == 1:
                 v_hi, v_lo, error = -tq, 0.0, 0.0
             elif what == 2:
@@ -931,6 +931,45 @@ def _product_lost(a, b, product):
 
 
 @compiled
+def _ctc_forward(lp, shift, skip, L, inverse, l1, l2, l3, table_hi, table_lo, powers, p_hi,
+                 p_lo, a_hi, a_lo, a_exp):
+    """One sample's probabilities p_t(s) = exp(lp - shift) (x exact by TwoSum) and forward
+    values alpha_t = (stay + step + skip) p_t for t < L, rescaled after every frame (a_exp:
+    the exponents taken out), into the arrays given (T, W); returns whether a value left the
+    domain: an x below EXP_LOWEST, nan or +inf, a nonzero product or rescaled value below
+    SMALLEST."""
+    W = lp.shape[1]
+    lost = False
+    for t in range(L):
+        for s in range(W):
+            v = lp[t, s]
+            if v == -np.inf:
+                p_hi[t, s], p_lo[t, s] = 0.0, 0.0
+                continue
+            x_hi, x_lo = two_sum(v, -shift[t])
+            if not (x_hi >= EXP_LOWEST and x_hi <= 0.0):  # nan, +inf, too deep
+                lost = True
+                x_hi, x_lo = 0.0, 0.0
+            p_hi[t, s], p_lo[t, s] = exp_one(x_hi, x_lo, inverse, l1, l2, l3, table_hi,
+                                             table_lo, powers)
+    for t in range(L):
+        for s in range(W):
+            if t == 0:  # from the virtual frame before: one unit of mass in state 0
+                s_hi, s_lo = (1.0, 0.0) if s <= 1 else (0.0, 0.0)
+            else:
+                s_hi, s_lo = a_hi[t - 1, s], a_lo[t - 1, s]
+                if s >= 1:
+                    s_hi, s_lo = add(s_hi, s_lo, a_hi[t - 1, s - 1], a_lo[t - 1, s - 1])
+                if s >= 2 and skip[s]:
+                    s_hi, s_lo = add(s_hi, s_lo, a_hi[t - 1, s - 2], a_lo[t - 1, s - 2])
+            a_hi[t, s], a_lo[t, s] = mul(s_hi, s_lo, p_hi[t, s], p_lo[t, s])
+            lost |= _product_lost(s_hi, p_hi[t, s], a_hi[t, s])
+        a_exp[t], lost_here = _rescale(a_hi[t], a_lo[t])
+        lost |= lost_here
+    return lost
+
+
+@compiled
 def ctc_gradient_samples(lp, shift, skip, final, labels, lengths, upstream, divisors,
                          possible, estimate_ulps, inverse, l1, l2, l3, table_hi, table_lo,
                          powers, out_hi, out_lo, ok):
@@ -964,33 +1003,8 @@ def ctc_gradient_samples(lp, shift, skip, final, labels, lengths, upstream, divi
         if L == 0 or g == 0.0:
             ok[n] = True
             continue
-        lost = False
-        for t in range(L):  # the probabilities, from x = lp - shift exact (TwoSum)
-            for s in range(W):
-                v = lp[n, t, s]
-                if v == -np.inf:
-                    p_hi[t, s], p_lo[t, s] = 0.0, 0.0
-                    continue
-                x_hi, x_lo = two_sum(v, -shift[n, t])
-                if not (x_hi >= EXP_LOWEST and x_hi <= 0.0):  # nan, +inf, too deep
-                    lost = True
-                    x_hi, x_lo = 0.0, 0.0
-                p_hi[t, s], p_lo[t, s] = exp_one(x_hi, x_lo, inverse, l1, l2, l3, table_hi,
-                                                 table_lo, powers)
-        for t in range(L):  # forward: alpha_t = (stay + step + skip) p_t
-            for s in range(W):
-                if t == 0:  # from the virtual frame before: one unit of mass in state 0
-                    s_hi, s_lo = (1.0, 0.0) if s <= 1 else (0.0, 0.0)
-                else:
-                    s_hi, s_lo = a_hi[t - 1, s], a_lo[t - 1, s]
-                    if s >= 1:
-                        s_hi, s_lo = add(s_hi, s_lo, a_hi[t - 1, s - 1], a_lo[t - 1, s - 1])
-                    if s >= 2 and skip[n, s]:
-                        s_hi, s_lo = add(s_hi, s_lo, a_hi[t - 1, s - 2], a_lo[t - 1, s - 2])
-                a_hi[t, s], a_lo[t, s] = mul(s_hi, s_lo, p_hi[t, s], p_lo[t, s])
-                lost |= _product_lost(s_hi, p_hi[t, s], a_hi[t, s])
-            a_exp[t], lost_here = _rescale(a_hi[t], a_lo[t])
-            lost |= lost_here
+        lost = _ctc_forward(lp[n], shift[n], skip[n], L, inverse, l1, l2, l3, table_hi,
+                            table_lo, powers, p_hi, p_lo, a_hi, a_lo, a_exp)
         for s in range(W):  # backward: beta'_{t-1} = sum of p_t beta'_t over the successors
             b_hi[L - 1, s], b_lo[L - 1, s] = (1.0, 0.0) if final[n, s] else (0.0, 0.0)
         b_exp[L - 1] = 0
@@ -1044,3 +1058,76 @@ def ctc_gradient_samples(lp, shift, skip, final, labels, lengths, upstream, divi
                 row_ok &= certified(v_hi, v_lo, relative * abs(v_hi) * (1 + 2.0 ** -40),
                                     estimate_ulps)
         ok[n] = row_ok
+
+
+@compiled
+def log_dd(x_hi, x_lo, relative, inverse, l1, l2, l3, table_hi, table_lo, powers):
+    """(log x as a double-double, its absolute error bound) for a double-double x in
+    LOG_LOWEST..LOG_HIGHEST known within ``relative`` of itself: log1p's series of x - 1
+    (exact but for its last addition, by TwoSum) within SERIES_BELOW of 1, where Newton's
+    absolute bound would be too wide for log x, else one Newton step (``log_of_sum``); x's own
+    error adds at most ``relative`` (1 + relative) to log x's."""
+    if abs(x_hi - 1.0) < SERIES_BELOW:
+        s_hi, s_lo = two_sum(x_hi - 1.0, x_lo)
+        y_hi, y_lo = log1p_series(s_hi, s_lo)
+        error = LOG1P_SERIES_ERROR * U2 * abs(y_hi) + relative * (1 + relative)
+        return y_hi, y_lo, error * (1 + 2.0 ** -40)
+    return log_of_sum(x_hi, x_lo, relative, inverse, l1, l2, l3, table_hi, table_lo, powers)
+
+
+@compiled
+def ctc_loss_samples(lp, shift, skip, final, lengths, possible, divisors, estimate_ulps,
+                     inverse, l1, l2, l3, table_hi, table_lo, powers, out_hi, out_lo, out_error,
+                     ok):
+    """Per sample n: -log P / divisors_n (``ctc_gradient_samples``' arguments) as a
+    double-double into
+    out_hi + out_lo, its absolute error bound into out_error (inf where the sample is left),
+    and ``ok[n]`` whether it is ``certified`` (estimate_ulps > 0, else False). An impossible
+    sample's is 0 here (its infinity is the caller's).
+
+    P = P' 2^A e^S: P' the rescaled forward values' sum over the final states (within L_in
+    CTC_FRAME_ERROR u^2 and an addition, relatively), A the exponents the rescaling took out,
+    S the frames' shifts; -log P = -(log P' + A ln 2 + S), the three summed in double-double
+    with absolute bounds (they can cancel)."""
+    N, T, W = lp.shape
+    p_hi, p_lo = np.empty((T, W)), np.empty((T, W))
+    a_hi, a_lo = np.empty((T, W)), np.empty((T, W))
+    a_exp = np.zeros(T, dtype=np.int64)
+    for n in range(N):
+        out_hi[n], out_lo[n], out_error[n], ok[n] = 0.0, 0.0, np.inf, False
+        L = lengths[n]
+        if not possible[n] or L == 0:  # an impossible sample, or the empty path (P = 1)
+            out_error[n], ok[n] = 0.0, True
+            continue
+        if _ctc_forward(lp[n], shift[n], skip[n], L, inverse, l1, l2, l3, table_hi, table_lo,
+                        powers, p_hi, p_lo, a_hi, a_lo, a_exp):
+            continue
+        total_hi, total_lo = 0.0, 0.0
+        for s in range(W):
+            if final[n, s]:
+                total_hi, total_lo = add(total_hi, total_lo, a_hi[L - 1, s], a_lo[L - 1, s])
+        if not (LOG_LOWEST <= total_hi <= LOG_HIGHEST):
+            continue
+        relative = (L * CTC_FRAME_ERROR + ADD_ERROR) * U2 * (1 + 2.0 ** -20)
+        y_hi, y_lo, error = log_dd(total_hi, total_lo, relative, inverse, l1, l2, l3,
+                                   table_hi, table_lo, powers)
+        exponent, shifts_hi, shifts_lo, magnitude = 0, 0.0, 0.0, 0.0
+        for t in range(L):
+            exponent += a_exp[t]
+            shifts_hi, shifts_lo = add_float(shifts_hi, shifts_lo, shift[n, t])
+            magnitude += abs(shift[n, t])
+        error += (L + 1) * ADD_FLOAT_ERROR * U2 * magnitude  # each addition's, below the sum
+        e_hi, e_lo = mul(LN2_HI, LN2_LO, float(exponent), 0.0)
+        error += (MUL_ERROR + 1) * U2 * abs(e_hi)  # the product's and ln 2's own
+        y_hi, y_lo = add(y_hi, y_lo, e_hi, e_lo)
+        error += ADD_ERROR * U2 * abs(y_hi)
+        y_hi, y_lo = add(y_hi, y_lo, shifts_hi, shifts_lo)
+        error = (error + ADD_ERROR * U2 * abs(y_hi)) * (1 + 2.0 ** -30)
+        if not (math.isfinite(y_hi) and (y_hi == 0.0 or safe(y_hi))):
+            continue
+        if divisors[n] != 1.0:
+            y_hi, y_lo = div(y_hi, y_lo, divisors[n], 0.0)
+            error = error / divisors[n] + DIV_ERROR * U2 * abs(y_hi) * (1 + 2.0 ** -30)
+        out_hi[n], out_lo[n], out_error[n] = -y_hi, -y_lo, error
+        if estimate_ulps > 0:
+            ok[n] = certified(-y_hi, -y_lo, error, estimate_ulps)

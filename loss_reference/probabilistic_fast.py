@@ -13,7 +13,7 @@ total adds the terms and their bounds (``compiled_kernels.known_total``).
 kl_div: t (log t - x) and the target's slope log t + 1 - x cancel wherever the input is close
 to log t (two nearby distributions): long double balls left two thirds of the 'none' terms and
 a third of the target slopes to arb. Here log t is a double-double (``double_double.
-log_positive``: one Newton step, or log1p's series near 1) with an absolute bound
+log_dd``: one Newton step, or log1p's series near 1) with an absolute bound
 (``kl_div_terms``); with log_target, exp(t) (t - x) has a relative one.
 
 Elements the tiers do not certify (outside the kernels' domains, non-finite, within a 64th of

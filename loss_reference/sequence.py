@@ -32,7 +32,7 @@ from .balls import LD, Ball
 from .ctc_lattice import (Problem, finals, frame_shifts, gathered, paths, possible, problem,
                           samples_of, shift_states, skips, starts)
 from .engine import Evaluated, evaluate, filled, is_ball_backend
-from .formats import Format
+from .formats import FORMATS, Format
 
 
 # --- backend helpers (long double balls, or arb objects in the slow pass) ------------------------
@@ -271,7 +271,9 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
             return B.sum(losses)
         return B.sum(losses * multipliers) / common
 
-    result = evaluate(reduced, [np.zeros(batch)], fmt)
+    fast = (sequence_fast.float64_loss(p, ok, _divisors(p, reduction), reduction)
+            if fmt == FORMATS["float64"] else None)
+    result = fast if fast is not None else evaluate(reduced, [np.zeros(batch)], fmt)
     inf = ~ok & (not zero_infinity)
     if reduction == "none":
         result.rounded[inf], result.exact[inf] = np.inf, LD(np.inf)

@@ -48,8 +48,8 @@ import numpy as np
 from .balls import FLOAT64, LD, LIBM_ULPS, LONG_DOUBLE, Ball, Precision, quiet
 from .exact_ops import two_sum_error
 from .ctc_lattice import Problem, finals, frame_shifts, gathered, path_counts, samples_of, skips
-from .compiled_kernels import kernels, known
-from .engine import ESTIMATE_ULPS, Known, certify, parallel_map, row_chunks
+from .compiled_kernels import kernels, known, known_total
+from .engine import ESTIMATE_ULPS, Evaluated, Known, certify, parallel_map, row_chunks
 from .formats import FORMATS, Format
 
 SLACK = 1 + 2.0 ** -40  # for the rounding of the bound's own few operations
@@ -129,6 +129,38 @@ def float64_gradient(p: Problem, possible: np.ndarray, upstream: np.ndarray,
 
     parallel_map(chunk, row_chunks(batch, frames * lp.shape[2], CHUNK_CELLS // 8))
     return known(out_hi, out_lo, ok)
+
+
+def float64_loss(p: Problem, possible: np.ndarray, divisors: np.ndarray,
+                 reduction: str) -> Evaluated | None:
+    """The losses ('none'; 0 for impossible samples) or their total ('sum', 'mean': each loss
+    over its divisor) rounded to float64, from the forward recursion in double-double
+    (``double_double.ctc_loss_samples``); None unless every one is certified, or where numba
+    does not import: the engine then computes them all. Long double balls certified them at 3e6
+    input elements/s."""
+    dd = kernels()
+    frames, batch, _ = p.log_probs.shape
+    if dd is None or batch == 0 or frames == 0:
+        return None
+    lp = np.ascontiguousarray(np.moveaxis(gathered(p), 1, 0))
+    shift = np.ascontiguousarray(frame_shifts(p).T)
+    skip, final = skips(p), finals(p)
+    each = np.ones(batch) if reduction != "mean" else np.asarray(divisors, np.float64)
+    hi, lo, error = np.empty(batch), np.empty(batch), np.empty(batch)
+    ok = np.zeros(batch, dtype=bool)
+    estimate = ESTIMATE_ULPS if reduction == "none" else 0.0
+
+    def chunk(c: slice):
+        dd.ctc_loss_samples(lp[c], shift[c], skip[c], final[c], p.input_lengths[c], possible[c],
+                            each[c], estimate, *dd.exp_constants(), hi[c], lo[c], error[c],
+                            ok[c])
+
+    parallel_map(chunk, row_chunks(batch, frames * lp.shape[2], CHUNK_CELLS // 8))
+    result = known(hi, lo, ok) if reduction == "none" else known_total(hi, lo, error, None)
+    if not np.all(result.ok):
+        return None
+    result.count()
+    return Evaluated(result.rounded, result.exact)
 
 
 def _rescaled(values, running, precision) -> np.ndarray:

@@ -4,7 +4,8 @@ gradients of test_reference_sequence_fast's mpmath oracle (60 digits, sums of po
 on log-probabilities of full float64 precision spread up to 1e3 (values that leave the domain),
 some -inf, impossible alignments, empty inputs and targets, repeated labels, zero and tiny
 upstream gradients; it certifies typical and long sequences whole; and where it leaves a
-sample, the engine's tiers complete the gradient.
+sample, the engine's tiers complete the gradient. The losses (``sequence_fast.float64_loss``):
+the same, against a forward recursion at 60 digits.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mpmath import mp, mpf
 from test_reference_sequence_fast import _rounded, oracle
 
 from conformance.specs import SPECS
@@ -132,3 +134,64 @@ def test_a_product_below_the_domain_leaves_its_sample():
     assert not known.ok.any()
     grad = ref.ctc_loss_grad(np.array(-1.0), *case[:5], "sum", fmt=FLOAT64)
     assert np.array_equal(grad.rounded, np.moveaxis(want, 0, 1))
+
+
+# --- the loss ------------------------------------------------------------------------------------
+
+def loss_oracle(lp, rows, input_lengths, blank):
+    """-log P per sample at 60 digits (0 for an impossible sample, whose infinity is the
+    caller's), by the forward recursion, written apart from ``ctc_lattice``."""
+    losses = []
+    with mp.workdps(60):
+        for n, row in enumerate(rows):
+            ext = [blank]
+            for label in row:
+                ext += [int(label), blank]
+            W, L = len(ext), int(input_lengths[n])
+            alpha = [mpf(1) if s == 0 else mpf(0) for s in range(W)]  # the virtual frame
+            for t in range(L):
+                entering = [alpha[s] + (alpha[s - 1] if s >= 1 else 0)
+                            + (alpha[s - 2] if s >= 2 and ext[s] != blank
+                               and ext[s] != ext[s - 2] else 0) for s in range(W)]
+                alpha = [mpf(0) if lp[t, n, ext[s]] == -np.inf else
+                         entering[s] * mp.exp(mpf(float(lp[t, n, ext[s]]))) for s in range(W)]
+            total = mp.fsum(alpha[max(W - 2, 0):]) if L else mpf(1 if W == 1 else 0)
+            losses.append(-mp.log(total) if total > 0 else mpf(0))
+    return losses
+
+
+@settings(max_examples=60, deadline=None)
+@given(cases(), st.sampled_from(["none", "sum", "mean"]))
+def test_certified_losses_are_the_correctly_rounded_ones(case, reduction):
+    lp, targets, il, tl, blank, _, _ = case
+    p = lattice.problem(lp, targets, il, tl, blank)
+    possible = lattice.possible(p)
+    divisors = np.maximum(np.asarray(tl), 1).astype(np.float64) * lp.shape[1]
+    out = fast.float64_loss(p, possible, divisors, reduction)
+    losses = loss_oracle(lp, lattice.target_lists(targets, tl, lp.shape[1]), il, blank)
+    with mp.workdps(60):
+        if reduction == "mean":
+            losses = [v / mpf(d) for v, d in zip(losses, divisors)]
+        want = ([_rounded(v, FLOAT64) for v in losses] if reduction == "none"
+                else _rounded(mp.fsum(losses), FLOAT64))
+    if out is not None:
+        assert np.array_equal(out.rounded, np.array(want))
+    # a sample with one path has the sum of its log-probabilities for loss, which can be a tie
+    # of float64 (two numbers' sum needs a bit more): no bound certifies it, arb does
+    unique = lattice.paths(p)[1]
+    plain = np.isfinite(lp).all() and np.ptp(lp) * lp.shape[0] < 600 and not unique.any()
+    if plain and reduction == "none":
+        assert out is not None
+
+
+def test_the_engine_takes_the_losses_when_a_sample_is_left():
+    """The deep sample of the gradient's test: the tier leaves it, so the engine computes the
+    whole result, the oracle's rounding."""
+    lp = np.log(np.random.default_rng(4).dirichlet(np.ones(4), (12, 2)))
+    lp[:, 1] = [0.0, -800.0, -800.0, -1.0]
+    targets, il, tl = np.array([[1, 2], [1, 2]]), [12, 12], [2, 2]
+    p = lattice.problem(lp, targets, il, tl, 0)
+    assert fast.float64_loss(p, lattice.possible(p), np.ones(2), "none") is None
+    out = ref.ctc_loss(lp, targets, il, tl, 0, "none", fmt=FLOAT64)
+    want = [_rounded(v, FLOAT64) for v in loss_oracle(lp, [[1, 2], [1, 2]], il, 0)]
+    assert np.array_equal(out.rounded, np.array(want))
