@@ -33,6 +33,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from . import logistic_fast
 from .ball_functions import flags, log
 from .balls import LD, quiet
 from .engine import Evaluated, evaluate, evaluate_total, filled
@@ -60,15 +61,17 @@ def _with_specials(evaluated: Evaluated, special: np.ndarray, values: np.ndarray
     return Evaluated(rounded, exact)
 
 
-def _reduced(terms, arrays, reduction, size, fmt: Format) -> Evaluated:
+def _reduced(terms, arrays, reduction, size, fmt: Format, known=None) -> Evaluated:
     """The elementwise ``terms(B, *arrays)`` (arrays of one shape) reduced: each element for
-    'none', their sum, or their sum over ``size`` for 'mean'."""
+    'none', their sum, or their sum over ``size`` for 'mean' (``known``: what a faster tier
+    certified, the elements flattened or the total)."""
     if reduction == "none":
-        return evaluate(terms, arrays, fmt, independent="elements")
+        return evaluate(terms, arrays, fmt, independent="elements", known=known)
     elements = [np.reshape(a, -1) for a in np.broadcast_arrays(*arrays)]
     if reduction == "sum":
-        return evaluate_total(terms, elements, fmt)
-    return evaluate_total(terms, elements, fmt, finish=lambda B, total: total / size)
+        return evaluate_total(terms, elements, fmt, known=known)
+    return evaluate_total(terms, elements, fmt, finish=lambda B, total: total / size,
+                          known=known)
 
 
 # --- exact decisions -----------------------------------------------------------------------------
@@ -216,7 +219,12 @@ def binary_cross_entropy_with_logits(input, target, weight, pos_weight, reductio
     tails = (engine_w * (1 - y + q * y))[np.abs(finite_x) > X_CAP]
     same_sign = reduction == "none" or bool(np.all(tails >= 0) or np.all(tails <= 0))
     capped = _capped(finite_x, same_sign)
-    result = _reduced(terms, [engine_w, finite_x, capped, y, q], reduction, x.size, fmt)
+    known = None
+    if logistic_fast.applies(x, fmt) and (reduction == "none" or not infinite.any()):
+        known = (logistic_fast.elements(x, y, q, w, 1.0, 1, logistic_fast.LOSS)
+                 if reduction == "none" else
+                 logistic_fast.total(x, y, q, w, x.size if reduction == "mean" else None))
+    result = _reduced(terms, [engine_w, finite_x, capped, y, q], reduction, x.size, fmt, known)
     if reduction == "none":
         return _with_specials(result, infinite, special_terms) if infinite.any() else result
     unbounded = special_terms[~np.isfinite(special_terms)]
@@ -254,11 +262,15 @@ def binary_cross_entropy_with_logits_grad(grad_output, input, target, weight, po
             return g * w * B.where(flags(near_one), near, far) / count
 
     capped = _capped(finite_x)
+    known = (logistic_fast.elements(x, y, q, w, g, count, logistic_fast.SLOPE)
+             if logistic_fast.applies(x, fmt) else None)
     grads = {"input": evaluate(d_input, [g, w, capped, y, q, is_infinite, at_limit], fmt,
-                               independent="elements")}
+                               independent="elements", known=known)}
     near_one = (np.abs(q - 1) <= 0.5).astype(np.float64)
+    known = (logistic_fast.elements(x, y, q, w, g, count, logistic_fast.TARGET_SLOPE)
+             if pos_weight is None and logistic_fast.applies(x, fmt) else None)
     target = evaluate(d_target, [g, w, finite_x, capped, q, near_one], fmt,
-                      independent="elements")
+                      independent="elements", known=known)
     if infinite.any():
         # d/dy -> -inf at +inf, and (q - 1) |x| + |x| = q |x| -> sign(q) inf (0 if q = 0) at -inf
         limit = np.where(x > 0, -np.inf, np.where(q > 0, np.inf, np.where(q < 0, -np.inf, 0.0)))

@@ -1,8 +1,9 @@
 """What the double-double tiers share: access to their compiled kernels (``double_double``,
 whose import imports numba, 0.4 s), made on first use, and None where numba does not import,
 so that the tiers step aside and the engine's tiers compute what they would have; TIER, the
-name the tiers count their results under (``engine.STATS``, the benchmark's columns); and
-the certified total of rows' double-doubles ('sum' and 'mean' reductions)."""
+name the tiers count their results under (``engine.STATS``, the benchmark's columns);
+elementwise kernels' arguments and chunks; and the certified total of rows' double-doubles
+('sum' and 'mean' reductions)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .engine import ESTIMATE_ULPS, Known
+from .engine import ESTIMATE_ULPS, Known, parallel_map, row_chunks
 
 TIER = "double-double"
 
@@ -24,6 +25,27 @@ def kernels():
     except ImportError:
         return None
     return double_double
+
+
+CHUNK_ELEMENTS = 1 << 16  # elements per chunk of an elementwise kernel (a task for one thread)
+
+
+def flat_arrays(*arrays) -> list:
+    """The arrays broadcast together, flattened, contiguous float64 (an elementwise kernel's
+    arguments)."""
+    shape = np.broadcast_shapes(*(np.shape(a) for a in arrays))
+    return [np.ascontiguousarray(np.broadcast_to(np.asarray(a, np.float64), shape)).reshape(-1)
+            for a in arrays]
+
+
+def by_chunks(n: int, run):
+    """``run(c, hi[c], lo[c], error[c], ok[c])`` over chunks c of n flattened elements, on the
+    reference's threads: (hi, lo, error, ok), an elementwise kernel's outputs."""
+    hi, lo, error = np.empty(n), np.empty(n), np.empty(n)
+    ok = np.zeros(n, dtype=bool)
+    parallel_map(lambda c: run(c, hi[c], lo[c], error[c], ok[c]),
+                 row_chunks(n, 1, CHUNK_ELEMENTS))
+    return hi, lo, error, ok
 
 
 def exact_divisor(counted: np.ndarray) -> tuple:

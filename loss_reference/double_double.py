@@ -1131,3 +1131,104 @@ def ctc_loss_samples(lp, shift, skip, final, lengths, possible, divisors, estima
         out_hi[n], out_lo[n], out_error[n] = -y_hi, -y_lo, error
         if estimate_ulps > 0:
             ok[n] = certified(-y_hi, -y_lo, error, estimate_ulps)
+
+
+LOGISTIC_LARGEST = -EXP_LOWEST  # |x| beyond it: exp(-|x|) leaves the domain
+
+
+@compiled
+def logistic_terms(x, y, q, w, g, count, what, estimate_ulps, inverse, l1, l2, l3, table_hi,
+                   table_lo, powers, out_hi, out_lo, out_error, ok):
+    """Per element of the 1-D arrays, times w g / count: (1 - y) softplus(x) + q y softplus(-x)
+    (``what`` 0: the logistic loss, torch's binary_cross_entropy_with_logits with pos_weight
+    q), (1 - y) sigmoid(x) - q y sigmoid(-x) (1: its slope in x) or -x (2: its slope in y for
+    q = 1), as a double-double into
+    out_hi + out_lo, its absolute error bound into out_error (inf where the element is left:
+    |x| beyond LOGISTIC_LARGEST but for -x, a non-finite or huge argument), and ``ok`` whether it is
+    ``certified`` (estimate_ulps > 0, else False).
+
+    From e = exp(-|x|) (EXP_ERROR u^2): softplus(+-x) = max(+-x, 0) + log1p(e), log1p(e) by its
+    series below SERIES_BELOW (relative), else ``log_dd`` of 1 + e (absolute, log1p(e) above
+    2^-11); sigmoid(|x|) = 1 / (1 + e), sigmoid(-|x|) = e / (1 + e). 1 - y (TwoSum) and q y
+    (TwoProduct) are exact; the two products and their sum carry a bound relative to their
+    magnitudes (they cancel in the slope, and for y outside [0, 1] in the loss)."""
+    for i in range(x.size):
+        xi, yi, qi = x[i], y[i], q[i]
+        out_hi[i], out_lo[i], out_error[i], ok[i] = 0.0, 0.0, np.inf, False
+        factor = w[i] * g[i]
+        if not ((abs(xi) <= LOGISTIC_LARGEST or what == 2 and abs(xi) <= 2.0 ** 400)
+                and abs(yi) <= 2.0 ** 400 and abs(qi) <= 2.0 ** 400 and math.isfinite(factor)
+                and abs(w[i]) <= 2.0 ** 400 and abs(g[i]) <= 2.0 ** 400):
+            continue
+        if what == 2:
+            r_hi, r_lo, error = -xi, 0.0, 0.0
+        else:
+            r_hi, r_lo, error = _logistic(xi, yi, qi, what, inverse, l1, l2, l3, table_hi,
+                                          table_lo, powers)
+        if r_hi == 0.0 and r_lo == 0.0 and error == 0.0 or w[i] == 0.0 or g[i] == 0.0:
+            out_error[i], ok[i] = 0.0, True  # a factor exactly 0 (a product may underflow)
+            continue
+        r_hi, r_lo = mul(r_hi, r_lo, w[i], 0.0)
+        r_hi, r_lo = mul(r_hi, r_lo, g[i], 0.0)
+        error = error * abs(factor) * (1 + 2.0 ** -50) + 2 * MUL_ERROR * U2 * abs(r_hi)
+        if count != 1.0:
+            r_hi, r_lo = div(r_hi, r_lo, count, 0.0)
+            error = error / count + DIV_ERROR * U2 * abs(r_hi)
+        error *= 1 + 2.0 ** -30
+        if not (math.isfinite(error) and safe(r_hi)):
+            continue
+        out_hi[i], out_lo[i], out_error[i] = r_hi, r_lo, error
+        if estimate_ulps > 0:
+            ok[i] = certified(r_hi, r_lo, error, estimate_ulps)
+
+
+@inlined
+def _logistic(xi, yi, qi, what, inverse, l1, l2, l3, table_hi, table_lo, powers):
+    """``logistic_terms``' loss (what 0) or slope (1) of one element: (hi, lo, absolute error
+    bound), the bound inf where q y leaves the domain."""
+    e_hi, e_lo = exp_one(-abs(xi), 0.0, inverse, l1, l2, l3, table_hi, table_lo, powers)
+    a_hi, a_lo = two_sum(1.0, -yi)
+    b_hi, b_lo = two_prod(qi, yi)
+    if b_hi != 0.0 and not safe(b_hi):
+        return 0.0, 0.0, np.inf
+    if what == 0:
+        if e_hi < SERIES_BELOW:
+            l_hi, l_lo = log1p_series(e_hi, e_lo)
+            l_error = (LOG1P_SERIES_ERROR + EXP_ERROR) * U2 * l_hi
+        else:
+            d_hi, d_lo = add_float(e_hi, e_lo, 1.0)
+            l_hi, l_lo, l_error = log_dd(d_hi, d_lo, (EXP_ERROR + ADD_FLOAT_ERROR) * U2,
+                                         inverse, l1, l2, l3, table_hi, table_lo, powers)
+        u_hi, u_lo = add_float(l_hi, l_lo, max(xi, 0.0))  # softplus(x)
+        v_hi, v_lo = add_float(l_hi, l_lo, max(-xi, 0.0))  # softplus(-x)
+        u_error = l_error + ADD_FLOAT_ERROR * U2 * u_hi
+        v_error = l_error + ADD_FLOAT_ERROR * U2 * v_hi
+        sign = 1.0
+    else:
+        d_hi, d_lo = add_float(e_hi, e_lo, 1.0)
+        d_error = (EXP_ERROR + ADD_FLOAT_ERROR) * U2  # relative, e's below 1 + e's
+        big_hi, big_lo = div(1.0, 0.0, d_hi, d_lo)
+        small_hi, small_lo = div(e_hi, e_lo, d_hi, d_lo)
+        big_error = (DIV_ERROR * U2 + d_error) * big_hi
+        small_error = (DIV_ERROR * U2 + d_error + EXP_ERROR * U2) * small_hi
+        if xi >= 0:
+            u_hi, u_lo, u_error, v_hi, v_lo, v_error = (big_hi, big_lo, big_error, small_hi,
+                                                        small_lo, small_error)
+        else:
+            u_hi, u_lo, u_error, v_hi, v_lo, v_error = (small_hi, small_lo, small_error,
+                                                        big_hi, big_lo, big_error)
+        sign = -1.0
+    t_hi, t_lo = mul(a_hi, a_lo, u_hi, u_lo)
+    s_hi, s_lo = mul(b_hi, b_lo, v_hi, v_lo)
+    r_hi, r_lo = add(t_hi, t_lo, sign * s_hi, sign * s_lo)
+    error = (abs(a_hi) * u_error + abs(b_hi) * v_error
+             + MUL_ERROR * U2 * (abs(t_hi) + abs(s_hi)) + ADD_ERROR * U2 * abs(r_hi))
+    return r_hi, r_lo, error * (1 + 2.0 ** -40)  # |a| and |b| for their double-doubles
+
+
+@compiled
+def row_sums(hi, lo, error, out_hi, out_lo, out_error):
+    """Each row's sum of the double-doubles hi + lo (n, m) within ``error`` each
+    (``sum_with_error`` per row)."""
+    for i in range(hi.shape[0]):
+        out_hi[i], out_lo[i], out_error[i] = sum_with_error(hi[i], lo[i], error[i])

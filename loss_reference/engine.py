@@ -305,14 +305,20 @@ def evaluate(function, args, fmt: Format, independent: str = "none", shared=(), 
 
     ``width``: the elements of work per row, when the function's own arrays are wider than its
     arguments (the logits of a linear layer); ``chunk_elements``: a larger chunk where the work
-    re-reads shared arguments per chunk (a weight matrix); ``known`` (rows only): the rows
-    already certified, the tiers evaluate the others.
+    re-reads shared arguments per chunk (a weight matrix); ``known``: the rows (or, by
+    elements, the broadcast elements flattened) already certified, the tiers evaluate the
+    others.
     """
     args = [np.asarray(a) for a in args]
     shared = [np.asarray(a) for a in shared]
+    if known is not None and independent == "elements":
+        shape = np.broadcast_shapes(*(a.shape for a in args))
+        flat = [np.broadcast_to(a, shape).reshape(-1) for a in args]
+        out = evaluate(function, flat, fmt, "rows", shared, width, chunk_elements, known)
+        return Evaluated(out.rounded.reshape(shape), np.asarray(out.exact).reshape(shape))
     if known is not None:
         if independent != "rows":
-            raise ValueError("known results complete only an evaluation by rows")
+            raise ValueError("known results complete only an evaluation by rows or elements")
         known.count()
         todo = np.flatnonzero(~known.ok)
         rounded, exact = known.rounded.copy(), np.array(known.exact, dtype=LD)

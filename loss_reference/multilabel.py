@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import logistic_fast as logistic
 from . import multilabel_fast as fast
 from .decisions import sign_of_sum
 from .engine import (Evaluated, Known, evaluate, evaluate_total, filled, parallel_map,
@@ -64,7 +65,12 @@ def multilabel_soft_margin_loss(input, target, weight, reduction, fmt: Format) -
         return B.sum(w * _soft_margin_terms(B, x, y), axis=-1)
 
     rows = [np.atleast_2d(a) for a in (input, target, np.broadcast_to(weight, input.shape))]
-    return _reduced(class_sums, rows, reduction, classes, batch_size, input.shape[:-1], fmt)
+    known = None
+    if logistic.applies(input, fmt):
+        known = (logistic.row_means(*rows) if reduction == "none" else logistic.total(
+            *rows[:2], 1.0, rows[2], classes * (batch_size if reduction == "mean" else 1)))
+    return _reduced(class_sums, rows, reduction, classes, batch_size, input.shape[:-1], fmt,
+                    known)
 
 
 def multilabel_soft_margin_loss_grad(grad_output, input, target, weight, reduction,
@@ -83,9 +89,15 @@ def multilabel_soft_margin_loss_grad(grad_output, input, target, weight, reducti
     def d_target(B, x, w, g):
         return -(g * w * x) / scale
 
+    known = (logistic.elements(input, target, 1.0, w, g, scale, logistic.SLOPE)
+             if logistic.applies(input, fmt) else None)
     grads = {
-        "input": evaluate(d_input, [input, target, w, g], fmt, independent="elements"),
-        "target": evaluate(d_target, [input, w, g], fmt, independent="elements"),
+        "input": evaluate(d_input, [input, target, w, g], fmt, independent="elements",
+                          known=known),
+        "target": evaluate(d_target, [input, w, g], fmt, independent="elements",
+                           known=logistic.elements(input, target, 1.0, w, g, scale,
+                                                   logistic.TARGET_SLOPE)
+                           if logistic.applies(input, fmt) else None),
     }
     if weight is not None:
         def d_weight(B, x_t, y_t, g_t):  # classes along the leading axis

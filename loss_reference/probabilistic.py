@@ -71,17 +71,6 @@ def _masked(function):
     return masked
 
 
-def _by_elements(function, args, fmt, known) -> Evaluated:
-    """``evaluate`` element by element; ``known``: elements (flattened) a faster tier
-    certified."""
-    if known is None:
-        return evaluate(function, args, fmt, independent="elements")
-    flat = [np.reshape(a, -1) for a in np.broadcast_arrays(*args)]
-    out = evaluate(function, flat, fmt, independent="rows", known=known)
-    shape = np.broadcast_shapes(*(np.shape(a) for a in args))
-    return Evaluated(out.rounded.reshape(shape), np.asarray(out.exact).reshape(shape))
-
-
 def reduce_terms(term, arrays, special, is_special, reduction, shape, fmt,
                  known=None) -> Evaluated:
     """Reduce ``term(B, *arrays)``, with the exact value ``special`` where ``is_special``.
@@ -96,7 +85,7 @@ def reduce_terms(term, arrays, special, is_special, reduction, shape, fmt,
     masked = _masked(term)
     args = [*arrays, regular.astype(np.float64)]
     if reduction == "none":
-        out = _by_elements(masked, args, fmt, known)
+        out = evaluate(masked, args, fmt, independent="elements", known=known)
         out.rounded[~regular] = special[~regular]
         out.exact[~regular] = special[~regular]
         return out
@@ -127,7 +116,8 @@ def elementwise_gradient(derivative, arrays, special, is_special, grad_output, r
         value = masked(B, *args) * g
         return value if count == 1 else value / count
 
-    out = _by_elements(scaled, [g, *arrays, regular.astype(np.float64)], fmt, known)
+    out = evaluate(scaled, [g, *arrays, regular.astype(np.float64)], fmt,
+                   independent="elements", known=known)
     if not regular.all():
         with quiet():
             value = special * g / count

@@ -25,11 +25,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .compiled_kernels import kernels, known, known_total
-from .engine import ESTIMATE_ULPS, Known, parallel_map, row_chunks
+from .compiled_kernels import by_chunks, flat_arrays, kernels, known, known_total
+from .engine import ESTIMATE_ULPS, Known
 from .formats import FORMATS, Format
-
-CHUNK_ELEMENTS = 1 << 16
 
 
 def applies(x: np.ndarray, fmt: Format) -> bool:
@@ -42,23 +40,6 @@ def poisson_applies(x: np.ndarray, log_input: bool, full: bool, fmt: Format) -> 
     return log_input and not full and applies(x, fmt)
 
 
-def _flat(*arrays) -> list:
-    """The arrays broadcast together, flattened, contiguous float64."""
-    shape = np.broadcast_shapes(*(np.shape(a) for a in arrays))
-    return [np.ascontiguousarray(np.broadcast_to(np.asarray(a, np.float64), shape)).reshape(-1)
-            for a in arrays]
-
-
-def _by_chunks(n: int, run):
-    """``run(c, hi[c], lo[c], error[c], ok[c])`` over chunks c of n flattened elements, on the
-    reference's threads: (hi, lo, error, ok)."""
-    hi, lo, error = np.empty(n), np.empty(n), np.empty(n)
-    ok = np.zeros(n, dtype=bool)
-    parallel_map(lambda c: run(c, hi[c], lo[c], error[c], ok[c]),
-                 row_chunks(n, 1, CHUNK_ELEMENTS))
-    return hi, lo, error, ok
-
-
 def _result(hi, lo, error, ok, reduction: str, count: int) -> Known:
     """Known elements ('none') or the total ('sum'; 'mean' and 'batchmean' over ``count``)."""
     if reduction == "none":
@@ -68,8 +49,8 @@ def _result(hi, lo, error, ok, reduction: str, count: int) -> Known:
 
 def _poisson(x, y, times_x: bool, g, count: int, estimate_ulps: float):
     dd = kernels()
-    x, y, g = _flat(x, y, g)
-    return _by_chunks(x.size, lambda c, *out: dd.exp_minus(
+    x, y, g = flat_arrays(x, y, g)
+    return by_chunks(x.size, lambda c, *out: dd.exp_minus(
         x[c], y[c], times_x, g[c], float(count), estimate_ulps, *dd.exp_constants(), *out))
 
 
@@ -88,8 +69,8 @@ def poisson_input_gradient(x, y, g, count: int) -> Known:
 
 def _kl_div(x, t, log_target: bool, what: int, g, count: int, estimate_ulps: float):
     dd = kernels()
-    x, t, g = _flat(x, t, g)
-    return _by_chunks(x.size, lambda c, *out: dd.kl_div_terms(
+    x, t, g = flat_arrays(x, t, g)
+    return by_chunks(x.size, lambda c, *out: dd.kl_div_terms(
         x[c], t[c], log_target, what, g[c], float(count), estimate_ulps, *dd.exp_constants(),
         *out))
 

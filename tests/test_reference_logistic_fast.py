@@ -1,0 +1,112 @@
+"""The logistic losses' float64 double-double tier (loss_reference/logistic_fast.py): what it
+certifies is the correctly rounded result of an mpmath oracle at 300 bits, for
+binary_cross_entropy_with_logits' terms and slopes (weights, pos_weight) and
+multilabel_soft_margin_loss's row means and totals, on targets near sigmoid(x) (where the slope
+cancels), targets outside [0, 1], logits from tiny to beyond the tier's domain, zero weights; and
+it certifies typical batches whole, through the references.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from mpmath import mp, mpf
+
+from loss_reference import binary, engine, multilabel
+from loss_reference import logistic_fast as tier
+from loss_reference.compiled_kernels import TIER
+from loss_reference.formats import FORMATS
+
+pytest.importorskip("numba", reason="numba is not installed")
+FLOAT64 = FORMATS["float64"]
+
+
+def oracle(x, y, q, w, g, count, what):
+    """w g / count times (1 - y) softplus(x) + q y softplus(-x) (what 0), (1 - y) sigmoid(x)
+    - q y sigmoid(-x) (1) or -x (2), per element at 300 bits, as mpf."""
+    out = []
+    with mp.workprec(300):
+        for xi, yi, qi, wi, gi in zip(x, y, q, w, g):
+            xi, yi, qi = mpf(xi), mpf(yi), mpf(qi)
+            if what == 2:
+                value = -xi
+            elif what == 0:
+                value = ((1 - yi) * mp.log1p(mp.exp(xi)) + qi * yi * mp.log1p(mp.exp(-xi)))
+            else:
+                value = (1 - yi) / (1 + mp.exp(-xi)) - qi * yi / (1 + mp.exp(xi))
+            out.append(value * mpf(wi) * mpf(gi) / count)
+    return out
+
+
+def full_mantissa(seed: int) -> float:
+    return float(np.random.default_rng(seed).standard_normal())
+
+
+logits = st.one_of(st.floats(-40, 40), st.floats(-700, 700), st.floats(-1e-6, 1e-6),
+                   st.integers(0, 2 ** 32 - 1).map(full_mantissa),
+                   st.sampled_from([0.0, 650.0, -650.0, 651.0, np.inf, -np.inf, np.nan]))
+
+
+@st.composite
+def elements(draw):
+    """(x, y, q, w, g): targets at sigmoid(x) rounded (the slope cancels), in [0, 1] or
+    outside it; pos_weights, weights and upstream gradients, zero among them."""
+    x = np.array(draw(st.lists(logits, min_size=1, max_size=12)))
+    n = x.size
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    with np.errstate(over="ignore", invalid="ignore"):
+        near = 1 / (1 + np.exp(-np.nan_to_num(x)))
+    y = np.where(rng.random(n) < 0.4, near, rng.choice([0.0, 1.0, 0.3, -0.5, 1.5], n))
+    q = rng.choice([1.0, 0.0, 2.5, 1 / 3], n)
+    w = rng.choice([1.0, 0.0, 0.7, 3.0], n)
+    g = rng.choice([1.0, -2.0, 1e-3], n)
+    return x, y, q, w, g
+
+
+@settings(max_examples=80, deadline=None)
+@given(elements(), st.sampled_from([0, 1, 2]), st.sampled_from([1, 3]))
+def test_certified_elements_are_the_correctly_rounded_ones(case, what, count):
+    x, y, q, w, g = case
+    known = tier.elements(x, y, q, w, g, count, what)
+    want = np.array([float(v) for v in oracle(x, y, q, w, g, count, what)])
+    assert np.array_equal(known.rounded[known.ok], want[known.ok])
+    left = ~np.isfinite(x) if what == 2 else ~(np.abs(x) <= 650)
+    assert not known.ok[left & (w * g != 0)].any()
+    plain = (np.abs(x) < 40) & (np.abs(x) > 1e-3) & (0 <= y) & (y <= 1)  # no cancellation
+    if what == 0:  # (-x w g / count can be a tie, e.g. fl(1/3) 3: no tier certifies a tie)
+        assert known.ok[plain].all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(elements(), st.sampled_from([None, 7]))
+def test_certified_totals_are_the_correctly_rounded_ones(case, divisor):
+    x, y, q, w, _ = case
+    known = tier.total(x, y, q, w, divisor)
+    if known.ok:
+        with mp.workprec(300):
+            want = mp.fsum(oracle(x, y, q, w, np.ones(x.size), 1, 0)) / (divisor or 1)
+            assert known.rounded == float(want)
+
+
+def test_row_means_and_typical_batches_are_certified():
+    """multilabel_soft_margin_loss's rows (the class mean of w times each term) and both
+    losses' typical batches through the references: every output certified by this tier,
+    the first ones equal to the oracle's."""
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((64, 10)), (rng.random((64, 10)) < 0.3).astype(np.float64)
+    w = rng.uniform(0.5, 2, 10)
+    engine.STATS.clear()
+    out = multilabel.multilabel_soft_margin_loss(x, y, w, "none", FLOAT64)
+    assert engine.STATS[TIER] == sum(engine.STATS.values()) == 64
+    for i in range(4):
+        with mp.workprec(300):
+            want = mp.fsum(oracle(x[i], y[i], np.ones(10), w, np.ones(10), 10, 0))
+        assert out.rounded[i] == float(want)
+    engine.STATS.clear()
+    grad = binary.binary_cross_entropy_with_logits_grad(np.array(1.0), x, y, None, None, "mean",
+                                                        FLOAT64)["input"]
+    assert engine.STATS[TIER] == sum(engine.STATS.values()) == 2 * x.size  # input, target
+    want = oracle(x[0], y[0], np.ones(10), np.ones(10), np.ones(10), x.size, 1)
+    assert np.array_equal(grad.rounded[0], [float(v) for v in want])
