@@ -149,8 +149,12 @@ def binary_cross_entropy_grad(grad_output, input, target, weight, reduction,
     def d_target(B, g, w, p):
         return g * w * (B.log1p(-p) - log(B, p)) / count
 
-    grads = {"input": evaluate(d_input, [g, w, p, y, clamp], fmt, independent="elements")}
-    target = evaluate(d_target, [g, w, safe], fmt, independent="elements")
+    fast = logistic_fast.applies(p, fmt)
+    known = [logistic_fast.bce_slopes(p, y, clamp, w, g, count, EPSILON, wrt) if fast else None
+             for wrt in ("input", "target")]
+    grads = {"input": evaluate(d_input, [g, w, p, y, clamp], fmt, independent="elements",
+                               known=known[0])}
+    target = evaluate(d_target, [g, w, safe], fmt, independent="elements", known=known[1])
     if ends.any():
         with quiet():  # -logit(0) = +inf, -logit(1) = -inf; 0 * inf is nan
             limits = g * w * np.where(p == 0, np.inf, -np.inf) / count

@@ -1136,6 +1136,23 @@ def ctc_loss_samples(lp, shift, skip, final, lengths, possible, divisors, estima
 LOGISTIC_LARGEST = -EXP_LOWEST  # |x| beyond it: exp(-|x|) leaves the domain
 
 
+@inlined
+def _times_factors(r_hi, r_lo, error, w, g, count, estimate_ulps):
+    """(r w g / count as hi, lo, its absolute error bound for r within ``error``, whether it is
+    ``certified``): the elementwise kernels' weight, upstream gradient and divisor; the bound
+    inf where the result leaves the domain."""
+    r_hi, r_lo = mul(r_hi, r_lo, w, 0.0)
+    r_hi, r_lo = mul(r_hi, r_lo, g, 0.0)
+    error = error * abs(w * g) * (1 + 2.0 ** -50) + 2 * MUL_ERROR * U2 * abs(r_hi)
+    if count != 1.0:
+        r_hi, r_lo = div(r_hi, r_lo, count, 0.0)
+        error = error / count + DIV_ERROR * U2 * abs(r_hi)
+    error *= 1 + 2.0 ** -30
+    if not (math.isfinite(error) and safe(r_hi)):
+        return 0.0, 0.0, np.inf, False
+    return r_hi, r_lo, error, estimate_ulps > 0 and certified(r_hi, r_lo, error, estimate_ulps)
+
+
 @compiled
 def logistic_terms(x, y, q, w, g, count, what, estimate_ulps, inverse, l1, l2, l3, table_hi,
                    table_lo, powers, out_hi, out_lo, out_error, ok):
@@ -1168,18 +1185,8 @@ def logistic_terms(x, y, q, w, g, count, what, estimate_ulps, inverse, l1, l2, l
         if r_hi == 0.0 and r_lo == 0.0 and error == 0.0 or w[i] == 0.0 or g[i] == 0.0:
             out_error[i], ok[i] = 0.0, True  # a factor exactly 0 (a product may underflow)
             continue
-        r_hi, r_lo = mul(r_hi, r_lo, w[i], 0.0)
-        r_hi, r_lo = mul(r_hi, r_lo, g[i], 0.0)
-        error = error * abs(factor) * (1 + 2.0 ** -50) + 2 * MUL_ERROR * U2 * abs(r_hi)
-        if count != 1.0:
-            r_hi, r_lo = div(r_hi, r_lo, count, 0.0)
-            error = error / count + DIV_ERROR * U2 * abs(r_hi)
-        error *= 1 + 2.0 ** -30
-        if not (math.isfinite(error) and safe(r_hi)):
-            continue
-        out_hi[i], out_lo[i], out_error[i] = r_hi, r_lo, error
-        if estimate_ulps > 0:
-            ok[i] = certified(r_hi, r_lo, error, estimate_ulps)
+        out_hi[i], out_lo[i], out_error[i], ok[i] = _times_factors(
+            r_hi, r_lo, error, w[i], g[i], count, estimate_ulps)
 
 
 @inlined
@@ -1232,3 +1239,48 @@ def row_sums(hi, lo, error, out_hi, out_lo, out_error):
     (``sum_with_error`` per row)."""
     for i in range(hi.shape[0]):
         out_hi[i], out_lo[i], out_error[i] = sum_with_error(hi[i], lo[i], error[i])
+
+
+@compiled
+def bce_slopes(p, y, clamp, w, g, count, epsilon, what, estimate_ulps, inverse, l1, l2, l3,
+               table_hi, table_lo, powers, out_hi, out_lo, out_error, ok):
+    """Per element of the 1-D arrays, times w g / count: binary_cross_entropy's slope in its
+    input, (p - y) / D with D = p (1 - p), or ``epsilon`` where ``clamp`` (``what`` 1), or in
+    its target, log(1 - p) - log p (2), as a double-double into out_hi + out_lo, its absolute
+    error bound into out_error (inf where the element is left: p outside (LOG_LOWEST, 1), a
+    non-finite or huge argument), and ``ok`` whether it is ``certified`` (estimate_ulps > 0).
+
+    p - y and 1 - p are exact (TwoSum), p (1 - p) within MUL_ERROR u^2, so the input's slope
+    has a relative bound; the logs (``log_dd``: 1 - p near 1 by log1p's series of the exact
+    -p) carry absolute ones, and their difference, which cancels near p = 1/2, their sum."""
+    for i in range(p.size):
+        pi, yi = p[i], y[i]
+        out_hi[i], out_lo[i], out_error[i], ok[i] = 0.0, 0.0, np.inf, False
+        if not (LOG_LOWEST <= pi < 1.0 and abs(yi) <= 2.0 ** 400 and math.isfinite(w[i] * g[i])
+                and abs(w[i]) <= 2.0 ** 400 and abs(g[i]) <= 2.0 ** 400):
+            continue
+        if w[i] == 0.0 or g[i] == 0.0:
+            out_error[i], ok[i] = 0.0, True  # a factor exactly 0
+            continue
+        q_hi, q_lo = two_sum(1.0, -pi)
+        if what == 1:
+            n_hi, n_lo = two_sum(pi, -yi)
+            if clamp[i]:
+                d_hi, d_lo, relative = epsilon, 0.0, 0.0
+            else:
+                d_hi, d_lo = mul(q_hi, q_lo, pi, 0.0)
+                relative = MUL_ERROR * U2
+            r_hi, r_lo = div(n_hi, n_lo, d_hi, d_lo)
+            error = (relative + DIV_ERROR * U2) * abs(r_hi)
+        else:
+            a_hi, a_lo, a_error = log_dd(q_hi, q_lo, 0.0, inverse, l1, l2, l3, table_hi,
+                                         table_lo, powers)
+            b_hi, b_lo, b_error = log_dd(pi, 0.0, 0.0, inverse, l1, l2, l3, table_hi, table_lo,
+                                         powers)
+            r_hi, r_lo = add(a_hi, a_lo, -b_hi, -b_lo)
+            error = a_error + b_error + ADD_ERROR * U2 * abs(r_hi)
+        if r_hi == 0.0 and r_lo == 0.0 and error == 0.0:
+            out_error[i], ok[i] = 0.0, True  # p = y: exactly 0 (before a product underflows)
+            continue
+        out_hi[i], out_lo[i], out_error[i], ok[i] = _times_factors(
+            r_hi, r_lo, error, w[i], g[i], count, estimate_ulps)

@@ -1,5 +1,7 @@
 """The logistic losses rounded to float64: a double-double tier for
-binary_cross_entropy_with_logits and multilabel_soft_margin_loss, values and input gradients.
+binary_cross_entropy_with_logits and multilabel_soft_margin_loss, values and gradients, and
+binary_cross_entropy's gradients (``bce_slopes``: (p - y) / (p (1 - p)) has a relative bound,
+log(1 - p) - log p cancels near 1/2; long double balls left 7 % of them to arb).
 
 Both are sums of w ((1 - y) softplus(x) + q y softplus(-x)) (q: pos_weight, 1 for the multi-
 label loss), with slopes w ((1 - y) sigmoid(x) - q y sigmoid(-x)), which cancel wherever
@@ -62,3 +64,17 @@ def row_means(x, y, w) -> Known:
     ok = np.zeros((n, 1), dtype=bool)
     dd.certify_elements(*rows, ESTIMATE_ULPS, ok)
     return known(rows[0][:, 0], rows[1][:, 0], ok[:, 0])
+
+
+def bce_slopes(p, y, clamp, w, g, count: int, epsilon: float, wrt: str) -> Known:
+    """binary_cross_entropy's slope times w g / count, in its input ((p - y) / max(p (1 - p),
+    epsilon), ``clamp`` where the max is epsilon, decided exactly by the caller) or its target
+    (log(1 - p) - log p), per element, flattened: Known, ok per element (``double_double.
+    bce_slopes``; p at 0 or 1 is left)."""
+    dd = kernels()
+    p, y, clamp, w, g = flat_arrays(p, y, clamp, w, g)
+    what = 1 if wrt == "input" else 2
+    hi, lo, _, ok = by_chunks(p.size, lambda c, *out: dd.bce_slopes(
+        p[c], y[c], clamp[c], w[c], g[c], float(count), epsilon, what, ESTIMATE_ULPS,
+        *dd.exp_constants(), *out))
+    return known(hi, lo, ok)
