@@ -1284,3 +1284,26 @@ def bce_slopes(p, y, clamp, w, g, count, epsilon, what, estimate_ulps, inverse, 
             continue
         out_hi[i], out_lo[i], out_error[i], ok[i] = _times_factors(
             r_hi, r_lo, error, w[i], g[i], count, estimate_ulps)
+
+
+@compiled
+def scaled_differences(u, v, f, g, count, estimate_ulps, out_hi, out_lo, out_error, ok):
+    """Per element of the 1-D arrays: (u - v) f g / count as a double-double into out_hi +
+    out_lo, its absolute error bound into out_error (inf where the element is left: a
+    non-finite or huge argument, a result out of the domain), and ``ok`` whether it is
+    ``certified``. u - v is exact (TwoSum), so the bound is relative (two products and a
+    quotient): a gradient whose slope is a difference of inputs, or a sign."""
+    for i in range(u.size):
+        out_hi[i], out_lo[i], out_error[i], ok[i] = 0.0, 0.0, np.inf, False
+        if not (abs(u[i]) <= 2.0 ** 400 and abs(v[i]) <= 2.0 ** 400):
+            continue
+        d_hi, d_lo = two_sum(u[i], -v[i])
+        if d_hi == 0.0 or f[i] == 0.0 or g[i] == 0.0:
+            if math.isfinite(f[i] * g[i]):
+                out_error[i], ok[i] = 0.0, True  # a factor exactly 0
+            continue
+        if not (math.isfinite(f[i] * g[i]) and abs(f[i]) <= 2.0 ** 400
+                and abs(g[i]) <= 2.0 ** 400):
+            continue
+        out_hi[i], out_lo[i], out_error[i], ok[i] = _times_factors(
+            d_hi, d_lo, 0.0, f[i], g[i], count, estimate_ulps)

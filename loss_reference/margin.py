@@ -23,6 +23,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from . import elementwise_fast
 from .balls import LD, LONG_DOUBLE
 from .decisions import sign_of_sum
 from .engine import Evaluated, evaluate, evaluate_total, filled
@@ -122,6 +123,7 @@ def margin_ranking_loss_grad(grad_output, input1, input2, target, margin, reduct
     count = max(x1.size, 1) if reduction == "mean" else 1
     slopes = {"input1": lambda B, x1, x2, y: -y, "input2": lambda B, x1, x2, y: y,
               "target": lambda B, x1, x2, y: -(x1 - x2)}
+    differences = {"input1": (0.0, y), "input2": (y, 0.0), "target": (x2, x1)}  # (u, v): u - v
     grads = {}
     for name, slope in slopes.items():
         broadcast = shapes[name] != x1.shape
@@ -130,8 +132,10 @@ def margin_ranking_loss_grad(grad_output, input1, input2, target, margin, reduct
             full = g * active * slope(B, x1, x2, y) / count
             return _unbroadcast(B, full, shapes[name]) if broadcast else full
 
+        known = (elementwise_fast.scaled_differences(*differences[name], active, g, count)
+                 if not broadcast and elementwise_fast.applies(x1, fmt) else None)
         grads[name] = evaluate(grad, [x1, x2, y, g, active], fmt,
-                               independent="none" if broadcast else "elements")
+                               independent="none" if broadcast else "elements", known=known)
     return grads
 
 
