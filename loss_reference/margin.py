@@ -236,8 +236,13 @@ def multi_margin_loss_grad(grad_output, input, target, p, margin, weight, reduct
         return -B.sum(off_target(B, x, x_label, active, w_label, g), axis=-1)
 
     args = [x, x_label, active, w_label, g]
-    off = evaluate(off_target, args, fmt, independent="elements")
-    on = evaluate(on_target, args, fmt, independent="rows")
+    known_off = known_on = None
+    if p == 1 and elementwise_fast.applies(x, fmt):  # g w[y] active / scale, and its row sum
+        known_off = elementwise_fast.scaled_differences(active, 0.0, w_label, g, scale)
+        known_on = elementwise_fast.scaled_differences(active.sum(axis=-1), 0.0, w_label[:, 0],
+                                                       -g[:, 0], scale)
+    off = evaluate(off_target, args, fmt, independent="elements", known=known_off)
+    on = evaluate(on_target, args, fmt, independent="rows", known=known_on)
     target_column = is_target != 0
     rounded = np.where(target_column, on.rounded.reshape(-1, 1), off.rounded)
     exact = np.where(target_column, on.exact.reshape(-1, 1), off.exact)

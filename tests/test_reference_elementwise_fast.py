@@ -26,8 +26,10 @@ numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.floats(-1
 
 
 def exact(u, v, f, g, count) -> float:
-    """(u - v) f g / count rounded once to float64 (inf where it overflows)."""
-    value = (Fraction(u) - Fraction(v)) * Fraction(f) * Fraction(g) / count
+    """(u - v) f g / count rounded once to float64 (inf where it overflows); numpy numbers made
+    Python's first (a Fraction of a numpy integer keeps int64 parts, which overflow)."""
+    u, v, f, g = (Fraction(float(a)) for a in (u, v, f, g))
+    value = (u - v) * f * g / int(count)
     try:
         return value.numerator / value.denominator
     except OverflowError:
@@ -61,3 +63,21 @@ def test_margin_ranking_gradients_of_a_typical_batch():
     assert np.array_equal(grads["target"].rounded, want)
     assert np.array_equal(grads["input1"].rounded, [exact(0.0, y[i], float(active[i]), 1.0, 300)
                                                     for i in range(300)])
+
+
+def test_multi_margin_gradients_of_a_typical_batch():
+    """p = 1: g w[y] / (C N) at each active hinge, minus their count times it at the target;
+    every element certified by this tier."""
+    rng = np.random.default_rng(1)
+    x, t = rng.standard_normal((40, 7)), rng.integers(0, 7, 40)
+    w = rng.uniform(0.5, 2, 7)
+    engine.STATS.clear()
+    grad = margin.multi_margin_loss_grad(np.array(1.0), x, t, 1, 1.0, w, "mean",
+                                         FLOAT64)["input"]
+    assert engine.STATS[TIER] == sum(engine.STATS.values()) == 40 * 7 + 40
+    for i in range(40):
+        active = [j != t[i] and 1 - Fraction(x[i, t[i]]) + Fraction(x[i, j]) > 0
+                  for j in range(7)]
+        for j in range(7):
+            count, sign = (sum(active), -1.0) if j == t[i] else (active[j], 1.0)
+            assert grad.rounded[i, j] == exact(count, 0.0, w[t[i]], sign, 7 * 40)
