@@ -1307,3 +1307,41 @@ def scaled_differences(u, v, f, g, count, estimate_ulps, out_hi, out_lo, out_err
             continue
         out_hi[i], out_lo[i], out_error[i], ok[i] = _times_factors(
             d_hi, d_lo, 0.0, f[i], g[i], count, estimate_ulps)
+
+
+@compiled
+def multilabel_margin_rows(x, labels, counted, out_hi, out_lo, out_error, active_count):
+    """Per row n of x (N, C), its listed labels (N, K; any class where a pair is not counted)
+    and the counted pairs (N, K, C): the sum of max(0, 1 - x_j + x_i) over the counted pairs
+    (j = labels[n, k]) as a double-double into out_hi + out_lo, its absolute error bound into
+    out_error (inf where a value is not finite or huge), and into active_count (N, C) +1 at
+    class i and -1 at label j for each pair whose hinge is positive (the gradient's counts; a
+    hinge at exactly 0 is off, torch's side).
+
+    1 - x_j is exact (TwoSum) and adding x_i (DWPlusFP) errs by at most ADD_FLOAT_ERROR u^2 of
+    the hinge, so its sign is exact; the positive hinges, summed, err by at most ADD_ERROR u^2
+    of the row's sum per addition."""
+    N, K, C = counted.shape
+    for n in range(N):
+        active_count[n] = 0.0
+        out_hi[n], out_lo[n], out_error[n] = 0.0, 0.0, np.inf
+        in_range = True
+        for c in range(C):
+            in_range &= abs(x[n, c]) <= 2.0 ** 500
+        if not in_range:
+            continue
+        s_hi, s_lo, pairs = 0.0, 0.0, 0
+        for k in range(K):
+            j = labels[n, k]
+            a_hi, a_lo = two_sum(1.0, -x[n, j])
+            for c in range(C):
+                if not counted[n, k, c]:
+                    continue
+                h_hi, h_lo = add_float(a_hi, a_lo, x[n, c])
+                if h_hi > 0.0:
+                    s_hi, s_lo = add(s_hi, s_lo, h_hi, h_lo)
+                    pairs += 1
+                    active_count[n, c] += 1.0
+                    active_count[n, j] -= 1.0
+        out_hi[n], out_lo[n] = s_hi, s_lo
+        out_error[n] = (ADD_FLOAT_ERROR + (pairs + 1) * ADD_ERROR) * U2 * s_hi * (1 + 2.0 ** -30)

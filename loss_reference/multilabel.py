@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import elementwise_fast as elementwise
 from . import logistic_fast as logistic
 from . import multilabel_fast as fast
 from .decisions import sign_of_sum
 from .engine import (Evaluated, Known, evaluate, evaluate_total, filled, parallel_map,
                      row_chunks)
-from .formats import Format
+from .formats import FORMATS, Format
 
 
 def _reduced(class_sums, rows, reduction, classes, batch_size, batch_shape,
@@ -150,8 +151,10 @@ def multilabel_margin_loss(input, target, reduction, fmt: Format) -> Evaluated:
         rows, pairs = hinge.shape[0], hinge.shape[1] * hinge.shape[2]
         return B.sum(B.reshape(hinge, (rows, pairs)), axis=-1)
 
+    labels = label_lists(target)[0]
     return _reduced(class_sums, [x, x_label, mask], reduction, classes, batch_size,
-                    input.shape[:-1], fmt, fast.value(x, x_label, counted, reduction, classes, fmt))
+                    input.shape[:-1], fmt,
+                    fast.value(x, x_label, counted, reduction, classes, fmt, labels))
 
 
 def hinge_active(x_label, x):
@@ -181,16 +184,23 @@ def multilabel_margin_loss_grad(grad_output, input, target, reduction,
     upstream, divisor = _upstream(grad_output, reduction, input.shape[:-1])
     x, x_label, counted = counted_pairs(input, target)
     labels, _, _ = label_lists(target)
-    active = _active_pairs(x, x_label, counted)
-    count = active.sum(axis=1).astype(np.float64)  # +1 per active pair at the unlisted class
-    np.add.at(count, (np.arange(x.shape[0])[:, None], labels), -active.sum(axis=2))
+    fast64 = fmt == FORMATS["float64"] and elementwise.applies(x, fmt)
+    sums = fast.float64_rows(x, labels, counted) if fast64 and x.shape[0] else None
+    if sums is not None and np.isfinite(sums[2]).all():
+        count = sums[3]  # the same exact decisions, from the double-double hinges
+    else:
+        active = _active_pairs(x, x_label, counted)
+        count = active.sum(axis=1).astype(np.float64)  # +1 per active pair at its class
+        np.add.at(count, (np.arange(x.shape[0])[:, None], labels), -active.sum(axis=2))
     count = count.reshape(input.shape)
     g = np.asarray(upstream, dtype=np.float64)[..., None]
 
     def d_input(B, g, count):
         return g * count / (classes * divisor)
 
-    return {"input": evaluate(d_input, [g, count], fmt, independent="elements")}
+    known = (elementwise.scaled_differences(count, 0.0, g, 1.0, classes * divisor)
+             if fast64 else None)
+    return {"input": evaluate(d_input, [g, count], fmt, independent="elements", known=known)}
 
 
 # --- multi_hot -----------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """multilabel_margin_loss's fast tier for the value: its hinges in plain float64, one error bound
-per row.
+per row (for float64 results, in double-double, with the gradient's counts: ``float64_rows``).
 
 A row's loss sums max(0, 1 - x_j + x_i) over its listed labels j and unlisted classes i:
 labels x classes hinges, millions in a batch. The ball tiers carry a radius beside each; this
@@ -21,8 +21,9 @@ from __future__ import annotations
 import numpy as np
 
 from .balls import FLOAT64, Ball, quiet
-from .engine import Known, certify, parallel_map, row_chunks
-from .formats import Format
+from .compiled_kernels import kernels, known, known_total
+from .engine import ESTIMATE_ULPS, Known, certify, parallel_map, row_chunks
+from .formats import FORMATS, Format
 
 U = FLOAT64.unit_roundoff
 SLACK = 1 + 2.0 ** -40  # second-order terms and the bounds' own roundings
@@ -66,10 +67,51 @@ def row_sums(x, x_label, counted):
     return tuple(np.concatenate(values) for values in zip(*parts))
 
 
-def value(x, x_label, counted, reduction: str, classes: int, fmt: Format) -> Known | None:
+def float64_rows(x, labels, counted):
+    """(hi, lo, error (N,), active counts (N, C)) of ``double_double.multilabel_margin_rows``
+    by chunks of rows on the reference's threads: each row's hinge sum as a double-double with
+    its bound (inf where the row is left), and the gradient's signed counts of active pairs."""
+    dd = kernels()
+    rows, labels_per_row = labels.shape
+    classes = x.shape[1]
+    hi, lo, error = np.empty(rows), np.empty(rows), np.empty(rows)
+    counts = np.zeros((rows, classes))
+    x, labels = np.ascontiguousarray(x, np.float64), np.ascontiguousarray(labels)
+
+    def chunk(part: slice):
+        dd.multilabel_margin_rows(x[part], labels[part], counted[part], hi[part], lo[part],
+                                  error[part], counts[part])
+
+    parallel_map(chunk, row_chunks(rows, max(labels_per_row * classes, 1), PAIRS_PER_CHUNK))
+    return hi, lo, error, counts
+
+
+def _float64_value(x, labels, counted, reduction: str, classes: int) -> Known:
+    """``value`` for float64 results, from the double-double hinge sums."""
+    dd = kernels()
+    hi, lo, error, _ = float64_rows(x, labels, counted)
+    if reduction != "none":
+        divisor = classes * (x.shape[0] if reduction == "mean" else 1)
+        return known_total(hi, lo, error, (float(divisor), 0.0))
+    ok = np.zeros(len(hi), dtype=bool)
+    q_hi, q_lo, q_error = (np.empty((len(hi), 1)) for _ in range(3))
+    for n in range(len(hi)):  # one quotient per row
+        q_hi[n, 0], q_lo[n, 0] = dd.div(hi[n], lo[n], float(classes), 0.0)
+        q_error[n, 0] = (error[n] / classes + dd.DIV_ERROR * dd.U2 * abs(q_hi[n, 0])) * SLACK
+    dd.certify_elements(q_hi, q_lo, q_error, ESTIMATE_ULPS, ok.reshape(-1, 1))
+    return known(q_hi[:, 0], q_lo[:, 0], ok)
+
+
+def value(x, x_label, counted, reduction: str, classes: int, fmt: Format,
+          labels=None) -> Known | None:
     """The loss per row ('none', each row's sum over C) or reduced (the total over C, or over
-    C N for 'mean'), certified where this tier can; None where it does not apply."""
-    if not applies(fmt) or x.shape[0] == 0:
+    C N for 'mean'), certified where this tier can; None where it does not apply. For float64
+    results (``labels``: each row's listed classes), the hinges in double-double."""
+    if x.shape[0] == 0:
+        return None
+    if fmt == FORMATS["float64"] and kernels() is not None and labels is not None:
+        return _float64_value(x, labels, counted, reduction, classes)
+    if not applies(fmt):
         return None
     sums, radii, finite = row_sums(x, x_label, counted)
     if reduction == "none":

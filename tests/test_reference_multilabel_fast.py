@@ -18,7 +18,9 @@ from test_reference import assert_certified, margin_loss_exact, round_value, to_
 
 from conformance.specs import SPECS
 from loss_reference import multilabel as ml
+from loss_reference import engine
 from loss_reference import multilabel_fast as fast
+from loss_reference.compiled_kernels import TIER
 from loss_reference.formats import FORMATS
 
 
@@ -132,3 +134,60 @@ def test_certifies_a_typical_batch():
             known = fast.value(np.atleast_2d(x), x_label, counted, reduction, 500,
                                FORMATS[dtype])
             assert np.all(known.ok)
+
+
+# --- float64 results: the double-double rows ----------------------------------------------------
+
+def _fraction_oracle(x, target):
+    """(losses per row, gradients (N, C) for g = 1 and 'sum') in exact rationals, rounded to
+    float64: hinges max(0, 1 - x_j + x_i) over listed j and unlisted i, over C; a hinge at
+    exactly 0 is off."""
+    losses, grads = [], np.zeros(x.shape)
+    for n in range(x.shape[0]):
+        listed = []
+        for label in target[n]:
+            if label == -1:
+                break
+            listed.append(int(label))
+        total, C = Fraction(0), x.shape[1]
+        for j in listed:
+            for i in range(C):
+                if i in listed:
+                    continue
+                h = 1 - Fraction(float(x[n, j])) + Fraction(float(x[n, i]))
+                if h > 0:
+                    total += h
+                    grads[n, i] += 1
+                    grads[n, j] -= 1
+        value = total / C
+        losses.append(value.numerator / value.denominator)
+    return np.array(losses), grads / x.shape[1]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 6), st.integers(2, 9), st.integers(0, 2 ** 32 - 1))
+def test_float64_losses_and_gradients_are_exact(rows, classes, seed):
+    """Hinges at exactly 0 (x_i = x_j - 1), repeated labels, -1 terminators, full-mantissa
+    values: the references' float64 results (this tier, the engine for what it leaves) are the
+    exact ones rounded."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((rows, classes))
+    target = np.where(rng.random((rows, classes)) < 0.4, -1,
+                      rng.integers(0, classes, (rows, classes)))
+    x[0, -1] = x[0, target[0, 0]] - 1 if target[0, 0] >= 0 else x[0, -1]  # a kink, exactly
+    fmt = FORMATS["float64"]
+    want_loss, want_grad = _fraction_oracle(x, target)
+    loss = ml.multilabel_margin_loss(x, target, "none", fmt)
+    assert np.array_equal(loss.rounded, want_loss)
+    grad = ml.multilabel_margin_loss_grad(np.array(1.0), x, target, "sum", fmt)["input"]
+    assert np.array_equal(grad.rounded, want_grad)
+
+
+def test_float64_rows_of_a_typical_batch_are_this_tiers():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 50))
+    target = np.full((64, 50), -1)
+    target[:, :4] = rng.integers(0, 50, (64, 4))
+    engine.STATS.clear()
+    ml.multilabel_margin_loss(x, target, "none", FORMATS["float64"])
+    assert engine.STATS[TIER] == sum(engine.STATS.values()) == 64
