@@ -547,6 +547,36 @@ def sqrt_dd(v_hi, v_lo):
 SQRT_ERROR = 16.0
 
 
+@inlined
+def _cosine_parts(u, v, eps):
+    """For rows u, v (D,): P = u . v (an absolute bound), A = |u|^2 + eps, B = |v|^2 + eps and
+    R = sqrt(A B) (a relative bound), as double-doubles, the sums' relative bound, and whether
+    A, B and A B lie in the domain. P, A and B sum exact products (TwoProduct) in
+    double-double: each within (D + 2) ADD_ERROR u^2 of the sum of the magnitudes |u_d v_d| (A
+    and B of themselves, their terms nonnegative); R within (2 MUL + SQRT) u^2 plus half of A's
+    and B's relative errors."""
+    D = u.size
+    p_hi, p_lo, a_hi, a_lo, b_hi, b_lo, p_mag = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    for d in range(D):
+        t_hi, t_lo = two_prod(u[d], v[d])
+        p_hi, p_lo = add(p_hi, p_lo, t_hi, t_lo)
+        p_mag += abs(t_hi)
+        t_hi, t_lo = two_prod(u[d], u[d])
+        a_hi, a_lo = add(a_hi, a_lo, t_hi, t_lo)
+        t_hi, t_lo = two_prod(v[d], v[d])
+        b_hi, b_lo = add(b_hi, b_lo, t_hi, t_lo)
+    a_hi, a_lo = add_float(a_hi, a_lo, eps)
+    b_hi, b_lo = add_float(b_hi, b_lo, eps)
+    sums_error = ((D + 2) * ADD_ERROR + ADD_FLOAT_ERROR) * U2
+    p_error = sums_error * p_mag * (1 + 2.0 ** -40)  # absolute
+    ab_hi, ab_lo = mul(a_hi, a_lo, b_hi, b_lo)
+    in_domain = safe(a_hi) and safe(b_hi) and safe(ab_hi)
+    r_hi, r_lo = sqrt_dd(ab_hi, ab_lo) if in_domain else (1.0, 0.0)
+    r_error = ((2 * MUL_ERROR + SQRT_ERROR) * U2 + sums_error) * (1 + 2.0 ** -30)
+    return (p_hi, p_lo, p_error, a_hi, a_lo, b_hi, b_lo, r_hi, r_lo, r_error, sums_error,
+            in_domain)
+
+
 @compiled
 def cosine_gradient_rows(x1, x2, scale, count, eps, estimate_ulps, out1_hi, out1_lo,
                          out2_hi, out2_lo, ok):
@@ -562,24 +592,10 @@ def cosine_gradient_rows(x1, x2, scale, count, eps, estimate_ulps, out1_hi, out1
     n, D = x1.shape
     for i in range(n):
         ok[i] = False
-        p_hi, p_lo, a_hi, a_lo, b_hi, b_lo, p_mag = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
-        for d in range(D):
-            t_hi, t_lo = two_prod(x1[i, d], x2[i, d])
-            p_hi, p_lo = add(p_hi, p_lo, t_hi, t_lo)
-            p_mag += abs(t_hi)
-            t_hi, t_lo = two_prod(x1[i, d], x1[i, d])
-            a_hi, a_lo = add(a_hi, a_lo, t_hi, t_lo)
-            t_hi, t_lo = two_prod(x2[i, d], x2[i, d])
-            b_hi, b_lo = add(b_hi, b_lo, t_hi, t_lo)
-        a_hi, a_lo = add_float(a_hi, a_lo, eps)
-        b_hi, b_lo = add_float(b_hi, b_lo, eps)
-        sums_error = ((D + 2) * ADD_ERROR + ADD_FLOAT_ERROR) * U2
-        p_error = sums_error * p_mag * (1 + 2.0 ** -40)  # absolute
-        ab_hi, ab_lo = mul(a_hi, a_lo, b_hi, b_lo)
-        if not (safe(a_hi) and safe(b_hi) and safe(ab_hi)):
+        (p_hi, p_lo, p_error, a_hi, a_lo, b_hi, b_lo, r_hi, r_lo, r_error, sums_error,
+         in_domain) = _cosine_parts(x1[i], x2[i], eps)
+        if not in_domain:
             continue
-        r_hi, r_lo = sqrt_dd(ab_hi, ab_lo)
-        r_error = ((2 * MUL_ERROR + SQRT_ERROR) * U2 + sums_error) * (1 + 2.0 ** -30)
         qa_hi, qa_lo = div(p_hi, p_lo, a_hi, a_lo)
         qb_hi, qb_lo = div(p_hi, p_lo, b_hi, b_lo)
         # |P / A| within (DIV + sums) u^2 of itself plus P's absolute error over A
@@ -1345,3 +1361,41 @@ def multilabel_margin_rows(x, labels, counted, out_hi, out_lo, out_error, active
                     active_count[n, j] -= 1.0
         out_hi[n], out_lo[n] = s_hi, s_lo
         out_error[n] = (ADD_FLOAT_ERROR + (pairs + 1) * ADD_ERROR) * U2 * s_hi * (1 + 2.0 ** -30)
+
+
+@compiled
+def cosine_loss_rows(x1, x2, y, margin, eps, estimate_ulps, out_hi, out_lo, out_error, ok,
+                     hinge):
+    """Per row i of x1, x2 (n, D), finite: cosine_embedding_loss's 1 - cos (y = 1) or
+    max(0, cos - margin) (y = -1; 0 for another y), cos = P / R (``_cosine_parts``), as a
+    double-double into out_hi + out_lo, its absolute error bound into out_error, ``ok[i]``
+    whether it is ``certified`` (or exactly 0), and ``hinge[i]`` the sign of cos - margin
+    where its ball excludes 0 (else 0: the row is left, the engine's balls decide it). cos
+    carries P's absolute bound over R and R's and the quotient's relative ones."""
+    n, D = x1.shape
+    for i in range(n):
+        out_hi[i], out_lo[i], out_error[i], ok[i], hinge[i] = 0.0, 0.0, np.inf, False, 0.0
+        (p_hi, p_lo, p_error, a_hi, a_lo, b_hi, b_lo, r_hi, r_lo, r_error, sums_error,
+         in_domain) = _cosine_parts(x1[i], x2[i], eps)
+        if not (in_domain and safe(r_hi)):
+            continue
+        c_hi, c_lo = div(p_hi, p_lo, r_hi, r_lo)
+        c_error = (p_error / r_hi * (1 + 2.0 ** -40)
+                   + (DIV_ERROR * U2 + r_error) * abs(c_hi))
+        h_hi, h_lo = add_float(c_hi, c_lo, -margin)
+        h_error = (c_error + ADD_FLOAT_ERROR * U2 * abs(h_hi)) * (1 + 2.0 ** -40)
+        hinge[i] = decided_sign(h_hi, h_lo, h_error)
+        if y[i] == 1.0:
+            v_hi, v_lo = add_float(-c_hi, -c_lo, 1.0)
+            error = (c_error + ADD_FLOAT_ERROR * U2 * abs(v_hi)) * (1 + 2.0 ** -30)
+        elif y[i] == -1.0 and hinge[i] > 0:
+            v_hi, v_lo, error = h_hi, h_lo, h_error * (1 + 2.0 ** -30)
+        elif y[i] == -1.0 and hinge[i] == 0:
+            continue  # at the kink: the engine's balls decide, then evaluate
+        else:
+            out_error[i], ok[i] = 0.0, True  # an inactive hinge, or another y: exactly 0
+            continue
+        if v_hi == 0.0 and v_lo == 0.0:
+            continue
+        out_hi[i], out_lo[i], out_error[i] = v_hi, v_lo, error
+        ok[i] = certified(v_hi, v_lo, error, estimate_ulps)

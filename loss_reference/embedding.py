@@ -183,8 +183,14 @@ def cosine_loss(x1, x2, y, margin, reduction, fmt: Format) -> Evaluated:
     if n == 0:
         return filled(out_shape, np.nan if reduction == "mean" else 0.0)
     pos, neg = (y == 1).astype(np.float64), (y == -1).astype(np.float64)
+    known = signs = None
+    if embedding_fast.applies(x1, x2, fmt):
+        known, signs = embedding_fast.cosine_loss(x1, x2, y, margin, EPS, reduction)
+        if np.all(known.ok):
+            known.count()
+            return Evaluated(known.rounded.reshape(out_shape), known.exact.reshape(out_shape))
     # A hinge decided inactive is exactly 0: certified without the slow pass.
-    zero = (cosine_hinge(x1, x2, margin) < 0) | (neg == 0)
+    zero = (cosine_hinge(x1, x2, margin, signs) < 0) | (neg == 0)
 
     def f(B, x1, x2, pos, zero):
         p, _, _, root = _cos_parts(B, x1, x2)
@@ -192,21 +198,25 @@ def cosine_loss(x1, x2, y, margin, reduction, fmt: Format) -> Evaluated:
         hinge = B.where(flags(zero), 0.0, B.relu(cos - margin))
         return pos * (1 - cos) + hinge
 
-    return _per_row(f, [x1, x2, pos, zero.astype(np.float64)], reduction, out_shape, fmt)
+    return _per_row(f, [x1, x2, pos, zero.astype(np.float64)], reduction, out_shape, fmt,
+                    known)
 
 
-def cosine_hinge(x1, x2, margin) -> np.ndarray:
-    """The sign of cos - margin per row (0 where a ball cannot decide)."""
+def cosine_hinge(x1, x2, margin, signs=None) -> np.ndarray:
+    """The sign of cos - margin per row (0 where a ball cannot decide); ``signs``: decided
+    already where nonzero (the double-double tier's)."""
     def decide(B, x1, x2):
         ball = _cos_parts(B, B.asarray(x1), B.asarray(x2))
         return (_sign_decided(ball[0] / ball[3] - margin),)
 
-    return _decided_by_rows(decide, _rows(x1, x2))[0]
+    preset = None if signs is None else [np.array(signs, dtype=np.float64)]
+    return _decided_by_rows(decide, _rows(x1, x2), preset)[0]
 
 
-def cosine_active(x1, x2, y, margin) -> np.ndarray:
-    """Rows whose hinge cos - margin > 0 is decided positive (y = -1 rows only)."""
-    return (cosine_hinge(x1, x2, margin) > 0) & (np.asarray(y).reshape(-1) == -1)
+def cosine_active(x1, x2, y, margin, signs=None) -> np.ndarray:
+    """Rows whose hinge cos - margin > 0 is decided positive (y = -1 rows only; ``signs`` as
+    ``cosine_hinge``'s)."""
+    return (cosine_hinge(x1, x2, margin, signs) > 0) & (np.asarray(y).reshape(-1) == -1)
 
 
 def cosine_loss_grad(g, x1, x2, y, margin, reduction, fmt: Format) -> dict:
@@ -217,8 +227,10 @@ def cosine_loss_grad(g, x1, x2, y, margin, reduction, fmt: Format) -> dict:
     if n == 0:
         return {k: filled(shape, 0.0) for k in ("input1", "input2")}
     y = np.asarray(y, np.float64).reshape(-1)
+    fast = embedding_fast.applies(x1, x2, fmt)
+    signs = embedding_fast.cosine_loss(x1, x2, y, margin, EPS, "none")[1] if fast else None
     # d loss / d cos per row: -1 where y = 1, +1 where y = -1 and the hinge is active.
-    factor = -(y == 1).astype(np.float64) + cosine_active(x1, x2, y, margin)
+    factor = -(y == 1).astype(np.float64) + cosine_active(x1, x2, y, margin, signs)
     scale = np.broadcast_to(np.asarray(g, np.float64), (n,)) * factor
     count = n if reduction == "mean" else 1
 
@@ -229,8 +241,7 @@ def cosine_loss_grad(g, x1, x2, y, margin, reduction, fmt: Format) -> dict:
         s = _expand(scale)
         return stack(B, [s * d1 / count, s * d2 / count])
 
-    known = (embedding_fast.cosine_gradient(x1, x2, scale, count, EPS)
-             if embedding_fast.applies(x1, x2, fmt) else None)
+    known = embedding_fast.cosine_gradient(x1, x2, scale, count, EPS) if fast else None
     return _stacked(f, [x1, x2, scale], ("input1", "input2"), shape, fmt, known)
 
 

@@ -1,7 +1,9 @@
 """The embedding losses rounded to float64: double-double tiers for cosine_embedding_loss's
-gradient and the triplet losses' values and gradients under torch's default distance.
+values and gradient and the triplet losses' values and gradients under torch's default
+distance.
 
-cosine_embedding_loss's gradient.
+cosine_embedding_loss's values (``cosine_loss``: 1 - cos cancels near 1, and long double balls
+left a quarter of the 'none' rows to the exact-sum tier and arb) and gradient.
 
 Long double balls cannot hold its elements to a 64th of a float64 ulp: each is a difference
 x_other - (P / A) x_self over sqrt(A B), which cancels, after a dot product and two norms, so
@@ -139,3 +141,23 @@ def triplet_gradient(a, p_, n_, rows: TripletRows, eps: float, scale: np.ndarray
 
     parallel_map(chunk, row_chunks(n, 3 * D, CHUNK_ELEMENTS))
     return known(out_hi, out_lo, ok)
+
+
+def cosine_loss(x1, x2, y, margin: float, eps: float, reduction: str) -> tuple:
+    """(Known: the rows' losses ('none') or their total ('sum', 'mean'), the sign of each
+    row's cos - margin, 0 where undecided) from ``double_double.cosine_loss_rows``."""
+    dd = kernels()
+    n, D = x1.shape
+    x1, x2 = np.ascontiguousarray(x1), np.ascontiguousarray(x2)
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    hi, lo, error, hinge = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+    ok = np.zeros(n, dtype=bool)
+
+    def chunk(c: slice):
+        dd.cosine_loss_rows(x1[c], x2[c], y[c], margin, eps, ESTIMATE_ULPS, hi[c], lo[c],
+                            error[c], ok[c], hinge[c])
+
+    parallel_map(chunk, row_chunks(n, D, CHUNK_ELEMENTS))
+    if reduction == "none":
+        return known(hi, lo, ok), hinge
+    return known_total(hi, lo, error, (float(n), 0.0) if reduction == "mean" else None), hinge

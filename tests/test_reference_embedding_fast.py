@@ -185,3 +185,62 @@ def test_a_typical_triplet_batch_is_certified_by_this_tier():
     assert any(h > 0 for h in hinges) and any(h < 0 for h in hinges)
     for k, name in enumerate(("anchor", "positive", "negative")):
         assert np.array_equal(out[name].rounded[:8], want[..., k])
+
+
+# --- cosine_embedding_loss's values --------------------------------------------------------------
+
+def cosine_loss_oracle(x1, x2, y, margin):
+    """(losses per row, cos - margin per row) in mpmath at 300 bits: 1 - cos for y = 1,
+    max(0, cos - margin) for y = -1, 0 otherwise."""
+    losses, hinges = [], []
+    with mp.workprec(300):
+        for i in range(x1.shape[0]):
+            a1, a2 = [mpf(v) for v in x1[i]], [mpf(v) for v in x2[i]]
+            P = mp.fsum(u * v for u, v in zip(a1, a2))
+            A = mp.fsum(u * u for u in a1) + mpf(embedding.EPS)
+            B = mp.fsum(v * v for v in a2) + mpf(embedding.EPS)
+            cos = P / mp.sqrt(A * B)
+            hinges.append(cos - mpf(margin))
+            losses.append(1 - cos if y[i] == 1 else max(cos - mpf(margin), 0) if y[i] == -1
+                          else mpf(0))
+    return losses, hinges
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 9), st.integers(0, 2 ** 32 - 1),
+       st.sampled_from([1e-150, 1e-3, 1.0, 1e3, 1e150]), st.sampled_from([0.0, 0.5, -0.3]),
+       st.sampled_from(["none", "sum", "mean"]))
+def test_cosine_certified_losses_are_the_correctly_rounded_ones(n, D, seed, scale, margin,
+                                                                reduction):
+    """Parallel rows (1 - cos cancels: cos = 1, or -1), orthogonal ones (cos = 0, at margin 0's
+    kink), y of 1, -1 and 0; decided hinge signs are the true ones, and none at a kink."""
+    rng = np.random.default_rng(seed)
+    x1, x2 = rng.standard_normal((n, D)) * scale, rng.standard_normal((n, D)) * scale
+    x2[0] = x1[0] * rng.choice([1.0, 2.0, -1.0])  # cos = +-1
+    if n > 1 and D > 1:  # orthogonal: cos = 0 exactly, the kink of margin 0
+        x1[1], x2[1] = 0.0, 0.0
+        x1[1, 0], x2[1, 1] = scale, -scale
+    y = rng.choice([1.0, -1.0, 0.0], n)
+    known, signs = tier.cosine_loss(x1, x2, y, margin, embedding.EPS, reduction)
+    losses, hinges = cosine_loss_oracle(x1, x2, y, margin)
+    with mp.workprec(300):
+        truth = np.array([float(mp.sign(h)) for h in hinges])
+        if reduction == "none":
+            want = np.array([float(v) for v in losses])
+            assert np.array_equal(known.rounded[known.ok], want[known.ok])
+        elif known.ok:
+            total = mp.fsum(losses) / (n if reduction == "mean" else 1)
+            assert known.rounded == float(total)
+    assert np.all((signs == 0) | (signs == truth))
+
+
+def test_cosine_values_of_a_typical_batch_are_this_tiers():
+    rng = np.random.default_rng(2)
+    x1, x2 = rng.standard_normal((64, 32)), rng.standard_normal((64, 32))
+    y = rng.choice([-1.0, 1.0], 64)
+    engine.STATS.clear()
+    out = embedding.cosine_loss(x1, x2, y, 0.1, "none", FLOAT64)
+    assert engine.STATS[tier.TIER] == sum(engine.STATS.values()) == 64
+    with mp.workprec(300):
+        want = [float(v) for v in cosine_loss_oracle(x1[:8], x2[:8], y[:8], 0.1)[0]]
+    assert np.array_equal(out.rounded[:8], want)
