@@ -43,7 +43,12 @@ def test_what_it_certifies_is_the_correctly_rounded_value(case):
     value = tier.loss(call, reduction)
     want = _rounded(exact["value"]).reshape(value.rounded.shape)
     assert np.array_equal(value.rounded[value.ok], want[value.ok])
-    d_input, sums = tier.gradients(call, reduction)
+    gradients = tier.gradients(call, reduction)
+    if gradients is None:  # split_product steps aside: G holds values near float64's floor
+        logits = x @ W.T + (0 if b is None else b)
+        assert np.ptp(logits, axis=1).max() > 300
+        return
+    d_input, sums = gradients
     want_input = _rounded(exact["input"]).reshape(N, D)
     assert np.array_equal(d_input.rounded[d_input.ok], want_input[d_input.ok])
     want_sums = np.concatenate([_rounded(exact["linear_weight"]).reshape(C, D),
