@@ -1399,3 +1399,44 @@ def cosine_loss_rows(x1, x2, y, margin, eps, estimate_ulps, out_hi, out_lo, out_
             continue
         out_hi[i], out_lo[i], out_error[i] = v_hi, v_lo, error
         ok[i] = certified(v_hi, v_lo, error, estimate_ulps)
+
+
+@compiled
+def gaussian_slopes(x, y, v, g, count, what, estimate_ulps, out_hi, out_lo, out_error, ok):
+    """Per element of the 1-D arrays, times g / count: gaussian_nll_loss's slope in its input,
+    (x - y) / v (``what`` 1), or in its variance, (1 - (x - y)^2 / v) / (2 v) (2), v the
+    clamped variance, as a double-double into out_hi + out_lo, its absolute error bound into
+    out_error (inf where the element is left), and ``ok`` whether it is ``certified``.
+
+    x - y is exact (TwoSum); (x - y)^2 / v carries MUL and DIV relative bounds, and 1 minus
+    it, which cancels near (x - y)^2 = v, an absolute one."""
+    for i in range(x.size):
+        out_hi[i], out_lo[i], out_error[i], ok[i] = 0.0, 0.0, np.inf, False
+        if not (abs(x[i]) <= 2.0 ** 400 and abs(y[i]) <= 2.0 ** 400 and math.isfinite(g[i])
+                and abs(g[i]) <= 2.0 ** 400 and 2.0 ** -400 <= v[i] <= 2.0 ** 400):
+            continue
+        r_hi, r_lo = two_sum(x[i], -y[i])
+        if what == 1:
+            if r_hi == 0.0 or g[i] == 0.0:
+                out_error[i], ok[i] = 0.0, True  # exactly 0
+                continue
+            q_hi, q_lo = div(r_hi, r_lo, v[i], 0.0)
+            error = DIV_ERROR * U2 * abs(q_hi)
+            scale = 1.0
+        else:
+            if g[i] == 0.0:
+                out_error[i], ok[i] = 0.0, True
+                continue
+            s_hi, s_lo = mul(r_hi, r_lo, r_hi, r_lo)
+            s_hi, s_lo = div(s_hi, s_lo, v[i], 0.0)
+            s_error = (MUL_ERROR + DIV_ERROR) * U2 * s_hi
+            d_hi, d_lo = add_float(-s_hi, -s_lo, 1.0)
+            d_error = s_error + ADD_FLOAT_ERROR * U2 * abs(d_hi)
+            q_hi, q_lo = div(d_hi, d_lo, v[i], 0.0)
+            error = d_error / v[i] * (1 + 2.0 ** -50) + DIV_ERROR * U2 * abs(q_hi)
+            scale = 0.5  # exact
+        if q_hi == 0.0 and q_lo == 0.0 and error == 0.0:
+            out_error[i], ok[i] = 0.0, True
+            continue
+        out_hi[i], out_lo[i], out_error[i], ok[i] = _times_factors(
+            q_hi, q_lo, error, scale, g[i], count, estimate_ulps)

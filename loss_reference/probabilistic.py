@@ -317,9 +317,11 @@ def gaussian_nll_loss_grad(grad_output, input, target, var, full, eps, reduction
     if count == 0:  # an empty mean: a var element broadcast over nothing sums no slopes
         return {"input": filled(x.shape, np.nan), "target": filled(x.shape, np.nan),
                 "var": filled(np.shape(var), 0.0)}
-    d_input = elementwise_gradient(lambda B, x, y, v: (x - y) / v, [x, y, v], None, None,
-                                   grad_output, reduction, x.shape, fmt)
     g = np.broadcast_to(np.asarray(grad_output, np.float64), x.shape)
+    fast = probabilistic_fast.applies(x, fmt) and axis is None
+    d_input = elementwise_gradient(
+        lambda B, x, y, v: (x - y) / v, [x, y, v], None, None, grad_output, reduction, x.shape,
+        fmt, probabilistic_fast.gaussian_gradient(x, y, v, g, count, "input") if fast else None)
 
     def d_var(B, g, x, y, v):
         r = x - y
@@ -327,7 +329,9 @@ def gaussian_nll_loss_grad(grad_output, input, target, var, full, eps, reduction
         value = value if count == 1 else value / count
         return value if axis is None else B.sum(value, axis=axis)
 
-    out = evaluate(d_var, [g, x, y, v], fmt, independent="elements" if axis is None else "none")
+    out = evaluate(d_var, [g, x, y, v], fmt, independent="elements" if axis is None else "none",
+                   known=probabilistic_fast.gaussian_gradient(x, y, v, g, count, "var")
+                   if fast else None)
     return {"input": d_input, "target": Evaluated(-d_input.rounded, -d_input.exact),
             "var": Evaluated(out.rounded.reshape(np.shape(var)),
                              out.exact.reshape(np.shape(var)))}

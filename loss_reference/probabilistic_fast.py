@@ -1,5 +1,6 @@
 """poisson_nll_loss and kl_div rounded to float64: double-double tiers for their values and
-gradients.
+gradients (and gaussian_nll_loss's gradients: ``gaussian_gradient``, whose variance slope
+1 - (x - y)^2 / v cancels).
 
 poisson_nll_loss (log_input, without the Stirling term: torch's default): each term
 exp(x) - y x cancels (y counts drawn at the rate exp(x)), and so does a 'mean' of millions of
@@ -87,4 +88,16 @@ def kl_div_gradient(x, t, log_target: bool, wrt: str, g, count: int) -> Known:
     flattened: Known, ok per element (not at special elements)."""
     what = 1 if wrt == "input" else 2
     hi, lo, _, ok = _kl_div(x, t, log_target, what, g, count, ESTIMATE_ULPS)
+    return known(hi, lo, ok)
+
+
+def gaussian_gradient(x, y, v, g, count: int, wrt: str) -> Known:
+    """g / count times gaussian_nll_loss's slope in its input ((x - y) / v) or its variance
+    ((1 - (x - y)^2 / v) / (2 v)), v the clamped variance of x's shape, per element,
+    flattened: Known, ok per element (``double_double.gaussian_slopes``)."""
+    dd = kernels()
+    x, y, v, g = flat_arrays(x, y, v, g)
+    what = 1 if wrt == "input" else 2
+    hi, lo, _, ok = by_chunks(x.size, lambda c, *out: dd.gaussian_slopes(
+        x[c], y[c], v[c], g[c], float(count), what, ESTIMATE_ULPS, *out))
     return known(hi, lo, ok)
