@@ -48,8 +48,8 @@ class ArbBackend:
         upper = value.upper()
         if not upper < 0 or not upper.is_finite():
             return value.exp()
-        top = float(upper)  # -inf below float's range: then 64 bits
-        bits = self.precision + int(top / math.log(2)) + 1 if math.isfinite(top) else 64
+        binades = float(upper) / math.log(2)  # -inf below float's range: then 64 bits
+        bits = self.precision + int(binades) + 1 if math.isfinite(binades) else 64
         if bits >= self.precision:
             return value.exp()
         with flint.ctx.workprec(max(bits, 64)):

@@ -116,6 +116,13 @@ def divides_by_weight_sum(name, weight, reduction) -> bool:
     return reduction == "mean" and weight is not None and name in WEIGHT_SUM_MEAN
 
 
+def weight_sum_is_zero(w: np.ndarray) -> bool:
+    """Exactly whether the weights sum to 0 (fsum is exact; an infinite weight makes the sum
+    infinite or nan, never 0, and fsum would raise on +inf and -inf together)."""
+    flat = w.reshape(-1)
+    return bool(np.isfinite(flat).all()) and math.fsum(flat) == 0
+
+
 # --- values ------------------------------------------------------------------------------------
 
 def loss(name, input, target, weight, options, reduction, fmt: Format) -> Evaluated:
@@ -126,7 +133,7 @@ def loss(name, input, target, weight, options, reduction, fmt: Format) -> Evalua
     term = _term(name, options)
     if reduction == "mean" and x.size == 0:
         return filled((), np.nan)  # the mean of no elements
-    if divides_by_weight_sum(name, weight, reduction) and math.fsum(w.reshape(-1)) == 0:
+    if divides_by_weight_sum(name, weight, reduction) and weight_sum_is_zero(w):
         numerator = loss(name, x, y, w, options, "sum", fmt).rounded
         return filled((), np.nan if numerator == 0 else math.copysign(math.inf, numerator))
 
@@ -162,7 +169,7 @@ def loss_grad(name, grad_output, input, target, weight, options, reduction,
     count = max(x.size, 1) if reduction == "mean" else 1
     names = ["input"] + (["target"] if name != "soft_margin_loss" else []) \
         + (["weight"] if weight is not None else [])
-    if by_weight_sum and math.fsum(w.reshape(-1)) == 0:
+    if by_weight_sum and weight_sum_is_zero(w):
         return {n: filled(x.shape, np.nan) for n in names}  # the weighted mean is undefined
 
     def d_input(B, x, y, w, g, q, s, *all_weights):

@@ -377,3 +377,16 @@ def test_ball_division_contains_the_quotient():
             assert all(abs(c - exact(q.mid[i])) <= exact(q.rad[i]) for c in corners)
     # a divisor ball that contains 0 gives an infinite radius: never certified
     assert not np.isfinite((a / Ball(np.array([LD(1)] * 3), np.array([LD(2)] * 3))).rad).any()
+
+
+@pytest.mark.parametrize("name", ["l1_loss", "mse_loss"])
+def test_weights_of_both_infinite_signs_are_declined_not_crashed_on(name):
+    """The weighted mean divides by the weights' sum: with +inf and -inf among them, fsum
+    raised ValueError (found by the totality test's seed 2). The sum is nan, never 0: the
+    engine then declines (EvaluationError: the suite skips the case with its reason)."""
+    from loss_reference.engine import EvaluationError
+
+    w = np.array([np.inf, -np.inf] + [1.0] * 10)
+    assert not pw.weight_sum_is_zero(w)
+    with pytest.raises(EvaluationError):
+        pw.loss(name, np.zeros(12), np.zeros(12), w, {}, "mean", FORMATS["float64"])

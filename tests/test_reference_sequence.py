@@ -19,6 +19,7 @@ import pytest
 
 from loss_reference import ctc_lattice as lattice
 from loss_reference import sequence as ref
+from loss_reference.engine import EvaluationError
 from loss_reference.balls import FLOAT64_BALLS, LONG_DOUBLE_BALLS
 from loss_reference.formats import FORMATS, round_dyadic, round_to_format
 
@@ -244,3 +245,24 @@ def test_the_arb_tier_takes_samples_too(monkeypatch):
     arb = ref.ctc_loss_grad(*args, fmt=fmt)
     assert engine.STATS["arb"] > before
     assert np.array_equal(balls.rounded, arb.rounded)
+
+
+def test_a_log_probability_at_the_float_range_s_edge():
+    """-1.8e308 on the only path (the blank's, for an empty target): arb's exponential sizes
+    its precision by the argument's binades, and -1.8e308 / ln 2 overflowed a float into an
+    integer conversion in the gradient's evaluation (OverflowError; found by the totality
+    test's seed 1). The loss, 1.8e308 plus a few, rounds to float64's largest number; the
+    gradient, -1 at the path's state (the blank) at every frame, is certified or declined
+    (EvaluationError: arb cannot yet), never another exception."""
+    lp = np.array([[[-np.finfo(np.float64).max, -2.9970842341031863, -4.8275897527245917]],
+                   [[-7.5427325686295585, -1.1687917392556118, -0.37290903463601732]],
+                   [[-1.4530682697774351, -0.47018198804288691, -1.9571545441914910]]])
+    out = ref.ctc_loss(lp, np.zeros((1, 0), dtype=np.int64), (3,), (0,), 0, "none", False,
+                       fmt=FORMATS["float64"])
+    assert out.rounded.tolist() == [np.finfo(np.float64).max]
+    try:
+        grad = ref.ctc_loss_grad(np.array([1.0]), lp, np.zeros((1, 0), dtype=np.int64), (3,),
+                                 (0,), 0, "none", False, fmt=FORMATS["float64"])
+    except EvaluationError:
+        return
+    assert grad.rounded[:, 0].tolist() == [[-1.0, 0.0, 0.0]] * 3
