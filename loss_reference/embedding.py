@@ -186,9 +186,8 @@ def cosine_loss(x1, x2, y, margin, reduction, fmt: Format) -> Evaluated:
     known = signs = None
     if embedding_fast.applies(x1, x2, fmt):
         known, signs = embedding_fast.cosine_loss(x1, x2, y, margin, EPS, reduction)
-        if np.all(known.ok):
-            known.count()
-            return Evaluated(known.rounded.reshape(out_shape), known.exact.reshape(out_shape))
+        if (whole := known.whole(out_shape)) is not None:
+            return whole
     # A hinge decided inactive is exactly 0: certified without the slow pass.
     zero = (cosine_hinge(x1, x2, margin, signs) < 0) | (neg == 0)
 
@@ -273,9 +272,8 @@ def triplet_loss(a, p_, n_, options, reduction, fmt: Format) -> Evaluated:
     fast = (embedding_fast.triplet_rows(a, p_, n_, eps, margin, swap)
             if embedding_fast.triplet_applies((a, p_, n_), kind, p, fmt) else None)
     known = None if fast is None else embedding_fast.triplet_loss(fast, reduction)
-    if known is not None and np.all(known.ok):
-        known.count()
-        return Evaluated(known.rounded.reshape(out_shape), known.exact.reshape(out_shape))
+    if known is not None and (whole := known.whole(out_shape)) is not None:
+        return whole
     wa, wp, wn = _wide(a, p_, n_)
     # A hinge decided inactive is exactly 0: certified without the slow pass.
     inactive = (triplet_decisions(a, p_, n_, options, fast)[0] < 0).astype(np.float64)
@@ -369,9 +367,8 @@ def triplet_loss_grad(g, a, p_, n_, options, reduction, fmt: Format) -> dict:
     scale = np.broadcast_to(np.asarray(g, np.float64), (rows,)) * active  # exact
     known = None if fast is None else embedding_fast.triplet_gradient(
         a, p_, n_, fast, eps, scale, take_neg, take_swap, count)
-    if known is not None and known.ok.all():  # the slopes' exact factors are not needed
-        known.count()
-        return _by_name(known.rounded, known.exact, names, shape)
+    if known is not None and (whole := known.whole()) is not None:  # no slope factors needed
+        return _by_name(whole.rounded, whole.exact, names, shape)
     wa, wp, wn = _wide(a, p_, n_)
     factors = [x for u, v in ((a, p_), (a, n_), (p_, n_)) for x in _slope_factor(kind, u, v, p,
                                                                                     eps)]

@@ -93,6 +93,17 @@ class Known:
         for name, certified in (self.tiers or {FLOAT64_BALLS.name: int(self.ok.sum())}).items():
             _count(name, certified)
 
+    def whole(self, shape=None) -> Evaluated | None:
+        """The results (reshaped to ``shape``) when every one is certified, counted; else None.
+        A caller then skips the inputs that only the engine's tiers would need (decisions)."""
+        if not np.all(self.ok):
+            return None
+        self.count()
+        rounded, exact = np.asarray(self.rounded), np.asarray(self.exact)
+        if shape is not None:
+            rounded, exact = rounded.reshape(shape), exact.reshape(shape)
+        return Evaluated(rounded, exact)
+
 
 def filled(shape, value) -> Evaluated:
     """A result known without evaluation: ``value`` everywhere (0, nan, an infinity)."""

@@ -157,10 +157,7 @@ def float64_loss(p: Problem, possible: np.ndarray, divisors: np.ndarray,
 
     parallel_map(chunk, row_chunks(batch, frames * lp.shape[2], CHUNK_CELLS // 8))
     result = known(hi, lo, ok) if reduction == "none" else known_total(hi, lo, error, None)
-    if not np.all(result.ok):
-        return None
-    result.count()
-    return Evaluated(result.rounded, result.exact)
+    return result.whole()
 
 
 def _rescaled(values, running, precision) -> np.ndarray:
