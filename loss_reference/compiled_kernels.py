@@ -13,6 +13,7 @@ from functools import lru_cache
 import numpy as np
 
 from .engine import ESTIMATE_ULPS, Known, parallel_map, row_chunks
+from .formats import FORMATS, Format
 
 TIER = "double-double"
 
@@ -25,6 +26,12 @@ def kernels():
     except ImportError:
         return None
     return double_double
+
+
+def for_float64_elements(x: np.ndarray, fmt: Format) -> bool:
+    """Whether an elementwise double-double tier covers the call: float64 results, some
+    elements, and numba here."""
+    return fmt == FORMATS["float64"] and np.size(x) > 0 and kernels() is not None
 
 
 CHUNK_ELEMENTS = 1 << 16  # elements per chunk of an elementwise kernel (a task for one thread)

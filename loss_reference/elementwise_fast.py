@@ -12,16 +12,13 @@ numba does not import.
 
 from __future__ import annotations
 
-import numpy as np
 
-from .compiled_kernels import by_chunks, flat_arrays, kernels, known
+from .compiled_kernels import (by_chunks, flat_arrays, for_float64_elements, kernels,
+                               known)
 from .engine import ESTIMATE_ULPS, Known
-from .formats import FORMATS, Format
 
 
-def applies(x: np.ndarray, fmt: Format) -> bool:
-    """Whether this tier covers the call: float64 results, some elements, numba here."""
-    return fmt == FORMATS["float64"] and np.size(x) > 0 and kernels() is not None
+applies = for_float64_elements  # float64 results, some elements, numba here
 
 
 def scaled_differences(u, v, f, g, count: int) -> Known:

@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .compiled_kernels import by_chunks, flat_arrays, kernels, known, known_total
+from .compiled_kernels import (by_chunks, flat_arrays, for_float64_elements, kernels,
+                               known, known_total)
 from .engine import ESTIMATE_ULPS, Known
-from .formats import FORMATS, Format
 
 LOSS, SLOPE, TARGET_SLOPE = 0, 1, 2  # what ``double_double.logistic_terms`` computes
 
 
-def applies(x: np.ndarray, fmt: Format) -> bool:
-    """Whether this tier covers the call: float64 results, some elements, numba here."""
-    return fmt == FORMATS["float64"] and np.size(x) > 0 and kernels() is not None
+applies = for_float64_elements  # float64 results, some elements, numba here
 
 
 def _terms(x, y, q, w, g, count, what: int, estimate_ulps: float):

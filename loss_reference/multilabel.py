@@ -15,7 +15,7 @@ from . import multilabel_fast as fast
 from .decisions import sign_of_sum
 from .engine import (Evaluated, Known, evaluate, evaluate_total, filled, parallel_map,
                      row_chunks)
-from .formats import FORMATS, Format
+from .formats import Format
 
 
 def _reduced(class_sums, rows, reduction, classes, batch_size, batch_shape,
@@ -184,7 +184,7 @@ def multilabel_margin_loss_grad(grad_output, input, target, reduction,
     upstream, divisor = _upstream(grad_output, reduction, input.shape[:-1])
     x, x_label, counted = counted_pairs(input, target)
     labels, _, _ = label_lists(target)
-    fast64 = fmt == FORMATS["float64"] and elementwise.applies(x, fmt)
+    fast64 = elementwise.applies(x, fmt)
     sums = fast.float64_rows(x, labels, counted) if fast64 and x.shape[0] else None
     if sums is not None and np.isfinite(sums[2]).all():
         count = sums[3]  # the same exact decisions, from the double-double hinges

@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .compiled_kernels import by_chunks, flat_arrays, kernels, known, known_total
+from .compiled_kernels import (by_chunks, flat_arrays, for_float64_elements, kernels,
+                               known, known_total)
 from .engine import ESTIMATE_ULPS, Known
-from .formats import FORMATS, Format
+from .formats import Format
 
 
-def applies(x: np.ndarray, fmt: Format) -> bool:
-    """Whether a tier here can cover the call: float64 results, some elements, numba here."""
-    return fmt == FORMATS["float64"] and x.size > 0 and kernels() is not None
+applies = for_float64_elements  # float64 results, some elements, numba here
 
 
 def poisson_applies(x: np.ndarray, log_input: bool, full: bool, fmt: Format) -> bool:
