@@ -3,17 +3,23 @@
 For float64 results the ball tiers fell to arb (2e3 input elements/s): long double cannot hold
 a softmax's chain to the 64th of an ulp that certification needs. Here, per chunk of tokens:
 
-- the logits: the exact parts of x W^T from ``split_product`` (products of slices, exact in
-  float64), added with the bias in double-double (``double_double.sum_parts``: within
-  (P + 1) 2 u^2 of the parts' magnitudes, plus the splitting's remainder, per row the largest);
+- the logits: the parts of x W^T from ``split_product`` (products of slices, exact in
+  float64, and the rest as one rounded part, within 2^-80 of the operands' norms: ``levels``),
+  added with the bias in double-double (``double_double.sum_parts``: within (P + 1) 2 u^2 of
+  the parts' magnitudes, plus the parts' own bound, per row the largest);
 - the loss and d loss / d z per row: cross_entropy's kernels on those logits
   (``double_double.softmax_loss_rows``, ``softmax_gradient_rows``: G = r (softmax - onehot),
   one relative error bound eps per row);
 - d loss / d x = G W and d loss / d [W, b] = G^T [x, 1]: G's hi part times the other operand
-  through ``split_product`` again (exact parts), its lo part (below u of hi) by one BLAS
+  through ``split_product`` again (parts as the logits'), its lo part (below u of hi) by one BLAS
   product whose error is at most gamma(K) |G_lo| |.|; G's own error adds eps |G| |.|, a
   product of magnitudes (nonnegative, so BLAS's rounding only scales it by 1 + gamma(K)).
   The chunks' sums of the weight's gradient add in double-double with their bounds.
+- what this first pass leaves (a loss near a rounding boundary, a gradient's sum that cancels
+  by 20 binades or so) a second pass computes from all-exact products, on those tokens and
+  classes alone (the gradient's still needs every token's softmax). The cheap products took
+  half the time of all-exact ones (4-20 exact products, each of float64's 53 bits in 2-3
+  slices, where 3 to 7 do at 2^-80).
 
 It covers what ``linear_fast`` covers (a 2-D weight, index targets, no label smoothing) for
 float64 results, where ``split_product`` applies and numba imports (``applies``); whatever it
@@ -24,6 +30,8 @@ double-double softmax and the products of those rows and classes alone.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .balls import Ball
@@ -32,10 +40,11 @@ from .classification_fast import gradient_factors
 from .compiled_kernels import TIER, exact_divisor, kernels, known, known_total
 from .engine import ESTIMATE_ULPS, Known, parallel_map, row_chunks
 from .formats import FORMATS, Format
-from .split_product import split_product
+from .split_product import slice_bits, split_product
 
 CHUNK_LOGITS = 1 << 21  # logits per chunk of tokens, as linear's: a class's products amortised
 U = 2.0 ** -53
+ROUNDED_REST = 2.0 ** -80  # the rounded rest's bound of a cheap product, of the operands' norms
 
 
 def applies(call, smoothing: float, fmt: Format) -> bool:
@@ -50,11 +59,25 @@ def _gamma(n: int) -> float:
     return n * U / (1 - n * U)
 
 
-def _exact_sum(dd, a, b, extra=None, extra_error=None, reuse=False):
+def levels(inner: int) -> int:
+    """``split_product``'s exact levels for a cheap product over ``inner`` terms: the fewest
+    whose rounded rest, about gamma(inner) sqrt(inner) 2^(-beta s) of the operands' norms, is
+    below ROUNDED_REST (2 for up to 512 terms, 3 for 1024 to 131072). A result is then left
+    to the exact products (the second pass) only where its sum cancels by 20 binades or so."""
+    beta, scale = slice_bits(inner), _gamma(inner + 8) * math.sqrt(inner)
+    s = 1
+    while scale * 2.0 ** (-beta * s) > ROUNDED_REST:
+        s += 1
+    return s
+
+
+def _exact_sum(dd, a, b, extra=None, extra_error=None, reuse=False, cheap=True):
     """a @ b (2-D float64) as a double-double with an absolute error bound per element, from
-    ``split_product``'s exact parts (``reuse``: b is the layer's, split once); ``extra``
-    (n, m) is added, within ``extra_error``. None where the splitting does not apply."""
-    split = split_product(a, b, reuse=reuse)
+    ``split_product``'s parts (``reuse``: b is the layer's, split once; ``cheap``: with
+    ``levels``, else every part exact); ``extra`` (n, m) is added, within ``extra_error``.
+    None where the splitting does not apply."""
+    split = split_product(a, b, reuse=reuse,
+                          exact_levels=levels(a.shape[1]) if cheap else None)
     if split is None:
         return None
     parts, bound = split
@@ -64,15 +87,16 @@ def _exact_sum(dd, a, b, extra=None, extra_error=None, reuse=False):
     if extra_error is None:
         extra_error = np.zeros((n, m))
     hi, lo, error = np.empty((n, m)), np.empty((n, m)), np.empty((n, m))
-    dd.sum_parts(np.stack(parts), extra, extra_error, np.broadcast_to(bound, (n, m)), hi, lo,
+    dd.sum_parts(np.asarray(parts), extra, extra_error, np.broadcast_to(bound, (n, m)), hi, lo,
                  error)
     return hi, lo, error
 
 
-def _logits(dd, call, Wt, c: slice):
-    """(z_hi, z_lo, error per row, k) of the tokens ``c`` (Wt: the weight's transpose, the
-    same array object for every chunk, so that it is split once), or None."""
-    exact = _exact_sum(dd, call.x[c], Wt, call.b_rows.reshape(1, -1), reuse=True)
+def _logits(dd, call, Wt, c, cheap=True):
+    """(z_hi, z_lo, error per row, k) of the tokens ``c`` (a slice or indices; Wt: the
+    weight's transpose, the same array object for every chunk, so that it is split once), or
+    None."""
+    exact = _exact_sum(dd, call.x[c], Wt, call.b_rows.reshape(1, -1), reuse=True, cheap=cheap)
     if exact is None:
         return None
     hi, lo, error = exact
@@ -88,17 +112,22 @@ def loss(call, reduction: str) -> Known | None:
     ok = np.zeros(M, dtype=bool)
     Wt = call.W_rows.T
 
-    def chunk(c: slice) -> bool:
-        logits = _logits(dd, call, Wt, c)
+    def rows(c, cheap=True) -> bool:
+        logits = _logits(dd, call, Wt, c, cheap)
         if logits is None:
             return False
         z_hi, z_lo, z_error, k = logits
+        out = [np.empty(len(k)) for _ in range(3)] + [np.empty(len(k), dtype=bool)]
         dd.softmax_loss_rows(z_hi, z_lo, z_error, k, t[c], w_t[c], ESTIMATE_ULPS,
-                             *dd.exp_constants(), hi[c], lo[c], error[c], ok[c])
+                             *dd.exp_constants(), *out)
+        hi[c], lo[c], error[c], ok[c] = out
         return True
 
-    if not all(parallel_map(chunk, row_chunks(M, call.classes, CHUNK_LOGITS))):
+    if not all(parallel_map(rows, row_chunks(M, call.classes, CHUNK_LOGITS))):
         return None
+    again = np.flatnonzero(~ok)  # the cheap products' rest may leave a loss near a boundary
+    if len(again):
+        rows(again, cheap=False)
     if reduction == "none":
         return known(hi.reshape(M, 1), lo.reshape(M, 1), ok)
     return known_total(hi, lo, error, exact_divisor(w_t) if reduction == "mean" else None)
@@ -112,6 +141,17 @@ def gradients(call, reduction: str) -> tuple[Known, Known] | None:
     if parts is None:
         return None
     dd = kernels()
+    d_input, layer = _known(dd, *parts[0], rows_only=True), _known(dd, *parts[1], rows_only=False)
+    # what the cheap products' rest leaves (sums that cancel), from exact products
+    tokens, classes = np.flatnonzero(~d_input.ok), np.flatnonzero(~layer.ok.all(axis=1))
+    if not (len(tokens) or len(classes)):
+        return d_input, layer
+    again = gradient_parts(call, reduction, tokens, classes, cheap=False)
+    if again is None:
+        return d_input, layer
+    for done, redone, where in zip(parts, again, (tokens, classes)):
+        for array, rows in zip(done, redone):
+            array[where] = rows
     return _known(dd, *parts[0], rows_only=True), _known(dd, *parts[1], rows_only=False)
 
 
@@ -129,10 +169,12 @@ def refine(call, reduction: str, tokens: np.ndarray, classes: np.ndarray):
     return tuple(Ball(hi, np.abs(lo) + error) if len(hi) else None for hi, lo, error in parts)
 
 
-def gradient_parts(call, reduction: str, tokens: np.ndarray, classes: np.ndarray):
+def gradient_parts(call, reduction: str, tokens: np.ndarray, classes: np.ndarray,
+                   cheap: bool = True):
     """((hi, lo, error) of d loss / d input at the rows ``tokens`` (sorted), (hi, lo, error) of
     d loss / d [W, b] at the rows ``classes``): double-doubles and their absolute error
-    bounds, elementwise; None where ``split_product`` does not apply."""
+    bounds, elementwise; None where ``split_product`` does not apply. ``cheap``: the products
+    (the logits, and by G) with ``levels`` exact, else all exact."""
     dd = kernels()
     rows = call.rows
     M, C, D = call.row_count, call.classes, call.x.shape[1]
@@ -147,7 +189,7 @@ def gradient_parts(call, reduction: str, tokens: np.ndarray, classes: np.ndarray
     failed = []
 
     def chunk(c: slice):
-        logits = _logits(dd, call, Wt, c)
+        logits = _logits(dd, call, Wt, c, cheap)
         if logits is None:
             failed.append(c)
             return None
@@ -162,7 +204,7 @@ def gradient_parts(call, reduction: str, tokens: np.ndarray, classes: np.ndarray
         mine = tokens[(tokens >= c.start) & (tokens < c.stop)] - c.start
         if len(mine):
             d_x = _product(dd, G_hi[mine], G_lo[mine], eps[mine, None], np.abs(G_hi[mine]), W,
-                           W_magnitude, reuse=True)
+                           W_magnitude, reuse=True, cheap=cheap)
             if d_x is None:
                 failed.append(c)
                 return None
@@ -173,7 +215,7 @@ def gradient_parts(call, reduction: str, tokens: np.ndarray, classes: np.ndarray
         if not every_class:
             G_hi, G_lo = G_hi[:, classes], G_lo[:, classes]
         layer = _product(dd, G_hi.T, G_lo.T, eps[None, :], np.abs(G_hi).T, x_one[c],
-                         x_magnitude[c])
+                         x_magnitude[c], cheap=cheap)
         if layer is None:
             failed.append(c)
             return None
@@ -194,15 +236,15 @@ def gradient_parts(call, reduction: str, tokens: np.ndarray, classes: np.ndarray
     return input_parts, tuple(sums)
 
 
-def _product(dd, G_hi, G_lo, eps, G_magnitude, B, B_magnitude, reuse=False):
+def _product(dd, G_hi, G_lo, eps, G_magnitude, B, B_magnitude, reuse=False, cheap=True):
     """(G_hi + G_lo) B as (hi, lo, absolute error bound), for G within eps |G| elementwise
-    (eps broadcast along G's rows or columns; ``reuse``: B is the layer's); None where the
-    splitting does not apply."""
+    (eps broadcast along G's rows or columns; ``reuse``: B is the layer's; ``cheap``: as
+    ``_exact_sum``'s); None where the splitting does not apply."""
     inner = G_hi.shape[1]
     low = G_lo @ B  # |G_lo| <= u |G_hi|: its error gamma(K) |G_lo| |B| <= gamma(K) u |G| |B|
     magnitude = ((eps + U * _gamma(inner)) * G_magnitude) @ B_magnitude
     magnitude *= 1 + 2 * _gamma(inner + 2)  # nonnegative terms: BLAS's rounding scales them
-    return _exact_sum(dd, G_hi, B, low, magnitude, reuse)
+    return _exact_sum(dd, G_hi, B, low, magnitude, reuse, cheap)
 
 
 def _known(dd, hi, lo, error, rows_only: bool) -> Known:

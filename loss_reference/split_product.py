@@ -16,6 +16,11 @@ Slicing stops when nothing is left, or after MAX_SLICES slices: what is left the
 an entry more than MAX_SLICES beta binades below its row's largest, as in a row holding 1e30
 beside numbers near 1) is bounded, not dropped: ``split_product`` returns it as an elementwise
 bound.
+
+Where every slice of full float64 operands would take 9-20 exact products, ``exact_levels``
+keeps exact only the leading ones (A_i B_j, i + j < s) and computes the rest as s + 1 rounded
+BLAS products, one part whose rounding the bound covers: 2^-(53 + s beta) or so of the
+operands' norms.
 """
 
 from __future__ import annotations
@@ -40,12 +45,16 @@ def slice_bits(inner: int) -> int:
     return (53 - max(inner - 1, 0).bit_length()) // 2
 
 
-def _split(values: np.ndarray, axis: int, beta: int):
+def _split(values: np.ndarray, axis: int, beta: int, most: int = MAX_SLICES, rests=None,
+           slice_norms=None):
     """(slices, remainder, lowest unit exponent) with values == sum(slices) + remainder
-    exactly: each slice an integer of at most 2^beta in magnitude times a power of two 2^e
-    shared along ``axis``, e >= -1074 (where integer times 2^e is exact, subnormal or not)."""
+    exactly: at most ``most`` slices, each an integer of at most 2^beta in magnitude times a
+    power of two 2^e shared along ``axis``, e >= -1074 (where integer times 2^e is exact,
+    subnormal or not). ``rests``, a list, receives the remainder after each slice;
+    ``slice_norms``, each slice's Euclidean norms along ``axis`` (from its integers, whose sum
+    of squares is exact: at most 2^53), each within an ulp."""
     slices, rest, lowest = [], values, 0
-    for _ in range(MAX_SLICES):
+    for _ in range(most):
         # max |rest| without an array of |rest| (for a language model's weight, 100s of MB)
         top = np.maximum(np.max(rest, axis=axis, keepdims=True),
                          -np.min(rest, axis=axis, keepdims=True))
@@ -59,9 +68,17 @@ def _split(values: np.ndarray, axis: int, beta: int):
         # rest - slice (at most half a unit, in the bits of rest below the unit)
         part = _times_power_of_two(rest, -unit)
         np.rint(part, out=part)
+        if slice_norms is not None:
+            squares = np.einsum("ij,ij->i" if axis == 1 else "ij,ij->j", part, part)
+            slice_norms.append(np.sqrt(squares) * np.ldexp(1.0, unit.reshape(-1)))
         part = _times_power_of_two(part, unit, out=part)
         slices.append(part)
-        rest = rest - part if rest is values else np.subtract(rest, part, out=rest)
+        if rest is values or rests is not None:
+            rest = rest - part
+        else:
+            np.subtract(rest, part, out=rest)
+        if rests is not None:
+            rests.append(rest)
         lowest = min(lowest, int(unit.min()))
     return slices, rest, lowest
 
@@ -84,13 +101,20 @@ def norms(values: np.ndarray, axis: int) -> np.ndarray:
                       axis=axis)
 
 
-def split_product(a: np.ndarray, b: np.ndarray, reuse: bool = True):
+def split_product(a: np.ndarray, b: np.ndarray, reuse: bool = True,
+                  exact_levels: int | None = None):
     """``a @ b`` for 2-D float64 matrices of exact numbers, as (parts, bound): the exact product
     is sum(parts) + E with |E| <= bound elementwise, each part an exact float64 product of two
     slices (largest first). None where the splitting does not apply (non-finite entries, or
     exponents beyond +-450 or so); the caller then computes one product with its error bound.
     ``reuse``: the right operand may be a layer's weight split once (``reusing_splits``);
-    False for an operand made afresh per call, which would only evict it."""
+    False for an operand made afresh per call, which would only evict it.
+
+    ``exact_levels`` s: only the products of slices A_i B_j with i + j < s are exact; the rest
+    of the product comes as s + 1 rounded BLAS products, each of a slice (or of a's remainder)
+    by what the other operand's slices leave, whose rounding the bound covers. For s = 1 that
+    is 3 products where the exact parts took 9-20, and the rounding is about 2^-(53 + beta)
+    of the operands' norms (``slice_bits``)."""
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         return None
     largest = max(np.max(np.abs(a), initial=0.0), np.max(np.abs(b), initial=0.0))
@@ -98,6 +122,8 @@ def split_product(a: np.ndarray, b: np.ndarray, reuse: bool = True):
         return None
     inner = a.shape[1]
     beta = slice_bits(inner)
+    if exact_levels is not None:
+        return _leveled_product(a, b, beta, exact_levels, reuse)
     slices_a, rest_a, lowest_a = _split(a, 1, beta)
     slices_b, rest_b, lowest_b = _split_of_right(b, beta) if reuse else _split(b, 0, beta)
     if lowest_a + lowest_b < _LOWEST_UNIT_EXPONENT:
@@ -118,9 +144,74 @@ def split_product(a: np.ndarray, b: np.ndarray, reuse: bool = True):
     return parts, bound
 
 
+class _Leveled:
+    """An operand's split for ``_leveled_product``: its slices, rests (rests[m] is the operand
+    minus its first m slices, exactly: rests[0] is the operand, the last what the slices
+    leave), the lowest unit exponent, the slices' norms along ``axis``, and the rests' norms
+    (made on first use: a layer's weight keeps them for every chunk)."""
+
+    def __init__(self, values: np.ndarray, axis: int, beta: int, most: int):
+        self.axis, self.rests, self.slice_norms = axis, [values], []
+        self.slices, _, self.lowest = _split(values, axis, beta, most, self.rests,
+                                             self.slice_norms)
+        self._rest_norms = {}
+
+    def rest(self, m: int) -> np.ndarray:
+        """The operand minus its first m slices (all it has, when it has fewer)."""
+        return self.rests[min(m, len(self.rests) - 1)]
+
+    def rest_norms(self, m: int) -> np.ndarray:
+        """``norms`` of ``rest(m)`` along the split's axis."""
+        m = min(m, len(self.rests) - 1)
+        if m not in self._rest_norms:
+            self._rest_norms[m] = norms(self.rests[m], self.axis)
+        return self._rest_norms[m]
+
+
+def _leveled_product(a: np.ndarray, b: np.ndarray, beta: int, levels: int, reuse: bool):
+    """``split_product`` with ``exact_levels``: a b = sum over i + j < levels of A_i B_j
+    (exact) + sum_i A_i R_b(levels - i) + R_a b, where R(m) is an operand minus its first m
+    slices. Each rounded product X Y errs by at most gamma(inner) |X| |Y|, bounded by the outer
+    product of norms (Cauchy-Schwarz)."""
+    left = _Leveled(a, 1, beta, levels)
+    right = _split_of_right(b, beta, levels) if reuse else _Leveled(b, 0, beta, levels)
+    if left.lowest + right.lowest < _LOWEST_UNIT_EXPONENT:
+        return None
+    exact = [(p, q) for i, p in enumerate(left.slices) for j, q in enumerate(right.slices)
+             if i + j < levels]
+    # (X, Y, norms of X's rows, norms of Y's columns)
+    rounded = [(p, right.rest(levels - i), left.slice_norms[i], right.rest_norms(levels - i))
+               for i, p in enumerate(left.slices)]
+    rounded.append((left.rest(levels), b, left.rest_norms(levels), right.rest_norms(0)))
+    rounded = [r for r in rounded if r[2].any() and r[3].any()]
+    n, m, inner = a.shape[0], b.shape[1], a.shape[1]
+    parts = np.empty((max(len(exact) + bool(rounded), 1), n, m))
+    parts[0] = 0.0
+    for k, (x, y) in enumerate(exact):
+        np.matmul(x, y, out=parts[k])
+    if not rounded:
+        return parts, np.zeros((n, m))
+    # the rounded products added in float64 into one part: each element's is a sum of
+    # len(rounded) inner products, which errs by at most gamma(inner + len(rounded)) of the
+    # sum of |X_k| |Y_k| (Higham, Numerical Stability, 3.1)
+    total = np.matmul(*rounded[0][:2], out=parts[-1])
+    for x, y, _, _ in rounded[1:]:
+        total += x @ y
+    # the bound, sum_k gamma |X_k| |Y_k| <= sum_k gamma ||X_k,i|| ||Y_k,j||, plus a floor for
+    # what underflows (nowhere a row or column is zero: exact zeros), as one product of
+    # nonnegative numbers (its own rounding at most gamma(2 k) of it)
+    terms = inner + len(rounded) + 8  # the products' and sums', and the norms' few operations
+    gamma = terms * _U / (1 - terms * _U)
+    scale = gamma * (1 + 4 * gamma) * (1 + 4 * len(rounded) * _U)
+    rows = np.stack([r[2] * scale for r in rounded] + [(r[2] > 0) * (terms * _TINY)
+                                                        for r in rounded], axis=1)
+    columns = np.stack([r[3] for r in rounded] + [r[3] > 0 for r in rounded])
+    return parts, rows @ columns
+
+
 # --- the right operand's split, made once for a batch's chunks ------------------------------------
 
-_reuse = {"depth": 0, "splits": []}  # splits: (operand, beta, its split), latest last
+_reuse = {"depth": 0, "splits": []}  # splits: (operand, (beta, levels), its split), latest last
 _reuse_lock = threading.Lock()
 REUSED_OPERANDS = 2  # a layer's weight and its transpose (the logits', a gradient's)
 
@@ -143,16 +234,20 @@ def reusing_splits():
                 _reuse["splits"] = []
 
 
-def _split_of_right(b: np.ndarray, beta: int):
-    """``_split(b, 0, beta)``, from the block's earlier call where there was one."""
+def _split_of_right(b: np.ndarray, beta: int, levels: int | None = None):
+    """``_split(b, 0, beta)`` (``_split_keeping(b, 0, beta, levels)`` where ``levels`` is
+    given), from the block's earlier call where there was one."""
+    def split():
+        return _split(b, 0, beta) if levels is None else _Leveled(b, 0, beta, levels)
+
     with _reuse_lock:
         if not _reuse["depth"]:
-            return _split(b, 0, beta)
+            return split()
         splits = _reuse["splits"]
         for entry in splits:
-            if entry[0] is b and entry[1] == beta:
+            if entry[0] is b and entry[1] == (beta, levels):
                 return entry[2]
-        split = _split(b, 0, beta)
-        splits.append((b, beta, split))
+        made = split()
+        splits.append((b, (beta, levels), made))
         del splits[:-REUSED_OPERANDS]
-        return split
+        return made

@@ -122,3 +122,37 @@ def test_without_numba_the_engine_and_long_double_compute_the_same(monkeypatch):
                           _rounded(exact["linear_weight"]).reshape(3, 2))
     assert tier.refine(_call(x, W, target, None, None, g), "mean", np.arange(2),
                        np.arange(3)) is None
+
+
+def test_what_the_cheap_products_leave_the_exact_products_certify(monkeypatch):
+    """With no exact level (each product one BLAS product, its rounding bounded: 2^-45 of the
+    operands' norms), the first pass leaves most losses and gradient elements; the second
+    pass, from exact products on the tokens and classes left, certifies them: every result
+    certified, and each the one all-exact products give."""
+    from loss_reference import split_product as module
+
+    rng = np.random.default_rng(1)
+    x, W = rng.standard_normal((64, 16)), rng.standard_normal((2048, 16)) / 4
+    target = rng.integers(0, 2048, 64)
+    target[::10] = IGNORE
+    exact_calls = []
+    real = module.split_product
+
+    def recording(a, b, reuse=True, exact_levels=None):
+        if exact_levels is None:
+            exact_calls.append(a.shape)
+        return real(a, b, reuse, exact_levels)
+
+    def results(levels):
+        monkeypatch.setattr(tier, "levels", lambda inner: levels)
+        call = _call(x, W, target, None, None, np.array(1.0))
+        return tier.loss(call, "none"), *tier.gradients(call, "mean")
+
+    monkeypatch.setattr(tier, "split_product", recording)
+    reference = results(6)  # 138 bits: no rest left for these operands
+    assert not exact_calls
+    cheap = results(0)
+    assert exact_calls  # the second pass ran, on what the first left
+    for got, want in zip(cheap, reference):
+        assert got.ok.all() and want.ok.all()
+        assert np.array_equal(got.rounded, want.rounded)

@@ -77,6 +77,72 @@ def test_the_bound_holds_for_any_exponents(operands):
             assert abs(exact[i][j] - total) <= Fraction(float(bound[i, j]))
 
 
+# full float64 significands within a few binades: no slice captures them whole, so every
+# rounded product of a leveled split is there
+FULL = st.one_of(st.floats(-8.0, 8.0), st.floats(-1e-3, 1e-3), st.just(0.0))
+# numbers whose products' rests fall among the subnormals: only the bound's floor covers them
+TINY = st.builds(lambda m, e: m * 2.0 ** -52 * 10.0 ** e,
+                st.integers(2 ** 52, 2 ** 53 - 1) | st.integers(1 - 2 ** 53, -(2 ** 52)),
+                st.integers(-175, -140))  # full significands, exponents spread by 35 decades
+
+
+@settings(max_examples=120, deadline=None)
+@given(operands=st.sampled_from([FULL, WIDE, LAYER_FLOAT32, TINY]).flatmap(_matrices),
+       levels=st.integers(1, 3),
+       data=st.data())
+def test_leveled_products_hold_the_exact_product_within_their_bound(operands, levels, data):
+    """With ``exact_levels``, the parts (exact products of the leading slices, and one part of
+    the rounded rest) add up to the exact product within the bound, which covers the rounded
+    rest's error; a zero row or column is exact, with no bound (zero results certify)."""
+    a, b = operands
+    if data.draw(st.booleans(), label="a zero row"):
+        a[0] = 0.0
+    split = split_product(a, b, reuse=data.draw(st.booleans(), label="reuse"),
+                          exact_levels=levels)
+    if split is None:
+        return
+    parts, bound = split
+    assert len(parts) <= levels * (levels + 1) // 2 + 1
+    exact = _exact_product(a, b)
+    for i in range(a.shape[0]):
+        for j in range(b.shape[1]):
+            total = sum(Fraction(float(p[i, j])) for p in parts)
+            assert abs(exact[i][j] - total) <= Fraction(float(bound[i, j]))
+            if not a[i].any() or not b[:, j].any():
+                assert total == 0 and bound[i, j] == 0
+
+
+def test_leveled_products_among_the_subnormals_hold_the_exact_product():
+    """Entries spread over 35 decades near 1e-160: the rounded rest's products fall among the
+    subnormals, whose absolute rounding only the bound's floor covers."""
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        k = int(rng.integers(1, 6))
+        a = rng.standard_normal((2, k)) * 10.0 ** rng.integers(-175, -140, (2, k))
+        b = rng.standard_normal((k, 2)) * 10.0 ** rng.integers(-175, -140, (k, 2))
+        split = split_product(a, b, reuse=False, exact_levels=int(rng.integers(1, 3)))
+        if split is None:
+            continue
+        parts, bound = split
+        exact = _exact_product(a, b)
+        for i in range(2):
+            for j in range(2):
+                total = sum(Fraction(float(p[i, j])) for p in parts)
+                assert abs(exact[i][j] - total) <= Fraction(float(bound[i, j]))
+
+
+def test_leveled_products_are_accurate_to_their_level():
+    """The bound shrinks by about 2^-beta a level: for inner 64 (beta 23) and full float64
+    operands, within 2^-(53 + 23 s - 12) of the operands' norms (the rounded rest's gamma(72)
+    and Cauchy-Schwarz), and far below the products themselves."""
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((20, 64)), rng.standard_normal((64, 30))
+    scale = np.outer(np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=0))
+    for levels in (1, 2, 3):
+        _, bound = split_product(a, b, exact_levels=levels)
+        assert 0 < (bound / scale).max() < 2.0 ** (-53 - 23 * levels + 12)
+
+
 @pytest.mark.parametrize("backend", [FLOAT64_BALLS, LONG_DOUBLE_BALLS], ids=lambda b: b.name)
 @settings(max_examples=40, deadline=None)
 @given(operands=_matrices(st.one_of(FLOAT32, WIDE)))
