@@ -1156,8 +1156,12 @@ LOGISTIC_LARGEST = -EXP_LOWEST  # |x| beyond it: exp(-|x|) leaves the domain
 def _times_factors(r_hi, r_lo, error, w, g, count, estimate_ulps):
     """(r w g / count as hi, lo, its absolute error bound for r within ``error``, whether it is
     ``certified``): the elementwise kernels' weight, upstream gradient and divisor; the bound
-    inf where the result leaves the domain."""
+    inf where the result, or a partial product, leaves the domain (below it, a product's
+    relative bound fails: r = -8.25 times w = 2.2e-311 is subnormal, however normal the
+    result after g = 5.6e20)."""
     r_hi, r_lo = mul(r_hi, r_lo, w, 0.0)
+    if not safe(r_hi):
+        return 0.0, 0.0, np.inf, False
     r_hi, r_lo = mul(r_hi, r_lo, g, 0.0)
     error = error * abs(w * g) * (1 + 2.0 ** -50) + 2 * MUL_ERROR * U2 * abs(r_hi)
     if count != 1.0:
