@@ -13,7 +13,7 @@ import flint
 import numpy as np
 
 from .balls import LD
-from .formats import Format, round_dyadic, round_float64
+from .formats import ESTIMATE_ULPS, Format, round_dyadic, round_float64
 
 
 class ArbBackend:
@@ -148,7 +148,25 @@ def certify_arb(value, fmt: Format):
         return rounded, estimate, True
     low, low_tie = round_dyadic(*_man_exp(value.lower()), fmt)
     high, high_tie = round_dyadic(*_man_exp(value.upper()), fmt)
-    return low, estimate, (low == high and not low_tie and not high_tie)
+    return low, estimate, (low == high and not low_tie and not high_tie
+                           and _estimate_close(value, low, fmt))
+
+
+def _estimate_close(value, rounded: float, fmt: Format) -> bool:
+    """Whether the ball's midpoint (the estimate) is within ESTIMATE_ULPS of the narrower gap
+    beside ``rounded`` from every point of it, as the ball tiers promise (at 128 bits a sum
+    of distances near 2e38 has a radius of 0.9, which one bfloat16 number can hold whole);
+    an overflow, rounded to an infinity, promises nothing more."""
+    if not math.isfinite(rounded):
+        return True
+    _, narrower = fmt.gaps(np.array(rounded))
+    return bool(value.rad() <= _in_ulps(float(narrower)))
+
+
+def _in_ulps(gap: float):
+    """ESTIMATE_ULPS of ``gap``, in arb: exact (in float64, a 64th of float64's smallest gap
+    would underflow to 0)."""
+    return flint.arb(gap) * flint.arb(ESTIMATE_ULPS)
 
 
 def arb_evaluate(function, args, fmt: Format, precision: int):
@@ -194,7 +212,8 @@ def certify_arb_array(values: np.ndarray, fmt: Format):
     for i in np.flatnonzero(usable):
         r, value = flint.arb(candidate[i]), flat[positions[i]]
         inside[i] = bool(value > r - flint.arb(down[i]) / 2) and bool(
-            value < r + flint.arb(up[i]) / 2)
+            value < r + flint.arb(up[i]) / 2) and bool(
+            value.rad() <= _in_ulps(min(up[i], down[i])))
     settled = positions[inside]
     rounded[settled] = candidate[inside]
     exact[settled] = high[inside].astype(LD) + low[inside].astype(LD)

@@ -44,7 +44,7 @@ import numpy as np
 from .arb import arb_evaluate
 from .balls import (EXACT_SUM_BALLS, FLOAT64_BALLS, LD, LONG_DOUBLE_BALLS, Ball, BallBackend,
                     precision_of, quiet)
-from .formats import Format, round_float64, round_to_format
+from .formats import ESTIMATE_ULPS, Format, round_float64, round_to_format
 
 # Up to 2**17 bits: a tail exp(-|x|) beside an exact tie is resolved for |x| up to ~9e4, which
 # covers every float16 logit; beyond that evaluate() raises EvaluationError rather than guess.
@@ -52,7 +52,6 @@ from .formats import Format, round_float64, round_to_format
 # bits costs 32768 of them, not 131072.
 ARB_PRECISIONS = tuple(2 ** k for k in range(7, 18))
 CHUNK_ELEMENTS = 1 << 16  # argument elements per chunk of rows
-ESTIMATE_ULPS = 1 / 64  # how far Evaluated.exact may be from the exact value, in ulps
 # arb costs microseconds per operation and element: a sum over more elements than this that
 # 64-bit balls cannot certify is reported as uncertified rather than computed for hours.
 ARB_MAX_ELEMENTS = 1 << 21

@@ -24,6 +24,9 @@ def _bits(value: np.ndarray) -> np.ndarray:
     return (value if value.flags.c_contiguous else np.ascontiguousarray(value)).view(np.uint64)
 
 
+ESTIMATE_ULPS = 1 / 64  # how far Evaluated.exact may be from the exact value, in ulps
+
+
 @dataclass(frozen=True)
 class Format:
     """An IEEE-style binary floating-point format."""

@@ -1017,6 +1017,35 @@ def test_certify_is_sound(name, fmt_name):
 
 
 @pytest.mark.parametrize("fmt_name", FORMAT_NAMES)
+def test_an_arb_ball_wider_than_the_estimates_promise_is_not_certified(fmt_name):
+    """A ball that one number of the format holds whole, but whose midpoint (the estimate) may
+    lie farther than ESTIMATE_ULPS of an ulp from the exact value, is left to more bits, as
+    the ball tiers leave it (at 128 bits, a triplet sum near 2e38 had a radius of 0.9: its
+    estimate in bfloat16 was 0.89 off, beyond 32 / 64)."""
+    import flint
+
+    from loss_reference.arb import certify_arb, certify_arb_array
+    from loss_reference.engine import ESTIMATE_ULPS
+
+    fmt = FORMATS[fmt_name]
+    number = float(to_format(np.array(1000.25), fmt))
+    _, narrower = fmt.gaps(np.array(number))
+    with flint.ctx.workprec(256):  # the ends of the ball at 53 bits would round outwards
+        for scale, certified in ((0.5, True), (2.0, False), (16.0, False)):
+            ball = flint.arb(number, float(narrower) * ESTIMATE_ULPS * scale)
+            assert certify_arb(ball, fmt)[2] is certified
+            array = np.empty(1, dtype=object)
+            array[0] = ball
+            assert certify_arb_array(array, fmt)[2][0] == certified
+        # an exact 0 in arb's tails (log(1 - p) - log p at p = 1/2): a 64th of the smallest
+        # gap, 2^-1080 in float64, must not underflow to 0 on the way
+        zero = flint.arb(0, flint.arb(2) ** -1200)
+        assert certify_arb(zero, fmt)[2]
+        array[0] = zero
+        assert certify_arb_array(array, fmt)[2][0]
+
+
+@pytest.mark.parametrize("fmt_name", FORMAT_NAMES)
 def test_certify_arb_array_gives_certify_arb_answers(fmt_name):
     """certify_arb_array's vectorised test settles most arb balls at once; its rounded values
     (signs of zero included), verdicts and estimates are certify_arb's, element by element, on
