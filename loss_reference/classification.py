@@ -42,6 +42,7 @@ import numpy as np
 
 from . import classification_fast
 from .ball_functions import flags
+from .decisions import float_sum
 from .balls import LD
 from .engine import (EvaluationError, Evaluated, evaluate, evaluate_row_sums,
                      evaluate_total, filled)
@@ -249,7 +250,7 @@ def divisor_is_zero(rows: Rows, reduction) -> bool:
         return False
     if rows.soft:
         return rows.x.shape[0] == 0
-    return math.fsum(weights_counted(rows)) == 0  # fsum is correctly rounded: exact for 0
+    return float_sum(weights_counted(rows)) == 0  # correctly rounded: exact for 0
 
 
 def loss(name, input, target, weight, ignore_index, smoothing, reduction,
@@ -277,7 +278,7 @@ def loss(name, input, target, weight, ignore_index, smoothing, reduction,
         special_total = float(np.sum(special))
         if special_total != 0 or math.isnan(special_total):
             divisor = 1.0 if reduction == "sum" else (
-                rows.x.shape[0] if rows.soft else math.fsum(weights_counted(rows)))
+                rows.x.shape[0] if rows.soft else float_sum(weights_counted(rows)))
             return filled((), special_total / divisor)
     count, soft = rows.x.shape[0], rows.soft
 

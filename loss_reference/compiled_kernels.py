@@ -12,6 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from .decisions import float_sum
 from .engine import ESTIMATE_ULPS, Known, parallel_map, row_chunks
 from .formats import FORMATS, Format
 
@@ -57,9 +58,10 @@ def by_chunks(n: int, run):
 
 def exact_divisor(counted: np.ndarray) -> tuple:
     """The sum of ``counted`` as a double-double (hi, lo) within u^2 of it: fsum is the
-    correctly rounded sum, and the fsum of the residual the correctly rounded residual."""
-    total = math.fsum(counted)
-    return total, math.fsum(np.append(counted, -total))
+    correctly rounded sum, and the fsum of the residual the correctly rounded residual (0
+    where the sum is not finite: the callers decline it)."""
+    total = float_sum(counted)
+    return total, float_sum(np.append(counted, -total)) if math.isfinite(total) else 0.0
 
 
 def known(hi, lo, ok) -> Known:

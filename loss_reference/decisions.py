@@ -62,3 +62,22 @@ def sign_of_sum(*terms) -> np.ndarray:
         columns = [np.atleast_1d(np.broadcast_to(a, shape)[index]) for a in arrays]
         out[where] = [_exact_sign([float(c[i]) for c in columns]) for i in range(where.size)]
     return out.reshape(shape)
+
+
+def float_sum(values) -> float:
+    """The correctly rounded float64 sum of float64 values, never raising: ``math.fsum``, and
+    where it raises, the exact rational sum rounded (+-inf beyond float64's range) for an
+    intermediate overflow; with nans or infinities, IEEE's sum of those. A weight sum (a
+    'mean' divisor) passes through here: weights of 1e308 or of both infinities are valid."""
+    values = [float(v) for v in np.asarray(values, np.float64).reshape(-1)]
+    special = [v for v in values if not math.isfinite(v)]
+    if special:  # IEEE's sum of them: nan, or an infinity of their one sign
+        return sum(special)
+    try:
+        return math.fsum(values)
+    except OverflowError:  # the partial sums overflowed
+        exact = sum((Fraction(v) for v in values), Fraction(0))
+        try:
+            return float(exact)  # int / int: correctly rounded
+        except OverflowError:
+            return math.inf if exact > 0 else -math.inf

@@ -51,6 +51,7 @@ import numpy as np
 from .balls import (FLOAT64, FLOAT64_BALLS, LONG_DOUBLE, LONG_DOUBLE_BALLS, Ball, Precision,
                     pairwise_sum, quiet)
 from .classification import upstream_rows
+from .decisions import float_sum
 from .engine import Known, certify, parallel_map, row_chunks, streamed_sum
 from .formats import Format
 from . import linear_float64 as double_double_tier
@@ -217,8 +218,8 @@ def _divisor(call, reduction):
     if reduction != "mean":
         return None
     counted = np.where(call.rows.valid, call.rows.weight[call.rows.t], 0.0)
-    total = math.fsum(counted)
-    exact = math.fsum(np.append(counted, -total)) == 0
+    total = float_sum(counted)
+    exact = math.isfinite(total) and float_sum(np.append(counted, -total)) == 0
     return Ball(np.array(total), np.array(0.0 if exact else U * abs(total)))
 
 

@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from .ball_functions import flags
-from .decisions import sign_of_sum
+from .decisions import float_sum, sign_of_sum
 from .engine import Evaluated, evaluate, evaluate_total, filled
 from .formats import Format
 
@@ -117,10 +117,9 @@ def divides_by_weight_sum(name, weight, reduction) -> bool:
 
 
 def weight_sum_is_zero(w: np.ndarray) -> bool:
-    """Exactly whether the weights sum to 0 (fsum is exact; an infinite weight makes the sum
-    infinite or nan, never 0, and fsum would raise on +inf and -inf together)."""
-    flat = w.reshape(-1)
-    return bool(np.isfinite(flat).all()) and math.fsum(flat) == 0
+    """Exactly whether the weights sum to 0 (``float_sum`` is correctly rounded: 0 only for
+    an exact 0; nan or infinite where a weight is infinite)."""
+    return float_sum(w) == 0
 
 
 # --- values ------------------------------------------------------------------------------------

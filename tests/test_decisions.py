@@ -1,5 +1,6 @@
-"""``loss_reference.decisions.sign_of_sum``: the exact sign of a sum of float64 arrays,
-broadcast together, against rational arithmetic; infinities and nans by IEEE's rules."""
+"""``loss_reference.decisions``: ``sign_of_sum``, the exact sign of a sum of float64 arrays,
+broadcast together, against rational arithmetic, infinities and nans by IEEE's rules; and
+``float_sum``, the correctly rounded sum that never raises."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loss_reference.decisions import sign_of_sum
+from loss_reference.decisions import float_sum, sign_of_sum
 
 # values that cancel: near 1, at the ends of float64's range, subnormal, and special
 VALUES = st.one_of(st.floats(allow_nan=False, allow_infinity=False),
@@ -52,3 +53,30 @@ def test_a_sum_within_its_rounding_of_zero_is_decided_exactly():
     assert sign_of_sum(np.array([1.0]), np.array([2.0 ** -53]), np.array([-1.0]))[0] == 1.0
     assert sign_of_sum(np.array([1e308]), np.array([1e308]), np.array([-1e308]),
                        np.array([-1e308]))[0] == 0.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(VALUES, max_size=8))
+def test_float_sum_is_the_correctly_rounded_sum_and_never_raises(values):
+    """Where fsum raises (partial sums beyond float64, +inf beside -inf): the exact sum
+    rounded, +-inf beyond the range, nan for opposite infinities; fsum's result elsewhere."""
+    got = float_sum(np.array(values))
+    if any(math.isnan(v) for v in values) or {math.inf, -math.inf} <= set(values):
+        assert math.isnan(got)
+        return
+    infinite = [v for v in values if math.isinf(v)]
+    if infinite:
+        assert got == infinite[0]
+        return
+    exact = sum((Fraction(v) for v in values), Fraction(0))
+    try:
+        want = float(exact)
+    except OverflowError:
+        want = math.inf if exact > 0 else -math.inf
+    assert got == want
+
+
+def test_float_sum_of_weights_whose_partial_sums_overflow():
+    assert float_sum(np.array([1e308, 1e308, -1e308])) == 1e308
+    assert float_sum(np.array([1e308] * 7)) == math.inf
+    assert float_sum(np.array([math.inf, 1.0])) == math.inf
