@@ -242,6 +242,24 @@ def poisson_nll_loss(input, target, log_input, full, eps, reduction, fmt: Format
     return reduce_terms(term, [xs, y, ys, mask], *special, reduction, x.shape, fmt, known)
 
 
+def _huge_input_slopes(x, grad_output, count: int):
+    """((special, is_special), safe x) of poisson's input gradient g (exp(x) - y) / count
+    with log_input where exp(x) exceeds every format (x > EXP_HUGE, so exp(x) - y is exp(x) to
+    within 2^-130): exactly 0 where g = 0 and x is finite; +-inf (g's sign) where g is not
+    finite, x is +inf, or log2 |g| + x log2(e) - log2(count) lies 2 binades beyond float64's
+    range (its own rounding far smaller; so the estimate, inf, is float64's rounding too). The
+    rest, a tiny g against x up to 1500 or so, is finite: the engine computes it from x."""
+    g = np.broadcast_to(np.asarray(grad_output, np.float64), x.shape)
+    huge = x > EXP_HUGE
+    with quiet():
+        binades = np.log2(np.abs(g)) + x * np.log2(np.e) - np.log2(count)
+    zero = huge & np.isfinite(x) & (g == 0)
+    beyond = huge & ~zero & (~np.isfinite(g) | ~(binades < 1024 + 2))
+    special = huge & (zero | beyond)
+    return (np.where(zero, 0.0, np.where(beyond, np.inf, np.nan)), special), np.where(
+        special, 0.0, x)
+
+
 def poisson_nll_loss_grad(grad_output, input, target, log_input, full, eps, reduction,
                           fmt: Format) -> dict[str, Evaluated]:
     """Exact gradients of ``poisson_nll_loss`` for input and target, rounded to fmt."""
@@ -260,6 +278,8 @@ def poisson_nll_loss_grad(grad_output, input, target, log_input, full, eps, redu
 
     xt = x if log_input else xs  # the log_input target slope -x is finite for every x
     count = divisor(reduction, x.shape)
+    if log_input and count:
+        sx, xs = _huge_input_slopes(x, grad_output, count)
     known = (probabilistic_fast.poisson_input_gradient(x, y, grad_output, count)
              if probabilistic_fast.poisson_applies(x, log_input, full, fmt) and count else None)
     return {"input": elementwise_gradient(d_input, [xs, y, ys, mask], *sx, grad_output,

@@ -262,6 +262,25 @@ def test_poisson_nll_loss(regime, reduction, fmt_name):
         assert_matches(grads[name], values, shape_, fmt)
 
 
+@pytest.mark.parametrize("fmt_name", ("float64", "float32"))
+@pytest.mark.parametrize("g", [0.0, -0.0, 1e-300, 2.0 ** -1074, -1e-320, 1.0])
+def test_poisson_input_slopes_beyond_every_format_times_a_tiny_upstream(g, fmt_name):
+    """exp(x) beyond every format (x > 800) times the upstream gradient: exactly 0 for g = 0,
+    and finite for a tiny g (1e-300 e^801 is 7.4e47), though exp(x) alone overflows; both
+    were decided as g * inf (nan and inf) before."""
+    fmt = FORMATS[fmt_name]
+    x = np.array([801.0, 3.4e38, 1000.0, 900.0, 1500.0, 2000.0])
+    y = np.array([0.0, 0.0, 2.0, 1.0, 0.5, 3.0])
+    for reduction in ("none", "mean"):
+        count = x.size if reduction == "mean" else 1
+        with mp.workdps(60):
+            values = [mpf(g) * (mp.exp(mpf(a)) - mpf(b)) / count for a, b in zip(x, y)]
+            # beyond 2^2000 every format rounds to inf (round_value takes no such integers)
+            values = [v if abs(v) < mpf(2) ** 2000 else mp.sign(v) * mp.inf for v in values]
+        grads = pr.poisson_nll_loss_grad(np.array(g), x, y, True, False, 1e-8, reduction, fmt)
+        assert_matches(grads["input"], values, x.shape, fmt)
+
+
 def gaussian_regime(name):
     """(x, y, var, options)."""
     x = [[1.25, -3.5, 4.75, -1.0625], [2.5, 0.8125, -2.0, 3.0]]
