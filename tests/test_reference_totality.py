@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from fractions import Fraction
 from functools import cache
 
@@ -50,6 +51,7 @@ from conformance.cases import DRAWING
 from conformance.specs import SPECS
 from conformance.specs.embedding import triplet_options
 from loss_reference import classification as cl
+from loss_reference import embedding as emb
 from loss_reference import ctc_lattice as lattice
 from loss_reference import probabilistic as pr
 from loss_reference.engine import Evaluated, EvaluationError
@@ -57,6 +59,12 @@ from loss_reference.formats import format_of, round_float64
 
 LOSSES = sorted(name for name, spec in SPECS.items() if not spec.exact)
 EXAMPLES = 40  # per loss: about 25 s for the whole file on this 2-core machine
+SEED = int(os.environ.get("TOTALITY_SEED", "0"))  # CI's is 0; others draw other cases
+# losses whose draws leave fewer comparable (a tenth to a half: infinities, and options the
+# oracle does not cover), so that MIN_COMPARED holds on other seeds than CI's too (at 40
+# examples, seeds 3 to 8 compared 4 to 8 of some)
+EXAMPLES_FOR = {"triplet_margin_loss": 100, "triplet_margin_with_distance_loss": 100,
+                "multi_margin_loss": 80, "huber_loss": 80, "gaussian_nll_loss": 80}
 MAX_ELEMENTS = 48  # floating elements per case (the oracles compute element by element)
 DPS_CAP = 160  # digits the mpmath oracles may use (their estimates grow with |x|)
 
@@ -248,16 +256,34 @@ def _on_a_tie(result, fmt) -> bool:
 def settled(compute, fmt):
     """``exact_twice(compute, fmt)``; where a value comes out exactly on a tie at both its
     precisions, again TIE_GUARD digits further (a tail such as sigmoid(x) - 1/2 ~ x / 4 for
-    x = 1e-260 beside a tie needs 260 more digits than the oracles choose)."""
+    x = 1e-260 beside a tie needs 260 more digits than the oracles choose). A value still on
+    a tie there is inconclusive: no number of digits tells an exact tie from a tail beyond
+    them (25000 + 3 log1p(exp(-10000)) in float16, whose tail is 4343 digits down)."""
     result = tr.exact_twice(lambda guard: _tamed(compute(guard)), fmt)
     if _on_a_tie(result, fmt):
         result = tr.exact_twice(lambda guard: _tamed(compute(guard + TIE_GUARD)), fmt)
+        assert not _on_a_tie(result, fmt), "a tie at every precision: exact, or a tail beyond"
     return result
 
 
 def _twice(function):
-    """``settled``'s (values, shape) or dict of them for ``function(case, guard)``."""
-    return lambda case, fmt: settled(lambda guard: function(case, guard), fmt)
+    """``settled``'s (values, shape) or dict of them for ``function(case, guard)``, with
+    ``spread_digits`` more digits."""
+    return lambda case, fmt: settled(lambda guard: function(case, guard + spread_digits(case)),
+                                     fmt)
+
+
+def spread_digits(case) -> int:
+    """The digits a sum may cancel over the case's finite nonzero arguments: a margin beside
+    distances of 1e308 (308 digits below them), sigmoid(x) - 1/2 = x / 4 for x = 1e-323 (323
+    digits below 1/2). Both precisions of ``exact_twice`` would lose such a tail alike."""
+    values = np.abs(np.concatenate([v.reshape(-1) for v in case.args.values()
+                                    if isinstance(v, np.ndarray) and v.dtype.kind == "f"] +
+                                   [np.zeros(0)]))
+    values = values[np.isfinite(values) & (values > 0)]
+    if not values.size:
+        return 0
+    return max(int(np.log10(values.max())), 0) + max(int(-np.log10(values.min())), 0) + 2
 
 
 def _multilabel_soft(case, guard):
@@ -447,13 +473,41 @@ def _cosine(case, guard, g=None):
                            float(case.options.get("margin", 0.0)), _red(case), guard, g)
 
 
+KINK_BINADES = 50  # the reference decides a triplet row's branches with long double balls
+
+
+def _near_kink(case, name) -> bool:
+    """Whether a row's hinge, margin + d(a, p) - d(a, n'), or swap's d(a, n) - d(p, n) lies
+    within 2^-KINK_BINADES of the sizes involved. There the reference may take the kink's side
+    (loss_reference/embedding.py's contract, which the spec's slack around kinks matches), so
+    the exact gradient is not what it promises."""
+    kind, p, eps, margin, swap = emb.triplet_setting(triplet_options(case, name))
+    a, p_, n_ = (_f(case, k) for k in ("anchor", "positive", "negative"))
+    close, eps = mp.mpf(2) ** -KINK_BINADES, mp.mpf(eps)
+    with mp.workdps(40 + spread_digits(case)):
+        for u, v, w in zip(te._m(a), te._m(p_), te._m(n_)):
+            d_pos, d_neg = te._distance(kind, u, v, p, eps), te._distance(kind, u, w, p, eps)
+            size = abs(margin) + d_pos + d_neg
+            if swap:
+                d_swap = te._distance(kind, v, w, p, eps)
+                if abs(d_neg - d_swap) <= close * (d_neg + d_swap):
+                    return True
+                size, d_neg = size + d_swap, min(d_neg, d_swap)
+            if abs(margin + d_pos - d_neg) <= close * size:
+                return True
+    return False
+
+
 def _triplet(name):
     def value(case, guard, g=None):
         a, p_, n_ = (_f(case, k) for k in ("anchor", "positive", "negative"))
         return te.triplet_exact(a, p_, n_, triplet_options(case, name), _red(case), guard, g)
 
-    return (_twice(value),
-            _twice(lambda case, guard: value(case, guard, _row_upstream(case))))
+    def grad(case, guard):
+        assert not _near_kink(case, name), "near a kink: the reference may take its side"
+        return value(case, guard, _row_upstream(case))
+
+    return _twice(value), _twice(grad)
 
 
 def _ctc_parts(case):
@@ -472,7 +526,7 @@ CTC_DPS = 200  # test_reference_sequence's oracle digits
 
 
 def _ctc(case, fmt):
-    with mp.workdps(CTC_DPS):
+    with mp.workdps(CTC_DPS + spread_digits(case)):  # exp(5e-324) is 1 to 323 digits
         _, _, losses, _, divisors = _ctc_parts(case)
         if _red(case) == "none":
             return losses, (len(losses),)
@@ -482,7 +536,7 @@ def _ctc(case, fmt):
 def _ctc_grad(case, fmt):
     """-g_n / d_n times the occupancy of class k at frame t; 0 beyond the input length; nan
     for an impossible alignment, 0 instead with zero_infinity."""
-    with mp.workdps(CTC_DPS):
+    with mp.workdps(CTC_DPS + spread_digits(case)):
         return _ctc_grad_at_digits(case)
 
 
@@ -622,8 +676,8 @@ def test_reference_is_total_and_right_on_the_whole_domain(name):
     # drawn from the seed alone (the suite's SeedOnlyProvider): hypothesis's own provider
     # mixes in constants of whatever modules the process has loaded, so the cases (and the
     # share the oracle can compare) would change with the tests run before this one
-    @seed(0)
-    @settings(max_examples=EXAMPLES, database=None, deadline=None,
+    @seed(SEED)
+    @settings(max_examples=EXAMPLES_FOR.get(name, EXAMPLES), database=None, deadline=None,
               suppress_health_check=list(HealthCheck), backend=DRAWING)
     @given(case=whole_domain_cases(name))
     def total(case):
