@@ -298,7 +298,12 @@ class BallBackend:
 
     @staticmethod
     def relu(a: Ball) -> Ball:
-        return Ball(np.maximum(a.mid, 0), a.rad)  # max(., 0) is 1-Lipschitz
+        """max(a, 0): 1-Lipschitz, so the radius carries over; exactly 0 where the whole ball
+        is negative (mid + rad rounds below 0 only where it is: rounding is monotone). A
+        distance of relu terms then keeps no radius from a term of -3.4e38."""
+        with quiet():
+            below = a.mid + a.rad < 0
+        return Ball(np.maximum(a.mid, 0), np.where(below, 0, a.rad).astype(a.rad.dtype))
 
     def softplus(self, a: Ball) -> Ball:
         """log(1 + exp(a)) = max(a, 0) + log1p(exp(-|a|)), stable for every finite a."""

@@ -273,6 +273,20 @@ def test_gradient_of_a_zero_difference_is_zero():
     np.testing.assert_array_equal(grads["anchor"].rounded, -grads["negative"].rounded)
 
 
+def test_a_relu_l1_term_far_below_zero_keeps_the_hinge_decided():
+    """relu-l1 with a negative far below the anchor (a - n = -3.4e38 in one component): the
+    relu of that whole-negative ball is exactly 0, so d(a, n) = 0 exactly and the hinge
+    1 + 1 - 0 is decided active; the radius of -3.4e38 once spread into the distance, left the
+    hinge undecided and the gradient at the kink's 0 (the totality test's seed 23)."""
+    fmt = FORMATS["float32"]
+    a, p_, n_ = np.array([[0.0, -2.0]]), np.array([[-1.0, 0.0]]), np.array([[0.0, 3.4e38]])
+    n_ = to_format(n_, fmt)
+    options = {"distance": "relu-l1", "margin": 1.0}
+    grads = emb.triplet_loss_grad(np.array(1.0), a, p_, n_, options, "sum", fmt)
+    assert grads["anchor"].rounded.tolist() == [[1.0, 0.0]]
+    assert grads["positive"].rounded.tolist() == [[-1.0, 0.0]]
+
+
 def test_a_hinge_too_close_for_float64_balls_is_decided_in_long_double():
     """Rows whose cos - margin is about 1e-15: float64 balls (radius ~1e-14) cannot tell its
     sign, long double balls can; the decision must come out exact, not undecided (0), for
