@@ -99,9 +99,13 @@ def grad_exact(name, g, x, y, w, k, reduction):
 
 def _dps(x, y, guard):
     """Digits that keep 70 correct ones: log1p(exp(t)) = t + log1p(exp(-t)) for t > 0, whose
-    tail exp(-t) decides the rounding where t alone lies on a tie, needs t / ln 10 more."""
-    largest = float(np.max(-np.asarray(x) * np.asarray(y), initial=0.0))
-    return 70 + math.ceil(max(largest, 0.0) / math.log(10)) + guard
+    tail exp(-t) decides the rounding where t alone lies on a tie, needs t / ln 10 more (up
+    to t = 1e4: a tail further down, or a product y x beyond float64, is left to the callers'
+    tie checks)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        largest = float(np.max(-np.asarray(x) * np.asarray(y), initial=0.0))
+    largest = float(np.clip(np.nan_to_num(largest, nan=1e4, posinf=1e4), 0.0, 1e4))
+    return 70 + math.ceil(largest / math.log(10)) + guard
 
 
 def soft_margin_exact(x, y, reduction, guard):
