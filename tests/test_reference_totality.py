@@ -22,7 +22,8 @@ Then ``spec.reference(case)`` and ``spec.reference_grad(case)`` must each either
 and never raise anything else. Each test also asserts that at least a fifth of its checks
 (a quarter of the planted values are infinities or nan, which most references answer with
 EvaluationError) were compared with the oracle, so that the property is not met vacuously.
-linear_cross_entropy has no oracle here yet: it is checked for totality and format only.
+linear_cross_entropy's oracle (test_reference_linear_fast's) covers 2-D inputs with index
+targets and no label smoothing.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import test_reference as tr
 import test_reference_binary as tb
 import test_reference_classification as tc
 import test_reference_embedding as te
+import test_reference_linear_fast as tlf
 import test_reference_margin as tm
 import test_reference_pointwise as tp
 import test_reference_probabilistic as tpr
@@ -66,7 +68,10 @@ SEED = int(os.environ.get("TOTALITY_SEED", "0"))  # CI's is 0; others draw other
 # shapes only)
 EXAMPLES_FOR = {"triplet_margin_loss": 100, "triplet_margin_with_distance_loss": 100,
                 "multi_margin_loss": 80, "huber_loss": 80, "gaussian_nll_loss": 80,
-                "ctc_loss": 80}
+                "ctc_loss": 80, "linear_cross_entropy": 250}
+# linear_cross_entropy has four or five float arrays, and takes finite ones only: planted
+# into each as often as elsewhere, 2-3 % of its cases stayed comparable
+MODES = {"linear_cross_entropy": ("keep", "keep", "keep", "keep", "plant", "fill")}
 MAX_ELEMENTS = 48  # floating elements per case (the oracles compute element by element)
 DPS_CAP = 160  # digits the mpmath oracles may use (their estimates grow with |x|)
 
@@ -165,7 +170,8 @@ def whole_domain_cases(draw, name):
         values = np.array(value, dtype=np.float64)
         flat = values.reshape(-1)
         choices = values_of(case.dtype, kind)
-        mode = draw(st.sampled_from(("keep", "plant", "plant", "fill")), label=f"{arg} mode")
+        mode = draw(st.sampled_from(MODES.get(name, ("keep", "plant", "plant", "fill"))),
+                    label=f"{arg} mode")
         if mode == "fill":
             flat[:] = draw(choices, label=f"{arg} fill")
         elif mode == "plant":
@@ -214,6 +220,8 @@ def _covers(name, case) -> bool:
         norms = [np.sqrt(np.sum(np.atleast_2d(a[k]) ** 2, axis=-1))
                  for k in ("anchor", "positive", "negative")]
         return all((n > 1e-7).all() for n in norms)
+    if name == "linear_cross_entropy":
+        return _linear_covered(case)
     if name == "ctc_loss":
         lp = a["log_probs"]
         return lp.ndim == 3 and lp.shape[0] <= 5 and lp.shape[1] <= 3 and \
@@ -512,6 +520,47 @@ def _triplet(name):
     return _twice(value), _twice(grad)
 
 
+def _linear_covered(case) -> bool:
+    """test_reference_linear_fast's oracle: a 2-D input and weight, index targets, no label
+    smoothing, and a 'mean' whose counted weights do not sum to 0 (the reference's nan, no
+    oracle's)."""
+    x, target = case.args["input"], np.asarray(case.args["target"])
+    if x.ndim != 2 or case.args["linear_weight"].ndim != 2 or target.dtype.kind not in "iu" or \
+            case.options.get("label_smoothing", 0.0) != 0:
+        return False
+    if _red(case) == "mean":
+        w = case.args.get("weight")
+        counted = [1.0 if w is None else float(w[t]) for t in _linear_targets(case)
+                   if t != tlf.IGNORE]
+        return sum(Fraction(v) for v in counted) != 0
+    return True
+
+
+def _linear_targets(case) -> np.ndarray:
+    """The targets with the case's ignore_index as the oracle's (-100)."""
+    target = np.asarray(case.args["target"]).reshape(-1)
+    ignore = case.options.get("ignore_index")
+    return np.where(target == (-100 if ignore is None else ignore), tlf.IGNORE, target)
+
+
+def _linear(case, guard, g=None):
+    """linear_cross_entropy's value, or (g given) its gradients, by the oracle at 60 + guard
+    digits; linear_bias's only where the case has a bias (the reference's keys)."""
+    bias = case.args.get("linear_bias")
+    with mp.workdps(60 + guard):
+        out = tlf.oracle(_f(case, "input"), _f(case, "linear_weight"),
+                         None if bias is None else _f(case, "linear_bias"),
+                         _linear_targets(case), case.args.get("weight"), _red(case),
+                         _g(case) if g is None else g)
+    (N, D), C = case.args["input"].shape, case.args["linear_weight"].shape[0]
+    if g is None:
+        return out["value"], ((N,) if _red(case) == "none" else ())
+    grads = {"input": (out["input"], (N, D)), "linear_weight": (out["linear_weight"], (C, D))}
+    if bias is not None:
+        grads["linear_bias"] = (out["linear_bias"], (C,))
+    return grads
+
+
 def _ctc_parts(case):
     lp = _f(case, "log_probs")
     il = np.reshape(case.args["input_lengths"], -1)
@@ -591,6 +640,9 @@ def _oracles() -> dict:
                                                                      _row_upstream(case))),
                                   certified),
         "ctc_loss": (_ctc, _ctc_grad, tc._assert_certified),
+        "linear_cross_entropy": (_twice(_linear),
+                                 _twice(lambda case, guard: _linear(case, guard, _g(case))),
+                                 certified),
     }
     for name in ("l1_loss", "mse_loss", "huber_loss", "smooth_l1_loss"):
         out[name] = (*_regression(name), tc._assert_certified)
