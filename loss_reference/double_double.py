@@ -547,17 +547,27 @@ def sqrt_dd(v_hi, v_lo):
 SQRT_ERROR = 16.0
 
 
+ENTRY_SMALLEST = 2.0 ** -480  # a product of two nonzero entries stays above SMALLEST
+ENTRY_LARGEST = 2.0 ** 485  # a sum of fewer than 2^10 products stays below LARGEST
+
+
 @inlined
 def _cosine_parts(u, v, eps):
     """For rows u, v (D,): P = u . v (an absolute bound), A = |u|^2 + eps, B = |v|^2 + eps and
     R = sqrt(A B) (a relative bound), as double-doubles, the sums' relative bound, and whether
-    A, B and A B lie in the domain. P, A and B sum exact products (TwoProduct) in
+    A, B and A B lie in the domain, and every nonzero entry within [ENTRY_SMALLEST,
+    ENTRY_LARGEST] (D < 2^10), so that TwoProduct is exact on every pair (a subnormal entry
+    of 2.8e-321 broke the products' bounds). P, A and B sum exact products (TwoProduct) in
     double-double: each within (D + 2) ADD_ERROR u^2 of the sum of the magnitudes |u_d v_d| (A
     and B of themselves, their terms nonnegative); R within (2 MUL + SQRT) u^2 plus half of A's
     and B's relative errors."""
     D = u.size
     p_hi, p_lo, a_hi, a_lo, b_hi, b_lo, p_mag = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    entries_in_range = D < 2 ** 10
     for d in range(D):
+        for x in (u[d], v[d]):  # every product of two entries in the domain, or exactly 0
+            if x != 0.0 and not ENTRY_SMALLEST <= abs(x) <= ENTRY_LARGEST:
+                entries_in_range = False
         t_hi, t_lo = two_prod(u[d], v[d])
         p_hi, p_lo = add(p_hi, p_lo, t_hi, t_lo)
         p_mag += abs(t_hi)
@@ -570,7 +580,7 @@ def _cosine_parts(u, v, eps):
     sums_error = ((D + 2) * ADD_ERROR + ADD_FLOAT_ERROR) * U2
     p_error = sums_error * p_mag * (1 + 2.0 ** -40)  # absolute
     ab_hi, ab_lo = mul(a_hi, a_lo, b_hi, b_lo)
-    in_domain = safe(a_hi) and safe(b_hi) and safe(ab_hi)
+    in_domain = entries_in_range and safe(a_hi) and safe(b_hi) and safe(ab_hi)
     r_hi, r_lo = sqrt_dd(ab_hi, ab_lo) if in_domain else (1.0, 0.0)
     r_error = ((2 * MUL_ERROR + SQRT_ERROR) * U2 + sums_error) * (1 + 2.0 ** -30)
     return (p_hi, p_lo, p_error, a_hi, a_lo, b_hi, b_lo, r_hi, r_lo, r_error, sums_error,
@@ -611,6 +621,8 @@ def cosine_gradient_rows(x1, x2, scale, count, eps, estimate_ulps, out1_hi, out1
                     qb_hi, qb_lo, qb_abs)
                 m_hi, m_lo = mul(q_hi, q_lo, -v_x, 0.0)
                 t_hi, t_lo = add_float(m_hi, m_lo, u_x)  # x_other - q x_self
+                if not ((m_hi == 0.0 or safe(m_hi)) and (t_hi == 0.0 or safe(t_hi))):
+                    row_ok = False  # a partial result below the domain: its bounds fail
                 t_hi, t_lo = div(t_hi, t_lo, r_hi, r_lo)
                 t_hi, t_lo = mul(t_hi, t_lo, s, 0.0)
                 if count != 1.0:
@@ -1425,6 +1437,8 @@ def gaussian_slopes(x, y, v, g, count, what, estimate_ulps, out_hi, out_lo, out_
                 out_error[i], ok[i] = 0.0, True  # exactly 0
                 continue
             q_hi, q_lo = div(r_hi, r_lo, v[i], 0.0)
+            if not (safe(r_hi) and safe(q_hi)):
+                continue  # x - y or (x - y) / v below the domain: the quotient's bound fails
             error = DIV_ERROR * U2 * abs(q_hi)
             scale = 1.0
         else:

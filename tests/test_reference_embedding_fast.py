@@ -244,3 +244,25 @@ def test_cosine_values_of_a_typical_batch_are_this_tiers():
     with mp.workprec(300):
         want = [float(v) for v in cosine_loss_oracle(x1[:8], x2[:8], y[:8], 0.1)[0]]
     assert np.array_equal(out.rounded[:8], want)
+
+
+@pytest.mark.parametrize("tiny", [2.78e-321, 5e-324, 2.0 ** -500])
+def test_cosine_gradient_rows_with_entries_below_the_domain_are_left(tiny):
+    """A subnormal (or 2^-500) entry beside a zero row, upstream 3e38 (the totality test's
+    seed 54): the products x1_d x2_d of such entries are not exact in TwoProduct, and the
+    bounds built on them failed (an estimate off by more than its 64th of an ulp, and a wrong
+    rounding at 5e-324). Such rows are left to the engine, whose results are the exact ones."""
+    x1, x2 = np.array([[0.0, 1.0]]), np.array([[tiny, 0.5]])
+    x1[0, 1] = 0.0
+    fmt = FORMATS["float64"]
+    grads = embedding.cosine_loss_grad(np.array([3e38]), x1, x2, np.array([1.0]), 0.0, "none",
+                                       fmt)
+    eps = mpf(embedding.EPS)
+    with mp.workdps(60):
+        u, v = [mpf(float(x)) for x in x1[0]], [mpf(float(x)) for x in x2[0]]
+        P = mp.fsum(a * b for a, b in zip(u, v))
+        A, B = mp.fsum(a * a for a in u) + eps, mp.fsum(b * b for b in v) + eps
+        R = mp.sqrt(A * B)
+        # d(1 - cos) / d x1 = -(x2 - (P / A) x1) / R, times the upstream gradient
+        want = [float(-mpf(3e38) * (b - P / A * a) / R) for a, b in zip(u, v)]
+    assert grads["input1"].rounded.reshape(-1).tolist() == want

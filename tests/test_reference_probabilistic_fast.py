@@ -228,3 +228,16 @@ def test_gaussian_slopes_certified_are_the_correctly_rounded_ones(n, seed, wrt, 
     # certifies a tie, arb does
     ordinary = np.isin(v, [1e-3, 0.7]) & ~near
     assert known.ok[ordinary].all() or wrt == "var"
+
+
+def test_gaussian_input_slopes_below_the_domain_are_left():
+    """(x - y) / v with x - y = -5e-324 (subnormal: the quotient's relative bound fails, and
+    it came out 0, certified) or a quotient of 2^-1060 (totality test, seed 75): what is
+    certified is the correctly rounded value; the rest is left to the engine."""
+    x, y = np.array([0.0, 2.0 ** -960, 1.0]), np.array([5e-324, 0.0, 0.25])
+    v, g = np.array([1.5, 2.0 ** 100, 1.5]), np.ones(3)
+    known = probabilistic_fast.gaussian_gradient(x, y, v, g, 1, "input")
+    with mp.workprec(300):
+        want = np.array([float((mpf(a) - mpf(b)) / mpf(c)) for a, b, c in zip(x, y, v)])
+    assert np.array_equal(known.rounded[known.ok], want[known.ok])
+    assert known.ok[2]
