@@ -15,9 +15,11 @@ Every loss is a function of rows (the last axis is the embedding, D); a 1-D inpu
 
 Branch decisions (the hinge's side, which distance swap's min takes, signs of components,
 the arg max of p = inf) are made from a first long double ball pass and enter the engine as
-exact arrays: where a ball cannot decide (within ~2^-60 relative of the kink) the reference
-takes torch's side at an exact kink (hinge inactive, min split evenly, sign 0); the specs
-accept either side there. Values never depend on these decisions, only gradients do.
+exact arrays. Where a ball cannot decide (within ~2^-60 relative of the kink), the triplet
+hinge and swap's min of pairwise distances with p = 1, 2 or inf are decided in exact rational
+arithmetic (``_exact_triplet_decisions``: p = 2 by squaring); elsewhere the reference takes
+torch's side at an exact kink (hinge inactive, min split evenly, sign 0), and the specs accept
+either side there. Values never depend on these decisions, only gradients do.
 
 sqrt, powers and the row maximum are written here for both engine backends (the engine has
 none of them; they could move to loss_reference/engine.py).
@@ -26,6 +28,7 @@ none of them; they could move to loss_reference/engine.py).
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 
@@ -328,11 +331,60 @@ def triplet_decisions(a, p_, n_, options, fast=None):
 
     preset = None if fast is None else [fast.hinge.copy(), fast.order.copy()][:2 if swap else 1]
     hinge, *order = _decided_by_rows(decide, [a, p_, n_, *_wide(a, p_, n_)], preset)
+    if kind in ("l1", "relu-l1") or (kind == "pairwise" and p in (1.0, 2.0, math.inf)):
+        finite = np.isfinite(a).all(axis=1) & np.isfinite(p_).all(axis=1) & \
+            np.isfinite(n_).all(axis=1)
+        for i in np.flatnonzero(((hinge == 0) | (order[0] == 0 if swap else False)) & finite):
+            exact = _exact_triplet_decisions(kind, a[i], p_[i], n_[i], p, eps, margin, swap)
+            hinge[i] = exact[0]
+            if swap:
+                order[0][i] = exact[1]
     take_neg, take_swap = np.ones(a.shape[0]), np.zeros(a.shape[0])
     if swap:
         take_neg = np.where(order[0] > 0, 0.0, np.where(order[0] < 0, 1.0, 0.5))
         take_swap = 1.0 - take_neg
     return hinge, take_neg, take_swap
+
+
+def _exact_triplet_decisions(kind, a, p_, n_, p: float, eps: float, margin: float,
+                             swap: bool):
+    """(sign of the hinge margin + d(a, p) - d(a, n'), sign of d(a, n) - d(p, n)) of one row
+    for the distances 'l1', 'relu-l1' and 'pairwise' ||u - v + eps||_p with p = 1, 2 or inf,
+    in exact rationals (0 at an exact kink or tie). For p = 2 the distances are square roots
+    of rationals: their order is their squares', and the hinge's sign comes from squaring it
+    twice."""
+    def measure(u, v):  # d (p = 1, inf, the l1 kinds) or d^2 (p = 2), exactly
+        w = [Fraction(float(x)) - Fraction(float(y)) for x, y in zip(u, v)]
+        if kind != "pairwise":
+            return sum((abs(x) if kind == "l1" else max(x, 0) for x in w), Fraction(0))
+        w = [x + Fraction(eps) for x in w]
+        if p == 1.0:
+            return sum((abs(x) for x in w), Fraction(0))
+        if p == math.inf:
+            return max((abs(x) for x in w), default=Fraction(0))
+        return sum((x * x for x in w), Fraction(0))
+
+    def sign(x) -> float:
+        return float((x > 0) - (x < 0))
+
+    positive, negative = measure(a, p_), measure(a, n_)
+    order = 0.0
+    if swap:
+        other = measure(p_, n_)
+        order = sign(negative - other)
+        negative = min(negative, other)
+    m = Fraction(margin)
+    if kind != "pairwise" or p != 2.0:
+        return sign(m + positive - negative), order
+    # sign(m + sqrt(A) - sqrt(B)): negative where m + sqrt(A) < 0; else that of
+    # (m + sqrt(A))^2 - B = R + T, R = m^2 + A - B and T = 2 m sqrt(A), T^2 = 4 m^2 A
+    A, B = positive, negative
+    if m < 0 and A < m * m:
+        return -1.0, order
+    R, T_sign = m * m + A - B, sign(m) if A else 0.0
+    if T_sign == 0 or sign(R) in (0.0, T_sign):
+        return (sign(R) if R else T_sign), order
+    return sign(R) * sign(R * R - 4 * m * m * A), order
 
 
 def _decided_by_rows(decide, rows: list, signs: list | None = None) -> list:

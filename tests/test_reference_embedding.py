@@ -318,3 +318,41 @@ def test_a_hinge_too_close_for_float64_balls_is_decided_in_long_double():
             expected = (1 if bigger else -1) * (1 if dot >= 0 else -1)
         hinge = emb.cosine_hinge(x1[row:row + 1], x2[row:row + 1], margin)
         assert hinge.tolist() == [expected], (row, steps)
+
+
+@pytest.mark.parametrize("p", [1.0, 2.0, math.inf])
+def test_exact_decisions_at_a_hair_from_the_kink(p):
+    """Margins a few float64 ulps from margin + d(a, p) - d(a, n) = 0, and a negative and a
+    positive equally far from the anchor (swap's tie): the exact decisions are mpmath's signs
+    at 200 digits, and the reference's gradient takes the decided side, where long double
+    balls could not tell."""
+    rng = np.random.default_rng(7)
+    with mp.workdps(200):
+        for trial in range(30):
+            a, p_, n_ = (rng.standard_normal(3) for _ in range(3))
+            if trial % 3 == 0:
+                p_ = a.copy()  # d(a, n) = d(p, n): swap's min is an exact tie
+            if trial % 5 == 0:
+                a, p_, n_ = a * 1e-3, p_ * 1e-3, n_ * 1e-3  # margins below 0 where m < -d
+            eps = 1e-6
+
+            def dist(u, v):
+                w = [mpf(float(x)) - mpf(float(y)) + mpf(eps) for x, y in zip(u, v)]
+                if p == math.inf:
+                    return max(abs(x) for x in w)
+                return mp.fsum(abs(x) ** mpf(p) for x in w) ** (1 / mpf(p))
+
+            kink = float(dist(a, n_) - dist(a, p_))
+            for steps in (-3, 0, 3, -100, 100):
+                margin = kink + (steps if abs(steps) == 100 else 0)  # and far from it
+                for _ in range(abs(steps) if abs(steps) < 100 else 0):
+                    margin = math.nextafter(margin, math.inf if steps > 0 else -math.inf)
+                hinge = mpf(margin) + dist(a, p_) - dist(a, n_)
+                want = float(mp.sign(hinge))
+                got, _ = emb._exact_triplet_decisions("pairwise", a, p_, n_, p, eps, margin,
+                                                      False)
+                assert got == want, (trial, steps)
+                order = float(mp.sign(dist(a, n_) - dist(p_, n_)))
+                _, got_order = emb._exact_triplet_decisions("pairwise", a, p_, n_, p, eps,
+                                                            margin, True)
+                assert got_order == order

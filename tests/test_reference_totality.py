@@ -68,7 +68,7 @@ SEED = int(os.environ.get("TOTALITY_SEED", "0"))  # CI's is 0; others draw other
 # shapes only)
 EXAMPLES_FOR = {"triplet_margin_loss": 100, "triplet_margin_with_distance_loss": 100,
                 "multi_margin_loss": 80, "huber_loss": 80, "gaussian_nll_loss": 80,
-                "ctc_loss": 80, "linear_cross_entropy": 250}
+                "ctc_loss": 80, "linear_cross_entropy": 250, "mse_loss": 80, "l1_loss": 80}
 # linear_cross_entropy has four or five float arrays, and takes finite ones only: planted
 # into each as often as elsewhere, 2-3 % of its cases stayed comparable
 MODES = {"linear_cross_entropy": ("keep", "keep", "keep", "keep", "plant", "fill")}
@@ -488,10 +488,13 @@ KINK_BINADES = 50  # the reference decides a triplet row's branches with long do
 
 def _near_kink(case, name) -> bool:
     """Whether a row's hinge, margin + d(a, p) - d(a, n'), or swap's d(a, n) - d(p, n) lies
-    within 2^-KINK_BINADES of the sizes involved. There the reference may take the kink's side
-    (loss_reference/embedding.py's contract, which the spec's slack around kinks matches), so
-    the exact gradient is not what it promises."""
+    within 2^-KINK_BINADES of the sizes involved, for the distances the reference does not
+    decide exactly (cosine, pairwise p other than 1, 2 and inf). There it may take the kink's
+    side (loss_reference/embedding.py's contract, which the spec's slack around kinks
+    matches), so the exact gradient is not what it promises."""
     kind, p, eps, margin, swap = emb.triplet_setting(triplet_options(case, name))
+    if kind in ("l1", "relu-l1") or (kind == "pairwise" and p in (1.0, 2.0, math.inf)):
+        return False  # decided in exact rationals there: compared like any other row
     a, p_, n_ = (_f(case, k) for k in ("anchor", "positive", "negative"))
     close, eps = mp.mpf(2) ** -KINK_BINADES, mp.mpf(eps)
     with mp.workdps(40 + spread_digits(case)):
