@@ -356,3 +356,14 @@ def test_exact_decisions_at_a_hair_from_the_kink(p):
                 _, got_order = emb._exact_triplet_decisions("pairwise", a, p_, n_, p, eps,
                                                             margin, True)
                 assert got_order == order
+
+
+def test_p_inf_maximum_decided_exactly_where_long_double_sees_a_tie():
+    """p = inf, a - p + eps = (-3e38 + 1e-6) three times and 1 - 3e38 + 1e-6 once: long
+    double rounds all four to one magnitude, but the exact largest are the first three, so
+    the gradient splits over them alone (the totality test's seed 60)."""
+    a, p_, n_ = np.array([[0.0, 0.0, 0.0, 1.0]]), np.full((1, 4), 3e38), np.zeros((1, 4))
+    options = {"margin": 1.0, "p": math.inf, "eps": 1e-6}
+    grads = emb.triplet_loss_grad(np.array([0.5]), a, p_, n_, options, "none",
+                                  FORMATS["float64"])
+    assert grads["anchor"].rounded.tolist() == [[-0.5 / 3] * 3 + [-0.5]]
