@@ -375,8 +375,8 @@ def _bce_grad(case, fmt):
     target, shape = settled(lambda guard: tb.bce_grad_exact(g, safe, y, w, _red(case), guard),
                             fmt)["target"]
     # at the ends: g w (log1p(-p) - log p) / n is +inf at p = 0, -inf at p = 1, nan at g w = 0
-    n = max(p.size, 1) if _red(case) == "mean" else 1
-    gw = np.broadcast_to(g * w, p.shape).reshape(-1) / n
+    # (the sign of g w from theirs: g w / n in float64 took g = 5e-324 to 0, the end to nan)
+    gw = (np.broadcast_to(np.sign(g), p.shape) * np.broadcast_to(np.sign(w), p.shape)).reshape(-1)
     ends = [mp.nan if s == 0 else mp.inf * (1 if pe == 0 else -1) * (1 if s > 0 else -1)
             for s, pe in zip(gw, p.reshape(-1))]
     target = [t if k else e for t, k, e in zip(target, inner.reshape(-1), ends)]
