@@ -156,8 +156,10 @@ def binary_cross_entropy_grad(grad_output, input, target, weight, reduction,
                                known=known[0])}
     target = evaluate(d_target, [g, w, safe], fmt, independent="elements", known=known[1])
     if ends.any():
-        with quiet():  # -logit(0) = +inf, -logit(1) = -inf; 0 * inf is nan
-            limits = g * w * np.where(p == 0, np.inf, -np.inf) / count
+        # -logit(0) = +inf, -logit(1) = -inf; 0 * inf is nan. The signs of g and w, not
+        # their float64 product, which rounds 5e-324 * 0.5 to 0 (a nan for an exact +inf)
+        with quiet():
+            limits = np.sign(g) * np.sign(w) * np.where(p == 0, np.inf, -np.inf)
         target = _with_specials(target, ends, limits)
     grads["target"] = target
     return grads

@@ -310,3 +310,15 @@ def test_huge_logits_certify_fast():
     assert np.all(np.isfinite(loss))
     grads = bn.binary_cross_entropy_with_logits_grad(np.full(3, 0.75), x, y, None, q, "none", fmt)
     assert grads["input"].rounded.tolist() == [0.5625, -0.5625, 0.375]
+
+
+def test_target_slope_at_the_ends_times_a_product_that_underflows():
+    """d/dy at p = 0 and 1 is +inf and -inf, times g w / N': with g = 5e-324 and w = 0.5 the
+    float64 product g w rounds to 0, but the exact one is not, so the slopes stay infinite
+    (they were nan: the totality test's seed 86); g = 0 makes them nan (0 inf)."""
+    p, y = np.array([0.0, 1.0]), np.array([0.0, 0.0])
+    fmt = FORMATS["float64"]
+    grads = bn.binary_cross_entropy_grad(np.array(5e-324), p, y, np.array(0.5), "mean", fmt)
+    assert grads["target"].rounded.tolist() == [math.inf, -math.inf]
+    grads = bn.binary_cross_entropy_grad(np.array(0.0), p, y, np.array(0.5), "mean", fmt)
+    assert np.isnan(grads["target"].rounded).all()
