@@ -131,23 +131,18 @@ def _decide_signs(kind, a, b, p, eps):
 
 
 def _decide_top(a, b, eps):
-    """p = inf: (1 at the components of largest |a - b + eps|, else 0; the number of them per
-    row, at least 1). Long double's rounding is monotone, so the exact largest components are
-    among its largest; where it sees several (3e38 + 1e-6 beside 3e38 - 1 + 1e-6 look alike),
-    exact rationals pick the true ones among them."""
+    """p = inf, for rows a, b (n, D): (1 at the components of largest |a - b + eps|, else 0;
+    the number of them per row, at least 1). Long double's rounding is monotone, so the exact
+    largest components are among its largest; where it sees several (3e38 + 1e-6 beside
+    3e38 - 1 + 1e-6 look alike), exact rationals pick the true ones among them."""
     v = np.abs(a.astype(LD) - b.astype(LD) + LD(eps))
     top = (v == v.max(axis=-1, keepdims=True)) if v.shape[-1] else np.zeros(v.shape, bool)
-    rows = np.atleast_2d(top)
-    a2, b2 = np.broadcast_to(a, top.shape).reshape(rows.shape), \
-        np.broadcast_to(b, top.shape).reshape(rows.shape)
-    for i in np.flatnonzero(rows.sum(axis=-1) > 1):
-        where = np.flatnonzero(rows[i])
-        if not (np.isfinite(a2[i, where]).all() and np.isfinite(b2[i, where]).all()):
-            continue
-        exact = [abs(Fraction(float(a2[i, d])) - Fraction(float(b2[i, d])) + Fraction(eps))
-                 for d in where]
-        largest = max(exact)
-        rows[i, where] = [value == largest for value in exact]
+    for i in np.flatnonzero(top.sum(axis=-1) > 1):
+        where = np.flatnonzero(top[i])
+        if np.isfinite(a[i, where]).all() and np.isfinite(b[i, where]).all():
+            exact = [abs(Fraction(float(a[i, d])) - Fraction(float(b[i, d])) + Fraction(eps))
+                     for d in where]
+            top[i, where] = [value == max(exact) for value in exact]
     return top.astype(np.float64), np.maximum(top.sum(axis=-1), 1).astype(np.float64)
 
 
