@@ -255,6 +255,142 @@ def exp_one(d_hi, d_lo, inverse, l1, l2, l3, table_hi, table_lo, powers):
     return _exp_scaled(h, g, n, table_hi, table_lo, powers)
 
 
+QUICK_EXP_ERROR = 2.0 ** 38  # ``quick_exp``: 2^-68 relatively (its docstring), measured 2^-71.7
+
+
+@inlined
+def _quick_exp_reduced(d_hi, d_lo, inverse, l1, l2, l3):
+    """(s, v, n): exp(r) = 1 + s + v within 2^-69.5 for d = n ln2 / 256 + r (``quick_exp``'s
+    first half)."""
+    n = np.rint(d_hi * inverse)
+    t = d_hi - n * l1  # exact, as in ``_exp_reduced``
+    s, e = two_sum(t, -(n * l2))
+    r_lo = (e + d_lo) - n * l3
+    tail = 0.5 + s * (1.0 / 6.0 + s * (1.0 / 24.0 + s * (1.0 / 120.0 + s * (1.0 / 720.0))))
+    w = (s * s) * tail
+    return s, w + r_lo * ((1.0 + s) + w), n
+
+
+@inlined
+def _quick_exp_scaled(s, v, n, table_hi, table_lo, powers):
+    """2^(n / 256) (1 + s + v) as a double-double (``quick_exp``'s second half)."""
+    i = np.int64(n)
+    j = i & (2 ** TABLE_BITS - 1)
+    scale = powers[((i - j) >> TABLE_BITS) - POWERS_LOWEST]
+    t_hi, t_lo = table_hi[j], table_lo[j]
+    a, a_error = two_prod(t_hi, s)
+    h, g = fast_two_sum(t_hi, a)
+    h, g = fast_two_sum(h, g + (a_error + (t_hi * v + t_lo * ((1.0 + s) + v))))
+    return h * scale, g * scale
+
+
+@compiled
+def quick_exp(d_hi, d_lo, out_hi, out_lo, scratch, inverse, l1, l2, l3, table_hi, table_lo,
+              powers):
+    """``exp``'s contract with a bound of QUICK_EXP_ERROR u^2 (2^-68) instead of u^2: a
+    fourth of its time (4 ns an element), for what needs 60-odd bits (a float64 loss).
+
+    The same reduction d = n ln2 / 256 + r, r = s + r_lo: t - n L2 by TwoSum (n L2's rounding
+    below 2^-80: |n| < 2^18, |L2| < 2^-43.8), r_lo = e + d_lo - n L3 (its roundings below
+    2^-97; |r_lo| < 2^-43.9, d_lo being at most half an ulp of |d_hi| <= 650).
+    exp(r) = exp(s) exp(r_lo) = 1 + s + w + r_lo exp(s) + ..., w = s^2 P(s), P's Taylor
+    coefficients 1/2 ... 1/720 by Horner in float64 (|s| < 2^-9.5: the dropped tail below
+    2^-78.8; P within 8.6 u of itself, so w within 9.7 u of |w| < 2^-20: 2^-69.7), r_lo exp(s)
+    from (1 + s) + w (2^-95), r_lo^2 / 2 dropped (2^-88), and v = w + r_lo exp(s) rounded
+    (2^-73): 1 + s + v within 2^-69.55 of exp(r). Times the table's T = T_hi + T_lo (within
+    u^2): T_hi s exactly by TwoProduct, T_hi plus its high part by FastTwoSum (|T_hi s| <
+    2^-9.5 T_hi), the rest (below 2^-19 T) in float64: four roundings of 2^-73 T each,
+    2^-70.8 in all, and normalised by FastTwoSum (exact: |lo| <= u hi after it). So 2^-69.0,
+    bounded by 2^-68 with room for the scaling by 2^k: exact, but for a lo part that falls
+    below the normal range, 2^-1075 absolutely, below 2^-137 of a result of at least
+    exp(EXP_LOWEST) > 2^-938."""
+    for q in range(d_hi.size):
+        out_hi[q], out_lo[q], scratch[q] = _quick_exp_reduced(d_hi[q], d_lo[q], inverse, l1,
+                                                              l2, l3)
+    for q in range(d_hi.size):
+        out_hi[q], out_lo[q] = _quick_exp_scaled(out_hi[q], out_lo[q], scratch[q], table_hi,
+                                                 table_lo, powers)
+
+
+LANES = 8  # ``lane_sum``'s independent sums, one vector's worth
+
+
+@inlined
+def lane_sum(e_hi, e_lo):
+    """The sum of double-doubles e_hi + e_lo (1-D; e_hi >= 0, |e_lo| <= u e_hi) within
+    ``lane_sum_error`` u^2 of it relatively, three times faster than a chain of ``add``: LANES
+    sums side by side, each of the his by TwoSum, their errors and the los added in float64
+    (Ogita, Rump and Oishi's Sum2); the lanes then added by ``add``."""
+    a, b = np.zeros(LANES), np.zeros(LANES)
+    C = e_hi.size
+    full = C - C % LANES
+    for c in range(0, full, LANES):
+        for lane in range(LANES):
+            a[lane], e = two_sum(a[lane], e_hi[c + lane])
+            b[lane] += e + e_lo[c + lane]
+    for c in range(full, C):
+        a[0], e = two_sum(a[0], e_hi[c])
+        b[0] += e + e_lo[c]
+    s_hi, s_lo = 0.0, 0.0
+    for lane in range(LANES):
+        h, g = fast_two_sum(a[lane], b[lane])
+        s_hi, s_lo = add(s_hi, s_lo, h, g)
+    return s_hi, s_lo
+
+
+@inlined
+def lane_min(x, sign=1.0):
+    """The smallest element of sign x for a 1-D array x (at least one element; sign = -1: minus
+    the largest of x), or NaN where one is NaN or infinite (the callers' domain checks then
+    leave the row): LANES minima side by side, which the compiler vectorises where one
+    running minimum ran a third as fast."""
+    low, check = np.full(LANES, np.inf), np.zeros(LANES)
+    C = x.size
+    full = C - C % LANES
+    for c in range(0, full, LANES):
+        for lane in range(LANES):
+            v = sign * x[c + lane]
+            low[lane] = v if v < low[lane] else low[lane]
+            check[lane] += v * 0.0  # NaN once any v is NaN or infinite
+    for c in range(full, C):
+        v = sign * x[c]
+        low[0] = v if v < low[0] else low[0]
+        check[0] += v * 0.0
+    return low.min() + check.sum()
+
+
+@inlined
+def lane_argmax(x):
+    """``np.argmax`` of a 1-D array of finite numbers (the first of equal largest), as
+    ``lane_min`` does it."""
+    top, where = np.full(LANES, -np.inf), np.zeros(LANES, dtype=np.int64)
+    C = x.size
+    full = C - C % LANES
+    for c in range(0, full, LANES):
+        for lane in range(LANES):
+            if x[c + lane] > top[lane]:
+                top[lane], where[lane] = x[c + lane], c + lane
+    for c in range(full, C):
+        if x[c] > top[0]:
+            top[0], where[0] = x[c], c
+    best = 0
+    for lane in range(1, LANES):
+        if top[lane] > top[best] or (top[lane] == top[best] and where[lane] < where[best]):
+            best = lane
+    return where[best]
+
+
+@compiled
+def lane_sum_error(C):
+    """``lane_sum``'s relative bound over C terms, in u^2: a lane of n terms (n <= C / LANES +
+    LANES) holds its his' sum H exactly as a + (its TwoSum errors, each at most u H), and
+    float64 adds those errors and the los (at most (n + 1) u H in all) within gamma(2 n) of
+    their magnitudes: 2 n (n + 1) u^2 H; FastTwoSum of the lane is exact, and each of the
+    LANES additions of lanes errs by ADD_ERROR u^2 of a partial sum, at most the total."""
+    n = C // LANES + LANES
+    return (2.0 * n * (n + 1) + LANES * ADD_ERROR) * (1 + 2.0 ** -40)
+
+
 @compiled
 def log_of_sum(e_hi, e_lo, e_error, inverse, l1, l2, l3, table_hi, table_lo, powers):
     """(log E as a double-double, its absolute error bound) for a double-double E between
@@ -304,14 +440,15 @@ def log1p_series(s_hi, s_lo):
 
 @compiled
 def softmax_terms(x, x_lo, m, k, d_hi, d_lo, e_hi, e_lo, scratch, inverse, l1, l2, l3,
-                  table_hi, table_lo, powers):
+                  table_hi, table_lo, powers, quick=False):
     """Into e_hi + e_lo, e_c = exp((x_c + x_lo_c) - (m + m_lo)) for a row x (1-D, finite,
     within -EXP_LOWEST of m; m_lo = x_lo at k), e_k = 1 exactly; returns S' = sum_{c != k}
     e_c within (EXP_ERROR + (C + 2) ADD_ERROR) u^2 of the sum of the exponentials of the
-    computed differences, relatively: nonnegative terms in four interleaved sums (independent
-    chains run side by side), each partial sum at most S', so each of the C + 2 additions
-    errs by at most ADD_ERROR u^2 S'. The differences are exact (TwoSum) without x_lo, else
-    within ``difference_error`` (into d_hi + d_lo)."""
+    computed differences, relatively (``terms_error``): nonnegative terms in four interleaved
+    sums (independent chains run side by side), each partial sum at most S', so each of the
+    C + 2 additions errs by at most ADD_ERROR u^2 S'. Where ``quick``, the exponentials by
+    ``quick_exp``, and their sum by ``lane_sum``. The differences are exact (TwoSum) without
+    x_lo, else within ``difference_error`` (into d_hi + d_lo)."""
     C = x.size
     if x_lo.size:
         m_lo = x_lo[k]
@@ -321,6 +458,13 @@ def softmax_terms(x, x_lo, m, k, d_hi, d_lo, e_hi, e_lo, scratch, inverse, l1, l
     else:
         for c in range(C):
             d_hi[c], d_lo[c] = two_sum(x[c], -m)
+    if quick:
+        quick_exp(d_hi, d_lo, e_hi, e_lo, scratch, inverse, l1, l2, l3, table_hi, table_lo,
+                  powers)
+        e_hi[k], e_lo[k] = 0.0, 0.0
+        total = lane_sum(e_hi, e_lo)
+        e_hi[k] = 1.0
+        return total
     exp(d_hi, d_lo, e_hi, e_lo, scratch, inverse, l1, l2, l3, table_hi, table_lo, powers)
     e_hi[k], e_lo[k] = 0.0, 0.0
     a0, a1, b0, b1, c0, c1, f0, f1 = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
@@ -338,21 +482,31 @@ def softmax_terms(x, x_lo, m, k, d_hi, d_lo, e_hi, e_lo, scratch, inverse, l1, l
 
 
 @compiled
-def difference_error(x_row, m, has_lo, logit_error):
-    """A bound on |(computed x_c - m) - (exact z_c - m)| over a row: the logits' own error,
-    plus, with lo parts, the rounding of e + (x_lo_c - m_lo) in ``softmax_terms`` (three
-    operations on numbers below 2 u (|x_c| + |m|), 6 u^2 (|x_c| + |m|) with room)."""
+def terms_error(C, quick):
+    """``softmax_terms``'s relative bound, in u^2, over a row of C logits."""
+    if quick:
+        return QUICK_EXP_ERROR + lane_sum_error(C)
+    return EXP_ERROR + (C + 2) * ADD_ERROR
+
+
+@compiled
+def difference_error(low, m, has_lo, logit_error):
+    """A bound on |(computed x_c - m) - (exact z_c - m)| over a row whose smallest x is
+    ``low`` (m its largest): the logits' own error, plus, with lo parts, the rounding of
+    e + (x_lo_c - m_lo) in ``softmax_terms`` (three operations on numbers below
+    2 u (|x_c| + |m|), 6 u^2 (|x_c| + |m|) with room)."""
     error = logit_error
     if has_lo:
-        error += 12.0 * U2 * max(abs(x_row.max()), abs(x_row.min()), abs(m))
+        error += 12.0 * U2 * max(abs(low), abs(m))
     return error
 
 
 @compiled
 def exp_relative_error(difference):
-    """The relative error of an e_c = exp(computed difference): the exponential's, and
-    exp(delta) - 1 <= 2 delta for an error delta <= 1/2 of its argument."""
-    return EXP_ERROR * U2 + 2 * difference
+    """The relative error of an e_c = exp(computed difference) beyond the exponential's own:
+    exp(delta) - 1 <= 2 delta for an error delta <= 1/2 of its argument (the exponential's
+    own bound: ``terms_error``, with the sum's)."""
+    return 2 * difference
 
 
 @compiled
@@ -383,16 +537,17 @@ def softmax_gradient_rows(x, x_lo, logit_error, k, t, a, w, divisor_hi, divisor_
             out_lo[i, :] = 0.0
             ok[i], out_error[i] = True, 0.0
             continue
-        m = x[i, k[i]]
-        if not (m - x[i].min() <= -EXP_LOWEST):
+        m, low = x[i, k[i]], lane_min(x[i])
+        if not (m - low <= -EXP_LOWEST):
             continue
         e_hi, e_lo = out_hi[i], out_lo[i]
         row_lo = x_lo[i] if x_lo.size else empty
         s_hi, s_lo = softmax_terms(x[i], row_lo, m, k[i], d_hi, d_lo, e_hi, e_lo, scratch,
                                    inverse, l1, l2, l3, table_hi, table_lo, powers)
-        e_error = exp_relative_error(difference_error(x[i], m, x_lo.size > 0,
-                                                      logit_error[i]))
-        others_error = e_error + (C + 2) * ADD_ERROR * U2
+        shift_error = exp_relative_error(difference_error(low, m, x_lo.size > 0,
+                                                          logit_error[i]))
+        e_error = EXP_ERROR * U2 + shift_error
+        others_error = shift_error + terms_error(C, False) * U2
         total_hi, total_lo = add_float(s_hi, s_lo, 1.0)
         total_error = others_error + ADD_FLOAT_ERROR * U2
         target = t[i]
@@ -431,28 +586,59 @@ def softmax_loss_rows(x, x_lo, logit_error, k, t, w, estimate_ulps, inverse, l1,
     into out_error (inf where the row leaves the domain), and ``ok[i]`` whether it is
     ``certified`` to round to its hi. A row with w_i = 0 is exactly 0.
 
-    E = 1 + S' as in ``softmax_gradient_rows``; log E by ``log_of_sum``; m - z_t >= 0 (exactly,
-    by TwoSum, for float64 logits), so its sum with log E does not cancel."""
+    E = 1 + S' as in ``softmax_gradient_rows``, its exponentials first by ``quick_exp``, and
+    by ``exp`` for a row that this leaves uncertified (its loss a few ulps from a rounding
+    boundary, or far below its terms); log E by ``log_of_sum``; m - z_t >= 0 (exactly, by
+    TwoSum, for float64 logits), so its sum with log E does not cancel."""
     n, C = x.shape
     d_hi, d_lo, scratch = np.empty(C), np.empty(C), np.empty(C)
     e_hi, e_lo = np.empty(C), np.empty(C)
     empty = np.empty(0)
     for i in range(n):
-        out_hi[i], out_lo[i], out_error[i], ok[i] = 0.0, 0.0, np.inf, False
-        if w[i] == 0:
-            out_error[i], ok[i] = 0.0, True
-            continue
-        m = x[i, k[i]]
-        if not (m - x[i].min() <= -EXP_LOWEST and safe(w[i])):
-            continue
         row_lo = x_lo[i] if x_lo.size else empty
-        s_hi, s_lo = softmax_terms(x[i], row_lo, m, k[i], d_hi, d_lo, e_hi, e_lo, scratch,
-                                   inverse, l1, l2, l3, table_hi, table_lo, powers)
-        difference = difference_error(x[i], m, x_lo.size > 0, logit_error[i])
+        out_hi[i], out_lo[i], out_error[i], ok[i] = _loss_row(
+            x[i], row_lo, logit_error[i], k[i], t[i], w[i], estimate_ulps, d_hi, d_lo, e_hi,
+            e_lo, scratch, inverse, l1, l2, l3, table_hi, table_lo, powers)
+
+
+@compiled
+def softmax_loss_parts(parts, extra, extra_error, bound, t, w, estimate_ulps, inverse, l1, l2,
+                       l3, table_hi, table_lo, powers, out_hi, out_lo, out_error, ok):
+    """``softmax_loss_rows`` of the logits that ``sum_parts`` makes of its first four
+    arguments, a row at a time: the logits' double-doubles never leave the cache (writing
+    and reading them back took as long as the softmax), each row's error bound is the largest
+    of its elements', and its m the largest hi."""
+    P, n, C = parts.shape
+    z_hi, z_lo, z_error = np.empty(C), np.empty(C), np.empty(C)
+    d_hi, d_lo, scratch = np.empty(C), np.empty(C), np.empty(C)
+    e_hi, e_lo = np.empty(C), np.empty(C)
+    for i in range(n):
+        _sum_parts_row(parts, extra, extra_error, bound, i, z_hi, z_lo, z_error)
+        out_hi[i], out_lo[i], out_error[i], ok[i] = _loss_row(
+            z_hi, z_lo, -lane_min(z_error, -1.0), lane_argmax(z_hi), t[i], w[i], estimate_ulps,
+            d_hi, d_lo, e_hi, e_lo, scratch, inverse, l1, l2, l3, table_hi, table_lo, powers)
+
+
+@inlined
+def _loss_row(x, x_lo, logit_error, k, t, w, estimate_ulps, d_hi, d_lo, e_hi, e_lo, scratch,
+              inverse, l1, l2, l3, table_hi, table_lo, powers):
+    """(hi, lo, error bound, certified) of one row's loss (``softmax_loss_rows``): with
+    ``quick_exp``, then with ``exp`` if that leaves it uncertified."""
+    if w == 0:
+        return 0.0, 0.0, 0.0, True
+    m, low = x[k], lane_min(x)
+    if not (m - low <= -EXP_LOWEST and safe(w)):
+        return 0.0, 0.0, np.inf, False
+    C = x.size
+    difference = difference_error(low, m, x_lo.size > 0, logit_error)
+    result = (0.0, 0.0, np.inf, False)
+    for quick in (True, False):
+        s_hi, s_lo = softmax_terms(x, x_lo, m, k, d_hi, d_lo, e_hi, e_lo, scratch, inverse,
+                                   l1, l2, l3, table_hi, table_lo, powers, quick)
         total_error = (exp_relative_error(difference)
-                       + ((C + 2) * ADD_ERROR + ADD_FLOAT_ERROR) * U2)
+                       + (terms_error(C, quick) + ADD_FLOAT_ERROR) * U2)
         if not total_error < 2.0 ** -31:
-            continue
+            return result
         if s_hi < SERIES_BELOW:  # log E = log1p(S') far below 1: Newton's bound is absolute
             y_hi, y_lo = log1p_series(s_hi, s_lo)
             y_error = (LOG1P_SERIES_ERROR * U2 + total_error * (1 + 2.0 ** -8)) * abs(y_hi)
@@ -460,16 +646,19 @@ def softmax_loss_rows(x, x_lo, logit_error, k, t, w, estimate_ulps, inverse, l1,
             total_hi, total_lo = add_float(s_hi, s_lo, 1.0)
             y_hi, y_lo, y_error = log_of_sum(total_hi, total_lo, total_error, inverse, l1, l2,
                                              l3, table_hi, table_lo, powers)
-        g_hi, g_lo = two_sum(m, -x[i, t[i]])  # the margin: exact for float64 logits
+        g_hi, g_lo = two_sum(m, -x[t])  # the margin: exact for float64 logits
         if x_lo.size:
-            g_hi, g_lo = two_sum(g_hi, g_lo + (x_lo[i, k[i]] - x_lo[i, t[i]]))
+            g_hi, g_lo = two_sum(g_hi, g_lo + (x_lo[k] - x_lo[t]))
         s_hi, s_lo = add(g_hi, g_lo, y_hi, y_lo)
         s_error = y_error + difference + ADD_ERROR * U2 * abs(s_hi)
-        l_hi, l_lo = mul(s_hi, s_lo, w[i], 0.0)
-        l_error = (s_error * abs(w[i]) + MUL_ERROR * U2 * abs(l_hi)) * (1 + 2.0 ** -30)
-        if safe(l_hi):
-            out_hi[i], out_lo[i], out_error[i] = l_hi, l_lo, l_error
-            ok[i] = certified(l_hi, l_lo, l_error, estimate_ulps)
+        l_hi, l_lo = mul(s_hi, s_lo, w, 0.0)
+        l_error = (s_error * abs(w) + MUL_ERROR * U2 * abs(l_hi)) * (1 + 2.0 ** -30)
+        if not safe(l_hi):
+            return result
+        result = (l_hi, l_lo, l_error, certified(l_hi, l_lo, l_error, estimate_ulps))
+        if result[3]:
+            break
+    return result
 
 
 @compiled
@@ -493,20 +682,53 @@ def sum_parts(parts, extra, extra_error, bound, out_hi, out_lo, out_error):
     double-doubles into out_hi + out_lo, their absolute error bounds into out_error (n, m): the
     P + 1 additions err by ADD_FLOAT_ERROR u^2 of a partial sum each, at most the sum of the
     magnitudes, plus ``bound`` (n, m), the parts' own (``split_product``'s remainder)."""
+    for i in range(parts.shape[1]):
+        _sum_parts_row(parts, extra, extra_error, bound, i, out_hi[i], out_lo[i], out_error[i])
+
+
+@inlined
+def _sum_parts_row(parts, extra, extra_error, bound, i, hi, lo, error):
+    """``sum_parts``'s row i into hi, lo, error (1-D)."""
     P, n, m = parts.shape
-    rows_of_extra = extra.shape[0] == n
-    for i in range(n):  # a row's elements innermost: independent chains, vectorised
+    hi[:], lo[:], error[:] = 0.0, 0.0, 0.0  # error holds the magnitudes until the last loop
+    b = extra[i] if extra.shape[0] == n else extra[0]
+    for p in range(P + 1):
+        row = parts[p, i] if p < P else b
+        for j in range(m):  # a row's elements innermost: independent chains, vectorised
+            hi[j], lo[j] = add_float(hi[j], lo[j], row[j])
+            error[j] += abs(row[j])
+    for j in range(m):
+        error[j] = ((P + 1) * ADD_FLOAT_ERROR * U2 * error[j] * (1 + 2.0 ** -40)
+                    + bound[i, j] + extra_error[i, j])
+
+
+@compiled
+def dot_rows(x, wt, b, out_hi, out_lo, out_error):
+    """The products x wt + b (x (n, D), wt (D, C) C-contiguous, b (C,), all below 2^450 in
+    magnitude) as double-doubles into out_hi + out_lo (n, C), absolute error bounds into
+    out_error: each term x_d w_dc exactly by TwoProduct, added by ``add`` (ADD_ERROR u^2 of a
+    partial sum each, at most the sum of the magnitudes M = sum_d |x_d w_dc|), the bias by
+    ``add_float``, M from float64 (within (D + 2) u of it); what underflows (a TwoProduct
+    below 2^-969, an addition among subnormals: 2^-1070 or so each) covered by D 2^-1000.
+    Ogita, Rump and Oishi's Dot2 in double-double, vectorised over the classes: for a few
+    rows, far cheaper than splitting the weight for exact products."""
+    n, D = x.shape
+    C = wt.shape[1]
+    for i in range(n):
         hi, lo, magnitude = out_hi[i], out_lo[i], out_error[i]
         hi[:], lo[:], magnitude[:] = 0.0, 0.0, 0.0
-        b = extra[i] if rows_of_extra else extra[0]
-        for p in range(P + 1):
-            row = parts[p, i] if p < P else b
-            for j in range(m):
-                hi[j], lo[j] = add_float(hi[j], lo[j], row[j])
-                magnitude[j] += abs(row[j])
-        for j in range(m):
-            magnitude[j] = ((P + 1) * ADD_FLOAT_ERROR * U2 * magnitude[j] * (1 + 2.0 ** -40)
-                            + bound[i, j] + extra_error[i, j])
+        for d in range(D):
+            a = x[i, d]
+            row = wt[d]
+            for c in range(C):
+                p, e = two_prod(a, row[c])
+                hi[c], lo[c] = add(hi[c], lo[c], p, e)
+                magnitude[c] += abs(p)
+        for c in range(C):
+            hi[c], lo[c] = add_float(hi[c], lo[c], b[c])
+            magnitude[c] = ((D * ADD_ERROR + ADD_FLOAT_ERROR) * U2
+                            * (magnitude[c] + abs(b[c])) * (1 + (D + 4) * 2 * U)
+                            + D * 2.0 ** -1000)
 
 
 @compiled

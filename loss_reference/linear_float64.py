@@ -9,7 +9,9 @@ a softmax's chain to the 64th of an ulp that certification needs. Here, per chun
   the parts' magnitudes, plus the parts' own bound, per row the largest);
 - the loss and d loss / d z per row: cross_entropy's kernels on those logits
   (``double_double.softmax_loss_rows``, ``softmax_gradient_rows``: G = r (softmax - onehot),
-  one relative error bound eps per row);
+  one relative error bound eps per row). The loss, a sum that does not cancel, takes cheaper
+  products (LOSS_REST) and adds their parts row by row inside its kernel
+  (``softmax_loss_parts``); the few tokens it leaves take Dot2 (``double_double.dot_rows``);
 - d loss / d x = G W and d loss / d [W, b] = G^T [x, 1]: G's hi part times the other operand
   through ``split_product`` again (parts as the logits'), its lo part (below u of hi) by one BLAS
   product whose error is at most gamma(K) |G_lo| |.|; G's own error adds eps |G| |.|, a
@@ -45,6 +47,12 @@ from .split_product import slice_bits, split_product
 CHUNK_LOGITS = 1 << 21  # logits per chunk of tokens, as linear's: a class's products amortised
 U = 2.0 ** -53
 ROUNDED_REST = 2.0 ** -80  # the rounded rest's bound of a cheap product, of the operands' norms
+# a loss, a sum of logits that does not cancel (``double_double.softmax_loss_rows``), needs its
+# logits within 2^-61 of themselves or so: 1 level at up to 2^11 terms, where ROUNDED_REST took 2
+LOSS_REST = 2.0 ** -64
+# up to this many tokens left by the first pass take ``double_double.dot_rows`` (0.3 ms a token
+# at 4096 x 64); more take exact products, whose split of the weight cost about 30 tokens' worth
+DOT_TOKENS = 32
 
 
 def applies(call, smoothing: float, fmt: Format) -> bool:
@@ -59,14 +67,15 @@ def _gamma(n: int) -> float:
     return n * U / (1 - n * U)
 
 
-def levels(inner: int) -> int:
+def levels(inner: int, rest: float = ROUNDED_REST) -> int:
     """``split_product``'s exact levels for a cheap product over ``inner`` terms: the fewest
     whose rounded rest, about gamma(inner) sqrt(inner) 2^(-beta s) of the operands' norms, is
-    below ROUNDED_REST (2 for up to 512 terms, 3 for 1024 to 131072). A result is then left
-    to the exact products (the second pass) only where its sum cancels by 20 binades or so."""
+    below ``rest`` (for ROUNDED_REST, 2 for up to 512 terms, 3 for 1024 to 131072). A
+    gradient is then left to the exact products (the second pass) only where its sum cancels
+    by 20 binades or so; a loss (LOSS_REST) where it lies below 2^-5 of its logits' norms."""
     beta, scale = slice_bits(inner), _gamma(inner + 8) * math.sqrt(inner)
     s = 1
-    while scale * 2.0 ** (-beta * s) > ROUNDED_REST:
+    while scale * 2.0 ** (-beta * s) > rest:
         s += 1
     return s
 
@@ -113,21 +122,37 @@ def loss(call, reduction: str) -> Known | None:
     Wt = call.W_rows.T
 
     def rows(c, cheap=True) -> bool:
-        logits = _logits(dd, call, Wt, c, cheap)
-        if logits is None:
+        x = call.x[c]
+        split = split_product(x, Wt, reuse=True,
+                              exact_levels=levels(x.shape[1], LOSS_REST) if cheap else None)
+        if split is None:
             return False
-        z_hi, z_lo, z_error, k = logits
-        out = [np.empty(len(k)) for _ in range(3)] + [np.empty(len(k), dtype=bool)]
-        dd.softmax_loss_rows(z_hi, z_lo, z_error, k, t[c], w_t[c], ESTIMATE_ULPS,
-                             *dd.exp_constants(), *out)
+        parts, bound = split
+        n = x.shape[0]
+        out = [np.empty(n) for _ in range(3)] + [np.empty(n, dtype=bool)]
+        dd.softmax_loss_parts(np.asarray(parts), call.b_rows.reshape(1, -1),
+                              np.broadcast_to(0.0, (n, call.classes)),
+                              np.broadcast_to(bound, (n, call.classes)), t[c], w_t[c],
+                              ESTIMATE_ULPS, *dd.exp_constants(), *out)
         hi[c], lo[c], error[c], ok[c] = out
         return True
+
+    def exact_rows(tokens):  # a few tokens' logits by Dot2: no split of the weight
+        n, C = len(tokens), call.classes
+        z_hi, z_lo, z_error = np.empty((n, C)), np.empty((n, C)), np.empty((n, C))
+        dd.dot_rows(call.x[tokens], np.ascontiguousarray(Wt), call.b_rows, z_hi, z_lo, z_error)
+        out = [np.empty(n) for _ in range(3)] + [np.empty(n, dtype=bool)]
+        dd.softmax_loss_rows(z_hi, z_lo, z_error.max(axis=1), np.argmax(z_hi, axis=1),
+                             t[tokens], w_t[tokens], ESTIMATE_ULPS, *dd.exp_constants(), *out)
+        hi[tokens], lo[tokens], error[tokens], ok[tokens] = out
 
     if not all(parallel_map(rows, row_chunks(M, call.classes, CHUNK_LOGITS))):
         return None
     again = np.flatnonzero(~ok)  # the cheap products' rest may leave a loss near a boundary
-    if len(again):
+    if len(again) > DOT_TOKENS:
         rows(again, cheap=False)
+    elif len(again):
+        exact_rows(again)
     if reduction == "none":
         return known(hi.reshape(M, 1), lo.reshape(M, 1), ok)
     return known_total(hi, lo, error, exact_divisor(w_t) if reduction == "mean" else None)

@@ -56,6 +56,81 @@ def test_what_it_certifies_is_the_correctly_rounded_value(case):
     assert np.array_equal(sums.rounded[sums.ok], want_sums[sums.ok])
 
 
+def test_the_fused_loss_kernel_is_the_sum_of_parts_then_the_loss_rows():
+    """softmax_loss_parts adds the parts a row at a time instead of writing the logits out;
+    its results are those of sum_parts followed by softmax_loss_rows, bit for bit, with a bias,
+    an extra error and a bound that differ per element."""
+    dd = pytest.importorskip("loss_reference.double_double")
+    rng = np.random.default_rng(4)
+    n, C = 9, 70
+    parts = rng.standard_normal((3, n, C)) * np.array([4.0, 2.0 ** -20, 2.0 ** -45])[:, None, None]
+    bias, extra_error = rng.standard_normal((1, C)), rng.random((n, C)) * 1e-25
+    bound = rng.random((n, C)) * 1e-22
+    target, weight = rng.integers(0, C, n), rng.random(n) + 0.5
+    weight[2] = 0.0
+    fused = [np.empty(n) for _ in range(3)] + [np.empty(n, dtype=bool)]
+    dd.softmax_loss_parts(parts, bias, extra_error, bound, target, weight, 1 / 64,
+                          *dd.exp_constants(), *fused)
+    hi, lo, error = np.empty((n, C)), np.empty((n, C)), np.empty((n, C))
+    dd.sum_parts(parts, bias, extra_error, bound, hi, lo, error)
+    apart = [np.empty(n) for _ in range(3)] + [np.empty(n, dtype=bool)]
+    dd.softmax_loss_rows(hi, lo, error.max(axis=1), np.argmax(hi, axis=1), target, weight,
+                         1 / 64, *dd.exp_constants(), *apart)
+    for got, want in zip(fused, apart):
+        assert np.array_equal(got, want)
+    assert fused[3].sum() >= n - 1
+
+
+def test_the_tokens_left_take_dot_products_without_splitting_the_weight(monkeypatch):
+    """With no exact level the first pass leaves most losses; up to DOT_TOKENS of them take
+    ``dot_rows`` (Dot2) instead of exact products: no exact split_product runs, and every
+    loss is certified and correctly rounded, with a bias and spread entries."""
+    from loss_reference import split_product as module
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((24, 16)) * np.exp2(rng.integers(-30, 4, (24, 1)))
+    W, b = rng.standard_normal((300, 16)) / 4, rng.standard_normal(300)
+    target = rng.integers(0, 300, 24)
+    target[::7] = IGNORE
+    real, exact_calls = module.split_product, []
+
+    def recording(a, b, reuse=True, exact_levels=None):
+        if exact_levels is None:
+            exact_calls.append(a.shape)
+        return real(a, b, reuse, exact_levels)
+
+    monkeypatch.setattr(tier, "split_product", recording)
+    monkeypatch.setattr(tier, "levels", lambda inner, rest=None: 0)
+    got = tier.loss(_call(x, W, target, b, None, None), "none")
+    assert not exact_calls and got.ok.all()
+    with mp.workdps(100):
+        want = _rounded(oracle(x, W, b, target, None, "none", np.ones(24))["value"])
+    assert np.array_equal(got.rounded.reshape(-1), want)
+
+
+def test_dot_rows_hold_the_exact_products_within_their_bounds():
+    """Products of entries over 600 binades, some cancelling, and exact zeros: each logit
+    within its bound of the exact sum (Fractions), its hi the sum rounded."""
+    from fractions import Fraction
+
+    dd = pytest.importorskip("loss_reference.double_double")
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, 12)) * np.exp2(rng.integers(-300, 300, (3, 12)))
+    x[0, :3] = 0.0
+    W = rng.standard_normal((40, 12)) * np.exp2(rng.integers(-300, 140, (40, 12)))
+    W[5] = -W[5] * (x[1] != 0)  # a row whose products with x[1] cancel pairwise below
+    W[5, ::2] = W[5, 1::2]
+    b = rng.standard_normal(40)
+    hi, lo, error = (np.empty((3, 40)) for _ in range(3))
+    dd.dot_rows(x, np.ascontiguousarray(W.T), b, hi, lo, error)
+    for i in range(3):
+        for c in range(40):
+            exact = Fraction(b[c]) + sum(Fraction(x[i, d]) * Fraction(W[c, d])
+                                         for d in range(12))
+            assert abs(Fraction(hi[i, c]) + Fraction(lo[i, c]) - exact) <= Fraction(error[i, c])
+            assert hi[i, c] == float(Fraction(hi[i, c]) + Fraction(lo[i, c]))
+
+
 def test_a_typical_batch_is_certified_by_this_tier():
     spec = SPECS["linear_cross_entropy"]
     case = spec.speed.case((64, 16, 256), "float64", np.random.default_rng(0))
@@ -144,7 +219,7 @@ def test_what_the_cheap_products_leave_the_exact_products_certify(monkeypatch):
         return real(a, b, reuse, exact_levels)
 
     def results(levels):
-        monkeypatch.setattr(tier, "levels", lambda inner: levels)
+        monkeypatch.setattr(tier, "levels", lambda inner, rest=None: levels)
         call = _call(x, W, target, None, None, np.array(1.0))
         return tier.loss(call, "none"), *tier.gradients(call, "mean")
 
