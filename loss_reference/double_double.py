@@ -512,7 +512,7 @@ def exp_relative_error(difference):
 @compiled
 def softmax_gradient_rows(x, x_lo, logit_error, k, t, a, w, divisor_hi, divisor_lo, zero,
                           estimate_ulps, inverse, l1, l2, l3, table_hi, table_lo, powers,
-                          out_hi, out_lo, out_error, ok):
+                          out_hi, out_lo, out_error, ok, quick=False):
     """Per row i of the logits (n, C), all finite: r_i (softmax_i - onehot(t_i)) as
     double-doubles into out_hi + out_lo, with r_i = a_i w_i / (D E_i) (D = divisor_hi +
     divisor_lo, within u^2 of the exact divisor; E_i the softmax's denominator over the row's
@@ -526,7 +526,8 @@ def softmax_gradient_rows(x, x_lo, logit_error, k, t, a, w, divisor_hi, divisor_
     e_k = 1 >= e_t, so E's and e_t's absolute errors are at most twice their relative bounds
     of rest). Rows with ``zero`` set are exactly 0; rows whose logits spread beyond
     -EXP_LOWEST, or whose r leaves the domain, are not ok. Every bound is relative and
-    first-order; the second-order terms (below 2^-150) are covered by a factor 1 + 2^-30."""
+    first-order; the second-order terms (below 2^-150) are covered by a factor 1 + 2^-30.
+    ``quick``: the exponentials by ``quick_exp`` (2^-68), for what needs 60-odd bits."""
     n, C = x.shape
     d_hi, d_lo, scratch = np.empty(C), np.empty(C), np.empty(C)
     empty = np.empty(0)
@@ -543,11 +544,11 @@ def softmax_gradient_rows(x, x_lo, logit_error, k, t, a, w, divisor_hi, divisor_
         e_hi, e_lo = out_hi[i], out_lo[i]
         row_lo = x_lo[i] if x_lo.size else empty
         s_hi, s_lo = softmax_terms(x[i], row_lo, m, k[i], d_hi, d_lo, e_hi, e_lo, scratch,
-                                   inverse, l1, l2, l3, table_hi, table_lo, powers)
+                                   inverse, l1, l2, l3, table_hi, table_lo, powers, quick)
         shift_error = exp_relative_error(difference_error(low, m, x_lo.size > 0,
                                                           logit_error[i]))
-        e_error = EXP_ERROR * U2 + shift_error
-        others_error = shift_error + terms_error(C, False) * U2
+        e_error = (QUICK_EXP_ERROR if quick else EXP_ERROR) * U2 + shift_error
+        others_error = shift_error + terms_error(C, quick) * U2
         total_hi, total_lo = add_float(s_hi, s_lo, 1.0)
         total_error = others_error + ADD_FLOAT_ERROR * U2
         target = t[i]

@@ -80,13 +80,14 @@ def levels(inner: int, rest: float = ROUNDED_REST) -> int:
     return s
 
 
-def _exact_sum(dd, a, b, extra=None, extra_error=None, reuse=False, cheap=True):
+def _exact_sum(dd, a, b, extra=None, extra_error=None, reuse=False, cheap=True,
+               rest=ROUNDED_REST):
     """a @ b (2-D float64) as a double-double with an absolute error bound per element, from
     ``split_product``'s parts (``reuse``: b is the layer's, split once; ``cheap``: with
-    ``levels``, else every part exact); ``extra`` (n, m) is added, within ``extra_error``.
-    None where the splitting does not apply."""
+    ``levels(inner, rest)``, else every part exact); ``extra`` (n, m) is added, within
+    ``extra_error``. None where the splitting does not apply."""
     split = split_product(a, b, reuse=reuse,
-                          exact_levels=levels(a.shape[1]) if cheap else None)
+                          exact_levels=levels(a.shape[1], rest) if cheap else None)
     if split is None:
         return None
     parts, bound = split
@@ -101,11 +102,12 @@ def _exact_sum(dd, a, b, extra=None, extra_error=None, reuse=False, cheap=True):
     return hi, lo, error
 
 
-def _logits(dd, call, Wt, c, cheap=True):
+def _logits(dd, call, Wt, c, cheap=True, rest=ROUNDED_REST):
     """(z_hi, z_lo, error per row, k) of the tokens ``c`` (a slice or indices; Wt: the
-    weight's transpose, the same array object for every chunk, so that it is split once), or
-    None."""
-    exact = _exact_sum(dd, call.x[c], Wt, call.b_rows.reshape(1, -1), reuse=True, cheap=cheap)
+    weight's transpose, the same array object for every chunk, so that it is split once;
+    ``cheap``, ``rest``: as ``_exact_sum``'s), or None."""
+    exact = _exact_sum(dd, call.x[c], Wt, call.b_rows.reshape(1, -1), reuse=True, cheap=cheap,
+                       rest=rest)
     if exact is None:
         return None
     hi, lo, error = exact
@@ -188,18 +190,19 @@ def refine(call, reduction: str, tokens: np.ndarray, classes: np.ndarray):
     only the products of those rows and columns."""
     if kernels() is None or call.spatial or call.rows.soft:
         return None
-    parts = gradient_parts(call, reduction, tokens, classes)
+    parts = gradient_parts(call, reduction, tokens, classes, rest=LOSS_REST, quick=True)
     if parts is None:
         return None
     return tuple(Ball(hi, np.abs(lo) + error) if len(hi) else None for hi, lo, error in parts)
 
 
 def gradient_parts(call, reduction: str, tokens: np.ndarray, classes: np.ndarray,
-                   cheap: bool = True):
+                   cheap: bool = True, rest: float = ROUNDED_REST, quick: bool = False):
     """((hi, lo, error) of d loss / d input at the rows ``tokens`` (sorted), (hi, lo, error) of
     d loss / d [W, b] at the rows ``classes``): double-doubles and their absolute error
     bounds, elementwise; None where ``split_product`` does not apply. ``cheap``: the products
-    (the logits, and by G) with ``levels`` exact, else all exact."""
+    (the logits, and by G) with ``levels(inner, rest)`` exact, else all exact; ``quick``: the
+    softmax's exponentials by ``quick_exp`` (both for what needs 60-odd bits, not 106)."""
     dd = kernels()
     rows = call.rows
     M, C, D = call.row_count, call.classes, call.x.shape[1]
@@ -214,7 +217,7 @@ def gradient_parts(call, reduction: str, tokens: np.ndarray, classes: np.ndarray
     failed = []
 
     def chunk(c: slice):
-        logits = _logits(dd, call, Wt, c, cheap)
+        logits = _logits(dd, call, Wt, c, cheap, rest)
         if logits is None:
             failed.append(c)
             return None
@@ -223,7 +226,7 @@ def gradient_parts(call, reduction: str, tokens: np.ndarray, classes: np.ndarray
         G_hi, G_lo, eps = np.empty((n, C)), np.empty((n, C)), np.empty(n)
         dd.softmax_gradient_rows(z_hi, z_lo, z_error, k, rows.t[c], a[c], w_t[c], *divisor,
                                  zero[c], 0.0, *dd.exp_constants(), G_hi, G_lo, eps,
-                                 np.empty(n, dtype=bool))  # only G's bounds: certify nothing
+                                 np.empty(n, dtype=bool), quick)  # G's bounds: certify nothing
         left = ~np.isfinite(eps)  # rows the kernel left hold anything: zeros, bounded inf
         G_hi[left], G_lo[left], eps[left] = 0.0, 0.0, 0.0
         mine = tokens[(tokens >= c.start) & (tokens < c.stop)] - c.start

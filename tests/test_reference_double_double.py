@@ -236,6 +236,28 @@ def test_certified_elements_are_the_correctly_rounded_gradient(draw):
     assert known.ok[spread < 600].all()  # a typical row is certified, not left
 
 
+@pytest.mark.parametrize("quick", [False, True])
+def test_gradient_rows_are_within_their_relative_bound(quick):
+    """softmax_gradient_rows' G, with either exponential: every element within the row's
+    relative bound of the exact r (softmax - onehot), against mpmath at 300 bits; the quick
+    bound is about 2^-65.7 (the target's rest doubles it twice), the other about 2^-93."""
+    rng = np.random.default_rng(7)
+    x, target = rng.standard_normal((4, 50)) * 5, rng.integers(0, 50, 4)
+    a, w = rng.standard_normal(4), rng.uniform(0.5, 2, 4)
+    hi, lo, eps = np.empty((4, 50)), np.empty((4, 50)), np.empty(4)
+    dd.softmax_gradient_rows(x, np.empty((0, 0)), np.zeros(4), np.argmax(x, axis=1), target, a,
+                             w, 3.0, 0.0, np.zeros(4, dtype=bool), 0.0, *dd.exp_constants(),
+                             hi, lo, eps, np.empty(4, dtype=bool), quick)
+    assert (eps < (2.0 ** -65 if quick else 2.0 ** -92)).all()
+    with mp.workprec(300):
+        for i in range(4):
+            e = [mp.exp(mpf(v) - mpf(x[i].max())) for v in x[i]]
+            r = mpf(a[i]) * mpf(w[i]) / (3 * mp.fsum(e))
+            for c in range(50):
+                want = r * (e[c] - (mp.fsum(e) if c == target[i] else 0))
+                assert abs(mpf(hi[i, c]) + mpf(lo[i, c]) - want) <= mpf(eps[i]) * abs(want)
+
+
 def test_rows_beyond_its_range_are_left_to_the_engine():
     x = np.array([[0.0, -700.0, 1.0], [0.5, 0.25, -1.0], [1.0, -np.inf, 2.0]])
     rows = cl.rows_of(x, np.array([0, 1, 2]))
