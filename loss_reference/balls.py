@@ -107,7 +107,7 @@ class Ball:
         other = self.like(other)
         with quiet():
             total = self.after(self.mid + other.mid, self.rad + other.rad)
-            exact_self, exact_other = _is_exact(self), _is_exact(other)
+            exact_self, exact_other = is_exact(self), is_exact(other)
             if exact_self and exact_other:
                 total.rad = exact_error(total.rad, two_sum_error(self.mid, other.mid, total.mid))
             elif exact_self or exact_other:
@@ -131,7 +131,7 @@ class Ball:
         other = self.like(other)
         with quiet():
             mid = self.mid * other.mid
-            if _is_exact(self) and _is_exact(other):
+            if is_exact(self) and is_exact(other):
                 if _product_is_exact(self, other):
                     return Ball.exact(mid, self.precision)
                 product = self.after(mid, 0)
@@ -140,7 +140,7 @@ class Ball:
                 product.rad = exact_error(product.rad, error)
                 return product
             for factor, ball in ((other, self), (self, other)):
-                if _is_exact(factor) and _scales_exactly(factor, ball):
+                if is_exact(factor) and _scales_exactly(factor, ball):
                     return Ball(mid, np.abs(factor.mid) * ball.rad)
             rad = (np.abs(self.mid) * other.rad + np.abs(other.mid) * self.rad
                    + self.rad * other.rad)
@@ -159,7 +159,7 @@ class Ball:
             divisor = dtype(divisor)
             with quiet():
                 quotient = self.after(self.mid / divisor, self.rad / abs(divisor))
-                if _is_exact(self):  # exact where quotient * divisor is the dividend
+                if is_exact(self):  # exact where quotient * divisor is the dividend
                     back = quotient.mid * divisor
                     error = two_product_error(quotient.mid, divisor, back, self.precision.dtype,
                                               self.precision.tiny)
@@ -184,7 +184,7 @@ class Ball:
 # computed exactly (``exact_ops``) and becomes the radius: zero where the result is exact, so
 # ``engine.certify`` rounds it as it is (ties to even).
 
-def _is_exact(ball: "Ball") -> bool:
+def is_exact(ball: "Ball") -> bool:
     """Whether every radius is 0 (one look at Ball.exact's view of a single zero)."""
     rad = ball.rad
     if rad.size and not any(rad.strides):
@@ -343,16 +343,16 @@ class BallBackend:
         inner = a.mid.shape[-1]
         gamma = _gamma(inner, u)
         with quiet():
-            if _is_exact(a) and _is_exact(b):
+            if is_exact(a) and is_exact(b):
                 return self._exact_matmul(a.mid, b.mid)
-            if self.precision.dtype is not np.float64 and _is_exact(b):
+            if self.precision.dtype is not np.float64 and is_exact(b):
                 through_blas = self._wide_times_exact(a, b.mid)
                 if through_blas is not None:
                     return through_blas
             mid = a.mid @ b.mid
             left = gamma * np.abs(a.mid) + a.rad
             rad = left @ np.abs(b.mid)
-            if not _is_exact(b):
+            if not is_exact(b):
                 rad = rad + (np.abs(a.mid) + a.rad) @ b.rad
             rad = rad * (1 + 2 * gamma) + (inner + 1) * tiny
         return Ball(mid, rad)
@@ -437,7 +437,7 @@ class BallBackend:
         z - z_k from rounded logits would be known only to about 1e30 u."""
         a, b, c = self.like(a), self.like(b), self.like(c)
         split = as64 = None
-        if _is_exact(a) and _is_exact(b) and _is_exact(c):
+        if is_exact(a) and is_exact(b) and is_exact(c):
             as64 = self._in_float64(a.mid, b.mid, c.mid)
         if as64 is not None:
             a64, b64, c64 = as64

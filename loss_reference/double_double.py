@@ -733,6 +733,19 @@ def dot_rows(x, wt, b, out_hi, out_lo, out_error):
 
 
 @compiled
+def ball_sum(a_mid, a_rad, b_mid, b_rad, out_mid, out_rad, unit, tiny):
+    """``balls.Ball``'s addition of two float64 balls (2-D, one shape) that are not exact, in
+    one pass: mid = a + b, rad = ((a_rad + b_rad) + unit |mid|) + tiny, the roundings of
+    Ball's numpy expression in its order, so the same bits."""
+    n, m = a_mid.shape
+    for i in range(n):
+        for j in range(m):
+            total = a_mid[i, j] + b_mid[i, j]
+            out_mid[i, j] = total
+            out_rad[i, j] = ((a_rad[i, j] + b_rad[i, j]) + unit * abs(total)) + tiny
+
+
+@compiled
 def accumulate(hi, lo, error, add_hi, add_lo, add_error):
     """hi + lo += add_hi + add_lo elementwise (2-D arrays), error += add_error and the
     addition's own ADD_ERROR u^2 of the result."""

@@ -43,7 +43,7 @@ import numpy as np
 
 from .arb import arb_evaluate
 from .balls import (EXACT_SUM_BALLS, FLOAT64_BALLS, LD, LONG_DOUBLE_BALLS, Ball, BallBackend,
-                    precision_of, quiet)
+                    is_exact, precision_of, quiet)
 from .formats import ESTIMATE_ULPS, Format, round_float64, round_to_format
 
 # Up to 2**17 bits: a tail exp(-|x|) beside an exact tie is resolved for |x| up to ~9e4, which
@@ -364,6 +364,7 @@ def streamed_sum(contribution, chunks: list) -> Ball:
     contributions, not all of them (a weight's gradient is one (C, D) array per chunk)."""
     levels = []  # levels[i]: None, or the sum of 2**i contributions
     step = max(_threads(), 1)
+    sums = _PartialSums()
     for start in range(0, len(chunks), step):
         for part in parallel_map(contribution, chunks[start:start + step]):
             for i in range(len(levels) + 1):
@@ -373,12 +374,47 @@ def streamed_sum(contribution, chunks: list) -> Ball:
                 if levels[i] is None:
                     levels[i] = part
                     break
-                part, levels[i] = levels[i] + part, None
+                part, levels[i] = sums.add(levels[i], part), None
     total = None
     for part in levels:
         if part is not None:
-            total = part if total is None else total + part
+            total = part if total is None else sums.add(total, part)
     return total
+
+
+class _PartialSums:
+    """``streamed_sum``'s additions: for float64 balls of one 2-D shape, neither exact (a
+    weight's gradient per chunk, (C, D) each), one compiled pass (``double_double.ball_sum``,
+    the same bits as Ball's addition) into the arrays of a partial sum that is no longer
+    needed, so that a vocabulary's (C, D) arrays are not made afresh for every addition: Ball's
+    numpy passes and new arrays took as long as a chunk's own product. Ball's addition
+    otherwise. The contributions themselves are never written."""
+
+    def __init__(self):
+        self.owned = set()  # ids of the live partial sums made here, whose arrays are ours
+        self.spare = []  # (mid, rad) of partial sums added into another
+
+    def add(self, a: Ball, b: Ball) -> Ball:
+        from .compiled_kernels import kernels  # it imports this module
+
+        dd = kernels()
+        if (dd is None or a.mid.ndim != 2 or a.shape != b.shape
+                or any(v.dtype != np.float64 for v in (a.mid, a.rad, b.mid, b.rad))
+                or is_exact(a) or is_exact(b)):
+            return a + b
+        into = a if id(a) in self.owned else b if id(b) in self.owned else None
+        if into is None:
+            into = Ball(*(self.spare.pop() if self.spare and self.spare[-1][0].shape == a.shape
+                          else (np.empty(a.shape), np.empty(a.shape))))
+            self.owned.add(id(into))
+        for done in (a, b):
+            if done is not into and id(done) in self.owned:
+                self.owned.discard(id(done))
+                self.spare.append((done.mid, done.rad))
+        precision = FLOAT64_BALLS.precision
+        dd.ball_sum(a.mid, a.rad, b.mid, b.rad, into.mid, into.rad, precision.unit_roundoff,
+                    precision.tiny)
+        return into
 
 
 def evaluate_row_sums(chunk_function, row_args, fmt: Format, finish=None, shared=(),

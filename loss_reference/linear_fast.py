@@ -63,6 +63,7 @@ SLACK = 1 + 2.0 ** -40  # for the rounding of the bounds' own few operations
 B = FLOAT64_BALLS
 BACKENDS = {FLOAT64: FLOAT64_BALLS, LONG_DOUBLE: LONG_DOUBLE_BALLS}
 DOUBLE_DOUBLE = double_double_tier.TIER
+SHARP_LEVELS = 1  # the sharp bounds' logits: one exact level, their rest 2^-66 of the norms
 
 
 def gamma(n: int, unit: float = U) -> float:
@@ -109,13 +110,13 @@ class Softmax:
     None where ``split_product`` does not apply)."""
 
     def __init__(self, layer: Layer, x: np.ndarray, t: np.ndarray,
-                 precision: Precision = FLOAT64):
+                 precision: Precision = FLOAT64, sharp: bool = False):
         u, tiny = precision.unit_roundoff, precision.tiny
         n, C = x.shape[0], layer.classes
         rows = np.arange(n)
         with quiet():
-            z, R = (_product(layer, x) if precision is FLOAT64
-                    else exact_logits(layer, x, precision))
+            z, R = (exact_logits(layer, x, precision, SHARP_LEVELS) if sharp
+                    or precision is not FLOAT64 else _product(layer, x))
             if z is None:
                 raise NotExact
             k = np.argmax(z, axis=1)
@@ -180,11 +181,13 @@ def _product(layer: Layer, x: np.ndarray):
     return z, R
 
 
-def exact_logits(layer: Layer, x: np.ndarray, precision: Precision):
+def exact_logits(layer: Layer, x: np.ndarray, precision: Precision,
+                 exact_levels: int | None = None):
     """(z, R): the logits in ``precision`` from exact float64 parts of the product
-    (``split_product``), their sum's rounding bounded per row, plus what the splitting left
-    (zero for float32 inputs); (None, None) where the splitting does not apply."""
-    split = split_product(x, layer.Wt)
+    (``split_product``, with ``exact_levels`` if given), their sum's rounding bounded per row,
+    plus what the splitting left (zero for float32 inputs and all-exact parts); (None, None)
+    where the splitting does not apply."""
+    split = split_product(x, layer.Wt, exact_levels=exact_levels)
     if split is None:
         return None, None
     parts, left = split
@@ -261,9 +264,10 @@ class Gradient:
         self.divisor = _divisor(call, reduction)
         self.x_one = np.concatenate([call.x, np.ones((call.x.shape[0], 1))], axis=1)
 
-    def rows(self, c: slice, precision: Precision = FLOAT64):
-        """(softmax, r, rest, eta', floor) of the tokens ``c``, e turned into g."""
-        soft = Softmax(self.layer, self.call.x[c], self.call.rows.t[c], precision)
+    def rows(self, c: slice, precision: Precision = FLOAT64, sharp: bool = False):
+        """(softmax, r, rest, eta', floor) of the tokens ``c``, e turned into g (``sharp``: as
+        ``Softmax``'s)."""
+        soft = Softmax(self.layer, self.call.x[c], self.call.rows.t[c], precision, sharp)
         return (soft,) + soft.gradient_rows(self.a[c], self.w_t[c], self.divisor)
 
 
@@ -297,7 +301,7 @@ def gradient_balls(call, reduction: str, chunk_logits: int, sharp: bool = True,
     d_input = np.empty((n, D)), np.empty((n, D))
 
     def chunk(c):
-        soft, r, rest, eta, floor = grad.rows(c)
+        soft, r, rest, eta, floor = grad.rows(c, sharp=sharp)
         if kept is not None:
             kept.keep(c, soft, r, rest, eta, floor)
         g, t = soft.e, soft.t

@@ -216,7 +216,7 @@ def gradient_parts(call, reduction: str, tokens: np.ndarray, classes: np.ndarray
     sums = [np.zeros((K, D + 1)), np.zeros((K, D + 1)), np.zeros((K, D + 1))]
     failed = []
 
-    def chunk(c: slice):
+    def chunk(c):
         logits = _logits(dd, call, Wt, c, cheap, rest)
         if logits is None:
             failed.append(c)
@@ -229,21 +229,24 @@ def gradient_parts(call, reduction: str, tokens: np.ndarray, classes: np.ndarray
                                  np.empty(n, dtype=bool), quick)  # G's bounds: certify nothing
         left = ~np.isfinite(eps)  # rows the kernel left hold anything: zeros, bounded inf
         G_hi[left], G_lo[left], eps[left] = 0.0, 0.0, 0.0
-        mine = tokens[(tokens >= c.start) & (tokens < c.stop)] - c.start
+        if isinstance(c, slice):
+            first, mine = c.start, tokens[(tokens >= c.start) & (tokens < c.stop)] - c.start
+        else:  # the tokens' own rows
+            first, mine = c[0], np.arange(n)
         if len(mine):
             d_x = _product(dd, G_hi[mine], G_lo[mine], eps[mine, None], np.abs(G_hi[mine]), W,
-                           W_magnitude, reuse=True, cheap=cheap)
+                           W_magnitude, reuse=True, cheap=cheap, rest=rest)
             if d_x is None:
                 failed.append(c)
                 return None
             d_x[2][left[mine]] = np.inf
-            d_input[c.start] = d_x
+            d_input[first] = d_x
         if not K:
             return None
         if not every_class:
             G_hi, G_lo = G_hi[:, classes], G_lo[:, classes]
         layer = _product(dd, G_hi.T, G_lo.T, eps[None, :], np.abs(G_hi).T, x_one[c],
-                         x_magnitude[c], cheap=cheap)
+                         x_magnitude[c], cheap=cheap, rest=rest)
         if layer is None:
             failed.append(c)
             return None
@@ -251,7 +254,10 @@ def gradient_parts(call, reduction: str, tokens: np.ndarray, classes: np.ndarray
             layer[2][:] = np.inf
         return layer
 
-    chunks = row_chunks(M, C, CHUNK_LOGITS)
+    if K:  # every token's softmax: a class's sum runs over them all
+        chunks = row_chunks(M, C, CHUNK_LOGITS)
+    else:  # the rows of d loss / d input alone: those tokens' softmax alone
+        chunks = [tokens[s] for s in row_chunks(len(tokens), C, CHUNK_LOGITS) if len(tokens)]
     for start in range(0, len(chunks), 2):  # two at a time: a chunk's (K, D + 1) each
         for part in parallel_map(chunk, chunks[start:start + 2]):
             if part is not None:
@@ -264,15 +270,16 @@ def gradient_parts(call, reduction: str, tokens: np.ndarray, classes: np.ndarray
     return input_parts, tuple(sums)
 
 
-def _product(dd, G_hi, G_lo, eps, G_magnitude, B, B_magnitude, reuse=False, cheap=True):
+def _product(dd, G_hi, G_lo, eps, G_magnitude, B, B_magnitude, reuse=False, cheap=True,
+             rest=ROUNDED_REST):
     """(G_hi + G_lo) B as (hi, lo, absolute error bound), for G within eps |G| elementwise
-    (eps broadcast along G's rows or columns; ``reuse``: B is the layer's; ``cheap``: as
-    ``_exact_sum``'s); None where the splitting does not apply."""
+    (eps broadcast along G's rows or columns; ``reuse``: B is the layer's; ``cheap``, ``rest``:
+    as ``_exact_sum``'s); None where the splitting does not apply."""
     inner = G_hi.shape[1]
     low = G_lo @ B  # |G_lo| <= u |G_hi|: its error gamma(K) |G_lo| |B| <= gamma(K) u |G| |B|
     magnitude = ((eps + U * _gamma(inner)) * G_magnitude) @ B_magnitude
     magnitude *= 1 + 2 * _gamma(inner + 2)  # nonnegative terms: BLAS's rounding scales them
-    return _exact_sum(dd, G_hi, B, low, magnitude, reuse, cheap)
+    return _exact_sum(dd, G_hi, B, low, magnitude, reuse, cheap, rest)
 
 
 def _known(dd, hi, lo, error, rows_only: bool) -> Known:

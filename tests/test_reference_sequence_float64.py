@@ -177,10 +177,12 @@ def test_certified_losses_are_the_correctly_rounded_ones(case, reduction):
     if out is not None:
         assert np.array_equal(out.rounded, np.array(want))
     # a sample with one path has the sum of its log-probabilities for loss, which can be a tie
-    # of float64 (two numbers' sum needs a bit more): no bound certifies it, arb does
+    # of float64 (two numbers' sum needs a bit more): no bound certifies it, arb does; nor does
+    # a loss that cancels far below its terms (e^-6.3e-7 + e^-14.28 is 1 - 1.8e-14: the tier's
+    # absolute bound, some hundred u^2, is then 2^-51 of the loss, wider than a 64th of its ulp)
     unique = lattice.paths(p)[1]
     plain = np.isfinite(lp).all() and np.ptp(lp) * lp.shape[0] < 600 and not unique.any()
-    if plain and reduction == "none":
+    if plain and reduction == "none" and (np.abs(want) > 2.0 ** -30).all():
         assert out is not None
 
 
