@@ -678,8 +678,9 @@ def sum_with_error(hi, lo, error):
 
 @compiled
 def sum_parts(parts, extra, extra_error, bound, out_hi, out_lo, out_error):
-    """Elementwise sums of float64 arrays parts (P, n, m) and ``extra`` (n, m), or (1, m) added
-    to every row (within ``extra_error`` (n, m) of its exact value, elementwise) as
+    """Elementwise sums of float64 arrays parts (P >= 1, n, m) and ``extra`` (n, m), or (1, m)
+    added to every row, or (0, m): none (within ``extra_error`` (n, m) of its exact value,
+    elementwise) as
     double-doubles into out_hi + out_lo, their absolute error bounds into out_error (n, m): the
     P + 1 additions err by ADD_FLOAT_ERROR u^2 of a partial sum each, at most the sum of the
     magnitudes, plus ``bound`` (n, m), the parts' own (``split_product``'s remainder)."""
@@ -691,10 +692,11 @@ def sum_parts(parts, extra, extra_error, bound, out_hi, out_lo, out_error):
 def _sum_parts_row(parts, extra, extra_error, bound, i, hi, lo, error):
     """``sum_parts``'s row i into hi, lo, error (1-D)."""
     P, n, m = parts.shape
-    hi[:], lo[:], error[:] = 0.0, 0.0, 0.0  # error holds the magnitudes until the last loop
-    b = extra[i] if extra.shape[0] == n else extra[0]
-    for p in range(P + 1):
-        row = parts[p, i] if p < P else b
+    first = parts[0, i]
+    for j in range(m):  # error holds the magnitudes until the last loop
+        hi[j], lo[j], error[j] = first[j], 0.0, abs(first[j])
+    for p in range(1, P + (extra.shape[0] > 0)):  # ``extra`` of no rows: none to add
+        row = parts[p, i] if p < P else extra[i] if extra.shape[0] == n else extra[0]
         for j in range(m):  # a row's elements innermost: independent chains, vectorised
             hi[j], lo[j] = add_float(hi[j], lo[j], row[j])
             error[j] += abs(row[j])

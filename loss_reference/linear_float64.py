@@ -93,7 +93,7 @@ def _exact_sum(dd, a, b, extra=None, extra_error=None, reuse=False, cheap=True,
     parts, bound = split
     n, m = parts[0].shape
     if extra is None:
-        extra = np.zeros((1, m))
+        extra = np.empty((0, m))
     if extra_error is None:
         extra_error = np.zeros((n, m))
     hi, lo, error = np.empty((n, m)), np.empty((n, m)), np.empty((n, m))
@@ -102,11 +102,16 @@ def _exact_sum(dd, a, b, extra=None, extra_error=None, reuse=False, cheap=True,
     return hi, lo, error
 
 
+def _bias(call) -> np.ndarray:
+    """The bias as ``double_double.sum_parts``' extra: (1, C), or (0, C) where it is zero."""
+    return call.b_rows.reshape(1, -1)[:int(call.b_rows.any())]
+
+
 def _logits(dd, call, Wt, c, cheap=True, rest=ROUNDED_REST):
     """(z_hi, z_lo, error per row, k) of the tokens ``c`` (a slice or indices; Wt: the
     weight's transpose, the same array object for every chunk, so that it is split once;
     ``cheap``, ``rest``: as ``_exact_sum``'s), or None."""
-    exact = _exact_sum(dd, call.x[c], Wt, call.b_rows.reshape(1, -1), reuse=True, cheap=cheap,
+    exact = _exact_sum(dd, call.x[c], Wt, _bias(call), reuse=True, cheap=cheap,
                        rest=rest)
     if exact is None:
         return None
@@ -132,7 +137,7 @@ def loss(call, reduction: str) -> Known | None:
         parts, bound = split
         n = x.shape[0]
         out = [np.empty(n) for _ in range(3)] + [np.empty(n, dtype=bool)]
-        dd.softmax_loss_parts(np.asarray(parts), call.b_rows.reshape(1, -1),
+        dd.softmax_loss_parts(np.asarray(parts), _bias(call),
                               np.broadcast_to(0.0, (n, call.classes)),
                               np.broadcast_to(bound, (n, call.classes)), t[c], w_t[c],
                               ESTIMATE_ULPS, *dd.exp_constants(), *out)
