@@ -193,11 +193,12 @@ def exact_logits(layer: Layer, x: np.ndarray, precision: Precision,
     parts, left = split
     dtype, u = precision.dtype, precision.unit_roundoff
     # the parts after the first are 2^-20 of it and less: added in float64 first (their sum's
-    # rounding is 2^-70 of the logits), then to the first in long double, then the bias
-    z = parts[0].astype(dtype)
+    # rounding is 2^-70 of the logits), then to the first in long double, then the bias (the
+    # parts are split_product's new arrays: float64 sums go into them, not into copies)
     R = u * _largest(parts[0]).astype(dtype)
+    z = parts[0] if dtype == np.float64 else parts[0].astype(dtype)
     if len(parts) > 1:
-        small = sum(parts[2:], parts[1].copy())
+        small = parts[1] if len(parts) == 2 else sum(parts[2:], parts[1].copy())
         z += small
         sizes = sum(_largest(p) for p in parts[1:])
         R += (gamma(len(parts) - 1) * sizes * (1 + 4 * U)).astype(dtype) + u * _largest(small)
