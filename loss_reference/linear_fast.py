@@ -106,8 +106,9 @@ class Softmax:
     """One chunk of tokens' softmax in ``precision``: the exponentials e (n, C) of the shifted
     logits with e_k zeroed (k the largest logit's class), S' = sum of the others as a ball, the
     target's margin z_k - z_t as a ball, e_t, and the per-row relative error eta of every e_c.
-    float64 takes its logits from one product; long double from exact parts (``exact_logits``,
-    None where ``split_product`` does not apply)."""
+    float64 takes its logits from one product, or where ``sharp`` from leveled parts
+    (SHARP_LEVELS); long double from exact parts (``exact_logits``, None where
+    ``split_product`` does not apply)."""
 
     def __init__(self, layer: Layer, x: np.ndarray, t: np.ndarray,
                  precision: Precision = FLOAT64, sharp: bool = False):
@@ -115,8 +116,11 @@ class Softmax:
         n, C = x.shape[0], layer.classes
         rows = np.arange(n)
         with quiet():
-            z, R = (exact_logits(layer, x, precision, SHARP_LEVELS) if sharp
-                    or precision is not FLOAT64 else _product(layer, x))
+            if precision is not FLOAT64:
+                z, R = exact_logits(layer, x, precision)
+            else:
+                z, R = exact_logits(layer, x, precision, SHARP_LEVELS) if sharp else \
+                    _product(layer, x)
             if z is None:
                 raise NotExact
             k = np.argmax(z, axis=1)

@@ -48,7 +48,8 @@ CHUNK_LOGITS = 1 << 21  # logits per chunk of tokens, as linear's: a class's pro
 U = 2.0 ** -53
 ROUNDED_REST = 2.0 ** -80  # the rounded rest's bound of a cheap product, of the operands' norms
 # a loss, a sum of logits that does not cancel (``double_double.softmax_loss_rows``), needs its
-# logits within 2^-61 of themselves or so: 1 level at up to 2^11 terms, where ROUNDED_REST took 2
+# logits within about 2^-59 of its value: at this share of the norms, any loss above 2^-5 of
+# them; one exact level up to 2^11 terms, where ROUNDED_REST took two
 LOSS_REST = 2.0 ** -64
 # up to this many tokens left by the first pass take ``double_double.dot_rows`` (0.3 ms a token
 # at 4096 x 64); more take exact products, whose split of the weight cost about 30 tokens' worth
