@@ -32,6 +32,20 @@ def _rounded(values) -> np.ndarray:
     return np.array([float(v) for v in values])  # mpmath rounds to nearest
 
 
+def _record_exact_products(monkeypatch) -> list:
+    """The shapes of the left operands of the tier's all-exact ``split_product`` calls, as the
+    tier makes them (a list that fills as it runs)."""
+    real, exact_calls = tier.split_product, []
+
+    def recording(a, b, reuse=True, exact_levels=None):
+        if exact_levels is None:
+            exact_calls.append(a.shape)
+        return real(a, b, reuse, exact_levels)
+
+    monkeypatch.setattr(tier, "split_product", recording)
+    return exact_calls
+
+
 @settings(max_examples=60, deadline=None)
 @given(cases(formats=("float64",)))
 def test_what_it_certifies_is_the_correctly_rounded_value(case):
@@ -85,21 +99,12 @@ def test_the_tokens_left_take_dot_products_without_splitting_the_weight(monkeypa
     """With no exact level the first pass leaves most losses; up to DOT_TOKENS of them take
     ``dot_rows`` (Dot2) instead of exact products: no exact split_product runs, and every
     loss is certified and correctly rounded, with a bias and spread entries."""
-    from loss_reference import split_product as module
-
     rng = np.random.default_rng(5)
     x = rng.standard_normal((24, 16)) * np.exp2(rng.integers(-30, 4, (24, 1)))
     W, b = rng.standard_normal((300, 16)) / 4, rng.standard_normal(300)
     target = rng.integers(0, 300, 24)
     target[::7] = IGNORE
-    real, exact_calls = module.split_product, []
-
-    def recording(a, b, reuse=True, exact_levels=None):
-        if exact_levels is None:
-            exact_calls.append(a.shape)
-        return real(a, b, reuse, exact_levels)
-
-    monkeypatch.setattr(tier, "split_product", recording)
+    exact_calls = _record_exact_products(monkeypatch)
     monkeypatch.setattr(tier, "levels", lambda inner, rest=None: 0)
     got = tier.loss(_call(x, W, target, b, None, None), "none")
     assert not exact_calls and got.ok.all()
@@ -204,26 +209,17 @@ def test_what_the_cheap_products_leave_the_exact_products_certify(monkeypatch):
     operands' norms), the first pass leaves most losses and gradient elements; the second
     pass, from exact products on the tokens and classes left, certifies them: every result
     certified, and each the one all-exact products give."""
-    from loss_reference import split_product as module
-
     rng = np.random.default_rng(1)
     x, W = rng.standard_normal((64, 16)), rng.standard_normal((2048, 16)) / 4
     target = rng.integers(0, 2048, 64)
     target[::10] = IGNORE
-    exact_calls = []
-    real = module.split_product
-
-    def recording(a, b, reuse=True, exact_levels=None):
-        if exact_levels is None:
-            exact_calls.append(a.shape)
-        return real(a, b, reuse, exact_levels)
 
     def results(levels):
         monkeypatch.setattr(tier, "levels", lambda inner, rest=None: levels)
         call = _call(x, W, target, None, None, np.array(1.0))
         return tier.loss(call, "none"), *tier.gradients(call, "mean")
 
-    monkeypatch.setattr(tier, "split_product", recording)
+    exact_calls = _record_exact_products(monkeypatch)
     reference = results(6)  # 138 bits: no rest left for these operands
     assert not exact_calls
     cheap = results(0)
