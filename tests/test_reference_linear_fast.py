@@ -284,3 +284,17 @@ def test_rows_the_fast_tier_leaves_are_completed_by_the_ball_tiers():
             grads = linear.loss_grad(g, x, W, target, None, None, IGNORE, 0.0, reduction, fmt)
             assert_certified(grads["input"], exact["input"], (3, 3), fmt)
             assert_certified(grads["linear_weight"], exact["linear_weight"], (4, 3), fmt)
+
+
+def test_an_ignored_token_has_an_exact_zero_row_factor():
+    """r = a w_t / (1 + S') of an ignored token (w_t = 0) or of a zero upstream gradient is
+    exactly 0, radius included: the balls' underflow floor as its radius made the weight
+    gradient's bound products subnormal, which BLAS computed eight times slower."""
+    rng = np.random.default_rng(0)
+    x, W = rng.normal(size=(4, 3)), rng.normal(size=(5, 3))
+    target = np.array([0, IGNORE, 2, 3])
+    g = np.array([1.0, 1.0, 0.0, 2.0])
+    grad = fast.Gradient(_call(x, W, target, None, None, "none", g), "none")
+    _, r, _, _, _ = grad.rows(slice(0, 4), sharp=True)
+    assert r.mid.tolist()[1:3] == [0.0, 0.0] and r.rad.tolist()[1:3] == [0.0, 0.0]
+    assert (r.mid[[0, 3]] > 0).all() and (r.rad[[0, 3]] > 0).all()
