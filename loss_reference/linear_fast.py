@@ -32,14 +32,18 @@ rounding of the bounds themselves:
   sharp bounds of ``BallBackend.matmul``, for them alone (``refine`` in float64).
 
 In float32 the weight's gradient holds sums over the batch that cancel far below their terms
-(one in a thousand below a 64th of an ulp at 2^-45 of the magnitudes, where the first tier's
-bound is about 2^-41): the second tier (``linear_float64.refine``, where numba imports)
-recomputes every row's softmax in double-double from exact logits and, from it, only the
-outputs left: the rows of the input's gradient and the classes of the weight's. The third
-(``refine``) does the same in long double ball arithmetic, from exact logits (``split_product``'s
-parts, added in long double: R_i is then their addition's rounding). Either costs one
-exponential per logit, a fraction of the ball tiers' (which would recompute the whole gradient
-twice over for a single class).
+(one in a thousand below a 64th of an ulp at 2^-45 of the magnitudes, where a BLAS product's
+bound is about 2^-41). Where numba imports, float32's first tier is therefore
+``linear_float64.blas_gradients``: every token's softmax gradient G in double-double, then one
+BLAS product of its hi part by each operand, bounded as above (the weight's by blocks of
+classes: 2^-44 at 50,257 classes where one product's bound is 2^-37), with G kept (up to
+``KEPT_LOGITS``); the second tier (``linear_float64.refine``) takes the products of the rows
+and classes left alone, exact or nearly (``split_product``, Dot2 for a few rows). Where numba
+does not import, the float64 first tier above takes float32 too, with its sharp bounds. The
+last tier (``refine``) recomputes every row's softmax in long double ball arithmetic, from
+exact logits (``split_product``'s parts, added in long double: R_i is then their addition's
+rounding), and only the outputs left: one exponential per logit, a fraction of the ball
+tiers' (which would recompute the whole gradient twice over for a single class).
 """
 
 from __future__ import annotations
@@ -435,7 +439,14 @@ def gradients(call, reduction: str, fmt: Format, chunk_logits: int) -> tuple[Kno
     # 2^-38 of the magnitudes or so: the cheap bounds certify 8 and 11 bits all but always
     sharp = fmt.precision > 16
     kept = None if sharp else KeptRows(call.x.shape[0])
-    d_input, layer_sums = gradient_balls(call, reduction, chunk_logits, sharp, kept=kept)
+    # for 24 bits, where numba imports, the first tier is double-double's softmax (its kept
+    # gradient spares the second tier every row's softmax), else float64's
+    first = double_double_tier.blas_gradients(call, reduction) if sharp else None
+    if first is not None:
+        d_input, layer_sums, kept_gradient = first
+    else:
+        kept_gradient = None
+        d_input, layer_sums = gradient_balls(call, reduction, chunk_logits, sharp, kept=kept)
     rounded, ok = certify(d_input, fmt)
     known_input = Known(rounded, d_input.mid.astype(LONG_DOUBLE.dtype), ok.all(axis=1))
     rounded, ok = certify(layer_sums, fmt)
@@ -446,12 +457,13 @@ def gradients(call, reduction: str, fmt: Format, chunk_logits: int) -> tuple[Kno
         known.tiers = {FLOAT64.name: int(known.ok.sum())}
     # The cheap bounds' rare misses (a class in a few batches) first take float64 with sharp
     # bounds, from the first tier's kept softmax: a column of g costs one exponential a token.
-    # The sharp bounds' misses (sums that cancel) take double-double where numba imports (every
-    # row's softmax in compiled code, the products of those rows and columns alone), then long
-    # double.
+    # The sharp bounds' misses (sums that cancel) take double-double where numba imports (the
+    # products of those rows and columns alone, of the first tier's kept G where it kept one,
+    # else of every row's softmax recomputed), then long double.
     later = ([(FLOAT64.name, lambda t, c: refine_from_kept(call, reduction, t, c, kept))]
              if not sharp else
-             [(DOUBLE_DOUBLE, lambda t, c: double_double_tier.refine(call, reduction, t, c))])
+             [(DOUBLE_DOUBLE,
+               lambda t, c: double_double_tier.refine(call, reduction, t, c, kept_gradient))])
     later.append((LONG_DOUBLE.name,
                   lambda t, c: refine(call, reduction, chunk_logits, t, c, LONG_DOUBLE)))
     for name, tier in later:

@@ -25,9 +25,11 @@ a softmax's chain to the 64th of an ulp that certification needs. Here, per chun
 
 It covers what ``linear_fast`` covers (a 2-D weight, index targets, no label smoothing) for
 float64 results, where ``split_product`` applies and numba imports (``applies``); whatever it
-leaves the engine's tiers compute. For narrower results it is ``linear_fast``'s second tier
-(``refine``): the outputs whose sums cancel below the first tier's bound, from every row's
-double-double softmax and the products of those rows and classes alone.
+leaves the engine's tiers compute. For results of 24 bits it is also ``linear_fast``'s first
+tier (``blas_gradients``: the double-double softmax gradient of every token, kept, and its
+products by one BLAS product each, bounded) and for those and narrower results its second
+(``refine``): the outputs whose sums cancel below the first tier's bound, from the products of
+those rows and classes alone (of the kept gradient, or of every row's softmax recomputed).
 """
 
 from __future__ import annotations
@@ -40,12 +42,13 @@ from .balls import Ball
 from .classification import upstream_rows, weights_counted
 from .classification_fast import gradient_factors
 from .compiled_kernels import TIER, exact_divisor, kernels, known, known_total
-from .engine import ESTIMATE_ULPS, Known, parallel_map, row_chunks
+from .engine import ESTIMATE_ULPS, Known, parallel_map, row_chunks, streamed_sum
 from .formats import FORMATS, Format
-from .split_product import slice_bits, split_product
+from .split_product import blocked_gamma, blocked_product, slice_bits, split_product
 
 CHUNK_LOGITS = 1 << 21  # logits per chunk of tokens, as linear's: a class's products amortised
 U = 2.0 ** -53
+TINY = 2.0 ** -1022
 ROUNDED_REST = 2.0 ** -80  # the rounded rest's bound of a cheap product, of the operands' norms
 # a loss, a sum of logits that does not cancel (``double_double.softmax_loss_rows``), needs its
 # logits within about 2^-59 of its value: at this share of the norms, any loss above 2^-5 of
@@ -54,6 +57,13 @@ LOSS_REST = 2.0 ** -64
 # up to this many tokens left by the first pass take ``double_double.dot_rows`` (0.3 ms a token
 # at 4096 x 64); more take exact products, whose split of the weight cost about 30 tokens' worth
 DOT_TOKENS = 32
+DOT_LARGEST = 2.0 ** 450  # ``dot_rows``' domain (its TwoProducts' errors stay normal numbers)
+# ``blas_gradients`` keeps every token's softmax gradient for ``refine`` up to this many logits
+# (256 MB of hi and lo parts); beyond, ``refine`` recomputes every row's softmax
+KEPT_LOGITS = 1 << 24
+# ``blas_gradients``' weight gradient adds the tokens' products by blocks of this many: its
+# bound gamma(64) + gamma(M / 64), not gamma(M) (2^-47 where it was 2^-45 at 256 tokens)
+TOKEN_BLOCK = 64
 
 
 def applies(call, smoothing: float, fmt: Format) -> bool:
@@ -82,16 +92,24 @@ def levels(inner: int, rest: float = ROUNDED_REST) -> int:
 
 
 def _exact_sum(dd, a, b, extra=None, extra_error=None, reuse=False, cheap=True,
-               rest=ROUNDED_REST):
+               rest=ROUNDED_REST, dot=False):
     """a @ b (2-D float64) as a double-double with an absolute error bound per element, from
     ``split_product``'s parts (``reuse``: b is the layer's, split once; ``cheap``: with
     ``levels(inner, rest)``, else every part exact); ``extra`` (n, m) is added, within
-    ``extra_error``. None where the splitting does not apply."""
-    split = split_product(a, b, reuse=reuse,
-                          exact_levels=levels(a.shape[1], rest) if cheap else None)
-    if split is None:
-        return None
-    parts, bound = split
+    ``extra_error``. None where the splitting does not apply. ``dot``: for at most DOT_TOKENS
+    rows of a by the layer's b (C-contiguous), Dot2 instead (``double_double.dot_rows``,
+    within 2^-100 or so of the terms' magnitudes): splitting the layer cost as much as 30."""
+    if (dot and reuse and a.shape[0] <= DOT_TOKENS and b.flags.c_contiguous
+            and _largest(a) < DOT_LARGEST and _largest(b) < DOT_LARGEST):  # NaN: False
+        n, m = a.shape[0], b.shape[1]
+        parts, bound = np.empty((2, n, m)), np.empty((n, m))
+        dd.dot_rows(a, b, np.zeros(m), parts[0], parts[1], bound)
+    else:
+        split = split_product(a, b, reuse=reuse,
+                              exact_levels=levels(a.shape[1], rest) if cheap else None)
+        if split is None:
+            return None
+        parts, bound = split
     n, m = parts[0].shape
     if extra is None:
         extra = np.empty((0, m))
@@ -101,6 +119,13 @@ def _exact_sum(dd, a, b, extra=None, extra_error=None, reuse=False, cheap=True,
     dd.sum_parts(np.asarray(parts), extra, extra_error, np.broadcast_to(bound, (n, m)), hi, lo,
                  error)
     return hi, lo, error
+
+
+def _largest(values: np.ndarray) -> float:
+    """max |v|, without an array of |v| (a vocabulary's weight: 50 MB and more)."""
+    if not values.size:
+        return 0.0
+    return float(max(np.max(values), -np.min(values)))
 
 
 def _bias(call) -> np.ndarray:
@@ -188,18 +213,164 @@ def gradients(call, reduction: str) -> tuple[Known, Known] | None:
     return _known(dd, *parts[0], rows_only=True), _known(dd, *parts[1], rows_only=False)
 
 
-def refine(call, reduction: str, tokens: np.ndarray, classes: np.ndarray):
+class NotSplit(Exception):
+    """``split_product`` does not apply to a chunk's inputs (exponents beyond its range)."""
+
+
+class SoftmaxGradient:
+    """What a gradient's chunks share: the kernels, the upstream factors per token
+    (``gradient_factors``), the weight's transpose (one array object, split once)."""
+
+    def __init__(self, call, reduction: str):
+        rows = call.rows
+        self.dd, self.call, self.Wt = kernels(), call, call.W_rows.T
+        self.a = np.where(rows.valid, upstream_rows(call.grad_output, rows, reduction), 0.0)
+        self.w_t, self.divisor, self.zero = gradient_factors(rows, self.a, reduction)
+
+    def rows(self, c, cheap=True, rest=ROUNDED_REST, quick=False, out=None):
+        """(G_hi, G_lo, eps, left) of the tokens ``c`` (a slice or indices): d loss / d z =
+        r (softmax - onehot) as double-doubles within eps |G_hi| per row, from logits by
+        ``_logits(..., cheap, rest)`` (``quick``: ``softmax_gradient_rows``'); ``left``: the
+        rows the kernel left (outside its domain), zeros here with eps 0. Into ``out`` (G_hi,
+        G_lo, eps) where given. Raises NotSplit where ``split_product`` does not apply."""
+        dd, call = self.dd, self.call
+        logits = _logits(dd, call, self.Wt, c, cheap, rest)
+        if logits is None:
+            raise NotSplit
+        z_hi, z_lo, z_error, k = logits
+        n, C = len(k), call.classes
+        G_hi, G_lo, eps = out or (np.empty((n, C)), np.empty((n, C)), np.empty(n))
+        dd.softmax_gradient_rows(z_hi, z_lo, z_error, k, call.rows.t[c], self.a[c],
+                                 self.w_t[c], *self.divisor, self.zero[c], 0.0,
+                                 *dd.exp_constants(), G_hi, G_lo, eps,
+                                 np.empty(n, dtype=bool), quick)  # G's bounds: certify nothing
+        left = ~np.isfinite(eps)  # rows the kernel left hold anything: zeros, bounded inf
+        G_hi[left], G_lo[left], eps[left] = 0.0, 0.0, 0.0
+        return G_hi, G_lo, eps, left
+
+
+class KeptGradient:
+    """Every token's softmax gradient as ``blas_gradients`` made it (G_hi, G_lo (M, C), eps
+    (M,)), for ``refine``; ``complete`` unless a row was left; the weight's magnitude |W|."""
+
+    def __init__(self, tokens: int, classes: int, weight_magnitude: np.ndarray):
+        self.hi, self.lo = np.empty((tokens, classes)), np.empty((tokens, classes))
+        self.eps = np.empty(tokens)
+        self.complete = True
+        self.weight_magnitude = weight_magnitude
+
+    def rows(self, c: slice) -> tuple:
+        """The arrays' rows ``c``, for ``SoftmaxGradient.rows``' out."""
+        return self.hi[c], self.lo[c], self.eps[c]
+
+
+def blas_gradients(call, reduction: str):
+    """``linear_fast``'s first tier for results of 24 bits and fewer, where numba imports:
+    d loss / d input (N, D) and d loss / d [W, b] (C, D + 1) as float64 balls, and the kept
+    softmax gradient for ``refine`` (None beyond KEPT_LOGITS), or None where this does not
+    apply. Every token's G in double-double (``SoftmaxGradient``: quick, LOSS_REST), then one
+    BLAS product of G_hi by each operand, with the magnitudes' products beside it: the product
+    errs by at most gamma |G_hi| |.| (``blocked_product``'s gamma: over blocks of classes for
+    the input's, of TOKEN_BLOCK tokens for the weight's), and G_hi itself by |G_lo| + eps
+    |G_hi| <= (u + eps) |G_hi|, plus an underflow floor of (inner + 1) tiny. ``refine`` then
+    needs only the products of the rows and classes left, not every row's softmax again.
+
+    |G| needs no array of its own: a row's entries have the sign s of its r = a w_t / (W E)
+    but at the target, so |G| |W| = s G |W| + 2 |G_t| |W_t| and |G|^T Q = G^T (s Q) + 2 |G_t|
+    Q at each token's target: one product with [W, |W|], one with [x, s Q]. Both are computed
+    sums with a negative term, so each is scaled up by its product's own rounding."""
+    if kernels() is None or call.spatial or call.rows.soft:
+        return None
+    softmax = SoftmaxGradient(call, reduction)
+    M, C, D = call.row_count, call.classes, call.x.shape[1]
+    t = call.rows.t
+    W, W_magnitude = call.W_rows, np.abs(call.W_rows)
+    W_and_magnitude = np.concatenate([W, W_magnitude], axis=1)
+    x_one = np.concatenate([call.x, np.ones((M, 1))], axis=1)
+    sign = np.sign(softmax.a) * np.sign(softmax.w_t) * np.sign(softmax.divisor[0])
+    d_input = np.empty((M, D)), np.empty((M, D))
+    slack = 1 + 2.0 ** -40  # the bounds' own few roundings
+
+    def products(c: slice, G_hi: np.ndarray, eps: np.ndarray, left: np.ndarray) -> Ball:
+        n, targets = len(eps), t[c]
+        at_target = 2 * np.abs(G_hi[np.arange(n), targets])
+        # d input = G W
+        both, gamma = blocked_product(G_hi, W_and_magnitude)
+        magnitude = sign[c, None] * both[:, D:] + at_target[:, None] * W_magnitude[targets]
+        scale = (gamma + U + eps) * (1 + 2 * gamma) * (1 + 4 * U) * slack
+        bound = magnitude * scale[:, None] + (C + 1) * TINY
+        bound[left] = np.inf
+        d_input[0][c], d_input[1][c] = both[:, :D], bound
+        # d [W, b] = G^T [x, 1]
+        Q = (blocked_gamma(n, TOKEN_BLOCK) + U + eps)[:, None] * np.abs(x_one[c])
+        both, gamma = blocked_product(G_hi.T, np.concatenate([x_one[c], sign[c, None] * Q],
+                                                             axis=1), TOKEN_BLOCK)
+        bound = both[:, D + 1:]
+        np.add.at(bound, targets, at_target[:, None] * Q)
+        bound *= (1 + 4 * gamma + 4 * U) * slack
+        bound += (n + 1) * TINY
+        if left.any():
+            bound[:] = np.inf
+        return Ball(both[:, :D + 1], bound)
+
+    def chunk(c: slice) -> Ball:
+        G_hi, _, eps, left = softmax.rows(c, rest=LOSS_REST, quick=True)
+        return products(c, G_hi, eps, left)
+
+    chunks = row_chunks(M, C, CHUNK_LOGITS)
+    try:
+        if M * C > KEPT_LOGITS:  # too many to keep: each chunk's products as it goes
+            return Ball(*d_input), streamed_sum(chunk, chunks), None
+        kept = KeptGradient(M, C, W_magnitude)
+        left = np.concatenate(parallel_map(
+            lambda c: softmax.rows(c, rest=LOSS_REST, quick=True, out=kept.rows(c))[3],
+            chunks))
+    except NotSplit:
+        return None
+    # every token's products at once: the weight's gradient is written once, not once a chunk
+    # (at 50,257 classes, each chunk's (C, 2 D + 2) product took 100 MB), on every core
+    kept.complete = not left.any()
+    layer = products(slice(0, M), kept.hi, kept.eps, left)
+    return Ball(*d_input), layer, kept
+
+
+def refine(call, reduction: str, tokens: np.ndarray, classes: np.ndarray,
+           kept: KeptGradient | None = None):
     """A later tier for results narrower than float64 (``linear_fast.gradients``): d loss / d
     input at the rows ``tokens`` and d loss / d [W, b] at the rows ``classes`` as float64
     balls (the double-double's hi part, its lo part and error bound as the radius); None where
-    this tier does not apply. Every row's softmax is needed (each r_t sums a whole row), but
-    only the products of those rows and columns."""
+    this tier does not apply. The products of those rows and columns alone, of ``kept``'s
+    softmax gradient where it is complete, else of every row's softmax recomputed (each r_t
+    sums a whole row)."""
     if kernels() is None or call.spatial or call.rows.soft:
         return None
-    parts = gradient_parts(call, reduction, tokens, classes, rest=LOSS_REST, quick=True)
+    if kept is not None and kept.complete:
+        parts = _kept_parts(call, kept, tokens, classes)
+    else:
+        parts = gradient_parts(call, reduction, tokens, classes, rest=LOSS_REST, quick=True)
     if parts is None:
         return None
     return tuple(Ball(hi, np.abs(lo) + error) if len(hi) else None for hi, lo, error in parts)
+
+
+def _kept_parts(call, kept: KeptGradient, tokens: np.ndarray, classes: np.ndarray):
+    """``gradient_parts``' results (cheap products at LOSS_REST) from ``kept``, over every
+    token at once; None where ``split_product`` does not apply."""
+    dd = kernels()
+    D = call.x.shape[1]
+    parts = [(np.empty((0, D)),) * 3, (np.empty((0, D + 1)),) * 3]
+    if len(tokens):
+        G_hi = kept.hi[tokens]
+        parts[0] = _product(dd, G_hi, kept.lo[tokens], kept.eps[tokens, None], np.abs(G_hi),
+                            call.W_rows, kept.weight_magnitude, reuse=True, rest=LOSS_REST,
+                            dot=True)
+    if len(classes):
+        G_hi = np.ascontiguousarray(kept.hi[:, classes].T)
+        x_one = np.concatenate([call.x, np.ones((call.row_count, 1))], axis=1)
+        parts[1] = _product(dd, G_hi, np.ascontiguousarray(kept.lo[:, classes].T),
+                            kept.eps[None, :], np.abs(G_hi), x_one, np.abs(x_one),
+                            rest=LOSS_REST)
+    return None if parts[0] is None or parts[1] is None else tuple(parts)
 
 
 def gradient_parts(call, reduction: str, tokens: np.ndarray, classes: np.ndarray,
@@ -210,11 +381,9 @@ def gradient_parts(call, reduction: str, tokens: np.ndarray, classes: np.ndarray
     (the logits, and by G) with ``levels(inner, rest)`` exact, else all exact; ``quick``: the
     softmax's exponentials by ``quick_exp`` (both for what needs 60-odd bits, not 106)."""
     dd = kernels()
-    rows = call.rows
+    softmax = SoftmaxGradient(call, reduction)
     M, C, D = call.row_count, call.classes, call.x.shape[1]
-    a = np.where(rows.valid, upstream_rows(call.grad_output, rows, reduction), 0.0)
-    w_t, divisor, zero = gradient_factors(rows, a, reduction)
-    W, Wt, x_one = call.W_rows, call.W_rows.T, np.concatenate([call.x, np.ones((M, 1))], axis=1)
+    W, x_one = call.W_rows, np.concatenate([call.x, np.ones((M, 1))], axis=1)
     W_magnitude, x_magnitude = np.abs(W), np.abs(x_one)
     every_class = len(classes) == C
     d_input = {}
@@ -223,18 +392,12 @@ def gradient_parts(call, reduction: str, tokens: np.ndarray, classes: np.ndarray
     failed = []
 
     def chunk(c):
-        logits = _logits(dd, call, Wt, c, cheap, rest)
-        if logits is None:
+        try:
+            G_hi, G_lo, eps, left = softmax.rows(c, cheap, rest, quick)
+        except NotSplit:
             failed.append(c)
             return None
-        z_hi, z_lo, z_error, k = logits
-        n = len(k)
-        G_hi, G_lo, eps = np.empty((n, C)), np.empty((n, C)), np.empty(n)
-        dd.softmax_gradient_rows(z_hi, z_lo, z_error, k, rows.t[c], a[c], w_t[c], *divisor,
-                                 zero[c], 0.0, *dd.exp_constants(), G_hi, G_lo, eps,
-                                 np.empty(n, dtype=bool), quick)  # G's bounds: certify nothing
-        left = ~np.isfinite(eps)  # rows the kernel left hold anything: zeros, bounded inf
-        G_hi[left], G_lo[left], eps[left] = 0.0, 0.0, 0.0
+        n = len(eps)
         if isinstance(c, slice):
             first, mine = c.start, tokens[(tokens >= c.start) & (tokens < c.stop)] - c.start
         else:  # the tokens' own rows
@@ -277,15 +440,15 @@ def gradient_parts(call, reduction: str, tokens: np.ndarray, classes: np.ndarray
 
 
 def _product(dd, G_hi, G_lo, eps, G_magnitude, B, B_magnitude, reuse=False, cheap=True,
-             rest=ROUNDED_REST):
+             rest=ROUNDED_REST, dot=False):
     """(G_hi + G_lo) B as (hi, lo, absolute error bound), for G within eps |G| elementwise
-    (eps broadcast along G's rows or columns; ``reuse``: B is the layer's; ``cheap``, ``rest``:
-    as ``_exact_sum``'s); None where the splitting does not apply."""
+    (eps broadcast along G's rows or columns; ``reuse``: B is the layer's; ``cheap``, ``rest``,
+    ``dot``: as ``_exact_sum``'s); None where the splitting does not apply."""
     inner = G_hi.shape[1]
     low = G_lo @ B  # |G_lo| <= u |G_hi|: its error gamma(K) |G_lo| |B| <= gamma(K) u |G| |B|
     magnitude = ((eps + U * _gamma(inner)) * G_magnitude) @ B_magnitude
     magnitude *= 1 + 2 * _gamma(inner + 2)  # nonnegative terms: BLAS's rounding scales them
-    return _exact_sum(dd, G_hi, B, low, magnitude, reuse, cheap, rest)
+    return _exact_sum(dd, G_hi, B, low, magnitude, reuse, cheap, rest, dot)
 
 
 def _known(dd, hi, lo, error, rows_only: bool) -> Known:

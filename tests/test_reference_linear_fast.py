@@ -23,6 +23,7 @@ from loss_reference import linear
 from loss_reference.balls import FLOAT64, LONG_DOUBLE
 from loss_reference.engine import certify
 from loss_reference import linear_fast as fast
+from loss_reference import linear_float64 as double_double_tier
 from loss_reference.formats import FORMATS
 
 IGNORE = -100
@@ -139,6 +140,7 @@ def _assert_fast_tier_holds(x, W, target, b, w, reduction, g,
         _assert_holds(d_input, exact["input"], "input (kept)")
         _assert_holds(layer[:, :D], exact["linear_weight"], "linear_weight (kept)")
         _assert_holds(layer[:, D], exact["linear_bias"], "linear_bias (kept)")
+        _assert_double_double_tiers_hold(call, reduction, exact, D)
         for precision in (FLOAT64, LONG_DOUBLE):
             refined = fast.refine(call, reduction, chunk_logits, np.arange(len(x)),
                                   np.arange(W.shape[0]), precision)
@@ -148,6 +150,26 @@ def _assert_fast_tier_holds(x, W, target, b, w, reduction, g,
                 _assert_holds(d_input, exact["input"], f"input ({name})")
                 _assert_holds(layer[:, :D], exact["linear_weight"], f"linear_weight ({name})")
                 _assert_holds(layer[:, D], exact["linear_bias"], f"linear_bias ({name})")
+
+
+def _assert_double_double_tiers_hold(call, reduction, exact, D):
+    """float32's first tier where numba imports (every token's double-double softmax, BLAS
+    products) and the second from its kept softmax gradient (on every token and class) hold
+    the exact values; the second also where none was kept."""
+    first = double_double_tier.blas_gradients(call, reduction)
+    if first is None:  # exponents beyond split_product's range
+        return
+    d_input, layer, kept = first
+    _assert_holds(d_input, exact["input"], "input (blas)")
+    _assert_holds(layer[:, :D], exact["linear_weight"], "linear_weight (blas)")
+    _assert_holds(layer[:, D], exact["linear_bias"], "linear_bias (blas)")
+    tokens, classes = np.arange(call.row_count), np.arange(call.classes)
+    for source in (kept, None):
+        d_input, layer = double_double_tier.refine(call, reduction, tokens, classes, source)
+        name = "double-double, " + ("kept" if source is not None else "recomputed")
+        _assert_holds(d_input, exact["input"], f"input ({name})")
+        _assert_holds(layer[:, :D], exact["linear_weight"], f"linear_weight ({name})")
+        _assert_holds(layer[:, D], exact["linear_bias"], f"linear_bias ({name})")
 
 
 @settings(max_examples=60, deadline=None)
@@ -184,6 +206,26 @@ def test_chunks_hold_the_exact_values_too():
     target = np.array([0, 3, IGNORE, 1, 1, 2])
     _assert_fast_tier_holds(x, W, target, None, None, "mean", np.array(1.0),
                             chunk_logits=4)  # a token per chunk
+
+
+def test_the_double_double_first_tier_by_chunks_holds_the_exact_values_too(monkeypatch):
+    """float32's first tier a token per chunk, with its softmax gradient kept and, beyond
+    KEPT_LOGITS, with each chunk's products taken as it goes (nothing kept: the second tier
+    recomputes every row's softmax)."""
+    fmt = FORMATS["float32"]
+    rng = np.random.default_rng(3)
+    x, W = to_format(rng.normal(size=(5, 3)), fmt), to_format(rng.normal(size=(4, 3)), fmt)
+    target = np.array([0, 3, IGNORE, 1, 1])
+    monkeypatch.setattr(double_double_tier, "CHUNK_LOGITS", 4)
+    for kept_logits in (double_double_tier.KEPT_LOGITS, 0):
+        monkeypatch.setattr(double_double_tier, "KEPT_LOGITS", kept_logits)
+        for reduction, g in (("mean", np.array(1.0)), ("none", rng.normal(size=5))):
+            call = _call(x, W, target, None, None, reduction, to_format(g, fmt))
+            assert (double_double_tier.blas_gradients(call, reduction)[2] is None) == (
+                kept_logits == 0)
+            with mp.workdps(100):
+                exact = oracle(x, W, None, target, None, reduction, call.grad_output)
+                _assert_double_double_tiers_hold(call, reduction, exact, 3)
 
 
 def test_certifies_a_language_model_head():
