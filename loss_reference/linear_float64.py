@@ -44,7 +44,7 @@ from .classification_fast import gradient_factors
 from .compiled_kernels import TIER, exact_divisor, kernels, known, known_total
 from .engine import ESTIMATE_ULPS, Known, parallel_map, row_chunks, streamed_sum
 from .formats import FORMATS, Format
-from .split_product import blocked_gamma, blocked_product, slice_bits, split_product
+from .split_product import blocked_product, slice_bits, split_product
 
 CHUNK_LOGITS = 1 << 21  # logits per chunk of tokens, as linear's: a class's products amortised
 U = 2.0 ** -53
@@ -61,9 +61,6 @@ DOT_LARGEST = 2.0 ** 450  # ``dot_rows``' domain (its TwoProducts' errors stay n
 # ``blas_gradients`` keeps every token's softmax gradient for ``refine`` up to this many logits
 # (256 MB of hi and lo parts); beyond, ``refine`` recomputes every row's softmax
 KEPT_LOGITS = 1 << 24
-# ``blas_gradients``' weight gradient adds the tokens' products by blocks of this many: its
-# bound gamma(64) + gamma(M / 64), not gamma(M) (2^-47 where it was 2^-45 at 256 tokens)
-TOKEN_BLOCK = 64
 
 
 def applies(call, smoothing: float, fmt: Format) -> bool:
@@ -270,10 +267,12 @@ def blas_gradients(call, reduction: str):
     softmax gradient for ``refine`` (None beyond KEPT_LOGITS), or None where this does not
     apply. Every token's G in double-double (``SoftmaxGradient``: quick, LOSS_REST), then one
     BLAS product of G_hi by each operand, with the magnitudes' products beside it: the product
-    errs by at most gamma |G_hi| |.| (``blocked_product``'s gamma: over blocks of classes for
-    the input's, of TOKEN_BLOCK tokens for the weight's), and G_hi itself by |G_lo| + eps
-    |G_hi| <= (u + eps) |G_hi|, plus an underflow floor of (inner + 1) tiny. ``refine`` then
-    needs only the products of the rows and classes left, not every row's softmax again.
+    errs by at most gamma |G_hi| |.| (the input's by blocks of classes, ``blocked_product``:
+    a vocabulary's bound was 2^-37 and left a third of the tokens; the weight's over the
+    tokens, gamma(M), whose looser bound's few more classes cost ``refine`` less than blocks
+    would), and G_hi itself by |G_lo| + eps |G_hi| <= (u + eps) |G_hi|, plus an underflow
+    floor of (inner + 1) tiny. ``refine`` then needs only the products of the rows and classes
+    left, not every row's softmax again.
 
     |G| needs no array of its own: a row's entries have the sign s of its r = a w_t / (W E)
     but at the target, so |G| |W| = s G |W| + 2 |G_t| |W_t| and |G|^T Q = G^T (s Q) + 2 |G_t|
@@ -302,9 +301,9 @@ def blas_gradients(call, reduction: str):
         bound[left] = np.inf
         d_input[0][c], d_input[1][c] = both[:, :D], bound
         # d [W, b] = G^T [x, 1]
-        Q = (blocked_gamma(n, TOKEN_BLOCK) + U + eps)[:, None] * np.abs(x_one[c])
-        both, gamma = blocked_product(G_hi.T, np.concatenate([x_one[c], sign[c, None] * Q],
-                                                             axis=1), TOKEN_BLOCK)
+        Q = (_gamma(n) + U + eps)[:, None] * np.abs(x_one[c])
+        both = G_hi.T @ np.concatenate([x_one[c], sign[c, None] * Q], axis=1)
+        gamma = _gamma(n)
         bound = both[:, D + 1:]
         np.add.at(bound, targets, at_target[:, None] * Q)
         bound *= (1 + 4 * gamma + 4 * U) * slack
