@@ -532,50 +532,77 @@ def softmax_gradient_rows(x, x_lo, logit_error, k, t, a, w, divisor_hi, divisor_
     d_hi, d_lo, scratch = np.empty(C), np.empty(C), np.empty(C)
     empty = np.empty(0)
     for i in range(n):
-        ok[i], out_error[i] = False, np.inf
-        if zero[i]:
-            out_hi[i, :] = 0.0
-            out_lo[i, :] = 0.0
-            ok[i], out_error[i] = True, 0.0
-            continue
-        m, low = x[i, k[i]], lane_min(x[i])
-        if not (m - low <= -EXP_LOWEST):
-            continue
-        e_hi, e_lo = out_hi[i], out_lo[i]
         row_lo = x_lo[i] if x_lo.size else empty
-        s_hi, s_lo = softmax_terms(x[i], row_lo, m, k[i], d_hi, d_lo, e_hi, e_lo, scratch,
-                                   inverse, l1, l2, l3, table_hi, table_lo, powers, quick)
-        shift_error = exp_relative_error(difference_error(low, m, x_lo.size > 0,
-                                                          logit_error[i]))
-        e_error = (QUICK_EXP_ERROR if quick else EXP_ERROR) * U2 + shift_error
-        others_error = shift_error + terms_error(C, quick) * U2
-        total_hi, total_lo = add_float(s_hi, s_lo, 1.0)
-        total_error = others_error + ADD_FLOAT_ERROR * U2
-        target = t[i]
-        if target == k[i]:
-            rest_hi, rest_lo, rest_error = s_hi, s_lo, others_error
-        else:
-            rest_hi, rest_lo = add(total_hi, total_lo, -e_hi[target], -e_lo[target])
-            rest_error = ADD_ERROR * U2 + 2 * total_error + 2 * e_error
-        up_hi, up_lo = two_prod(a[i], w[i])
-        den_hi, den_lo = mul(divisor_hi, divisor_lo, total_hi, total_lo)
-        r_hi, r_lo = div(up_hi, up_lo, den_hi, den_lo)
-        if not (safe(up_hi) and safe(den_hi) and safe(r_hi) and total_error < 2.0 ** -31):
-            continue
-        r_error = (MUL_ERROR + 1.0 + DIV_ERROR) * U2 + total_error  # D E, D, the quotient, E
-        error = (MUL_ERROR * U2 + r_error + max(e_error, rest_error)) * (1 + 2.0 ** -30)
-        out_error[i] = error
-        for c in range(C):
-            e_hi[c], e_lo[c] = mul(e_hi[c], e_lo[c], r_hi, r_lo)
-        e_hi[target], e_lo[target] = mul(rest_hi, rest_lo, -r_hi, -r_lo)
-        if estimate_ulps <= 0:
-            continue  # the caller takes out_error only
-        row_ok = True
-        for c in range(C):
-            if not certified(e_hi[c], e_lo[c], error * abs(e_hi[c]), estimate_ulps):
-                row_ok = False
-                break
-        ok[i] = row_ok
+        out_error[i], ok[i] = _gradient_row(
+            x[i], row_lo, logit_error[i], k[i], t[i], a[i], w[i], divisor_hi, divisor_lo,
+            zero[i], estimate_ulps, d_hi, d_lo, scratch, inverse, l1, l2, l3, table_hi,
+            table_lo, powers, out_hi[i], out_lo[i], quick)
+
+
+@compiled
+def softmax_gradient_parts(parts, extra, extra_error, bound, t, a, w, divisor_hi, divisor_lo,
+                           zero, estimate_ulps, inverse, l1, l2, l3, table_hi, table_lo,
+                           powers, out_hi, out_lo, out_error, ok, quick=False):
+    """``softmax_gradient_rows`` of the logits that ``sum_parts`` makes of its first four
+    arguments, a row at a time (as ``softmax_loss_parts``): the logits' double-doubles never
+    leave the cache, each row's error bound is the largest of its elements', its k the
+    largest hi's class; a row whose gradient is exactly 0 adds no parts."""
+    P, n, C = parts.shape
+    z_hi, z_lo, z_error = np.empty(C), np.empty(C), np.empty(C)
+    d_hi, d_lo, scratch = np.empty(C), np.empty(C), np.empty(C)
+    for i in range(n):
+        logit_error, k = 0.0, 0
+        if not zero[i]:
+            _sum_parts_row(parts, extra, extra_error, bound, i, z_hi, z_lo, z_error)
+            logit_error, k = -lane_min(z_error, -1.0), lane_argmax(z_hi)
+        out_error[i], ok[i] = _gradient_row(
+            z_hi, z_lo, logit_error, k, t[i], a[i], w[i], divisor_hi, divisor_lo, zero[i],
+            estimate_ulps, d_hi, d_lo, scratch, inverse, l1, l2, l3, table_hi, table_lo, powers,
+            out_hi[i], out_lo[i], quick)
+
+
+@inlined
+def _gradient_row(x, x_lo, logit_error, k, t, a, w, divisor_hi, divisor_lo, zero,
+                  estimate_ulps, d_hi, d_lo, scratch, inverse, l1, l2, l3, table_hi, table_lo,
+                  powers, e_hi, e_lo, quick):
+    """(error bound, certified) of one row of ``softmax_gradient_rows``, its G into e_hi +
+    e_lo (1-D); a zero row's x is not read."""
+    if zero:
+        e_hi[:] = 0.0
+        e_lo[:] = 0.0
+        return 0.0, True
+    m, low = x[k], lane_min(x)
+    if not (m - low <= -EXP_LOWEST):
+        return np.inf, False
+    C = x.size
+    s_hi, s_lo = softmax_terms(x, x_lo, m, k, d_hi, d_lo, e_hi, e_lo, scratch, inverse, l1,
+                               l2, l3, table_hi, table_lo, powers, quick)
+    shift_error = exp_relative_error(difference_error(low, m, x_lo.size > 0, logit_error))
+    e_error = (QUICK_EXP_ERROR if quick else EXP_ERROR) * U2 + shift_error
+    others_error = shift_error + terms_error(C, quick) * U2
+    total_hi, total_lo = add_float(s_hi, s_lo, 1.0)
+    total_error = others_error + ADD_FLOAT_ERROR * U2
+    if t == k:
+        rest_hi, rest_lo, rest_error = s_hi, s_lo, others_error
+    else:
+        rest_hi, rest_lo = add(total_hi, total_lo, -e_hi[t], -e_lo[t])
+        rest_error = ADD_ERROR * U2 + 2 * total_error + 2 * e_error
+    up_hi, up_lo = two_prod(a, w)
+    den_hi, den_lo = mul(divisor_hi, divisor_lo, total_hi, total_lo)
+    r_hi, r_lo = div(up_hi, up_lo, den_hi, den_lo)
+    if not (safe(up_hi) and safe(den_hi) and safe(r_hi) and total_error < 2.0 ** -31):
+        return np.inf, False
+    r_error = (MUL_ERROR + 1.0 + DIV_ERROR) * U2 + total_error  # D E, D, the quotient, E
+    error = (MUL_ERROR * U2 + r_error + max(e_error, rest_error)) * (1 + 2.0 ** -30)
+    for c in range(C):
+        e_hi[c], e_lo[c] = mul(e_hi[c], e_lo[c], r_hi, r_lo)
+    e_hi[t], e_lo[t] = mul(rest_hi, rest_lo, -r_hi, -r_lo)
+    if estimate_ulps <= 0:
+        return error, False  # the caller takes the error only
+    for c in range(C):
+        if not certified(e_hi[c], e_lo[c], error * abs(e_hi[c]), estimate_ulps):
+            return error, False
+    return error, True
 
 
 @compiled

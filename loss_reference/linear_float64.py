@@ -10,8 +10,9 @@ a softmax's chain to the 64th of an ulp that certification needs. Here, per chun
 - the loss and d loss / d z per row: cross_entropy's kernels on those logits
   (``double_double.softmax_loss_rows``, ``softmax_gradient_rows``: G = r (softmax - onehot),
   one relative error bound eps per row). The loss, a sum that does not cancel, takes cheaper
-  products (LOSS_REST) and adds their parts row by row inside its kernel
-  (``softmax_loss_parts``); the few tokens it leaves take Dot2 (``double_double.dot_rows``);
+  products (LOSS_REST); both add the logits' parts row by row inside their kernels
+  (``softmax_loss_parts``, ``softmax_gradient_parts``: the logits are never written out);
+  the few tokens the loss leaves take Dot2 (``double_double.dot_rows``);
 - d loss / d x = G W and d loss / d [W, b] = G^T [x, 1]: G's hi part times the other operand
   through ``split_product`` again (parts as the logits'), its lo part (below u of hi) by one BLAS
   product whose error is at most gamma(K) |G_lo| |.|; G's own error adds eps |G| |.|, a
@@ -130,18 +131,6 @@ def _bias(call) -> np.ndarray:
     return call.b_rows.reshape(1, -1)[:int(call.b_rows.any())]
 
 
-def _logits(dd, call, Wt, c, cheap=True, rest=ROUNDED_REST):
-    """(z_hi, z_lo, error per row, k) of the tokens ``c`` (a slice or indices; Wt: the
-    weight's transpose, the same array object for every chunk, so that it is split once;
-    ``cheap``, ``rest``: as ``_exact_sum``'s), or None."""
-    exact = _exact_sum(dd, call.x[c], Wt, _bias(call), reuse=True, cheap=cheap,
-                       rest=rest)
-    if exact is None:
-        return None
-    hi, lo, error = exact
-    return hi, lo, error.max(axis=1), np.argmax(hi, axis=1)
-
-
 def loss(call, reduction: str) -> Known | None:
     """The loss rounded to float64 as Known: per token ('none', ok per token) or the total
     (one element); None where ``split_product`` does not apply."""
@@ -226,21 +215,26 @@ class SoftmaxGradient:
 
     def rows(self, c, cheap=True, rest=ROUNDED_REST, quick=False, out=None):
         """(G_hi, G_lo, eps, left) of the tokens ``c`` (a slice or indices): d loss / d z =
-        r (softmax - onehot) as double-doubles within eps |G_hi| per row, from logits by
-        ``_logits(..., cheap, rest)`` (``quick``: ``softmax_gradient_rows``'); ``left``: the
+        r (softmax - onehot) as double-doubles within eps |G_hi| per row, from the logits'
+        parts (``split_product`` with ``levels(D, rest)`` where ``cheap``, else all exact) by
+        ``double_double.softmax_gradient_parts`` (``quick``: its exponentials); ``left``: the
         rows the kernel left (outside its domain), zeros here with eps 0. Into ``out`` (G_hi,
         G_lo, eps) where given. Raises NotSplit where ``split_product`` does not apply."""
         dd, call = self.dd, self.call
-        logits = _logits(dd, call, self.Wt, c, cheap, rest)
-        if logits is None:
+        x = call.x[c]
+        split = split_product(x, self.Wt, reuse=True,
+                              exact_levels=levels(x.shape[1], rest) if cheap else None)
+        if split is None:
             raise NotSplit
-        z_hi, z_lo, z_error, k = logits
-        n, C = len(k), call.classes
+        parts, bound = split
+        n, C = x.shape[0], call.classes
         G_hi, G_lo, eps = out or (np.empty((n, C)), np.empty((n, C)), np.empty(n))
-        dd.softmax_gradient_rows(z_hi, z_lo, z_error, k, call.rows.t[c], self.a[c],
-                                 self.w_t[c], *self.divisor, self.zero[c], 0.0,
-                                 *dd.exp_constants(), G_hi, G_lo, eps,
-                                 np.empty(n, dtype=bool), quick)  # G's bounds: certify nothing
+        # the logits' parts added a row at a time inside the kernel, never written out
+        dd.softmax_gradient_parts(np.asarray(parts), _bias(call), np.broadcast_to(0.0, (n, C)),
+                                  np.broadcast_to(bound, (n, C)), call.rows.t[c], self.a[c],
+                                  self.w_t[c], *self.divisor, self.zero[c], 0.0,
+                                  *dd.exp_constants(), G_hi, G_lo, eps,
+                                  np.empty(n, dtype=bool), quick)  # G's bounds: certify nothing
         left = ~np.isfinite(eps)  # rows the kernel left hold anything: zeros, bounded inf
         G_hi[left], G_lo[left], eps[left] = 0.0, 0.0, 0.0
         return G_hi, G_lo, eps, left

@@ -95,6 +95,35 @@ def test_the_fused_loss_kernel_is_the_sum_of_parts_then_the_loss_rows():
     assert fused[3].sum() >= n - 1
 
 
+def test_the_fused_gradient_kernel_is_the_sum_of_parts_then_the_gradient_rows():
+    """softmax_gradient_parts adds the parts a row at a time instead of writing the logits
+    out; its G, bounds and verdicts are those of sum_parts followed by softmax_gradient_rows,
+    bit for bit, with either exponential, a zero row (no parts added) and a row whose target
+    is its largest logit."""
+    dd = pytest.importorskip("loss_reference.double_double")
+    rng = np.random.default_rng(5)
+    n, C = 9, 70
+    parts = rng.standard_normal((3, n, C)) * np.array([4.0, 2.0 ** -20, 2.0 ** -45])[:, None, None]
+    bias, extra_error = rng.standard_normal((1, C)), rng.random((n, C)) * 1e-25
+    bound = rng.random((n, C)) * 1e-22
+    target, a, w = rng.integers(0, C, n), rng.standard_normal(n), rng.random(n) + 0.5
+    zero = np.zeros(n, dtype=bool)
+    zero[3] = True
+    parts[0, 5, target[5]] += 50.0
+    for quick in (True, False):
+        fused = [np.empty((n, C)), np.empty((n, C)), np.empty(n), np.empty(n, dtype=bool)]
+        dd.softmax_gradient_parts(parts, bias, extra_error, bound, target, a, w, 3.0, 0.0, zero,
+                                  1 / 64, *dd.exp_constants(), *fused, quick)
+        hi, lo, error = np.empty((n, C)), np.empty((n, C)), np.empty((n, C))
+        dd.sum_parts(parts, bias, extra_error, bound, hi, lo, error)
+        apart = [np.empty((n, C)), np.empty((n, C)), np.empty(n), np.empty(n, dtype=bool)]
+        dd.softmax_gradient_rows(hi, lo, error.max(axis=1), np.argmax(hi, axis=1), target, a, w,
+                                 3.0, 0.0, zero, 1 / 64, *dd.exp_constants(), *apart, quick)
+        for got, want in zip(fused, apart):
+            assert np.array_equal(got, want), quick
+        assert fused[3].sum() >= n - 2 and fused[3][3] and not fused[0][3].any()
+
+
 def test_the_tokens_left_take_dot_products_without_splitting_the_weight(monkeypatch):
     """With no exact level the first pass leaves most losses; up to DOT_TOKENS of them take
     ``dot_rows`` (Dot2) instead of exact products: no exact split_product runs, and every
