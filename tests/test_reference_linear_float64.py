@@ -70,6 +70,14 @@ def test_what_it_certifies_is_the_correctly_rounded_value(case):
     assert np.array_equal(sums.rounded[sums.ok], want_sums[sums.ok])
 
 
+def _logit_parts(rng, n: int, C: int) -> tuple:
+    """A fused kernel's logits as sum_parts takes them: three parts of decreasing size, a bias,
+    an extra error and a bound that differ per element."""
+    parts = rng.standard_normal((3, n, C)) * np.array([4.0, 2.0 ** -20, 2.0 ** -45])[:, None, None]
+    bias, extra_error = rng.standard_normal((1, C)), rng.random((n, C)) * 1e-25
+    return parts, bias, extra_error, rng.random((n, C)) * 1e-22
+
+
 def test_the_fused_loss_kernel_is_the_sum_of_parts_then_the_loss_rows():
     """softmax_loss_parts adds the parts a row at a time instead of writing the logits out;
     its results are those of sum_parts followed by softmax_loss_rows, bit for bit, with a bias,
@@ -77,9 +85,7 @@ def test_the_fused_loss_kernel_is_the_sum_of_parts_then_the_loss_rows():
     dd = pytest.importorskip("loss_reference.double_double")
     rng = np.random.default_rng(4)
     n, C = 9, 70
-    parts = rng.standard_normal((3, n, C)) * np.array([4.0, 2.0 ** -20, 2.0 ** -45])[:, None, None]
-    bias, extra_error = rng.standard_normal((1, C)), rng.random((n, C)) * 1e-25
-    bound = rng.random((n, C)) * 1e-22
+    parts, bias, extra_error, bound = _logit_parts(rng, n, C)
     target, weight = rng.integers(0, C, n), rng.random(n) + 0.5
     weight[2] = 0.0
     fused = [np.empty(n) for _ in range(3)] + [np.empty(n, dtype=bool)]
@@ -103,9 +109,7 @@ def test_the_fused_gradient_kernel_is_the_sum_of_parts_then_the_gradient_rows():
     dd = pytest.importorskip("loss_reference.double_double")
     rng = np.random.default_rng(5)
     n, C = 9, 70
-    parts = rng.standard_normal((3, n, C)) * np.array([4.0, 2.0 ** -20, 2.0 ** -45])[:, None, None]
-    bias, extra_error = rng.standard_normal((1, C)), rng.random((n, C)) * 1e-25
-    bound = rng.random((n, C)) * 1e-22
+    parts, bias, extra_error, bound = _logit_parts(rng, n, C)
     target, a, w = rng.integers(0, C, n), rng.standard_normal(n), rng.random(n) + 0.5
     zero = np.zeros(n, dtype=bool)
     zero[3] = True
