@@ -149,3 +149,23 @@ def test_streamed_sums_are_balls_pairwise_sums_bit_for_bit(count, monkeypatch):
     monkeypatch.setattr(compiled_kernels, "kernels", lambda: None)
     want = engine.streamed_sum(lambda i: parts[i], list(range(count)))
     assert np.array_equal(got.mid, want.mid) and np.array_equal(got.rad, want.rad)
+
+
+def test_rows_evaluated_by_chunks_are_each_rows_own_result(monkeypatch):
+    """``evaluate`` by rows over many chunks on the reference's threads (each chunk's results
+    written into one pair of arrays as it comes): every row's result is the one its row gives
+    alone, trailing shape kept, the estimate in long double."""
+    rng = np.random.default_rng(5)
+    values = rng.standard_normal((37, 3, 4)) * 10.0 ** rng.integers(-3, 4, (37, 3, 4))
+    fmt = FORMATS["float32"]
+
+    def row_sums(B, rows):
+        return B.sum(rows, axis=-1)
+
+    monkeypatch.setattr(engine, "CHUNK_ELEMENTS", 30)  # two rows a chunk
+    whole = engine.evaluate(row_sums, [values], fmt, independent="rows")
+    assert whole.rounded.shape == (37, 3) and whole.exact.dtype == np.longdouble
+    for i in (0, 5, 36):
+        alone = engine.evaluate(row_sums, [values[i:i + 1]], fmt, independent="rows")
+        assert whole.rounded[i].tolist() == alone.rounded[0].tolist()
+        assert whole.exact[i].tolist() == alone.exact[0].tolist()
