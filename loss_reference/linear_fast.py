@@ -375,13 +375,12 @@ def refine(call, reduction: str, chunk_logits: int, tokens: np.ndarray, classes:
         if len(mine):
             local = mine - c.start
             rows = g[local]
-            G = _row_scaled(r[local], Ball(rows, eta[local, None] * np.abs(rows)
-                                           + floor[local, None]))
+            G = _row_scaled(r[local], _within(rows, eta[local], floor[local]))
             d_input[c.start] = backend.matmul(G, backend.asarray(W))
         if not len(classes):
             return None
         columns = g[:, classes]
-        G = _row_scaled(r, Ball(columns, eta[:, None] * np.abs(columns) + floor[:, None]))
+        G = _row_scaled(r, _within(columns, eta, floor))
         return backend.matmul(backend.transpose(G), backend.asarray(grad.x_one[c]))
 
     chunks = _chunks(call, chunk_logits)
@@ -413,7 +412,7 @@ def refine_from_kept(call, reduction: str, tokens: np.ndarray, classes: np.ndarr
     input_rows = layer_sums = None
     if len(tokens):
         soft, r, _, eta, floor = grad.rows(tokens)
-        G = _row_scaled(r, Ball(soft.e, eta[:, None] * np.abs(soft.e) + floor[:, None]))
+        G = _row_scaled(r, _within(soft.e, eta, floor))
         input_rows = B.matmul(G, B.asarray(call.W_rows))
     if len(classes):
         with quiet():
@@ -422,10 +421,18 @@ def refine_from_kept(call, reduction: str, tokens: np.ndarray, classes: np.ndarr
                 z += grad.layer.b[classes]
             g = np.exp(z - kept.top[:, None], out=z)
             g = np.where(call.rows.t[:, None] == classes[None, :], -kept.rest[:, None], g)
-        G = _row_scaled(Ball(kept.r_mid, kept.r_rad),
-                        Ball(g, kept.eta[:, None] * np.abs(g) + kept.floor[:, None]))
+        G = _row_scaled(Ball(kept.r_mid, kept.r_rad), _within(g, kept.eta, kept.floor))
         layer_sums = B.matmul(B.transpose(G), B.asarray(grad.x_one))
     return input_rows, layer_sums
+
+
+def _within(values: np.ndarray, eta: np.ndarray, floor: np.ndarray) -> Ball:
+    """``values`` (rows of g) as balls of radius eta |v| + floor, eta and floor per row; an
+    infinite radius where eta is (a row an earlier tier left, whose zeros would make inf x 0 a
+    NaN radius)."""
+    with quiet():
+        radius = eta[:, None] * np.abs(values) + floor[:, None]
+    return Ball(values, np.where(np.isinf(eta)[:, None], np.inf, radius))
 
 
 def _row_scaled(r: Ball, values: Ball) -> Ball:

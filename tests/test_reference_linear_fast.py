@@ -12,6 +12,8 @@ test_reference_linear check roundings, these check the bounds themselves.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -340,3 +342,13 @@ def test_an_ignored_token_has_an_exact_zero_row_factor():
     _, r, _, _, _ = grad.rows(slice(0, 4), sharp=True)
     assert r.mid.tolist()[1:3] == [0.0, 0.0] and r.rad.tolist()[1:3] == [0.0, 0.0]
     assert (r.mid[[0, 3]] > 0).all() and (r.rad[[0, 3]] > 0).all()
+
+
+def test_a_row_left_by_an_earlier_tier_has_infinite_radii_not_nan():
+    """A later tier's g of a row the first left (eta infinite, zeros in it) is bounded by an
+    infinite radius, without inf x 0's NaN or its warning; other rows by eta |g| + floor."""
+    g = np.array([[0.0, 2.0], [0.0, 4.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ball = fast._within(g, np.array([np.inf, 0.5]), np.array([1e-300, 1e-300]))
+    assert ball.rad.tolist() == [[np.inf, np.inf], [1e-300, 2.0 + 1e-300]]
