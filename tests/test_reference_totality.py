@@ -68,7 +68,8 @@ SEED = int(os.environ.get("TOTALITY_SEED", "0"))  # CI's is 0; others draw other
 # shapes only)
 EXAMPLES_FOR = {"triplet_margin_loss": 100, "triplet_margin_with_distance_loss": 100,
                 "multi_margin_loss": 80, "huber_loss": 80, "gaussian_nll_loss": 80,
-                "ctc_loss": 80, "linear_cross_entropy": 250, "mse_loss": 80, "l1_loss": 80}
+                "ctc_loss": 80, "linear_cross_entropy": 250, "mse_loss": 80, "l1_loss": 80,
+                "kl_div": 80}
 # linear_cross_entropy has four or five float arrays, and takes finite ones only: planted
 # into each as often as elsewhere, 2-3 % of its cases stayed comparable
 MODES = {"linear_cross_entropy": ("keep", "keep", "keep", "keep", "plant", "fill")}
