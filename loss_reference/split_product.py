@@ -21,6 +21,10 @@ Where every slice of full float64 operands would take 9-20 exact products, ``exa
 keeps exact only the leading ones (A_i B_j, i + j < s) and computes the rest as s + 1 rounded
 BLAS products, one part whose rounding the bound covers: 2^-(53 + s beta) or so of the
 operands' norms.
+
+Where a rounded product will do, but one GEMM's gamma(K) over a vocabulary of K classes is too
+loose (2^-37 at 50,257), ``blocked_product`` computes it by blocks of the inner dimension and
+bounds it by gamma(block) + gamma(blocks) instead (2^-43.7).
 """
 
 from __future__ import annotations
