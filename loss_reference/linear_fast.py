@@ -35,10 +35,11 @@ In float32 the weight's gradient holds sums over the batch that cancel far below
 (one in a thousand below a 64th of an ulp at 2^-45 of the magnitudes, where a BLAS product's
 bound is about 2^-41). Where numba imports, float32's first tier is therefore
 ``linear_float64.blas_gradients``: every token's softmax gradient G in double-double, then one
-BLAS product of its hi part by each operand, bounded as above (the weight's by blocks of
-classes: 2^-44 at 50,257 classes where one product's bound is 2^-37), with G kept (up to
-``KEPT_LOGITS``); the second tier (``linear_float64.refine``) takes the products of the rows
-and classes left alone, exact or nearly (``split_product``, Dot2 for a few rows). Where numba
+BLAS product of its hi part by each operand, bounded as above (its product with the
+weight by blocks of classes: 2^-43.7 at 50,257 classes where one product's bound is 2^-37),
+G kept (up to ``KEPT_LOGITS``); the second tier (``linear_float64.refine``) takes the products
+of the rows and classes left alone, exact or nearly (``split_product``, Dot2 for a few rows).
+Where numba
 does not import, the float64 first tier above takes float32 too, with its sharp bounds. The
 last tier (``refine``) recomputes every row's softmax in long double ball arithmetic, from
 exact logits (``split_product``'s parts, added in long double: R_i is then their addition's
