@@ -46,6 +46,7 @@ from .compiled_kernels import TIER, exact_divisor, kernels, known, known_total
 from .engine import ESTIMATE_ULPS, Known, parallel_map, row_chunks, streamed_sum
 from .formats import FORMATS, Format
 from .split_product import blocked_product, slice_bits, split_product
+from .split_product import gamma as blas_gamma
 
 CHUNK_LOGITS = 1 << 21  # logits per chunk of tokens, as linear's: a class's products amortised
 U = 2.0 ** -53
@@ -72,17 +73,13 @@ def applies(call, smoothing: float, fmt: Format) -> bool:
             and call.x.shape[1] > 0 and kernels() is not None)
 
 
-def _gamma(n: int) -> float:
-    return n * U / (1 - n * U)
-
-
 def levels(inner: int, rest: float = ROUNDED_REST) -> int:
     """``split_product``'s exact levels for a cheap product over ``inner`` terms: the fewest
     whose rounded rest, about gamma(inner) sqrt(inner) 2^(-beta s) of the operands' norms, is
     below ``rest`` (for ROUNDED_REST, 2 for up to 512 terms, 3 for 1024 to 131072). A
     gradient is then left to the exact products (the second pass) only where its sum cancels
     by 20 binades or so; a loss (LOSS_REST) where it lies below 2^-5 of its logits' norms."""
-    beta, scale = slice_bits(inner), _gamma(inner + 8) * math.sqrt(inner)
+    beta, scale = slice_bits(inner), blas_gamma(inner + 8) * math.sqrt(inner)
     s = 1
     while scale * 2.0 ** (-beta * s) > rest:
         s += 1
@@ -295,9 +292,9 @@ def blas_gradients(call, reduction: str):
         bound[left] = np.inf
         d_input[0][c], d_input[1][c] = both[:, :D], bound
         # d [W, b] = G^T [x, 1]
-        Q = (_gamma(n) + U + eps)[:, None] * np.abs(x_one[c])
+        gamma = blas_gamma(n)
+        Q = (gamma + U + eps)[:, None] * np.abs(x_one[c])
         both = G_hi.T @ np.concatenate([x_one[c], sign[c, None] * Q], axis=1)
-        gamma = _gamma(n)
         bound = both[:, D + 1:]
         np.add.at(bound, targets, at_target[:, None] * Q)
         bound *= (1 + 4 * gamma + 4 * U) * slack
@@ -439,8 +436,8 @@ def _product(dd, G_hi, G_lo, eps, G_magnitude, B, B_magnitude, reuse=False, chea
     ``dot``: as ``_exact_sum``'s); None where the splitting does not apply."""
     inner = G_hi.shape[1]
     low = G_lo @ B  # |G_lo| <= u |G_hi|: its error gamma(K) |G_lo| |B| <= gamma(K) u |G| |B|
-    magnitude = ((eps + U * _gamma(inner)) * G_magnitude) @ B_magnitude
-    magnitude *= 1 + 2 * _gamma(inner + 2)  # nonnegative terms: BLAS's rounding scales them
+    magnitude = ((eps + U * blas_gamma(inner)) * G_magnitude) @ B_magnitude
+    magnitude *= 1 + 2 * blas_gamma(inner + 2)  # nonnegative terms: BLAS's rounding scales them
     return _exact_sum(dd, G_hi, B, low, magnitude, reuse, cheap, rest, dot)
 
 

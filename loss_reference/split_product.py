@@ -105,7 +105,9 @@ def norms(values: np.ndarray, axis: int) -> np.ndarray:
                       axis=axis)
 
 
-def _gamma(n: int) -> float:
+def gamma(n: int) -> float:
+    """The relative error bound of a float64 sum of n products, in any order: n u / (1 - n u)
+    (Higham, Accuracy and Stability of Numerical Algorithms, 3.1)."""
     return n * _U / (1 - n * _U)
 
 
@@ -124,9 +126,9 @@ def blocked_gamma(inner: int, block: int = 0) -> float:
     block = _block_terms(inner, block)
     blocks = inner // block
     if blocks < 2:
-        return _gamma(inner)
+        return gamma(inner)
     terms = blocks + (blocks * block < inner)
-    return (_gamma(block) + _gamma(terms - 1) * (1 + _gamma(block))) * (1 + 4 * _U)
+    return (gamma(block) + gamma(terms - 1) * (1 + gamma(block))) * (1 + 4 * _U)
 
 
 def blocked_product(a: np.ndarray, b: np.ndarray, block: int = 0):
@@ -194,11 +196,11 @@ def split_product(a: np.ndarray, b: np.ndarray, reuse: bool = True,
         # a b - A_s B_s = A_s R_b + R_a b (A_s = a - R_a, the captured part): Cauchy-Schwarz
         # on each, the norms' own rounding (a few operations over inner + 4 terms) covered,
         # and an absolute floor for what underflows in them
-        gamma = (inner + 8) * _U / (1 - (inner + 8) * _U)
+        rounding = gamma(inner + 8)
         norm_rest_a, norm_rest_b = norms(rest_a, 1), norms(rest_b, 0)
         norm_a = norms(a, 1) + norm_rest_a
         bound = (np.outer(norm_a, norm_rest_b) + np.outer(norm_rest_a, norms(b, 0))) * (
-            1 + 4 * gamma) + (inner + 8) * _TINY
+            1 + 4 * rounding) + (inner + 8) * _TINY
     return parts, bound
 
 
@@ -259,8 +261,8 @@ def _leveled_product(a: np.ndarray, b: np.ndarray, beta: int, levels: int, reuse
     # what underflows (nowhere a row or column is zero: exact zeros), as one product of
     # nonnegative numbers (its own rounding at most gamma(2 k) of it)
     terms = inner + len(rounded) + 8  # the products' and sums', and the norms' few operations
-    gamma = terms * _U / (1 - terms * _U)
-    scale = gamma * (1 + 4 * gamma) * (1 + 4 * len(rounded) * _U)
+    rounding = gamma(terms)
+    scale = rounding * (1 + 4 * rounding) * (1 + 4 * len(rounded) * _U)
     rows = np.stack([r[2] * scale for r in rounded] + [(r[2] > 0) * (terms * _TINY)
                                                         for r in rounded], axis=1)
     columns = np.stack([r[3] for r in rounded] + [r[3] > 0 for r in rounded])
