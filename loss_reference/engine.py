@@ -36,6 +36,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import Counter
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -191,17 +192,36 @@ def parallel_map(function, items: list) -> list:
 
     The threads already keep every core busy, so BLAS runs on one thread meanwhile: two
     threads' products each on every core ran 1.5-3 times slower than one core each."""
-    global _POOL, _BLAS
+    global _POOL
     if len(items) < 2 or _threads() < 2 or threading.current_thread().name.startswith(
             _POOL_PREFIX):  # already on the pool: its threads would wait for themselves
         return [function(item) for item in items]
     if _POOL is None:
-        from threadpoolctl import ThreadpoolController  # 27 ms: only once threads run
-
         _POOL = ThreadPoolExecutor(_threads(), thread_name_prefix=_POOL_PREFIX)
+    with blas_on_one_thread():
+        return list(_POOL.map(function, items))
+
+
+@contextmanager
+def blas_on_one_thread():
+    """Within this block BLAS (numpy's) computes every product on its caller's thread; where
+    there is one core, nothing changes.
+
+    For a reference that splits its products over ``parallel_map`` itself. OpenBLAS's own
+    threads spin for about 0.1 s after each product they share, waiting for the next: where
+    a product on every core came before the pool's threads (a softmax's kernels after the
+    logits), the spinning thread held a core they needed (a third of all CPU time in
+    linear_cross_entropy's float32 gradient, which took 1.4 times as long)."""
+    global _BLAS
+    if _threads() < 2:
+        yield
+        return
+    if _BLAS is None:
+        from threadpoolctl import ThreadpoolController  # 27 ms: only where threads run
+
         _BLAS = ThreadpoolController()
     with _BLAS.limit(limits=1, user_api="blas"):
-        return list(_POOL.map(function, items))
+        yield
 
 
 def row_chunks(rows: int, width: int, chunk_elements: int = 0) -> list:

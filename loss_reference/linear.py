@@ -43,8 +43,8 @@ from . import classification as ce
 from . import linear_fast as fast
 from . import linear_float64 as double_double_tier
 from .balls import Ball
-from .engine import (EvaluationError, Evaluated, Known, evaluate, evaluate_row_sums,
-                     evaluate_total, filled)
+from .engine import (EvaluationError, Evaluated, Known, blas_on_one_thread, evaluate,
+                     evaluate_row_sums, evaluate_total, filled)
 from .formats import Format
 from .split_product import reusing_splits
 
@@ -198,6 +198,7 @@ def _zero_divisor_mean(call: Call, smoothing) -> float:
 
 
 @reusing_splits()  # the weight is split once, not once per chunk of tokens
+@blas_on_one_thread()  # the products are split over the reference's threads
 def loss(input, linear_weight, target, linear_bias, weight, ignore_index, smoothing, reduction,
          fmt: Format) -> Evaluated:
     """The exact loss, reduced, rounded once to fmt."""
@@ -320,6 +321,7 @@ def _soft_grads(call: Call, smoothing, reduction, fmt: Format, with_weight: bool
 
 
 @reusing_splits()
+@blas_on_one_thread()
 def loss_grad(grad_output, input, linear_weight, target, linear_bias, weight, ignore_index,
               smoothing, reduction, fmt: Format) -> dict[str, Evaluated]:
     """The exact gradients in input, linear_weight and linear_bias (the last only when given),

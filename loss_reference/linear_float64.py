@@ -196,6 +196,12 @@ def gradients(call, reduction: str) -> tuple[Known, Known] | None:
     return _known(dd, *parts[0], rows_only=True), _known(dd, *parts[1], rows_only=False)
 
 
+def _shares(n: int, parts: int) -> list:
+    """``parts`` consecutive slices of range(n), their lengths within one of each other."""
+    bounds = [n * k // parts for k in range(parts + 1)]
+    return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+
+
 class NotSplit(Exception):
     """``split_product`` does not apply to a chunk's inputs (exponents beyond its range)."""
 
@@ -281,27 +287,39 @@ def blas_gradients(call, reduction: str):
     d_input = np.empty((M, D)), np.empty((M, D))
     slack = 1 + 2.0 ** -40  # the bounds' own few roundings
 
-    def products(c: slice, G_hi: np.ndarray, eps: np.ndarray, left: np.ndarray) -> Ball:
-        n, targets = len(eps), t[c]
-        at_target = 2 * np.abs(G_hi[np.arange(n), targets])
-        # d input = G W
+    def input_product(c: slice, G_hi: np.ndarray, eps: np.ndarray, left: np.ndarray,
+                      at_target: np.ndarray) -> None:
+        """d input = G W at the tokens ``c`` (G_hi, eps, left, at_target theirs)."""
+        targets = t[c]
         both, gamma = blocked_product(G_hi, W_and_magnitude)
         magnitude = sign[c, None] * both[:, D:] + at_target[:, None] * W_magnitude[targets]
         scale = (gamma + U + eps) * (1 + 2 * gamma) * (1 + 4 * U) * slack
         bound = magnitude * scale[:, None] + (C + 1) * TINY
         bound[left] = np.inf
         d_input[0][c], d_input[1][c] = both[:, :D], bound
-        # d [W, b] = G^T [x, 1]
+
+    def weight_product(c: slice, G_hi: np.ndarray, eps: np.ndarray, left: np.ndarray,
+                       at_target: np.ndarray, classes: slice = slice(0, None)) -> Ball:
+        """The rows ``classes`` of d [W, b] = G^T [x, 1], summed over the tokens ``c`` (G_hi
+        their rows, all classes)."""
+        n, targets = len(eps), t[c]
+        first, last = classes.indices(C)[:2]
         gamma = blas_gamma(n)
         Q = (gamma + U + eps)[:, None] * np.abs(x_one[c])
-        both = G_hi.T @ np.concatenate([x_one[c], sign[c, None] * Q], axis=1)
+        both = G_hi[:, first:last].T @ np.concatenate([x_one[c], sign[c, None] * Q], axis=1)
         bound = both[:, D + 1:]
-        np.add.at(bound, targets, at_target[:, None] * Q)
+        mine = (targets >= first) & (targets < last)
+        np.add.at(bound, targets[mine] - first, at_target[mine, None] * Q[mine])
         bound *= (1 + 4 * gamma + 4 * U) * slack
         bound += (n + 1) * TINY
         if left.any():
             bound[:] = np.inf
         return Ball(both[:, :D + 1], bound)
+
+    def products(c: slice, G_hi: np.ndarray, eps: np.ndarray, left: np.ndarray) -> Ball:
+        at_target = 2 * np.abs(G_hi[np.arange(len(eps)), t[c]])
+        input_product(c, G_hi, eps, left, at_target)
+        return weight_product(c, G_hi, eps, left, at_target)
 
     def chunk(c: slice) -> Ball:
         G_hi, _, eps, left = softmax.rows(c, rest=LOSS_REST, quick=True)
@@ -318,9 +336,20 @@ def blas_gradients(call, reduction: str):
     except NotSplit:
         return None
     # every token's products at once: the weight's gradient is written once, not once a chunk
-    # (at 50,257 classes, each chunk's (C, 2 D + 2) product took 100 MB), on every core
+    # (at 50,257 classes, each chunk's (C, 2 D + 2) product took 100 MB); on every core, each
+    # thread the input's gradient at a share of the tokens and the weight's at a share of the
+    # classes (BLAS on one thread: ``linear.loss_grad`` runs in ``blas_on_one_thread``)
     kept.complete = not left.any()
-    layer = products(slice(0, M), kept.hi, kept.eps, left)
+    at_target = 2 * np.abs(kept.hi[np.arange(M), t])
+    token_parts, class_parts = _shares(M, len(chunks)), _shares(C, len(chunks))
+
+    def share(k: int) -> Ball:
+        c = token_parts[k]
+        input_product(c, kept.hi[c], kept.eps[c], left[c], at_target[c])
+        return weight_product(slice(0, M), kept.hi, kept.eps, left, at_target, class_parts[k])
+
+    pieces = parallel_map(share, list(range(len(chunks))))
+    layer = Ball(np.concatenate([p.mid for p in pieces]), np.concatenate([p.rad for p in pieces]))
     return Ball(*d_input), layer, kept
 
 
