@@ -39,6 +39,7 @@ from collections import Counter
 from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -116,7 +117,8 @@ def ball_tiers(fmt: Format) -> list:
     return fast + [LONG_DOUBLE_BALLS, EXACT_SUM_BALLS]
 
 
-CERTIFY_BLOCK = 1 << 15  # elements certified at a time
+CERTIFY_BLOCK = 1 << 15  # elements certified at a time (by numpy, where numba is missing)
+CERTIFY_SHARE = 1 << 16  # the fewest elements a thread certifies (compiled: 0.1 ms or so)
 
 
 def certify(ball: Ball, fmt: Format):
@@ -132,6 +134,8 @@ def certify(ball: Ball, fmt: Format):
     above a power of two), and mid - r is exact (r is mid rounded).
     """
     mid, rad = ball.mid, np.broadcast_to(ball.rad, ball.mid.shape)
+    if mid.dtype == np.float64 and _certify_kernel() is not None:
+        return _certify_compiled(mid, rad, fmt)
     if mid.size <= CERTIFY_BLOCK:
         return _certify_block(mid, rad, fmt)
     # Blocks of a large ball (a layer's weight gradient) keep the dozen temporaries of the
@@ -146,6 +150,34 @@ def certify(ball: Ball, fmt: Format):
 
     starts = np.arange(0, mid.size, CERTIFY_BLOCK)
     parallel_map(run, np.array_split(starts, min(_threads(), len(starts))))  # one run a thread
+    return rounded.reshape(mid.shape), ok.reshape(mid.shape)
+
+
+@lru_cache(maxsize=None)
+def _certify_kernel():
+    """``certify_kernel.certify_elements``, or None where numba does not import."""
+    try:
+        from .certify_kernel import certify_elements
+    except ImportError:
+        return None
+    return certify_elements
+
+
+def _certify_compiled(mid: np.ndarray, rad: np.ndarray, fmt: Format):
+    """``certify`` of float64 balls by the compiled kernel (``certify_kernel``): the same
+    results as ``_certify_block``'s, in one pass; large arrays by a share a thread."""
+    flat_mid = np.ascontiguousarray(mid).reshape(-1)
+    flat_rad = np.ascontiguousarray(rad, dtype=np.float64).reshape(-1)
+    rounded, ok = np.empty(mid.size), np.empty(mid.size, dtype=bool)
+    kernel, overflow = _certify_kernel(), float(np.float64(fmt.overflow_threshold))
+
+    def run(part: slice) -> None:
+        kernel(flat_mid[part], flat_rad[part], fmt.precision, fmt.min_exponent,
+               fmt.max_finite, overflow, ESTIMATE_ULPS, rounded[part], ok[part])
+
+    parts = max(1, min(_threads(), mid.size // CERTIFY_SHARE))
+    bounds = [mid.size * k // parts for k in range(parts + 1)]
+    parallel_map(run, [slice(a, b) for a, b in zip(bounds, bounds[1:])])
     return rounded.reshape(mid.shape), ok.reshape(mid.shape)
 
 
