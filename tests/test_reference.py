@@ -944,8 +944,19 @@ def test_fast_float64_rounding_matches_the_exact_rounding(name):
 
 # --- certification --------------------------------------------------------------------------------
 
+@pytest.fixture(params=["compiled", "numpy"])
+def certification(request, monkeypatch):
+    """Each test of ``certify`` twice: by the compiled kernel (float64 balls, where numba
+    imports) and by numpy's blocks alone (where it does not)."""
+    from loss_reference import engine
+
+    if request.param == "numpy":
+        monkeypatch.setattr(engine, "_certify_kernel", lambda: None)
+    return request.param
+
+
 @pytest.mark.parametrize("name", BACKENDS)
-def test_certify_by_blocks_equals_certify_of_small_pieces(name):
+def test_certify_by_blocks_equals_certify_of_small_pieces(name, certification):
     """A ball larger than engine.CERTIFY_BLOCK is certified block by block: the same values
     and verdicts, in its shape, as small pieces of it (exact inputs, with Ball.exact's
     broadcast zero radius, and inexact values alike)."""
@@ -972,7 +983,7 @@ def test_certify_by_blocks_equals_certify_of_small_pieces(name):
 
 @pytest.mark.parametrize("name", BACKENDS)
 @pytest.mark.parametrize("fmt_name", FORMAT_NAMES)
-def test_certify_is_sound(name, fmt_name):
+def test_certify_is_sound(name, fmt_name, certification):
     """Whatever certify() accepts, the whole ball rounds to that one number and holds no tie
     (checked in exact rational arithmetic); and it accepts most balls well inside an interval.
     Balls are drawn around numbers of the format: ties, neighbours, powers of two, the smallest
