@@ -19,7 +19,7 @@ from mpmath import mp
 from conformance.accuracy import (ACCUMULATION_ROUNDOFF, Magnitude, accumulation_roundoff,
                                   allowed_error, compare, summation_units)
 from loss_reference.engine import LD, Evaluated
-from loss_reference.formats import FORMATS
+from loss_reference.formats import FORMATS, round_float64
 
 F64, F32, F16, BF16 = (FORMATS[n] for n in ("float64", "float32", "float16", "bfloat16"))
 
@@ -380,3 +380,47 @@ def test_ulp_and_the_narrower_gap_follow_their_definitions(value, fmt):
     assert fmt.ulp(np.array(value)).shape == ()
     assert all(isinstance(g, np.ndarray) for g in fmt.gaps(np.array(value)))
     assert float(fmt.ulp(np.array(value))) == expected_ulp
+
+
+def _judged_by_blocks(monkeypatch, block, candidate, ref, magnitude, fmt):
+    from conformance import accuracy
+
+    monkeypatch.setattr(accuracy, "COMPARE_BLOCK", block)
+    return accuracy.compare(candidate, ref, magnitude, fmt)
+
+
+@pytest.mark.parametrize("bad", ["none", "nan", "inf", "two", "all_nan"])
+def test_blocks_judge_as_one_pass(monkeypatch, bad):
+    """compare by blocks of 7 elements gives what one block of everything gives: the same
+    verdict, worst element (the first of equal ratios), its
+    figures, the largest ulps and relative error; per-element and scalar terms alike."""
+    fmt = FORMATS["bfloat16"]
+    rng = np.random.default_rng(7)
+    exact = rng.normal(size=(9, 11)) * 2.0 ** rng.integers(-20, 20, (9, 11))
+    exact[0, :3] = [0.0, np.inf, np.nan]
+    rounded = round_float64(exact, fmt)
+    candidate = rounded + np.where(np.isfinite(rounded), fmt.ulp(rounded), 0) * rng.uniform(
+        -0.45, 0.45, exact.shape)
+    candidate[0, :3] = [0.0, np.inf, np.nan]
+    if bad == "nan":
+        candidate[5, 4] = np.nan
+    elif bad == "inf":
+        candidate[3, 1] = -np.inf
+    elif bad == "two":  # two elements with the same, largest ratio: the first is the worst
+        candidate[2, 2], candidate[7, 9] = exact[2, 2] + 1e6, exact[7, 9] + 1e6
+        exact[7, 9] = exact[2, 2]
+        rounded[7, 9], candidate[7, 9] = rounded[2, 2], candidate[2, 2]
+    elif bad == "all_nan":
+        candidate[:] = np.nan
+    ref = Evaluated(rounded, exact.astype(LD))
+    magnitudes = [Magnitude(np.abs(exact) + 1.0, 16, 3),
+                  Magnitude(np.float64(2.0), 4, 2, slack=np.full(exact.shape, 1e-3),
+                            amplification=3.0)]
+    for magnitude in magnitudes:
+        whole = _judged_by_blocks(monkeypatch, 1 << 20, candidate, ref, magnitude, fmt)
+        blocks = _judged_by_blocks(monkeypatch, 7, candidate, ref, magnitude, fmt)
+        for field in ("passed", "problem", "max_ulp", "max_ratio", "max_rel", "worst_index",
+                      "worst_candidate", "worst_exact", "worst_allowed"):
+            assert np.array_equal(getattr(blocks, field), getattr(whole, field),
+                                  equal_nan=field != "problem"), field
+        assert whole.passed == (bad == "none")
