@@ -67,7 +67,12 @@ Tolerances (conformance/accuracy.py):
   computes g / d^(p-1), which may underflow, then multiplies it by |w|^(p-1) (torch: one
   feature of 34944 and g at the smallest normal gives bfloat16's g / 187 = one subnormal unit,
   then 1.72e-38 for 1.18e-38; quick profile seed 13): amplification 1 + sum |w|^(p-1) over
-  the distances taking part, per element.
+  the distances taking part, per element. The cosine distance of triplet_margin_with_distance_
+  loss: F.cosine_similarity normalises each argument (x / |x|), and its backward divides by |x|
+  an intermediate that may underflow (torch, float16: g p_j / |p| = 9e-7, 15 subnormal units,
+  then / |a| = 7e-4, gave a gradient element 1.7 % from the exact one, 22.5 ulp; quick profile
+  seed 32): amplification 1 + sum (1 / |u| + 1 / |v|) over the distances taking part, at the
+  elements where x_j / |x| or g x_j / |x| underflows.
 """
 
 from __future__ import annotations
@@ -254,6 +259,23 @@ def _distance_parts(kind, u, v, p, eps, fmt):
     return d, s, slope, size, np.zeros(u.shape, bool), np.zeros(u.shape[0]), np.ones(u.shape)
 
 
+@np.errstate(**_QUIET)
+def _cosine_later(u, v, g, fmt):
+    """Per element, what torch's backward of 1 - F.cosine_similarity(u, v) multiplies an
+    intermediate that underflowed by: it normalises each argument (x / |x|) and divides by
+    |u| (or |v|) what it computed from the other's components (g v_j / |v|, then / |u|), so
+    1 + 1 / |u| + 1 / |v| where x_j / |x| or |g| x_j / |x| (x = u, v) lies below the smallest
+    normal, 1 (as for the other distances) elsewhere."""
+    tiny = 2.0 ** fmt.min_exponent
+    norms = [np.maximum(np.sqrt(np.sum(x * x, -1)), ref.COSINE_SIMILARITY_EPS) for x in (u, v)]
+    under = np.zeros(u.shape, bool)
+    for x, norm in zip((u, v), norms):
+        share = np.abs(x) / norm[:, None]
+        for value in (share, np.abs(g) * share):
+            under |= (value > 0) & (value < tiny)
+    return 1 + np.where(under, (1 / norms[0] + 1 / norms[1])[:, None], 0.0)
+
+
 def _triplet_rows(case, name):
     (a, p_, n_), reduction = _rows(case, name)
     options = triplet_options(case, name)
@@ -310,8 +332,10 @@ def _triplet_grad_magnitudes(name):
                 slack = slack + tie * sum(jump[pair] for pair in mine if "negative" in pair)
             slack = slack + sum(parts[pair][4] * jump[pair] for pair in mine)
             scale = g * size
+            later = sum(_cosine_later(args[pair[0]], args[pair[1]], g, fmt) if kind == "cosine"
+                        else parts[pair][6] for pair in mine)
             amplification = (1 + g) * (1 + sum(parts[pair][5] for pair in mine))[:, None] * (
-                1 + size) * (1 + sum(parts[pair][6] for pair in mine))
+                1 + size) * (1 + later)
             out[arg] = Magnitude(scale.reshape(shape), 1, depth[1],
                                  slack=(g * slack + inner * scale).reshape(shape),
                                  amplification=amplification.reshape(shape))

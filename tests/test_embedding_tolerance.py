@@ -1,0 +1,70 @@
+"""The embedding family's tolerance where torch's float16 intermediates underflow."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conformance.accuracy import compare
+from conformance.cases import Case
+from conformance.specs import SPECS
+from conformance.specs.embedding import _cosine_later
+from conformance.specs.embedding_cases import Distance
+from loss_reference.formats import FORMATS
+
+torch = pytest.importorskip("torch")
+
+# quick profile seed 32's row: an anchor of norm 7e-4, a positive whose third component over
+# its norm (5e-6) is a float16 subnormal
+ANCHOR = [-0.0, -0.0006918907165527344, -0.0, 0.0001633167266845703, 0.00015151500701904297]
+POSITIVE = [-127.4375, -35.75, -0.0006570816040039062, -0.0, -3.516674041748047e-06]
+NEGATIVE = [1.1920928955078125e-07, -29.171875, 0.0, -0.2496337890625, -5.364418029785156e-07]
+UPSTREAM = 0.18359375
+
+
+def _cosine(x, y):
+    return 1 - torch.nn.functional.cosine_similarity(x, y)
+
+
+def test_torch_float16_cosine_distance_gradient_with_an_underflowing_intermediate_conforms():
+    """torch's float16 backward computes g p_j / |p| = 9e-7 (15 subnormal units) and divides
+    it by |a| = 7e-4: 1.7 % from the exact gradient element (1.3 times what the tolerance
+    allowed before the spec counted that amplification). Its float64 gradient is the exact
+    one, so the reference is right and the error is float16's."""
+    spec = SPECS["triplet_margin_with_distance_loss"]
+    args = {name: np.array([values]) for name, values in
+            (("anchor", ANCHOR), ("positive", POSITIVE), ("negative", NEGATIVE))}
+    options = {"reduction": "sum", "margin": 1.0, "swap": True,
+               "distance_function": Distance("cosine")}
+    case = Case("float16", args, options, grad_output=np.array(UPSTREAM))
+    grads = {}
+    for dtype in (torch.float16, torch.float64):
+        tensors = {name: torch.tensor(value, dtype=dtype, requires_grad=True)
+                   for name, value in args.items()}
+        loss = torch.nn.functional.triplet_margin_with_distance_loss(
+            tensors["anchor"], tensors["positive"], tensors["negative"],
+            distance_function=_cosine, margin=1.0, swap=True, reduction="sum")
+        loss.backward(torch.tensor(UPSTREAM, dtype=dtype))
+        grads[dtype] = tensors["anchor"].grad.double().numpy()
+    reference = spec.reference_grad(case)["anchor"]
+    np.testing.assert_allclose(grads[torch.float64], reference.exact.astype(np.float64),
+                               rtol=1e-12)
+    verdict = compare(grads[torch.float16], reference, spec.grad_magnitudes(case)["anchor"],
+                      FORMATS["float16"])
+    assert verdict.passed, verdict
+
+
+def test_the_amplification_applies_only_where_a_normalised_component_underflows():
+    """1 (as for the other distances) wherever x_j / |x| and g x_j / |x| are normal or zero;
+    1 + 1 / |u| + 1 / |v| where one of them is a float16 subnormal."""
+    fmt = FORMATS["float16"]
+    u = np.array([[3.0, -4.0, 0.0], [3.0, -4.0, 0.0]])
+    v = np.array([[1.0, 2.0, 2.0], [1.0, 2.0, 2.0e-5]])
+    g = np.array([[1.0], [1.0]])
+    later = _cosine_later(u, v, g, fmt)
+    assert np.array_equal(later[0], [1.0, 1.0, 1.0])
+    amplified = 1 + 1 / 5 + 1 / np.sqrt(5 + 4e-10)
+    np.testing.assert_allclose(later[1], [1.0, 1.0, amplified])
+    # a small upstream gradient makes a normal share's product with it underflow
+    later = _cosine_later(u[:1], v[:1], np.array([[1e-5]]), fmt)
+    np.testing.assert_allclose(later[0], np.full(3, 1 + 1 / 5 + 1 / 3))
