@@ -200,7 +200,7 @@ def exact_logits(layer: Layer, x: np.ndarray, precision: Precision,
     (``split_product``, with ``exact_levels`` if given), their sum's rounding bounded per row,
     plus what the splitting left (zero for float32 inputs and all-exact parts); (None, None)
     where the splitting does not apply."""
-    split = split_product(x, layer.Wt, exact_levels=exact_levels)
+    split = split_product(x, layer.Wt, exact_levels=exact_levels, row_bound=True)
     if split is None:
         return None, None
     parts, left = split

@@ -139,7 +139,7 @@ def loss(call, reduction: str) -> Known | None:
 
     def rows(c, cheap=True) -> bool:
         x = call.x[c]
-        split = split_product(x, Wt, reuse=True,
+        split = split_product(x, Wt, reuse=True, row_bound=True,
                               exact_levels=levels(x.shape[1], LOSS_REST) if cheap else None)
         if split is None:
             return False
@@ -225,7 +225,7 @@ class SoftmaxGradient:
         G_lo, eps) where given. Raises NotSplit where ``split_product`` does not apply."""
         dd, call = self.dd, self.call
         x = call.x[c]
-        split = split_product(x, self.Wt, reuse=True,
+        split = split_product(x, self.Wt, reuse=True, row_bound=True,
                               exact_levels=levels(x.shape[1], rest) if cheap else None)
         if split is None:
             raise NotSplit

@@ -162,7 +162,7 @@ def blocked_product(a: np.ndarray, b: np.ndarray, block: int = 0):
 
 
 def split_product(a: np.ndarray, b: np.ndarray, reuse: bool = True,
-                  exact_levels: int | None = None):
+                  exact_levels: int | None = None, row_bound: bool = False):
     """``a @ b`` for 2-D float64 matrices of exact numbers, as (parts, bound): the exact product
     is sum(parts) + E with |E| <= bound elementwise, each part an exact float64 product of two
     slices (largest first). None where the splitting does not apply (non-finite entries, or
@@ -174,7 +174,11 @@ def split_product(a: np.ndarray, b: np.ndarray, reuse: bool = True,
     of the product comes as s + 1 rounded BLAS products, each of a slice (or of a's remainder)
     by what the other operand's slices leave, whose rounding the bound covers. For s = 1 that
     is 3 products where the exact parts took 9-20, and the rounding is about 2^-(53 + beta)
-    of the operands' norms (``slice_bits``)."""
+    of the operands' norms (``slice_bits``).
+
+    ``row_bound``: the bound as one number per row (n, 1), at least the row's largest element
+    bound, for a caller that takes only that (a softmax's kernels: each row's logits share one
+    error bound); not an (n, m) array written and read back."""
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         return None
     largest = max(np.max(np.abs(a), initial=0.0), np.max(np.abs(b), initial=0.0))
@@ -183,7 +187,7 @@ def split_product(a: np.ndarray, b: np.ndarray, reuse: bool = True,
     inner = a.shape[1]
     beta = slice_bits(inner)
     if exact_levels is not None:
-        return _leveled_product(a, b, beta, exact_levels, reuse)
+        return _leveled_product(a, b, beta, exact_levels, reuse, row_bound)
     slices_a, rest_a, lowest_a = _split(a, 1, beta)
     slices_b, rest_b, lowest_b = _split_of_right(b, beta) if reuse else _split(b, 0, beta)
     if lowest_a + lowest_b < _LOWEST_UNIT_EXPONENT:
@@ -191,7 +195,7 @@ def split_product(a: np.ndarray, b: np.ndarray, reuse: bool = True,
     parts = [p @ q for p in slices_a for q in slices_b]
     if not parts:
         parts = [np.zeros((a.shape[0], b.shape[1]))]
-    bound = np.zeros(parts[0].shape)
+    bound = np.zeros((parts[0].shape[0], 1) if row_bound else parts[0].shape)
     if rest_a.any() or rest_b.any():
         # a b - A_s B_s = A_s R_b + R_a b (A_s = a - R_a, the captured part): Cauchy-Schwarz
         # on each, the norms' own rounding (a few operations over inner + 4 terms) covered,
@@ -199,9 +203,18 @@ def split_product(a: np.ndarray, b: np.ndarray, reuse: bool = True,
         rounding = gamma(inner + 8)
         norm_rest_a, norm_rest_b = norms(rest_a, 1), norms(rest_b, 0)
         norm_a = norms(a, 1) + norm_rest_a
-        bound = (np.outer(norm_a, norm_rest_b) + np.outer(norm_rest_a, norms(b, 0))) * (
+        norm_b = norms(b, 0)
+        if row_bound:  # each outer product's largest column
+            norm_rest_b, norm_b = _row_largest(norm_rest_b), _row_largest(norm_b)
+        bound = (np.outer(norm_a, norm_rest_b) + np.outer(norm_rest_a, norm_b)) * (
             1 + 4 * rounding) + (inner + 8) * _TINY
     return parts, bound
+
+
+def _row_largest(values: np.ndarray) -> np.ndarray:
+    """The largest of nonnegative ``values`` along their last axis, kept as one (0 where there
+    is none)."""
+    return np.max(values, axis=-1, keepdims=True, initial=0.0)
 
 
 class _Leveled:
@@ -228,7 +241,8 @@ class _Leveled:
         return self._rest_norms[m]
 
 
-def _leveled_product(a: np.ndarray, b: np.ndarray, beta: int, levels: int, reuse: bool):
+def _leveled_product(a: np.ndarray, b: np.ndarray, beta: int, levels: int, reuse: bool,
+                     row_bound: bool = False):
     """``split_product`` with ``exact_levels``: a b = sum over i + j < levels of A_i B_j
     (exact) + sum_i A_i R_b(levels - i) + R_a b, where R(m) is an operand minus its first m
     slices. Each rounded product X Y errs by at most gamma(inner) |X| |Y|, bounded by the outer
@@ -246,11 +260,12 @@ def _leveled_product(a: np.ndarray, b: np.ndarray, beta: int, levels: int, reuse
     rounded = [r for r in rounded if r[2].any() and r[3].any()]
     n, m, inner = a.shape[0], b.shape[1], a.shape[1]
     parts = np.empty((max(len(exact) + bool(rounded), 1), n, m))
-    parts[0] = 0.0
+    if not (exact or rounded):
+        parts[0] = 0.0
     for k, (x, y) in enumerate(exact):
         np.matmul(x, y, out=parts[k])
     if not rounded:
-        return parts, np.zeros((n, m))
+        return parts, np.zeros((n, 1) if row_bound else (n, m))
     # the rounded products added in float64 into one part: each element's is a sum of
     # len(rounded) inner products, which errs by at most gamma(inner + len(rounded)) of the
     # sum of |X_k| |Y_k| (Higham, Numerical Stability, 3.1)
@@ -266,6 +281,8 @@ def _leveled_product(a: np.ndarray, b: np.ndarray, beta: int, levels: int, reuse
     rows = np.stack([r[2] * scale for r in rounded] + [(r[2] > 0) * (terms * _TINY)
                                                         for r in rounded], axis=1)
     columns = np.stack([r[3] for r in rounded] + [r[3] > 0 for r in rounded])
+    if row_bound:  # each row's largest: sum_k rows_k max_j columns_kj (all nonnegative)
+        columns = _row_largest(columns)
     return parts, rows @ columns
 
 

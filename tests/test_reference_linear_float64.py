@@ -37,10 +37,10 @@ def _record_exact_products(monkeypatch) -> list:
     tier makes them (a list that fills as it runs)."""
     real, exact_calls = tier.split_product, []
 
-    def recording(a, b, reuse=True, exact_levels=None):
+    def recording(a, b, reuse=True, exact_levels=None, row_bound=False):
         if exact_levels is None:
             exact_calls.append(a.shape)
-        return real(a, b, reuse, exact_levels)
+        return real(a, b, reuse, exact_levels, row_bound)
 
     monkeypatch.setattr(tier, "split_product", recording)
     return exact_calls

@@ -91,6 +91,19 @@ def test_float32_products_are_exact(operands):
     assert not bound.any() and total == _exact_product(a, b)
 
 
+def _row_bound_covers(exact, split, row_split) -> None:
+    """``row_bound``'s split: the same parts, and one bound per row that holds every element
+    of the row's exact product (near the row's largest element bound: within its rounding)."""
+    (parts, bound), (row_parts, row_bound) = split, row_split
+    assert row_bound.shape == (bound.shape[0], 1)
+    assert all(np.array_equal(p, q) for p, q in zip(parts, row_parts))
+    assert (row_bound[:, 0] * (1 + 2.0 ** -40) >= np.max(bound, axis=1, initial=0.0)).all()
+    for i in range(bound.shape[0]):
+        for j in range(bound.shape[1]):
+            total = sum(Fraction(float(p[i, j])) for p in parts)
+            assert abs(exact[i][j] - total) <= Fraction(float(row_bound[i, 0]))
+
+
 @settings(max_examples=80, deadline=None)
 @given(_matrices(WIDE))
 def test_the_bound_holds_for_any_exponents(operands):
@@ -104,6 +117,7 @@ def test_the_bound_holds_for_any_exponents(operands):
         for j in range(b.shape[1]):
             total = sum(Fraction(float(p[i, j])) for p in parts)
             assert abs(exact[i][j] - total) <= Fraction(float(bound[i, j]))
+    _row_bound_covers(exact, split, split_product(a, b, row_bound=True))
 
 
 # full float64 significands within a few binades: no slice captures them whole, so every
@@ -139,6 +153,9 @@ def test_leveled_products_hold_the_exact_product_within_their_bound(operands, le
             assert abs(exact[i][j] - total) <= Fraction(float(bound[i, j]))
             if not a[i].any() or not b[:, j].any():
                 assert total == 0 and bound[i, j] == 0
+    row_split = split_product(a, b, exact_levels=levels, row_bound=True)
+    _row_bound_covers(exact, split, row_split)
+    assert (row_split[1][~a.any(axis=1)] == 0).all()  # a zero row is exact
 
 
 def test_leveled_products_among_the_subnormals_hold_the_exact_product():
