@@ -141,6 +141,7 @@ class Comparison:
 
 
 COMPARE_BLOCK = 1 << 16  # elements judged at a time: the temporaries stay in the caches
+RUN_BLOCKS = 16  # blocks a thread judges in a row
 
 
 def compare(candidate: np.ndarray, reference: Evaluated, magnitude: Magnitude,
@@ -168,9 +169,11 @@ def compare(candidate: np.ndarray, reference: Evaluated, magnitude: Magnitude,
                                            overflow_threshold, fmt))
         return worst
 
-    # a run of blocks a thread, merged in order (numpy's passes release the GIL)
-    starts = np.arange(0, expected.size, COMPARE_BLOCK)
-    runs = parallel_map(judge, [run for run in np.array_split(starts, 2) if len(run)])
+    # runs of blocks on the reference's threads, merged in order (numpy's passes release the
+    # GIL)
+    starts = range(0, expected.size, COMPARE_BLOCK)
+    runs = parallel_map(judge, [starts[i:i + RUN_BLOCKS] for i in range(0, len(starts),
+                                                                        RUN_BLOCKS)])
     worst = runs[0]
     for later in runs[1:]:
         worst.merge(later)

@@ -175,9 +175,7 @@ def _certify_compiled(mid: np.ndarray, rad: np.ndarray, fmt: Format):
         kernel(flat_mid[part], flat_rad[part], fmt.precision, fmt.min_exponent,
                fmt.max_finite, overflow, ESTIMATE_ULPS, rounded[part], ok[part])
 
-    parts = max(1, min(_threads(), mid.size // CERTIFY_SHARE))
-    bounds = [mid.size * k // parts for k in range(parts + 1)]
-    parallel_map(run, [slice(a, b) for a, b in zip(bounds, bounds[1:])])
+    parallel_map(run, even_slices(mid.size, max(1, min(_threads(), mid.size // CERTIFY_SHARE))))
     return rounded.reshape(mid.shape), ok.reshape(mid.shape)
 
 
@@ -254,6 +252,12 @@ def blas_on_one_thread():
         _BLAS = ThreadpoolController()
     with _BLAS.limit(limits=1, user_api="blas"):
         yield
+
+
+def even_slices(n: int, parts: int) -> list:
+    """``parts`` consecutive slices of range(n), their lengths within one of each other."""
+    bounds = [n * k // parts for k in range(parts + 1)]
+    return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
 
 
 def row_chunks(rows: int, width: int, chunk_elements: int = 0) -> list:

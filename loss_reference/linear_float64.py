@@ -43,7 +43,7 @@ from .balls import Ball
 from .classification import upstream_rows, weights_counted
 from .classification_fast import gradient_factors
 from .compiled_kernels import TIER, exact_divisor, kernels, known, known_total
-from .engine import ESTIMATE_ULPS, Known, parallel_map, row_chunks, streamed_sum
+from .engine import ESTIMATE_ULPS, Known, even_slices, parallel_map, row_chunks, streamed_sum
 from .formats import FORMATS, Format
 from .split_product import blocked_product, slice_bits, split_product
 from .split_product import gamma as blas_gamma
@@ -196,12 +196,6 @@ def gradients(call, reduction: str) -> tuple[Known, Known] | None:
     return _known(dd, *parts[0], rows_only=True), _known(dd, *parts[1], rows_only=False)
 
 
-def _shares(n: int, parts: int) -> list:
-    """``parts`` consecutive slices of range(n), their lengths within one of each other."""
-    bounds = [n * k // parts for k in range(parts + 1)]
-    return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
-
-
 class NotSplit(Exception):
     """``split_product`` does not apply to a chunk's inputs (exponents beyond its range)."""
 
@@ -341,7 +335,7 @@ def blas_gradients(call, reduction: str):
     # classes (BLAS on one thread: ``linear.loss_grad`` runs in ``blas_on_one_thread``)
     kept.complete = not left.any()
     at_target = 2 * np.abs(kept.hi[np.arange(M), t])
-    token_parts, class_parts = _shares(M, len(chunks)), _shares(C, len(chunks))
+    token_parts, class_parts = even_slices(M, len(chunks)), even_slices(C, len(chunks))
 
     def share(k: int) -> Ball:
         c = token_parts[k]
