@@ -10,7 +10,7 @@ gradients ('mean'), and which share of the outputs each tier of the engine certi
 balls, long double balls, long double with exact sums, arb). A case the reference cannot
 certify (``EvaluationError``: the suite skips such a case with its reason) is printed as such.
 Figures, not assertions: this machine is shared and noisy; the best of ``--repeat`` runs is
-printed.
+printed. glibc keeps freed memory, as in the suite's own process (``conformance/allocator.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import time
 
 import numpy as np
 
+from conformance.allocator import keep_freed_memory
 from conformance.specs import SPECS
 from loss_reference import engine
 
@@ -60,6 +61,7 @@ def main():
     parser.add_argument("--size", default=None, help="ROWSxCOLS instead of the ladder's third")
     parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
+    keep_freed_memory()  # as the suite's own process does (conformance/plugin.py)
     dtypes = args.dtype or ["float32", "bfloat16", "float64"]
     size = tuple(int(n) for n in args.size.split("x")) if args.size else None
     print(f"{'loss':36s} {'dtype':9s} {'what':14s} {'elements':>10s} {'seconds':>8s} "

@@ -27,8 +27,10 @@ METHOD = "rss"
 METHOD_TEXT = ("peak resident memory growth over one call (VmHWM reset through "
                "/proc/self/clear_refs; malloc maps every block of 64 KiB or more, so freed "
                "arrays leave the resident set; good to about 256 KiB)")
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (glibc malloc.h)
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4  # mallopt (glibc malloc.h)
 MEASURE_MMAP_BYTES = 64 << 10
+# glibc's default count of mmapped blocks (``allocator.keep_freed_memory`` sets 0: no mmap)
+DEFAULT_MMAP_MAX = 65536
 # The thresholds while timing: those glibc reaches in a long-running process that has freed a
 # large array (its dynamic threshold rises to the largest mmapped block freed, at most 32 MiB),
 # fixed so that no row depends on the sizes timed before it.
@@ -90,7 +92,8 @@ def peak_growth(call) -> int | None:
     if not available():
         return None
     mallopt, trim = _libc()
-    mallopt(M_MMAP_THRESHOLD, MEASURE_MMAP_BYTES)
+    mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)  # the method maps blocks: even in a process that
+    mallopt(M_MMAP_THRESHOLD, MEASURE_MMAP_BYTES)  # kept freed memory (then it stops keeping)
     mallopt(M_TRIM_THRESHOLD, MEASURE_MMAP_BYTES)
     trim(0)  # free chunks in malloc's heaps would be reused without growing the resident set
     enabled = gc.isenabled()

@@ -190,10 +190,11 @@ def pytest_configure(config):
     if not _targets_conformance(config):
         return
     run = conformance_run(config)  # report a bad --impl before collecting anything
-    if run.profile == "llm":  # temporaries of hundreds of megabytes (conformance/allocator.py)
-        from .allocator import keep_freed_memory
+    # the references' temporaries reuse freed memory, without page faults (after the worker
+    # server started: candidates' processes keep glibc's defaults)
+    from .allocator import keep_freed_memory
 
-        keep_freed_memory()
+    keep_freed_memory()
     from .prefetch import allow as allow_prefetching
     from .session import start_reporting
 
