@@ -313,3 +313,42 @@ def test_long_double_balls_times_exact_numbers_hold_every_product(operands, seed
             spread = sum((r * abs(c) for r, c in zip(rads, column)), Fraction(0))
             error = abs(exact - _fraction(result.mid[i, j])) + spread
             assert error <= _fraction(result.rad[i, j]), (i, j)
+
+
+ANY_EXPONENT = st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.just(0.0),
+                         st.floats(-1e-300, 1e-300), st.floats(-1e300, 1e300))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.tuples(st.integers(1, 5), st.integers(1, 40)).flatmap(
+    lambda shape: arrays(np.float64, shape, elements=ANY_EXPONENT)), st.sampled_from([0, 1]))
+def test_norms_are_within_a_few_roundings_of_the_exact_norms(values, axis):
+    """One pass of squares where none overflows, the scaled form for the rest (rows whose
+    squares underflow, all-zero rows, entries beyond 2^500): every norm within 8 u of the exact
+    one, as its callers' slack assumes (and a few units of 2^-1074 where it is subnormal, as
+    their floors do; inf beyond the range), and an all-zero row's exactly 0."""
+    got = split_module.norms(values, axis)
+    rows = values if axis == 1 else values.T
+    assert got.shape == (rows.shape[0],)
+    for row, norm in zip(rows, got):
+        exact = sum((_fraction(v) ** 2 for v in row), Fraction(0))
+        if exact == 0:
+            assert norm == 0
+        elif norm == np.inf:  # only for a norm at the end of the range
+            assert exact > (Fraction(np.finfo(np.float64).max) * (1 - Fraction(2) ** -50)) ** 2
+        elif np.isfinite(norm) and exact < Fraction(2) ** -2044:  # a subnormal norm
+            assert abs(_fraction(norm) ** 2 - exact) <= (4 * UNDERFLOW) ** 2 + 4 * UNDERFLOW * (
+                _fraction(norm) + 4 * UNDERFLOW)
+        else:  # |norm^2 - exact| <= 16 u exact: the norm within about 8 u
+            assert abs(_fraction(norm) ** 2 - exact) <= Fraction(16, 2 ** 53) * exact
+
+
+def test_norms_neither_underflow_nor_overflow():
+    """Squares of 1e-200 underflow to 0 and the sum of three squares of 1e154 overflows: those
+    norms come from the scaled form."""
+    values = np.array([[1e-200, -3e-200, 0.0], [0.0, 0.0, 0.0], [1.0, 1e-200, 2.0]])
+    got = split_module.norms(values, 1)
+    assert got[0] == pytest.approx(np.sqrt(10) * 1e-200, rel=1e-15)
+    assert got[1] == 0 and got[2] == pytest.approx(np.sqrt(5), rel=1e-15)
+    huge = np.full((2, 3), 1e154)
+    assert split_module.norms(huge, 0) == pytest.approx([np.sqrt(2) * 1e154] * 3, rel=1e-15)
