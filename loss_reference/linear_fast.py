@@ -190,7 +190,8 @@ def _product(layer: Layer, x: np.ndarray):
     if layer.b is not None:
         z += layer.b
     D = layer.features
-    R = gamma(D) * norms(x, 1) * layer.largest_norm * (1 + 4 * gamma(D + 4)) + (D + 2) * TINY
+    # gamma last: a subnormal row's norm times gamma would underflow before its product
+    R = norms(x, 1) * layer.largest_norm * (gamma(D) * (1 + 4 * gamma(D + 4))) + (D + 2) * TINY
     return z, R
 
 

@@ -306,12 +306,15 @@ def _leveled_product(a: np.ndarray, b: np.ndarray, beta: int, levels: int, reuse
     terms = inner + len(rounded) + 8  # the products' and sums', and the norms' few operations
     rounding = gamma(terms)
     scale = rounding * (1 + 4 * rounding) * (1 + 4 * len(rounded) * _U)
-    rows = np.stack([r[2] * scale for r in rounded] + [(r[2] > 0) * (terms * _TINY)
-                                                        for r in rounded], axis=1)
+    # the scale applied after the product of norms: a subnormal norm times it underflowed to
+    # 0 before its product with a large norm (a row of 1e-311 by a column of 2e28: 9e-291,
+    # whose rounding the floor alone did not cover)
+    rows = np.stack([r[2] for r in rounded] + [(r[2] > 0) * (terms * _TINY / scale)
+                                               for r in rounded], axis=1)
     columns = np.stack([r[3] for r in rounded] + [r[3] > 0 for r in rounded])
     if row_bound:  # each row's largest: sum_k rows_k max_j columns_kj (all nonnegative)
         columns = _row_largest(columns)
-    return parts, rows @ columns
+    return parts, (rows @ columns) * scale
 
 
 # --- the right operand's split, made once for a batch's chunks ------------------------------------

@@ -352,3 +352,18 @@ def test_norms_neither_underflow_nor_overflow():
     assert got[1] == 0 and got[2] == pytest.approx(np.sqrt(5), rel=1e-15)
     huge = np.full((2, 3), 1e154)
     assert split_module.norms(huge, 0) == pytest.approx([np.sqrt(2) * 1e154] * 3, rel=1e-15)
+
+
+def test_a_subnormal_row_by_a_large_column_keeps_its_rounding_in_the_bound():
+    """Hypothesis's find: a row of 1e-311 (its rest a subnormal of 16 bits) by a column of
+    2e28. The rest's product, 9e-291, rounds by 5e-307; its bound was the norms' product
+    times gamma, and the subnormal norm times gamma underflowed to 0 first, leaving the floor
+    (3e-307) alone."""
+    a = np.full((1, 2), float.fromhex("0x0.004189374bc6ap-1022"))
+    b = np.full((2, 1), float.fromhex("0x1.0000000007316p+94"))
+    exact = _exact_product(a, b)
+    for row_bound in (False, True):
+        parts, bound = split_product(a, b, reuse=False, exact_levels=1, row_bound=row_bound)
+        total = sum(Fraction(float(p[0, 0])) for p in parts)
+        assert total != exact[0][0]  # the rest's product rounded
+        assert abs(exact[0][0] - total) <= Fraction(float(bound[0, 0]))
