@@ -35,10 +35,12 @@ In float32 the weight's gradient holds sums over the batch that cancel far below
 (one in a thousand below a 64th of an ulp at 2^-45 of the magnitudes, where a BLAS product's
 bound is about 2^-41). Where numba imports, float32's first tier is therefore
 ``linear_float64.blas_gradients``: every token's softmax gradient G in double-double, then one
-BLAS product of its hi part by each operand, bounded as above (its product with the
-weight by blocks of classes: 2^-43.7 at 50,257 classes where one product's bound is 2^-37),
-G kept (up to ``KEPT_LOGITS``); the second tier (``linear_float64.refine``) takes the products
-of the rows and classes left alone, exact or nearly (``split_product``, Dot2 for a few rows).
+BLAS product of its hi part by each operand, bounded through norms (``softmax_products``; its
+product with the weight by blocks of classes: 2^-43.7 at 50,257 classes where one product's
+bound is 2^-37), G kept (up to ``KEPT_LOGITS``); the second tier (``linear_float64.sharpen``)
+bounds what the norms leave by products of magnitudes, and the third
+(``linear_float64.refine``) takes the products of the rows and classes still left alone,
+exact or nearly (``split_product``, Dot2 for a few rows).
 Where numba
 does not import, the float64 first tier above takes float32 too, with its sharp bounds. The
 last tier (``refine``) recomputes every row's softmax in long double ball arithmetic, from
@@ -466,12 +468,15 @@ def gradients(call, reduction: str, fmt: Format, chunk_logits: int) -> tuple[Kno
         known.tiers = {FLOAT64.name: int(known.ok.sum())}
     # The cheap bounds' rare misses (a class in a few batches) first take float64 with sharp
     # bounds, from the first tier's kept softmax: a column of g costs one exponential a token.
-    # The sharp bounds' misses (sums that cancel) take double-double where numba imports (the
-    # products of those rows and columns alone, of the first tier's kept G where it kept one,
-    # else of every row's softmax recomputed), then long double.
+    # float32's first tier (double-double's softmax) bounds its products through norms; what
+    # they leave takes the sharp bounds from its kept G. The sharp bounds' misses (sums that
+    # cancel) take double-double where numba imports (the products of those rows and columns
+    # alone, of the first tier's kept G where it kept one, else of every row's softmax
+    # recomputed), then long double.
     later = ([(FLOAT64.name, lambda t, c: refine_from_kept(call, reduction, t, c, kept))]
              if not sharp else
-             [(DOUBLE_DOUBLE,
+             [(FLOAT64.name, lambda t, c: double_double_tier.sharpen(kept_gradient, t, c)),
+              (DOUBLE_DOUBLE,
                lambda t, c: double_double_tier.refine(call, reduction, t, c, kept_gradient))])
     later.append((LONG_DOUBLE.name,
                   lambda t, c: refine(call, reduction, chunk_logits, t, c, LONG_DOUBLE)))

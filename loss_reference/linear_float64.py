@@ -28,9 +28,11 @@ It covers what ``linear_fast`` covers (a 2-D weight, index targets, no label smo
 float64 results, where ``split_product`` applies and numba imports (``applies``); whatever it
 leaves the engine's tiers compute. For results of 24 bits it is also ``linear_fast``'s first
 tier (``blas_gradients``: the double-double softmax gradient of every token, kept, and its
-products by one BLAS product each, bounded) and for those and narrower results its second
-(``refine``): the outputs whose sums cancel below the first tier's bound, from the products of
-those rows and classes alone (of the kept gradient, or of every row's softmax recomputed).
+products by one BLAS product each, bounded through norms: ``softmax_products``), its second
+(``sharpen``: products of magnitudes for the rows and classes the norms leave), and for those
+and narrower results its third (``refine``): the outputs whose sums cancel below the sharp
+bounds, from the products of those rows and classes alone (of the kept gradient, or of every
+row's softmax recomputed).
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ from .classification_fast import gradient_factors
 from .compiled_kernels import TIER, exact_divisor, kernels, known, known_total
 from .engine import ESTIMATE_ULPS, Known, even_slices, parallel_map, row_chunks, streamed_sum
 from .formats import FORMATS, Format
-from .split_product import blocked_product, slice_bits, split_product
+from .softmax_products import GradientProducts
+from .split_product import slice_bits, split_product
 from .split_product import gamma as blas_gamma
 
 CHUNK_LOGITS = 1 << 21  # logits per chunk of tokens, as linear's: a class's products amortised
@@ -239,13 +242,15 @@ class SoftmaxGradient:
 
 class KeptGradient:
     """Every token's softmax gradient as ``blas_gradients`` made it (G_hi, G_lo (M, C), eps
-    (M,)), for ``refine``; ``complete`` unless a row was left; the weight's magnitude |W|."""
+    (M,)), for ``refine``; ``complete`` unless a row was left; the weight's magnitude |W|;
+    ``products``: its products by the layer (``softmax_products``), for ``sharpen``."""
 
     def __init__(self, tokens: int, classes: int, weight_magnitude: np.ndarray):
         self.hi, self.lo = np.empty((tokens, classes)), np.empty((tokens, classes))
         self.eps = np.empty(tokens)
         self.complete = True
         self.weight_magnitude = weight_magnitude
+        self.products = None
 
     def rows(self, c: slice) -> tuple:
         """The arrays' rows ``c``, for ``SoftmaxGradient.rows``' out."""
@@ -255,75 +260,33 @@ class KeptGradient:
 def blas_gradients(call, reduction: str):
     """``linear_fast``'s first tier for results of 24 bits and fewer, where numba imports:
     d loss / d input (N, D) and d loss / d [W, b] (C, D + 1) as float64 balls, and the kept
-    softmax gradient for ``refine`` (None beyond KEPT_LOGITS), or None where this does not
-    apply. Every token's G in double-double (``SoftmaxGradient``: quick, LOSS_REST), then one
-    BLAS product of G_hi by each operand, with the magnitudes' products beside it: the product
-    errs by at most gamma |G_hi| |.| (the input's by blocks of classes, ``blocked_product``:
-    a vocabulary's bound was 2^-37 and left a third of the tokens; the weight's over the
-    tokens, gamma(M), whose looser bound's few more classes cost ``refine`` less than blocks
-    would), and G_hi itself by |G_lo| + eps |G_hi| <= (u + eps) |G_hi|, plus an underflow
-    floor of (inner + 1) tiny. ``refine`` then needs only the products of the rows and classes
-    left, not every row's softmax again.
-
-    |G| needs no array of its own: a row's entries have the sign s of its r = a w_t / (W E)
-    but at the target, so |G| |W| = s G |W| + 2 |G_t| |W_t| and |G|^T Q = G^T (s Q) + 2 |G_t|
-    Q at each token's target: one product with [W, |W|], one with [x, s Q]. Both are computed
-    sums with a negative term, so each is scaled up by its product's own rounding."""
+    softmax gradient for ``sharpen`` and ``refine`` (None beyond KEPT_LOGITS), or None where
+    this does not apply. Every token's G in double-double (``SoftmaxGradient``: quick,
+    LOSS_REST), then one BLAS product of G_hi by each operand (``softmax_products``: the
+    input's by blocks of classes, ``blocked_product``: a vocabulary's bound was 2^-37 and left
+    a third of the tokens; the weight's over the tokens, gamma(M), whose looser bound's few
+    more classes cost the later tiers less than blocks would), bounded by norms where G is
+    kept (``sharpen`` then takes the rows and classes they leave), else by products of
+    magnitudes, chunk by chunk."""
     if kernels() is None or call.spatial or call.rows.soft:
         return None
     softmax = SoftmaxGradient(call, reduction)
     M, C, D = call.row_count, call.classes, call.x.shape[1]
-    t = call.rows.t
-    W, W_magnitude = call.W_rows, np.abs(call.W_rows)
-    W_and_magnitude = np.concatenate([W, W_magnitude], axis=1)
-    x_one = np.concatenate([call.x, np.ones((M, 1))], axis=1)
     sign = np.sign(softmax.a) * np.sign(softmax.w_t) * np.sign(softmax.divisor[0])
     d_input = np.empty((M, D)), np.empty((M, D))
-    slack = 1 + 2.0 ** -40  # the bounds' own few roundings
-
-    def input_product(c: slice, G_hi: np.ndarray, eps: np.ndarray, left: np.ndarray,
-                      at_target: np.ndarray) -> None:
-        """d input = G W at the tokens ``c`` (G_hi, eps, left, at_target theirs)."""
-        targets = t[c]
-        both, gamma = blocked_product(G_hi, W_and_magnitude)
-        magnitude = sign[c, None] * both[:, D:] + at_target[:, None] * W_magnitude[targets]
-        scale = (gamma + U + eps) * (1 + 2 * gamma) * (1 + 4 * U) * slack
-        bound = magnitude * scale[:, None] + (C + 1) * TINY
-        bound[left] = np.inf
-        d_input[0][c], d_input[1][c] = both[:, :D], bound
-
-    def weight_product(c: slice, G_hi: np.ndarray, eps: np.ndarray, left: np.ndarray,
-                       at_target: np.ndarray, classes: slice = slice(0, None)) -> Ball:
-        """The rows ``classes`` of d [W, b] = G^T [x, 1], summed over the tokens ``c`` (G_hi
-        their rows, all classes)."""
-        n, targets = len(eps), t[c]
-        first, last = classes.indices(C)[:2]
-        gamma = blas_gamma(n)
-        Q = (gamma + U + eps)[:, None] * np.abs(x_one[c])
-        both = G_hi[:, first:last].T @ np.concatenate([x_one[c], sign[c, None] * Q], axis=1)
-        bound = both[:, D + 1:]
-        mine = (targets >= first) & (targets < last)
-        np.add.at(bound, targets[mine] - first, at_target[mine, None] * Q[mine])
-        bound *= (1 + 4 * gamma + 4 * U) * slack
-        bound += (n + 1) * TINY
-        if left.any():
-            bound[:] = np.inf
-        return Ball(both[:, :D + 1], bound)
-
-    def products(c: slice, G_hi: np.ndarray, eps: np.ndarray, left: np.ndarray) -> Ball:
-        at_target = 2 * np.abs(G_hi[np.arange(len(eps)), t[c]])
-        input_product(c, G_hi, eps, left, at_target)
-        return weight_product(c, G_hi, eps, left, at_target)
 
     def chunk(c: slice) -> Ball:
         G_hi, _, eps, left = softmax.rows(c, rest=LOSS_REST, quick=True)
-        return products(c, G_hi, eps, left)
+        products = GradientProducts(call, G_hi, eps, left, sign, tokens=c)
+        rows = products.input_sharp(slice(None))
+        d_input[0][c], d_input[1][c] = rows.mid, rows.rad
+        return products.layer_sharp(slice(None))
 
     chunks = row_chunks(M, C, CHUNK_LOGITS)
     try:
         if M * C > KEPT_LOGITS:  # too many to keep: each chunk's products as it goes
             return Ball(*d_input), streamed_sum(chunk, chunks), None
-        kept = KeptGradient(M, C, W_magnitude)
+        kept = KeptGradient(M, C, np.abs(call.W_rows))
         left = np.concatenate(parallel_map(
             lambda c: softmax.rows(c, rest=LOSS_REST, quick=True, out=kept.rows(c))[3],
             chunks))
@@ -334,17 +297,26 @@ def blas_gradients(call, reduction: str):
     # thread the input's gradient at a share of the tokens and the weight's at a share of the
     # classes (BLAS on one thread: ``linear.loss_grad`` runs in ``blas_on_one_thread``)
     kept.complete = not left.any()
-    at_target = 2 * np.abs(kept.hi[np.arange(M), t])
+    kept.products = products = GradientProducts(call, kept.hi, kept.eps, left, sign,
+                                                 W_magnitude=kept.weight_magnitude)
     token_parts, class_parts = even_slices(M, len(chunks)), even_slices(C, len(chunks))
 
-    def share(k: int) -> Ball:
-        c = token_parts[k]
-        input_product(c, kept.hi[c], kept.eps[c], left[c], at_target[c])
-        return weight_product(slice(0, M), kept.hi, kept.eps, left, at_target, class_parts[k])
+    def share(k: int) -> tuple:
+        return products.input_by_norms(token_parts[k]), products.layer_by_norms(class_parts[k])
 
     pieces = parallel_map(share, list(range(len(chunks))))
-    layer = Ball(np.concatenate([p.mid for p in pieces]), np.concatenate([p.rad for p in pieces]))
-    return Ball(*d_input), layer, kept
+    return tuple(Ball(np.concatenate([p[i].mid for p in pieces]),
+                      np.concatenate([p[i].rad for p in pieces])) for i in (0, 1)) + (kept,)
+
+
+def sharpen(kept: KeptGradient | None, tokens: np.ndarray, classes: np.ndarray):
+    """The second tier for results of 24 bits and fewer: d loss / d input at the rows
+    ``tokens`` and d loss / d [W, b] at the rows ``classes`` as float64 balls with the sharp
+    bounds (``softmax_products``), from ``blas_gradients``' kept gradient; None where it kept
+    none."""
+    if kept is None or kept.products is None:
+        return None
+    return kept.products.sharp(tokens, classes)
 
 
 def refine(call, reduction: str, tokens: np.ndarray, classes: np.ndarray,

@@ -166,6 +166,11 @@ def _assert_double_double_tiers_hold(call, reduction, exact, D):
     _assert_holds(layer[:, :D], exact["linear_weight"], "linear_weight (blas)")
     _assert_holds(layer[:, D], exact["linear_bias"], "linear_bias (blas)")
     tokens, classes = np.arange(call.row_count), np.arange(call.classes)
+    sharp = double_double_tier.sharpen(kept, tokens, classes)
+    if kept is not None:  # the sharp bounds, on every token and class
+        _assert_holds(sharp[0], exact["input"], "input (sharp)")
+        _assert_holds(sharp[1][:, :D], exact["linear_weight"], "linear_weight (sharp)")
+        _assert_holds(sharp[1][:, D], exact["linear_bias"], "linear_bias (sharp)")
     for source in (kept, None):
         d_input, layer = double_double_tier.refine(call, reduction, tokens, classes, source)
         name = "double-double, " + ("kept" if source is not None else "recomputed")

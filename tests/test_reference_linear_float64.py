@@ -203,9 +203,22 @@ def test_as_a_later_tier_its_balls_hold_the_exact_values(case):
 
 
 def test_what_float32_first_tier_leaves_takes_it_before_long_double(monkeypatch):
-    """float32 at (256, 64, 1024): the first tier leaves sums that cancel (a few tokens and
-    classes); this tier certifies them all, and long double's tier is not run."""
-    long_double = []
+    """float32 at (256, 64, 1024): the first tier's norms leave classes, the sharp bounds
+    take most of them and leave sums that cancel (a few tokens and classes); this tier
+    certifies them all, and long double's tier is not run."""
+    long_double, sharpened, refined = [], [], []
+    sharpen, refine = tier.sharpen, tier.refine
+
+    def recorded_sharpen(kept, tokens, classes):
+        sharpened.append(len(classes))
+        return sharpen(kept, tokens, classes)
+
+    def recorded_refine(call, reduction, tokens, classes, kept=None):
+        refined.append(len(classes))
+        return refine(call, reduction, tokens, classes, kept)
+
+    monkeypatch.setattr(tier, "sharpen", recorded_sharpen)
+    monkeypatch.setattr(tier, "refine", recorded_refine)
     monkeypatch.setattr(linear_fast, "refine", lambda *args: long_double.append(args))
     spec = SPECS["linear_cross_entropy"]
     case = spec.speed.case((256, 64, 1024), "float32", np.random.default_rng(0))
@@ -215,6 +228,7 @@ def test_what_float32_first_tier_leaves_takes_it_before_long_double(monkeypatch)
                                                     linear.ROW_CHUNK_LOGITS)
     assert known_input.ok.all() and known_sums.ok.all() and not long_double
     assert known_sums.tiers.get(tier.TIER, 0) > 0
+    assert len(sharpened) == len(refined) == 1 and 0 < refined[0] < sharpened[0]
 
 
 def test_without_numba_the_engine_and_long_double_compute_the_same(monkeypatch):
