@@ -102,9 +102,11 @@ def binary_cross_entropy_vjp(grad_output, input, target, weight=None, size_avera
     (p - y) / max(p (1 - p), 1e-12) and log(1 - p) - log p, both times g w / N')."""
     reduction = _reduction(size_average, reduce, reduction)
     p, y, w = _probability_parts(input, target, weight)
-    scale = _upstream("binary_cross_entropy", grad_output, p, reduction) * w
-    d_input = scale * (p - y) / np.maximum(p * (1 - p), _EPSILON)
-    d_target = _times(scale, np.log1p(-p) - np.log(p))
+    g = _upstream("binary_cross_entropy", grad_output, p, reduction)
+    # the upstream gradient last: a subnormal g times w rounds to 0 where g w times a slope
+    # of up to 1e12 (or an infinite one, at p = 0 and 1) does not
+    d_input = g * (w * (p - y) / np.maximum(p * (1 - p), _EPSILON))
+    d_target = _times(g, w * (np.log1p(-p) - np.log(p)))
     return {"input": d_input.astype(input.dtype), "target": d_target.astype(target.dtype)}
 
 
