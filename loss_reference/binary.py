@@ -280,8 +280,8 @@ def binary_cross_entropy_with_logits_grad(grad_output, input, target, weight, po
     if infinite.any():
         # d/dy -> -inf at +inf, and (q - 1) |x| + |x| = q |x| -> sign(q) inf (0 if q = 0) at -inf
         limit = np.where(x > 0, -np.inf, np.where(q > 0, np.inf, np.where(q < 0, -np.inf, 0.0)))
-        with quiet():
-            values = np.where(limit == 0, 0.0, g * w * limit / count)
+        with quiet():  # g last: g w may round to 0 where the exact g w limit is infinite
+            values = np.where(limit == 0, 0.0, g * (w * limit) / count)
         target = _with_specials(target, infinite, values)
     grads["target"] = target
     return grads

@@ -312,6 +312,20 @@ def test_huge_logits_certify_fast():
     assert grads["input"].rounded.tolist() == [0.5625, -0.5625, 0.375]
 
 
+def test_logits_target_slope_at_infinity_times_a_product_that_underflows():
+    """d/dy at x = +inf is -inf (and q inf at -inf), times g w / N': with g = -5e-324 and
+    w = 0.276 the float64 product g w rounds to -0, the exact one does not, so the gradient
+    is +inf (it was nan); g = 0 makes it nan (0 inf)."""
+    x, y = np.array([np.inf, -np.inf]), np.array([0.0, 1.0])
+    fmt = FORMATS["float64"]
+    w, q = np.full(2, 0.27573296), np.array([2.0, 2.0])
+    grads = bn.binary_cross_entropy_with_logits_grad(np.full(2, -5e-324), x, y, w, q, "none",
+                                                     fmt)
+    assert grads["target"].rounded.tolist() == [math.inf, -math.inf]
+    grads = bn.binary_cross_entropy_with_logits_grad(np.zeros(2), x, y, w, q, "none", fmt)
+    assert np.isnan(grads["target"].rounded).all()
+
+
 def test_target_slope_at_the_ends_times_a_product_that_underflows():
     """d/dy at p = 0 and 1 is +inf and -inf, times g w / N': with g = 5e-324 and w = 0.5 the
     float64 product g w rounds to 0, but the exact one is not, so the slopes stay infinite

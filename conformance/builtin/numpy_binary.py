@@ -153,10 +153,10 @@ def binary_cross_entropy_with_logits_vjp(grad_output, input, target, weight=None
     reduction = _reduction(size_average, reduce, reduction)
     fn = "binary_cross_entropy_with_logits"
     x, y, w, q = _parts(fn, input, target, weight, pos_weight)
-    scale = _upstream(fn, grad_output, x, reduction) * w
-    d_input = scale * ((1 - y) * _sigmoid(x) - q * y * _sigmoid(-x))
+    g = _upstream(fn, grad_output, x, reduction)  # last, as in binary_cross_entropy's
+    d_input = g * (w * ((1 - y) * _sigmoid(x) - q * y * _sigmoid(-x)))
     finite = np.where(np.isinf(x), 0.0, x)
     slope = q * _softplus(-finite) - _softplus(finite)  # log sigmoid(-x) - q log sigmoid(x)
     slope = np.where(np.isinf(x), np.where(x > 0, -np.inf, _limit(q)), slope)
     return {"input": d_input.astype(input.dtype),
-            "target": _times(scale, slope).astype(target.dtype)}
+            "target": _times(g, w * slope).astype(target.dtype)}
