@@ -7,13 +7,14 @@ Each is one BLAS product of G_hi, which errs by at most gamma |G_hi| |B| (gamma 
 own, Higham 3.1; ``blocked_product``'s for the vocabulary), so with G_hi's own error the
 radius is (gamma + u + eps) times a product of magnitudes, bounded two ways:
 
-- ``GradientProducts.bounded_by_norms`` (every token and class): Cauchy-Schwarz without the
-  target's entry, which holds nearly all of a row's magnitude and is added exactly:
-  sum_c |G_ic| |W_ck| <= ||G_i without t_i|| ||W_:k|| + |G_it| |W_tk|, and per class c over the
-  tokens sum_i |G_ic| |x_ik| <= ||G_:c without its targets|| ||x_:k|| + the targets' terms. The
-  norms cost a pass over G; a product of magnitudes cost as much as the product itself. At the
-  ladder's third rung this bound is about twice the sharp one and leaves 109 of 4,096 classes
-  and 4 of 512 tokens where the sharp one left 55 and 2.
+- ``GradientProducts.input_by_norms`` and ``layer_by_norms`` (every token and class):
+  Cauchy-Schwarz without the target's entry, which holds nearly all of a row's magnitude and
+  is added exactly: sum_c |G_ic| |W_ck| <= ||G_i without t_i|| ||W_:k|| + |G_it| |W_tk|,
+  and per class c over the tokens sum_i |G_ic| |x_ik| <= ||G_:c without its targets||
+  ||x_:k|| + the targets' terms. The norms cost a pass over G; a product of magnitudes cost
+  as much as the product itself. At the ladder's third rung this bound is about twice the
+  sharp one and leaves 109 of 4,096 classes and 4 of 512 tokens where the sharp one left 55
+  and 2.
 - ``GradientProducts.sharp`` (the rows and classes the norms leave): the product of magnitudes
   itself. |G| needs no array of its own: a row's entries have the sign s of its r but at the
   target, so |G| |W| = s G |W| + 2 |G_t| |W_t| and |G|^T Q = G^T (s Q) + 2 |G_t| Q at each
