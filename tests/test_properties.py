@@ -126,6 +126,23 @@ def test_transform_preserves_the_exact_value(name, prop, dtype):
     assert counts["changed"] >= counts["applied"] // 2, counts  # and changes them
 
 
+def test_shift_leaves_no_logit_beyond_the_dtype_on_its_grid():
+    """Soak quick seed 63: float16 logits of -65504 beside -314.5, snapped to the grid of 64
+    the shift needs, were -65536, beyond float16: the case's own logit became -inf in the
+    dtype (every candidate's loss inf) while its reference took -65536 (16908). The shift
+    now applies only where the snapped logits are numbers of the dtype too."""
+    from conformance.cases import Case
+
+    spec = SPECS["cross_entropy"]
+    shift = next(p for p in properties_of(spec) if p.name == "shift")
+    x = np.array([[-314.5, -65504.0], [1.0, 2.0]])
+    case = Case("float16", {"input": x, "target": np.array([[0.5, 0.5], [0.25, 0.75]]),
+                            "weight": None}, {"reduction": "none"}, {}, ())
+    answers = iter([False, [16.0], [1.0]])  # one offset for every row: +16
+    pair = shift.transform(case, lambda strategy, label=None: next(answers))
+    assert pair is None or (_in_dtype(pair.a) and _in_dtype(pair.b))
+
+
 def _ieee(values: np.ndarray, divisor) -> float:
     """sum_i values_i / d_i in long double with IEEE's specials (0 / 0 = nan, x / 0 = inf)."""
     with np.errstate(all="ignore"):

@@ -339,8 +339,8 @@ def _shift(case, draw):
     """x -> x + c along the class axis, one c per row (the same for every row when the input
     is an expanded view). The finite logits are snapped to a grid 2**g coarse enough that every
     x + c is a number of the dtype, c is large (beyond exp's range in the dtype, where a
-    log-softmax that does not subtract the row max overflows), -inf stays -inf. None where x + c
-    would overflow the dtype."""
+    log-softmax that does not subtract the row max overflows), -inf stays -inf. None where x on
+    the grid or x + c would overflow the dtype."""
     x = np.asarray(case.args["input"], np.float64)
     rows = to_rows(x, x.shape)
     fmt = format_of(case.dtype)
@@ -361,11 +361,15 @@ def _shift(case, draw):
     c = np.round(c / step) * step
     c = np.where(c == 0, np.sign(np.array(signs)) * step, c)
     shifted = snapped + c[:, None]  # exact in float64: both on the grid, well inside 2**53
-    with np.errstate(invalid="ignore"):
-        in_dtype = ~finite | ((round_to(np.where(finite, shifted, 0.0), case.dtype) == shifted)
-                              & (np.abs(shifted) <= fmt.max_finite))
-    if not in_dtype.all():
-        return None  # x + c would overflow the dtype: not an exact shift
+
+    def in_dtype(values):
+        with np.errstate(invalid="ignore"):
+            return ~finite | ((round_to(np.where(finite, values, 0.0), case.dtype) == values)
+                              & (np.abs(values) <= fmt.max_finite))
+
+    # the snapped logits too: float16's -65504 snapped to a grid of 64 is -65536, beyond it
+    if not (in_dtype(snapped).all() and in_dtype(shifted).all()):
+        return None  # x or x + c would overflow the dtype: not an exact shift
     a = replaced(case, {"input": from_rows(snapped, x.shape)})
     return Pair(a, replaced(a, {"input": from_rows(shifted, x.shape)}))
 
