@@ -1,0 +1,41 @@
+"""A known deviation is real: on its documented example torch 2.13 gives what the reason says,
+the reference gives the exact value, and the predicate excuses that case and not its twin
+without the trigger."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from conformance.cases import Case
+from conformance.deviations.classification import smoothed_target_gradient_overflows
+from conformance.specs import SPECS
+
+
+def _smoothing_case(smoothing: float) -> Case:
+    args = {"input": np.array([[0.0, -7244.0], [0.0, 0.0]]),
+            "target": np.array([[1.0, 0.0], [1.0, 0.0]]), "weight": np.array([2.5, 2.5])}
+    return Case("float16", args, {"reduction": "sum", "label_smoothing": smoothing}, {}, (),
+                grad_output=np.array(-3.6640625))
+
+
+def _torch_target_gradient(case: Case) -> float:
+    a = case.args
+    p = torch.tensor(a["target"], dtype=torch.float16, requires_grad=True)
+    loss = torch.nn.functional.cross_entropy(
+        torch.tensor(a["input"], dtype=torch.float16), p,
+        weight=torch.tensor(a["weight"], dtype=torch.float16), reduction="sum",
+        label_smoothing=case.options["label_smoothing"])
+    (grad,) = torch.autograd.grad(loss, [p], torch.tensor(case.grad_output, dtype=torch.float16))
+    return float(grad[0, 1])
+
+
+def test_the_smoothed_target_gradient_overflow_is_real_and_excused_only_with_smoothing():
+    case = _smoothing_case(0.05)
+    exact = SPECS["cross_entropy"].reference_grad(case)["target"].rounded[0, 1]
+    assert exact == -63040.0  # -0.95 * 3.664 * 2.5 * 7244, in float16's range
+    assert _torch_target_gradient(case) == -math.inf
+    assert smoothed_target_gradient_overflows(case)
+    assert not smoothed_target_gradient_overflows(_smoothing_case(0.0))
