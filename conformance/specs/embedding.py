@@ -51,6 +51,9 @@ Tolerances (conformance/accuracy.py):
   * 2 x1, + the direct term g x2 / sqrt(AB), mean, upstream: measured, torch's float64
   gradient errs by 31 u S where the two terms cancel); triplet 10 (difference, + eps,
   power (2 for p not 1, 2), root (2), margin + d - d (2), mean, upstream) and 12 for its gradients.
+  The root s^(1/p) takes 1/p rounded in the accumulating precision: |ln d| u_acc of d more
+  (for p other than 1, 2 and inf), and (p - 1) times that of a slope (torch's float64
+  triplet_margin_loss at d = 1e30, p = 3 erred by 34 u of d; default profile, seed 9).
 - gradients: per element |g| / N' times: cosine (|x2| + sum|x1 x2| / A |x1|) / sqrt(AB) (and
   the same with 1 and 2 exchanged; P's terms, not P, which may cancel); triplet, per distance
   taking part: pairwise (p-1)|slope| ((|a - b| + |v| + eps) / |v| + S / d) (the relative error
@@ -206,7 +209,8 @@ def _pairs(swap):
 @np.errstate(**_QUIET)
 def _distance_parts(kind, u, v, p, eps, fmt):
     """(d, S, slope, size, near-zero per element, underflow count per row, the factor a
-    backward intermediate is multiplied by after it may underflow, per element) of one pair."""
+    backward intermediate is multiplied by after it may underflow, per element, the root's
+    relative error from its rounded exponent 1/p, per row) of one pair."""
     diff = u - v
     if kind == "pairwise":
         w = diff + eps
@@ -240,12 +244,18 @@ def _distance_parts(kind, u, v, p, eps, fmt):
             near = np.broadcast_to(row_near[:, None], z.shape)
         # the norm's backward, g / d^(p-1) (which may underflow) times |w|^(p-1)
         later = z ** (p - 1) if p not in (1, math.inf) else np.ones(z.shape)
-        return d, s, slope, size, near, under, later
+        # the root s^(1/p) with 1/p rounded (relatively by u_acc) errs by |ln s| u_acc / p =
+        # |ln d| u_acc of d (pow's own rounding is one of the depth's)
+        root = (np.where(d > 0, np.abs(np.log(np.where(d > 0, d, 1.0))), 0.0)
+                * accumulation_roundoff(fmt) if p not in (1, 2, math.inf)
+                else np.zeros(d.shape))
+        return d, s, slope, size, near, under, later, root
     if kind in ("l1", "relu-l1"):
         terms = np.abs(diff) if kind == "l1" else np.maximum(diff, 0)
         slope = np.sign(diff) if kind == "l1" else (diff > 0) * 1.0
         return (terms.sum(-1), np.abs(diff).sum(-1), slope, np.ones(diff.shape),
-                np.zeros(diff.shape, bool), np.zeros(diff.shape[0]), np.ones(diff.shape))
+                np.zeros(diff.shape, bool), np.zeros(diff.shape[0]), np.ones(diff.shape),
+                np.zeros(diff.shape[0]))
     # F.cosine_similarity's norms, clamped below at its eps (a zero vector: similarity 0)
     nu = np.maximum(np.sqrt(np.sum(u * u, -1)), ref.COSINE_SIMILARITY_EPS)
     nv = np.maximum(np.sqrt(np.sum(v * v, -1)), ref.COSINE_SIMILARITY_EPS)
@@ -256,7 +266,8 @@ def _distance_parts(kind, u, v, p, eps, fmt):
     uv = np.sum(np.abs(u * v), -1)
     size = 2 * (np.abs(v) + np.abs(u) + (uv / nu ** 2)[:, None] * np.abs(u)
                 + (uv / nv ** 2)[:, None] * np.abs(v)) / (nu * nv)[:, None]
-    return d, s, slope, size, np.zeros(u.shape, bool), np.zeros(u.shape[0]), np.ones(u.shape)
+    return (d, s, slope, size, np.zeros(u.shape, bool), np.zeros(u.shape[0]), np.ones(u.shape),
+            np.zeros(u.shape[0]))
 
 
 @np.errstate(**_QUIET)
@@ -293,7 +304,8 @@ def _triplet_magnitude(name):
         args, parts, (_, _, _, margin, _), fmt, reduction = _triplet_rows(case, name)
         rows, dim = args["anchor"].shape
         per_row = abs(margin) + sum(part[1] for part in parts.values())
-        inner = summation_units(dim) * accumulation_roundoff(fmt) * per_row
+        inner = summation_units(dim) * accumulation_roundoff(fmt) * per_row + sum(
+            part[0] * part[7] for part in parts.values())
         amp = 1 + sum(part[5] for part in parts.values())
         return _reduced(per_row, inner, amp, rows, DEPTH[name][0], reduction,
                         _out_shape(case, name))
@@ -331,6 +343,9 @@ def _triplet_grad_magnitudes(name):
             if swap:
                 slack = slack + tie * sum(jump[pair] for pair in mine if "negative" in pair)
             slack = slack + sum(parts[pair][4] * jump[pair] for pair in mine)
+            # the slope (z / d)^(p - 1) carries d's error from the rounded exponent 1/p
+            slack = slack + sum((p - 1) * np.abs(parts[pair][2]) * parts[pair][7][:, None]
+                                for pair in mine if kind == "pairwise" and p != math.inf)
             scale = g * size
             later = sum(_cosine_later(args[pair[0]], args[pair[1]], g, fmt) if kind == "cosine"
                         else parts[pair][6] for pair in mine)
