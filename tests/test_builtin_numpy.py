@@ -7,7 +7,9 @@ import math
 
 import numpy as np
 
-from conformance.builtin import numpy_binary
+from conformance.builtin import numpy_binary, numpy_probabilistic
+from conformance.cases import Case
+from conformance.specs import SPECS
 from loss_reference import binary as reference
 from loss_reference.formats import FORMATS
 
@@ -39,3 +41,22 @@ def test_binary_cross_entropy_with_logits_target_slope_times_an_underflowing_ups
                                                             FORMATS["float64"])
     np.testing.assert_array_equal(got["target"], exact["target"].rounded)
     assert abs(got["target"][0]) > 1e-295 and got["target"][1] == math.inf
+
+
+def test_poisson_nll_loss_zero_upstream_times_an_infinite_slope_is_nan():
+    """Soak quick seed 87: without log_input, x = -eps makes the slope 1 - y / (x + eps)
+    infinite, and a zero upstream times it is nan, as the reference says; the candidate gave
+    -0.0 (its rule for exp(x) overflowing, where the slope is finite, applies with log_input
+    only)."""
+    x, y, g = np.array([-1e-8, 800.0]), np.array([0.5, 0.5]), np.zeros(2)
+    got = numpy_probabilistic.poisson_nll_loss_vjp(g[:1], x[:1], y[:1], log_input=False,
+                                                   reduction="none")
+    case = Case("float64", {"input": x[:1], "target": y[:1]},
+                {"reduction": "none", "log_input": False, "full": True, "eps": 1e-8},
+                grad_output=g[:1])
+    exact = SPECS["poisson_nll_loss"].reference_grad(case)["input"].rounded
+    assert np.isnan(exact[0]) and np.isnan(got["input"][0])
+    # with log_input, exp(800) overflows float64 but is a number: 0 times it is 0
+    got = numpy_probabilistic.poisson_nll_loss_vjp(g[1:], x[1:], y[1:], log_input=True,
+                                                   reduction="none")
+    assert got["input"].tolist() == [0.0]

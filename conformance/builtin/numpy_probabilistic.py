@@ -140,8 +140,10 @@ def poisson_nll_loss_vjp(grad_output, input, target, log_input=True, full=False,
     x, y = _pair("poisson_nll_loss", input, target)
     _, d_x, d_y = _poisson(x, y, log_input, full, float(eps))
     g = _upstream("poisson_nll_loss", grad_output, x.shape, reduction)
-    # exp(x) beyond float64's range is still a finite number: a zero upstream gives 0, not nan
-    g_d_x = np.where((g == 0) & np.isinf(d_x), g * np.sign(d_x), g * d_x)
+    # exp(x) beyond float64's range is still a finite number: a zero upstream gives 0, not nan;
+    # without log_input the slope 1 - y / (x + eps) is infinite at x + eps = 0: 0 inf is nan
+    overflowed = np.isinf(d_x) & bool(log_input)
+    g_d_x = np.where((g == 0) & overflowed, g * np.sign(d_x), g * d_x)
     return {"input": g_d_x.astype(input.dtype), "target": (g * d_y).astype(target.dtype)}
 
 
