@@ -302,8 +302,8 @@ def _float(value: Fraction) -> float:
     """The nearest float64, or an infinity beyond float64's range."""
     try:
         return float(value)
-    except OverflowError:
-        return math.copysign(math.inf, value)
+    except OverflowError:  # the sign from a comparison: copysign would convert value again
+        return math.inf if value > 0 else -math.inf
 
 
 def _threshold(fmt) -> float:
