@@ -1,4 +1,5 @@
-"""The embedding family's tolerance where torch's float16 intermediates underflow."""
+"""The embedding family's tolerance where torch's intermediates round beyond the usual: float16
+intermediates that underflow, and a p-norm's root taken with 1/p rounded."""
 
 from __future__ import annotations
 
