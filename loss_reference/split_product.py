@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
+from functools import lru_cache
 
 import numpy as np
 
@@ -57,6 +58,15 @@ def _split(values: np.ndarray, axis: int, beta: int, most: int = MAX_SLICES, res
     subnormal or not). ``rests``, a list, receives the remainder after each slice;
     ``slice_norms``, each slice's Euclidean norms along ``axis`` (from its integers, whose sum
     of squares is exact: at most 2^53), each within an ulp."""
+    if _compiled_split() is not None and values.ndim == 2 and values.size >= COMPILED_ELEMENTS \
+            and (values.flags.c_contiguous or values.flags.f_contiguous):
+        return _split_compiled(values, axis, beta, most, rests, slice_norms)
+    return _split_numpy(values, axis, beta, most, rests, slice_norms)
+
+
+def _split_numpy(values: np.ndarray, axis: int, beta: int, most: int = MAX_SLICES, rests=None,
+                 slice_norms=None):
+    """``_split`` in numpy passes (where numba does not import, and for small operands)."""
     slices, rest, lowest = [], values, 0
     for _ in range(most):
         # max |rest| without an array of |rest| (for a language model's weight, 100s of MB)
@@ -81,6 +91,55 @@ def _split(values: np.ndarray, axis: int, beta: int, most: int = MAX_SLICES, res
             rest = rest - part
         else:
             np.subtract(rest, part, out=rest)
+        if rests is not None:
+            rests.append(rest)
+        lowest = min(lowest, int(unit.min()))
+    return slices, rest, lowest
+
+
+COMPILED_ELEMENTS = 1 << 12  # from this size on, ``_split`` takes the compiled pass
+
+
+@lru_cache(maxsize=None)
+def _compiled_split():
+    """``split_kernel``, or None where numba does not import."""
+    try:
+        from . import split_kernel
+    except ImportError:
+        return None
+    return split_kernel
+
+
+def _split_compiled(values: np.ndarray, axis: int, beta: int, most: int, rests, slice_norms):
+    """``_split`` by ``split_kernel``: one compiled pass a slice, the same slices bit for bit.
+    An F-contiguous operand (a transposed view) is split as its C-contiguous transpose along
+    the other axis."""
+    kernel = _compiled_split()
+    flipped = not values.flags.c_contiguous
+    along_rows = (axis in (1, -1)) != flipped
+
+    def laid_out(array):  # the C-contiguous view the kernel takes
+        return array.T if flipped else array
+
+    top = np.empty(laid_out(values).shape[0 if along_rows else 1])
+    kernel.largest_magnitudes(laid_out(values), along_rows, top)
+    slices, rest, lowest = [], values, 0
+    for _ in range(most):
+        if not top.any():
+            break
+        _, exponent = np.frexp(top)  # top < 2^exponent
+        unit = np.where(top > 0, exponent - beta, 0)
+        if unit.min() < _LOWEST_UNIT_EXPONENT:
+            break  # what is left stays in the remainder, bounded by the caller
+        part = np.empty_like(values)
+        new_rest = np.empty_like(values) if rest is values or rests is not None else rest
+        squares, top = np.empty(len(unit)), np.empty(len(unit))
+        kernel.split_off(laid_out(rest), unit, along_rows, laid_out(part), laid_out(new_rest),
+                         squares, top)
+        if slice_norms is not None:
+            slice_norms.append(np.sqrt(squares) * np.ldexp(1.0, unit))
+        slices.append(part)
+        rest = new_rest
         if rests is not None:
             rests.append(rest)
         lowest = min(lowest, int(unit.min()))
