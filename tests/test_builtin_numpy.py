@@ -6,8 +6,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
-from conformance.builtin import numpy_binary, numpy_probabilistic
+from conformance.builtin import (numpy_binary, numpy_classification, numpy_linear,
+                                  numpy_pointwise, numpy_probabilistic)
 from conformance.cases import Case
 from conformance.specs import SPECS
 from loss_reference import binary as reference
@@ -60,3 +62,71 @@ def test_poisson_nll_loss_zero_upstream_times_an_infinite_slope_is_nan():
     got = numpy_probabilistic.poisson_nll_loss_vjp(g[1:], x[1:], y[1:], log_input=True,
                                                    reduction="none")
     assert got["input"].tolist() == [0.0]
+
+
+def _reference_gradients(loss, args, options, grad_output):
+    case = Case("float64", args, options, grad_output=np.asarray(grad_output))
+    return {name: e.rounded for name, e in SPECS[loss].reference_grad(case).items()}
+
+
+@pytest.mark.parametrize("loss", ["l1_loss", "mse_loss"])
+def test_pointwise_weighted_mean_over_a_subnormal_sum_of_weights(loss):
+    """Soak quick seeds 105 and 111: g / sum(w) overflowed for w = 5e-324, and its product
+    with the weight and the slope was inf where the exact gradient is g sign(r) (l1) or
+    2 g r (mse), finite."""
+    x, y, w = np.array([-1e30]), np.array([30000.0]), np.array([5e-324])
+    g = np.float64(-0.5641399530761051)
+    got = getattr(numpy_pointwise, f"{loss}_vjp")(g, x, y, reduction="mean", weight=w)
+    exact = _reference_gradients(loss, {"input": x, "target": y, "weight": w},
+                                 {"reduction": "mean"}, g)
+    assert np.isfinite(exact["input"]).all()
+    np.testing.assert_allclose(got["input"], exact["input"], rtol=1e-15)
+
+
+def test_mse_gradient_of_a_residual_beyond_the_range():
+    """x - y overflows float64 (2e308) where g 2 (x - y) / n does not."""
+    x, y, g = np.array([1e308, 0.0]), np.array([-1e308, 0.0]), np.float64(1e-10)
+    got = numpy_pointwise.mse_loss_vjp(g, x, y, reduction="sum")
+    exact = _reference_gradients("mse_loss", {"input": x, "target": y}, {"reduction": "sum"}, g)
+    assert np.isfinite(exact["input"]).all()
+    np.testing.assert_allclose(got["input"], exact["input"], rtol=1e-15)
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "nll_loss"])
+def test_classification_weighted_mean_over_a_subnormal_sum_of_weights(loss):
+    """The counted row's weight 5e-324 is the mean's divisor: g / divisor overflowed before
+    its product with the weight, where the exact gradient is finite."""
+    x = np.array([[0.5, -1.0, 2.0], [1.0, 0.0, -1.0]])
+    t, w = np.array([1, 2]), np.array([0.25, 5e-324, 0.0])
+    g = np.float64(0.75)
+    args = {"input": x, "target": t, "weight": w}
+    options = {"reduction": "mean", "ignore_index": -100}
+    if loss == "cross_entropy":
+        options["label_smoothing"] = 0.0
+    got = getattr(numpy_classification, f"{loss}_vjp")(g, x, t, w, reduction="mean")
+    exact = _reference_gradients(loss, args, options, g)
+    assert np.isfinite(exact["input"]).all() and np.abs(exact["input"]).max() > 0.1
+    np.testing.assert_allclose(got["input"], exact["input"], rtol=1e-14, atol=1e-300)
+
+
+def test_linear_cross_entropy_products_of_a_gradient_beyond_the_range():
+    """Soak quick seed 109: a subnormal sum of weights (2.2e-313) under 'mean' with label
+    smoothing made G's entries inf of both signs, and G W nan, where the exact products lie
+    beyond the range: -inf and inf, with finite entries beside them."""
+    x = np.array([[-5.96262231, 7.90697072, 6.18987233, -1.1, 1e-05, 5.22181629]])
+    W = np.array([[9.08382599e-312, -3.12142068, 0.816500663, 2.22081688, 8.06e-49, -4.8e-39],
+                  [-1.01439549, -0.0409786841, 0.700724582, 2.05975624, 0.811167515,
+                   -1.61467362],
+                  [0.408244208, 1.96997926, -1.99e-220, 1.73957264, 9.08e-310, 2.50541076]])
+    t, w = np.array([2]), np.array([0.180461482, -1.38856452e-298, 2.22507386e-313])
+    g = np.float64(1.0)
+    options = {"reduction": "mean", "ignore_index": None, "label_smoothing": 1.0}
+    got = numpy_linear.linear_cross_entropy_vjp(g, x, W, t, weight=w, reduction="mean",
+                                                label_smoothing=1.0)
+    exact = _reference_gradients("linear_cross_entropy", {
+        "input": x, "linear_weight": W, "target": t, "linear_bias": None, "weight": w},
+        options, g)
+    for name in ("input", "linear_weight"):
+        assert not np.isnan(got[name]).any()
+        assert np.isinf(exact[name]).any()
+        np.testing.assert_allclose(got[name], exact[name], rtol=1e-12, atol=1e-300)

@@ -13,7 +13,7 @@ contributing nothing.
 
 import numpy as np
 
-from .numpy_reduction import resolve_reduction as _reduction
+from .numpy_reduction import product_over, resolve_reduction as _reduction
 
 __all__ = ["cross_entropy", "cross_entropy_vjp", "nll_loss", "nll_loss_vjp"]
 
@@ -126,22 +126,34 @@ def _combine(call, nll, smooth, reduction):
     a = np.sum(nll)
     b = None if smooth is None else np.sum(smooth)
     if reduction == "mean":
-        divisor = float(call.x.shape[0]) if call.soft else np.sum(call.target_weights())
+        divisor = _mean_divisor(call)
         a = np.float64(a) / divisor
         b = None if b is None else np.float64(b) / divisor
     return a if b is None else (1 - e) * a + e / c * b
 
 
+def _mean_divisor(call):
+    """What 'mean' divides by: the batch size with probability targets, else sum of w_t."""
+    return float(call.x.shape[0]) if call.soft else np.sum(call.target_weights())
+
+
+def cross_entropy_mean_divisor(input, target, weight=None, ignore_index=-100):
+    """What ``cross_entropy``'s 'mean' divides by (the batch size with probability targets,
+    else the sum of the counted rows' w_t), for a caller that divides last."""
+    return _mean_divisor(_Call("cross_entropy", input, target, weight, ignore_index, 0.0, True))
+
+
 def _upstream(call, grad_output, reduction):
-    """Per-row upstream gradient (M,), divided by the mean's divisor, 0 at ignored rows."""
+    """(per-row upstream gradient (M,), 0 at ignored rows; what it is divided by: the mean's
+    divisor, else 1), kept apart for ``product_over``: g / sum(w_t) overflowed for a
+    subnormal sum of weights where its product with a row's slope does not."""
     g = np.asarray(grad_output, np.float64)
     expected = call.batch if reduction == "none" else ()
     if g.shape != expected:
         raise ValueError(f"grad_output has shape {g.shape}, expected {expected}")
     g = np.broadcast_to(g.reshape(-1) if reduction == "none" else g, (call.x.shape[0],))
-    if reduction == "mean":
-        g = g / (float(call.x.shape[0]) if call.soft else np.sum(call.target_weights()))
-    return np.where(call.valid, g, 0.0)
+    divisor = _mean_divisor(call) if reduction == "mean" else 1.0
+    return np.where(call.valid, g, 0.0), divisor
 
 
 @_ieee
@@ -164,28 +176,43 @@ def cross_entropy_vjp(grad_output, input, target, weight=None, size_average=None
     reduction = _reduction(size_average, reduce, reduction)
     call = _Call("cross_entropy", input, target, weight, ignore_index, label_smoothing, True)
     _, _, logp = _ce_parts(call)
-    a = _upstream(call, grad_output, reduction)[:, None]
+    a, divisor = _upstream(call, grad_output, reduction)
+    a = a[:, None]
     softmax = np.exp(logp)
     e, c = call.smoothing, call.classes
     if call.soft:
         q = call.weight[None, :] * ((1 - e) * call.p + e / c)
-        d = softmax * q.sum(axis=1, keepdims=True) - q
+        grad = product_over((a, softmax * q.sum(axis=1, keepdims=True) - q), divisor)
     else:
         one_hot = np.zeros(logp.shape)
         one_hot[np.arange(logp.shape[0]), call.t] = 1.0
-        d = (1 - e) * call.weight[call.t][:, None] * (softmax - one_hot)
+        # w_t a factor of its own: a subnormal w_t times a probability underflowed
+        grad = product_over((a, 1 - e, call.weight[call.t][:, None], softmax - one_hot),
+                            divisor)
         if e:
-            d = d + e / c * (softmax * call.weight.sum() - call.weight[None, :])
-    grad = np.where(call.valid[:, None], a * d, 0.0)
+            grad = grad + product_over(
+                (a, e / c, softmax * call.weight.sum() - call.weight[None, :]), divisor)
+    grad = np.where(call.valid[:, None], grad, 0.0)
     grads = {"input": call.to_input(grad).astype(input.dtype)}
     if call.soft:
         nlp = -logp
-        d_target = _times(a * (1 - e) * call.weight[None, :], nlp)
+        d_target = _times_over((a, (1 - e) * call.weight[None, :]), nlp, divisor)
         grads["target"] = call.to_input(d_target).astype(target.dtype)
         if weight is not None:
             q = (1 - e) * call.p + e / c
-            grads["weight"] = np.sum(_times(a * q, nlp), axis=0).astype(weight.dtype)
+            grads["weight"] = np.sum(_times_over((a, q), nlp, divisor), axis=0).astype(
+                weight.dtype)
     return grads
+
+
+def _times_over(coefficients, values, divisor):
+    """``_times`` of the coefficients' product and ``values``, over ``divisor``
+    (``product_over``): 0 where a coefficient is 0 and the value infinite."""
+    zero = np.zeros(np.shape(values), dtype=bool)
+    for coefficient in coefficients:
+        zero = zero | (coefficient == 0)
+    return np.where(zero & np.isinf(values), 0.0,
+                    product_over(tuple(coefficients) + (values,), divisor))
 
 
 @_ieee
@@ -205,8 +232,9 @@ def nll_loss_vjp(grad_output, input, target, weight=None, size_average=None, ign
     """Gradient of ``nll_loss`` in its input: -g w_t / divisor at each row's target, else 0."""
     reduction = _reduction(size_average, reduce, reduction)
     call = _Call("nll_loss", input, target, weight, ignore_index, 0.0, False)
-    a = _upstream(call, grad_output, reduction)
+    a, divisor = _upstream(call, grad_output, reduction)
     grad = np.zeros(call.x.shape)
     rows = np.arange(call.x.shape[0])
-    grad[rows, call.t] = np.where(call.valid, -a * call.weight[call.t], 0.0)
+    grad[rows, call.t] = np.where(call.valid, -product_over((a, call.weight[call.t]), divisor),
+                                  0.0)
     return {"input": call.to_input(grad).astype(input.dtype)}

@@ -4,15 +4,19 @@ Registered in ``numpy_losses`` (``--impl=numpy``) under its protocol and numeric
 logits x W^T + b in float64 (never rounded to the inputs' dtype), then this candidate's own
 ``cross_entropy`` on them, each result rounded once to its argument's dtype; the gradients of
 input, linear_weight and linear_bias from cross_entropy's gradient G in the logits: G W, G^T x
-and the column sums of G; with probability targets cross_entropy's own gradients in the target
-and the class weight. The K-dimensional weight (C, d1, ..., dK, D), with its bias
-(C, d1, ..., dK) and batched tokens only, gives the logits (N, C, d1, ..., dK): the same
-products with the weight flattened to (C d1 ... dK, D). ``ValueError`` for invalid arguments.
+and the column sums of G (for 'sum' and 'mean', G of a unit upstream and the products times g
+over the mean's divisor last: a subnormal sum of weights made G's entries inf of both signs, and
+the products nan, where the exact products only leave the range); with probability targets
+cross_entropy's own gradients in the target and the class weight. The K-dimensional weight (C,
+d1, ..., dK, D), with its bias (C, d1, ..., dK) and batched tokens only, gives the logits (N, C,
+d1, ..., dK): the same products with the weight flattened to (C d1 ... dK, D). ``ValueError``
+for invalid arguments.
 """
 
 import numpy as np
 
-from .numpy_classification import cross_entropy, cross_entropy_vjp
+from .numpy_classification import cross_entropy, cross_entropy_mean_divisor, cross_entropy_vjp
+from .numpy_reduction import product_over
 
 __all__ = ["linear_cross_entropy", "linear_cross_entropy_vjp"]
 
@@ -77,13 +81,27 @@ def linear_cross_entropy_vjp(grad_output, input, linear_weight, target, *, linea
     g = np.asarray(grad_output, np.float64)
     ce_grads = cross_entropy_vjp(g, z, target, w, ignore_index=ignore, reduction=reduction,
                                  label_smoothing=label_smoothing)
+    factors, divisor, G = (), 1.0, ce_grads["input"]
+    if reduction != "none":  # g / divisor times the products last (``product_over``)
+        G = cross_entropy_vjp(np.float64(1.0), z, target, w, ignore_index=ignore,
+                              reduction="sum", label_smoothing=label_smoothing)["input"]
+        factors = (g,)
+        if reduction == "mean":
+            divisor = cross_entropy_mean_divisor(z, target, w, ignore_index=ignore)
+            divisor = divisor or 1.0  # no row counts: G is 0, and so is torch's gradient
     W = _flat_weight(linear_weight)
-    G = ce_grads["input"].reshape(-1, W.shape[0])  # (tokens, C d1 ... dK), as W's rows
+    G = G.reshape(-1, W.shape[0])  # (tokens, C d1 ... dK), as W's rows
     x = np.asarray(input, np.float64).reshape(G.shape[0], input.shape[-1])
-    grads = {"input": (G @ W).reshape(input.shape).astype(input.dtype),
-             "linear_weight": (G.T @ x).reshape(linear_weight.shape).astype(linear_weight.dtype)}
+
+    def scaled(product):
+        return product_over(factors + (product,), divisor)
+
+    grads = {"input": scaled(G @ W).reshape(input.shape).astype(input.dtype),
+             "linear_weight": scaled(G.T @ x).reshape(linear_weight.shape).astype(
+                 linear_weight.dtype)}
     if linear_bias is not None:
-        grads["linear_bias"] = G.sum(axis=0).reshape(linear_bias.shape).astype(linear_bias.dtype)
+        grads["linear_bias"] = scaled(G.sum(axis=0)).reshape(linear_bias.shape).astype(
+            linear_bias.dtype)
     # probability targets: cross_entropy's own gradients in the target and the class weight
     if "target" in ce_grads:
         grads["target"] = ce_grads["target"].astype(target.dtype)

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from .numpy_reduction import resolve_reduction as _reduction
+from .numpy_reduction import product_over, resolve_reduction as _reduction
 
 _ieee = np.errstate(all="ignore")  # inf and nan are the intended IEEE results
 
@@ -69,24 +69,33 @@ def _reduce(fn, terms, x, w, reduction):
 
 def _vjp(fn, grad_output, input, target, x, w, weight, reduction, terms, slope,
          with_target=True):
-    """Gradients from the unweighted terms and d term / d input (float64), by argument."""
+    """Gradients from the unweighted terms and d term / d input (float64; or a tuple of
+    factors whose product it is), by argument: each a product of the upstream, the weight and
+    the slope over the mean's divisor (``product_over``: no overflow on the way)."""
     g = np.asarray(grad_output, dtype=np.float64)
     expected = x.shape if reduction == "none" else ()
     if g.shape != expected:
         raise ValueError(f"{fn}_vjp: grad_output has shape {g.shape}, expected {expected}")
     divisor = _divisor(fn, x, w, reduction)
-    scale = np.broadcast_to(g / divisor, x.shape)
-    weights = 1.0 if w is None else w
-    d_input = scale * weights * slope
+    upstream = np.broadcast_to(g, x.shape)
+    slopes = slope if isinstance(slope, tuple) else (slope,)
+    d_input = product_over((upstream,) + (() if w is None else (w,)) + slopes, divisor)
     grads = {"input": d_input.astype(input.dtype)}
     if with_target:
         grads["target"] = (-d_input).astype(target.dtype)
     if w is not None:
-        d_weight = scale * terms
         if reduction == "mean" and fn in ("l1_loss", "mse_loss"):
-            d_weight = scale * (terms - np.sum(w * terms) / divisor)  # d/dw of sum(wt)/sum(w)
-        grads["weight"] = d_weight.astype(weight.dtype)
+            terms = terms - np.sum(w * terms) / divisor  # d/dw of sum(wt)/sum(w)
+        grads["weight"] = product_over((upstream, terms), divisor).astype(weight.dtype)
     return grads
+
+
+def _residual(x, y):
+    """Factors whose product is x - y, the second correctly rounded: x/2 - y/2 and 2 where x
+    or y is at least 2^1022 (whose difference may overflow where a gradient's product with
+    it does not), x - y and 1 elsewhere."""
+    huge = (np.abs(x) >= 2.0 ** 1022) | (np.abs(y) >= 2.0 ** 1022)
+    return np.where(huge, 2.0, 1.0), np.where(huge, x / 2 - y / 2, x - y)
 
 
 # --------------------------------------------------------------------------
@@ -100,7 +109,7 @@ def _l1(x, y):
 
 def _mse(x, y):
     r = x - y
-    return r * r, 2 * r
+    return r * r, (2.0,) + _residual(x, y)
 
 
 def _huber(x, y, delta):

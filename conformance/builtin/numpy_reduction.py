@@ -1,6 +1,9 @@
-"""The reduction argument of the numpy candidate's losses, shared by every family module."""
+"""The reduction argument of the numpy candidate's losses, shared by every family module, and
+the mean's division of a gradient without an overflow on the way (``product_over``)."""
 
 from __future__ import annotations
+
+import numpy as np
 
 REDUCTIONS = ("none", "mean", "sum")
 
@@ -18,3 +21,19 @@ def resolve_reduction(size_average, reduce, reduction, allowed=REDUCTIONS) -> st
         raise ValueError(f"unknown reduction {reduction!r}; expected one of "
                          + ", ".join(repr(r) for r in allowed))
     return reduction
+
+
+def product_over(factors, divisor=1.0) -> np.ndarray:
+    """prod(factors) / divisor, elementwise (broadcast), in float64 without an overflow or
+    underflow on the way: the significands (``np.frexp``) multiply and divide, the exponents
+    add, and ``np.ldexp`` scales once at the end. So the result leaves the range only where
+    its exact value does, a rounding per factor from it: g / sum(w) of a subnormal sum of
+    weights is no longer inf before a product with a small weight. Infinite, NaN and zero
+    factors give the IEEE product's result."""
+    significand, exponent = np.float64(1.0), 0
+    with np.errstate(all="ignore"):  # inf, nan and 0 / 0 are the IEEE results
+        for factor in factors:
+            part, power = np.frexp(np.asarray(factor, np.float64))
+            significand, exponent = significand * part, exponent + power
+        part, power = np.frexp(np.asarray(divisor, np.float64))
+        return np.ldexp(significand / part, exponent - power)
