@@ -156,6 +156,11 @@ def compare(candidate: np.ndarray, reference: Evaluated, magnitude: Magnitude,
     tolerance = _Tolerance(magnitude, fmt, shape)
     flat_candidate = np.asarray(candidate, dtype=np.float64).reshape(-1)
     flat_expected, flat_exact = expected.reshape(-1), np.asarray(reference.exact).reshape(-1)
+
+    def exact_float64(where):  # an exact value beyond float64's range is inf, silently
+        with np.errstate(over="ignore"):
+            return flat_exact[where].astype(np.float64)
+
     with np.errstate(invalid="ignore", over="ignore"):
         overflow_threshold = fmt.max_finite + fmt.ulp(np.array(fmt.max_finite)) / 2
 
@@ -164,7 +169,7 @@ def compare(candidate: np.ndarray, reference: Evaluated, magnitude: Magnitude,
         for start in starts:
             block = slice(start, start + COMPARE_BLOCK)
             worst.add(start, *_judge_block(flat_candidate[block], flat_expected[block],
-                                           flat_exact[block].astype(np.float64),
+                                           exact_float64(block),
                                            tolerance.allowed(flat_expected[block], block),
                                            overflow_threshold, fmt))
         return worst
@@ -190,7 +195,7 @@ def compare(candidate: np.ndarray, reference: Evaluated, magnitude: Magnitude,
         else:
             problem = "error exceeds the tolerance"
     return Comparison(passed, problem, worst.ulps, worst.ratio, worst.relative, worst_index,
-                      float(flat_candidate[index]), float(flat_exact[index].astype(np.float64)),
+                      float(flat_candidate[index]), float(exact_float64(index)),
                       worst.allowed)
 
 

@@ -10,6 +10,8 @@ summation count off by one) changes the number.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import example, given, settings
@@ -425,3 +427,17 @@ def test_blocks_judge_as_one_pass(monkeypatch, bad):
             assert np.array_equal(getattr(blocks, field), getattr(whole, field),
                                   equal_nan=field != "problem"), field
         assert whole.passed == (bad == "none")
+
+
+def test_an_exact_value_beyond_float64_compares_without_a_warning():
+    """An exact value beyond float64's range (a long double estimate of 1e400, which rounds
+    to inf in every format) is compared as inf, silently: numpy's overflow warning on the
+    cast had filled the users' pytest output with RuntimeWarnings."""
+    exact = np.array([LD(10) ** 400, LD(1)], dtype=LD)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        right = compare(np.array([np.inf, 1.0]), reference([np.inf, 1.0], exact),
+                        Magnitude(np.array([1.0, 1.0]), 1, 1), F64)
+        wrong = compare(np.array([1e308, 1.0]), reference([np.inf, 1.0], exact),
+                        Magnitude(np.array([1.0, 1.0]), 1, 1), F64)
+    assert right.passed and not wrong.passed
