@@ -57,7 +57,11 @@ certified reference checks):
   add the maximum, add lp), which also covers the final log, the division and the upstream.
 - Gradient: the occupancy gamma_tk comes from exp(log alpha + log beta - log P - lp), whose
   relative error is the sum of the errors of the three logs: scale |g_n| / divisor_n times
-  gamma_tk (2 S_n + |lp_tk| + 1), depth 10. Entries that underflow err by subnormal units.
+  gamma_tk (2 (S_n + |log gamma_tk|) + |lp_tk| + 1), depth 10. S_n bounds the logs of the
+  paths that carry the probability; log alpha + log beta of a rare state is log(gamma_tk P)
+  + lp_tk, |log gamma_tk| beyond them (a state of occupancy 1e-132 behind a path of cost
+  300: its exponent, about -304, rounds by 304 u in any log-space float64 computation; soak
+  quick seed 130). Entries that underflow err by subnormal units.
 - A single alignment (only one path of positive probability) makes the loss a plain sum of
   log-probabilities, often an exact tie of the dtype: the reference sums it exactly.
 - Non-finite values are judged exactly: +inf losses, nan gradients where the loss is +inf.
@@ -152,7 +156,9 @@ def _grad_magnitudes(case):
     g = np.abs(np.asarray(case.grad_output, np.float64)).reshape(-1)
     g = np.broadcast_to(g, (batch,)) if g.size == 1 else g
     factor = (g / _divisors(p, reduction))[None, :, None]
-    out = factor * occupancy * (2 * scale[None, :, None] + size + 1)
+    with np.errstate(divide="ignore"):
+        rare = np.where(occupancy > 0, -np.log(occupancy), 0.0)  # |log gamma|: gamma <= 1
+    out = factor * occupancy * (2 * (scale[None, :, None] + rare) + size + 1)
     if p.unbatched:
         out = out[:, 0]
     return {"log_probs": Magnitude(out, 1, DEPTH)}
