@@ -153,6 +153,17 @@ def _soft_grads_exact(parts, gs, divisor, w, tr, eps, classes, weighted, x_shape
     return out
 
 
+def _softmax(row) -> list:
+    """A row's softmax as exp(x_c - top) over their sum, at the working precision: exact where
+    it is a dyadic rational (equal logits: 1 / C), where exp(-nlp) missed an exact tie of the
+    format by mpmath's last bit (totality seed 135: 0.75 g of a float32 g, one ulp away)."""
+    xs = [mpf(float(v)) for v in row]
+    top = max(v for v in xs if mp.isfinite(v))
+    terms = [mp.exp(v - top) if mp.isfinite(v) else mpf(0) for v in xs]
+    total = mp.fsum(terms)
+    return [v / total for v in terms]
+
+
 def grad_exact(name, g, x, target, w, ignore, eps, reduction, guard):
     """{'input': ([values], shape)}: the gradient in the input layout; with probability
     targets also 'target' and (with a weight) 'weight'."""
@@ -180,7 +191,7 @@ def grad_exact(name, g, x, target, w, ignore, eps, reduction, guard):
             if nlp is None:
                 grad[i] = [mp.nan] * classes
                 continue
-            s = [mp.exp(-v) if mp.isfinite(v) else mpf(0) for v in nlp]
+            s = _softmax(xr[i])
             if soft:
                 q = [mpf(float(w[c])) * ((1 - mpf(eps)) * mpf(float(tr[i][c]))
                                          + mpf(eps) / classes) for c in range(classes)]
@@ -357,6 +368,21 @@ def test_loss_grad(name, regime_name, reduction, fmt_name):
 # --- facts by hand -------------------------------------------------------------------------------
 
 F64 = FORMATS["float64"]
+
+
+def test_a_gradient_at_an_exact_tie_rounds_to_even_and_the_oracle_sees_the_tie():
+    """Totality seed 135: equal logits make the softmax 1/4 exactly, and 0.75 g of a float32 g
+    (26 bits) lies exactly halfway between two float32 numbers; the reference rounds it to the
+    even one, and the oracle, with the softmax as a ratio, computes the tie exactly."""
+    fmt, g = FORMATS["float32"], np.array([2.1175076961517334])
+    x, t = np.full((1, 4), 709.780029296875), np.array([0])
+    expected = exact_twice(
+        lambda guard: grad_exact("cross_entropy", g, x, t, None, -100, 0.0, "none", guard), fmt)
+    values, shape = expected["input"]
+    assert round_value(values[0], fmt)[1]  # a tie, computed exactly
+    grads = cl.loss_grad("cross_entropy", g, x, t, None, -100, 0.0, "none", fmt)
+    _assert_certified(grads["input"], values, shape, fmt)
+    assert np.float32(grads["input"].rounded[0, 0]).view(np.int32) % 2 == 0
 
 
 def test_uniform_logits_give_log_c():
