@@ -64,6 +64,18 @@ def _split(values: np.ndarray, axis: int, beta: int, most: int = MAX_SLICES, res
     return _split_numpy(values, axis, beta, most, rests, slice_norms)
 
 
+def _slice_unit(top: np.ndarray, beta: int):
+    """The next slice's unit exponents, from each row's or column's largest |rest| ``top``: 2^e
+    with top < 2^(e + beta) (0 where nothing is left); None where nothing is left at all, or
+    where a unit would fall below 2^-1074 (what is left then stays in the remainder, bounded
+    by the caller)."""
+    if not top.any():
+        return None
+    _, exponent = np.frexp(top)  # top < 2^exponent
+    unit = np.where(top > 0, exponent - beta, 0)
+    return None if unit.min() < _LOWEST_UNIT_EXPONENT else unit
+
+
 def _split_numpy(values: np.ndarray, axis: int, beta: int, most: int = MAX_SLICES, rests=None,
                  slice_norms=None):
     """``_split`` in numpy passes (where numba does not import, and for small operands)."""
@@ -72,12 +84,9 @@ def _split_numpy(values: np.ndarray, axis: int, beta: int, most: int = MAX_SLICE
         # max |rest| without an array of |rest| (for a language model's weight, 100s of MB)
         top = np.maximum(np.max(rest, axis=axis, keepdims=True),
                          -np.min(rest, axis=axis, keepdims=True))
-        if not top.any():
+        unit = _slice_unit(top, beta)
+        if unit is None:
             break
-        _, exponent = np.frexp(top)  # top < 2^exponent
-        unit = np.where(top > 0, exponent - beta, 0)
-        if unit.min() < _LOWEST_UNIT_EXPONENT:
-            break  # what is left stays in the remainder, bounded by the caller
         # rest / 2^unit < 2^beta; rounding to an integer and scaling back are exact, and so is
         # rest - slice (at most half a unit, in the bits of rest below the unit)
         part = _times_power_of_two(rest, -unit)
@@ -125,12 +134,9 @@ def _split_compiled(values: np.ndarray, axis: int, beta: int, most: int, rests, 
     kernel.largest_magnitudes(laid_out(values), along_rows, top)
     slices, rest, lowest = [], values, 0
     for _ in range(most):
-        if not top.any():
+        unit = _slice_unit(top, beta)
+        if unit is None:
             break
-        _, exponent = np.frexp(top)  # top < 2^exponent
-        unit = np.where(top > 0, exponent - beta, 0)
-        if unit.min() < _LOWEST_UNIT_EXPONENT:
-            break  # what is left stays in the remainder, bounded by the caller
         part = np.empty_like(values)
         new_rest = np.empty_like(values) if rest is values or rests is not None else rest
         squares, top = np.empty(len(unit)), np.empty(len(unit))
