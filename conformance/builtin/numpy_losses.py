@@ -39,7 +39,7 @@ from .numpy_probabilistic import *  # noqa: F401,F403
 from .numpy_margin import *  # noqa: F401,F403
 from .numpy_embedding import *  # noqa: F401,F403
 from .numpy_sequence import *  # noqa: F401,F403
-from .numpy_reduction import resolve_reduction as _resolve_reduction
+from .numpy_reduction import product_over, resolve_reduction as _resolve_reduction
 
 FRAMEWORK = "numpy"
 
@@ -75,16 +75,18 @@ def _reduce(per_sample, reduction, empty_mean):
 
 
 def _per_sample_upstream(fn, grad_output, reduction, batch_shape):
-    """Float64 upstream gradient g_n for each sample, of shape ``batch_shape``."""
+    """(g, count): the float64 upstream gradient g_n of each sample, of shape
+    ``batch_shape``, and the count of samples that 'mean' divides it by (1 otherwise), kept
+    apart so that the caller divides last (``product_over``): a subnormal g divided first
+    lost its bits before a product with a large input."""
     g = np.asarray(grad_output, dtype=np.float64)
     expected = batch_shape if reduction == "none" else ()
     if g.shape != expected:
         raise ValueError(
             f"{fn}: grad_output has shape {g.shape}, expected {expected} "
             f"for reduction {reduction!r}")
-    if reduction == "mean":
-        g = g / max(math.prod(batch_shape), 1)
-    return np.broadcast_to(g, batch_shape)
+    count = max(math.prod(batch_shape), 1) if reduction == "mean" else 1
+    return np.broadcast_to(g, batch_shape), count
 
 
 def _softplus(z):
@@ -151,16 +153,16 @@ def multilabel_soft_margin_loss_vjp(grad_output, input, target, weight=None,
     reduction = _resolve_reduction(size_average, reduce, reduction)
     x, y, w, unweighted = _soft_margin_parts(input, target, weight)
     num_classes = x.shape[-1]
-    g = _per_sample_upstream("multilabel_soft_margin_loss_vjp", grad_output,
-                             reduction, x.shape[:-1])
-    g = g[..., None] / num_classes           # broadcasts over classes
-    wg = g if w is None else g * w
+    g, count = _per_sample_upstream("multilabel_soft_margin_loss_vjp", grad_output,
+                                    reduction, x.shape[:-1])
+    g, divisor = g[..., None], count * num_classes  # g broadcasts over classes
+    factors = (g,) if w is None else (g, w)
     grads = {
-        "input": (wg * (_sigmoid(x) - y)).astype(input.dtype),
-        "target": (-wg * x).astype(target.dtype),
+        "input": product_over(factors + (_sigmoid(x) - y,), divisor).astype(input.dtype),
+        "target": (-product_over(factors + (x,), divisor)).astype(target.dtype),
     }
     if w is not None:
-        grad_w = (g * unweighted).reshape(-1, num_classes).sum(axis=0)
+        grad_w = product_over((g, unweighted), divisor).reshape(-1, num_classes).sum(axis=0)
         grads["weight"] = grad_w.astype(weight.dtype)
     return grads
 
@@ -238,15 +240,15 @@ def multilabel_margin_loss_vjp(grad_output, input, target, size_average=None,
     reduction = _resolve_reduction(size_average, reduce, reduction)
     x, label_col, z, pair = _margin_parts(input, target)
     n, num_classes = x.shape
-    g = _per_sample_upstream("multilabel_margin_loss_vjp", grad_output,
-                             reduction, input.shape[:-1])
+    g, count = _per_sample_upstream("multilabel_margin_loss_vjp", grad_output,
+                                    reduction, input.shape[:-1])
     active = pair & (z > 0)
     # Count, per class, active pairs where it is the non-label (+) or the
     # label (-); the spare last column absorbs slots past the terminator.
     counts = np.zeros((n, num_classes + 1))
     counts[:, :num_classes] = active.sum(axis=1)
     np.add.at(counts, (np.arange(n)[:, None], label_col), -active.sum(axis=2))
-    grad = counts[:, :num_classes] * (g.reshape(-1, 1) / num_classes)
+    grad = product_over((counts[:, :num_classes], g.reshape(-1, 1)), count * num_classes)
     return {"input": grad.reshape(input.shape).astype(input.dtype)}
 
 
