@@ -78,13 +78,14 @@ def applies(call, smoothing: float, fmt: Format) -> bool:
 
 def levels(inner: int, rest: float = ROUNDED_REST) -> int:
     """``split_product``'s exact levels for a cheap product over ``inner`` terms: the fewest
-    whose rounded rest, about gamma(inner) sqrt(inner) 2^(-beta s) of the operands' norms, is
-    below ``rest`` (for ROUNDED_REST, 2 for up to 512 terms, 3 for 1024 to 131072). A
-    gradient is then left to the exact products (the second pass) only where its sum cancels
-    by 20 binades or so; a loss (LOSS_REST) where it lies below 2^-5 of its logits' norms."""
-    beta, scale = slice_bits(inner), blas_gamma(inner + 8) * math.sqrt(inner)
+    whose rounded rest, about gamma((s + 1) inner) sqrt(inner) 2^(-beta s) of the operands'
+    norms (its s + 1 rounded products, summed as one), is below ``rest`` (for ROUNDED_REST,
+    2 for up to 512 terms, 3 for 1024 to 65536). A gradient is then left to the exact
+    products (the second pass) only where its sum cancels by 20 binades or so; a loss
+    (LOSS_REST) where it lies below 2^-5 of its logits' norms."""
+    beta = slice_bits(inner)
     s = 1
-    while scale * 2.0 ** (-beta * s) > rest:
+    while blas_gamma((s + 1) * inner + 8) * math.sqrt(inner) * 2.0 ** (-beta * s) > rest:
         s += 1
     return s
 

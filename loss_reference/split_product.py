@@ -320,11 +320,19 @@ class _Leveled:
         self.axis, self.rests, self.slice_norms = axis, [values], []
         self.slices, _, self.lowest = _split(values, axis, beta, most, self.rests,
                                              self.slice_norms)
-        self._rest_norms = {}
+        self._rest_norms, self._stacked = {}, {}
 
     def rest(self, m: int) -> np.ndarray:
         """The operand minus its first m slices (all it has, when it has fewer)."""
         return self.rests[min(m, len(self.rests) - 1)]
+
+    def stacked_rests(self, ms: tuple) -> np.ndarray:
+        """``rest(m)`` for each m in ``ms``, one above the other along the split's axis (the
+        right operand of ``_leveled_product``'s one rounded product), made once."""
+        ms = tuple(min(m, len(self.rests) - 1) for m in ms)
+        if ms not in self._stacked:
+            self._stacked[ms] = np.concatenate([self.rests[m] for m in ms], axis=self.axis)
+        return self._stacked[ms]
 
     def rest_norms(self, m: int) -> np.ndarray:
         """``norms`` of ``rest(m)`` along the split's axis."""
@@ -338,20 +346,21 @@ def _leveled_product(a: np.ndarray, b: np.ndarray, beta: int, levels: int, reuse
                      row_bound: bool = False):
     """``split_product`` with ``exact_levels``: a b = sum over i + j < levels of A_i B_j
     (exact) + sum_i A_i R_b(levels - i) + R_a b, where R(m) is an operand minus its first m
-    slices. Each rounded product X Y errs by at most gamma(inner) |X| |Y|, bounded by the outer
-    product of norms (Cauchy-Schwarz)."""
+    slices. The rounded products' sum errs by at most gamma(terms) sum |X| |Y| (terms: those
+    of each element's sum as ``_rounded_sum`` computes it), bounded by outer products of norms
+    (Cauchy-Schwarz)."""
     left = _Leveled(a, 1, beta, levels)
     right = _split_of_right(b, beta, levels) if reuse else _Leveled(b, 0, beta, levels)
     if left.lowest + right.lowest < _LOWEST_UNIT_EXPONENT:
         return None
     exact = [(p, q) for i, p in enumerate(left.slices) for j, q in enumerate(right.slices)
              if i + j < levels]
-    # (X, Y, norms of X's rows, norms of Y's columns)
-    rounded = [(p, right.rest(levels - i), left.slice_norms[i], right.rest_norms(levels - i))
-               for i, p in enumerate(left.slices)]
-    rounded.append((left.rest(levels), b, left.rest_norms(levels), right.rest_norms(0)))
+    # (X, Y, norms of X's rows, norms of Y's columns, Y as right.rest(m): m)
+    rounded = [(p, right.rest(levels - i), left.slice_norms[i], right.rest_norms(levels - i),
+                levels - i) for i, p in enumerate(left.slices)]
+    rounded.append((left.rest(levels), b, left.rest_norms(levels), right.rest_norms(0), 0))
     rounded = [r for r in rounded if r[2].any() and r[3].any()]
-    n, m, inner = a.shape[0], b.shape[1], a.shape[1]
+    n, m = a.shape[0], b.shape[1]
     parts = np.empty((max(len(exact) + bool(rounded), 1), n, m))
     if not (exact or rounded):
         parts[0] = 0.0
@@ -359,16 +368,14 @@ def _leveled_product(a: np.ndarray, b: np.ndarray, beta: int, levels: int, reuse
         np.matmul(x, y, out=parts[k])
     if not rounded:
         return parts, np.zeros((n, 1) if row_bound else (n, m))
-    # the rounded products added in float64 into one part: each element's is a sum of
-    # len(rounded) inner products, which errs by at most gamma(inner + len(rounded)) of the
-    # sum of |X_k| |Y_k| (Higham, Numerical Stability, 3.1)
-    total = np.matmul(*rounded[0][:2], out=parts[-1])
-    for x, y, _, _ in rounded[1:]:
-        total += x @ y
+    # the rounded products added in float64 into one part: each element's sum of k =
+    # len(rounded) inner products errs by at most gamma(its terms) of the sum of |X_k| |Y_k|
+    # (Higham, Accuracy and Stability, 3.1): k inner as one product, inner + k - 1 as k
+    summed = _rounded_sum(rounded, right, reuse, parts[-1])
     # the bound, sum_k gamma |X_k| |Y_k| <= sum_k gamma ||X_k,i|| ||Y_k,j||, plus a floor for
     # what underflows (nowhere a row or column is zero: exact zeros), as one product of
     # nonnegative numbers (its own rounding at most gamma(2 k) of it)
-    terms = inner + len(rounded) + 8  # the products' and sums', and the norms' few operations
+    terms = summed + 8  # the sums' terms, and the norms' few operations
     rounding = gamma(terms)
     scale = rounding * (1 + 4 * rounding) * (1 + 4 * len(rounded) * _U)
     # the scale applied after the product of norms: a subnormal norm times it underflowed to
@@ -380,6 +387,26 @@ def _leveled_product(a: np.ndarray, b: np.ndarray, beta: int, levels: int, reuse
     if row_bound:  # each row's largest: sum_k rows_k max_j columns_kj (all nonnegative)
         columns = _row_largest(columns)
     return parts, (rows @ columns) * scale
+
+
+def _rounded_sum(rounded: list, right: _Leveled, reuse: bool, out: np.ndarray) -> int:
+    """sum_k X_k Y_k of ``_leveled_product``'s rounded products into ``out`` (n, m), and the
+    terms of each element's sum in the order computed (its rounding's gamma): where the
+    result outnumbers the operands (logits: a few features by a vocabulary), as one product
+    [X_1 ... X_k] [Y_1; ...; Y_k] (the right operands stacked once with their split where it
+    is ``reuse``d, else per call), since each of k products wrote an (n, m) array that the
+    sum read back: a third of the logits' time; else (few outputs of long sums, a gradient by
+    the layer) product by product, where stacking would copy the long operands instead."""
+    (n, inner), m = rounded[0][0].shape, rounded[0][1].shape[1]
+    stacked = len(rounded) * inner
+    if len(rounded) > 1 and m > stacked and (reuse or n > stacked):
+        stacked_left = np.concatenate([r[0] for r in rounded], axis=1)
+        np.matmul(stacked_left, right.stacked_rests(tuple(r[4] for r in rounded)), out=out)
+        return stacked
+    np.matmul(rounded[0][0], rounded[0][1], out=out)
+    for x, y, *_ in rounded[1:]:
+        out += x @ y
+    return inner + len(rounded) - 1
 
 
 # --- the right operand's split, made once for a batch's chunks ------------------------------------

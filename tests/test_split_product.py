@@ -158,6 +158,42 @@ def test_leveled_products_hold_the_exact_product_within_their_bound(operands, le
     assert (row_split[1][~a.any(axis=1)] == 0).all()  # a zero row is exact
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.tuples(st.integers(1, 4), st.integers(1, 8)).flatmap(
+           lambda shape: st.tuples(arrays(np.float64, shape, elements=FULL | WIDE),
+                                   arrays(np.float64, (shape[1], 33), elements=FULL | WIDE))),
+       st.integers(1, 3), st.booleans())
+def test_a_rounded_rest_summed_as_one_product_holds_the_exact_product(operands, levels, reuse):
+    """More outputs than the rounded products' terms (a vocabulary's logits): the rounded
+    products are one product of the stacked operands (``_rounded_sum``), whose rounding the
+    bound covers as one sum of all their terms; the right operand's stack, made once with its
+    reused split, serves the next call too."""
+    a, b = operands
+    calls, rounded_sum = [], split_module._rounded_sum
+
+    def recorded(rounded, *args):
+        calls.append((len(rounded), rounded_sum(rounded, *args)))
+        return calls[-1][1]
+
+    with split_module.reusing_splits(), mock.patch.object(split_module, "_rounded_sum",
+                                                          recorded):
+        for _ in range(2 if reuse else 1):
+            split = split_product(a, b, reuse=reuse, exact_levels=levels)
+            if split is None:
+                return
+            parts, bound = split
+            exact = _exact_product(a, b)
+            for i in range(a.shape[0]):
+                for j in range(b.shape[1]):
+                    total = sum(Fraction(float(p[i, j])) for p in parts)
+                    assert abs(exact[i][j] - total) <= Fraction(float(bound[i, j]))
+    n, inner = a.shape
+    for products, terms in calls:  # one product over the stack's terms, but where it would
+        stacked = products * inner  # copy a right operand made afresh and larger than the sum
+        one = products > 1 and (reuse or n > stacked)
+        assert terms == (stacked if one else inner + products - 1)
+
+
 def test_leveled_products_among_the_subnormals_hold_the_exact_product():
     """Entries spread over 35 decades near 1e-160: the rounded rest's products fall among the
     subnormals, whose absolute rounding only the bound's floor covers."""
