@@ -23,6 +23,17 @@ def _exact_product(a: np.ndarray, b: np.ndarray) -> list:
              for j in range(b.shape[1])] for i in range(a.shape[0])]
 
 
+def _assert_holds(a: np.ndarray, b: np.ndarray, parts, bound) -> list:
+    """Assert that the exact product a b lies within ``bound`` of the parts' sum, elementwise;
+    return it (rows of Fractions)."""
+    exact = _exact_product(a, b)
+    for i in range(a.shape[0]):
+        for j in range(b.shape[1]):
+            total = sum(Fraction(float(p[i, j])) for p in parts)
+            assert abs(exact[i][j] - total) <= Fraction(float(bound[i, j]))
+    return exact
+
+
 def _fraction(value) -> Fraction:
     return Fraction(*value.as_integer_ratio())
 
@@ -111,12 +122,7 @@ def test_the_bound_holds_for_any_exponents(operands):
     split = split_product(a, b)
     if split is None:
         return
-    parts, bound = split
-    exact = _exact_product(a, b)
-    for i in range(a.shape[0]):
-        for j in range(b.shape[1]):
-            total = sum(Fraction(float(p[i, j])) for p in parts)
-            assert abs(exact[i][j] - total) <= Fraction(float(bound[i, j]))
+    exact = _assert_holds(a, b, *split)
     _row_bound_covers(exact, split, split_product(a, b, row_bound=True))
 
 
@@ -181,12 +187,7 @@ def test_a_rounded_rest_summed_as_one_product_holds_the_exact_product(operands, 
             split = split_product(a, b, reuse=reuse, exact_levels=levels)
             if split is None:
                 return
-            parts, bound = split
-            exact = _exact_product(a, b)
-            for i in range(a.shape[0]):
-                for j in range(b.shape[1]):
-                    total = sum(Fraction(float(p[i, j])) for p in parts)
-                    assert abs(exact[i][j] - total) <= Fraction(float(bound[i, j]))
+            _assert_holds(a, b, *split)
     n, inner = a.shape
     for products, terms in calls:  # one product over the stack's terms, but where it would
         stacked = products * inner  # copy a right operand made afresh and larger than the sum
@@ -205,12 +206,7 @@ def test_leveled_products_among_the_subnormals_hold_the_exact_product():
         split = split_product(a, b, reuse=False, exact_levels=int(rng.integers(1, 3)))
         if split is None:
             continue
-        parts, bound = split
-        exact = _exact_product(a, b)
-        for i in range(2):
-            for j in range(2):
-                total = sum(Fraction(float(p[i, j])) for p in parts)
-                assert abs(exact[i][j] - total) <= Fraction(float(bound[i, j]))
+        _assert_holds(a, b, *split)
 
 
 def test_leveled_products_are_accurate_to_their_level():
