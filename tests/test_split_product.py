@@ -195,6 +195,42 @@ def test_a_rounded_rest_summed_as_one_product_holds_the_exact_product(operands, 
         assert terms == (stacked if one else inner + products - 1)
 
 
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan, 2.0 ** 450])
+@pytest.mark.parametrize("where", ["left", "right"])
+@pytest.mark.parametrize("reuse", [False, True])
+def test_no_split_of_entries_beyond_its_range(bad, where, reuse):
+    """An infinity, a NaN or an entry of 2^450 and more in either operand, wherever it lies
+    among finite ones: None (the caller computes one product with its bound instead), also
+    where the right operand's check is the block's reused one."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((3, 4)), rng.standard_normal((4, 5))
+    (a if where == "left" else b)[1, 2] = bad
+    with split_module.reusing_splits():
+        for _ in range(2):  # the second call reuses the right operand's check
+            assert split_product(a, b, reuse=reuse) is None
+            assert split_product(a, b, reuse=reuse, exact_levels=1) is None
+
+
+def test_a_reused_right_operand_is_checked_once_a_block():
+    """A layer's weight, the right operand of every chunk's product, is scanned for its
+    largest magnitude once within ``reusing_splits``, not once a chunk; again in a new block."""
+    rng = np.random.default_rng(0)
+    b = rng.standard_normal((8, 50))
+    scans = []
+    largest = split_module._largest_magnitude
+
+    def counted(values):
+        scans.append(values is b)
+        return largest(values)
+
+    with mock.patch.object(split_module, "_largest_magnitude", counted):
+        for _ in range(2):
+            with split_module.reusing_splits():
+                for rows in range(1, 4):
+                    assert split_product(rng.standard_normal((rows, 8)), b, exact_levels=1)
+        assert scans.count(True) == 2 and scans.count(False) == 6
+
+
 def test_leveled_products_among_the_subnormals_hold_the_exact_product():
     """Entries spread over 35 decades near 1e-160: the rounded rest's products fall among the
     subnormals, whose absolute rounding only the bound's floor covers."""
