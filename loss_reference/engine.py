@@ -219,6 +219,11 @@ def _threads() -> int:
         return os.cpu_count() or 1
 
 
+def thread_count() -> int:
+    """How many threads ``parallel_map`` runs its items on (1: in the caller's thread)."""
+    return _threads()
+
+
 def parallel_map(function, items: list) -> list:
     """``[function(item) for item in items]``, on a pool of threads when there are several.
 

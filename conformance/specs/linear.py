@@ -72,6 +72,7 @@ from __future__ import annotations
 import numpy as np
 
 from loss_reference import linear as ref
+from loss_reference.engine import even_slices, parallel_map, row_chunks, thread_count
 from loss_reference.formats import format_of
 
 from ..accuracy import Magnitude
@@ -85,7 +86,11 @@ from .speed import linear_cross_entropy_ladder
 NAME = "linear_cross_entropy"
 DEPTH = 11
 _QUIET = {"over": "ignore", "invalid": "ignore", "divide": "ignore", "under": "ignore"}
-ROWS_PER_PASS = 256  # the magnitudes are computed over this many tokens at a time
+# the magnitudes are computed a pass of tokens at a time, on the reference's threads: at most
+# this many logits a pass (at least one token), whose dozen temporaries are reused from pass
+# to pass: a language model's 256 tokens by 128,256 classes in one pass made arrays of 260 MB
+# afresh, 9 s where the reference took 4
+LOGITS_PER_PASS = 1 << 21
 
 
 def _options(case):
@@ -119,14 +124,24 @@ def _call(case):
     return ref.Call(*_arrays(case)[:4], case.args.get("weight"), ignore)
 
 
+class _Layer:
+    """What every pass of tokens shares: the call, the magnitudes |W| and |b| of its layer
+    (rows per position, as the reference lays them out), made once."""
+
+    def __init__(self, call):
+        self.call = call
+        self.W_magnitude, self.b_magnitude = np.abs(call.W_rows), np.abs(call.b_rows)
+
+
 @np.errstate(**_QUIET)
-def _row_parts(call, tokens: slice, smoothing):
+def _row_parts(layer: _Layer, tokens: slice, smoothing):
     """For the rows (n, k) of ``tokens``: |q| (coefficients), nlp, softmax s, the logits' error
     scale |z| + A, and the signed loss per row, all (rows, C) but the last (rows,)."""
+    call = layer.call
     x, r, C = call.x[tokens], call.rows, call.classes
     rows = _rows_of(call, tokens)
     z = (x @ call.W_rows.T + call.b_rows).reshape(-1, C)
-    terms = np.abs(x) @ np.abs(call.W_rows).T + np.abs(call.b_rows)
+    terms = np.abs(x) @ layer.W_magnitude.T + layer.b_magnitude
     scale = np.abs(z) + terms.reshape(-1, C)
     m = np.max(z, axis=1, keepdims=True, initial=-np.inf) if z.shape[1] else z[:, :1]
     lse = m + np.log(np.sum(np.exp(z - m), axis=1, keepdims=True))
@@ -143,10 +158,24 @@ def _row_parts(call, tokens: slice, smoothing):
     return np.abs(q), nlp, s, scale, np.sum(q * nlp, axis=1)
 
 
-def _chunks(call):
-    """Slices of tokens, ROWS_PER_PASS at a time."""
-    N = call.x.shape[0]
-    return [slice(i, min(i + ROWS_PER_PASS, N)) for i in range(0, N, ROWS_PER_PASS)]
+def _passes(call, work):
+    """The sum of ``work(tokens)`` over passes of tokens (slices of about LOGITS_PER_PASS
+    logits each; None where ``work`` returns None: it writes its rows itself), each thread
+    summing a share of consecutive passes in order, then the shares in order: the same sum
+    from run to run, and one pass's temporaries alive a thread."""
+    passes = row_chunks(call.x.shape[0], call.positions * call.classes, LOGITS_PER_PASS)
+
+    def share_sum(share: slice):
+        total = None
+        for tokens in passes[share]:
+            part = work(tokens)
+            if part is not None:
+                total = part if total is None else np.add(total, part, out=total)
+        return total
+
+    shares = even_slices(len(passes), min(len(passes), thread_count()))
+    totals = [t for t in parallel_map(share_sum, shares) if t is not None]
+    return sum(totals[1:], totals[0]) if totals else None
 
 
 def _rows_of(call, tokens: slice) -> slice:
@@ -192,7 +221,12 @@ def beyond_first_order(s, nlp, dz):
     r = dz + D
     excess = D ** 2 / 2 + np.maximum(np.expm1(np.minimum(r, 700.0)) - r, r ** 2 / 2)
     softmax = np.where(r > 700, 1.0, np.minimum(1.0, np.exp(np.log(excess) - nlp)))
-    return softmax, D ** 2 / 2
+    return softmax, lse_beyond_first_order(dz)
+
+
+def lse_beyond_first_order(dz):
+    """``beyond_first_order``'s bound for the log-sum-exp alone: D^2 / 2 per row."""
+    return np.max(dz, axis=1, keepdims=True, initial=0.0) ** 2 / 2
 
 
 @np.errstate(**_QUIET)
@@ -204,14 +238,18 @@ def magnitude(case):
     C = call.classes
     per_row, signed = np.zeros(M), np.zeros(M)
     u = format_of(case.dtype).unit_roundoff
-    for tokens in _chunks(call):
-        q, nlp, s, scale, loss = _row_parts(call, tokens, smoothing)
+    layer = _Layer(call)
+
+    def one_pass(tokens):  # each pass writes its own rows
+        q, nlp, s, scale, loss = _row_parts(layer, tokens, smoothing)
         K = q.sum(axis=1, keepdims=True)
         rows = _rows_of(call, tokens)
-        _, lse_excess = beyond_first_order(s, nlp, u * scale)
+        lse_excess = lse_beyond_first_order(u * scale)
         per_row[rows] = (np.sum(q * (nlp + 1) + (q + K * s) * scale, axis=1)
                          + K[:, 0] * lse_excess[:, 0] / u)
         signed[rows] = loss
+
+    _passes(call, one_pass)
     terms = C + D
     if reduction == "none":
         return Magnitude(per_row.reshape(call.rows.batch_shape), terms, DEPTH,
@@ -247,18 +285,22 @@ def grad_magnitudes(case):
     a = np.where(call.rows.valid, g * spread / divisor, 0.0)
     u = format_of(case.dtype).unit_roundoff
     # position-major, as the reference lays the layer out: W_rows (P C, D), b_rows (P C,)
-    d_input, d_layer = np.zeros((N, D)), np.zeros((P * C, D + 1))
-    for tokens in _chunks(call):
-        q, nlp, s, scale, _ = _row_parts(call, tokens, smoothing)
+    d_input = np.zeros((N, D))
+    layer = _Layer(call)
+
+    def one_pass(tokens):  # the input's rows of its tokens; the layer's sums over them
+        q, nlp, s, scale, _ = _row_parts(layer, tokens, smoothing)
         K = q.sum(axis=1, keepdims=True)
         dz = u * scale
         softmax_excess, _ = beyond_first_order(s, nlp, dz)
         shift = s * (dz + np.sum(s * dz, axis=1, keepdims=True)) + softmax_excess
         H = a[_rows_of(call, tokens), None] * (s * (1 + nlp) * K + q + K * shift / u)
         H = H.reshape(-1, P * C)  # per token
-        d_input[tokens] = H @ np.abs(call.W_rows)
-        d_layer += H.T @ np.concatenate([np.abs(call.x[tokens]), np.ones((H.shape[0], 1))],
-                                        axis=1)
+        d_input[tokens] = H @ layer.W_magnitude
+        return H.T @ np.concatenate([np.abs(call.x[tokens]), np.ones((H.shape[0], 1))],
+                                    axis=1)
+
+    d_layer = _passes(call, one_pass)
     amplification = M * C * _underflow(call, float(a.max(initial=0.0)))
     # cross_entropy's gradient sums each row's upstream gradients sequentially in torch
     # (conformance/specs/classification.py): so does the gradient in the logits here.
@@ -269,27 +311,31 @@ def grad_magnitudes(case):
     if "linear_bias" in names:
         out["linear_bias"] = Magnitude(call.weight_layout(d_layer[:, D]), N + C + D, **common)
     if call.rows.soft:
-        out.update(_soft_grad_magnitudes(case, call, a, smoothing, u, amplification))
+        out.update(_soft_grad_magnitudes(case, layer, a, smoothing, u, amplification))
     return out
 
 
 @np.errstate(**_QUIET)
-def _soft_grad_magnitudes(case, call, a, smoothing, u, amplification):
+def _soft_grad_magnitudes(case, layer, a, smoothing, u, amplification):
     """Probability targets: the target's gradient a (1 - e) w_c nlp_c and the weight's
     sum_i a_i p'_ic nlp_ic, nlp_c carrying the logits' error dz_c + sum_j s_j dz_j (the
     module's docstring); ``a`` is |upstream| per row with the mean's division."""
+    call = layer.call
     M, C = call.row_count, call.classes
     w = np.abs(call.rows.weight)[None, :]
-    d_target, d_weight = np.zeros((M, C)), np.zeros(C)
-    for tokens in _chunks(call):
-        _, nlp, s, scale, _ = _row_parts(call, tokens, smoothing)
+    d_target = np.zeros((M, C))
+
+    def one_pass(tokens):  # the target's rows of its tokens; the weight's sum over them
+        _, nlp, s, scale, _ = _row_parts(layer, tokens, smoothing)
         rows = _rows_of(call, tokens)
         dz = u * scale
-        _, lse_excess = beyond_first_order(s, nlp, dz)
+        lse_excess = lse_beyond_first_order(dz)
         size = nlp + 1 + (dz + np.sum(s * dz, axis=1, keepdims=True) + lse_excess) / u
         d_target[rows] = a[rows, None] * (1 - smoothing) * w * size
         p = np.abs(ref.ce.smoothed_targets(call.rows.target[rows], smoothing, C))
-        d_weight += np.sum(a[rows, None] * p * size, axis=0)
+        return np.sum(a[rows, None] * p * size, axis=0)
+
+    d_weight = _passes(call, one_pass)
     common = {"depth": DEPTH, "amplification": amplification}
     D = call.x.shape[1]
     target_scale = ref.ce.to_input_layout(d_target, call.rows.input_shape)
