@@ -136,7 +136,12 @@ def _shape(value):
 def round_to(values, dtype: str) -> np.ndarray:
     """Round float64 values to the dtype (nearest even), returned as float64; clamps overflow."""
     fmt = format_of(dtype)
-    values = np.clip(np.asarray(values, dtype=np.float64), -fmt.max_finite, fmt.max_finite)
+    values = np.asarray(values, dtype=np.float64)
+    # min and max first: a language model's logits need no clamping, and np.clip made a copy
+    # of hundreds of MB (a NaN fails both tests and passes through the clip unchanged)
+    if values.size and not (-fmt.max_finite <= np.min(values)
+                            and np.max(values) <= fmt.max_finite):
+        values = np.clip(values, -fmt.max_finite, fmt.max_finite)
     return round_float64(values, fmt)
 
 

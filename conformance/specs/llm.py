@@ -138,11 +138,13 @@ def build(loss: str, shape: Shape, seed: int) -> Case:
                 "linear_bias": None, "weight": weight}
     else:
         x = _logits(shape, target, rng)
-        if loss == "nll_loss":
+        if loss == "nll_loss":  # log-probabilities: minus each row's log-sum-exp
+            top = np.max(x, axis=1, keepdims=True)
             with np.errstate(under="ignore"):
-                x = x - np.logaddexp.reduce(x, axis=1, keepdims=True)
+                x = x - (top + np.log(np.sum(np.exp(x - top), axis=1, keepdims=True)))
         finite = np.isfinite(x)
-        x = np.where(finite, round_to(np.where(finite, x, 0.0), dtype), x)
+        x = round_to(x, dtype) if finite.all() else np.where(
+            finite, round_to(np.where(finite, x, 0.0), dtype), x)
         args = {"input": x, "target": target, "weight": weight}
     return Case(dtype, args, _options(shape, loss), {}, tags,
                 grad_output=round_to(_upstream(shape, rng), dtype))
