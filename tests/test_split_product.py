@@ -393,8 +393,9 @@ ANY_EXPONENT = st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.ju
 def test_norms_are_within_a_few_roundings_of_the_exact_norms(values, axis):
     """One pass of squares where none overflows, the scaled form for the rest (rows whose
     squares underflow, all-zero rows, entries beyond 2^500): every norm within 8 u of the exact
-    one, as its callers' slack assumes (and a few units of 2^-1074 where it is subnormal, as
-    their floors do; inf beyond the range), and an all-zero row's exactly 0."""
+    one, as its callers' slack assumes (and where it is subnormal, at or above it within a few
+    units of 2^-1074: a bound on a product multiplies it by the other operand's norm, which
+    may be large; inf beyond the range), and an all-zero row's exactly 0."""
     got = split_module.norms(values, axis)
     rows = values if axis == 1 else values.T
     assert got.shape == (rows.shape[0],)
@@ -405,10 +406,23 @@ def test_norms_are_within_a_few_roundings_of_the_exact_norms(values, axis):
         elif norm == np.inf:  # only for a norm at the end of the range
             assert exact > (Fraction(np.finfo(np.float64).max) * (1 - Fraction(2) ** -50)) ** 2
         elif np.isfinite(norm) and exact < Fraction(2) ** -2044:  # a subnormal norm
+            assert _fraction(norm) ** 2 >= exact
             assert abs(_fraction(norm) ** 2 - exact) <= (4 * UNDERFLOW) ** 2 + 4 * UNDERFLOW * (
                 _fraction(norm) + 4 * UNDERFLOW)
         else:  # |norm^2 - exact| <= 16 u exact: the norm within about 8 u
             assert abs(_fraction(norm) ** 2 - exact) <= Fraction(16, 2 ** 53) * exact
+
+
+@pytest.mark.parametrize("backend", [FLOAT64_BALLS, LONG_DOUBLE_BALLS], ids=lambda b: b.name)
+def test_the_ball_of_a_product_whose_norm_is_subnormal_holds_it(backend):
+    """A hypothesis find: 19 entries of 8.06e16 by 19 of 5e-324, whose slices fall below the
+    subnormals, so the product is all bound: the subnormal norm (4.36 units) rounded to 4 made
+    the bound 7.53e-306 where the exact product is 7.57e-306."""
+    a, b = np.full((1, 19), 8.06062701e16), np.full((19, 1), 5e-324)
+    ball = backend.matmul(a, b)
+    exact = _exact_product(a, b)[0][0]
+    mid, rad = _ball_fractions(ball, 0, 0)
+    assert abs(exact - mid) <= rad
 
 
 def test_norms_neither_underflow_nor_overflow():
