@@ -113,7 +113,8 @@ def round_to_format(values: np.ndarray, fmt: Format) -> tuple[np.ndarray, np.nda
     scaled = np.ldexp(safe, -quantum)  # exact: a power-of-two scaling
     rounded_scaled = np.rint(scaled)  # round half to even, exact
     is_tie = finite & (np.abs(scaled - np.trunc(scaled)) == 0.5)
-    rounded = np.ldexp(rounded_scaled, quantum).astype(np.float64)
+    with np.errstate(over="ignore"):  # beyond float64: inf, as beyond the format below
+        rounded = np.ldexp(rounded_scaled, quantum).astype(np.float64)
     rounded = np.where(np.abs(rounded) > fmt.max_finite, np.copysign(np.inf, rounded), rounded)
     rounded = np.where(finite, rounded, values.astype(np.float64))
     return rounded, is_tie

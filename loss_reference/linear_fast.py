@@ -162,7 +162,9 @@ class Softmax:
         tiny = self.precision.tiny
         e, k, t, rows = self.e, self.k, self.t, self.rows
         total = 1 + self.others
-        e_t = Ball(self.e_t, self.eta * self.e_t + 2 * tiny)
+        with quiet():  # a row whose bounds are infinite: its e_t may be 0, and inf 0 a NaN
+            e_t_radius = self.eta * self.e_t + 2 * tiny
+        e_t = Ball(self.e_t, np.where(np.isinf(self.eta), np.inf, e_t_radius))
         rest = backend.where(t == k, self.others, total - e_t)  # sum_{j != t} e_j
         r = backend.asarray(a) * backend.asarray(w_t) / total
         if divisor is not None:
