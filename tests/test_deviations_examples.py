@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from conformance.cases import Case
+from conformance.deviations.binary import _logit_intermediate_overflows
 from conformance.deviations.classification import smoothed_target_gradient_overflows
 from conformance.specs import SPECS
 
@@ -39,3 +40,36 @@ def test_the_smoothed_target_gradient_overflow_is_real_and_excused_only_with_smo
     assert _torch_target_gradient(case) == -math.inf
     assert smoothed_target_gradient_overflows(case)
     assert not smoothed_target_gradient_overflows(_smoothing_case(0.0))
+
+
+def _pos_weight_case(g: float, pos_weight: bool) -> Case:
+    args = {"input": np.array([-65504.0, 17.0]), "target": np.array([0.0, 0.0]),
+            "weight": None, "pos_weight": np.array([2.0, 2.0]) if pos_weight else None}
+    return Case("float16", args, {"reduction": "none"}, {}, (), grad_output=np.full(2, g))
+
+
+def _torch_logits_target_gradient(case: Case) -> float:
+    a = case.args
+    y = torch.tensor(a["target"], dtype=torch.float16, requires_grad=True)
+    pos_weight = None if a["pos_weight"] is None else torch.tensor(a["pos_weight"],
+                                                                   dtype=torch.float16)
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.tensor(a["input"], dtype=torch.float16), y, pos_weight=pos_weight,
+        reduction="none")
+    (grad,) = torch.autograd.grad(loss, [y], torch.tensor(case.grad_output, dtype=torch.float16))
+    return float(grad[0])
+
+
+def test_the_pos_weight_slope_overflow_is_real_and_excused_only_with_pos_weight():
+    """Default profile seed 19: torch rounds log sigmoid(-x) - q log sigmoid(x) = 131008 to
+    float16 (inf) before its product with g; without pos_weight it computes g x, right."""
+    for g, expected_torch in ((0.25, math.inf), (0.0, math.nan)):
+        case = _pos_weight_case(g, pos_weight=True)
+        exact = SPECS["binary_cross_entropy_with_logits"].reference_grad(case)["target"]
+        assert exact.rounded[0] == 0.25 * 131008.0 * (g > 0)  # 32752, or 0, in range
+        got = _torch_logits_target_gradient(case)
+        assert got == expected_torch or (math.isnan(expected_torch) and math.isnan(got))
+        assert _logit_intermediate_overflows(case)
+    twin = _pos_weight_case(0.25, pos_weight=False)
+    assert _torch_logits_target_gradient(twin) == 16376.0  # g x, exact
+    assert not _logit_intermediate_overflows(twin)
