@@ -17,16 +17,19 @@ benchmarks/suite_wall_time.py --profile=llm --impl=torch`` prints it):
 about 3e7 logits per case, so 128-2,048 tokens (fewer at the largest vocabularies; a kernel's
 chunking already spans many chunks there), and linear_cross_entropy's hidden sizes 64-128 (the
 reference computes every logit exactly: its cost grows with the hidden size). Every case is
-certified element by element, which on this machine costs about a second per million logits
-for value and gradient together (the reference, the tolerance's magnitudes and the case's
-construction); larger shapes belong on a machine with more cores, with this catalogue extended.
+certified element by element, which on this machine costs about 0.3 s of CPU per million
+logits for value and gradient together (the reference, the tolerance's magnitudes, the case's
+construction and the candidate: 120 s for the 4e8 logits of the tier with torch); larger
+shapes belong on a machine with more cores, with this catalogue extended.
 
-Measured (2026-12-03, 2 cores, ``-n 2``, reports on): the whole tier takes torch 185 s wall,
-torch-chunked (linear_cross_entropy only) 116 s and numpy 212 s. The slowest test, the
-gradient of ``v50257-t256-d128`` (float32, 'sum'), takes 53 s: its logits come exact from a few
-float64 products (``loss_reference/split_product.py``), so 64-bit balls certify every one of its
-6.4 million weight and bias gradient elements (one float64 product per logit left 16 beyond
-them, and arb's recomputation of the whole batch took 881 s).
+Measured (2026-12-05, 2 cores, ``-n 2``, reports on): the whole tier takes torch 81 s wall,
+torch-chunked (linear_cross_entropy only) 41 s and numpy 128 s (2026-12-03: 185, 116 and 212
+s). The slowest tests are nll_loss's at 65 million logits (float32 v32000-t2048-flat, 'none':
+about 15 s for the gradient): the case's construction (3 s), the reference's (M, C) results
+with their long double estimates (1 GB of zeros but at the targets), the tolerance's scales
+and the comparison of every element. Every linear_cross_entropy logit is exact (a few float64
+products, ``loss_reference/split_product.py``), so 64-bit balls and double-double certify
+every weight and bias gradient element (arb's recomputation of the whole batch took 881 s).
 """
 
 from __future__ import annotations
