@@ -226,14 +226,15 @@ def _grad_magnitudes(name):
             return {"input": Magnitude(np.full(rows.input_shape, np.inf), 1, depth)}
         a = np.where(rows.valid, g * spread / divisor, 0.0)[:, None]
         w = np.abs(rows.weight)[None, :]
-        one_hot = np.zeros((M, C))
-        one_hot[np.arange(M), rows.t] = 1.0
-        if name == "nll_loss":
-            scale = a * w * one_hot
+        if name == "nll_loss":  # a w at each row's target, 0 elsewhere: no (M, C) products
+            scale = np.zeros((M, C))
+            scale[np.arange(M), rows.t] = a[:, 0] * w[0, rows.t]
         elif rows.soft:
             q = np.abs(w * ref.smoothed_targets(rows.target, smoothing, C))
             scale = a * (softmax * (1 + nlp) * q.sum(axis=1, keepdims=True) + q)
         else:
+            one_hot = np.zeros((M, C))
+            one_hot[np.arange(M), rows.t] = 1.0
             w_t = w[0, rows.t][:, None] if M else np.zeros((0, 1))
             k = (1 - smoothing) * w_t + smoothing / max(C, 1) * w.sum()
             scale = a * (softmax * (1 + nlp) * k + (1 - smoothing) * w_t * one_hot
