@@ -443,7 +443,8 @@ def reusing_splits():
     passes the very same array object: a layer's weight, which every chunk of tokens
     multiplies (a weight of 32768 x 1024 took 1 s to split, once per chunk). The latest
     REUSED_OPERANDS such operands are kept (the weight's transpose for the logits, the weight
-    for d loss / d x), and only until the block ends."""
+    for d loss / d x), and only until the block ends; so is each reused operand's largest
+    magnitude, the range check of every call (``_reused_largest_magnitude``)."""
     with _reuse_lock:
         _reuse["depth"] += 1
     try:
@@ -456,8 +457,8 @@ def reusing_splits():
 
 
 def _split_of_right(b: np.ndarray, beta: int, levels: int | None = None):
-    """``_split(b, 0, beta)`` (``_split_keeping(b, 0, beta, levels)`` where ``levels`` is
-    given), from the block's earlier call where there was one."""
+    """``_split(b, 0, beta)`` (``_Leveled(b, 0, beta, levels)`` where ``levels`` is given),
+    from the block's earlier call where there was one."""
     def split():
         return _split(b, 0, beta) if levels is None else _Leveled(b, 0, beta, levels)
 
