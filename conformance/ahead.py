@@ -39,10 +39,14 @@ def plan(run, items) -> None:
     """Note which test functions the selected ``items`` (in run order) run for which loss and
     variant group (``run.selected``, ``run.order``), then, while prefetching is on, ask for
     everything they will need, soonest first."""
+    from .specs import SPECS, Spec
+
     properties = {}
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if "spec" in params and "variant" in params:
+        # a test function that the selection left no parameters (the language-model tier
+        # runs only the edge tests) is one item whose values are pytest's NOTSET: not a loss
+        if isinstance(params.get("spec"), Spec) and "variant" in params:
             key = (params["spec"].name, params["variant"])
             run.selected.add((item.originalname,) + key)
             run.order.setdefault(key, len(run.order))
@@ -50,8 +54,6 @@ def plan(run, items) -> None:
                 properties.setdefault(key, {})[params["prop"].name] = params["prop"]
     if not ahead_of_need.allowed():
         return
-    from .specs import SPECS
-
     for kind in ("draw", "pairs"):
         ahead_of_need.keep_results(kind, run.drawn.store)
     for (spec_name, group), order in run.order.items():

@@ -142,6 +142,11 @@ def _validate(config):
     if unknown:
         raise pytest.UsageError(f"--loss={unknown[0]}: unknown loss; use one of "
                                 f"{', '.join(SPECS)}")
+    untiered = [n for n in config.getoption("--loss") if SPECS[n].llm is None]
+    if config.getoption("--profile") == "llm" and untiered and not config.getoption("--speed"):
+        tiered = ", ".join(n for n, spec in SPECS.items() if spec.llm is not None)
+        raise pytest.UsageError(f"--loss={untiered[0]}: no language-model tier (--profile=llm "
+                                f"covers {tiered}); leave it out, or use another profile")
     unknown = [d for d in config.getoption("--dtype") if d not in DTYPES]
     if unknown:
         raise pytest.UsageError(f"--dtype={unknown[0]}: unknown dtype; use one of "

@@ -167,9 +167,12 @@ def test_bad_impl_is_a_one_line_usage_error(workdir, impl, fragments):
     ("--check-timeout=0", "--check-timeout=0: give a number above 0"),
     ("--xfails=bad_xfails.txt", "--xfails=bad_xfails.txt, line 2: no reason"),
     ("--xfails=missing.txt", "--xfails=missing.txt: cannot read it"),
+    ("--profile=llm --loss=cross_entropy --loss=mse_loss",
+     "--loss=mse_loss: no language-model tier (--profile=llm covers cross_entropy, nll_loss, "
+     "linear_cross_entropy)"),
 ])
 def test_bad_option_value_is_a_usage_error(workdir, option, fragment):
-    run = run_conformance(workdir, "conformance", option)
+    run = run_conformance(workdir, "conformance", *option.split())
     assert run.returncode == pytest.ExitCode.USAGE_ERROR, str(run)
     assert fragment in run.stderr, str(run)
     assert "Traceback" not in run.stdout + run.stderr, str(run)
@@ -236,6 +239,18 @@ def test_nothing_selected_exits_5_and_thorough_profile_is_accepted(workdir):
     assert run.header()[0].startswith(
         "loss-conformance: seed 0, profile thorough (400 random examples per check)"), str(run)
     assert not run.outcomes
+
+
+def test_the_language_model_tier_collects_serially_with_prefetching(workdir):
+    """Under --profile=llm only the edge tests run, so the other test functions are left no
+    parameters (one NOTSET item each); with prefetching on (a serial run on two cores has it)
+    their planning raised KeyError: 'token' before collection ended, an INTERNALERROR."""
+    run = run_conformance(workdir, "conformance", "--impl=torch", "--profile=llm",
+                          "--prefetch=on", "--collect-only", "-q")
+    assert run.returncode == pytest.ExitCode.OK, str(run)
+    assert "INTERNALERROR" not in run.stdout + run.stderr, str(run)
+    edge = [line for line in run.stdout.splitlines() if "::test_edge_gradient[torch-" in line]
+    assert any("-v128256-" in line for line in edge), str(run)
 
 
 # ------------------------------------------------------------------------- candidates, header
