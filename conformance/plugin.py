@@ -174,6 +174,20 @@ def _validate(config):
         raise pytest.UsageError("--update-baseline needs --baseline FILE: the file to write")
 
 
+def _check_llm_losses(config, run) -> None:
+    """Under --profile=llm (and no --speed), a usage error where no candidate has a loss with
+    a language-model tier: the run would test nothing."""
+    if run.profile != "llm" or config.getoption("--speed"):
+        return
+    from .specs import SPECS
+
+    tiered = [name for name, spec in SPECS.items() if spec.llm is not None]
+    if not any(name in c.functions for c in run.candidates for name in tiered):
+        labels = ", ".join(c.label for c in run.candidates)
+        raise pytest.UsageError(f"--profile=llm: {labels} has none of the losses with a "
+                                f"language-model tier ({', '.join(tiered)})")
+
+
 def _targets_conformance(config) -> bool:
     """Whether this run collects the conformance tests (not only the suite's own tests/)."""
     if config.getoption("--impl"):
@@ -195,6 +209,7 @@ def pytest_configure(config):
     if not _targets_conformance(config):
         return
     run = conformance_run(config)  # report a bad --impl before collecting anything
+    _check_llm_losses(config, run)
     # the references' temporaries reuse freed memory, without page faults (after the worker
     # server started: candidates' processes keep glibc's defaults)
     from .allocator import keep_freed_memory
@@ -323,6 +338,13 @@ def pytest_collection_modifyitems(config, items):
     (``ConformanceRun.edge_group`` keeps the last one built)."""
     if not _targets_conformance(config) or config.getoption("--profile") != "llm":
         return
+    # the test functions the tier leaves no parameters (one placeholder item each) are not
+    # part of it: deselected, not listed as skipped
+    empty = [item for item in items
+             if "candidate" in getattr(item, "fixturenames", ()) and _candidate_of(item) is None]
+    if empty:
+        config.hook.pytest_deselected(items=empty)
+        items[:] = [item for item in items if item not in empty]
     first = {}
     for position, item in enumerate(items):
         params = getattr(item, "callspec", None) and item.callspec.params
