@@ -201,7 +201,9 @@ def _targets_conformance(config) -> bool:
 
 def pytest_configure(config):
     config.pluginmanager.import_plugin("conformance.sharding")
-    if _targets_conformance(config) and config.getoption("--isolation") == "process":
+    # the candidates' workers and the prefetch process both start from the fork server
+    if _targets_conformance(config) and (config.getoption("--isolation") == "process"
+                                         or _prefetching(config)):
         from .isolation import start_worker_server
 
         start_worker_server()
@@ -218,9 +220,14 @@ def pytest_configure(config):
     from .prefetch import allow as allow_prefetching
     from .session import start_reporting
 
-    prefetching = config.getoption("--prefetch")
-    allow_prefetching(prefetching == "on" or (prefetching == "auto" and _core_to_spare()))
+    allow_prefetching(_prefetching(config))
     start_reporting(config, run)
+
+
+def _prefetching(config) -> bool:
+    """Whether the run prefetches: --prefetch=on, or auto where a core is to spare."""
+    choice = config.getoption("--prefetch")
+    return choice == "on" or (choice == "auto" and _core_to_spare())
 
 
 def _core_to_spare() -> bool:

@@ -241,3 +241,21 @@ def test_draw_pairs_draws_what_a_passing_property_check_draws(request, monkeypat
     ahead = draw_pairs(SPEC, group, prop, property_examples(run.examples), run.seed)
     assert len(ahead) == len(judged) == len(drawn) >= property_examples(run.examples)
     assert [repr(p) for p in ahead] == [repr(p) for p in judged]
+
+
+@pytest.mark.parametrize("isolation, prefetch, started", [
+    ("none", "on", True), ("none", "off", False), ("process", "off", True)])
+def test_the_fork_server_starts_at_configure_for_whatever_forks_from_it(
+        tmp_path, monkeypatch, isolation, prefetch, started):
+    """The candidates' workers and the prefetch process fork from one server: it starts while
+    the run collects (its imports take seconds) wherever either will run, even without
+    isolation, where the prefetch process's first start waited for it."""
+    from conformance import isolation as isolation_module
+
+    calls = []
+    monkeypatch.setattr(isolation_module, "start_worker_server", lambda: calls.append(1))
+    run = run_conformance(tmp_path, "conformance", "--impl=torch", "--loss=mse_loss",
+                          f"--isolation={isolation}", f"--prefetch={prefetch}",
+                          "--collect-only", "-q")
+    assert run.returncode == 0, run
+    assert bool(calls) == started
