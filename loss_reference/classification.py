@@ -11,7 +11,8 @@ last and the rest flattened into M rows of C classes. Per row i with index targe
 Rows whose target equals ignore_index contribute nothing (loss 0, gradient 0). 'mean' divides
 by W = sum of w_t over the rows not ignored (their count without weight) for index targets,
 by M for probability targets; the mean of nothing is nan (0 / 0), and a W of exactly 0 gives the
-IEEE quotient of the exact sums (nan for 0 / 0, else an infinity). Gradients where W = 0 and
+IEEE quotient of the exact sums (nan for 0 / 0 and for a sum that holds a zero weight times
+an infinite logit, else an infinity: ``decisions.quotient_by_zero``). Gradients where W = 0 and
 some row counts are undefined (every candidate divides by zero its own way): EvaluationError.
 
 lse is certified as m + log1p(S'), m the row's largest finite logit and S' the sum of
@@ -42,7 +43,7 @@ import numpy as np
 
 from . import classification_fast
 from .ball_functions import flags
-from .decisions import float_sum
+from .decisions import float_sum, quotient_by_zero
 from .balls import LD
 from .engine import (EvaluationError, Evaluated, evaluate, evaluate_row_sums,
                      evaluate_total, filled)
@@ -290,10 +291,6 @@ def loss(name, input, target, weight, ignore_index, smoothing, reduction,
                           shared=[weights_counted(rows)], known=known)
 
 
-def _quotient_by_zero(total: float) -> float:
-    return math.nan if total == 0 else math.copysign(math.inf, total)
-
-
 @np.errstate(**_QUIET)
 def zero_divisor_value(name, rows: Rows, st: Stats | None, smoothing: float) -> float:
     """'mean' with no row counting, or a zero sum of weights: torch's IEEE quotients
@@ -304,14 +301,14 @@ def zero_divisor_value(name, rows: Rows, st: Stats | None, smoothing: float) -> 
     M, C = rows.x.shape
     w_t = np.where(rows.valid, rows.weight[rows.t], 0.0)
     if name == "nll_loss":
-        return _quotient_by_zero(float(np.sum(-w_t * rows.x[np.arange(M), rows.t])))
+        return quotient_by_zero(float(np.sum(-w_t * rows.x[np.arange(M), rows.t])))
     lse = np.logaddexp.reduce(rows.x, axis=1)
     nlp = lse[:, None] - rows.x
-    quotient_a = _quotient_by_zero(float(np.sum(w_t * nlp[np.arange(M), rows.t])))
+    quotient_a = quotient_by_zero(float(np.sum(w_t * nlp[np.arange(M), rows.t])))
     if smoothing == 0:
         return quotient_a
     smooth = np.where(rows.valid, np.sum(rows.weight[None, :] * nlp, axis=1), 0.0)
-    quotient_b = _quotient_by_zero(float(np.sum(smooth)))
+    quotient_b = quotient_by_zero(float(np.sum(smooth)))
     return (1 - smoothing) * quotient_a + smoothing / C * quotient_b
 
 

@@ -81,3 +81,12 @@ def float_sum(values) -> float:
             return float(exact)  # int / int: correctly rounded
         except OverflowError:
             return math.inf if exact > 0 else -math.inf
+
+
+def quotient_by_zero(numerator: float) -> float:
+    """numerator / 0 as IEEE arithmetic gives it (a mean whose weights sum to exactly 0): NaN
+    for a numerator of 0 or NaN (a zero weight times an infinity), else the infinity of the
+    numerator's sign."""
+    if numerator == 0 or math.isnan(numerator):
+        return math.nan
+    return math.copysign(math.inf, numerator)

@@ -19,12 +19,11 @@ and returns certified ``Evaluated`` results (a dict of them by argument name for
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
 from .ball_functions import flags
-from .decisions import float_sum, sign_of_sum
+from .decisions import float_sum, quotient_by_zero, sign_of_sum
 from .engine import Evaluated, evaluate, evaluate_total, filled
 from .formats import Format
 
@@ -134,7 +133,7 @@ def loss(name, input, target, weight, options, reduction, fmt: Format) -> Evalua
         return filled((), np.nan)  # the mean of no elements
     if divides_by_weight_sum(name, weight, reduction) and weight_sum_is_zero(w):
         numerator = loss(name, x, y, w, options, "sum", fmt).rounded
-        return filled((), np.nan if numerator == 0 else math.copysign(math.inf, numerator))
+        return filled((), quotient_by_zero(numerator))
 
     by_weight_sum, size = divides_by_weight_sum(name, weight, reduction), x.size
 

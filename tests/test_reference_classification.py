@@ -411,6 +411,23 @@ def test_weighted_mean_follows_torch():
         assert value == (1 * 1 + 3 * 2) / 4
 
 
+def test_a_mean_over_zero_weights_with_an_infinite_logit_is_nan():
+    """The weights that count sum to 0, so 'mean' divides by 0: its numerator holds a zero
+    weight times an infinite logit (NaN, as torch computes it), whose quotient is NaN, not
+    the infinity of the NaN's sign bit (quick soak seed 257, nll_loss float16: exact -inf,
+    torch and numpy NaN); a numerator that is not NaN keeps its signed infinity."""
+    x = np.array([[1.0, -INF, 2.0], [3.0, 1.0, 0.5]])
+    t = np.array([1, 2])
+    for w in ([1.0, 0.0, -0.0], [1.0, -0.0, 0.0]):
+        for name in cl.LOSSES:
+            assert np.isnan(cl.loss(name, x, t, np.array(w), -100, 0.0, "mean", F64).rounded)
+    # weights 1 and -1 at the targets: -(1 * 1 - 1 * 3) / 0 = 2 / 0
+    finite = np.array([[1.0, 5.0], [0.5, 3.0]])
+    value = cl.loss("nll_loss", finite, np.array([0, 1]), np.array([1.0, -1.0]), -100, 0.0,
+                    "mean", F64).rounded
+    assert value == INF
+
+
 def test_probability_mean_divides_by_rows():
     x = np.zeros((2, 2))
     p = np.array([[1.0, 0.0], [0.0, 1.0]])
