@@ -142,11 +142,6 @@ def _validate(config):
     if unknown:
         raise pytest.UsageError(f"--loss={unknown[0]}: unknown loss; use one of "
                                 f"{', '.join(SPECS)}")
-    untiered = [n for n in config.getoption("--loss") if SPECS[n].llm is None]
-    if config.getoption("--profile") == "llm" and untiered and not config.getoption("--speed"):
-        tiered = ", ".join(n for n, spec in SPECS.items() if spec.llm is not None)
-        raise pytest.UsageError(f"--loss={untiered[0]}: no language-model tier (--profile=llm "
-                                f"covers {tiered}); leave it out, or use another profile")
     unknown = [d for d in config.getoption("--dtype") if d not in DTYPES]
     if unknown:
         raise pytest.UsageError(f"--dtype={unknown[0]}: unknown dtype; use one of "
@@ -175,13 +170,19 @@ def _validate(config):
 
 
 def _check_llm_losses(config, run) -> None:
-    """Under --profile=llm (and no --speed), a usage error where no candidate has a loss with
-    a language-model tier: the run would test nothing."""
+    """Under --profile=llm (and no --speed), a usage error for a --loss without a
+    language-model tier, and where no candidate has a loss with one: the run would test
+    nothing of it."""
     if run.profile != "llm" or config.getoption("--speed"):
         return
     from .specs import SPECS
 
     tiered = [name for name, spec in SPECS.items() if spec.llm is not None]
+    untiered = [name for name in config.getoption("--loss") if name not in tiered]
+    if untiered:
+        raise pytest.UsageError(f"--loss={untiered[0]}: no language-model tier (--profile=llm "
+                                f"covers {', '.join(tiered)}); leave it out, or use another "
+                                "profile")
     if not any(name in c.functions for c in run.candidates for name in tiered):
         labels = ", ".join(c.label for c in run.candidates)
         raise pytest.UsageError(f"--profile=llm: {labels} has none of the losses with a "
