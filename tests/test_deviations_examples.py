@@ -11,7 +11,8 @@ import torch
 
 from conformance.cases import Case
 from conformance.deviations.binary import _logit_intermediate_overflows
-from conformance.deviations.classification import smoothed_target_gradient_overflows
+from conformance.deviations.classification import (log_probability_overflows,
+                                                    smoothed_target_gradient_overflows)
 from conformance.specs import SPECS
 
 
@@ -73,3 +74,36 @@ def test_the_pos_weight_slope_overflow_is_real_and_excused_only_with_pos_weight(
     twin = _pos_weight_case(0.25, pos_weight=False)
     assert _torch_logits_target_gradient(twin) == 16376.0  # g x, exact
     assert not _logit_intermediate_overflows(twin)
+
+
+def _index_target_case(target_weight: float, reduction: str = "none") -> Case:
+    args = {"input": np.array([[780.0, -65504.0, 0.0]]), "target": np.array([1]),
+            "weight": np.array([1.0, target_weight, 1.0])}
+    return Case("float16", args, {"reduction": reduction}, {}, ())
+
+
+def _torch_cross_entropy(case: Case) -> float:
+    a = case.args
+    return float(torch.nn.functional.cross_entropy(
+        torch.tensor(a["input"], dtype=torch.float16), torch.tensor(a["target"]),
+        weight=torch.tensor(a["weight"], dtype=torch.float16),
+        reduction=case.options["reduction"]).reshape(-1)[0])
+
+
+def test_an_index_targets_log_probability_overflow_is_real_and_excused_only_there():
+    """log_softmax(x)_1 = -66284 rounds to -inf in float16, so torch's loss w_1 * 66284 is
+    inf where the exact loss 16571 (16576 in float16) is in range (soak, quick seed 282); a
+    weight that takes the exact loss beyond the range too needs no excuse, and a target whose
+    log-probability is in range is not excused."""
+    for reduction in ("none", "sum"):  # a one-row 'mean' divides the weight out: 66284
+        case = _index_target_case(0.25, reduction)
+        assert SPECS["cross_entropy"].reference(case).rounded.reshape(-1)[0] == 16576.0
+        assert _torch_cross_entropy(case) == math.inf
+        assert log_probability_overflows(case)
+    overflowing = _index_target_case(1.0)
+    assert SPECS["cross_entropy"].reference(overflowing).rounded.reshape(-1)[0] == math.inf
+    assert _torch_cross_entropy(overflowing) == math.inf
+    in_range = _index_target_case(0.25)
+    in_range.args["target"] = np.array([2])
+    assert _torch_cross_entropy(in_range) == 780.0
+    assert not log_probability_overflows(in_range)
