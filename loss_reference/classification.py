@@ -295,7 +295,9 @@ def loss(name, input, target, weight, ignore_index, smoothing, reduction,
 def zero_divisor_value(name, rows: Rows, st: Stats | None, smoothing: float) -> float:
     """'mean' with no row counting, or a zero sum of weights: torch's IEEE quotients
     (1 - e) (A / 0) + (e / C) (B / 0), A the nll part and B the smoothing part of the sum,
-    their signs from float64 (enough to tell 0 from not)."""
+    their signs from float64 (enough to tell 0 from not). Their terms as the 'sum' takes them:
+    nll_loss's w_t x_t in IEEE arithmetic (0 times a -inf log-probability is NaN), and
+    cross_entropy's masked classes (-log_softmax +inf) with a zero weight adding 0."""
     if not rows.valid.any():
         return math.nan
     M, C = rows.x.shape
@@ -304,12 +306,17 @@ def zero_divisor_value(name, rows: Rows, st: Stats | None, smoothing: float) -> 
         return quotient_by_zero(float(np.sum(-w_t * rows.x[np.arange(M), rows.t])))
     lse = np.logaddexp.reduce(rows.x, axis=1)
     nlp = lse[:, None] - rows.x
-    quotient_a = quotient_by_zero(float(np.sum(w_t * nlp[np.arange(M), rows.t])))
+    quotient_a = quotient_by_zero(float(np.sum(_weighted(w_t, nlp[np.arange(M), rows.t]))))
     if smoothing == 0:
         return quotient_a
-    smooth = np.where(rows.valid, np.sum(rows.weight[None, :] * nlp, axis=1), 0.0)
+    smooth = np.where(rows.valid, np.sum(_weighted(rows.weight[None, :], nlp), axis=1), 0.0)
     quotient_b = quotient_by_zero(float(np.sum(smooth)))
     return (1 - smoothing) * quotient_a + smoothing / C * quotient_b
+
+
+def _weighted(w, nlp):
+    """w nlp, but 0 where a zero weight meets a masked class's +inf."""
+    return np.where((w == 0) & np.isposinf(nlp), 0.0, w * nlp)
 
 
 # --- gradients -----------------------------------------------------------------------------------

@@ -428,6 +428,18 @@ def test_a_mean_over_zero_weights_with_an_infinite_logit_is_nan():
     assert value == INF
 
 
+def test_a_mean_over_zero_weights_takes_a_masked_class_with_zero_weight_as_its_sum_does():
+    """cross_entropy's 'sum' takes a masked class (-inf logit) with a zero weight as 0 (its
+    limit); so does a 'mean' whose counted weights sum to 0: weights 1 and -1 at the targets,
+    A = 5.0067 - 3.1698 > 0 and B = (5.0067 - 0.0067 + 0) + (0.1698 - 3.1698 + 0) = 2 > 0,
+    so (1 - e) A / 0 + (e / C) B / 0 = +inf (numpy's 0 * inf had made B NaN)."""
+    x = np.array([[0.0, 5.0, -INF], [3.0, 0.0, 1.0]])
+    t, w = np.array([0, 1]), np.array([1.0, -1.0, 0.0])
+    total = cl.loss("cross_entropy", x, t, w, -100, 0.1, "sum", F64).rounded
+    assert np.isfinite(total) and total > 0
+    assert cl.loss("cross_entropy", x, t, w, -100, 0.1, "mean", F64).rounded == INF
+
+
 def test_probability_mean_divides_by_rows():
     x = np.zeros((2, 2))
     p = np.array([[1.0, 0.0], [0.0, 1.0]])
