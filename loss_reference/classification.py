@@ -11,9 +11,11 @@ last and the rest flattened into M rows of C classes. Per row i with index targe
 Rows whose target equals ignore_index contribute nothing (loss 0, gradient 0). 'mean' divides
 by W = sum of w_t over the rows not ignored (their count without weight) for index targets,
 by M for probability targets; the mean of nothing is nan (0 / 0), and a W of exactly 0 gives the
-IEEE quotient of the exact sums (nan for 0 / 0 and for a sum that holds a zero weight times
-an infinite logit, else an infinity: ``decisions.quotient_by_zero``). Gradients where W = 0 and
-some row counts are undefined (every candidate divides by zero its own way): EvaluationError.
+IEEE quotient of the exact sums (nan for 0 / 0 and for nll_loss's sum that holds a zero
+weight times an infinite log-probability, else an infinity: ``decisions.quotient_by_zero``;
+cross_entropy's masked class with a zero weight adds 0 there, as in its sums). Gradients where
+W = 0 and some row counts are undefined (every candidate divides by zero its own way):
+EvaluationError.
 
 lse is certified as m + log1p(S'), m the row's largest finite logit and S' the sum of
 exp(x_j - m) over the other finite classes, so every nlp_c = (m - x_c) + log1p(S') is a sum of

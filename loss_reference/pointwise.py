@@ -19,7 +19,6 @@ and returns certified ``Evaluated`` results (a dict of them by argument name for
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from .ball_functions import flags
