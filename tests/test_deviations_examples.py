@@ -13,6 +13,7 @@ from conformance.cases import Case
 from conformance.deviations.binary import _logit_intermediate_overflows
 from conformance.deviations.classification import (log_probability_overflows,
                                                     smoothed_target_gradient_overflows)
+from conformance.deviations.pointwise import smooth_l1_quadratic_underflows
 from conformance.specs import SPECS
 
 
@@ -107,3 +108,29 @@ def test_an_index_targets_log_probability_overflow_is_real_and_excused_only_ther
     in_range.args["target"] = np.array([2])
     assert _torch_cross_entropy(in_range) == 780.0
     assert not log_probability_overflows(in_range)
+
+
+def _smooth_l1_case(target: float, beta: float) -> Case:
+    args = {"input": np.array([0.0, -0.0]), "target": np.full(2, target)}
+    return Case("float16", args, {"reduction": "sum", "beta": beta}, {}, ())
+
+
+def test_smooth_l1s_subnormal_quadratic_term_is_real_and_excused_only_below_the_normals():
+    case = _smooth_l1_case(-0.00044512748718262, 0.001)  # soak quick seed 333
+    exact = SPECS["smooth_l1_loss"].reference(case).rounded
+    assert float(exact) == float(np.float16(2 * 0.00044512748718262 ** 2 / 2 / 0.001))
+    got = torch.nn.functional.smooth_l1_loss(
+        torch.tensor(case.args["input"], dtype=torch.float16),
+        torch.tensor(case.args["target"], dtype=torch.float16), reduction="sum", beta=0.001)
+    assert abs(float(got) - float(exact)) > 100 * float(np.spacing(np.float16(exact)))
+    assert smooth_l1_quadratic_underflows(case)
+    # its twins: 0.5 z^2 = 2e-4 is a normal float16 (and torch is within an ulp there), and
+    # the same z beyond beta is in the linear branch
+    normal = _smooth_l1_case(-0.02, 0.1)
+    assert not smooth_l1_quadratic_underflows(normal)
+    assert not smooth_l1_quadratic_underflows(_smooth_l1_case(-0.00044512748718262, 0.0001))
+    got = torch.nn.functional.smooth_l1_loss(
+        torch.tensor(normal.args["input"], dtype=torch.float16),
+        torch.tensor(normal.args["target"], dtype=torch.float16), reduction="sum", beta=0.1)
+    exact = SPECS["smooth_l1_loss"].reference(normal).rounded
+    assert abs(float(got) - float(exact)) <= 2 * float(np.spacing(np.float16(exact)))
