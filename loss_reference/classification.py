@@ -49,7 +49,7 @@ from .decisions import float_sum, quotient_by_zero
 from .balls import LD
 from .engine import (EvaluationError, Evaluated, evaluate, evaluate_row_sums,
                      evaluate_total, filled)
-from .formats import Format
+from .formats import FORMATS, Format
 
 LOSSES = ("cross_entropy", "nll_loss")
 DEFAULT_IGNORE_INDEX = -100
@@ -275,8 +275,8 @@ def loss(name, input, target, weight, ignore_index, smoothing, reduction,
         out.exact[is_special] = special[is_special]
         return Evaluated(out.rounded.reshape(rows.batch_shape), out.exact.reshape(rows.batch_shape))
     if rows.x.shape[0] == 0 or divisor_is_zero(rows, reduction):
-        return filled((), zero_divisor_value(name, rows, st, smoothing) if reduction == "mean"
-                       else 0.0)
+        return filled((), zero_divisor_value(name, input, target, weight, ignore_index,
+                                             smoothing) if reduction == "mean" else 0.0)
     with np.errstate(**_QUIET):
         special_total = float(np.sum(special))
         if special_total != 0 or math.isnan(special_total):
@@ -293,32 +293,50 @@ def loss(name, input, target, weight, ignore_index, smoothing, reduction,
                           shared=[weights_counted(rows)], known=known)
 
 
-@np.errstate(**_QUIET)
-def zero_divisor_value(name, rows: Rows, st: Stats | None, smoothing: float) -> float:
+def zero_divisor_value(name, input, target, weight, ignore_index, smoothing: float) -> float:
     """'mean' with no row counting, or a zero sum of weights: torch's IEEE quotients
     (1 - e) (A / 0) + (e / C) (B / 0), A the nll part and B the smoothing part of the sum,
-    their signs from float64 (enough to tell 0 from not). Their terms as the 'sum' takes them:
-    nll_loss's w_t x_t in IEEE arithmetic (0 times a -inf log-probability is NaN), and
-    cross_entropy's masked classes (-log_softmax +inf) with a zero weight adding 0."""
+    each with its exact sign (``zero_divisor_numerators``)."""
+    rows = rows_of(input, target, weight, ignore_index)
     if not rows.valid.any():
         return math.nan
-    M, C = rows.x.shape
-    w_t = np.where(rows.valid, rows.weight[rows.t], 0.0)
-    if name == "nll_loss":
-        return quotient_by_zero(float(np.sum(-w_t * rows.x[np.arange(M), rows.t])))
-    lse = np.logaddexp.reduce(rows.x, axis=1)
-    nlp = lse[:, None] - rows.x
-    quotient_a = quotient_by_zero(float(np.sum(_weighted(w_t, nlp[np.arange(M), rows.t]))))
+    return quotients_by_zero(zero_divisor_numerators(name, input, target, weight,
+                                                     ignore_index, smoothing),
+                             smoothing, rows.x.shape[1])
+
+
+def quotients_by_zero(numerators: tuple, smoothing: float, classes: int) -> float:
+    """(1 - e) (A / 0) + (e / C) (B / 0) for ``numerators`` (A, B) in IEEE arithmetic."""
+    quotient_a = quotient_by_zero(numerators[0])
     if smoothing == 0:
         return quotient_a
-    smooth = np.where(rows.valid, np.sum(_weighted(rows.weight[None, :], nlp), axis=1), 0.0)
-    quotient_b = quotient_by_zero(float(np.sum(smooth)))
-    return (1 - smoothing) * quotient_a + smoothing / C * quotient_b
+    return (1 - smoothing) * quotient_a + smoothing / classes * quotient_by_zero(numerators[1])
 
 
-def _weighted(w, nlp):
-    """w nlp, but 0 where a zero weight meets a masked class's +inf."""
-    return np.where((w == 0) & np.isposinf(nlp), 0.0, w * nlp)
+@np.errstate(**_QUIET)
+def zero_divisor_numerators(name, input, target, weight, ignore_index, smoothing) -> tuple:
+    """(A, B): the sums that a 'mean' over counted weights summing to 0 divides, each exact in
+    sign (their magnitudes matter no further): A = sum w_t nlp_t (nll_loss: -w_t x_t), B =
+    sum_i sum_c w_c nlp_ic (None without smoothing); their terms as the 'sum' takes them
+    (nll_loss's 0 times a -inf log-probability is NaN; cross_entropy's masked class with a
+    zero weight adds 0). Each is the certified 'sum' in float64 (A at smoothing 0, B as C
+    times it at smoothing 1), whose nonzero rounding has the exact sign; float64 sums of the
+    terms cancel to the wrong sign, or to 0 or away from it (rows shifted by a constant
+    have equal nlp_t, which float64 log-sum-exps can tell apart)."""
+    f64 = FORMATS["float64"]
+    nll = loss(name, input, target, weight, ignore_index, 0.0, "sum", f64).rounded
+    if name == "nll_loss" or smoothing == 0:
+        return float(nll), None
+    rows = rows_of(input, target, weight, ignore_index)
+    st = stats_of(rows.x)
+    # B's infinite part first: at smoothing 1 the 'sum' would meet 0 times A's infinities
+    infinite = _infinite_sum(np.broadcast_to(rows.weight, rows.x.shape), st.finite == 0)
+    infinite = np.where(rows.valid, np.where(st.undefined, np.nan, infinite), 0.0)
+    special = float(np.sum(infinite))
+    if special != 0 or math.isnan(special):
+        return float(nll), special
+    return float(nll), float(loss(name, input, target, weight, ignore_index, 1.0, "sum",
+                                  f64).rounded)
 
 
 # --- gradients -----------------------------------------------------------------------------------

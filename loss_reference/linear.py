@@ -37,6 +37,8 @@ nan or an infinity whose sign depends on the order of the sum).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import classification as ce
@@ -45,7 +47,7 @@ from . import linear_float64 as double_double_tier
 from .balls import Ball
 from .engine import (EvaluationError, Evaluated, Known, blas_on_one_thread, evaluate,
                      evaluate_row_sums, evaluate_total, filled)
-from .formats import Format
+from .formats import FORMATS, Format
 from .split_product import reusing_splits
 
 LOSSES = ("linear_cross_entropy",)
@@ -101,11 +103,6 @@ class Call:
         tail = values.shape[1:]
         grouped = np.swapaxes(values.reshape((P, C) + tail), 0, 1)
         return grouped.reshape((C,) + self.spatial + tail)
-
-    def logits(self) -> np.ndarray:
-        """z as (N P, C) rows, rounded to float64 (for decisions the exact value does not hinge
-        on)."""
-        return (self.x @ self.W_rows.T + self.b_rows).reshape(self.row_count, self.classes)
 
 
 def _ints(values) -> np.ndarray:
@@ -191,12 +188,16 @@ def _chunking(call: Call) -> dict:
     return {"width": max(call.classes * call.positions, 1), "chunk_elements": ROW_CHUNK_LOGITS}
 
 
-def _zero_divisor_mean(call: Call, smoothing) -> float:
-    """A 'mean' that divides by zero: cross_entropy's IEEE quotient (its signs from float64
-    logits, enough to tell 0 from not)."""
-    rows = call.rows
-    rows.x = call.logits()
-    return ce.zero_divisor_value("cross_entropy", rows, ce.stats_of(rows.x), smoothing)
+def _zero_divisor_mean(call: Call, args: tuple, smoothing) -> float:
+    """A 'mean' that divides by zero: cross_entropy's IEEE quotients of the exact numerators
+    (``ce.zero_divisor_numerators``), here the certified 'sum' in float64 at smoothing 0 (A)
+    and 1 (B over C); the logits are finite products, so neither has an infinite part."""
+    if not call.rows.valid.any():
+        return math.nan
+    f64 = FORMATS["float64"]
+    numerators = tuple(float(loss(*args, e, "sum", f64).rounded) if e is not None else None
+                       for e in (0.0, 1.0 if smoothing else None))
+    return ce.quotients_by_zero(numerators, smoothing, call.classes)
 
 
 @reusing_splits()  # the weight is split once, not once per chunk of tokens
@@ -211,7 +212,9 @@ def loss(input, linear_weight, target, linear_bias, weight, ignore_index, smooth
     if reduction == "none" and M == 0:
         return filled(batch_shape, 0.0)
     if reduction != "none" and (M == 0 or ce.divisor_is_zero(rows, reduction)):
-        return filled((), _zero_divisor_mean(call, smoothing) if reduction == "mean" else 0.0)
+        args = (input, linear_weight, target, linear_bias, weight, ignore_index)
+        return filled((), _zero_divisor_mean(call, args, smoothing) if reduction == "mean"
+                       else 0.0)
     function, token_args, shared = _row_function(call, smoothing)
     known = None
     if fast.applies(call, smoothing, fmt):

@@ -19,12 +19,14 @@ and returns certified ``Evaluated`` results (a dict of them by argument name for
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 
 from .ball_functions import flags
 from .decisions import float_sum, quotient_by_zero, sign_of_sum
 from .engine import Evaluated, evaluate, evaluate_total, filled
-from .formats import Format
+from .formats import FORMATS, Format
 
 LOSSES = ("l1_loss", "mse_loss", "huber_loss", "smooth_l1_loss", "soft_margin_loss")
 WEIGHT_SUM_MEAN = ("l1_loss", "mse_loss")  # losses whose weighted mean divides by sum(w)
@@ -120,6 +122,21 @@ def weight_sum_is_zero(w: np.ndarray) -> bool:
     return float_sum(w) == 0
 
 
+def _exact_numerator(name, x, y, w, options) -> float:
+    """sum(w t) for l1/mse's weighted mean over weights that sum to 0, with its exact sign
+    (its magnitude matters no further): the 'sum' rounded to float64, and where that is 0
+    with every input finite, the exact rational sum, since a nonzero sum can lie below
+    float64's smallest subnormal (and below the dtype's much sooner)."""
+    numerator = float(loss(name, x, y, w, options, "sum", FORMATS["float64"]).rounded)
+    if numerator != 0 or not all(np.isfinite(a).all() for a in (x, y, w)):
+        return numerator
+    power = 2 if name == "mse_loss" else 1
+    x, y, w = (a.reshape(-1).tolist() for a in np.broadcast_arrays(x, y, w))
+    exact = sum((Fraction(wi) * abs(Fraction(xi) - Fraction(yi)) ** power
+                 for xi, yi, wi in zip(x, y, w) if wi != 0 and xi != yi), Fraction(0))
+    return float((exact > 0) - (exact < 0))
+
+
 # --- values ------------------------------------------------------------------------------------
 
 def loss(name, input, target, weight, options, reduction, fmt: Format) -> Evaluated:
@@ -131,8 +148,7 @@ def loss(name, input, target, weight, options, reduction, fmt: Format) -> Evalua
     if reduction == "mean" and x.size == 0:
         return filled((), np.nan)  # the mean of no elements
     if divides_by_weight_sum(name, weight, reduction) and weight_sum_is_zero(w):
-        numerator = loss(name, x, y, w, options, "sum", fmt).rounded
-        return filled((), quotient_by_zero(numerator))
+        return filled((), quotient_by_zero(_exact_numerator(name, x, y, w, options)))
 
     by_weight_sum, size = divides_by_weight_sum(name, weight, reduction), x.size
 

@@ -440,6 +440,25 @@ def test_a_mean_over_zero_weights_takes_a_masked_class_with_zero_weight_as_its_s
     assert cl.loss("cross_entropy", x, t, w, -100, 0.1, "mean", F64).rounded == INF
 
 
+def test_a_mean_over_zero_weights_takes_the_exact_numerators_sign():
+    """The quotient's sign is that of the exact numerator, not of its float64 evaluation.
+    cross_entropy: the second row is the first shifted by 3.25 (its classes swapped), so
+    its nlp at the target is exactly the first's and A = 1 nlp - 1 nlp = 0: 0 / 0 is NaN,
+    where float64's two log-sum-exps differ (+inf). nll_loss: a x1 and a x2 round to the same
+    float64 for adjacent x1 < x2, so A = a (x2 - x1) > 0 evaluated 0 (NaN): +inf."""
+    shifted = np.array([[0.0, 1.0], [4.25, 3.25]])
+    t, w = np.array([0, 1]), np.array([1.0, -1.0])
+    for smoothing in (0.0, 0.25):  # B = 1 (nlp0 + nlp1) - 1 (nlp1 + nlp0): 0 as well
+        value = cl.loss("cross_entropy", shifted, t, w, -100, smoothing, "mean", F64).rounded
+        assert np.isnan(value), smoothing
+    a, x1 = 1.6369616873214543, 1.2697867137638703
+    x2 = np.nextafter(x1, 2.0)
+    assert a * x1 == a * x2
+    log_probs = np.array([[-x1, 0.0], [0.0, -x2]])
+    value = cl.loss("nll_loss", log_probs, t, np.array([a, -a]), -100, 0.0, "mean", F64).rounded
+    assert value == -INF  # -(a (-x1)) - (-a (-x2)) = a (x1 - x2) < 0
+
+
 def test_probability_mean_divides_by_rows():
     x = np.zeros((2, 2))
     p = np.array([[1.0, 0.0], [0.0, 1.0]])

@@ -323,3 +323,17 @@ def test_softmax_moves_no_further_than_the_tolerance_says(classes, size, seed):
         assert np.all(np.abs(np.exp(moved - lse_moved) - s) <= (first + softmax_excess) * (1 + 1e-9)
                       + 1e-15)
         assert abs(lse_moved - lse) <= float(np.sum(s * dz) + lse_excess[0, 0]) * (1 + 1e-9) + 1e-12
+
+
+def test_a_mean_over_zero_weights_takes_the_exact_numerators_sign():
+    """Weights 1 and -1 at the targets, and the second token's logits the first's shifted by
+    3.25 with its classes swapped: A = nlp - nlp = 0 exactly (and B too), so 'mean' is 0 / 0,
+    NaN; from float64 logits the two log-sum-exps differ (+inf)."""
+    x = np.array([[0.0, 1.0], [4.25, 3.25]])
+    W, t, w = np.eye(2), np.array([0, 1]), np.array([1.0, -1.0])
+    for smoothing in (0.0, 0.25):
+        value = linear.loss(x, W, t, None, w, -100, smoothing, "mean", FORMATS["float64"])
+        assert np.isnan(value.rounded), smoothing
+    # a numerator that is not 0: the infinity of its sign (A = nlp(0, 1)_0 - nlp(1, 0)_1 > 0)
+    value = linear.loss(x[:1].repeat(2, 0), W, t, None, w, -100, 0.0, "mean", FORMATS["float64"])
+    assert value.rounded == np.inf

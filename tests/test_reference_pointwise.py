@@ -343,6 +343,22 @@ def test_weights_adding_up_to_zero():
     assert pw.loss("huber_loss", x, y, np.zeros(3), {}, "mean", F64).rounded == 0.0
 
 
+@pytest.mark.parametrize("name", ["l1_loss", "mse_loss"])
+def test_weights_adding_up_to_zero_take_the_exact_numerators_sign(name):
+    """sum(w t) / 0 is an infinity of the exact numerator's sign even where that numerator is
+    too small for the dtype (it once came from the 'sum' rounded to the dtype: 0, so nan) or
+    for float64 itself: weights +-s times terms 1 and 1.125 (or its square) sum to -s / 8 or
+    less, below half of s, the smallest subnormal of float16 and float64."""
+    x, y = np.array([1.0, 1.125]), np.zeros(2)
+    for dtype in ("float16", "float64"):
+        s = FORMATS[dtype].smallest_subnormal
+        w = np.array([s, -s])
+        assert pw.loss(name, x, y, w, {}, "mean", FORMATS[dtype]).rounded == -np.inf
+        assert pw.loss(name, x, y, -w, {}, "mean", FORMATS[dtype]).rounded == np.inf
+        # and an exact 0 numerator stays 0 / 0
+        assert np.isnan(pw.loss(name, np.ones(2), y, w, {}, "mean", FORMATS[dtype]).rounded)
+
+
 def test_empty_reductions():
     x = np.zeros((2, 0))
     for name in pw.LOSSES:
