@@ -1,7 +1,7 @@
 """Throughput of the exact reference: certified, correctly rounded results per second.
 
 Run: python benchmarks/reference_throughput.py [--loss NAME ...] [--dtype DTYPE ...]
-                                               [--rows N] [--size ROWSxCOLS]
+                                               [--size ROWSxCOLS] [--option NAME=VALUE ...]
 
 For every loss with a speed ladder (its typical inputs, ``spec.speed.case``) at one size (the
 ladder's third, (4096, 1000) for most, or --size), in each dtype: the input elements per second
@@ -9,6 +9,7 @@ that the reference turns into certified results, for the value ('none' and 'mean
 gradients ('mean'), and which share of the outputs each tier of the engine certified (float64
 balls, long double balls, long double with exact sums, arb). A case the reference cannot
 certify (``EvaluationError``: the suite skips such a case with its reason) is printed as such.
+``--option`` sets an option of every case (``--option label_smoothing=0.1``: a Python literal).
 Figures, not assertions: this machine is shared and noisy; the best of ``--repeat`` runs is
 printed. glibc keeps freed memory, as in the suite's own process (``conformance/allocator.py``).
 """
@@ -16,6 +17,7 @@ printed. glibc keeps freed memory, as in the suite's own process (``conformance/
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import time
 
@@ -60,7 +62,17 @@ def main():
     parser.add_argument("--dtype", action="append", default=[])
     parser.add_argument("--size", default=None, help="ROWSxCOLS instead of the ladder's third")
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--option", action="append", default=[],
+                        help="NAME=VALUE set in every case's options, VALUE a Python literal")
     args = parser.parse_args()
+    options = {}
+    for option in args.option:
+        name, _, value = option.partition("=")
+        try:
+            options[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            parser.error(f"--option {option!r}: write NAME=VALUE with VALUE a Python literal, "
+                         "e.g. label_smoothing=0.1")
     keep_freed_memory()  # as the suite's own process does (conformance/plugin.py)
     dtypes = args.dtype or ["float32", "bfloat16", "float64"]
     size = tuple(int(n) for n in args.size.split("x")) if args.size else None
@@ -73,6 +85,7 @@ def main():
         for dtype in dtypes:
             rng = np.random.default_rng(0)
             case = spec.speed.case(shape, dtype, rng)
+            case = dataclasses.replace(case, options={**case.options, **options})
             elements = sum(np.size(v) for v in case.args.values()
                            if isinstance(v, np.ndarray) and v.dtype.kind == "f")
             for what, run in _variants(spec, case):

@@ -218,7 +218,7 @@ def loss(input, linear_weight, target, linear_bias, weight, ignore_index, smooth
     function, token_args, shared = _row_function(call, smoothing)
     known = None
     if fast.applies(call, smoothing, fmt):
-        known = fast.loss(call, reduction, fmt, ROW_CHUNK_LOGITS)
+        known = fast.loss(call, reduction, fmt, ROW_CHUNK_LOGITS, smoothing)
         if reduction == "none":  # per row, as the engine's (N, P = 1)
             known = Known(known.rounded.reshape(M, 1), known.exact.reshape(M, 1), known.ok)
     elif double_double_tier.applies(call, smoothing, fmt):
@@ -351,7 +351,8 @@ def loss_grad(grad_output, input, linear_weight, target, linear_bias, weight, ig
     shared = [call.W_rows.T, call.b_rows, rows.weight, ce.weights_counted(rows)]
     known_input = known_sums = None
     if fast.applies(call, smoothing, fmt):
-        known_input, known_sums = fast.gradients(call, reduction, fmt, ROW_CHUNK_LOGITS)
+        known_input, known_sums = fast.gradients(call, reduction, fmt, ROW_CHUNK_LOGITS,
+                                                 smoothing)
     elif double_double_tier.applies(call, smoothing, fmt):
         known_input, known_sums = double_double_tier.gradients(call, reduction) or (None, None)
 

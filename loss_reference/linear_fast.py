@@ -7,8 +7,10 @@ matrix products more. For results rounded to float32 or narrower this tier inste
 each logit with one float64 product and the softmax with a handful of passes, and bounds the
 error of a whole row at once; ``engine.certify`` then decides element by element, and the
 engine's tiers compute only what this one left uncertified (``engine.Known``). It covers the
-2-D weight (one position per token) with index targets and no label smoothing (the language-
-model case); ``applies`` says when.
+2-D weight (one position per token) with index targets, with or without label smoothing (the
+language-model case); ``applies`` says when. Smoothing adds terms of its own (``Smoothing``)
+to the loss and to the products, each a ball; the double-double tiers below, whose kernels
+compute the unsmoothed softmax gradient, then step aside.
 
 The bounds, per token i, with u = 2^-53 and every inequality widened a little for the
 rounding of the bounds themselves:
@@ -79,11 +81,83 @@ def gamma(n: int, unit: float = U) -> float:
 
 
 def applies(call, smoothing: float, fmt: Format) -> bool:
-    """Whether this tier covers the call: a 2-D weight, index targets, no label smoothing,
-    results rounded to a format 8 or more bits narrower than float64, rows to compute."""
-    return (not call.spatial and not call.rows.soft and smoothing == 0
+    """Whether this tier covers the call: a 2-D weight, index targets (label smoothing or
+    not), results rounded to a format 8 or more bits narrower than float64, rows to
+    compute."""
+    return (not call.spatial and not call.rows.soft
             and fmt.precision + 8 <= 53 and call.row_count > 0 and call.classes > 0
             and call.x.shape[1] > 0)
+
+
+class Smoothing:
+    """Label smoothing e with index targets, torch's formula: per token (1 - e) w_t nlp_t +
+    (e / C) sum_c w_c nlp_c, so that d loss / d z_c = a [K p_c - (1 - e) w_t [c = t] -
+    (e / C) w_c] with K = (1 - e) w_t + (e / C) S_w, S_w = sum_c w_c (a the upstream over the
+    'mean' divisor). That is the unsmoothed gradient with K for w_t, r g, plus a term
+    s (S_w [c = t] - w_c), s = a e / C, which the products take apart: s (S_w W_t - v) for d
+    input (v = w^T W) and, for d [W, b], S_w times each class's sum of s [x, 1] over the
+    tokens whose target it is, less w_c times the sum over every token. Its constants are
+    balls of ``precision``: 1 - e, e / C and S_w rounded there."""
+
+    def __init__(self, call, smoothing: float, precision: Precision = FLOAT64):
+        backend = BACKENDS[precision]
+        self.precision, self.backend = precision, backend
+        self.weight = call.rows.weight
+        e = backend.asarray(np.array(smoothing))
+        self.keep = 1 - e
+        self.share = e / call.classes
+        self.weight_sum = backend.sum(backend.asarray(self.weight))
+        self.magnitude_sum = float(np.sum(np.abs(self.weight))) * SLACK
+
+    def factor(self, w_t: np.ndarray) -> Ball:
+        """K per token: (1 - e) w_t + (e / C) S_w (w_t 0 where ignored: its a is 0)."""
+        return self.keep * self.backend.asarray(w_t) + self.share * self.weight_sum
+
+    def scale(self, a: np.ndarray, divisor: Ball | None) -> Ball:
+        """s per token: a e / C (over the 'mean' divisor), exactly 0 where a is."""
+        s = self.backend.asarray(a) * self.share
+        if divisor is not None:
+            dtype = self.precision.dtype
+            s = s / Ball(divisor.mid.astype(dtype), divisor.rad.astype(dtype))
+        return Ball(s.mid, np.where(a == 0, 0, s.rad))
+
+    def weight_product(self, W: np.ndarray) -> Ball:
+        """v = w^T W (1, D): one sum over the classes per feature."""
+        return self.backend.matmul(self.backend.asarray(self.weight[None, :]),
+                                   self.backend.asarray(W))
+
+    def term(self, s: Ball, t: np.ndarray, classes: np.ndarray) -> Ball:
+        """s_i (S_w [c = t_i] - w_c) for the tokens of ``s`` and ``t`` and the classes
+        ``classes``: the part of G that smoothing adds, as balls."""
+        onehot = (t[:, None] == classes[None, :]).astype(self.precision.dtype)
+        inner = self.weight_sum * self.backend.asarray(onehot) - self.backend.asarray(
+            self.weight[classes][None, :])
+        return Ball(s.mid[:, None], s.rad[:, None]) * inner
+
+    def input_term(self, s: Ball, t: np.ndarray, W: np.ndarray, v: Ball) -> Ball:
+        """s_i (S_w W_{t_i} - v) (n, D): smoothing's part of d input."""
+        inner = self.weight_sum * self.backend.asarray(W[t]) - v
+        return Ball(s.mid[:, None], s.rad[:, None]) * inner
+
+    def layer_term(self, s: Ball, t: np.ndarray, x_one: np.ndarray) -> Ball:
+        """S_w sum_{i: t_i = c} s_i [x_i, 1] - w_c sum_i s_i [x_i, 1] (C, D + 1): smoothing's
+        part of d [W, b] over these tokens (an ignored token's s is 0)."""
+        u, tiny = self.precision.unit_roundoff, self.precision.tiny
+        y = Ball(s.mid[:, None], s.rad[:, None]) * self.backend.asarray(x_one)
+        n, C = len(t), len(self.weight)
+        g = n * u / (1 - n * u)  # any order of n additions
+        with quiet():
+            by_target = np.zeros((C, y.shape[1]), dtype=y.mid.dtype)
+            np.add.at(by_target, t, y.mid)
+            magnitude = np.zeros_like(by_target)
+            np.add.at(magnitude, t, np.abs(y.mid))
+            radii = np.zeros_like(by_target)
+            np.add.at(radii, t, y.rad)
+            targets = Ball(by_target, (radii + g * magnitude + n * tiny) * SLACK)
+            every = Ball(y.mid.sum(axis=0), (y.rad.sum(axis=0) + g * np.abs(y.mid).sum(axis=0)
+                                             + n * tiny) * SLACK)
+        weight = self.backend.asarray(self.weight[:, None])
+        return self.weight_sum * targets - weight * Ball(every.mid[None, :], every.rad[None, :])
 
 
 class Layer:
@@ -118,7 +192,8 @@ class Softmax:
     ``split_product`` does not apply)."""
 
     def __init__(self, layer: Layer, x: np.ndarray, t: np.ndarray,
-                 precision: Precision = FLOAT64, sharp: bool = False):
+                 precision: Precision = FLOAT64, sharp: bool = False,
+                 spread_weight: np.ndarray | None = None):
         u, tiny = precision.unit_roundoff, precision.tiny
         n, C = x.shape[0], layer.classes
         rows = np.arange(n)
@@ -140,6 +215,8 @@ class Softmax:
             delta = (2 * R + u * (top - low)) * SLACK
             self.eta = (np.expm1(delta) * (1 + 8 * u) + 8 * u) * (1 + 16 * u)
             z -= top[:, None]
+            if spread_weight is not None:
+                self.spread = _spread(z, spread_weight, delta, u, tiny)
             e = np.exp(z, out=z)
             self.e_t = e[rows, t].copy()
             e[rows, k] = 0
@@ -149,15 +226,24 @@ class Softmax:
         self.e, self.k, self.t, self.rows, self.precision = e, k, t, rows, precision
         self.others = Ball(s, np.where(finite, error, np.inf))
 
-    def loss(self, w_t: np.ndarray) -> Ball:
-        """Per row: w_t ((z_k - z_t) + log1p(S')); exactly 0 where w_t is (ignored rows)."""
-        loss = B.asarray(w_t) * (self.margin + B.log1p(self.others))
-        return Ball(loss.mid, np.where(w_t == 0, 0.0, loss.rad))
+    def loss(self, w_t: np.ndarray, counted: np.ndarray,
+             smoothing: Smoothing | None = None) -> Ball:
+        """Per row: w_t ((z_k - z_t) + log1p(S')), with smoothing (1 - e) times that plus
+        (e / C) (sum_c w_c (z_k - z_c) + S_w log1p(S')) (the spread: ``spread_weight``);
+        exactly 0 where the row does not count and where w_t is 0 without smoothing."""
+        log_total = B.log1p(self.others)
+        loss = B.asarray(w_t) * (self.margin + log_total)
+        if smoothing is not None:
+            loss = smoothing.keep * loss + smoothing.share * (
+                self.spread + smoothing.weight_sum * log_total)
+        zero = ~counted | ((w_t == 0) & (smoothing is None))
+        return Ball(np.where(counted, loss.mid, 0.0), np.where(zero, 0.0, loss.rad))
 
     def gradient_rows(self, a, w_t, divisor):
         """Turn e into g in place (e_k = 1 again, -rest at the target) and return the row
         factor r = a w_t / (1 + S') (/ divisor) as a ball, rest, and g's error per row:
-        |g - g_exact| <= eta' |g| + floor."""
+        |g - g_exact| <= eta' |g| + floor. ``w_t``: exact numbers, or balls (smoothing's
+        K)."""
         backend = BACKENDS[self.precision]
         tiny = self.precision.tiny
         e, k, t, rows = self.e, self.k, self.t, self.rows
@@ -166,13 +252,15 @@ class Softmax:
             e_t_radius = self.eta * self.e_t + 2 * tiny
         e_t = Ball(self.e_t, np.where(np.isinf(self.eta), np.inf, e_t_radius))
         rest = backend.where(t == k, self.others, total - e_t)  # sum_{j != t} e_j
-        r = backend.asarray(a) * backend.asarray(w_t) / total
+        factor = w_t if isinstance(w_t, Ball) else backend.asarray(w_t)
+        r = backend.asarray(a) * factor / total
         if divisor is not None:
             r = r / Ball(divisor.mid.astype(e.dtype), divisor.rad.astype(e.dtype))
         # an ignored token's r is exactly 0: without the balls' underflow floor as its radius,
         # whose products with the token's features are subnormal and made the products of
         # the bounds (BLAS's) up to eight times slower
-        r = Ball(r.mid, np.where(((a == 0) | (w_t == 0)) & (r.mid == 0), 0, r.rad))
+        zero_factor = (factor.mid == 0) & (factor.rad == 0)
+        r = Ball(r.mid, np.where(((a == 0) | zero_factor) & (r.mid == 0), 0, r.rad))
         with quiet():
             e[rows, k] = 1
             e[rows, t] = -rest.mid
@@ -181,6 +269,18 @@ class Softmax:
             eta = np.maximum(self.eta, np.where(positive, ratio, 0))
             floor = 2 * tiny + np.where(positive, 0, rest.rad)
         return r, rest, eta, floor
+
+
+def _spread(d: np.ndarray, w: np.ndarray, delta: np.ndarray, u: float, tiny: float) -> Ball:
+    """sum_c w_c (z_k - z_c) per row from the shifted logits d = z - z_k (each within delta of
+    its exact value): -(d w), within delta sum |w| and the product's rounding, gamma(C) of
+    -(d |w|)."""
+    C = d.shape[1]
+    g = gamma(C, u)
+    spread = -(d @ w.astype(d.dtype))
+    magnitude = -(d @ np.abs(w).astype(d.dtype))
+    error = ((delta * np.sum(np.abs(w)) + g * magnitude) * (1 + 2 * g) + 2 * C * tiny) * SLACK
+    return Ball(spread, error)
 
 
 class NotExact(Exception):
@@ -245,13 +345,17 @@ def _divisor(call, reduction):
     return Ball(np.array(total), np.array(0.0 if exact else U * abs(total)))
 
 
-def loss_balls(call, reduction: str, chunk_logits: int) -> Ball:
+def loss_balls(call, reduction: str, chunk_logits: int, smoothing: float = 0.0) -> Ball:
     """The loss as balls: per row ('none') or reduced ('sum', 'mean'), computed by chunks of
     about ``chunk_logits`` logits."""
     layer, rows = Layer(call), call.rows
     w_t = np.where(rows.valid, rows.weight[rows.t], 0.0)
+    smooth = Smoothing(call, smoothing) if smoothing else None
+    spread_weight = rows.weight if smoothing else None
     chunks = _chunks(call, chunk_logits)
-    parts = parallel_map(lambda c: Softmax(layer, call.x[c], rows.t[c]).loss(w_t[c]), chunks)
+    parts = parallel_map(
+        lambda c: Softmax(layer, call.x[c], rows.t[c], spread_weight=spread_weight).loss(
+            w_t[c], rows.valid[c], smooth), chunks)
     per_row = Ball(np.concatenate([p.mid for p in parts]), np.concatenate([p.rad for p in parts]))
     if reduction == "none":
         return per_row
@@ -260,9 +364,9 @@ def loss_balls(call, reduction: str, chunk_logits: int) -> Ball:
     return total if divisor is None else total / divisor
 
 
-def loss(call, reduction: str, fmt: Format, chunk_logits: int) -> Known:
+def loss(call, reduction: str, fmt: Format, chunk_logits: int, smoothing: float = 0.0) -> Known:
     """The fast tier of the loss: ``loss_balls`` certified (per row for 'none')."""
-    ball = loss_balls(call, reduction, chunk_logits)
+    ball = loss_balls(call, reduction, chunk_logits, smoothing)
     rounded, ok = certify(ball, fmt)
     return Known(rounded, ball.mid, ok)
 
@@ -275,19 +379,32 @@ class Gradient:
     """What every chunk of a gradient shares: the layer, the upstream gradient a and w_t per
     token (0 where ignored), the 'mean' divisor, the tokens with a column of ones."""
 
-    def __init__(self, call, reduction: str):
+    def __init__(self, call, reduction: str, smoothing: float = 0.0):
         rows = call.rows
         self.call, self.layer = call, Layer(call)
         self.a = np.where(rows.valid, upstream_rows(call.grad_output, rows, reduction), 0.0)
         self.w_t = np.where(rows.valid, rows.weight[rows.t], 0.0)
         self.divisor = _divisor(call, reduction)
         self.x_one = np.concatenate([call.x, np.ones((call.x.shape[0], 1))], axis=1)
+        self.smoothing = {p: Smoothing(call, smoothing, p) if smoothing else None
+                          for p in BACKENDS}
 
     def rows(self, c: slice, precision: Precision = FLOAT64, sharp: bool = False):
         """(softmax, r, rest, eta', floor) of the tokens ``c``, e turned into g (``sharp``: as
-        ``Softmax``'s)."""
+        ``Softmax``'s; with smoothing r holds K for w_t)."""
         soft = Softmax(self.layer, self.call.x[c], self.call.rows.t[c], precision, sharp)
-        return (soft,) + soft.gradient_rows(self.a[c], self.w_t[c], self.divisor)
+        smooth = self.smoothing[precision]
+        factor = self.w_t[c] if smooth is None else smooth.factor(self.w_t[c])
+        return (soft,) + soft.gradient_rows(self.a[c], factor, self.divisor)
+
+    def smoothing_term(self, c, classes: np.ndarray, precision: Precision = FLOAT64):
+        """Smoothing's part of G at the tokens ``c`` and the classes ``classes`` as balls
+        (``Smoothing.term``), or None without smoothing."""
+        smooth = self.smoothing[precision]
+        if smooth is None:
+            return None
+        s = smooth.scale(self.a[c], self.divisor)
+        return smooth.term(s, self.call.rows.t[c], classes)
 
 
 class KeptRows:
@@ -308,16 +425,19 @@ class KeptRows:
 
 
 def gradient_balls(call, reduction: str, chunk_logits: int, sharp: bool = True,
-                   kept: KeptRows | None = None) -> tuple[Ball, Ball]:
+                   kept: KeptRows | None = None, smoothing: float = 0.0) -> tuple[Ball, Ball]:
     """d loss / d input (N, D) and d loss / d [W, b] (C, D + 1) as balls, for the upstream
     gradient ``call.grad_output``. ``sharp``: the products' error bounds from products of the
     magnitudes (two more matrix products); else from row and column maxima, a few times
     looser and nearly free (enough for formats of 8 and 11 bits). ``kept``: where to keep
-    each token's softmax for ``refine_from_kept``."""
-    grad = Gradient(call, reduction)
+    each token's softmax for ``refine_from_kept``. ``smoothing``: label smoothing's terms
+    (``Smoothing``) are added to each chunk's products as balls."""
+    grad = Gradient(call, reduction, smoothing)
     layer = grad.layer
     n, D = call.x.shape
     d_input = np.empty((n, D)), np.empty((n, D))
+    smooth = grad.smoothing[FLOAT64]
+    weight_product = smooth.weight_product(layer.W) if smooth is not None else None
 
     def chunk(c):
         soft, r, rest, eta, floor = grad.rows(c, sharp=sharp)
@@ -340,6 +460,9 @@ def gradient_balls(call, reduction: str, chunk_logits: int, sharp: bool = True,
             error = ((gamma(C) + eta[:, None]) * magnitude * (1 + 4 * gamma(C) + 4 * U)
                      + floor[:, None] * layer.abs_column_sums + (C + 1) * TINY) * SLACK
             d_x = Ball(r.mid[:, None], r.rad[:, None]) * Ball(product, error)
+            if smooth is not None:
+                s = smooth.scale(grad.a[c], grad.divisor)
+                d_x = d_x + smooth.input_term(s, t, layer.W, weight_product)
             d_input[0][c], d_input[1][c] = d_x.mid, d_x.rad
             # d [W, b] = g^T V, V = r [x, 1]: V's own error nu, and the bound |g|^T Q, from
             # g^T Q + 2 rest Q at each token's target, or <= (sum_i |g_ic|) max_i Q_id with
@@ -359,19 +482,23 @@ def gradient_balls(call, reduction: str, chunk_logits: int, sharp: bool = True,
         return Ball(sums, bound)
 
     layer_sums = streamed_sum(chunk, _chunks(call, chunk_logits))
+    if smooth is not None:  # over every token at once: (C, D + 1) balls, not one a chunk
+        s = smooth.scale(grad.a, grad.divisor)
+        layer_sums = layer_sums + smooth.layer_term(s, call.rows.t, grad.x_one)
     return Ball(*d_input), layer_sums
 
 
 def refine(call, reduction: str, chunk_logits: int, tokens: np.ndarray, classes: np.ndarray,
-           precision: Precision = LONG_DOUBLE):
+           precision: Precision = LONG_DOUBLE, smoothing: float = 0.0):
     """A later tier: d loss / d input at the rows ``tokens`` and d loss / d [W, b] at the
     rows ``classes``, as balls of ``precision`` from each row's softmax recomputed, their
     products bounded element by element (``BallBackend.matmul``). Long double computes the
     softmax from exact logits, and returns None where ``split_product`` does not apply;
     float64 from the first tier's logits (the sharp bounds, for what the cheap ones left)."""
-    grad = Gradient(call, reduction)
+    grad = Gradient(call, reduction, smoothing)
     backend = BACKENDS[precision]
     W = call.W_rows.astype(precision.dtype)
+    every_class = np.arange(call.classes)
     d_input = {}
 
     def chunk(c):
@@ -381,12 +508,14 @@ def refine(call, reduction: str, chunk_logits: int, tokens: np.ndarray, classes:
         if len(mine):
             local = mine - c.start
             rows = g[local]
-            G = _row_scaled(r[local], _within(rows, eta[local], floor[local]))
+            G = _smoothed(_row_scaled(r[local], _within(rows, eta[local], floor[local])),
+                          grad.smoothing_term(mine, every_class, precision))
             d_input[c.start] = backend.matmul(G, backend.asarray(W))
         if not len(classes):
             return None
         columns = g[:, classes]
-        G = _row_scaled(r, _within(columns, eta, floor))
+        G = _smoothed(_row_scaled(r, _within(columns, eta, floor)),
+                      grad.smoothing_term(c, classes, precision))
         return backend.matmul(backend.transpose(G), backend.asarray(grad.x_one[c]))
 
     chunks = _chunks(call, chunk_logits)
@@ -406,7 +535,7 @@ def refine(call, reduction: str, chunk_logits: int, tokens: np.ndarray, classes:
 
 
 def refine_from_kept(call, reduction: str, tokens: np.ndarray, classes: np.ndarray,
-                     kept: KeptRows):
+                     kept: KeptRows, smoothing: float = 0.0):
     """``refine`` in float64 for what the cheap bounds left, from the first tier's ``kept``
     softmax: d loss / d input at the rows ``tokens`` from those rows' softmax recomputed (those
     rows alone), d loss / d [W, b] at the rows ``classes`` from their columns of g, one
@@ -414,11 +543,12 @@ def refine_from_kept(call, reduction: str, tokens: np.ndarray, classes: np.ndarr
     -rest at the target). The bounds are the first tier's: its R_i covers any order of a
     product's sums, so the columns' own product lies within it too, and the kept eta' covers
     every e_c of the row (its largest logit's 1 included)."""
-    grad = Gradient(call, reduction)
+    grad = Gradient(call, reduction, smoothing)
     input_rows = layer_sums = None
     if len(tokens):
         soft, r, _, eta, floor = grad.rows(tokens)
-        G = _row_scaled(r, _within(soft.e, eta, floor))
+        G = _smoothed(_row_scaled(r, _within(soft.e, eta, floor)),
+                      grad.smoothing_term(tokens, np.arange(call.classes)))
         input_rows = B.matmul(G, B.asarray(call.W_rows))
     if len(classes):
         with quiet():
@@ -427,7 +557,8 @@ def refine_from_kept(call, reduction: str, tokens: np.ndarray, classes: np.ndarr
                 z += grad.layer.b[classes]
             g = np.exp(z - kept.top[:, None], out=z)
             g = np.where(call.rows.t[:, None] == classes[None, :], -kept.rest[:, None], g)
-        G = _row_scaled(Ball(kept.r_mid, kept.r_rad), _within(g, kept.eta, kept.floor))
+        G = _smoothed(_row_scaled(Ball(kept.r_mid, kept.r_rad), _within(g, kept.eta, kept.floor)),
+                      grad.smoothing_term(slice(None), classes))
         layer_sums = B.matmul(B.transpose(G), B.asarray(grad.x_one))
     return input_rows, layer_sums
 
@@ -441,25 +572,35 @@ def _within(values: np.ndarray, eta: np.ndarray, floor: np.ndarray) -> Ball:
     return Ball(values, np.where(np.isinf(eta)[:, None], np.inf, radius))
 
 
+def _smoothed(G: Ball, term: Ball | None) -> Ball:
+    """G plus smoothing's term where there is one."""
+    return G if term is None else G + term
+
+
 def _row_scaled(r: Ball, values: Ball) -> Ball:
     """Each row of ``values`` times its ball r_i."""
     return Ball(r.mid[:, None], r.rad[:, None]) * values
 
 
-def gradients(call, reduction: str, fmt: Format, chunk_logits: int) -> tuple[Known, Known]:
+def gradients(call, reduction: str, fmt: Format, chunk_logits: int,
+              smoothing: float = 0.0) -> tuple[Known, Known]:
     """The fast tiers of the gradients, certified: per token for the input's, per element
-    for the weight's and the bias's; each later tier only where the earlier ones left some."""
+    for the weight's and the bias's; each later tier only where the earlier ones left some.
+    With label smoothing the double-double tiers step aside (their kernels compute the
+    unsmoothed softmax gradient)."""
     # 2^-38 of the magnitudes or so: the cheap bounds certify 8 and 11 bits all but always
     sharp = fmt.precision > 16
     kept = None if sharp else KeptRows(call.x.shape[0])
     # for 24 bits, where numba imports, the first tier is double-double's softmax (its kept
     # gradient spares the second tier every row's softmax), else float64's
-    first = double_double_tier.blas_gradients(call, reduction) if sharp else None
+    first = (double_double_tier.blas_gradients(call, reduction)
+             if sharp and not smoothing else None)
     if first is not None:
         d_input, layer_sums, kept_gradient = first
     else:
         kept_gradient = None
-        d_input, layer_sums = gradient_balls(call, reduction, chunk_logits, sharp, kept=kept)
+        d_input, layer_sums = gradient_balls(call, reduction, chunk_logits, sharp, kept=kept,
+                                             smoothing=smoothing)
     # the estimates in float64: within 2^-53 of the midpoints, far inside the ESTIMATE_ULPS
     # of an ulp of the narrower formats here (the engine makes them long doubles once)
     rounded, ok = certify(d_input, fmt)
@@ -477,13 +618,14 @@ def gradients(call, reduction: str, fmt: Format, chunk_logits: int) -> tuple[Kno
     # cancel) take double-double where numba imports (the products of those rows and columns
     # alone, of the first tier's kept G where it kept one, else of every row's softmax
     # recomputed), then long double.
-    later = ([(FLOAT64.name, lambda t, c: refine_from_kept(call, reduction, t, c, kept))]
+    later = ([(FLOAT64.name,
+               lambda t, c: refine_from_kept(call, reduction, t, c, kept, smoothing))]
              if not sharp else
-             [(FLOAT64.name, lambda t, c: double_double_tier.sharpen(kept_gradient, t, c)),
-              (DOUBLE_DOUBLE,
-               lambda t, c: double_double_tier.refine(call, reduction, t, c, kept_gradient))])
-    later.append((LONG_DOUBLE.name,
-                  lambda t, c: refine(call, reduction, chunk_logits, t, c, LONG_DOUBLE)))
+             [(FLOAT64.name, lambda t, c: double_double_tier.sharpen(kept_gradient, t, c))]
+             + ([] if smoothing else [(DOUBLE_DOUBLE, lambda t, c: double_double_tier.refine(
+                 call, reduction, t, c, kept_gradient))]))
+    later.append((LONG_DOUBLE.name, lambda t, c: refine(call, reduction, chunk_logits, t, c,
+                                                        LONG_DOUBLE, smoothing)))
     for name, tier in later:
         if not (len(tokens) or len(classes)):
             break

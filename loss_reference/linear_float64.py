@@ -24,9 +24,9 @@ a softmax's chain to the 64th of an ulp that certification needs. Here, per chun
   half the time of all-exact ones (4-20 exact products, each of float64's 53 bits in 2-3
   slices, where 3 to 7 do at 2^-80).
 
-It covers what ``linear_fast`` covers (a 2-D weight, index targets, no label smoothing) for
-float64 results, where ``split_product`` applies and numba imports (``applies``); whatever it
-leaves the engine's tiers compute. For results of 24 bits it is also ``linear_fast``'s first
+It covers a 2-D weight with index targets and no label smoothing for float64 results, where
+``split_product`` applies and numba imports (``applies``); whatever it leaves the engine's
+tiers compute. For results of 24 bits it is also ``linear_fast``'s first
 tier (``blas_gradients``: the double-double softmax gradient of every token, kept, and its
 products by one BLAS product each, bounded through norms: ``softmax_products``), its second
 (``sharpen``: products of magnitudes for the rows and classes the norms leave), and for those

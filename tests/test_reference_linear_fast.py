@@ -37,15 +37,19 @@ def _call(x, W, target, b, w, reduction, g):
     return call
 
 
-def oracle(x, W, b, target, w, reduction, g):
+def oracle(x, W, b, target, w, reduction, g, smoothing=0.0):
     """{'value': [...], 'input': [...], 'linear_weight': [...], 'linear_bias': [...]}, flat,
-    exact to far more than float64's digits."""
+    exact to far more than float64's digits; with label smoothing e, torch's formula: per
+    token (1 - e) w_t nlp_t + (e / C) sum_c w_c nlp_c, and its gradient in z_c,
+    (1 - e) w_t (p_c - [c = t]) + (e / C) (S_w p_c - w_c)."""
     (N, D), C = x.shape, W.shape[0]
     b = np.zeros(C) if b is None else b
     w = np.ones(C) if w is None else w
     mp_ = lambda v: mpf(float(v))  # noqa: E731
     counted = [mp_(w[t]) for t in target if t != IGNORE]
     divisor = mp.fsum(counted) if reduction == "mean" else mpf(1)
+    e = mp_(smoothing)
+    weight_sum = mp.fsum(mp_(v) for v in w)
     losses, G = [], []
     for i in range(N):
         t = int(target[i])
@@ -57,13 +61,17 @@ def oracle(x, W, b, target, w, reduction, g):
              for c in range(C)]
         top = max(z)
         k = z.index(top)
-        e = [mp.exp(v - top) for v in z]
-        others = mp.fsum(e[c] for c in range(C) if c != k)
+        exps = [mp.exp(v - top) for v in z]
+        others = mp.fsum(exps[c] for c in range(C) if c != k)
         total = 1 + others
-        losses.append(mp_(w[t]) * ((top - z[t]) + mp.log1p(others)))
-        a = (mp_(np.ravel(g)[i]) if reduction == "none" else mp_(g) / divisor) * mp_(w[t])
-        rest = mp.fsum(e[c] for c in range(C) if c != t)
-        G.append([a * (-rest if c == t else e[c]) / total for c in range(C)])
+        nlp = [(top - z[c]) + mp.log1p(others) for c in range(C)]
+        losses.append((1 - e) * mp_(w[t]) * nlp[t]
+                      + e / C * mp.fsum(mp_(w[c]) * nlp[c] for c in range(C)))
+        a = mp_(np.ravel(g)[i]) if reduction == "none" else mp_(g) / divisor
+        rest = mp.fsum(exps[c] for c in range(C) if c != t)
+        G.append([a * ((1 - e) * mp_(w[t]) * (-rest if c == t else exps[c]) / total
+                       + e / C * (weight_sum * exps[c] / total - mp_(w[c])))
+                  for c in range(C)])
     value = losses if reduction == "none" else [mp.fsum(losses) / divisor]
     return {"value": value,
             "input": [mp.fsum(G[i][c] * mp_(W[c, d]) for c in range(C))
@@ -121,31 +129,34 @@ def cases(draw, formats=("float32", "bfloat16", "float16")):
 
 
 def _assert_fast_tier_holds(x, W, target, b, w, reduction, g,
-                            chunk_logits=linear.ROW_CHUNK_LOGITS):
+                            chunk_logits=linear.ROW_CHUNK_LOGITS, smoothing=0.0):
     """The fast tier's loss and every gradient hold the oracle's exact values."""
     call = _call(x, W, target, b, w, reduction, g)
     with mp.workdps(100):
-        exact = oracle(x, W, b, target, w, reduction, g)
-        _assert_holds(fast.loss_balls(call, reduction, chunk_logits), exact["value"], "value")
+        exact = oracle(x, W, b, target, w, reduction, g, smoothing)
+        _assert_holds(fast.loss_balls(call, reduction, chunk_logits, smoothing),
+                      exact["value"], "value")
         D = x.shape[1]
         for sharp in (True, False):
-            d_input, layer = fast.gradient_balls(call, reduction, chunk_logits, sharp)
+            d_input, layer = fast.gradient_balls(call, reduction, chunk_logits, sharp,
+                                                 smoothing=smoothing)
             _assert_holds(d_input, exact["input"], f"input (sharp {sharp})")
             _assert_holds(layer[:, :D], exact["linear_weight"], f"linear_weight (sharp {sharp})")
             _assert_holds(layer[:, D], exact["linear_bias"], f"linear_bias (sharp {sharp})")
         # the later tiers, on every token and class (float64 and long double balls), and
         # float64 from the cheap first tier's kept softmax
         kept = fast.KeptRows(len(x))
-        fast.gradient_balls(call, reduction, chunk_logits, False, kept=kept)
+        fast.gradient_balls(call, reduction, chunk_logits, False, kept=kept, smoothing=smoothing)
         d_input, layer = fast.refine_from_kept(call, reduction, np.arange(len(x)),
-                                               np.arange(W.shape[0]), kept)
+                                               np.arange(W.shape[0]), kept, smoothing)
         _assert_holds(d_input, exact["input"], "input (kept)")
         _assert_holds(layer[:, :D], exact["linear_weight"], "linear_weight (kept)")
         _assert_holds(layer[:, D], exact["linear_bias"], "linear_bias (kept)")
-        _assert_double_double_tiers_hold(call, reduction, exact, D)
+        if not smoothing:  # the double-double tiers step aside with smoothing
+            _assert_double_double_tiers_hold(call, reduction, exact, D)
         for precision in (FLOAT64, LONG_DOUBLE):
             refined = fast.refine(call, reduction, chunk_logits, np.arange(len(x)),
-                                  np.arange(W.shape[0]), precision)
+                                  np.arange(W.shape[0]), precision, smoothing)
             if refined is not None:
                 d_input, layer = refined
                 name = precision.name
@@ -187,10 +198,36 @@ def test_balls_hold_the_exact_values(case):
     _assert_fast_tier_holds(x, W, target, b, w, reduction, g)
 
 
+@settings(max_examples=40, deadline=None)
+@given(cases(), st.sampled_from([0.1, 0.5, 1.0, 0.3333333333333333]))
+def test_smoothed_balls_hold_the_exact_values(case, smoothing):
+    """Label smoothing's terms (``linear_fast.Smoothing``): the smoothing part of the loss,
+    sum_c w_c nlp_c, and of G, s (S_w [c = t] - w_c), which cancels against r g where p_c
+    is near e w_c / (C K)."""
+    x, W, target, b, w, reduction, g, fmt = case
+    assert fast.applies(_call(x, W, target, b, w, reduction, g), smoothing, fmt)
+    _assert_fast_tier_holds(x, W, target, b, w, reduction, g, smoothing=smoothing)
+
+
+def test_smoothed_chunks_and_signed_weights_hold_the_exact_values():
+    """Several chunks of tokens (smoothing's weight term over every token at once), class
+    weights of both signs and a zero, a zero upstream gradient."""
+    fmt = FORMATS["float32"]
+    rng = np.random.default_rng(5)
+    x, W = to_format(rng.normal(size=(6, 3)), fmt), to_format(rng.normal(size=(4, 3)), fmt)
+    target = np.array([0, 3, IGNORE, 1, 1, 2])
+    w = np.array([1.5, -0.5, 0.0, 2.0])
+    for reduction, g in (("mean", np.array(1.0)), ("none", np.array([1, 0, 1, -2, 0.5, 3.0]))):
+        _assert_fast_tier_holds(x, W, target, None, w, reduction, g, chunk_logits=4,
+                                smoothing=0.2)
+
+
 def test_logits_that_cancel_keep_their_error_in_their_balls():
     """x_0 w_0 of 1e6 cancelled by x_2 w_2 beside a small x_1 w_1: the product's rounding of
     the first sum (1e6 u) is far beyond the logits' own size, and the balls still hold; a
-    bias of 40 on the last class makes the loss of the other targets their margin alone."""
+    bias of 40 on the last class makes the loss of the other targets their margin alone (and
+    with smoothing, sum_c w_c (z_k - z_c) carries every logit's error: at e = 1 it is the
+    loss's only term)."""
     fmt = FORMATS["float32"]
     for seed in range(4):
         rng = np.random.default_rng(seed)
@@ -202,7 +239,9 @@ def test_logits_that_cancel_keep_their_error_in_their_balls():
         x, W, target = to_format(x, fmt), to_format(W, fmt), np.array([0, 3, 1])
         b = np.array([0.0, 0.0, 0.0, 40.0])
         for reduction, g in (("mean", np.array(1.0)), ("none", np.array([1.0, -2.0, 0.5]))):
-            _assert_fast_tier_holds(x, W, target, b, None, reduction, g)
+            for smoothing in (0.0, 0.5, 1.0):
+                _assert_fast_tier_holds(x, W, target, b, None, reduction, g,
+                                        smoothing=smoothing)
 
 
 def test_chunks_hold_the_exact_values_too():
@@ -265,8 +304,8 @@ def test_what_the_cheap_bounds_leave_takes_float64_before_long_double(monkeypatc
     run."""
     first_tier = fast.gradient_balls
 
-    def looser(call, reduction, chunk_logits, sharp=True, kept=None):
-        d_input, layer = first_tier(call, reduction, chunk_logits, sharp, kept)
+    def looser(call, reduction, chunk_logits, sharp=True, kept=None, smoothing=0.0):
+        d_input, layer = first_tier(call, reduction, chunk_logits, sharp, kept, smoothing)
         if not sharp:
             layer.rad[3] += np.abs(layer.mid[3])
             d_input.rad[5] += np.abs(d_input.mid[5])
@@ -274,13 +313,13 @@ def test_what_the_cheap_bounds_leave_takes_float64_before_long_double(monkeypatc
 
     later_tiers, refine, from_kept = [], fast.refine, fast.refine_from_kept
 
-    def recorded(call, reduction, chunk_logits, tokens, classes, precision):
+    def recorded(call, reduction, chunk_logits, tokens, classes, precision, smoothing=0.0):
         later_tiers.append((precision.name, len(tokens), len(classes)))
-        return refine(call, reduction, chunk_logits, tokens, classes, precision)
+        return refine(call, reduction, chunk_logits, tokens, classes, precision, smoothing)
 
-    def recorded_from_kept(call, reduction, tokens, classes, kept):
+    def recorded_from_kept(call, reduction, tokens, classes, kept, smoothing=0.0):
         later_tiers.append(("kept float64", len(tokens), len(classes)))
-        return from_kept(call, reduction, tokens, classes, kept)
+        return from_kept(call, reduction, tokens, classes, kept, smoothing)
 
     monkeypatch.setattr(fast, "gradient_balls", looser)
     monkeypatch.setattr(fast, "refine", recorded)
@@ -299,14 +338,14 @@ def test_what_the_cheap_bounds_leave_takes_float64_before_long_double(monkeypatc
 
 
 def test_applies_only_where_its_bounds_do():
-    """Not for float64 results (float64 balls cannot certify them), probability targets,
-    label smoothing or a K-dimensional weight: the engine's tiers take those."""
+    """Not for float64 results (float64 balls cannot certify them), probability targets or a
+    K-dimensional weight: the engine's tiers take those. Label smoothing it covers."""
     x, W = np.ones((2, 3)), np.ones((4, 3))
     index, soft = np.array([0, 1]), np.full((2, 4), 0.25)
     float32 = FORMATS["float32"]
     assert fast.applies(_call(x, W, index, None, None, "mean", 1.0), 0.0, float32)
     assert not fast.applies(_call(x, W, index, None, None, "mean", 1.0), 0.0, FORMATS["float64"])
-    assert not fast.applies(_call(x, W, index, None, None, "mean", 1.0), 0.1, float32)
+    assert fast.applies(_call(x, W, index, None, None, "mean", 1.0), 0.1, float32)
     assert not fast.applies(_call(x, W, soft, None, None, "mean", 1.0), 0.0, float32)
     assert not fast.applies(_call(x, np.ones((4, 2, 3)), np.zeros((2, 2), np.int64), None,
                                   None, "mean", 1.0), 0.0, float32)
