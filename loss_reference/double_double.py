@@ -700,6 +700,57 @@ def _loss_row(x, x_lo, logit_error, k, t, w, estimate_ulps, d_hi, d_lo, e_hi, e_
 
 
 @compiled
+def smoothed_gradient_rows(g_hi, g_lo, eps, t, a, w_t, divisor_hi, divisor_lo, smoothing,
+                           S_hi, S_lo, w, magnitude):
+    """Label smoothing's softmax gradient, in place, from the unsmoothed one of unit weight
+    (``softmax_gradient_rows`` with w = 1: g = a (softmax - onehot(t)) / D, within eps |g| per
+    row). torch's smoothed loss (1 - e) w_t nlp_t + (e / C) sum_c w_c nlp_c has the gradient
+    G_c = K g_c + k (S [c = t] - w_c), K = (1 - e) w_t + (e / C) S, k = (e / C) a / D, S the
+    sum of the class weights w (S_hi + S_lo within u^2 of it). G goes into g_hi + g_lo, into
+    ``magnitude`` the sizes of its terms before they cancel, (|(1 - e) w_t| + |(e / C) S|) |g_c|
+    + |k| (|S| + |w_t| at the target, else |w_c|), and into eps the row's bound relative to
+    them: |G - (g_hi + g_lo)| <= eps magnitude. K and k are double-doubles (1 - e exact, e / C
+    and the divisor's quotient within DIV_ERROR u^2); a row whose terms leave the domain (a
+    subnormal product) gets eps = inf."""
+    n, C = g_hi.shape
+    keep_hi, keep_lo = two_sum(1.0, -smoothing)
+    share_hi, share_lo = div(smoothing, 0.0, float(C), 0.0)
+    c1_hi, c1_lo = mul(share_hi, share_lo, S_hi, S_lo)
+    K_error = (DIV_ERROR + 2 * MUL_ERROR + ADD_ERROR + 1.0) * U2
+    k_error = (2 * DIV_ERROR + MUL_ERROR + 1.0) * U2
+    T_error = k_error + (ADD_FLOAT_ERROR + 1.0 + MUL_ERROR) * U2
+    for i in range(n):
+        if not eps[i] < np.inf:
+            continue
+        kw_hi, kw_lo = mul(keep_hi, keep_lo, w_t[i], 0.0)
+        K_hi, K_lo = add(kw_hi, kw_lo, c1_hi, c1_lo)
+        K_size = abs(kw_hi) + abs(c1_hi)
+        q_hi, q_lo = div(a[i], 0.0, divisor_hi, divisor_lo)
+        k_hi, k_lo = mul(q_hi, q_lo, share_hi, share_lo)
+        row_ok = ((K_hi == 0.0 or safe(K_hi)) and (k_hi == 0.0 or safe(k_hi))
+                  and (kw_hi == 0.0 or safe(kw_hi)) and (c1_hi == 0.0 or safe(c1_hi)))
+        for c in range(C):
+            gh = g_hi[i, c]
+            p_hi, p_lo = mul(gh, g_lo[i, c], K_hi, K_lo)
+            if c == t[i]:
+                s_hi, s_lo = add_float(S_hi, S_lo, -w[c])
+                target_size = abs(S_hi) + abs(w[c])
+            else:
+                s_hi, s_lo = -w[c], 0.0
+                target_size = abs(w[c])
+            r_hi, r_lo = mul(s_hi, s_lo, k_hi, k_lo)
+            if not ((p_hi == 0.0 or safe(p_hi)) and (r_hi == 0.0 or safe(r_hi))):
+                row_ok = False
+            g_hi[i, c], g_lo[i, c] = add(p_hi, p_lo, r_hi, r_lo)
+            magnitude[i, c] = (K_size * abs(gh) + abs(k_hi) * target_size) * (1 + 2.0 ** -50)
+        if row_ok:
+            eps[i] = (max(eps[i] + K_error + MUL_ERROR * U2, T_error)
+                      + ADD_ERROR * U2) * (1 + 2.0 ** -30)
+        else:
+            eps[i] = np.inf
+
+
+@compiled
 def sum_with_error(hi, lo, error):
     """(sum of the double-doubles hi + lo, its absolute error bound) for values each known
     within ``error``: their errors, plus each addition's ADD_ERROR u^2 of a partial sum, at

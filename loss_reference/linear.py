@@ -221,7 +221,7 @@ def loss(input, linear_weight, target, linear_bias, weight, ignore_index, smooth
         known = fast.loss(call, reduction, fmt, ROW_CHUNK_LOGITS, smoothing)
         if reduction == "none":  # per row, as the engine's (N, P = 1)
             known = Known(known.rounded.reshape(M, 1), known.exact.reshape(M, 1), known.ok)
-    elif double_double_tier.applies(call, smoothing, fmt):
+    elif not smoothing and double_double_tier.applies(call, fmt):
         known = double_double_tier.loss(call, reduction)
     if reduction == "none":
         out = evaluate(function, token_args, fmt, independent="rows", shared=shared,
@@ -353,8 +353,9 @@ def loss_grad(grad_output, input, linear_weight, target, linear_bias, weight, ig
     if fast.applies(call, smoothing, fmt):
         known_input, known_sums = fast.gradients(call, reduction, fmt, ROW_CHUNK_LOGITS,
                                                  smoothing)
-    elif double_double_tier.applies(call, smoothing, fmt):
-        known_input, known_sums = double_double_tier.gradients(call, reduction) or (None, None)
+    elif double_double_tier.applies(call, fmt):
+        known_input, known_sums = (double_double_tier.gradients(call, reduction, smoothing)
+                                   or (None, None))
 
     def input_rows(B, x, *rest):
         # G_flat W_rows: one sum over the P C logits of each token (W_rows from its transpose)

@@ -9,8 +9,9 @@ error of a whole row at once; ``engine.certify`` then decides element by element
 engine's tiers compute only what this one left uncertified (``engine.Known``). It covers the
 2-D weight (one position per token) with index targets, with or without label smoothing (the
 language-model case); ``applies`` says when. Smoothing adds terms of its own (``Smoothing``)
-to the loss and to the products, each a ball; the double-double tiers below, whose kernels
-compute the unsmoothed softmax gradient, then step aside.
+to the loss and to the products, each a ball; float32's double-double first tier (below)
+then steps aside, and its later tier smooths the kernel's gradient of unit weight
+(``linear_float64.SoftmaxGradient.smoothed_rows``).
 
 The bounds, per token i, with u = 2^-53 and every inequality widened a little for the
 rounding of the bounds themselves:
@@ -586,8 +587,8 @@ def gradients(call, reduction: str, fmt: Format, chunk_logits: int,
               smoothing: float = 0.0) -> tuple[Known, Known]:
     """The fast tiers of the gradients, certified: per token for the input's, per element
     for the weight's and the bias's; each later tier only where the earlier ones left some.
-    With label smoothing the double-double tiers step aside (their kernels compute the
-    unsmoothed softmax gradient)."""
+    With label smoothing float32's double-double first tier steps aside (its kept gradient
+    is the unsmoothed one): float64's takes its place."""
     # 2^-38 of the magnitudes or so: the cheap bounds certify 8 and 11 bits all but always
     sharp = fmt.precision > 16
     kept = None if sharp else KeptRows(call.x.shape[0])
@@ -621,9 +622,9 @@ def gradients(call, reduction: str, fmt: Format, chunk_logits: int,
     later = ([(FLOAT64.name,
                lambda t, c: refine_from_kept(call, reduction, t, c, kept, smoothing))]
              if not sharp else
-             [(FLOAT64.name, lambda t, c: double_double_tier.sharpen(kept_gradient, t, c))]
-             + ([] if smoothing else [(DOUBLE_DOUBLE, lambda t, c: double_double_tier.refine(
-                 call, reduction, t, c, kept_gradient))]))
+             [(FLOAT64.name, lambda t, c: double_double_tier.sharpen(kept_gradient, t, c)),
+              (DOUBLE_DOUBLE, lambda t, c: double_double_tier.refine(
+                  call, reduction, t, c, kept_gradient, smoothing))])
     later.append((LONG_DOUBLE.name, lambda t, c: refine(call, reduction, chunk_logits, t, c,
                                                         LONG_DOUBLE, smoothing)))
     for name, tier in later:

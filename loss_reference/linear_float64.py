@@ -24,9 +24,12 @@ a softmax's chain to the 64th of an ulp that certification needs. Here, per chun
   half the time of all-exact ones (4-20 exact products, each of float64's 53 bits in 2-3
   slices, where 3 to 7 do at 2^-80).
 
-It covers a 2-D weight with index targets and no label smoothing for float64 results, where
-``split_product`` applies and numba imports (``applies``); whatever it leaves the engine's
-tiers compute. For results of 24 bits it is also ``linear_fast``'s first
+It covers a 2-D weight with index targets for float64 results, where ``split_product``
+applies and numba imports (``applies``), the loss without label smoothing and the gradients
+with or without it (``SoftmaxGradient.smoothed_rows``: the kernel's gradient of unit weight
+times K = (1 - e) w_t + (e / C) S_w, plus (e / C) a (S_w [c = t] - w_c), in double-double, each
+element bounded relative to the sizes of its terms); whatever it leaves the engine's tiers
+compute. For results of 24 bits it is also ``linear_fast``'s first
 tier (``blas_gradients``: the double-double softmax gradient of every token, kept, and its
 products by one BLAS product each, bounded through norms: ``softmax_products``), its second
 (``sharpen``: products of magnitudes for the rows and classes the norms leave), and for those
@@ -68,11 +71,12 @@ DOT_LARGEST = 2.0 ** 450  # ``dot_rows``' domain (its TwoProducts' errors stay n
 KEPT_LOGITS = 1 << 24
 
 
-def applies(call, smoothing: float, fmt: Format) -> bool:
-    """Whether this tier covers the call: float64 results of a 2-D weight with index targets
-    and no label smoothing, tokens and classes to compute, and numba here."""
+def applies(call, fmt: Format) -> bool:
+    """Whether this tier covers the call: float64 results of a 2-D weight with index targets,
+    tokens and classes to compute, and numba here (the loss without label smoothing only:
+    ``loss``)."""
     return (fmt == FORMATS["float64"] and not call.spatial and not call.rows.soft
-            and smoothing == 0 and call.row_count > 0 and call.classes > 0
+            and call.row_count > 0 and call.classes > 0
             and call.x.shape[1] > 0 and kernels() is not None)
 
 
@@ -178,11 +182,11 @@ def loss(call, reduction: str) -> Known | None:
     return known_total(hi, lo, error, exact_divisor(w_t) if reduction == "mean" else None)
 
 
-def gradients(call, reduction: str) -> tuple[Known, Known] | None:
+def gradients(call, reduction: str, smoothing: float = 0.0) -> tuple[Known, Known] | None:
     """d loss / d input (ok per token) and d loss / d [W, b] (C, D + 1; ok per element)
     rounded to float64, as Known; None where ``split_product`` does not apply."""
     parts = gradient_parts(call, reduction, np.arange(call.row_count),
-                           np.arange(call.classes))
+                           np.arange(call.classes), smoothing=smoothing)
     if parts is None:
         return None
     dd = kernels()
@@ -191,7 +195,7 @@ def gradients(call, reduction: str) -> tuple[Known, Known] | None:
     tokens, classes = np.flatnonzero(~d_input.ok), np.flatnonzero(~layer.ok.all(axis=1))
     if not (len(tokens) or len(classes)):
         return d_input, layer
-    again = gradient_parts(call, reduction, tokens, classes, cheap=False)
+    again = gradient_parts(call, reduction, tokens, classes, cheap=False, smoothing=smoothing)
     if again is None:
         return d_input, layer
     for done, redone, where in zip(parts, again, (tokens, classes)):
@@ -208,11 +212,18 @@ class SoftmaxGradient:
     """What a gradient's chunks share: the kernels, the upstream factors per token
     (``gradient_factors``), the weight's transpose (one array object, split once)."""
 
-    def __init__(self, call, reduction: str):
+    def __init__(self, call, reduction: str, smoothing: float = 0.0):
         rows = call.rows
         self.dd, self.call, self.Wt = kernels(), call, call.W_rows.T
         self.a = np.where(rows.valid, upstream_rows(call.grad_output, rows, reduction), 0.0)
         self.w_t, self.divisor, self.zero = gradient_factors(rows, self.a, reduction)
+        self.smoothing = smoothing
+        if smoothing:  # the kernel's gradient of unit weight, smoothed after (``smoothed``)
+            self.kernel_w = np.where(rows.valid, 1.0, 0.0)
+            self.kernel_zero = (self.a == 0) | (call.classes == 1)
+            self.weight_sum = exact_divisor(rows.weight)
+        else:
+            self.kernel_w, self.kernel_zero = self.w_t, self.zero
 
     def rows(self, c, cheap=True, rest=ROUNDED_REST, quick=False, out=None):
         """(G_hi, G_lo, eps, left) of the tokens ``c`` (a slice or indices): d loss / d z =
@@ -233,12 +244,29 @@ class SoftmaxGradient:
         # the logits' parts added a row at a time inside the kernel, never written out
         dd.softmax_gradient_parts(np.asarray(parts), _bias(call), np.broadcast_to(0.0, (n, C)),
                                   np.broadcast_to(bound, (n, C)), call.rows.t[c], self.a[c],
-                                  self.w_t[c], *self.divisor, self.zero[c], 0.0,
+                                  self.kernel_w[c], *self.divisor, self.kernel_zero[c], 0.0,
                                   *dd.exp_constants(), G_hi, G_lo, eps,
                                   np.empty(n, dtype=bool), quick)  # G's bounds: certify nothing
         left = ~np.isfinite(eps)  # rows the kernel left hold anything: zeros, bounded inf
         G_hi[left], G_lo[left], eps[left] = 0.0, 0.0, 0.0
         return G_hi, G_lo, eps, left
+
+    def smoothed_rows(self, c, cheap=True, rest=ROUNDED_REST, quick=False):
+        """(G_hi, G_lo, eps, left, magnitude): ``rows`` with label smoothing (``rows`` of
+        unit weight, then ``double_double.smoothed_gradient_rows``), G within eps times
+        ``magnitude`` elementwise (the sizes of its terms, which cancel where the softmax
+        meets the smoothing's share); without smoothing ``rows``' with |G_hi|."""
+        G_hi, G_lo, eps, left = self.rows(c, cheap, rest, quick)
+        if not self.smoothing:
+            return G_hi, G_lo, eps, left, np.abs(G_hi)
+        rows = self.call.rows
+        magnitude = np.empty(G_hi.shape)
+        self.dd.smoothed_gradient_rows(G_hi, G_lo, eps, rows.t[c], self.a[c], self.w_t[c],
+                                       *self.divisor, self.smoothing, *self.weight_sum,
+                                       rows.weight, magnitude)
+        left = left | ~np.isfinite(eps)
+        G_hi[left], G_lo[left], eps[left], magnitude[left] = 0.0, 0.0, 0.0, 0.0
+        return G_hi, G_lo, eps, left, magnitude
 
 
 class KeptGradient:
@@ -321,7 +349,7 @@ def sharpen(kept: KeptGradient | None, tokens: np.ndarray, classes: np.ndarray):
 
 
 def refine(call, reduction: str, tokens: np.ndarray, classes: np.ndarray,
-           kept: KeptGradient | None = None):
+           kept: KeptGradient | None = None, smoothing: float = 0.0):
     """A later tier for results narrower than float64 (``linear_fast.gradients``): d loss / d
     input at the rows ``tokens`` and d loss / d [W, b] at the rows ``classes`` as float64
     balls (the double-double's hi part, its lo part and error bound as the radius); None where
@@ -330,10 +358,11 @@ def refine(call, reduction: str, tokens: np.ndarray, classes: np.ndarray,
     sums a whole row)."""
     if kernels() is None or call.spatial or call.rows.soft:
         return None
-    if kept is not None and kept.complete:
+    if kept is not None and kept.complete and not smoothing:
         parts = _kept_parts(call, kept, tokens, classes)
     else:
-        parts = gradient_parts(call, reduction, tokens, classes, rest=LOSS_REST, quick=True)
+        parts = gradient_parts(call, reduction, tokens, classes, rest=LOSS_REST, quick=True,
+                               smoothing=smoothing)
     if parts is None:
         return None
     return tuple(Ball(hi, np.abs(lo) + error) if len(hi) else None for hi, lo, error in parts)
@@ -360,14 +389,16 @@ def _kept_parts(call, kept: KeptGradient, tokens: np.ndarray, classes: np.ndarra
 
 
 def gradient_parts(call, reduction: str, tokens: np.ndarray, classes: np.ndarray,
-                   cheap: bool = True, rest: float = ROUNDED_REST, quick: bool = False):
+                   cheap: bool = True, rest: float = ROUNDED_REST, quick: bool = False,
+                   smoothing: float = 0.0):
     """((hi, lo, error) of d loss / d input at the rows ``tokens`` (sorted), (hi, lo, error) of
     d loss / d [W, b] at the rows ``classes``): double-doubles and their absolute error
     bounds, elementwise; None where ``split_product`` does not apply. ``cheap``: the products
     (the logits, and by G) with ``levels(inner, rest)`` exact, else all exact; ``quick``: the
-    softmax's exponentials by ``quick_exp`` (both for what needs 60-odd bits, not 106)."""
+    softmax's exponentials by ``quick_exp`` (both for what needs 60-odd bits, not 106);
+    ``smoothing``: label smoothing's G (``SoftmaxGradient.smoothed_rows``)."""
     dd = kernels()
-    softmax = SoftmaxGradient(call, reduction)
+    softmax = SoftmaxGradient(call, reduction, smoothing)
     M, C, D = call.row_count, call.classes, call.x.shape[1]
     W, x_one = call.W_rows, np.concatenate([call.x, np.ones((M, 1))], axis=1)
     W_magnitude, x_magnitude = np.abs(W), np.abs(x_one)
@@ -379,7 +410,7 @@ def gradient_parts(call, reduction: str, tokens: np.ndarray, classes: np.ndarray
 
     def chunk(c):
         try:
-            G_hi, G_lo, eps, left = softmax.rows(c, cheap, rest, quick)
+            G_hi, G_lo, eps, left, G_magnitude = softmax.smoothed_rows(c, cheap, rest, quick)
         except NotSplit:
             failed.append(c)
             return None
@@ -389,7 +420,7 @@ def gradient_parts(call, reduction: str, tokens: np.ndarray, classes: np.ndarray
         else:  # the tokens' own rows
             first, mine = c[0], np.arange(n)
         if len(mine):
-            d_x = _product(dd, G_hi[mine], G_lo[mine], eps[mine, None], np.abs(G_hi[mine]), W,
+            d_x = _product(dd, G_hi[mine], G_lo[mine], eps[mine, None], G_magnitude[mine], W,
                            W_magnitude, reuse=True, cheap=cheap, rest=rest)
             if d_x is None:
                 failed.append(c)
@@ -399,8 +430,8 @@ def gradient_parts(call, reduction: str, tokens: np.ndarray, classes: np.ndarray
         if not K:
             return None
         if not every_class:
-            G_hi, G_lo = G_hi[:, classes], G_lo[:, classes]
-        layer = _product(dd, G_hi.T, G_lo.T, eps[None, :], np.abs(G_hi).T, x_one[c],
+            G_hi, G_lo, G_magnitude = G_hi[:, classes], G_lo[:, classes], G_magnitude[:, classes]
+        layer = _product(dd, G_hi.T, G_lo.T, eps[None, :], G_magnitude.T, x_one[c],
                          x_magnitude[c], cheap=cheap, rest=rest)
         if layer is None:
             failed.append(c)

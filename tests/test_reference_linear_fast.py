@@ -152,8 +152,18 @@ def _assert_fast_tier_holds(x, W, target, b, w, reduction, g,
         _assert_holds(d_input, exact["input"], "input (kept)")
         _assert_holds(layer[:, :D], exact["linear_weight"], "linear_weight (kept)")
         _assert_holds(layer[:, D], exact["linear_bias"], "linear_bias (kept)")
-        if not smoothing:  # the double-double tiers step aside with smoothing
+        if not smoothing:
             _assert_double_double_tiers_hold(call, reduction, exact, D)
+        else:  # the first double-double tier steps aside; the later one recomputes G
+            tokens, classes = np.arange(call.row_count), np.arange(call.classes)
+            refined = double_double_tier.refine(call, reduction, tokens, classes, None,
+                                                smoothing)
+            if refined is not None:
+                _assert_holds(refined[0], exact["input"], "input (double-double)")
+                _assert_holds(refined[1][:, :D], exact["linear_weight"],
+                              "linear_weight (double-double)")
+                _assert_holds(refined[1][:, D], exact["linear_bias"],
+                              "linear_bias (double-double)")
         for precision in (FLOAT64, LONG_DOUBLE):
             refined = fast.refine(call, reduction, chunk_logits, np.arange(len(x)),
                                   np.arange(W.shape[0]), precision, smoothing)
