@@ -658,6 +658,52 @@ def softmax_loss_parts(parts, extra, extra_error, bound, t, w, estimate_ulps, in
 
 
 @inlined
+def _log_total(x, x_lo, m, k, difference, d_hi, d_lo, e_hi, e_lo, scratch, inverse, l1, l2,
+               l3, table_hi, table_lo, powers, quick):
+    """(log E as a double-double, its absolute error bound; inf where E's bound is too wide)
+    of a row whose differences from m err by at most ``difference``: log1p's series where
+    S' is small, else ``log_of_sum``."""
+    s_hi, s_lo = softmax_terms(x, x_lo, m, k, d_hi, d_lo, e_hi, e_lo, scratch, inverse,
+                               l1, l2, l3, table_hi, table_lo, powers, quick)
+    total_error = (exp_relative_error(difference)
+                   + (terms_error(x.size, quick) + ADD_FLOAT_ERROR) * U2)
+    if not total_error < 2.0 ** -31:
+        return 0.0, 0.0, np.inf
+    if s_hi < SERIES_BELOW:  # log E = log1p(S') far below 1: Newton's bound is absolute
+        y_hi, y_lo = log1p_series(s_hi, s_lo)
+        return y_hi, y_lo, (LOG1P_SERIES_ERROR * U2 + total_error * (1 + 2.0 ** -8)) * abs(y_hi)
+    total_hi, total_lo = add_float(s_hi, s_lo, 1.0)
+    return log_of_sum(total_hi, total_lo, total_error, inverse, l1, l2, l3, table_hi,
+                      table_lo, powers)
+
+
+@inlined
+def _margin(x, x_lo, m, k, c):
+    """m - z_c as a double-double: exact for float64 logits (TwoSum), else within
+    ``difference_error``."""
+    g_hi, g_lo = two_sum(m, -x[c])
+    if x_lo.size:
+        g_hi, g_lo = two_sum(g_hi, g_lo + (x_lo[k] - x_lo[c]))
+    return g_hi, g_lo
+
+
+@inlined
+def _target_nlp(x, x_lo, m, k, t, difference, d_hi, d_lo, e_hi, e_lo, scratch, inverse, l1,
+                l2, l3, table_hi, table_lo, powers, quick):
+    """(nlp_t = (m - z_t) + log E and its absolute bound, log E and its bound) as
+    double-doubles; the bounds inf where E's is too wide. The two parts of nlp_t are
+    nonnegative: their sum cancels nothing."""
+    y_hi, y_lo, y_error = _log_total(x, x_lo, m, k, difference, d_hi, d_lo, e_hi, e_lo,
+                                     scratch, inverse, l1, l2, l3, table_hi, table_lo, powers,
+                                     quick)
+    if not y_error < np.inf:
+        return 0.0, 0.0, np.inf, 0.0, 0.0, np.inf
+    g_hi, g_lo = _margin(x, x_lo, m, k, t)
+    n_hi, n_lo = add(g_hi, g_lo, y_hi, y_lo)
+    return n_hi, n_lo, y_error + difference + ADD_ERROR * U2 * abs(n_hi), y_hi, y_lo, y_error
+
+
+@inlined
 def _loss_row(x, x_lo, logit_error, k, t, w, estimate_ulps, d_hi, d_lo, e_hi, e_lo, scratch,
               inverse, l1, l2, l3, table_hi, table_lo, powers):
     """(hi, lo, error bound, certified) of one row's loss (``softmax_loss_rows``): with
@@ -667,32 +713,123 @@ def _loss_row(x, x_lo, logit_error, k, t, w, estimate_ulps, d_hi, d_lo, e_hi, e_
     m, low = x[k], lane_min(x)
     if not (m - low <= -EXP_LOWEST and safe(w)):
         return 0.0, 0.0, np.inf, False
-    C = x.size
     difference = difference_error(low, m, x_lo.size > 0, logit_error)
     result = (0.0, 0.0, np.inf, False)
     for quick in (True, False):
-        s_hi, s_lo = softmax_terms(x, x_lo, m, k, d_hi, d_lo, e_hi, e_lo, scratch, inverse,
-                                   l1, l2, l3, table_hi, table_lo, powers, quick)
-        total_error = (exp_relative_error(difference)
-                       + (terms_error(C, quick) + ADD_FLOAT_ERROR) * U2)
-        if not total_error < 2.0 ** -31:
+        s_hi, s_lo, s_error, _, _, _ = _target_nlp(
+            x, x_lo, m, k, t, difference, d_hi, d_lo, e_hi, e_lo, scratch, inverse, l1, l2, l3,
+            table_hi, table_lo, powers, quick)
+        if not s_error < np.inf:
             return result
-        if s_hi < SERIES_BELOW:  # log E = log1p(S') far below 1: Newton's bound is absolute
-            y_hi, y_lo = log1p_series(s_hi, s_lo)
-            y_error = (LOG1P_SERIES_ERROR * U2 + total_error * (1 + 2.0 ** -8)) * abs(y_hi)
-        else:
-            total_hi, total_lo = add_float(s_hi, s_lo, 1.0)
-            y_hi, y_lo, y_error = log_of_sum(total_hi, total_lo, total_error, inverse, l1, l2,
-                                             l3, table_hi, table_lo, powers)
-        g_hi, g_lo = two_sum(m, -x[t])  # the margin: exact for float64 logits
-        if x_lo.size:
-            g_hi, g_lo = two_sum(g_hi, g_lo + (x_lo[k] - x_lo[t]))
-        s_hi, s_lo = add(g_hi, g_lo, y_hi, y_lo)
-        s_error = y_error + difference + ADD_ERROR * U2 * abs(s_hi)
         l_hi, l_lo = mul(s_hi, s_lo, w, 0.0)
         l_error = (s_error * abs(w) + MUL_ERROR * U2 * abs(l_hi)) * (1 + 2.0 ** -30)
         if not safe(l_hi):
             return result
+        result = (l_hi, l_lo, l_error, certified(l_hi, l_lo, l_error, estimate_ulps))
+        if result[3]:
+            break
+    return result
+
+
+@compiled
+def softmax_smoothed_loss_parts(parts, extra, extra_error, bound, t, w_t, counted, w,
+                                smoothing, S_hi, S_lo, estimate_ulps, inverse, l1, l2, l3,
+                                table_hi, table_lo, powers, out_hi, out_lo, out_error, ok):
+    """``softmax_loss_parts`` with label smoothing e: per counted row (1 - e) w_t nlp_t +
+    (e / C) sum_c w_c nlp_c, nlp_c = (m - z_c) + log E (``_smoothed_loss_row``), S_hi + S_lo
+    the sum of the class weights w within u^2 of it; rows not counted are exactly 0."""
+    P, n, C = parts.shape
+    z_hi, z_lo, z_error = np.empty(C), np.empty(C), np.empty(C)
+    d_hi, d_lo, scratch = np.empty(C), np.empty(C), np.empty(C)
+    e_hi, e_lo = np.empty(C), np.empty(C)
+    magnitude = 0.0
+    for c in range(C):
+        magnitude += abs(w[c])
+    for i in range(n):
+        if not counted[i]:
+            out_hi[i], out_lo[i], out_error[i], ok[i] = 0.0, 0.0, 0.0, True
+            continue
+        _sum_parts_row(parts, extra, extra_error, bound, i, z_hi, z_lo, z_error)
+        out_hi[i], out_lo[i], out_error[i], ok[i] = _smoothed_loss_row(
+            z_hi, z_lo, -lane_min(z_error, -1.0), lane_argmax(z_hi), t[i], w_t[i], w,
+            magnitude * (1 + 2.0 ** -40), smoothing, S_hi, S_lo, estimate_ulps, d_hi, d_lo,
+            e_hi, e_lo, scratch, inverse, l1, l2, l3, table_hi, table_lo, powers)
+
+
+@compiled
+def softmax_smoothed_loss_rows(x, x_lo, logit_error, k, t, w_t, counted, w, smoothing, S_hi,
+                               S_lo, estimate_ulps, inverse, l1, l2, l3, table_hi, table_lo,
+                               powers, out_hi, out_lo, out_error, ok):
+    """``softmax_smoothed_loss_parts`` of logits given whole (as ``softmax_loss_rows``)."""
+    n, C = x.shape
+    d_hi, d_lo, scratch = np.empty(C), np.empty(C), np.empty(C)
+    e_hi, e_lo = np.empty(C), np.empty(C)
+    empty = np.empty(0)
+    magnitude = 0.0
+    for c in range(C):
+        magnitude += abs(w[c])
+    for i in range(n):
+        if not counted[i]:
+            out_hi[i], out_lo[i], out_error[i], ok[i] = 0.0, 0.0, 0.0, True
+            continue
+        row_lo = x_lo[i] if x_lo.size else empty
+        out_hi[i], out_lo[i], out_error[i], ok[i] = _smoothed_loss_row(
+            x[i], row_lo, logit_error[i], k[i], t[i], w_t[i], w, magnitude * (1 + 2.0 ** -40),
+            smoothing, S_hi, S_lo, estimate_ulps, d_hi, d_lo, e_hi, e_lo, scratch, inverse,
+            l1, l2, l3, table_hi, table_lo, powers)
+
+
+@inlined
+def _smoothed_loss_row(x, x_lo, logit_error, k, t, w_t, w, w_magnitude, smoothing, S_hi, S_lo,
+                       estimate_ulps, d_hi, d_lo, e_hi, e_lo, scratch, inverse, l1, l2, l3,
+                       table_hi, table_lo, powers):
+    """(hi, lo, error bound, certified) of one counted row's smoothed loss, (1 - e) w_t nlp_t
+    + (e / C) (sum_c w_c (m - z_c) + S log E): the spread sum_c w_c (m - z_c) once (each
+    difference within ``difference_error``, times w_c and added in double-double: C ADD_ERROR
+    + MUL_ERROR u^2 of sum_c |w_c (m - z_c)|), log E as ``_loss_row``'s (``quick_exp`` first,
+    ``exp`` where that leaves it uncertified). 1 - e is exact (TwoSum), e / C within
+    DIV_ERROR u^2."""
+    m, low = x[k], lane_min(x)
+    if not (m - low <= -EXP_LOWEST and (w_t == 0.0 or safe(w_t))):
+        return 0.0, 0.0, np.inf, False
+    C = x.size
+    difference = difference_error(low, m, x_lo.size > 0, logit_error)
+    sp_hi, sp_lo, sp_size = 0.0, 0.0, 0.0
+    for c in range(C):
+        a_hi, a_lo = _margin(x, x_lo, m, k, c)
+        p_hi, p_lo = mul(a_hi, a_lo, w[c], 0.0)
+        if not (p_hi == 0.0 or safe(p_hi)):
+            return 0.0, 0.0, np.inf, False
+        sp_hi, sp_lo = add(sp_hi, sp_lo, p_hi, p_lo)
+        sp_size += abs(p_hi)
+    sp_error = (difference * w_magnitude
+                + (C * ADD_ERROR + MUL_ERROR) * U2 * sp_size) * (1 + 2.0 ** -30)
+    keep_hi, keep_lo = two_sum(1.0, -smoothing)
+    share_hi, share_lo = div(smoothing, 0.0, float(C), 0.0)
+    result = (0.0, 0.0, np.inf, False)
+    for quick in (True, False):
+        n_hi, n_lo, n_error, y_hi, y_lo, y_error = _target_nlp(
+            x, x_lo, m, k, t, difference, d_hi, d_lo, e_hi, e_lo, scratch, inverse, l1, l2, l3,
+            table_hi, table_lo, powers, quick)
+        if not n_error < np.inf:
+            return result
+        q_hi, q_lo = mul(n_hi, n_lo, w_t, 0.0)
+        a_hi, a_lo = mul(q_hi, q_lo, keep_hi, keep_lo)
+        a_error = (n_error * abs(w_t) + MUL_ERROR * U2 * abs(q_hi)) * keep_hi \
+            + MUL_ERROR * U2 * abs(a_hi)
+        r_hi, r_lo = mul(y_hi, y_lo, S_hi, S_lo)
+        b_hi, b_lo = add(sp_hi, sp_lo, r_hi, r_lo)
+        b_error = (sp_error + y_error * abs(S_hi) + (MUL_ERROR + 1.0) * U2 * abs(r_hi)
+                   + ADD_ERROR * U2 * (abs(sp_hi) + abs(r_hi)))
+        c_hi, c_lo = mul(b_hi, b_lo, share_hi, share_lo)
+        c_error = b_error * share_hi + (MUL_ERROR + DIV_ERROR) * U2 * abs(c_hi)
+        l_hi, l_lo = add(a_hi, a_lo, c_hi, c_lo)
+        l_error = (a_error + c_error + ADD_ERROR * U2 * (abs(a_hi) + abs(c_hi))) \
+            * (1 + 2.0 ** -30)
+        products = (q_hi, a_hi, r_hi, c_hi, l_hi)
+        for product in products:
+            if not (product == 0.0 or safe(product)):
+                return result
         result = (l_hi, l_lo, l_error, certified(l_hi, l_lo, l_error, estimate_ulps))
         if result[3]:
             break

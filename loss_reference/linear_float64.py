@@ -25,11 +25,11 @@ a softmax's chain to the 64th of an ulp that certification needs. Here, per chun
   slices, where 3 to 7 do at 2^-80).
 
 It covers a 2-D weight with index targets for float64 results, where ``split_product``
-applies and numba imports (``applies``), the loss without label smoothing and the gradients
-with or without it (``SoftmaxGradient.smoothed_rows``: the kernel's gradient of unit weight
-times K = (1 - e) w_t + (e / C) S_w, plus (e / C) a (S_w [c = t] - w_c), in double-double, each
-element bounded relative to the sizes of its terms); whatever it leaves the engine's tiers
-compute. For results of 24 bits it is also ``linear_fast``'s first
+applies and numba imports (``applies``), with or without label smoothing (the loss by the
+kernels' smoothed variants; the gradients by ``SoftmaxGradient.smoothed_rows``: the kernel's
+gradient of unit weight times K = (1 - e) w_t + (e / C) S_w, plus (e / C) a (S_w [c = t] -
+w_c), in double-double, each element bounded relative to the sizes of its terms); whatever it
+leaves the engine's tiers compute. For results of 24 bits it is also ``linear_fast``'s first
 tier (``blas_gradients``: the double-double softmax gradient of every token, kept, and its
 products by one BLAS product each, bounded through norms: ``softmax_products``), its second
 (``sharpen``: products of magnitudes for the rows and classes the norms leave), and for those
@@ -73,8 +73,7 @@ KEPT_LOGITS = 1 << 24
 
 def applies(call, fmt: Format) -> bool:
     """Whether this tier covers the call: float64 results of a 2-D weight with index targets,
-    tokens and classes to compute, and numba here (the loss without label smoothing only:
-    ``loss``)."""
+    tokens and classes to compute, and numba here."""
     return (fmt == FORMATS["float64"] and not call.spatial and not call.rows.soft
             and call.row_count > 0 and call.classes > 0
             and call.x.shape[1] > 0 and kernels() is not None)
@@ -136,14 +135,23 @@ def _bias(call) -> np.ndarray:
     return call.b_rows.reshape(1, -1)[:int(call.b_rows.any())]
 
 
-def loss(call, reduction: str) -> Known | None:
+def loss(call, reduction: str, smoothing: float = 0.0) -> Known | None:
     """The loss rounded to float64 as Known: per token ('none', ok per token) or the total
-    (one element); None where ``split_product`` does not apply."""
+    (one element); None where ``split_product`` does not apply. With label smoothing the
+    kernels' smoothed variants (``double_double.softmax_smoothed_loss_parts``)."""
     dd = kernels()
     M, t, w_t = call.row_count, call.rows.t, weights_counted(call.rows)
     hi, lo, error = np.empty(M), np.empty(M), np.empty(M)
     ok = np.zeros(M, dtype=bool)
     Wt = call.W_rows.T
+    if smoothing:
+        counted, weight = call.rows.valid, call.rows.weight
+        S = exact_divisor(weight)
+
+    def kernel_args(c) -> tuple:  # the per-token arguments after the logits
+        if not smoothing:
+            return t[c], w_t[c]
+        return t[c], w_t[c], counted[c], weight, smoothing, *S
 
     def rows(c, cheap=True) -> bool:
         x = call.x[c]
@@ -154,10 +162,10 @@ def loss(call, reduction: str) -> Known | None:
         parts, bound = split
         n = x.shape[0]
         out = [np.empty(n) for _ in range(3)] + [np.empty(n, dtype=bool)]
-        dd.softmax_loss_parts(np.asarray(parts), _bias(call),
-                              np.broadcast_to(0.0, (n, call.classes)),
-                              np.broadcast_to(bound, (n, call.classes)), t[c], w_t[c],
-                              ESTIMATE_ULPS, *dd.exp_constants(), *out)
+        kernel = dd.softmax_smoothed_loss_parts if smoothing else dd.softmax_loss_parts
+        kernel(np.asarray(parts), _bias(call), np.broadcast_to(0.0, (n, call.classes)),
+               np.broadcast_to(bound, (n, call.classes)), *kernel_args(c), ESTIMATE_ULPS,
+               *dd.exp_constants(), *out)
         hi[c], lo[c], error[c], ok[c] = out
         return True
 
@@ -166,8 +174,9 @@ def loss(call, reduction: str) -> Known | None:
         z_hi, z_lo, z_error = np.empty((n, C)), np.empty((n, C)), np.empty((n, C))
         dd.dot_rows(call.x[tokens], np.ascontiguousarray(Wt), call.b_rows, z_hi, z_lo, z_error)
         out = [np.empty(n) for _ in range(3)] + [np.empty(n, dtype=bool)]
-        dd.softmax_loss_rows(z_hi, z_lo, z_error.max(axis=1), np.argmax(z_hi, axis=1),
-                             t[tokens], w_t[tokens], ESTIMATE_ULPS, *dd.exp_constants(), *out)
+        kernel = dd.softmax_smoothed_loss_rows if smoothing else dd.softmax_loss_rows
+        kernel(z_hi, z_lo, z_error.max(axis=1), np.argmax(z_hi, axis=1),
+               *kernel_args(tokens), ESTIMATE_ULPS, *dd.exp_constants(), *out)
         hi[tokens], lo[tokens], error[tokens], ok[tokens] = out
 
     if not all(parallel_map(rows, row_chunks(M, call.classes, CHUNK_LOGITS))):

@@ -195,14 +195,19 @@ def test_applies_to_float64_results_only():
 @settings(max_examples=40, deadline=None)
 @given(cases(formats=("float64",)), st.sampled_from([0.1, 0.5, 1.0, 0.3333333333333333]))
 def test_what_it_certifies_with_label_smoothing_is_the_correctly_rounded_value(case, smoothing):
-    """The gradients with label smoothing (``SoftmaxGradient.smoothed_rows``: the kernel's
-    gradient of unit weight times K, plus k (S [c = t] - w_c)), where G cancels as the softmax
-    meets the smoothing's share: what it certifies is the oracle's rounding."""
+    """The loss with label smoothing (``double_double.softmax_smoothed_loss_parts``) and the
+    gradients (``SoftmaxGradient.smoothed_rows``: the kernel's gradient of unit weight times K,
+    plus k (S [c = t] - w_c)), where G cancels as the softmax meets the smoothing's share:
+    what it certifies is the oracle's rounding."""
     x, W, target, b, w, reduction, g, _ = case
     call = _call(x, W, target, b, w, g)
     (N, D), C = x.shape, W.shape[0]
     with mp.workdps(100):
         exact = oracle(x, W, b, target, w, reduction, g, smoothing)
+    value = tier.loss(call, reduction, smoothing)
+    if value is not None:
+        want = _rounded(exact["value"]).reshape(value.rounded.shape)
+        assert np.array_equal(value.rounded[value.ok], want[value.ok])
     gradients = tier.gradients(call, reduction, smoothing)
     if gradients is None:  # split_product steps aside
         return
@@ -210,14 +215,45 @@ def test_what_it_certifies_with_label_smoothing_is_the_correctly_rounded_value(c
 
 
 def test_a_typical_batch_with_label_smoothing_is_certified_by_this_tier():
-    """float64 with label smoothing 0.1: every gradient element from this tier (the engine's
-    arb took 6 s for 64 tokens of 512 classes)."""
+    """float64 with label smoothing 0.1, some tokens ignored: every loss and gradient element
+    from this tier (the engine's arb took 6 s for the gradient of 64 tokens of 512 classes),
+    and the losses' few tokens left to exact logits (Dot2) too."""
     spec = SPECS["linear_cross_entropy"]
     case = spec.speed.case((64, 16, 256), "float64", np.random.default_rng(0))
-    case = dataclasses.replace(case, options={**case.options, "label_smoothing": 0.1})
-    engine.STATS.clear()
-    spec.reference_grad(case)
-    assert engine.STATS[tier.TIER] == sum(engine.STATS.values()) > 0
+    for reduction in ("none", "mean"):
+        options = {**case.options, "label_smoothing": 0.1, "reduction": reduction}
+        engine.STATS.clear()
+        spec.reference(dataclasses.replace(case, options=options))
+        spec.reference_grad(dataclasses.replace(case, options=options))
+        assert engine.STATS[tier.TIER] == sum(engine.STATS.values()) > 0
+
+
+def test_the_smoothed_loss_of_exact_logits_is_the_parts_ones():
+    """``softmax_smoothed_loss_rows`` (logits given whole: the Dot2 tokens) and
+    ``softmax_smoothed_loss_parts`` give the same bits on the same logits; a row not counted
+    is exactly 0."""
+    dd = pytest.importorskip("loss_reference.double_double")
+    rng = np.random.default_rng(6)
+    n, C = 7, 40
+    parts, bias, extra_error, bound = _logit_parts(rng, n, C)
+    target, w_t = rng.integers(0, C, n), rng.random(n) + 0.5
+    counted = np.ones(n, dtype=bool)
+    counted[4], w_t[4] = False, 0.0
+    weight = rng.uniform(-0.5, 2.0, C)
+    S = exact_divisor(weight)
+    fused = [np.empty(n) for _ in range(3)] + [np.empty(n, dtype=bool)]
+    dd.softmax_smoothed_loss_parts(parts, bias, extra_error, bound, target, w_t, counted,
+                                   weight, 0.2, *S, 1 / 64, *dd.exp_constants(), *fused)
+    hi, lo, error = np.empty((n, C)), np.empty((n, C)), np.empty((n, C))
+    dd.sum_parts(parts, bias, extra_error, bound, hi, lo, error)
+    apart = [np.empty(n) for _ in range(3)] + [np.empty(n, dtype=bool)]
+    dd.softmax_smoothed_loss_rows(hi, lo, error.max(axis=1), np.argmax(hi, axis=1), target,
+                                  w_t, counted, weight, 0.2, *S, 1 / 64, *dd.exp_constants(),
+                                  *apart)
+    for got, want in zip(fused, apart):
+        assert np.array_equal(got, want)
+    assert fused[0][4] == fused[1][4] == fused[2][4] == 0 and fused[3][4]
+    assert fused[3].sum() >= n - 1
 
 
 @settings(max_examples=40, deadline=None)
@@ -354,3 +390,43 @@ def test_the_smoothing_kernel_bounds_each_element_by_its_terms_sizes():
                 exact = K * g + k * ((S_exact if c == t[i] else 0) - mpf(weight[c]))
                 got = mpf(G_hi[i, c]) + mpf(G_lo[i, c])
                 assert abs(got - exact) <= mpf(eps[i]) * mpf(magnitude[i, c]), (i, c)
+
+
+def test_the_smoothed_loss_bound_holds_for_any_logits_within_their_error():
+    """``softmax_smoothed_loss_parts`` with logits known within 1e-12 each (``bound``): the
+    exact loss of logits moved by 1e-12 in the direction that raises it most (each against
+    the sign of its own term's derivative) stays within the returned bound, with class
+    weights that nearly cancel, a zero target weight and e = 1 (the smoothing term alone)."""
+    dd = pytest.importorskip("loss_reference.double_double")
+    rng = np.random.default_rng(8)
+    n, C, beta = 5, 9, 1e-12
+    z = rng.standard_normal((n, C)) * 3
+    target, w_t = rng.integers(0, C, n), rng.random(n) + 0.5
+    # weights of both signs that nearly cancel (S = 0.01): the spread's own error, beta
+    # sum |w_c|, is then far beyond what log E's carries, beta |S|
+    weight = np.where(np.arange(C) % 2, -1.0, 1.0) * rng.uniform(1.0, 2.0, C)
+    weight[-1] -= weight.sum() - 0.01
+    w_t[1] = 0.0
+    S = exact_divisor(weight)
+    for smoothing in (0.3, 1.0):
+        out = [np.empty(n) for _ in range(3)] + [np.empty(n, dtype=bool)]
+        dd.softmax_smoothed_loss_parts(z[None], np.empty((0, C)), np.zeros((n, C)),
+                                       np.full((n, C), beta), target, w_t, np.ones(n, bool),
+                                       weight, smoothing, *S, 1 / 64, *dd.exp_constants(), *out)
+        assert np.isfinite(out[2]).all()
+        with mp.workdps(60):
+            e = mpf(smoothing)
+            for i in range(n):
+                row = [mpf(v) for v in z[i]]
+                total = mp.fsum(mp.exp(v) for v in row)
+                p = [mp.exp(v) / total for v in row]
+                t = int(target[i])
+                slope = [(1 - e) * mpf(w_t[i]) * (p[c] - (c == t))
+                         + e / C * (mp.fsum(mpf(v) for v in weight) * p[c] - mpf(weight[c]))
+                         for c in range(C)]
+                moved = [row[c] + (beta if slope[c] > 0 else -beta) for c in range(C)]
+                lse = mp.log(mp.fsum(mp.exp(v) for v in moved))
+                exact = ((1 - e) * mpf(w_t[i]) * (lse - moved[t])
+                         + e / C * mp.fsum(mpf(weight[c]) * (lse - moved[c]) for c in range(C)))
+                got = mpf(out[0][i]) + mpf(out[1][i])
+                assert abs(got - exact) <= mpf(out[2][i]), (smoothing, i)
