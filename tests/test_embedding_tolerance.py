@@ -96,3 +96,35 @@ def test_torch_p_norm_root_with_a_rounded_exponent_conforms():
         verdict = compare(tensor.grad.numpy(), references[name], magnitudes[name],
                           FORMATS["float64"])
         assert verdict.passed, (name, verdict)
+
+
+def test_cosine_distance_rows_stay_outside_its_eps_after_an_expanded_layout(monkeypatch):
+    """Soak quick seed 350: an unbatched negative of norm 9 whose first element is 1.2e-38
+    was drawn with the expanded layout, which repeats that element (norm 3e-38, inside
+    F.cosine_similarity's eps, where torch's gradient is not its value's derivative). The
+    rows' constraint now applies after the layouts, and keeps an expanded row expandable."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from conformance.specs import embedding_cases
+
+    row = np.array([1.1754943508222875e-38, 5.0, -4.0, 7.0])
+    monkeypatch.setattr(embedding_cases, "embedding_shape", lambda draw: ((4,), "unbatched"))
+    monkeypatch.setattr(embedding_cases, "triplet_inputs",
+                        lambda draw, shape, dtype: (row, 2 * row, 3 * row, "normal"))
+    monkeypatch.setattr(embedding_cases, "DISTANCE_FUNCTIONS", (Distance("cosine"),))
+    monkeypatch.setattr(embedding_cases, "layouts_for",
+                        lambda names, shapes: st.just({n: "expanded" for n in names}))
+    spec = SPECS["triplet_margin_with_distance_loss"]
+    variant = next(v for v in spec.variants if v.dtype == "float64")
+
+    @settings(max_examples=3, deadline=None, database=None)
+    @given(st.data())
+    def check(data):
+        case = data.draw(spec.cases(variant))
+        for name in ("anchor", "positive", "negative"):
+            x = case.args[name]
+            assert np.sqrt(np.sum(x * x)) >= 1e-4, (name, x)
+            assert (x == x[0]).all(), (name, x)  # still one repeated element
+
+    check()

@@ -238,27 +238,32 @@ def within_range(x, function, dtype):
 
 
 def far_from_zero(x):
-    """The 'cosine' user distance's inputs: rows whose norm is below 1e-4 get a 1 in their
-    first element, and elements are clipped to +-1e4. F.cosine_similarity is the user's
+    """The 'cosine' user distance's inputs: rows whose norm is below 1e-4 get 1 added to
+    every element, and elements are clipped to +-1e4. F.cosine_similarity is the user's
     function, not the loss under test: inside its eps its clamp runs under no_grad (its
     gradient is not the derivative of its value), and in float32 it squares elements without
-    scaling (|x| > 1.8e19 overflows); the loss only composes what it returns."""
+    scaling (|x| > 1.8e19 overflows); the loss only composes what it returns. Equal rows stay
+    equal and a constant row constant, so an expanded layout keeps its view."""
     if x.shape[-1] == 0:
         return x
     x = np.clip(x, -1e4, 1e4)
-    small = np.sqrt(np.sum(x * x, axis=-1)) < 1e-4
-    x[..., 0] = np.where(small, 1.0, x[..., 0])
-    return x
+    small = np.sqrt(np.sum(x * x, axis=-1, keepdims=True)) < 1e-4
+    return np.where(small, x + 1.0, x)
 
 
-def finish_case(draw, name, dtype, reduction, args, shape, options, tags):
-    """Layouts, upstream gradient and tags around drawn arguments."""
+def finish_case(draw, name, dtype, reduction, args, shape, options, tags, constrain=None):
+    """Layouts, upstream gradient and tags around drawn arguments; ``constrain`` (a function
+    of an argument's values) applied to every argument after the layouts made some of them
+    expandable (an expanded row repeats its first element or row: a cosine row of norm 1 whose
+    first element was 1e-38 became one of norm 3e-38, inside F.cosine_similarity's eps)."""
     names = [n for n in POSITIONAL[name] if args[n] is not None]
     shapes = [np.shape(args[n]) for n in names]
     layouts = draw(layouts_for(names, shapes), label="layouts")
     for n, layout in layouts.items():
         if layout == "expanded":
             args[n] = make_expandable(args[n])
+    if constrain is not None:
+        args = {n: constrain(v) if n in names else v for n, v in args.items()}
     out_shape = shape[:-1] if reduction == "none" else ()
     if out_shape == ():
         g = upstream_gradient(draw, (), dtype)
@@ -276,6 +281,7 @@ def cases_for(name):
     def cases(draw, variant):
         dtype, reduction = variant.dtype, variant.option_dict()["reduction"]
         shape, kind = embedding_shape(draw)
+        constrain = None
         if name == "cosine_embedding_loss":
             x1, x2, regime = cosine_inputs(draw, shape, dtype)
             y = arrays(draw, shape[:-1], st.sampled_from([1.0, -1.0]),
@@ -296,13 +302,13 @@ def cases_for(name):
                 function = draw(st.sampled_from(DISTANCE_FUNCTIONS), label="distance_function")
                 options["distance_function"] = function
                 if function is not None:
-                    a, p, n = (round_to(within_range(v, function, dtype), dtype)
-                               for v in (a, p, n))
+                    def constrain(v, function=function):
+                        return round_to(within_range(v, function, dtype), dtype)
                 tags = (kind, regime, f"distance={distance_kind(options)}")
             if options["swap"]:
                 tags += ("swap",)
             args = {"anchor": a, "positive": p, "negative": n}
-        return finish_case(draw, name, dtype, reduction, args, shape, options, tags)
+        return finish_case(draw, name, dtype, reduction, args, shape, options, tags, constrain)
 
     return cases
 
