@@ -146,8 +146,8 @@ def test_leveled_products_hold_the_exact_product_within_their_bound(operands, le
     a, b = operands
     if data.draw(st.booleans(), label="a zero row"):
         a[0] = 0.0
-    split = split_product(a, b, reuse=data.draw(st.booleans(), label="reuse"),
-                          exact_levels=levels)
+    reuse = data.draw(st.booleans(), label="reuse")
+    split = split_product(a, b, reuse=reuse, exact_levels=levels)
     if split is None:
         return
     parts, bound = split
@@ -159,7 +159,9 @@ def test_leveled_products_hold_the_exact_product_within_their_bound(operands, le
             assert abs(exact[i][j] - total) <= Fraction(float(bound[i, j]))
             if not a[i].any() or not b[:, j].any():
                 assert total == 0 and bound[i, j] == 0
-    row_split = split_product(a, b, exact_levels=levels, row_bound=True)
+    # the same reuse: a reused operand's rounded rest may be one stacked product, whose
+    # rounding differs from the products one by one (hypothesis seed 132: 1 x 1 by 1 x 3)
+    row_split = split_product(a, b, reuse=reuse, exact_levels=levels, row_bound=True)
     _row_bound_covers(exact, split, row_split)
     assert (row_split[1][~a.any(axis=1)] == 0).all()  # a zero row is exact
 
