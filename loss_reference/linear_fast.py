@@ -108,7 +108,6 @@ class Smoothing:
         self.keep = 1 - e
         self.share = e / call.classes
         self.weight_sum = backend.sum(backend.asarray(self.weight))
-        self.magnitude_sum = float(np.sum(np.abs(self.weight))) * SLACK
 
     def factor(self, w_t: np.ndarray) -> Ball:
         """K per token: (1 - e) w_t + (e / C) S_w (w_t 0 where ignored: its a is 0)."""
