@@ -52,10 +52,11 @@ def _regression_intermediate_overflows(loss: str) -> Callable[[Case], bool]:
 
 def smooth_l1_quadratic_underflows(case: Case) -> bool:
     """Whether smooth_l1's quadratic term 0.5 z^2, which torch 2.13 rounds to the dtype before
-    dividing it by beta, is a nonzero subnormal there while beta < 1 scales it up: its
-    absolute rounding error (up to half the subnormal spacing) then grows into a relative
-    error of many ulps. bfloat16 is computed in float32, whose subnormals are far below any
-    bfloat16 ulp, so it is not affected."""
+    dividing it by beta, lies below the dtype's smallest normal (a subnormal, or 0 once
+    rounded) for a nonzero z while beta < 1 scales it up: its absolute rounding error (up to
+    half the subnormal spacing) then grows into a relative error of many ulps. bfloat16 is
+    computed in float32, whose subnormals are far below any bfloat16 ulp, so it is not
+    affected."""
     beta = float(case.options.get("beta", 1.0))
     if case.dtype == "bfloat16" or not 0 < beta < 1:
         return False

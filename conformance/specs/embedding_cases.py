@@ -254,8 +254,8 @@ def far_from_zero(x):
 def finish_case(draw, name, dtype, reduction, args, shape, options, tags, constrain=None):
     """Layouts, upstream gradient and tags around drawn arguments; ``constrain`` (a function
     of an argument's values) applied to every argument after the layouts made some of them
-    expandable (an expanded row repeats its first element or row: a cosine row of norm 1 whose
-    first element was 1e-38 became one of norm 3e-38, inside F.cosine_similarity's eps)."""
+    expandable (an expanded row repeats its first element or row: a cosine row of norm 9 whose
+    first element was 1.2e-38 became one of norm 3e-38, inside F.cosine_similarity's eps)."""
     names = [n for n in POSITIONAL[name] if args[n] is not None]
     shapes = [np.shape(args[n]) for n in names]
     layouts = draw(layouts_for(names, shapes), label="layouts")
