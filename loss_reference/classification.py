@@ -264,11 +264,11 @@ def loss(name, input, target, weight, ignore_index, smoothing, reduction,
     st = stats_of(rows.x) if name == "cross_entropy" else None
     special = _specials(name, rows, st, smoothing)
     function, args = _engine_rows(name, rows, st, smoothing, special)
-    fast = (name == "cross_entropy" and classification_fast.applies(rows, smoothing, fmt))
+    fast = (name == "cross_entropy" and classification_fast.applies(rows, fmt))
     if reduction == "none":
         if rows.x.shape[0] == 0:
             return filled(rows.batch_shape, 0.0)
-        known = classification_fast.loss(rows, st, reduction) if fast else None
+        known = classification_fast.loss(rows, st, reduction, smoothing) if fast else None
         out = evaluate(function, args, fmt, independent="rows", known=known)
         is_special = special != 0
         out.rounded[is_special] = special[is_special]
@@ -288,7 +288,7 @@ def loss(name, input, target, weight, ignore_index, smoothing, reduction,
     def finish(B, total, counted):
         return total if reduction == "sum" else total / mean_divisor(B, count, counted, soft)
 
-    known = classification_fast.loss(rows, st, reduction) if fast else None
+    known = classification_fast.loss(rows, st, reduction, smoothing) if fast else None
     return evaluate_total(lambda B, *a: function(B, *a[:len(args)]), args, fmt, finish=finish,
                           shared=[weights_counted(rows)], known=known)
 
@@ -526,8 +526,8 @@ def loss_grad(name, grad_output, input, target, weight, ignore_index, smoothing,
         args = [st.xs, st.m, st.others, st.finite, is_t, t_is_max, x_t, t_finite, w_t, w_full,
                 a]
         function = ce_grad(smoothing, C, reduction, M)
-    known = (classification_fast.gradient(rows, st, a, reduction)
-             if classification_fast.applies(rows, smoothing, fmt) else None)
+    known = (classification_fast.gradient(rows, st, a, reduction, smoothing)
+             if classification_fast.applies(rows, fmt) else None)
     out = evaluate(function, args, fmt, independent="rows",
                    shared=[weights_counted(rows)] + ([] if rows.soft else [rows.weight]),
                    known=known)

@@ -7,12 +7,16 @@ and the row fell to arb. Here the row's softmax gradient is computed in double-d
 row, the sum of its chain's), and each element is certified as ``engine.certify`` would a ball
 of that radius: strictly inside its rounding interval, within ESTIMATE_ULPS of an ulp.
 
-It covers index targets without label smoothing (``applies``). Per row the loss is
+It covers index targets, with or without label smoothing (``applies``). Per row the loss is
 w_t ((m - x_t) + log E) (``double_double.softmax_loss_rows``: log E by one Newton step on the
 exponential), and the total the rows' sum with their absolute error bounds, over W for 'mean';
 the gradient is r (softmax - onehot(t)) with r = a w_t / (W E), a the upstream gradient, W the
 'mean' divisor (an exact double-double from fsum), E the softmax's denominator (the largest
-logit's term 1). Rows it does not certify
+logit's term 1). Label smoothing e takes torch's (1 - e) w_t nlp_t + (e / C) sum_c w_c nlp_c
+(``double_double.softmax_smoothed_loss_rows``) and its gradient from the kernel's of unit
+weight (``double_double.smoothed_gradient_rows``), each element then within the row's bound
+relative to its terms' sizes, which cancel where the softmax meets the smoothing's share.
+Rows it does not certify
 (non-finite logits, logits spread beyond 650, values near underflow, an element within a 64th
 of an ulp of a rounding boundary: about one in 2^30) are left to the engine's tiers
 (``engine.Known``), and so is everything where numba does not import.
@@ -32,10 +36,10 @@ CHUNK_ELEMENTS = 1 << 16  # logits per chunk of rows (a task for one thread)
 NO_LO = np.empty((0, 0))  # the kernels' lo parts of the logits: float64 logits have none
 
 
-def applies(rows, smoothing: float, fmt: Format) -> bool:
-    """Whether this tier covers the call: index targets, no label smoothing, float64 results,
-    rows with classes, and numba here."""
-    return (fmt == FORMATS["float64"] and not rows.soft and smoothing == 0
+def applies(rows, fmt: Format) -> bool:
+    """Whether this tier covers the call: index targets, float64 results, rows with classes,
+    and numba here."""
+    return (fmt == FORMATS["float64"] and not rows.soft
             and rows.x.shape[0] > 0 and rows.x.shape[1] > 0 and kernels() is not None)
 
 
@@ -50,23 +54,35 @@ def gradient_factors(rows, a: np.ndarray, reduction: str) -> tuple:
     return w_t, divisor, zero
 
 
-def gradient(rows, st, a: np.ndarray, reduction: str) -> Known:
+def gradient(rows, st, a: np.ndarray, reduction: str, smoothing: float = 0.0) -> Known:
     """d loss / d x (M, C) rounded to float64, ``a`` the upstream gradient per row (0 where
-    the row is ignored): Known, ok per row where every element of the row is certified."""
+    the row is ignored), label smoothing ``smoothing``: Known, ok per row where every element
+    of the row is certified."""
     dd = kernels()
     M, C = rows.x.shape
     w_t, divisor, zero = gradient_factors(rows, a, reduction)
+    smoothing = smoothing if C > 1 else 0.0  # one class: 0 either way (S = w_t, softmax 1)
+    if smoothing:  # the kernel's gradient of unit weight, smoothed after
+        kernel_w, zero = np.where(rows.valid, 1.0, 0.0), a == 0
+        weight_sum = exact_divisor(rows.weight)
+    else:
+        kernel_w = w_t
     finite = ~st.undefined & (st.finite == 1).all(axis=1)
     rounded, exact = np.empty((M, C)), np.empty((M, C), dtype=np.longdouble)
     ok = np.zeros(M, dtype=bool)
     k = st.k
 
     def chunk(c: slice):
-        lo = np.empty((c.stop - c.start, C))
-        dd.softmax_gradient_rows(st.xs[c], NO_LO, np.zeros(len(lo)), k[c], rows.t[c], a[c],
-                                 w_t[c], *divisor, zero[c], ESTIMATE_ULPS,
-                                 *dd.exp_constants(), rounded[c], lo, np.empty(len(lo)),
-                                 ok[c])
+        n = c.stop - c.start
+        lo, eps = np.empty((n, C)), np.empty(n)
+        # with smoothing the kernel certifies nothing (estimate_ulps 0): G is certified below
+        dd.softmax_gradient_rows(st.xs[c], NO_LO, np.zeros(n), k[c], rows.t[c], a[c],
+                                 kernel_w[c], *divisor, zero[c],
+                                 0.0 if smoothing else ESTIMATE_ULPS, *dd.exp_constants(),
+                                 rounded[c], lo, eps, ok[c])
+        if smoothing:
+            ok[c] = _smoothed(dd, rows, c, rounded[c], lo, eps, a, w_t, divisor, smoothing,
+                              weight_sum)
         with np.errstate(invalid="ignore", over="ignore"):  # rows left hold anything
             exact[c] = rounded[c].astype(np.longdouble) + lo
         ok[c] &= finite[c]
@@ -75,13 +91,30 @@ def gradient(rows, st, a: np.ndarray, reduction: str) -> Known:
     return Known(rounded, exact, ok, {TIER: int(ok.sum())})
 
 
-def loss(rows, st, reduction: str) -> Known:
+def _smoothed(dd, rows, c: slice, hi, lo, eps, a, w_t, divisor, smoothing: float,
+              weight_sum) -> np.ndarray:
+    """Label smoothing's gradient of the rows ``c``, in place from the kernel's of unit weight
+    (``double_double.smoothed_gradient_rows``), and per row whether every element is
+    certified: within eps times its terms' sizes."""
+    magnitude = np.zeros(hi.shape)
+    dd.smoothed_gradient_rows(hi, lo, eps, rows.t[c], a[c], w_t[c], *divisor, smoothing,
+                              *weight_sum, rows.weight, magnitude)
+    bounded = np.isfinite(eps)
+    with np.errstate(invalid="ignore", over="ignore"):  # rows left: no bound
+        error = np.where(bounded[:, None], eps[:, None] * magnitude, np.inf)
+    certified = np.empty(hi.shape, dtype=bool)
+    dd.certify_elements(hi, lo, error, ESTIMATE_ULPS, certified)
+    return bounded & certified.all(axis=1)
+
+
+def loss(rows, st, reduction: str, smoothing: float = 0.0) -> Known:
     """The loss rounded to float64: per row ('none', ok per row) or the total ('sum', 'mean':
     one element, ok where certified), as Known for the engine to complete.
 
     Per row w_t ((m - x_t) + log E) (``double_double.softmax_loss_rows``, log E by one Newton
-    step on an exponential); the total adds the rows' double-doubles and their absolute error
-    bounds, then divides by W (an exact double-double)."""
+    step on an exponential), with label smoothing (1 - e) w_t nlp_t + (e / C) sum_c w_c nlp_c
+    (``double_double.softmax_smoothed_loss_rows``); the total adds the rows' double-doubles
+    and their absolute error bounds, then divides by W (an exact double-double)."""
     dd = kernels()
     M, C = rows.x.shape
     w_t = np.where(rows.valid, rows.weight[rows.t], 0.0)
@@ -89,11 +122,17 @@ def loss(rows, st, reduction: str) -> Known:
     hi, lo, error = np.empty(M), np.empty(M), np.empty(M)
     ok = np.zeros(M, dtype=bool)
     k = st.k
+    if smoothing:
+        weights = (rows.valid, rows.weight, smoothing, *exact_divisor(rows.weight))
 
     def chunk(c: slice):
-        dd.softmax_loss_rows(st.xs[c], NO_LO, np.zeros(c.stop - c.start), k[c], rows.t[c],
-                             w_t[c], ESTIMATE_ULPS, *dd.exp_constants(), hi[c], lo[c],
-                             error[c], ok[c])
+        n = c.stop - c.start
+        common = (st.xs[c], NO_LO, np.zeros(n), k[c], rows.t[c], w_t[c])
+        outputs = (ESTIMATE_ULPS, *dd.exp_constants(), hi[c], lo[c], error[c], ok[c])
+        if smoothing:
+            dd.softmax_smoothed_loss_rows(*common, weights[0][c], *weights[1:], *outputs)
+        else:
+            dd.softmax_loss_rows(*common, *outputs)
 
     parallel_map(chunk, row_chunks(M, C, CHUNK_ELEMENTS))
     ok &= finite

@@ -11,6 +11,7 @@ correctly rounded exact value, and the rows it cannot judge are left to the engi
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 import numpy as np
@@ -176,29 +177,33 @@ def test_lane_sum_is_within_its_bound(draws, repeats):
 
 # --- the tier ------------------------------------------------------------------------------------
 
-def oracle(x, target, weight, reduction, g, only=None):
+def oracle(x, target, weight, reduction, g, only=None, smoothing=0.0):
     """d loss / d x (N, C) in mpmath at 300 bits (the rows ``only``, by default all):
-    softmax from exp(x_c - max), the target's complement as the sum of the others."""
+    softmax from exp(x_c - max), the target's complement as the sum of the others; label
+    smoothing e adds (e / C)(S softmax_c - w_c) to (1 - e) w_t (softmax - onehot(t)), S the
+    sum of the class weights."""
     N, C = x.shape
     w = np.ones(C) if weight is None else weight
     with mp.workprec(300):
         valid = [t != -100 for t in target]
         divisor = (mp.fsum(mpf(w[t]) for t, v in zip(target, valid) if v)
                    if reduction == "mean" else mpf(1))
+        e, S = mpf(smoothing), mp.fsum(mpf(v) for v in w)
         out = []
         for i in range(N) if only is None else only:
             if not valid[i]:
                 out.append([0.0] * C)
                 continue
             t = int(target[i])
-            a = mpf(float(g if np.ndim(g) == 0 else g[i]))
+            a = mpf(float(g if np.ndim(g) == 0 else g[i])) / divisor
             top = max(mpf(v) for v in x[i])
-            e = [mp.exp(mpf(v) - top) for v in x[i]]
-            total = mp.fsum(e)
-            rest = mp.fsum(e[c] for c in range(C) if c != t)
-            r = a * mpf(w[t]) / (divisor * total)
-            row = [r * e[c] for c in range(C)]
-            row[t] = -r * rest
+            p = [mp.exp(mpf(v) - top) for v in x[i]]
+            total = mp.fsum(p)
+            rest = mp.fsum(p[c] for c in range(C) if c != t)
+            hard = [p[c] / total for c in range(C)]
+            hard[t] = -rest / total
+            row = [a * ((1 - e) * mpf(w[t]) * hard[c] + e / C * (S * p[c] / total - mpf(w[c])))
+                   for c in range(C)]
             out.append([float(v) for v in row])  # mpmath rounds to nearest: the oracle
     return np.array(out)
 
@@ -206,31 +211,33 @@ def oracle(x, target, weight, reduction, g, only=None):
 rows_of_logits = st.integers(1, 5).flatmap(lambda n: st.integers(1, 12).flatmap(
     lambda c: st.tuples(st.just((n, c)), st.integers(0, 2 ** 32 - 1),
                         st.sampled_from([1e-3, 1.0, 30.0, 300.0]),
-                        st.sampled_from(["mean", "sum", "none"]), st.booleans())))
+                        st.sampled_from(["mean", "sum", "none"]), st.booleans(),
+                        st.sampled_from([0.0, 0.1, 1.0]))))
 
 
 def _case(draw):
-    """(logits, targets with a fifth ignored, class weight or None, reduction, the rng)."""
-    (N, C), seed, scale, reduction, weighted = draw
+    """(logits, targets with a fifth ignored, class weight or None, reduction, the rng,
+    label smoothing)."""
+    (N, C), seed, scale, reduction, weighted, smoothing = draw
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((N, C)) * scale
     target = rng.integers(0, C, N)
     target[rng.random(N) < 0.2] = -100
     weight = rng.uniform(0.25, 4, C) if weighted else None
-    return x, target, weight, reduction, rng
+    return x, target, weight, reduction, rng, smoothing
 
 
 @settings(max_examples=60, deadline=None)
 @given(rows_of_logits)
 def test_certified_elements_are_the_correctly_rounded_gradient(draw):
-    x, target, weight, reduction, rng = _case(draw)
+    x, target, weight, reduction, rng, smoothing = _case(draw)
     g = rng.standard_normal(len(x)) if reduction == "none" else rng.standard_normal()
     rows = cl.rows_of(x, target, weight)
     if reduction == "mean" and not rows.valid.any():
         return
     a = np.where(rows.valid, cl.upstream_rows(g, rows, reduction), 0.0)
-    known = fast.gradient(rows, cl.stats_of(rows.x), a, reduction)
-    want = oracle(x, target, weight, reduction, g)
+    known = fast.gradient(rows, cl.stats_of(rows.x), a, reduction, smoothing)
+    want = oracle(x, target, weight, reduction, g, smoothing=smoothing)
     assert np.array_equal(known.rounded[known.ok], want[known.ok])
     spread = x.max(axis=1) - x.min(axis=1)
     assert known.ok[spread < 600].all()  # a typical row is certified, not left
@@ -276,15 +283,32 @@ def test_an_underflowing_upstream_is_not_taken_for_an_exact_zero():
     assert not known.ok[0]
 
 
-def test_a_typical_batch_is_certified_by_this_tier():
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_a_typical_batch_is_certified_by_this_tier(smoothing):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((64, 1000)) * 3
     target = rng.integers(0, 1000, 64)
     engine.STATS.clear()
-    out = cl.loss_grad("cross_entropy", np.array(1.0), x, target, None, -100, 0.0, "mean",
-                       FLOAT64)["input"]
+    out = cl.loss_grad("cross_entropy", np.array(1.0), x, target, None, -100, smoothing,
+                       "mean", FLOAT64)["input"]
     assert engine.STATS[fast.TIER] == 64 and sum(engine.STATS.values()) == 64
-    assert np.array_equal(out.rounded[:3], oracle(x, target, None, "mean", 1.0, only=range(3)))
+    assert np.array_equal(out.rounded[:3], oracle(x, target, None, "mean", 1.0, only=range(3),
+                                                  smoothing=smoothing))
+
+
+def test_a_smoothed_gradient_that_cancels_is_left_to_the_engine():
+    """Two classes, smoothing 0.1, target 0: G_1 = a (softmax_1 - 0.05), which cancels where
+    x_1 is near log(1/19). Its terms' sizes bound G's error, not |G| (a bound relative to |G|
+    certifies wrong roundings here): the rows the tier leaves, the engine completes, and every
+    element is the correctly rounded value."""
+    x1 = [math.log(1 / 19)]
+    for _ in range(20):
+        x1 = [np.nextafter(x1[0], -1.0)] + x1 + [np.nextafter(x1[-1], 1.0)]
+    x = np.array([[0.0, v] for v in x1])
+    target = np.zeros(len(x), dtype=np.int64)
+    out = cl.loss_grad("cross_entropy", np.array(1.0), x, target, None, -100, 0.1, "sum",
+                       FLOAT64)["input"]
+    assert np.array_equal(out.rounded, oracle(x, target, None, "sum", 1.0, smoothing=0.1))
 
 
 def test_without_numba_the_engine_computes_the_same_rows(monkeypatch):
@@ -326,12 +350,14 @@ def test_log1p_series_is_within_its_bound(draws):
             assert abs(mpf(y_hi) + mpf(y_lo) - want) <= dd.LOG1P_SERIES_ERROR * U2 * want
 
 
-def loss_oracle(x, target, weight, reduction):
-    """The loss in mpmath at 300 bits, rounded to nearest: per row w_t (lse - x_t), written
-    without cancellation."""
+def loss_oracle(x, target, weight, reduction, smoothing=0.0):
+    """The loss in mpmath at 300 bits, rounded to nearest: per row w_t nlp_t, nlp_c = lse -
+    x_c written without cancellation; label smoothing e takes (1 - e) w_t nlp_t + (e / C)
+    sum_c w_c nlp_c."""
     N, C = x.shape
     w = np.ones(C) if weight is None else weight
     with mp.workprec(300):
+        e = mpf(smoothing)
         losses, counted = [], []
         for i in range(N):
             t = int(target[i])
@@ -340,9 +366,11 @@ def loss_oracle(x, target, weight, reduction):
                 continue
             row = [mpf(v) for v in x[i]]
             k = row.index(max(row))
-            # (top - x_t) + log1p(the others): log of a sum near 1 would lose them at 300 bits
+            # (top - x_c) + log1p(the others): log of a sum near 1 would lose them at 300 bits
             others = mp.fsum(mp.exp(v - row[k]) for c, v in enumerate(row) if c != k)
-            losses.append(mpf(w[t]) * ((row[k] - row[t]) + mp.log1p(others)))
+            nlp = [(row[k] - v) + mp.log1p(others) for v in row]
+            spread = mp.fsum(mpf(w[c]) * nlp[c] for c in range(C))
+            losses.append((1 - e) * mpf(w[t]) * nlp[t] + e / C * spread)
             counted.append(mpf(w[t]))
         if reduction == "none":
             return np.array([float(v) for v in losses])
@@ -353,26 +381,48 @@ def loss_oracle(x, target, weight, reduction):
 @settings(max_examples=60, deadline=None)
 @given(rows_of_logits)
 def test_certified_losses_are_the_correctly_rounded_values(draw):
-    x, target, weight, reduction, _ = _case(draw)
+    x, target, weight, reduction, _, smoothing = _case(draw)
     scale, C = draw[2], x.shape[1]
     rows = cl.rows_of(x, target, weight)
     if reduction == "mean" and not rows.valid.any():
         return
-    known = fast.loss(rows, cl.stats_of(rows.x), reduction)
-    want = loss_oracle(x, target, weight, reduction)
+    known = fast.loss(rows, cl.stats_of(rows.x), reduction, smoothing)
+    want = loss_oracle(x, target, weight, reduction, smoothing)
     assert np.array_equal(known.rounded[known.ok], want[known.ok])
     if reduction != "none" and C > 1 and scale < 100:
         assert known.ok.all()  # a typical total is certified, not left
 
 
-def test_the_losses_of_a_typical_batch_are_certified_by_this_tier():
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_the_losses_of_a_typical_batch_are_certified_by_this_tier(smoothing):
     rng = np.random.default_rng(2)
     x, target = rng.standard_normal((64, 1000)) * 3, rng.integers(0, 1000, 64)
     for reduction in ("none", "mean"):
         engine.STATS.clear()
-        out = cl.loss("cross_entropy", x, target, None, -100, 0.0, reduction, FLOAT64)
+        out = cl.loss("cross_entropy", x, target, None, -100, smoothing, reduction, FLOAT64)
         assert engine.STATS[fast.TIER] == sum(engine.STATS.values())
-        assert np.array_equal(out.rounded, loss_oracle(x, target, None, reduction))
+        assert np.array_equal(out.rounded, loss_oracle(x, target, None, reduction, smoothing))
+
+
+def test_smoothing_counts_a_target_of_zero_weight():
+    """With label smoothing a row whose target weighs 0 still has a loss and a gradient (the
+    smoothing's share of every class), and an ignored row has neither: both certified by
+    this tier, both the correctly rounded values."""
+    rng = np.random.default_rng(5)
+    x, target = rng.standard_normal((4, 6)) * 2, np.array([0, 1, -100, 2])
+    weight = np.array([0.0, 1.5, 0.5, 2.0, 1.0, 0.75])
+    rows = cl.rows_of(x, target, weight)
+    st_ = cl.stats_of(rows.x)
+    for reduction in ("none", "sum", "mean"):
+        known = fast.loss(rows, st_, reduction, 0.2)
+        assert known.ok.all()
+        assert np.array_equal(known.rounded, loss_oracle(x, target, weight, reduction, 0.2))
+    g = rng.standard_normal(4)
+    a = np.where(rows.valid, g, 0.0)
+    known = fast.gradient(rows, st_, a, "none", 0.2)
+    assert known.ok.all()
+    assert np.array_equal(known.rounded, oracle(x, target, weight, "none", g, smoothing=0.2))
+    assert known.rounded[0].all() and not known.rounded[2].any()
 
 
 def test_a_loss_the_quick_exponentials_leave_the_double_double_ones_certify():
