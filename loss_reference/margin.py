@@ -228,12 +228,17 @@ def multi_margin_loss_grad(grad_output, input, target, p, margin, weight, reduct
     scale = classes * (max(batch, 1) if reduction == "mean" else 1)
     m = float(margin)
 
+    def slopes(x, x_label, active):
+        return active * (2 * (m - x_label + x)) if p == 2 else active
+
     def off_target(B, x, x_label, active, w_label, g):
-        slope = active * (2 * (m - x_label + x)) if p == 2 else active
-        return g * w_label * slope / scale
+        return g * w_label * slopes(x, x_label, active) / scale
 
     def on_target(B, x, x_label, active, w_label, g):
-        return -B.sum(off_target(B, x, x_label, active, w_label, g), axis=-1)
+        # the slopes' sum before the one division: a sum of divided terms is never exact, so
+        # an exact tie of the format (scale with an odd factor) could not be certified
+        total = B.sum(slopes(x, x_label, active), axis=-1)
+        return -(g[:, 0] * w_label[:, 0] * total) / scale
 
     args = [x, x_label, active, w_label, g]
     known_off = known_on = None

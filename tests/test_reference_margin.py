@@ -327,6 +327,19 @@ def test_kink_conventions_follow_torch():
     assert mm["input"].rounded.tolist() == [[-0.25, 0.0, 0.25, 0.0]]
 
 
+def test_an_exact_tie_at_the_target_is_certified():
+    """multi_margin_loss with p = 2, 'sum' over C = 3 classes: the target's gradient is
+    -(2 z_1 + 2 z_2) / 3 = -(1 + 2^-24) (2 z_1 = 1, 2 z_2 = 2 + 3 2^-24), exactly halfway
+    between two float32 numbers. The reference once divided each term by 3 before the sum:
+    neither quotient is exact, so no ball of their sum could certify the tie (the speed
+    ladder's 1024 x 1000 case with p = 2 was skipped for it). Ties to even round it to -1."""
+    f32 = FORMATS["float32"]
+    x = to_format([[0.0, -0.5, 3 * 2.0 ** -25]], f32)
+    grads = mg.multi_margin_loss_grad(np.array(1.0), x, np.array([0]), 2, 1.0, None, "sum", f32)
+    assert grads["input"].rounded[0, 0] == -1.0
+    assert grads["input"].exact[0, 0] == -(1 + np.longdouble(2.0) ** -24)
+
+
 def test_values_from_torch():
     """Spot values printed by torch 2.13 (float32): the weight is indexed by the target class,
     a hinge target other than +-1 takes both terms."""
