@@ -1109,18 +1109,22 @@ DIFFERENCE_LARGEST = 2.0 ** 490  # a row's sum of squares stays below LARGEST (D
 
 
 @compiled
-def euclidean_distance_rows(u, v, eps, out_hi, out_lo, out_error):
-    """Per row i of u, v (n, D), finite: ||u_i - v_i + eps||_2 (torch's pairwise_distance) as
-    a double-double into out_hi + out_lo, its relative error bound into out_error (0 for an
-    exact zero; inf where the row leaves the domain: a nonzero difference outside
-    DIFFERENCE_SMALLEST..DIFFERENCE_LARGEST, or a sum of squares beyond LARGEST).
+def pairwise_distance_rows(u, v, eps, p, out_hi, out_lo, out_error):
+    """Per row i of u, v (n, D), finite: ||u_i - v_i + eps||_p for p = 1 or 2 (torch's
+    pairwise_distance) as a double-double into out_hi + out_lo, its relative error bound into
+    out_error (0 for an exact zero; inf where the row leaves the domain: a nonzero difference
+    outside DIFFERENCE_SMALLEST..DIFFERENCE_LARGEST, or a sum beyond LARGEST).
 
     Each difference by TwoSum, then eps by DWPlusFP: within ADD_FLOAT_ERROR u^2 of itself;
-    its square within MUL_ERROR u^2 plus twice that; the squares, nonnegative, in two
+    for p = 2 its square within MUL_ERROR u^2 plus twice that, for p = 1 its magnitude
+    exactly (a normalised double-double's sign is its hi's); the terms, nonnegative, in two
     interleaved sums, each partial sum at most the total, so each of the D + 1 additions errs
-    by at most ADD_ERROR u^2 of it; the root within SQRT_ERROR u^2 plus half the sum's."""
+    by at most ADD_ERROR u^2 of it; for p = 2 the root within SQRT_ERROR u^2 plus half the
+    sum's."""
     n, D = u.shape
-    sum_error = (MUL_ERROR + 2 * ADD_FLOAT_ERROR + (D + 1) * ADD_ERROR) * U2
+    squares = p == 2.0
+    term_error = MUL_ERROR + 2 * ADD_FLOAT_ERROR if squares else ADD_FLOAT_ERROR
+    sum_error = (term_error + (D + 1) * ADD_ERROR) * U2
     for i in range(n):
         a0, a1, b0, b1 = 0.0, 0.0, 0.0, 0.0
         smallest, largest = np.inf, 0.0
@@ -1129,7 +1133,10 @@ def euclidean_distance_rows(u, v, eps, out_hi, out_lo, out_error):
             magnitude = abs(t_hi)
             largest = max(largest, magnitude)
             smallest = min(smallest, magnitude if magnitude > 0 else np.inf)
-            q_hi, q_lo = mul(t_hi, t_lo, t_hi, t_lo)
+            if squares:
+                q_hi, q_lo = mul(t_hi, t_lo, t_hi, t_lo)
+            else:
+                q_hi, q_lo = (t_hi, t_lo) if t_hi >= 0 else (-t_hi, -t_lo)
             if d % 2 == 0:
                 a0, a1 = add(a0, a1, q_hi, q_lo)
             else:
@@ -1142,8 +1149,12 @@ def euclidean_distance_rows(u, v, eps, out_hi, out_lo, out_error):
                 and safe(s_hi)):
             out_error[i] = np.inf
             continue
-        out_hi[i], out_lo[i] = sqrt_dd(s_hi, s_lo)
-        out_error[i] = (SQRT_ERROR * U2 + sum_error / 2) * (1 + 2.0 ** -30)
+        if squares:
+            out_hi[i], out_lo[i] = sqrt_dd(s_hi, s_lo)
+            out_error[i] = (SQRT_ERROR * U2 + sum_error / 2) * (1 + 2.0 ** -30)
+        else:
+            out_hi[i], out_lo[i] = s_hi, s_lo
+            out_error[i] = sum_error * (1 + 2.0 ** -30)
 
 
 @inlined
@@ -1175,7 +1186,7 @@ def triplet_hinge_rows(margin, d_hi, d_lo, d_error, swap, estimate_ulps, out_hi,
                        out_error, ok, hinge, order):
     """Per row i: max(0, margin + d0 - d1'), d1' = min(d1, d2) under ``swap`` (else d1), from
     the distances d_k = d_hi[k, i] + d_lo[k, i] within d_error[k, i] of themselves relatively
-    (``euclidean_distance_rows``), as a double-double into out_hi + out_lo, its absolute error
+    (``pairwise_distance_rows``), as a double-double into out_hi + out_lo, its absolute error
     bound into out_error, ``ok[i]`` whether it is ``certified`` (or exactly 0); ``hinge[i]``
     the sign of margin + d0 - d1' and ``order[i]`` that of d1 - d2 (0 where their balls
     cannot decide; the decisions of the gradient). min and max(0, .) are 1-Lipschitz: a
@@ -1212,18 +1223,20 @@ def triplet_hinge_rows(margin, d_hi, d_lo, d_error, swap, estimate_ulps, out_hi,
 
 
 @compiled
-def triplet_gradient_rows(a, p, n, eps, d_hi, d_lo, d_error, scale, take_neg, take_swap,
-                          count, estimate_ulps, out_hi, out_lo, ok):
+def triplet_gradient_rows(a, p, n, eps, norm, d_hi, d_lo, d_error, scale, take_neg,
+                          take_swap, count, estimate_ulps, out_hi, out_lo, ok):
     """Per row i of a, p, n (rows, D), finite, with the distances of ``triplet_hinge_rows``
     (k = 0: (a, p), 1: (a, n), 2: (p, n)): the gradients s (w0 - t1 w1), s (-w0 - t2 w2) and
-    s (t1 w1 + t2 w2) of the anchor, positive and negative, w_k = (u - v + eps) / d_k (0 where
-    d_k = 0: torch's slope at a zero distance), s = scale_i / count, t1 = take_neg_i, t2 =
-    take_swap_i (0, 1/2 or 1), as double-doubles into out_hi + out_lo (rows, D, 3), and
-    ``ok[i]`` whether every element is ``certified`` (or exactly 0).
+    s (t1 w1 + t2 w2) of the anchor, positive and negative, the slopes of the p-norm
+    distances (``norm``: p = 1 or 2) w_k = (u - v + eps) / d_k for p = 2 (0 where d_k = 0:
+    torch's slope at a zero distance), sign(u - v + eps) for p = 1 (0 at 0, torch's sign),
+    s = scale_i / count, t1 = take_neg_i, t2 = take_swap_i (0, 1/2 or 1), as double-doubles
+    into out_hi + out_lo (rows, D, 3), and ``ok[i]`` whether every element is ``certified``
+    (or exactly 0).
 
-    w_k within (ADD_FLOAT + DIV) u^2 plus d_k's relative error; an element's two terms can
-    cancel, so its bound is relative to the sum of their magnitudes, plus the addition's, the
-    product's and the quotient's roundings of the result."""
+    w_k within (ADD_FLOAT + DIV) u^2 plus d_k's relative error for p = 2, exact for p = 1; an
+    element's two terms can cancel, so its bound is relative to the sum of their magnitudes,
+    plus the addition's, the product's and the quotient's roundings of the result."""
     rows, D = a.shape
     w_hi, w_lo, w_error = np.empty(3), np.empty(3), np.empty(3)
     coefficient = np.empty((3, 3))  # [output, distance]
@@ -1252,6 +1265,9 @@ def triplet_gradient_rows(a, p, n, eps, d_hi, d_lo, d_error, scale, take_neg, ta
                 u, v = (a[i, d], p[i, d]) if k == 0 else (
                     (a[i, d], n[i, d]) if k == 1 else (p[i, d], n[i, d]))
                 t_hi, t_lo = difference(u, v, eps)
+                if norm == 1.0:
+                    w_hi[k] = 1.0 if t_hi > 0 else (-1.0 if t_hi < 0 else 0.0)
+                    continue
                 w_hi[k], w_lo[k] = div(t_hi, t_lo, d_hi[k, i], d_lo[k, i])
                 w_error[k] = (ADD_FLOAT_ERROR + DIV_ERROR) * U2 + d_error[k, i]
                 if w_hi[k] != 0.0 and not safe(w_hi[k]):

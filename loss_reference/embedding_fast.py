@@ -13,14 +13,15 @@ element carries a bound relative to the magnitudes of its two terms
 (``double_double.cosine_gradient_rows``); ``engine.Known`` leaves the rows it does not certify
 to the engine's tiers, and so is everything where numba does not import.
 
-The triplet losses under the pairwise distance with p = 2 (torch's default): a row's hinge
-margin + d(a, p) - d(a, n) cancels, and so does the anchor's gradient (a difference of two
-unit vectors), so long double balls left 78 % of 'none' rows and every gradient element to
-arb, and a 'mean' of 3 million elements was not certified at all. Each distance is summed in
-double-double with a relative bound (``double_double.euclidean_distance_rows``); the hinge, with
-an absolute bound, decides the gradient's branches where its ball excludes the kink
-(``triplet_hinge_rows``; the engine's balls decide the few rows left), and each gradient
-element is bounded relative to its terms (``triplet_gradient_rows``).
+The triplet losses under the pairwise distance with p = 2 (torch's default) or p = 1: a row's
+hinge margin + d(a, p) - d(a, n) cancels, and so does the anchor's gradient (for p = 2 a
+difference of two unit vectors), so long double balls left 78 % of 'none' rows and every
+gradient element to arb, and a 'mean' of 3 million elements was not certified at all (p = 1:
+49 % of the rows, and the 'mean' likewise). Each distance is summed in double-double with a
+relative bound (``double_double.pairwise_distance_rows``); the hinge, with an absolute bound,
+decides the gradient's branches where its ball excludes the kink (``triplet_hinge_rows``; the
+engine's balls decide the few rows left), and each gradient element is bounded relative to its
+terms (``triplet_gradient_rows``; for p = 1 the slopes are signs, exact).
 """
 
 from __future__ import annotations
@@ -69,8 +70,9 @@ def cosine_gradient(x1: np.ndarray, x2: np.ndarray, scale: np.ndarray, count: in
 
 def triplet_applies(a: np.ndarray, kind: str, p: float, fmt: Format) -> bool:
     """Whether the triplet tier covers the call: float64 results, the pairwise distance with
-    p = 2, rows with an embedding, finite inputs (the caller's rows a, p, n), and numba here."""
-    return (fmt == FORMATS["float64"] and kind == "pairwise" and p == 2.0
+    p = 1 or 2, rows with an embedding, finite inputs (the caller's rows a, p, n), and numba
+    here."""
+    return (fmt == FORMATS["float64"] and kind == "pairwise" and p in (1.0, 2.0)
             and a[0].size > 0 and a[0].shape[-1] > 0
             and all(bool(np.isfinite(x).all()) for x in a) and kernels() is not None)
 
@@ -79,7 +81,8 @@ def triplet_applies(a: np.ndarray, kind: str, p: float, fmt: Format) -> bool:
 class TripletRows:
     """Per row: the distances (3, n) of (a, p), (a, n), (p, n) as hi, lo and a relative error
     bound; the loss max(0, hinge) as hi, lo, an absolute error bound and whether it is
-    certified; the signs of the hinge and of d(a, n) - d(p, n) (0 where undecided)."""
+    certified; the signs of the hinge and of d(a, n) - d(p, n) (0 where undecided); the
+    norm's p."""
 
     d_hi: np.ndarray
     d_lo: np.ndarray
@@ -90,11 +93,13 @@ class TripletRows:
     ok: np.ndarray
     hinge: np.ndarray
     order: np.ndarray
+    p: float
 
 
-def triplet_rows(a, p_, n_, eps: float, margin: float, swap: bool) -> TripletRows:
+def triplet_rows(a, p_, n_, eps: float, margin: float, swap: bool, p: float) -> TripletRows:
     """The triplet rows' distances, losses and decisions (``TripletRows``) for rows a, p_,
-    n_ (n, D), finite: d(p, n) only under ``swap`` (else 0)."""
+    n_ (n, D), finite, under the p-norm distance (p = 1 or 2): d(p, n) only under ``swap``
+    (else 0)."""
     dd = kernels()
     n, D = a.shape
     d_hi, d_lo, d_error = np.zeros((3, n)), np.zeros((3, n)), np.zeros((3, n))
@@ -104,13 +109,13 @@ def triplet_rows(a, p_, n_, eps: float, margin: float, swap: bool) -> TripletRow
 
     def chunk(c: slice):
         for k, (u, v) in enumerate(pairs):
-            dd.euclidean_distance_rows(np.ascontiguousarray(u[c]), np.ascontiguousarray(v[c]),
-                                       eps, d_hi[k, c], d_lo[k, c], d_error[k, c])
+            dd.pairwise_distance_rows(np.ascontiguousarray(u[c]), np.ascontiguousarray(v[c]),
+                                      eps, p, d_hi[k, c], d_lo[k, c], d_error[k, c])
         dd.triplet_hinge_rows(margin, d_hi[:, c], d_lo[:, c], d_error[:, c], swap,
                               ESTIMATE_ULPS, *(r[c] for r in row))
 
     parallel_map(chunk, row_chunks(n, len(pairs) * D, CHUNK_ELEMENTS))
-    return TripletRows(d_hi, d_lo, d_error, *row)
+    return TripletRows(d_hi, d_lo, d_error, *row, p)
 
 
 def triplet_loss(rows: TripletRows, reduction: str) -> Known:
@@ -135,9 +140,10 @@ def triplet_gradient(a, p_, n_, rows: TripletRows, eps: float, scale: np.ndarray
     scale = np.ascontiguousarray(scale, dtype=np.float64)
 
     def chunk(c: slice):
-        dd.triplet_gradient_rows(a[c], p_[c], n_[c], eps, rows.d_hi[:, c], rows.d_lo[:, c],
-                                 rows.d_error[:, c], scale[c], take_neg[c], take_swap[c],
-                                 float(count), ESTIMATE_ULPS, out_hi[c], out_lo[c], ok[c])
+        dd.triplet_gradient_rows(a[c], p_[c], n_[c], eps, rows.p, rows.d_hi[:, c],
+                                 rows.d_lo[:, c], rows.d_error[:, c], scale[c], take_neg[c],
+                                 take_swap[c], float(count), ESTIMATE_ULPS, out_hi[c],
+                                 out_lo[c], ok[c])
 
     parallel_map(chunk, row_chunks(n, 3 * D, CHUNK_ELEMENTS))
     return known(out_hi, out_lo, ok)

@@ -4,7 +4,7 @@ float64 err, and they certify a typical batch whole.
 
 - cosine_embedding_loss's gradient: parallel rows, whose x_other - (P / A) x_self cancels,
   zeros, scales from 1e-150 to 1e150;
-- the triplet losses (pairwise distance, p = 2): hinges that cancel (d(a, p) = d(a, n) up to
+- the triplet losses (pairwise distance, p = 1 and 2): hinges that cancel (d(a, p) = d(a, n) up to
   a few ulps), swap's min at a tie and off it, zero distances (a = 0, b = eps), scales from 1e-100
   to 1e100; the loss per row, its total, the three gradients.
 """
@@ -77,10 +77,11 @@ def test_a_typical_batch_is_certified_by_this_tier():
 
 # --- triplet losses ------------------------------------------------------------------------------
 
-def triplet_oracle(a, p_, n_, eps, margin, swap, g, count):
+def triplet_oracle(a, p_, n_, eps, margin, swap, g, count, norm=2.0):
     """(hinges per row, d loss / d (a, p, n) stacked (n, D, 3) for the upstream gradients g
-    per row over ``count``, whether swap's distances tie exactly), in mpmath: an exactly zero
-    hinge is inactive and a tie in swap's min splits evenly, torch's sides."""
+    per row over ``count``, whether swap's distances tie exactly), in mpmath, under the
+    ``norm``-norm distance (1 or 2): an exactly zero hinge is inactive, a tie in swap's min
+    splits evenly, and the slope at 0 is 0 (torch's sides)."""
     n, D = a.shape
     hinges, grad, tie = [], np.zeros((n, D, 3)), np.zeros(n, dtype=bool)
     with mp.workprec(300):
@@ -88,7 +89,8 @@ def triplet_oracle(a, p_, n_, eps, margin, swap, g, count):
             rows = [[mpf(x) for x in r[i]] for r in (a, p_, n_)]
             vs = [[u - v + mpf(eps) for u, v in zip(rows[j], rows[k])]
                   for j, k in ((0, 1), (0, 2), (1, 2))]
-            ds = [mp.sqrt(mp.fsum(x * x for x in v)) for v in vs]
+            ds = [mp.sqrt(mp.fsum(x * x for x in v)) if norm == 2.0 else
+                  mp.fsum(abs(x) for x in v) for v in vs]
             take = [mpf(1), mpf(0)]
             if swap:
                 tie[i] = ds[1] == ds[2]
@@ -100,7 +102,8 @@ def triplet_oracle(a, p_, n_, eps, margin, swap, g, count):
                 continue
             s = mpf(g[i]) / count
             for d in range(D):
-                w = [v[d] / dist if dist != 0 else mpf(0) for v, dist in zip(vs, ds)]
+                w = [(v[d] / dist if norm == 2.0 else mp.sign(v[d])) if dist != 0 else mpf(0)
+                     for v, dist in zip(vs, ds)]
                 grad[i, d] = [float(s * (w[0] - take[0] * w[1])),
                               float(s * (-w[0] - take[1] * w[2])),
                               float(s * (take[0] * w[1] + take[1] * w[2]))]
@@ -109,7 +112,8 @@ def triplet_oracle(a, p_, n_, eps, margin, swap, g, count):
 
 def triplet_batch(rng, n, D, scale):
     """Rows drawn to cancel: row 0's hinge at margin 0 within ulps of 0 (n = a permutation of
-    p about a), row 1 a swap tie (p = a), row 2 a zero distance (a = 0, p = eps)."""
+    p about a), row 1 a swap tie (p = a), row 2 a zero distance (a = 0, p = eps); row 3 has
+    one difference exactly 0 (p = 1's slope there is torch's sign(0) = 0)."""
     a, p_, n_ = (rng.standard_normal((n, D)) * scale for _ in range(3))
     p_[0] = a[0] + rng.standard_normal(D) * scale
     n_[0] = a[0] + np.roll(p_[0] - a[0], 1)
@@ -117,20 +121,22 @@ def triplet_batch(rng, n, D, scale):
         p_[1] = a[1]
     if n > 2:
         a[2], p_[2] = 0.0, 1e-6  # a - p + eps = 0 exactly
+    if n > 3:
+        a[3, 0], p_[3, 0] = 0.0, 1e-6
     return a, p_, n_
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(1, 5), st.integers(1, 9), st.integers(0, 2 ** 32 - 1),
+@given(st.integers(1, 6), st.integers(1, 9), st.integers(0, 2 ** 32 - 1),
        st.sampled_from([1e-100, 1e-3, 1.0, 1e3, 1e100]), st.sampled_from([0.0, 1.0]),
-       st.booleans(), st.sampled_from([1, 3]))
+       st.booleans(), st.sampled_from([1, 3]), st.sampled_from([1.0, 2.0]))
 def test_triplet_certified_results_are_the_correctly_rounded_ones(n, D, seed, scale, margin,
-                                                                   swap, count):
+                                                                   swap, count, norm):
     rng = np.random.default_rng(seed)
     a, p_, n_ = triplet_batch(rng, n, D, scale)
     g = rng.uniform(0.5, 2.0, n) * rng.choice([-1.0, 1.0], n)
-    rows = tier.triplet_rows(a, p_, n_, 1e-6, margin, swap)
-    hinges, grad, tie = triplet_oracle(a, p_, n_, 1e-6, margin, swap, g, count)
+    rows = tier.triplet_rows(a, p_, n_, 1e-6, margin, swap, norm)
+    hinges, grad, tie = triplet_oracle(a, p_, n_, 1e-6, margin, swap, g, count, norm)
     with mp.workprec(300):
         losses = [max(h, mpf(0)) for h in hinges]
         want = np.array([float(x) for x in losses])
@@ -159,29 +165,36 @@ def test_triplet_certified_results_are_the_correctly_rounded_ones(n, D, seed, sc
 
 @settings(max_examples=20, deadline=None)
 @given(st.integers(1, 6), st.integers(1, 6), st.integers(0, 2 ** 32 - 1), st.booleans(),
-       st.sampled_from(["none", "sum"]))
-def test_triplet_values_with_the_engine_completing_them(n, D, seed, swap, reduction):
+       st.sampled_from(["none", "sum"]), st.sampled_from([1.0, 2.0]))
+def test_triplet_values_with_the_engine_completing_them(n, D, seed, swap, reduction, norm):
     """Rows the tier leaves (hinges at the kink) go to the engine; the values, which do not
     depend on any decision, are the correctly rounded ones everywhere."""
     rng = np.random.default_rng(seed)
     a, p_, n_ = triplet_batch(rng, n, D, 1.0)
-    options = {"margin": 0.0, "swap": swap}
+    options = {"margin": 0.0, "swap": swap, "p": norm}
     out = embedding.triplet_loss(a, p_, n_, options, reduction, FLOAT64)
-    hinges = triplet_oracle(a, p_, n_, 1e-6, 0.0, swap, np.ones(n), 1)[0]
+    hinges = triplet_oracle(a, p_, n_, 1e-6, 0.0, swap, np.ones(n), 1, norm)[0]
     with mp.workprec(300):
         losses = [max(h, mpf(0)) for h in hinges]
         want = [float(x) for x in losses] if reduction == "none" else float(mp.fsum(losses))
     assert np.array_equal(out.rounded, np.array(want))
 
 
-def test_a_typical_triplet_batch_is_certified_by_this_tier():
+@pytest.mark.parametrize("norm", [1.0, 2.0])
+def test_a_typical_triplet_batch_is_certified_by_this_tier(norm):
     rng = np.random.default_rng(0)
     a, p_, n_ = (rng.standard_normal((64, 32)) for _ in range(3))
     engine.STATS.clear()
-    out = embedding.triplet_loss_grad(np.array(1.0), a, p_, n_, {"swap": True}, "mean",
-                                      FLOAT64)
+    out = embedding.triplet_loss_grad(np.array(1.0), a, p_, n_, {"swap": True, "p": norm},
+                                      "mean", FLOAT64)
     assert engine.STATS[tier.TIER] == sum(engine.STATS.values()) == 64
-    hinges, want, _ = triplet_oracle(a[:8], p_[:8], n_[:8], 1e-6, 1.0, True, np.ones(8), 64)
+    engine.STATS.clear()
+    value = embedding.triplet_loss(a, p_, n_, {"swap": True, "p": norm}, "mean", FLOAT64)
+    assert engine.STATS[tier.TIER] == sum(engine.STATS.values()) == 1
+    hinges, want, _ = triplet_oracle(a, p_, n_, 1e-6, 1.0, True, np.ones(64), 64, norm)
+    with mp.workprec(300):
+        assert value.rounded == float(mp.fsum(max(h, mpf(0)) for h in hinges) / 64)
+    hinges, want = hinges[:8], want[:8]
     assert any(h > 0 for h in hinges) and any(h < 0 for h in hinges)
     for k, name in enumerate(("anchor", "positive", "negative")):
         assert np.array_equal(out[name].rounded[:8], want[..., k])
