@@ -83,6 +83,22 @@ def test_pointwise_weighted_mean_over_a_subnormal_sum_of_weights(loss):
     np.testing.assert_allclose(got["input"], exact["input"], rtol=1e-15)
 
 
+@pytest.mark.parametrize("loss", ["l1_loss", "mse_loss"])
+def test_pointwise_weighted_mean_of_products_below_the_range(loss):
+    """Soak quick seed 371: a single weight 5e-324 times the term 2422.29 rounds to 2422 times
+    it, so the weighted mean was 2422 (the exact mean is the term) and the weight's gradient
+    g (term - mean) / sum(w) was inf where it is exactly 0."""
+    x, y, w = np.array([2479.4864426094487]), np.array([57.19350356208706]), np.array([5e-324])
+    args, options, g = {"input": x, "target": y, "weight": w}, {"reduction": "mean"}, 2.7
+    value = getattr(numpy_pointwise, loss)(x, y, reduction="mean", weight=w)
+    case = Case("float64", args, options)
+    np.testing.assert_allclose(value, SPECS[loss].reference(case).rounded, rtol=1e-15)
+    got = getattr(numpy_pointwise, f"{loss}_vjp")(np.float64(g), x, y, reduction="mean",
+                                                  weight=w)
+    exact = _reference_gradients(loss, args, options, g)
+    assert exact["weight"].tolist() == [0.0] and got["weight"].tolist() == [0.0]
+
+
 def test_mse_gradient_of_a_residual_beyond_the_range():
     """x - y overflows float64 (2e308) where g 2 (x - y) / n does not."""
     x, y, g = np.array([1e308, 0.0]), np.array([-1e308, 0.0]), np.float64(1e-10)

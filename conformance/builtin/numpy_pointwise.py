@@ -57,8 +57,22 @@ def _divisor(fn, x, w, reduction):
     return float(x.size)
 
 
+def _weighted_mean(terms, w) -> float:
+    """sum(w terms) / sum(w) (l1/mse's 'mean' with a weight), the weights first scaled by a
+    power of two that brings the largest to [1/2, 1) where it is smaller: scaling up loses no
+    digit and leaves the mean as it is, where products of subnormal weights would lose theirs
+    (a single weight 5e-324 times 2422.29 rounds to 2422 times it)."""
+    largest = float(np.max(np.abs(w), initial=0.0))
+    if 0 < largest < 0.5:
+        w = np.ldexp(w, -math.frexp(largest)[1])
+    with np.errstate(all="ignore"):  # 0 / 0 (no element, zero weights) is the IEEE nan
+        return np.sum(terms * w) / np.float64(math.fsum(w.reshape(-1)))
+
+
 def _reduce(fn, terms, x, w, reduction):
     """Weight and reduce float64 terms; the mean of nothing is nan."""
+    if reduction == "mean" and w is not None and fn in ("l1_loss", "mse_loss"):
+        return _weighted_mean(terms, w)
     if w is not None:
         terms = terms * w
     if reduction == "none":
@@ -85,7 +99,7 @@ def _vjp(fn, grad_output, input, target, x, w, weight, reduction, terms, slope,
         grads["target"] = (-d_input).astype(target.dtype)
     if w is not None:
         if reduction == "mean" and fn in ("l1_loss", "mse_loss"):
-            terms = terms - np.sum(w * terms) / divisor  # d/dw of sum(wt)/sum(w)
+            terms = terms - _weighted_mean(terms, w)  # d/dw of sum(wt)/sum(w)
         grads["weight"] = product_over((upstream, terms), divisor).astype(weight.dtype)
     return grads
 
