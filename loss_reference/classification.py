@@ -265,10 +265,11 @@ def loss(name, input, target, weight, ignore_index, smoothing, reduction,
     special = _specials(name, rows, st, smoothing)
     function, args = _engine_rows(name, rows, st, smoothing, special)
     fast = (name == "cross_entropy" and classification_fast.applies(rows, fmt))
+    fast_loss = classification_fast.soft_loss if rows.soft else classification_fast.loss
     if reduction == "none":
         if rows.x.shape[0] == 0:
             return filled(rows.batch_shape, 0.0)
-        known = classification_fast.loss(rows, st, reduction, smoothing) if fast else None
+        known = fast_loss(rows, st, reduction, smoothing) if fast else None
         out = evaluate(function, args, fmt, independent="rows", known=known)
         is_special = special != 0
         out.rounded[is_special] = special[is_special]
@@ -288,7 +289,7 @@ def loss(name, input, target, weight, ignore_index, smoothing, reduction,
     def finish(B, total, counted):
         return total if reduction == "sum" else total / mean_divisor(B, count, counted, soft)
 
-    known = classification_fast.loss(rows, st, reduction, smoothing) if fast else None
+    known = fast_loss(rows, st, reduction, smoothing) if fast else None
     return evaluate_total(lambda B, *a: function(B, *a[:len(args)]), args, fmt, finish=finish,
                           shared=[weights_counted(rows)], known=known)
 
@@ -430,15 +431,16 @@ def _overwrite(result: Evaluated, where, values) -> Evaluated:
 
 
 def soft_extra_grads(rows: Rows, st: Stats, a, smoothing, reduction, fmt: Format,
-                     with_weight: bool) -> dict[str, Evaluated]:
+                     with_weight: bool, known=None) -> dict[str, Evaluated]:
     """Probability targets: d loss / d target (input layout) and, ``with_weight``, d loss / d
-    weight (C,), for the per-row upstream ``a`` (before the mean's division), rounded to fmt.
-    Masked classes and rows without a log-softmax are decided here (the module's docstring)."""
+    weight (C,), for the per-row upstream ``a`` (before the mean's division), rounded to fmt;
+    ``known``: d loss / d target's rows certified already (``engine.Known``). Masked classes
+    and rows without a log-softmax are decided here (the module's docstring)."""
     M, C = rows.x.shape
     masked = (st.finite == 0) & ~st.undefined[:, None]
     w_row = np.broadcast_to(rows.weight, (M, C)) * st.finite
     d_p = evaluate(soft_target_grad(smoothing, reduction, M),
-                   [st.xs, st.m, st.others, w_row, a], fmt, independent="rows")
+                   [st.xs, st.m, st.others, w_row, a], fmt, independent="rows", known=known)
     signs = np.sign(a)[:, None] * np.sign(rows.weight)[None, :] * float(smoothing != 1)
     with np.errstate(**_QUIET):
         d_p = _overwrite(d_p, masked, np.where(signs != 0, signs * np.inf, 0.0))
@@ -526,8 +528,12 @@ def loss_grad(name, grad_output, input, target, weight, ignore_index, smoothing,
         args = [st.xs, st.m, st.others, st.finite, is_t, t_is_max, x_t, t_finite, w_t, w_full,
                 a]
         function = ce_grad(smoothing, C, reduction, M)
-    known = (classification_fast.gradient(rows, st, a, reduction, smoothing)
-             if classification_fast.applies(rows, fmt) else None)
+    known = target_known = None
+    if classification_fast.applies(rows, fmt) and rows.soft:
+        known, target_known = classification_fast.soft_gradients(rows, st, a, reduction,
+                                                                 smoothing)
+    elif classification_fast.applies(rows, fmt):
+        known = classification_fast.gradient(rows, st, a, reduction, smoothing)
     out = evaluate(function, args, fmt, independent="rows",
                    shared=[weights_counted(rows)] + ([] if rows.soft else [rows.weight]),
                    known=known)
@@ -538,5 +544,5 @@ def loss_grad(name, grad_output, input, target, weight, ignore_index, smoothing,
                                 to_input_layout(out.exact, rows.input_shape))}
     if soft:
         grads.update(soft_extra_grads(rows, st, a, smoothing, reduction, fmt,
-                                      weight is not None))
+                                      weight is not None, target_known))
     return grads

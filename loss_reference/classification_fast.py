@@ -16,7 +16,11 @@ logit's term 1). Label smoothing e takes torch's (1 - e) w_t nlp_t + (e / C) sum
 (``double_double.softmax_smoothed_loss_rows``) and its gradient from the kernel's of unit
 weight (``double_double.smoothed_gradient_rows``), each element then within the row's bound
 relative to its terms' sizes, which cancel where the softmax meets the smoothing's share.
-Rows it does not certify
+Probability targets p (``soft_loss``, ``soft_gradients``: ``double_double.softmax_soft_rows``)
+take u_c = w_c ((1 - e) p_c + e / C): the loss sum_c u_c nlp_c, d loss / d x_c =
+h (Q softmax_c - u_c) with Q = sum_c u_c and h = a / divisor (bounded by its terms' sizes:
+it cancels where the softmax meets the target), d loss / d p_c = h (1 - e) w_c nlp_c (no
+cancellation); the weight's gradient stays with the engine. Rows it does not certify
 (non-finite logits, logits spread beyond 650, values near underflow, an element within a 64th
 of an ulp of a rounding boundary: about one in 2^30) are left to the engine's tiers
 (``engine.Known``), and so is everything where numba does not import.
@@ -37,9 +41,10 @@ NO_LO = np.empty((0, 0))  # the kernels' lo parts of the logits: float64 logits 
 
 
 def applies(rows, fmt: Format) -> bool:
-    """Whether this tier covers the call: index targets, float64 results, rows with classes,
-    and numba here."""
-    return (fmt == FORMATS["float64"] and not rows.soft
+    """Whether this tier covers the call: float64 results, rows with classes, and numba here
+    (index targets: ``loss``, ``gradient``; probability targets: ``soft_loss``,
+    ``soft_gradients``)."""
+    return (fmt == FORMATS["float64"]
             and rows.x.shape[0] > 0 and rows.x.shape[1] > 0 and kernels() is not None)
 
 
@@ -140,3 +145,60 @@ def loss(rows, st, reduction: str, smoothing: float = 0.0) -> Known:
         return known(hi, lo, ok)
     return known_total(hi, lo, np.where(finite, error, np.inf),
                        exact_divisor(w_t) if reduction == "mean" else None)
+
+
+def soft_loss(rows, st, reduction: str, smoothing: float) -> Known:
+    """The loss with probability targets rounded to float64, as ``loss``: per row sum_c w_c
+    q_c nlp_c, q = (1 - e) p + e / C (``double_double.softmax_soft_rows``), the 'mean' over
+    the rows."""
+    (hi, lo, error, ok), _, _ = _soft_rows(rows, st, smoothing, 1.0, None)
+    if reduction == "none":
+        return known(hi, lo, ok)
+    return known_total(hi, lo, error, (float(len(hi)), 0.0) if reduction == "mean" else None)
+
+
+def soft_gradients(rows, st, a: np.ndarray, reduction: str, smoothing: float) -> tuple:
+    """(d loss / d x, d loss / d target) (M, C) with probability targets rounded to float64,
+    for the upstream gradient per row ``a`` (before the mean's division): Known each, ok per
+    row where every element of the row is certified."""
+    divisor = float(rows.x.shape[0]) if reduction == "mean" else 1.0
+    _, d_input, d_target = _soft_rows(rows, st, smoothing, divisor, a)
+    return tuple(Known(hi, _exact(hi, lo), ok, {TIER: int(ok.sum())})
+                 for hi, lo, ok in (d_input, d_target))
+
+
+def _soft_rows(rows, st, smoothing: float, divisor: float, a) -> tuple:
+    """``double_double.softmax_soft_rows`` by chunks of rows on the reference's threads:
+    ((loss hi, lo, error, ok), (d input hi, lo, ok), (d target hi, lo, ok)), the gradients
+    only where ``a`` is given (else empty); rows with a non-finite logit are left."""
+    dd = kernels()
+    M, C = rows.x.shape
+    gradients = a is not None
+    shape = (M, C) if gradients else (0, 0)
+    loss = (np.empty(M), np.empty(M), np.empty(M), np.zeros(M, dtype=bool))
+    d_input, d_target = ((np.empty(shape), np.empty(shape), np.zeros(shape[0], dtype=bool))
+                         for _ in range(2))
+    p = np.ascontiguousarray(rows.target, dtype=np.float64)
+    weight = np.ascontiguousarray(rows.weight, dtype=np.float64)
+    a = np.zeros(M) if a is None else np.ascontiguousarray(a, dtype=np.float64)
+
+    def chunk(c: slice):
+        dd.softmax_soft_rows(st.xs[c], st.k[c], p[c], weight, smoothing, divisor, a[c],
+                             gradients, ESTIMATE_ULPS, *dd.exp_constants(),
+                             *(v[c] for v in loss), *(v[c] for v in d_input),
+                             *(v[c] for v in d_target))
+
+    parallel_map(chunk, row_chunks(M, C, CHUNK_ELEMENTS))
+    finite = ~st.undefined & (st.finite == 1).all(axis=1)
+    loss[3][:] &= finite
+    loss[2][~finite] = np.inf
+    if gradients:
+        d_input[2][:] &= finite
+        d_target[2][:] &= finite
+    return loss, d_input, d_target
+
+
+def _exact(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """hi + lo in long double (the estimate ``engine.Known`` carries)."""
+    with np.errstate(invalid="ignore", over="ignore"):  # rows left hold anything
+        return hi.astype(np.longdouble) + lo

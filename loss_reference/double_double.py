@@ -667,6 +667,14 @@ def _log_total(x, x_lo, m, k, difference, d_hi, d_lo, e_hi, e_lo, scratch, inver
                                l1, l2, l3, table_hi, table_lo, powers, quick)
     total_error = (exp_relative_error(difference)
                    + (terms_error(x.size, quick) + ADD_FLOAT_ERROR) * U2)
+    return _log_of_terms(s_hi, s_lo, total_error, inverse, l1, l2, l3, table_hi, table_lo,
+                         powers)
+
+
+@inlined
+def _log_of_terms(s_hi, s_lo, total_error, inverse, l1, l2, l3, table_hi, table_lo, powers):
+    """(log E = log1p(S') as a double-double, its absolute error bound; inf where E's relative
+    bound ``total_error`` is too wide) for the sum S' of a row's terms but its largest."""
     if not total_error < 2.0 ** -31:
         return 0.0, 0.0, np.inf
     if s_hi < SERIES_BELOW:  # log E = log1p(S') far below 1: Newton's bound is absolute
@@ -885,6 +893,147 @@ def smoothed_gradient_rows(g_hi, g_lo, eps, t, a, w_t, divisor_hi, divisor_lo, s
                       + ADD_ERROR * U2) * (1 + 2.0 ** -30)
         else:
             eps[i] = np.inf
+
+
+@compiled
+def softmax_soft_rows(x, k, p, w, smoothing, divisor, a, gradients, estimate_ulps, inverse,
+                      l1, l2, l3, table_hi, table_lo, powers, loss_hi, loss_lo, loss_error,
+                      loss_ok, gx_hi, gx_lo, gx_ok, gp_hi, gp_lo, gp_ok):
+    """Cross entropy with probability targets, per row i of the logits x (n, C), all finite,
+    the largest at k_i, targets p (n, C), class weights w (C,), label smoothing e: with
+    u_c = w_c q_c, q_c = (1 - e) p_c + e / C, Q = sum_c u_c and nlp_c = (m - x_c) + log E,
+
+    - the loss sum_c u_c nlp_c = sum_c u_c (m - x_c) + Q log E as a double-double into
+      loss_hi + loss_lo, its absolute error bound into loss_error (inf for a row left), and
+      into loss_ok whether it is ``certified``;
+    - where ``gradients``, for h = a_i / divisor: d loss / d x_c = h (Q e_c / E - u_c) into
+      gx_hi + gx_lo and d loss / d p_c = h (1 - e) w_c nlp_c into gp_hi + gp_lo, and into
+      gx_ok and gp_ok whether every element of the row is ``certified`` (or exactly 0).
+
+    e_c, S' and log E as ``softmax_loss_rows`` computes them (the differences exact: float64
+    logits). Every bound is absolute, each operation's relative bound on its result's
+    magnitude: u's terms can cancel in Q where weights have both signs, and the gradient's two
+    terms where the softmax meets the target; second-order terms are covered by a factor
+    1 + 2^-30. A row whose logits spread beyond -EXP_LOWEST, or with a nonzero product outside
+    the domain (``safe``), is left."""
+    n, C = x.shape
+    d_hi, d_lo, scratch = np.empty(C), np.empty(C), np.empty(C)
+    e_hi, e_lo = np.empty(C), np.empty(C)
+    u_hi, u_lo, u_error = np.empty(C), np.empty(C), np.empty(C)
+    empty = np.empty(0)
+    keep_hi, keep_lo = two_sum(1.0, -smoothing)
+    share_hi, share_lo = div(smoothing, 0.0, float(C), 0.0)
+    h_relative = 0.0 if divisor == 1.0 else DIV_ERROR * U2
+    total_error = (terms_error(C, False) + ADD_FLOAT_ERROR) * U2
+    grow = 1 + 2.0 ** -30
+    for i in range(n):
+        loss_hi[i], loss_lo[i], loss_error[i], loss_ok[i] = 0.0, 0.0, np.inf, False
+        if gradients:
+            gx_ok[i], gp_ok[i] = False, False
+        row = x[i]
+        m = row[k[i]]
+        if not (m - lane_min(row) <= -EXP_LOWEST):
+            continue
+        s_hi, s_lo = softmax_terms(row, empty, m, k[i], d_hi, d_lo, e_hi, e_lo, scratch,
+                                   inverse, l1, l2, l3, table_hi, table_lo, powers, False)
+        y_hi, y_lo, y_error = _log_of_terms(s_hi, s_lo, total_error, inverse, l1, l2, l3,
+                                            table_hi, table_lo, powers)
+        if not y_error < np.inf:
+            continue
+        ok = True
+        q_hi, q_lo, q_error, q_size = 0.0, 0.0, 0.0, 0.0
+        sp_hi, sp_lo, sp_error, sp_size = 0.0, 0.0, 0.0, 0.0
+        for c in range(C):
+            v_hi, v_lo, v_error = p[i, c], 0.0, 0.0
+            if smoothing != 0.0:
+                t_hi, t_lo = mul(keep_hi, keep_lo, p[i, c], 0.0)
+                v_hi, v_lo = add(t_hi, t_lo, share_hi, share_lo)
+                v_error = (MUL_ERROR * abs(t_hi) + DIV_ERROR * share_hi
+                           + ADD_ERROR * (abs(t_hi) + share_hi)) * U2
+                ok = ok and (t_hi == 0.0 or safe(t_hi))
+            u_hi[c], u_lo[c] = mul(v_hi, v_lo, w[c], 0.0)
+            u_error[c] = (abs(w[c]) * v_error + MUL_ERROR * U2 * abs(u_hi[c])) * grow
+            q_hi, q_lo = add(q_hi, q_lo, u_hi[c], u_lo[c])
+            q_error += u_error[c]
+            q_size += abs(u_hi[c])
+            g_hi, g_lo = two_sum(m, -row[c])  # m - x_c >= 0, exact
+            P_hi, P_lo = mul(u_hi[c], u_lo[c], g_hi, g_lo)
+            sp_hi, sp_lo = add(sp_hi, sp_lo, P_hi, P_lo)
+            sp_error += abs(g_hi) * u_error[c] + MUL_ERROR * U2 * abs(P_hi)
+            sp_size += abs(P_hi)
+            ok = ok and (u_hi[c] == 0.0 or safe(u_hi[c])) and (P_hi == 0.0 or safe(P_hi))
+        q_error = (q_error + C * ADD_ERROR * U2 * q_size) * grow
+        sp_error = (sp_error + C * ADD_ERROR * U2 * sp_size) * grow
+        R_hi, R_lo = mul(q_hi, q_lo, y_hi, y_lo)
+        R_error = (abs(q_hi) * y_error + abs(y_hi) * q_error + MUL_ERROR * U2 * abs(R_hi)) * grow
+        l_hi, l_lo = add(sp_hi, sp_lo, R_hi, R_lo)
+        l_error = (sp_error + R_error + ADD_ERROR * U2 * (abs(sp_hi) + abs(R_hi))) * grow
+        if not (ok and (R_hi == 0.0 or safe(R_hi)) and (l_hi == 0.0 or safe(l_hi))):
+            continue
+        loss_hi[i], loss_lo[i], loss_error[i] = l_hi, l_lo, l_error
+        loss_ok[i] = ((l_hi == 0.0 and l_lo == 0.0 and l_error == 0.0)
+                      or certified(l_hi, l_lo, l_error, estimate_ulps))
+        if gradients:
+            gx_ok[i], gp_ok[i] = _soft_gradient_row(
+                row, m, a[i], divisor, h_relative, s_hi, s_lo, total_error, y_hi, y_lo,
+                y_error, q_hi, q_lo, q_error, u_hi, u_lo, u_error, e_hi, e_lo, w, keep_hi,
+                keep_lo, estimate_ulps, gx_hi[i], gx_lo[i], gp_hi[i], gp_lo[i])
+
+
+@inlined
+def _soft_gradient_row(row, m, a, divisor, h_relative, s_hi, s_lo, total_error, y_hi, y_lo,
+                       y_error, q_hi, q_lo, q_error, u_hi, u_lo, u_error, e_hi, e_lo, w,
+                       keep_hi, keep_lo, estimate_ulps, gx_hi, gx_lo, gp_hi, gp_lo):
+    """(d loss / d x certified, d loss / d p certified) of one row of ``softmax_soft_rows``,
+    the gradients into gx and gp (1-D): r = h Q / E within its absolute bound, then per class
+    r e_c - h u_c and h (1 - e) w_c nlp_c."""
+    C = row.size
+    grow = 1 + 2.0 ** -30
+    if a == 0.0:
+        for c in range(C):
+            gx_hi[c], gx_lo[c], gp_hi[c], gp_lo[c] = 0.0, 0.0, 0.0, 0.0
+        return True, True
+    h_hi, h_lo = div(a, 0.0, divisor, 0.0)
+    E_hi, E_lo = add_float(s_hi, s_lo, 1.0)
+    hq_hi, hq_lo = mul(h_hi, h_lo, q_hi, q_lo)
+    r_hi, r_lo = div(hq_hi, hq_lo, E_hi, E_lo)
+    r_error = (abs(h_hi) * q_error / E_hi
+               + (h_relative + (MUL_ERROR + DIV_ERROR) * U2 + total_error) * abs(r_hi)) * grow
+    kh_hi, kh_lo = mul(h_hi, h_lo, keep_hi, keep_lo)
+    kh_error = (h_relative + MUL_ERROR * U2) * abs(kh_hi)
+    if not (safe(h_hi) and (hq_hi == 0.0 or safe(hq_hi)) and (r_hi == 0.0 or safe(r_hi))
+            and (kh_hi == 0.0 or safe(kh_hi))):
+        return False, False
+    x_ok, p_ok = True, True
+    for c in range(C):
+        f_hi, f_lo = mul(r_hi, r_lo, e_hi[c], e_lo[c])
+        f_error = abs(e_hi[c]) * r_error + (EXP_ERROR + MUL_ERROR) * U2 * abs(f_hi)
+        b_hi, b_lo = mul(h_hi, h_lo, u_hi[c], u_lo[c])
+        b_error = abs(h_hi) * u_error[c] + (h_relative + MUL_ERROR * U2) * abs(b_hi)
+        G_hi, G_lo = add(f_hi, f_lo, -b_hi, -b_lo)
+        G_error = (f_error + b_error + ADD_ERROR * U2 * (abs(f_hi) + abs(b_hi))) * grow
+        gx_hi[c], gx_lo[c] = G_hi, G_lo
+        x_ok = x_ok and all_safe(f_hi, b_hi, G_hi) and (
+            (G_hi == 0.0 and G_lo == 0.0 and G_error == 0.0)
+            or certified(G_hi, G_lo, G_error, estimate_ulps))
+        g_hi, g_lo = two_sum(m, -row[c])
+        n_hi, n_lo = add(g_hi, g_lo, y_hi, y_lo)  # both parts >= 0: no cancellation
+        n_error = y_error + ADD_ERROR * U2 * abs(n_hi)
+        z_hi, z_lo = mul(n_hi, n_lo, w[c], 0.0)
+        z_error = abs(w[c]) * n_error + MUL_ERROR * U2 * abs(z_hi)
+        t_hi, t_lo = mul(z_hi, z_lo, kh_hi, kh_lo)
+        t_error = (abs(kh_hi) * z_error + abs(z_hi) * kh_error + MUL_ERROR * U2 * abs(t_hi)) * grow
+        gp_hi[c], gp_lo[c] = t_hi, t_lo
+        p_ok = p_ok and all_safe(z_hi, t_hi, t_hi) and (
+            (t_hi == 0.0 and t_lo == 0.0 and t_error == 0.0)
+            or certified(t_hi, t_lo, t_error, estimate_ulps))
+    return x_ok, p_ok
+
+
+@inlined
+def all_safe(a, b, c):
+    """Whether each of three double-doubles' hi is 0 or in the domain (``safe``)."""
+    return (a == 0.0 or safe(a)) and (b == 0.0 or safe(b)) and (c == 0.0 or safe(c))
 
 
 @compiled

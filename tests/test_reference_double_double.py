@@ -439,6 +439,121 @@ def test_a_loss_the_quick_exponentials_leave_the_double_double_ones_certify():
     assert np.array_equal(out[0], loss_oracle(x, target, None, "none"))
 
 
+# --- probability targets -------------------------------------------------------------------------
+
+def soft_oracle(x, p, weight, reduction, g, smoothing):
+    """(the loss: per row or the total, d loss / d x, d loss / d p) with probability targets,
+    in mpmath at 300 bits, rounded to nearest: u_c = w_c ((1 - e) p_c + e / C), the loss
+    sum_c u_c nlp_c, d x_c = h (Q softmax_c - u_c) and d p_c = h (1 - e) w_c nlp_c for
+    h = g / divisor (N for 'mean'), Q = sum_c u_c."""
+    N, C = x.shape
+    w = np.ones(C) if weight is None else weight
+    losses, d_x, d_p = [], np.empty((N, C)), np.empty((N, C))
+    with mp.workprec(300):
+        e = mpf(smoothing)
+        divisor = mpf(N) if reduction == "mean" else mpf(1)
+        for i in range(N):
+            row = [mpf(v) for v in x[i]]
+            top = max(row)
+            terms = [mp.exp(v - top) for v in row]
+            total = mp.fsum(terms)
+            log_total = mp.log1p(mp.fsum(t for t in terms if t != 1) if terms.count(1) == 1
+                                 else total - 1)
+            nlp = [(top - v) + log_total for v in row]
+            u = [mpf(w[c]) * ((1 - e) * mpf(p[i, c]) + e / C) for c in range(C)]
+            Q = mp.fsum(u)
+            losses.append(mp.fsum(u[c] * nlp[c] for c in range(C)))
+            h = mpf(float(g if np.ndim(g) == 0 else g[i])) / divisor
+            d_x[i] = [float(h * (Q * terms[c] / total - u[c])) for c in range(C)]
+            d_p[i] = [float(h * (1 - e) * mpf(w[c]) * nlp[c]) for c in range(C)]
+        loss = (np.array([float(v) for v in losses]) if reduction == "none"
+                else np.array(float(mp.fsum(losses) / divisor)))
+    return loss, d_x, d_p
+
+
+def _soft_case(draw):
+    """(logits, probability targets (rows of a distribution, or any numbers in [0, 1]),
+    class weight or None, reduction, the rng, label smoothing)."""
+    x, _, weight, reduction, rng, smoothing = _case(draw)
+    p = rng.random(x.shape)
+    if rng.random() < 0.5:
+        p /= p.sum(axis=1, keepdims=True)
+    return x, p, weight, reduction, rng, smoothing
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows_of_logits)
+def test_certified_soft_target_results_are_the_correctly_rounded_ones(draw):
+    x, p, weight, reduction, rng, smoothing = _soft_case(draw)
+    g = rng.standard_normal(len(x)) if reduction == "none" else rng.standard_normal()
+    rows = cl.rows_of(x, p, weight)
+    st_ = cl.stats_of(rows.x)
+    loss, d_x, d_p = soft_oracle(x, p, weight, reduction, g, smoothing)
+    known = fast.soft_loss(rows, st_, reduction, smoothing)
+    assert np.array_equal(known.rounded[known.ok], loss.reshape(known.ok.shape)[known.ok])
+    a = cl.upstream_rows(g, rows, reduction)
+    d_input, d_target = fast.soft_gradients(rows, st_, a, reduction, smoothing)
+    assert np.array_equal(d_input.rounded[d_input.ok], d_x[d_input.ok])
+    assert np.array_equal(d_target.rounded[d_target.ok], d_p[d_target.ok])
+    typical = x.max(axis=1) - x.min(axis=1) < 600
+    assert d_target.ok[typical].all()  # its two parts do not cancel: a typical row certified
+    if reduction != "none" and x.shape[1] > 1 and draw[2] < 100:
+        assert known.ok.all()
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_soft_targets_of_a_typical_batch_are_certified_by_this_tier(smoothing):
+    rng = np.random.default_rng(4)
+    x, p = rng.standard_normal((32, 500)) * 3, rng.random((32, 500))
+    p /= p.sum(axis=1, keepdims=True)
+    weight = rng.uniform(0.5, 2, 500)
+    loss, d_x, d_p = soft_oracle(x, p, weight, "mean", 0.75, smoothing)
+    engine.STATS.clear()
+    out = cl.loss("cross_entropy", x, p, weight, -100, smoothing, "mean", FLOAT64)
+    assert engine.STATS[fast.TIER] == sum(engine.STATS.values()) == 1
+    assert out.rounded == loss
+    engine.STATS.clear()
+    grads = cl.loss_grad("cross_entropy", np.array(0.75), x, p, weight, -100, smoothing,
+                         "mean", FLOAT64)
+    assert engine.STATS[fast.TIER] == 64  # the input's rows and the target's
+    assert np.array_equal(grads["input"].rounded, d_x)
+    assert np.array_equal(grads["target"].rounded, d_p)
+
+
+def test_soft_targets_that_are_the_softmax_leave_their_cancelling_gradients_to_the_engine():
+    """p = softmax(x) rounded to float64: d loss / d x = softmax - p cancels to about an ulp
+    of its terms, which the tier's bound (relative to the terms' sizes) cannot certify; the
+    engine completes those elements, and every element is the correctly rounded one."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((4, 7))
+    p = np.exp(x - x.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    rows = cl.rows_of(x, p)
+    d_input, _ = fast.soft_gradients(rows, cl.stats_of(rows.x), np.ones(4), "sum", 0.0)
+    assert not d_input.ok.any()
+    grads = cl.loss_grad("cross_entropy", np.array(1.0), x, p, None, -100, 0.0, "sum", FLOAT64)
+    _, d_x, d_p = soft_oracle(x, p, None, "sum", 1.0, 0.0)
+    assert np.array_equal(grads["input"].rounded, d_x)
+    assert np.array_equal(grads["target"].rounded, d_p)
+
+
+def test_soft_target_rows_with_a_masked_class_are_left_to_the_engine():
+    """A row with a -inf logit: its softmax there is exactly 0 and its target's slope
+    infinite, decided by the engine, not this tier; the other rows are the tier's."""
+    x = np.array([[0.5, -np.inf, 1.0], [0.25, 2.0, -1.0]])
+    p = np.array([[0.5, 0.0, 0.5], [0.2, 0.3, 0.5]])
+    rows = cl.rows_of(x, p)
+    d_input, d_target = fast.soft_gradients(rows, cl.stats_of(rows.x), np.ones(2), "sum", 0.0)
+    assert d_input.ok.tolist() == [False, True] and d_target.ok.tolist() == [False, True]
+    grads = cl.loss_grad("cross_entropy", np.array(1.0), x, p, None, -100, 0.0, "sum", FLOAT64)
+    _, d_x, _ = soft_oracle(x[:1, [0, 2]], p[:1, [0, 2]], None, "sum", 1.0, 0.0)  # unmasked
+    assert grads["input"].rounded[0].tolist() == [d_x[0, 0], 0.0, d_x[0, 1]]
+    assert np.isposinf(grads["target"].rounded[0, 1])
+    _, d_x, d_p = soft_oracle(x[1:], p[1:], None, "sum", 1.0, 0.0)
+    assert np.array_equal(grads["input"].rounded[1:], d_x)
+    assert np.array_equal(grads["target"].rounded[1:], d_p)
+
+
 @njit
 def _lane_extremes(x):
     return dd.lane_min(x), -dd.lane_min(x, -1.0), dd.lane_argmax(x)
