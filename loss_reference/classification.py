@@ -431,11 +431,11 @@ def _overwrite(result: Evaluated, where, values) -> Evaluated:
 
 
 def soft_extra_grads(rows: Rows, st: Stats, a, smoothing, reduction, fmt: Format,
-                     with_weight: bool, known=None) -> dict[str, Evaluated]:
+                     with_weight: bool, known=None, weight_known=None) -> dict[str, Evaluated]:
     """Probability targets: d loss / d target (input layout) and, ``with_weight``, d loss / d
     weight (C,), for the per-row upstream ``a`` (before the mean's division), rounded to fmt;
-    ``known``: d loss / d target's rows certified already (``engine.Known``). Masked classes
-    and rows without a log-softmax are decided here (the module's docstring)."""
+    ``known``, ``weight_known``: their results certified already (``engine.Known``). Masked
+    classes and rows without a log-softmax are decided here (the module's docstring)."""
     M, C = rows.x.shape
     masked = (st.finite == 0) & ~st.undefined[:, None]
     w_row = np.broadcast_to(rows.weight, (M, C)) * st.finite
@@ -456,7 +456,7 @@ def soft_extra_grads(rows: Rows, st: Stats, a, smoothing, reduction, fmt: Format
     defined_a = np.where(st.undefined, 0.0, a)
     d_w = evaluate_row_sums(soft_weight_grad(smoothing, C),
                             [st.xs, st.m, st.others, st.finite, rows.target, defined_a], fmt,
-                            finish=finish)
+                            finish=finish, known=weight_known)
     p_signs = np.sign(smoothed_targets(rows.target, smoothing, C))
     with np.errstate(**_QUIET):
         infinities = _column_infinities(np.where(masked, np.sign(a)[:, None] * p_signs, 0.0))
@@ -528,10 +528,10 @@ def loss_grad(name, grad_output, input, target, weight, ignore_index, smoothing,
         args = [st.xs, st.m, st.others, st.finite, is_t, t_is_max, x_t, t_finite, w_t, w_full,
                 a]
         function = ce_grad(smoothing, C, reduction, M)
-    known = target_known = None
+    known = target_known = weight_known = None
     if classification_fast.applies(rows, fmt) and rows.soft:
-        known, target_known = classification_fast.soft_gradients(rows, st, a, reduction,
-                                                                 smoothing)
+        known, target_known, weight_known = classification_fast.soft_gradients(
+            rows, st, a, reduction, smoothing, weight_gradient=weight is not None)
     elif classification_fast.applies(rows, fmt):
         known = classification_fast.gradient(rows, st, a, reduction, smoothing)
     out = evaluate(function, args, fmt, independent="rows",
@@ -544,5 +544,5 @@ def loss_grad(name, grad_output, input, target, weight, ignore_index, smoothing,
                                 to_input_layout(out.exact, rows.input_shape))}
     if soft:
         grads.update(soft_extra_grads(rows, st, a, smoothing, reduction, fmt,
-                                      weight is not None, target_known))
+                                      weight is not None, target_known, weight_known))
     return grads

@@ -20,7 +20,8 @@ Probability targets p (``soft_loss``, ``soft_gradients``: ``double_double.softma
 take u_c = w_c ((1 - e) p_c + e / C): the loss sum_c u_c nlp_c, d loss / d x_c =
 h (Q softmax_c - u_c) with Q = sum_c u_c and h = a / divisor (bounded by its terms' sizes:
 it cancels where the softmax meets the target), d loss / d p_c = h (1 - e) w_c nlp_c (no
-cancellation); the weight's gradient stays with the engine. Rows it does not certify
+cancellation), and d loss / d w_c, the sum over rows of h q_c nlp_c (absolute bounds: the
+upstream's signs may differ by row). Rows it does not certify
 (non-finite logits, logits spread beyond 650, values near underflow, an element within a 64th
 of an ulp of a rounding boundary: about one in 2^30) are left to the engine's tiers
 (``engine.Known``), and so is everything where numba does not import.
@@ -151,26 +152,51 @@ def soft_loss(rows, st, reduction: str, smoothing: float) -> Known:
     """The loss with probability targets rounded to float64, as ``loss``: per row sum_c w_c
     q_c nlp_c, q = (1 - e) p + e / C (``double_double.softmax_soft_rows``), the 'mean' over
     the rows."""
-    (hi, lo, error, ok), _, _ = _soft_rows(rows, st, smoothing, 1.0, None)
+    (hi, lo, error, ok), _, _, _ = _soft_rows(rows, st, smoothing, 1.0, None)
     if reduction == "none":
         return known(hi, lo, ok)
     return known_total(hi, lo, error, (float(len(hi)), 0.0) if reduction == "mean" else None)
 
 
-def soft_gradients(rows, st, a: np.ndarray, reduction: str, smoothing: float) -> tuple:
-    """(d loss / d x, d loss / d target) (M, C) with probability targets rounded to float64,
-    for the upstream gradient per row ``a`` (before the mean's division): Known each, ok per
-    row where every element of the row is certified."""
+def soft_gradients(rows, st, a: np.ndarray, reduction: str, smoothing: float,
+                   weight_gradient: bool = False) -> tuple:
+    """(d loss / d x, d loss / d target (M, C), d loss / d weight (C,) or None) with
+    probability targets rounded to float64, for the upstream gradient per row ``a`` (before
+    the mean's division): Known each, ok per row where every element of the row is certified
+    (per element for the weight's, the sum over rows of h q_c nlp_c, only where
+    ``weight_gradient``)."""
     divisor = float(rows.x.shape[0]) if reduction == "mean" else 1.0
-    _, d_input, d_target = _soft_rows(rows, st, smoothing, divisor, a)
-    return tuple(Known(hi, _exact(hi, lo), ok, {TIER: int(ok.sum())})
-                 for hi, lo, ok in (d_input, d_target))
+    _, d_input, d_target, parts = _soft_rows(rows, st, smoothing, divisor, a, weight_gradient)
+    inputs = tuple(Known(hi, _exact(hi, lo), ok, {TIER: int(ok.sum())})
+                   for hi, lo, ok in (d_input, d_target))
+    return inputs + ((_column_totals(*parts) if weight_gradient else None),)
 
 
-def _soft_rows(rows, st, smoothing: float, divisor: float, a) -> tuple:
+def _column_totals(hi, lo, error) -> Known:
+    """The columns' sums of rows' parts hi + lo, each within ``error``, certified per column:
+    each chunk of rows summed on the reference's threads, then the chunks' sums."""
+    dd = kernels()
+    M, C = hi.shape
+    chunks = row_chunks(M, C, CHUNK_ELEMENTS)
+
+    def chunk(c: slice):
+        sums = np.empty(C), np.empty(C), np.empty(C)
+        dd.column_sums(hi[c], lo[c], error[c], *sums)
+        return sums
+
+    parts = [np.stack(part) for part in zip(*parallel_map(chunk, chunks))]
+    totals = np.empty((1, C)), np.empty((1, C)), np.empty((1, C))
+    dd.column_sums(*parts, *(t[0] for t in totals))
+    ok = np.empty((1, C), dtype=bool)
+    dd.certify_elements(*totals, ESTIMATE_ULPS, ok)
+    return Known(totals[0][0], _exact(totals[0][0], totals[1][0]), ok[0], {TIER: int(ok.sum())})
+
+
+def _soft_rows(rows, st, smoothing: float, divisor: float, a, weight_parts=False) -> tuple:
     """``double_double.softmax_soft_rows`` by chunks of rows on the reference's threads:
-    ((loss hi, lo, error, ok), (d input hi, lo, ok), (d target hi, lo, ok)), the gradients
-    only where ``a`` is given (else empty); rows with a non-finite logit are left."""
+    ((loss hi, lo, error, ok), (d input hi, lo, ok), (d target hi, lo, ok), (the weight's
+    parts per row hi, lo, error)), the gradients only where ``a`` is given and the weight's
+    parts only where ``weight_parts`` (else empty); rows with a non-finite logit are left."""
     dd = kernels()
     M, C = rows.x.shape
     gradients = a is not None
@@ -178,6 +204,7 @@ def _soft_rows(rows, st, smoothing: float, divisor: float, a) -> tuple:
     loss = (np.empty(M), np.empty(M), np.empty(M), np.zeros(M, dtype=bool))
     d_input, d_target = ((np.empty(shape), np.empty(shape), np.zeros(shape[0], dtype=bool))
                          for _ in range(2))
+    parts = tuple(np.empty((M, C) if weight_parts else (0, 0)) for _ in range(3))
     p = np.ascontiguousarray(rows.target, dtype=np.float64)
     weight = np.ascontiguousarray(rows.weight, dtype=np.float64)
     a = np.zeros(M) if a is None else np.ascontiguousarray(a, dtype=np.float64)
@@ -186,7 +213,7 @@ def _soft_rows(rows, st, smoothing: float, divisor: float, a) -> tuple:
         dd.softmax_soft_rows(st.xs[c], st.k[c], p[c], weight, smoothing, divisor, a[c],
                              gradients, ESTIMATE_ULPS, *dd.exp_constants(),
                              *(v[c] for v in loss), *(v[c] for v in d_input),
-                             *(v[c] for v in d_target))
+                             *(v[c] for v in d_target), *(v[c] for v in parts))
 
     parallel_map(chunk, row_chunks(M, C, CHUNK_ELEMENTS))
     finite = ~st.undefined & (st.finite == 1).all(axis=1)
@@ -195,7 +222,9 @@ def _soft_rows(rows, st, smoothing: float, divisor: float, a) -> tuple:
     if gradients:
         d_input[2][:] &= finite
         d_target[2][:] &= finite
-    return loss, d_input, d_target
+    if weight_parts:
+        parts[2][~finite] = np.inf
+    return loss, d_input, d_target, parts
 
 
 def _exact(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:

@@ -898,7 +898,8 @@ def smoothed_gradient_rows(g_hi, g_lo, eps, t, a, w_t, divisor_hi, divisor_lo, s
 @compiled
 def softmax_soft_rows(x, k, p, w, smoothing, divisor, a, gradients, estimate_ulps, inverse,
                       l1, l2, l3, table_hi, table_lo, powers, loss_hi, loss_lo, loss_error,
-                      loss_ok, gx_hi, gx_lo, gx_ok, gp_hi, gp_lo, gp_ok):
+                      loss_ok, gx_hi, gx_lo, gx_ok, gp_hi, gp_lo, gp_ok, gw_hi, gw_lo,
+                      gw_error):
     """Cross entropy with probability targets, per row i of the logits x (n, C), all finite,
     the largest at k_i, targets p (n, C), class weights w (C,), label smoothing e: with
     u_c = w_c q_c, q_c = (1 - e) p_c + e / C, Q = sum_c u_c and nlp_c = (m - x_c) + log E,
@@ -908,7 +909,9 @@ def softmax_soft_rows(x, k, p, w, smoothing, divisor, a, gradients, estimate_ulp
       into loss_ok whether it is ``certified``;
     - where ``gradients``, for h = a_i / divisor: d loss / d x_c = h (Q e_c / E - u_c) into
       gx_hi + gx_lo and d loss / d p_c = h (1 - e) w_c nlp_c into gp_hi + gp_lo, and into
-      gx_ok and gp_ok whether every element of the row is ``certified`` (or exactly 0).
+      gx_ok and gp_ok whether every element of the row is ``certified`` (or exactly 0);
+      where gw_hi has rows too, the row's part of d loss / d w_c, h q_c nlp_c, into
+      gw_hi + gw_lo and its absolute error bound into gw_error (inf for a row left).
 
     e_c, S' and log E as ``softmax_loss_rows`` computes them (the differences exact: float64
     logits). Every bound is absolute, each operation's relative bound on its result's
@@ -920,7 +923,9 @@ def softmax_soft_rows(x, k, p, w, smoothing, divisor, a, gradients, estimate_ulp
     d_hi, d_lo, scratch = np.empty(C), np.empty(C), np.empty(C)
     e_hi, e_lo = np.empty(C), np.empty(C)
     u_hi, u_lo, u_error = np.empty(C), np.empty(C), np.empty(C)
+    v_hi, v_lo, v_error = np.empty(C), np.empty(C), np.empty(C)  # q
     empty = np.empty(0)
+    weight_parts = gw_hi.shape[0] > 0
     keep_hi, keep_lo = two_sum(1.0, -smoothing)
     share_hi, share_lo = div(smoothing, 0.0, float(C), 0.0)
     h_relative = 0.0 if divisor == 1.0 else DIV_ERROR * U2
@@ -930,6 +935,8 @@ def softmax_soft_rows(x, k, p, w, smoothing, divisor, a, gradients, estimate_ulp
         loss_hi[i], loss_lo[i], loss_error[i], loss_ok[i] = 0.0, 0.0, np.inf, False
         if gradients:
             gx_ok[i], gp_ok[i] = False, False
+        if weight_parts:
+            gw_error[i, :] = np.inf
         row = x[i]
         m = row[k[i]]
         if not (m - lane_min(row) <= -EXP_LOWEST):
@@ -944,15 +951,15 @@ def softmax_soft_rows(x, k, p, w, smoothing, divisor, a, gradients, estimate_ulp
         q_hi, q_lo, q_error, q_size = 0.0, 0.0, 0.0, 0.0
         sp_hi, sp_lo, sp_error, sp_size = 0.0, 0.0, 0.0, 0.0
         for c in range(C):
-            v_hi, v_lo, v_error = p[i, c], 0.0, 0.0
+            v_hi[c], v_lo[c], v_error[c] = p[i, c], 0.0, 0.0
             if smoothing != 0.0:
                 t_hi, t_lo = mul(keep_hi, keep_lo, p[i, c], 0.0)
-                v_hi, v_lo = add(t_hi, t_lo, share_hi, share_lo)
-                v_error = (MUL_ERROR * abs(t_hi) + DIV_ERROR * share_hi
-                           + ADD_ERROR * (abs(t_hi) + share_hi)) * U2
+                v_hi[c], v_lo[c] = add(t_hi, t_lo, share_hi, share_lo)
+                v_error[c] = (MUL_ERROR * abs(t_hi) + DIV_ERROR * share_hi
+                              + ADD_ERROR * (abs(t_hi) + share_hi)) * U2
                 ok = ok and (t_hi == 0.0 or safe(t_hi))
-            u_hi[c], u_lo[c] = mul(v_hi, v_lo, w[c], 0.0)
-            u_error[c] = (abs(w[c]) * v_error + MUL_ERROR * U2 * abs(u_hi[c])) * grow
+            u_hi[c], u_lo[c] = mul(v_hi[c], v_lo[c], w[c], 0.0)
+            u_error[c] = (abs(w[c]) * v_error[c] + MUL_ERROR * U2 * abs(u_hi[c])) * grow
             q_hi, q_lo = add(q_hi, q_lo, u_hi[c], u_lo[c])
             q_error += u_error[c]
             q_size += abs(u_hi[c])
@@ -974,24 +981,36 @@ def softmax_soft_rows(x, k, p, w, smoothing, divisor, a, gradients, estimate_ulp
         loss_ok[i] = ((l_hi == 0.0 and l_lo == 0.0 and l_error == 0.0)
                       or certified(l_hi, l_lo, l_error, estimate_ulps))
         if gradients:
-            gx_ok[i], gp_ok[i] = _soft_gradient_row(
-                row, m, a[i], divisor, h_relative, s_hi, s_lo, total_error, y_hi, y_lo,
-                y_error, q_hi, q_lo, q_error, u_hi, u_lo, u_error, e_hi, e_lo, w, keep_hi,
-                keep_lo, estimate_ulps, gx_hi[i], gx_lo[i], gp_hi[i], gp_lo[i])
+            w_hi, w_lo, w_error = empty, empty, empty  # the weight's parts: not wanted
+            if weight_parts:
+                w_hi, w_lo, w_error = gw_hi[i], gw_lo[i], gw_error[i]
+            gx_ok[i], gp_ok[i] = _soft_gradient_row(  # (at most 30 arguments: numba)
+                row, m, a[i], divisor, h_relative, (s_hi, s_lo, total_error),
+                (y_hi, y_lo, y_error), (q_hi, q_lo, q_error), u_hi, u_lo, u_error, v_hi, v_lo,
+                v_error, e_hi, e_lo, w, keep_hi, keep_lo, estimate_ulps, gx_hi[i], gx_lo[i],
+                gp_hi[i], gp_lo[i], w_hi, w_lo, w_error)
 
 
 @inlined
-def _soft_gradient_row(row, m, a, divisor, h_relative, s_hi, s_lo, total_error, y_hi, y_lo,
-                       y_error, q_hi, q_lo, q_error, u_hi, u_lo, u_error, e_hi, e_lo, w,
-                       keep_hi, keep_lo, estimate_ulps, gx_hi, gx_lo, gp_hi, gp_lo):
+def _soft_gradient_row(row, m, a, divisor, h_relative, S, log_E, Q, u_hi, u_lo, u_error, v_hi,
+                       v_lo, v_error, e_hi, e_lo, w, keep_hi, keep_lo, estimate_ulps, gx_hi,
+                       gx_lo, gp_hi, gp_lo, gw_hi, gw_lo, gw_error):
     """(d loss / d x certified, d loss / d p certified) of one row of ``softmax_soft_rows``,
     the gradients into gx and gp (1-D): r = h Q / E within its absolute bound, then per class
-    r e_c - h u_c and h (1 - e) w_c nlp_c."""
+    r e_c - h u_c and h (1 - e) w_c nlp_c; where gw has elements, h q_c nlp_c (q = v) and its
+    bound into gw (inf where a product leaves the domain). S, log_E and Q: (hi, lo, bound) of
+    S' (relative), log E and Q (absolute)."""
+    s_hi, s_lo, total_error = S
+    y_hi, y_lo, y_error = log_E
+    q_hi, q_lo, q_error = Q
     C = row.size
     grow = 1 + 2.0 ** -30
+    weight_parts = gw_hi.size > 0
     if a == 0.0:
         for c in range(C):
             gx_hi[c], gx_lo[c], gp_hi[c], gp_lo[c] = 0.0, 0.0, 0.0, 0.0
+            if weight_parts:
+                gw_hi[c], gw_lo[c], gw_error[c] = 0.0, 0.0, 0.0
         return True, True
     h_hi, h_lo = div(a, 0.0, divisor, 0.0)
     E_hi, E_lo = add_float(s_hi, s_lo, 1.0)
@@ -1027,6 +1046,14 @@ def _soft_gradient_row(row, m, a, divisor, h_relative, s_hi, s_lo, total_error, 
         p_ok = p_ok and all_safe(z_hi, t_hi, t_hi) and (
             (t_hi == 0.0 and t_lo == 0.0 and t_error == 0.0)
             or certified(t_hi, t_lo, t_error, estimate_ulps))
+        if weight_parts:
+            o_hi, o_lo = mul(n_hi, n_lo, v_hi[c], v_lo[c])
+            o_error = abs(v_hi[c]) * n_error + abs(n_hi) * v_error[c] + MUL_ERROR * U2 * abs(o_hi)
+            gw_hi[c], gw_lo[c] = mul(o_hi, o_lo, h_hi, h_lo)
+            gw_error[c] = (abs(h_hi) * o_error + (h_relative + MUL_ERROR * U2)
+                           * abs(gw_hi[c])) * grow
+            if not all_safe(o_hi, gw_hi[c], gw_hi[c]):
+                gw_error[c] = np.inf
     return x_ok, p_ok
 
 
@@ -1034,6 +1061,25 @@ def _soft_gradient_row(row, m, a, divisor, h_relative, s_hi, s_lo, total_error, 
 def all_safe(a, b, c):
     """Whether each of three double-doubles' hi is 0 or in the domain (``safe``)."""
     return (a == 0.0 or safe(a)) and (b == 0.0 or safe(b)) and (c == 0.0 or safe(c))
+
+
+@compiled
+def column_sums(hi, lo, error, out_hi, out_lo, out_error):
+    """Per column j of the double-doubles hi + lo (n, C), each within ``error``: their sum into
+    out_hi + out_lo and its absolute error bound into out_error: their errors, plus each of the
+    n additions' ADD_ERROR u^2 of a partial sum, at most the sum of the magnitudes."""
+    n, C = hi.shape
+    magnitude = np.zeros(C)
+    out_hi[:] = 0.0
+    out_lo[:] = 0.0
+    out_error[:] = 0.0
+    for i in range(n):
+        for j in range(C):
+            out_hi[j], out_lo[j] = add(out_hi[j], out_lo[j], hi[i, j], lo[i, j])
+            out_error[j] += error[i, j]
+            magnitude[j] += abs(hi[i, j]) + abs(lo[i, j])
+    for j in range(C):
+        out_error[j] = (out_error[j] + n * ADD_ERROR * U2 * magnitude[j]) * (1 + 2.0 ** -30)
 
 
 @compiled

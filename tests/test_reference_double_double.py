@@ -442,13 +442,15 @@ def test_a_loss_the_quick_exponentials_leave_the_double_double_ones_certify():
 # --- probability targets -------------------------------------------------------------------------
 
 def soft_oracle(x, p, weight, reduction, g, smoothing):
-    """(the loss: per row or the total, d loss / d x, d loss / d p) with probability targets,
-    in mpmath at 300 bits, rounded to nearest: u_c = w_c ((1 - e) p_c + e / C), the loss
-    sum_c u_c nlp_c, d x_c = h (Q softmax_c - u_c) and d p_c = h (1 - e) w_c nlp_c for
-    h = g / divisor (N for 'mean'), Q = sum_c u_c."""
+    """(the loss: per row or the total, d loss / d x, d loss / d p, d loss / d w) with
+    probability targets, in mpmath at 300 bits, rounded to nearest: u_c = w_c q_c,
+    q_c = (1 - e) p_c + e / C, the loss sum_c u_c nlp_c, d x_c = h (Q softmax_c - u_c),
+    d p_c = h (1 - e) w_c nlp_c and d w_c = sum over rows of h q_c nlp_c for h = g / divisor
+    (N for 'mean'), Q = sum_c u_c."""
     N, C = x.shape
     w = np.ones(C) if weight is None else weight
     losses, d_x, d_p = [], np.empty((N, C)), np.empty((N, C))
+    d_w = [[] for _ in range(C)]
     with mp.workprec(300):
         e = mpf(smoothing)
         divisor = mpf(N) if reduction == "mean" else mpf(1)
@@ -466,9 +468,12 @@ def soft_oracle(x, p, weight, reduction, g, smoothing):
             h = mpf(float(g if np.ndim(g) == 0 else g[i])) / divisor
             d_x[i] = [float(h * (Q * terms[c] / total - u[c])) for c in range(C)]
             d_p[i] = [float(h * (1 - e) * mpf(w[c]) * nlp[c]) for c in range(C)]
+            for c in range(C):
+                d_w[c].append(h * ((1 - e) * mpf(p[i, c]) + e / C) * nlp[c])
         loss = (np.array([float(v) for v in losses]) if reduction == "none"
                 else np.array(float(mp.fsum(losses) / divisor)))
-    return loss, d_x, d_p
+        d_w = np.array([float(mp.fsum(column)) for column in d_w])
+    return loss, d_x, d_p, d_w
 
 
 def _soft_case(draw):
@@ -488,13 +493,15 @@ def test_certified_soft_target_results_are_the_correctly_rounded_ones(draw):
     g = rng.standard_normal(len(x)) if reduction == "none" else rng.standard_normal()
     rows = cl.rows_of(x, p, weight)
     st_ = cl.stats_of(rows.x)
-    loss, d_x, d_p = soft_oracle(x, p, weight, reduction, g, smoothing)
+    loss, d_x, d_p, d_w = soft_oracle(x, p, weight, reduction, g, smoothing)
     known = fast.soft_loss(rows, st_, reduction, smoothing)
     assert np.array_equal(known.rounded[known.ok], loss.reshape(known.ok.shape)[known.ok])
     a = cl.upstream_rows(g, rows, reduction)
-    d_input, d_target = fast.soft_gradients(rows, st_, a, reduction, smoothing)
+    d_input, d_target, d_weight = fast.soft_gradients(rows, st_, a, reduction, smoothing,
+                                                      weight_gradient=True)
     assert np.array_equal(d_input.rounded[d_input.ok], d_x[d_input.ok])
     assert np.array_equal(d_target.rounded[d_target.ok], d_p[d_target.ok])
+    assert np.array_equal(d_weight.rounded[d_weight.ok], d_w[d_weight.ok])
     typical = x.max(axis=1) - x.min(axis=1) < 600
     assert d_target.ok[typical].all()  # its two parts do not cancel: a typical row certified
     if reduction != "none" and x.shape[1] > 1 and draw[2] < 100:
@@ -507,7 +514,7 @@ def test_soft_targets_of_a_typical_batch_are_certified_by_this_tier(smoothing):
     x, p = rng.standard_normal((32, 500)) * 3, rng.random((32, 500))
     p /= p.sum(axis=1, keepdims=True)
     weight = rng.uniform(0.5, 2, 500)
-    loss, d_x, d_p = soft_oracle(x, p, weight, "mean", 0.75, smoothing)
+    loss, d_x, d_p, d_w = soft_oracle(x, p, weight, "mean", 0.75, smoothing)
     engine.STATS.clear()
     out = cl.loss("cross_entropy", x, p, weight, -100, smoothing, "mean", FLOAT64)
     assert engine.STATS[fast.TIER] == sum(engine.STATS.values()) == 1
@@ -515,9 +522,10 @@ def test_soft_targets_of_a_typical_batch_are_certified_by_this_tier(smoothing):
     engine.STATS.clear()
     grads = cl.loss_grad("cross_entropy", np.array(0.75), x, p, weight, -100, smoothing,
                          "mean", FLOAT64)
-    assert engine.STATS[fast.TIER] == 64  # the input's rows and the target's
+    assert engine.STATS[fast.TIER] == sum(engine.STATS.values()) == 64 + 500  # rows, classes
     assert np.array_equal(grads["input"].rounded, d_x)
     assert np.array_equal(grads["target"].rounded, d_p)
+    assert np.array_equal(grads["weight"].rounded, d_w)
 
 
 def test_soft_targets_that_are_the_softmax_leave_their_cancelling_gradients_to_the_engine():
@@ -529,10 +537,10 @@ def test_soft_targets_that_are_the_softmax_leave_their_cancelling_gradients_to_t
     p = np.exp(x - x.max(axis=1, keepdims=True))
     p /= p.sum(axis=1, keepdims=True)
     rows = cl.rows_of(x, p)
-    d_input, _ = fast.soft_gradients(rows, cl.stats_of(rows.x), np.ones(4), "sum", 0.0)
+    d_input, _, _ = fast.soft_gradients(rows, cl.stats_of(rows.x), np.ones(4), "sum", 0.0)
     assert not d_input.ok.any()
     grads = cl.loss_grad("cross_entropy", np.array(1.0), x, p, None, -100, 0.0, "sum", FLOAT64)
-    _, d_x, d_p = soft_oracle(x, p, None, "sum", 1.0, 0.0)
+    _, d_x, d_p, _ = soft_oracle(x, p, None, "sum", 1.0, 0.0)
     assert np.array_equal(grads["input"].rounded, d_x)
     assert np.array_equal(grads["target"].rounded, d_p)
 
@@ -543,13 +551,15 @@ def test_soft_target_rows_with_a_masked_class_are_left_to_the_engine():
     x = np.array([[0.5, -np.inf, 1.0], [0.25, 2.0, -1.0]])
     p = np.array([[0.5, 0.0, 0.5], [0.2, 0.3, 0.5]])
     rows = cl.rows_of(x, p)
-    d_input, d_target = fast.soft_gradients(rows, cl.stats_of(rows.x), np.ones(2), "sum", 0.0)
+    d_input, d_target, d_weight = fast.soft_gradients(rows, cl.stats_of(rows.x), np.ones(2),
+                                                      "sum", 0.0, weight_gradient=True)
     assert d_input.ok.tolist() == [False, True] and d_target.ok.tolist() == [False, True]
+    assert not d_weight.ok.any()  # every column sums the masked row's part
     grads = cl.loss_grad("cross_entropy", np.array(1.0), x, p, None, -100, 0.0, "sum", FLOAT64)
-    _, d_x, _ = soft_oracle(x[:1, [0, 2]], p[:1, [0, 2]], None, "sum", 1.0, 0.0)  # unmasked
+    _, d_x, _, _ = soft_oracle(x[:1, [0, 2]], p[:1, [0, 2]], None, "sum", 1.0, 0.0)  # unmasked
     assert grads["input"].rounded[0].tolist() == [d_x[0, 0], 0.0, d_x[0, 1]]
     assert np.isposinf(grads["target"].rounded[0, 1])
-    _, d_x, d_p = soft_oracle(x[1:], p[1:], None, "sum", 1.0, 0.0)
+    _, d_x, d_p, _ = soft_oracle(x[1:], p[1:], None, "sum", 1.0, 0.0)
     assert np.array_equal(grads["input"].rounded[1:], d_x)
     assert np.array_equal(grads["target"].rounded[1:], d_p)
 
