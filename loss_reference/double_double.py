@@ -1486,19 +1486,39 @@ def triplet_gradient_rows(a, p, n, eps, norm, d_hi, d_lo, d_error, scale, take_n
         ok[i] = row_ok
 
 
+HALF_LOG_2PI = (0.9189385332046728, -3.8782941580672414e-17)  # log(2 pi) / 2, within 2^-109
+
+
+@inlined
+def stirling(y, inverse, l1, l2, l3, table_hi, table_lo, powers):
+    """(s = (y + 1/2) log y - y + log(2 pi) / 2 as a double-double, its absolute error bound)
+    for 1 < y <= LOG_HIGHEST: torch's Stirling term of poisson_nll_loss (full). log y by
+    ``log_dd``, y + 1/2 exact (TwoSum), the product's, the two additions' (each relative to
+    its own result) and the constant's bounds added."""
+    L_hi, L_lo, L_error = log_dd(y, 0.0, 0.0, inverse, l1, l2, l3, table_hi, table_lo, powers)
+    b_hi, b_lo = two_sum(y, 0.5)
+    a_hi, a_lo = mul(b_hi, b_lo, L_hi, L_lo)
+    d_hi, d_lo = add_float(a_hi, a_lo, -y)
+    s_hi, s_lo = add(d_hi, d_lo, HALF_LOG_2PI[0], HALF_LOG_2PI[1])
+    error = (abs(b_hi) * L_error + MUL_ERROR * U2 * abs(a_hi) + ADD_FLOAT_ERROR * U2 * abs(d_hi)
+             + U2 * HALF_LOG_2PI[0] + ADD_ERROR * U2 * abs(s_hi))
+    return s_hi, s_lo, error * (1 + 2.0 ** -30)
+
+
 @compiled
-def exp_minus(x, y, times_x, g, count, estimate_ulps, inverse, l1, l2, l3, table_hi,
+def exp_minus(x, y, times_x, full, g, count, estimate_ulps, inverse, l1, l2, l3, table_hi,
               table_lo, powers, out_hi, out_lo, out_error, ok):
     """Per element q of the 1-D arrays: g_q (exp(x_q) - y_q x_q) / count (``times_x``, else
-    g_q (exp(x_q) - y_q) / count) as a double-double into out_hi + out_lo, its absolute error
+    g_q (exp(x_q) - y_q) / count), with ``full`` (and times_x) plus the Stirling term
+    (``stirling``) where y_q > 1, as a double-double into out_hi + out_lo, its absolute error
     bound into out_error (inf outside the domain: x outside EXP_LOWEST..EXP_HIGHEST, a product
     or result out of range), and ``ok[q]`` whether it is ``certified`` (``estimate_ulps`` > 0,
     else False: the caller takes the bounds for a total).
 
     The exponential within EXP_ERROR u^2 of itself, y x exact (TwoProduct), the difference,
-    which can cancel, within ADD_ERROR u^2 of the result, then g's product (MUL_ERROR u^2) and
-    count's quotient (DIV_ERROR u^2): the exponential's bound is relative to it, the rest to
-    the result."""
+    which can cancel, within ADD_ERROR u^2 of its result, the Stirling term's sum likewise,
+    then g's product (MUL_ERROR u^2) and count's quotient (DIV_ERROR u^2): the exponential's
+    and the sums' bounds are relative to them, the rest to the result."""
     n = x.size
     scratch, clamped = np.empty(n), np.empty(n)
     for q in range(n):  # ``exp`` outside its domain would index its tables out of bounds
@@ -1513,17 +1533,72 @@ def exp_minus(x, y, times_x, g, count, estimate_ulps, inverse, l1, l2, l3, table
         else:
             p, e, in_range = yq, 0.0, abs(yq) <= LARGEST
         t_hi, t_lo = add(e_hi, e_lo, -p, -e)
+        sum_error = (EXP_ERROR * e_hi + ADD_ERROR * abs(t_hi)) * U2
+        if times_x and full and yq > 1.0:
+            in_range = in_range and yq <= LOG_HIGHEST
+            s_hi, s_lo, s_error = stirling(min(yq, LOG_HIGHEST), inverse, l1, l2, l3,
+                                           table_hi, table_lo, powers)
+            t_hi, t_lo = add(t_hi, t_lo, s_hi, s_lo)
+            sum_error += s_error + ADD_ERROR * U2 * abs(t_hi)
         t_hi, t_lo = mul(t_hi, t_lo, g[q], 0.0)
         if count != 1.0:
             t_hi, t_lo = div(t_hi, t_lo, count, 0.0)
-        error = (EXP_ERROR * U2 * e_hi * abs(g[q]) / count
-                 + (ADD_ERROR + MUL_ERROR + DIV_ERROR) * U2 * abs(t_hi)) * (1 + 2.0 ** -30)
+        error = (sum_error * abs(g[q]) / count
+                 + (MUL_ERROR + DIV_ERROR) * U2 * abs(t_hi)) * (1 + 2.0 ** -30)
         out_hi[q], out_lo[q], out_error[q], ok[q] = t_hi, t_lo, error, False
         if not (EXP_LOWEST <= xq <= EXP_HIGHEST and in_range and math.isfinite(g[q])
                 and (t_hi == 0.0 and t_lo == 0.0 or safe(t_hi))):
             out_error[q] = np.inf
         elif estimate_ulps > 0:
             ok[q] = certified(t_hi, t_lo, error, estimate_ulps)
+
+
+@inlined
+def upstream_times(v_hi, v_lo, error, g, count, estimate_ulps):
+    """(hi, lo, absolute error bound, certified) of g v / count for a double-double v within
+    ``error``: an exact 0 (a zero upstream gradient, or v exactly 0) certified, a result
+    outside the domain left (an infinite bound), ``certified`` only where estimate_ulps > 0."""
+    v_hi, v_lo = mul(v_hi, v_lo, g, 0.0)
+    error = error * abs(g) + MUL_ERROR * U2 * abs(v_hi)
+    if count != 1.0:
+        v_hi, v_lo = div(v_hi, v_lo, count, 0.0)
+        error = error / count + DIV_ERROR * U2 * abs(v_hi)
+    error *= 1 + 2.0 ** -30
+    if v_hi == 0.0 and v_lo == 0.0 and error == 0.0:
+        return 0.0, 0.0, 0.0, True
+    if not safe(v_hi):
+        return 0.0, 0.0, np.inf, False
+    return v_hi, v_lo, error, estimate_ulps > 0 and certified(v_hi, v_lo, error, estimate_ulps)
+
+
+@compiled
+def poisson_target_slopes(x, y, full, g, count, estimate_ulps, inverse, l1, l2, l3, table_hi,
+                          table_lo, powers, out_hi, out_lo, out_error, ok):
+    """Per element q of the 1-D arrays: g_q times poisson_nll_loss's (log_input) slope in its
+    target, -x_q, plus with ``full`` the Stirling term's log y_q + 1 / (2 y_q) where y_q > 1,
+    over count, as a double-double into out_hi + out_lo, its absolute error bound into
+    out_error (inf where the element is left: non-finite, outside the domain), and ``ok[q]``
+    whether it is ``certified`` (or exactly 0). log y by ``log_dd``, 1 / (2 y) within
+    DIV_ERROR u^2, their sum (both positive) and the sum with -x, which cancels where x is
+    near log y, each within its operation's bound of its result."""
+    for q in range(x.size):
+        xq, yq, gq = x[q], y[q], g[q]
+        out_hi[q], out_lo[q], out_error[q], ok[q] = 0.0, 0.0, np.inf, False
+        if not (math.isfinite(xq) and math.isfinite(gq) and abs(xq) <= LARGEST / 4):
+            continue
+        v_hi, v_lo, error = -xq, 0.0, 0.0
+        if full and yq > 1.0:
+            if not yq <= LOG_HIGHEST:
+                continue
+            L_hi, L_lo, L_error = log_dd(yq, 0.0, 0.0, inverse, l1, l2, l3, table_hi,
+                                         table_lo, powers)
+            r_hi, r_lo = div(0.5, 0.0, yq, 0.0)
+            s_hi, s_lo = add(L_hi, L_lo, r_hi, r_lo)
+            v_hi, v_lo = add_float(s_hi, s_lo, -xq)
+            error = (L_error + DIV_ERROR * U2 * r_hi + ADD_ERROR * U2 * abs(s_hi)
+                     + ADD_FLOAT_ERROR * U2 * abs(v_hi))
+        out_hi[q], out_lo[q], out_error[q], ok[q] = upstream_times(v_hi, v_lo, error, gq,
+                                                                    count, estimate_ulps)
 
 
 LOG_HIGHEST = 2.0 ** 900  # ``log_of_sum``'s domain: exp(-log x) stays within ``exp``'s
@@ -1583,20 +1658,8 @@ def kl_div_terms(x, t, log_target, what, g, count, estimate_ulps, inverse, l1, l
                 v_hi, v_lo = mul(d_hi, d_lo, tq, 0.0)
                 error = ((y_error + ADD_FLOAT_ERROR * U2 * abs(d_hi)) * tq
                          + MUL_ERROR * U2 * abs(v_hi))
-        v_hi, v_lo = mul(v_hi, v_lo, gq, 0.0)
-        error = error * abs(gq) + MUL_ERROR * U2 * abs(v_hi)
-        if count != 1.0:
-            v_hi, v_lo = div(v_hi, v_lo, count, 0.0)
-            error = error / count + DIV_ERROR * U2 * abs(v_hi)
-        error *= 1 + 2.0 ** -30
-        if v_hi == 0.0 and v_lo == 0.0 and error == 0.0:
-            out_error[q], ok[q] = 0.0, True  # exactly 0 (a zero upstream gradient)
-            continue
-        if not safe(v_hi):
-            continue
-        out_hi[q], out_lo[q], out_error[q] = v_hi, v_lo, error
-        if estimate_ulps > 0:
-            ok[q] = certified(v_hi, v_lo, error, estimate_ulps)
+        out_hi[q], out_lo[q], out_error[q], ok[q] = upstream_times(v_hi, v_lo, error, gq,
+                                                                    count, estimate_ulps)
 
 
 CTC_FRAME_ERROR = 2 * ADD_ERROR + MUL_ERROR + EXP_ERROR + 1.0  # a step of either recursion

@@ -236,9 +236,10 @@ def poisson_nll_loss(input, target, log_input, full, eps, reduction, fmt: Format
         return base + B.where(flags(mask), stirling, 0.0)
 
     known = None
-    if probabilistic_fast.poisson_applies(x, log_input, full, fmt) and (
+    if probabilistic_fast.poisson_applies(x, log_input, fmt) and (
             reduction == "none" or not special[1].any()):  # a special total is decided above
-        known = probabilistic_fast.poisson_loss(x, y, reduction, divisor(reduction, x.shape))
+        known = probabilistic_fast.poisson_loss(x, y, reduction, divisor(reduction, x.shape),
+                                                full)
     return reduce_terms(term, [xs, y, ys, mask], *special, reduction, x.shape, fmt, known)
 
 
@@ -280,12 +281,16 @@ def poisson_nll_loss_grad(grad_output, input, target, log_input, full, eps, redu
     count = divisor(reduction, x.shape)
     if log_input and count:
         sx, xs = _huge_input_slopes(x, grad_output, count)
-    known = (probabilistic_fast.poisson_input_gradient(x, y, grad_output, count)
-             if probabilistic_fast.poisson_applies(x, log_input, full, fmt) and count else None)
+    known = known_target = None
+    if probabilistic_fast.poisson_applies(x, log_input, fmt) and count:
+        # the Stirling term depends on the target alone: the input's slope is full's too
+        known = probabilistic_fast.poisson_input_gradient(x, y, grad_output, count)
+        known_target = probabilistic_fast.poisson_target_gradient(x, y, full, grad_output,
+                                                                  count)
     return {"input": elementwise_gradient(d_input, [xs, y, ys, mask], *sx, grad_output,
                                           reduction, x.shape, fmt, known),
             "target": elementwise_gradient(d_target, [xt, y, ys, mask], *sy, grad_output,
-                                           reduction, x.shape, fmt)}
+                                           reduction, x.shape, fmt, known_target)}
 
 
 # --- gaussian_nll_loss -------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 gradients (and gaussian_nll_loss's gradients: ``gaussian_gradient``, whose variance slope
 1 - (x - y)^2 / v cancels).
 
-poisson_nll_loss (log_input, without the Stirling term: torch's default): each term
+poisson_nll_loss (log_input, torch's default; with full, the Stirling term added in
+double-double too): each term
 exp(x) - y x cancels (y counts drawn at the rate exp(x)), and so does a 'mean' of millions of
 them: for log-rates N(0,1) the terms' mean is near 0 against magnitudes near 1.6. Long double
 balls left 7 % of the 'none' terms and of the gradient's exp(x) - y to arb, and a 'mean' of 2
@@ -35,9 +36,10 @@ from .formats import Format
 applies = for_float64_elements  # float64 results, some elements, numba here
 
 
-def poisson_applies(x: np.ndarray, log_input: bool, full: bool, fmt: Format) -> bool:
-    """Whether the poisson tier covers the call: log_input without the Stirling term."""
-    return log_input and not full and applies(x, fmt)
+def poisson_applies(x: np.ndarray, log_input: bool, fmt: Format) -> bool:
+    """Whether the poisson tier covers the call: log_input (with or without the Stirling
+    term)."""
+    return log_input and applies(x, fmt)
 
 
 def _result(hi, lo, error, ok, reduction: str, count: int) -> Known:
@@ -47,23 +49,35 @@ def _result(hi, lo, error, ok, reduction: str, count: int) -> Known:
     return known_total(hi, lo, error, None if reduction == "sum" else (float(count), 0.0))
 
 
-def _poisson(x, y, times_x: bool, g, count: int, estimate_ulps: float):
+def _poisson(x, y, times_x: bool, full: bool, g, count: int, estimate_ulps: float):
     dd = kernels()
     x, y, g = flat_arrays(x, y, g)
     return by_chunks(x.size, lambda c, *out: dd.exp_minus(
-        x[c], y[c], times_x, g[c], float(count), estimate_ulps, *dd.exp_constants(), *out))
+        x[c], y[c], times_x, full, g[c], float(count), estimate_ulps, *dd.exp_constants(),
+        *out))
 
 
-def poisson_loss(x, y, reduction: str, count: int) -> Known:
-    """exp(x) - y x per element, flattened ('none', ok per element), or the total ('sum';
-    'mean' divided by ``count``: one element, ok where certified)."""
-    parts = _poisson(x, y, True, 1.0, 1, ESTIMATE_ULPS if reduction == "none" else 0.0)
+def poisson_loss(x, y, reduction: str, count: int, full: bool = False) -> Known:
+    """exp(x) - y x per element (``full``: plus the Stirling term where y > 1), flattened
+    ('none', ok per element), or the total ('sum'; 'mean' divided by ``count``: one element,
+    ok where certified)."""
+    parts = _poisson(x, y, True, full, 1.0, 1, ESTIMATE_ULPS if reduction == "none" else 0.0)
     return _result(*parts, reduction, count)
 
 
 def poisson_input_gradient(x, y, g, count: int) -> Known:
     """g (exp(x) - y) / count per element, flattened: Known, ok per element."""
-    hi, lo, _, ok = _poisson(x, y, False, g, count, ESTIMATE_ULPS)
+    hi, lo, _, ok = _poisson(x, y, False, False, g, count, ESTIMATE_ULPS)
+    return known(hi, lo, ok)
+
+
+def poisson_target_gradient(x, y, full: bool, g, count: int) -> Known:
+    """g / count times the target's slope -x (``full``: plus log y + 1 / (2 y) where y > 1)
+    per element, flattened: Known, ok per element."""
+    dd = kernels()
+    x, y, g = flat_arrays(x, y, g)
+    hi, lo, _, ok = by_chunks(x.size, lambda c, *out: dd.poisson_target_slopes(
+        x[c], y[c], full, g[c], float(count), ESTIMATE_ULPS, *dd.exp_constants(), *out))
     return known(hi, lo, ok)
 
 
