@@ -2078,6 +2078,86 @@ def scaled_differences(u, v, f, g, count, estimate_ulps, out_hi, out_lo, out_err
             d_hi, d_lo, 0.0, f[i], g[i], count, estimate_ulps)
 
 
+POINTWISE_KINDS = {"l1_loss": 0, "mse_loss": 1, "huber_loss": 2, "smooth_l1_loss": 3}
+
+
+@compiled
+def pointwise_terms(x, y, w, g, kind, k, slope, divisor_hi, divisor_lo, estimate_ulps, out_hi,
+                    out_lo, out_error, ok):
+    """Per element of the 1-D arrays, times w g / D (D = divisor_hi + divisor_lo within u^2 of
+    the exact divisor): a pointwise loss's term t(z) of z = x - y, or where ``slope`` its
+    derivative (``POINTWISE_KINDS``: l1 |z| and sign(z), 0 at 0 as torch's; mse z^2 and 2 z;
+    huber with delta k 0.5 z^2 and z below the kink |z| < k, else k (|z| - k / 2) and k
+    sign(z); smooth_l1 with beta k > 0 0.5 z^2 / k and z / k, else |z| - k / 2 and sign(z)),
+    as a double-double into out_hi + out_lo, its absolute error bound into out_error (inf
+    where the element is left: non-finite, huge, or outside the domain), and ``ok`` whether it
+    is ``certified`` (or exactly 0).
+
+    z is exact (TwoSum), so the branch is decided exactly and every bound is relative: the
+    square's product, huber's and smooth_l1's linear sum with -k / 2 (exact halving), the
+    product by k or quotient by k, then w's and g's products (unless 1) and D's quotient
+    (unless 1). An exact result (|z|, a sign, 2 z, z, times 1) is certified as its own
+    rounding, a tie of float64 included: TwoSum's hi is the difference rounded to nearest."""
+    for i in range(x.size):
+        out_hi[i], out_lo[i], out_error[i], ok[i] = 0.0, 0.0, np.inf, False
+        xi, yi, wi, gi = x[i], y[i], w[i], g[i]
+        if not (abs(xi) <= 2.0 ** 400 and abs(yi) <= 2.0 ** 400 and abs(wi) <= 2.0 ** 400
+                and abs(gi) <= 2.0 ** 400):
+            continue  # non-finite or huge: the engine's
+        z_hi, z_lo = two_sum(xi, -yi)
+        if z_hi == 0.0 or wi == 0.0 or gi == 0.0:
+            out_error[i], ok[i] = 0.0, True  # every term and slope is 0 at z = 0
+            continue
+        sign = 1.0 if z_hi > 0 else -1.0
+        a_hi, a_lo = sign * z_hi, sign * z_lo  # |z|, exact
+        quadratic = kind == 1 or (kind >= 2 and (a_hi < k or (a_hi == k and a_lo < 0.0)))
+        relative = 0.0  # of r, in u^2
+        if slope:
+            if kind == 0 or (kind == 3 and not quadratic):
+                r_hi, r_lo = sign, 0.0
+            elif kind == 1:
+                r_hi, r_lo = 2.0 * z_hi, 2.0 * z_lo
+            elif kind == 2:
+                r_hi, r_lo = (z_hi, z_lo) if quadratic else (k * sign, 0.0)
+            else:
+                r_hi, r_lo = div(z_hi, z_lo, k, 0.0)
+                relative = DIV_ERROR
+        elif kind == 0:
+            r_hi, r_lo = a_hi, a_lo
+        elif quadratic:
+            r_hi, r_lo = mul(z_hi, z_lo, z_hi, z_lo)
+            relative = MUL_ERROR
+            if kind >= 2:
+                r_hi, r_lo = 0.5 * r_hi, 0.5 * r_lo
+            if kind == 3:
+                r_hi, r_lo = div(r_hi, r_lo, k, 0.0)
+                relative += DIV_ERROR
+        else:
+            r_hi, r_lo = add_float(a_hi, a_lo, -0.5 * k)
+            relative = ADD_FLOAT_ERROR
+            if kind == 2:
+                r_hi, r_lo = mul(r_hi, r_lo, k, 0.0)
+                relative += MUL_ERROR
+        in_domain = safe(r_hi)
+        for factor in (wi, gi):  # a factor 1 keeps an exact value exact
+            if factor != 1.0:
+                r_hi, r_lo = mul(r_hi, r_lo, factor, 0.0)
+                relative += MUL_ERROR
+                in_domain = in_domain and safe(r_hi)  # a partial product's bound needs it
+        if not in_domain:
+            continue
+        if not (divisor_hi == 1.0 and divisor_lo == 0.0):
+            r_hi, r_lo = div(r_hi, r_lo, divisor_hi, divisor_lo)
+            relative += DIV_ERROR + 1.0
+        if not safe(r_hi):
+            continue
+        error = relative * U2 * abs(r_hi) * (1 + 2.0 ** -30)
+        out_hi[i], out_lo[i], out_error[i] = r_hi, r_lo, error
+        # an exact value (TwoSum's, a sign, 2 z): hi is its rounding to nearest, ties to even
+        ok[i] = error == 0.0 or (estimate_ulps > 0 and certified(r_hi, r_lo, error,
+                                                                  estimate_ulps))
+
+
 @compiled
 def multilabel_margin_rows(x, labels, counted, out_hi, out_lo, out_error, active_count):
     """Per row n of x (N, C), its listed labels (N, K; any class where a pair is not counted)

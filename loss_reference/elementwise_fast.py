@@ -1,6 +1,8 @@
 """Elementwise gradients that are products of the inputs, rounded to float64: a double-double
 tier for slopes of the form (u - v) f g / count (a difference of two inputs, or a sign, times
-factors: margin_ranking_loss's gradients, multi_margin_loss's for p = 1).
+factors: margin_ranking_loss's gradients, multi_margin_loss's for p = 1), and the pointwise
+family's terms and slopes (l1, mse, huber, smooth_l1: ``pointwise_terms``), whose z = x - y
+is exact, so every branch is decided exactly and every bound is relative.
 
 Long double balls certify them, but at 3e6 input elements/s for float64 results: a ball's
 midpoint and radius through every operation, in numpy's long double (the x87 format, no
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 
 from .compiled_kernels import (by_chunks, flat_arrays, for_float64_elements, kernels,
-                               known)
+                               known, known_total)
 from .engine import ESTIMATE_ULPS, Known
 
 
@@ -28,3 +30,36 @@ def scaled_differences(u, v, f, g, count: int) -> Known:
     hi, lo, _, ok = by_chunks(u.size, lambda c, *out: dd.scaled_differences(
         u[c], v[c], f[c], g[c], float(count), ESTIMATE_ULPS, *out))
     return known(hi, lo, ok)
+
+
+POINTWISE = ("l1_loss", "mse_loss", "huber_loss", "smooth_l1_loss")
+
+
+def pointwise_applies(name: str, threshold: float, x, fmt) -> bool:
+    """Whether ``pointwise_terms`` covers the call: l1, mse, huber or smooth_l1 (a threshold
+    of 0 or a normal float64, so that halving it is exact), float64 results, numba here."""
+    return (name in POINTWISE and (threshold == 0 or 2.0 ** -900 <= threshold <= 2.0 ** 400)
+            and applies(x, fmt))
+
+
+def pointwise_terms(name: str, threshold: float, x, y, w, g, slope: bool,
+                    divisor: tuple = (1.0, 0.0)):
+    """(hi, lo, error, ok) per element (broadcast, flattened): the loss's term (or, where
+    ``slope``, its derivative in x) times w g / divisor, a double-double (hi, lo) within u^2
+    of the exact divisor (``double_double.pointwise_terms``)."""
+    dd = kernels()
+    kind = dd.POINTWISE_KINDS["l1_loss" if threshold == 0 and name == "smooth_l1_loss"
+                              else name]
+    x, y, w, g = flat_arrays(x, y, w, g)
+    return by_chunks(x.size, lambda c, *out: dd.pointwise_terms(
+        x[c], y[c], w[c], g[c], kind, float(threshold), slope, *divisor, ESTIMATE_ULPS, *out))
+
+
+def pointwise_loss(name: str, threshold: float, x, y, w, reduction: str,
+                   divisor: tuple | None) -> Known:
+    """The terms w t per element ('none', flattened, ok per element) or their total over
+    ``divisor`` (None for 'sum'): Known."""
+    hi, lo, error, ok = pointwise_terms(name, threshold, x, y, w, 1.0, False)
+    if reduction == "none":
+        return known(hi, lo, ok)
+    return known_total(hi, lo, error, divisor)

@@ -23,7 +23,9 @@ from fractions import Fraction
 
 import numpy as np
 
+from . import elementwise_fast
 from .ball_functions import flags
+from .compiled_kernels import exact_divisor, known as known_elements
 from .decisions import float_sum, quotient_by_zero, sign_of_sum
 from .engine import Evaluated, evaluate, evaluate_total, filled
 from .formats import FORMATS, Format
@@ -155,15 +157,22 @@ def loss(name, input, target, weight, options, reduction, fmt: Format) -> Evalua
     def terms(B, x, y, w, q, *shared):
         return w * term(B, x, y, q)
 
+    known = None
+    if elementwise_fast.pointwise_applies(name, _threshold(name, options), x, fmt):
+        divisor = (None if reduction == "sum" else exact_divisor(w.reshape(-1))
+                   if by_weight_sum else (float(size), 0.0))
+        known = elementwise_fast.pointwise_loss(name, _threshold(name, options), x, y, w,
+                                                reduction, divisor)
     if reduction == "none":
-        return evaluate(terms, [x, y, w, q], fmt, independent="elements")
+        return evaluate(terms, [x, y, w, q], fmt, independent="elements", known=known)
     elements = [a.reshape(-1) for a in np.broadcast_arrays(x, y, w, q)]
     if reduction == "sum":
-        return evaluate_total(terms, elements, fmt)
+        return evaluate_total(terms, elements, fmt, known=known)
     if by_weight_sum:
-        return evaluate_total(terms, elements, fmt, shared=[elements[2]],
+        return evaluate_total(terms, elements, fmt, shared=[elements[2]], known=known,
                               finish=lambda B, total, w: total / B.sum(w))
-    return evaluate_total(terms, elements, fmt, finish=lambda B, total: total / size)
+    return evaluate_total(terms, elements, fmt, finish=lambda B, total: total / size,
+                          known=known)
 
 
 # --- gradients ---------------------------------------------------------------------------------
@@ -198,8 +207,14 @@ def loss_grad(name, grad_output, input, target, weight, options, reduction,
         return g * (terms * weights - total) / (weights * weights)
 
     independent = "none" if by_weight_sum else "elements"
+    known = None
+    if elementwise_fast.pointwise_applies(name, _threshold(name, options), x, fmt):
+        divisor = exact_divisor(w.reshape(-1)) if by_weight_sum else (float(count), 0.0)
+        hi, lo, _, ok = elementwise_fast.pointwise_terms(name, _threshold(name, options), x, y,
+                                                         w, g, True, divisor)
+        known = known_elements(hi, lo, ok)
     grads = {"input": evaluate(d_input, [x, y, w, g, q, s], fmt, independent="elements",
-                               shared=[w.reshape(-1)] if by_weight_sum else [])}
+                               shared=[w.reshape(-1)] if by_weight_sum else [], known=known)}
     if "target" in names:
         # d/dy = -d/dx for a function of x - y: the same certified numbers, negated.
         grads["target"] = Evaluated(-grads["input"].rounded, -grads["input"].exact)

@@ -2,7 +2,8 @@
 the correctly rounded (u - v) f g / count (exact rationals, Python's correctly rounded integer
 division), over magnitudes from subnormal to huge, zeros, non-finite inputs (left), and it
 certifies every ordinary element; through margin_ranking_loss's gradients, a typical batch is
-this tier's whole.
+this tier's whole. Likewise the pointwise family's terms and slopes (l1, mse, huber,
+smooth_l1) against exact rationals, at and across the kink, with float64 ties.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 
 from loss_reference import elementwise_fast as tier
 from loss_reference import engine, margin
+from loss_reference import pointwise as pw
 from loss_reference.compiled_kernels import TIER
 from loss_reference.formats import FORMATS
 
@@ -84,3 +86,84 @@ def test_multi_margin_gradients_of_a_typical_batch():
         for j in range(7):
             count, sign = (sum(active), -1.0) if j == t[i] else (active[j], 1.0)
             assert grad.rounded[i, j] == exact(count, 0.0, w[t[i]], sign, 7 * 40)
+
+
+# --- the pointwise family ------------------------------------------------------------------------
+
+def pointwise_exact(name, k, x, y, w, g, slope, divisor) -> float:
+    """The pointwise term (or its slope in x) of z = x - y, times w g / divisor, in exact
+    rationals rounded once to float64 (Python's correctly rounded division)."""
+    value = pointwise_value(name, k, x, y, w, g, slope, divisor)
+    return value.numerator / value.denominator
+
+
+def pointwise_value(name, k, x, y, w, g, slope, divisor) -> Fraction:
+    """``pointwise_exact``'s exact rational."""
+    z = Fraction(float(x)) - Fraction(float(y))
+    k = Fraction(float(k))
+    sign = (z > 0) - (z < 0)
+    quadratic = abs(z) < k
+    if name == "l1_loss" or (name == "smooth_l1_loss" and k == 0):
+        value = sign if slope else abs(z)
+    elif name == "mse_loss":
+        value = 2 * z if slope else z * z
+    elif name == "huber_loss":
+        value = (z if quadratic else k * sign) if slope else (
+            z * z / 2 if quadratic else k * (abs(z) - k / 2))
+    else:
+        value = (z / k if quadratic else sign) if slope else (
+            z * z / 2 / k if quadratic else abs(z) - k / 2)
+    return Fraction(value) * Fraction(float(w)) * Fraction(float(g)) / divisor
+
+
+residuals = st.one_of(st.floats(-10, 10), st.floats(-1e-3, 1e-3),
+                      st.sampled_from([0.0, 1.0, -1.0, 0.5, 1 + 2.0 ** -52, 2.0 ** -1000]))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from(["l1_loss", "mse_loss", "huber_loss", "smooth_l1_loss"]),
+       st.sampled_from([0.0, 0.5, 1.0, 1.5]), st.booleans(),
+       st.lists(st.tuples(residuals, residuals, st.sampled_from([1.0, 0.0, -2.5, 0.3]),
+                          st.sampled_from([1.0, -0.7, 3.0])), min_size=1, max_size=12),
+       st.sampled_from([(1.0, 0.0), (3.0, 0.0), (0.1, -5.551115123125783e-18)]))
+# a weight 5e-324 times the slope -1 is subnormal, so its product's bound fails although the
+# result over the sum of weights (5e-324) is normal: the element is left, never certified
+@example("l1_loss", 1.0, True, [(-1e30, 30000.0, 5e-324, -0.5641399530761051)], (5e-324, 0.0))
+def test_pointwise_certified_elements_are_the_correctly_rounded_ones(name, k, slope, elements,
+                                                                      divisor):
+    """Residuals at and across the kink (|x - y| = k), differences that are float64 ties
+    (1 + 2^-52 - 0.5), a divisor given as a double-double (0.1 exactly as hi + lo)."""
+    if k == 0 and name == "huber_loss":
+        k = 1.0  # huber's delta is positive
+    x, y, w, g = (np.array(column) for column in zip(*elements))
+    hi, lo, _, ok = tier.pointwise_terms(name, k, x, y, w, g, slope, divisor)
+    D = Fraction(divisor[0]) + Fraction(divisor[1])
+    want = np.array([pointwise_exact(name, k, *e, slope, D) for e in elements])
+    assert np.array_equal(hi[ok], want[ok])
+    # exact values (|z|, signs, 2 z, z: no product of w or g, no divisor) are certified, ties
+    # of float64 included; a product may be a tie too, which only the engine's exact balls take
+    exact_values = (w == 1) & (g == 1) & (np.abs(x - y) > 1e-300)
+    if divisor == (1.0, 0.0) and (name == "l1_loss" or (slope and name != "smooth_l1_loss")):
+        assert ok[exact_values].all()
+
+
+@pytest.mark.parametrize("name", ["l1_loss", "mse_loss", "huber_loss", "smooth_l1_loss"])
+@pytest.mark.parametrize("k", [1.0, 0.5])
+def test_pointwise_losses_of_a_typical_batch_are_this_tiers(name, k):
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal(500), rng.standard_normal(500)
+    options = {"delta": k} if name == "huber_loss" else {"beta": k}
+    engine.STATS.clear()
+    grads = pw.loss_grad(name, np.array(0.75), x, y, None, options, "mean", FLOAT64)
+    assert engine.STATS[TIER] == sum(engine.STATS.values()) == 500
+    want = [pointwise_exact(name, k, x[i], y[i], 1.0, 0.75, True, 500) for i in range(500)]
+    assert np.array_equal(grads["input"].rounded, want)
+    engine.STATS.clear()
+    total = pw.loss(name, x, y, None, options, "sum", FLOAT64)
+    assert engine.STATS[TIER] == sum(engine.STATS.values()) == 1
+    exact_total = sum(pointwise_value(name, k, x[i], y[i], 1.0, 1.0, False, 1)
+                      for i in range(500))
+    assert total.rounded == exact_total.numerator / exact_total.denominator
+    terms = pw.loss(name, x, y, None, options, "none", FLOAT64)
+    want = [pointwise_exact(name, k, x[i], y[i], 1.0, 1.0, False, 1) for i in range(500)]
+    assert np.array_equal(terms.rounded, want)
