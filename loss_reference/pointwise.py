@@ -23,7 +23,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from . import elementwise_fast
+from . import elementwise_fast, logistic_fast
 from .ball_functions import flags
 from .compiled_kernels import exact_divisor, known as known_elements
 from .decisions import float_sum, quotient_by_zero, sign_of_sum
@@ -139,6 +139,14 @@ def _exact_numerator(name, x, y, w, options) -> float:
     return float((exact > 0) - (exact < 0))
 
 
+def _soft_margin_applies(name, x, y, fmt: Format) -> bool:
+    """Whether soft_margin_loss's softplus(-y x) takes the logistic tier
+    (``logistic_fast``): labels +-1 only, where it is the logistic loss of the target
+    (1 + y) / 2 (0 or 1) and its slope -y sigmoid(-y x) the logistic slope."""
+    return (name == "soft_margin_loss" and logistic_fast.applies(x, fmt)
+            and bool(np.all(np.abs(y) == 1)))
+
+
 # --- values ------------------------------------------------------------------------------------
 
 def loss(name, input, target, weight, options, reduction, fmt: Format) -> Evaluated:
@@ -163,6 +171,11 @@ def loss(name, input, target, weight, options, reduction, fmt: Format) -> Evalua
                    if by_weight_sum else (float(size), 0.0))
         known = elementwise_fast.pointwise_loss(name, _threshold(name, options), x, y, w,
                                                 reduction, divisor)
+    elif _soft_margin_applies(name, x, y, fmt):  # softplus(-y x): a logistic term
+        y01 = (1 + y) / 2
+        known = (logistic_fast.elements(x, y01, 1.0, w, 1.0, 1, logistic_fast.LOSS)
+                 if reduction == "none" else
+                 logistic_fast.total(x, y01, 1.0, w, size if reduction == "mean" else None))
     if reduction == "none":
         return evaluate(terms, [x, y, w, q], fmt, independent="elements", known=known)
     elements = [a.reshape(-1) for a in np.broadcast_arrays(x, y, w, q)]
@@ -213,6 +226,8 @@ def loss_grad(name, grad_output, input, target, weight, options, reduction,
         hi, lo, _, ok = elementwise_fast.pointwise_terms(name, _threshold(name, options), x, y,
                                                          w, g, True, divisor)
         known = known_elements(hi, lo, ok)
+    elif _soft_margin_applies(name, x, y, fmt):
+        known = logistic_fast.elements(x, (1 + y) / 2, 1.0, w, g, count, logistic_fast.SLOPE)
     grads = {"input": evaluate(d_input, [x, y, w, g, q, s], fmt, independent="elements",
                                shared=[w.reshape(-1)] if by_weight_sum else [], known=known)}
     if "target" in names:

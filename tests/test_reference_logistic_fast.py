@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mpmath import mp, mpf
 
-from loss_reference import binary, engine, multilabel
+from loss_reference import binary, engine, multilabel, pointwise
 from loss_reference import logistic_fast as tier
 from loss_reference.compiled_kernels import TIER
 from loss_reference.formats import FORMATS
@@ -155,3 +155,30 @@ def test_bce_slopes_certified_are_the_correctly_rounded_ones(p, seed, wrt, count
     domain = (2.0 ** -960 <= p) & (p < 1)  # the kernel's (for its logs)
     if wrt == "input" and domain.sum() >= 3:  # a relative bound: all certified but ties
         assert known.ok[domain].mean() > 0.9
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_soft_margin_loss_with_labels_of_one_is_this_tiers(reduction):
+    """softplus(-y x) for y = +-1 is the logistic loss of the target (1 + y) / 2: values and
+    the input's slope -y sigmoid(-y x) certified by this tier, the correctly rounded ones;
+    labels other than +-1 (torch takes any) stay with the engine."""
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal(300) * 4, rng.choice([-1.0, 1.0], 300)
+    count = 300 if reduction == "mean" else 1
+    engine.STATS.clear()
+    value = pointwise.loss("soft_margin_loss", x, y, None, {}, reduction, FLOAT64)
+    grads = pointwise.loss_grad("soft_margin_loss", np.array(0.5), x, y, None, {}, "mean",
+                                FLOAT64)
+    assert engine.STATS[TIER] == sum(engine.STATS.values())
+    with mp.workprec(300):
+        terms = [mp.log1p(mp.exp(-mpf(yi) * mpf(xi))) for xi, yi in zip(x, y)]
+        want = ([float(t) for t in terms] if reduction == "none"
+                else float(mp.fsum(terms) / count))
+        slopes = [float(-mpf(yi) / (1 + mp.exp(mpf(yi) * mpf(xi))) * mpf(0.5) / 300)
+                  for xi, yi in zip(x, y)]
+    assert np.array_equal(value.rounded, np.array(want))
+    assert np.array_equal(grads["input"].rounded, slopes)
+    engine.STATS.clear()
+    pointwise.loss("soft_margin_loss", x, np.where(y > 0, 0.5, -1.0), None, {}, reduction,
+                   FLOAT64)
+    assert engine.STATS[TIER] == 0
