@@ -2061,7 +2061,8 @@ def scaled_differences(u, v, f, g, count, estimate_ulps, out_hi, out_lo, out_err
     out_lo, its absolute error bound into out_error (inf where the element is left: a
     non-finite or huge argument, a result out of the domain), and ``ok`` whether it is
     ``certified``. u - v is exact (TwoSum), so the bound is relative (two products and a
-    quotient): a gradient whose slope is a difference of inputs, or a sign."""
+    quotient): a gradient whose slope is a difference of inputs, or a sign. u - v alone
+    (f = g = count = 1) is exact, and certified as its own rounding, ties included."""
     for i in range(u.size):
         out_hi[i], out_lo[i], out_error[i], ok[i] = 0.0, 0.0, np.inf, False
         if not (abs(u[i]) <= 2.0 ** 400 and abs(v[i]) <= 2.0 ** 400):
@@ -2073,6 +2074,10 @@ def scaled_differences(u, v, f, g, count, estimate_ulps, out_hi, out_lo, out_err
             continue
         if not (math.isfinite(f[i] * g[i]) and abs(f[i]) <= 2.0 ** 400
                 and abs(g[i]) <= 2.0 ** 400):
+            continue
+        if f[i] == 1.0 and g[i] == 1.0 and count == 1.0 and safe(d_hi):
+            # u - v itself: TwoSum's hi is its rounding to nearest, a tie of float64 included
+            out_hi[i], out_lo[i], out_error[i], ok[i] = d_hi, d_lo, 0.0, True
             continue
         out_hi[i], out_lo[i], out_error[i], ok[i] = _times_factors(
             d_hi, d_lo, 0.0, f[i], g[i], count, estimate_ulps)

@@ -25,11 +25,22 @@ applies = for_float64_elements  # float64 results, some elements, numba here
 
 def scaled_differences(u, v, f, g, count: int) -> Known:
     """(u - v) f g / count per element (broadcast, flattened): Known, ok per element."""
+    hi, lo, _, ok = _scaled_differences(u, v, f, g, count)
+    return known(hi, lo, ok)
+
+
+def differences_total(u, v, f, divisor: int | None) -> Known:
+    """The sum of (u - v) f over the elements, over ``divisor`` unless None: Known, one
+    element."""
+    hi, lo, error, _ = _scaled_differences(u, v, f, 1.0, 1)
+    return known_total(hi, lo, error, None if divisor is None else (float(divisor), 0.0))
+
+
+def _scaled_differences(u, v, f, g, count: int) -> tuple:
     dd = kernels()
     u, v, f, g = flat_arrays(u, v, f, g)
-    hi, lo, _, ok = by_chunks(u.size, lambda c, *out: dd.scaled_differences(
+    return by_chunks(u.size, lambda c, *out: dd.scaled_differences(
         u[c], v[c], f[c], g[c], float(count), ESTIMATE_ULPS, *out))
-    return known(hi, lo, ok)
 
 
 POINTWISE = ("l1_loss", "mse_loss", "huber_loss", "smooth_l1_loss")

@@ -76,13 +76,14 @@ def multi_sign(x_label, x, margin) -> np.ndarray:
                        np.asarray(x, np.float64))
 
 
-def _reduced(terms, arrays, reduction, count, fmt: Format) -> Evaluated:
+def _reduced(terms, arrays, reduction, count, fmt: Format, known=None) -> Evaluated:
     """The elementwise ``terms(B, *arrays)`` (arrays of one shape): each element for 'none',
-    their sum for 'sum', the sum over ``count`` for 'mean'."""
+    their sum for 'sum', the sum over ``count`` for 'mean'; ``known``: what a faster tier
+    certified (the elements, flattened, or the total)."""
     if reduction == "none":
-        return evaluate(terms, arrays, fmt, independent="elements")
+        return evaluate(terms, arrays, fmt, independent="elements", known=known)
     elements = [np.reshape(a, -1) for a in np.broadcast_arrays(*arrays)]
-    return evaluate_total(terms, elements, fmt,
+    return evaluate_total(terms, elements, fmt, known=known,
                           finish=None if reduction == "sum" else lambda B, t: t / count)
 
 
@@ -160,7 +161,15 @@ def hinge_embedding_loss(input, target, margin, reduction, fmt: Format) -> Evalu
     def terms(B, x, linear, active):
         return linear * x + active * (m - x)
 
-    return _reduced(terms, [x, linear, active], reduction, x.size, fmt)
+    known = None
+    if elementwise_fast.applies(x, fmt):  # each term is u - v: x - 0, m - x, or m - 0
+        u = np.where(active != 0, m, x)
+        v = np.where((active != 0) & (linear == 0), x, 0.0)
+        f = np.where((linear != 0) | (active != 0), 1.0, 0.0)
+        known = (elementwise_fast.scaled_differences(u, v, f, 1.0, 1) if reduction == "none"
+                 else elementwise_fast.differences_total(
+                     u, v, f, x.size if reduction == "mean" else None))
+    return _reduced(terms, [x, linear, active], reduction, x.size, fmt, known)
 
 
 def hinge_embedding_loss_grad(grad_output, input, target, margin, reduction,
@@ -175,7 +184,9 @@ def hinge_embedding_loss_grad(grad_output, input, target, margin, reduction,
     def grad(B, g, slope):
         return g * slope / count
 
-    return {"input": evaluate(grad, [g, slope], fmt, independent="elements")}
+    known = (elementwise_fast.scaled_differences(slope, 0.0, 1.0, g, count)
+             if elementwise_fast.applies(x, fmt) else None)
+    return {"input": evaluate(grad, [g, slope], fmt, independent="elements", known=known)}
 
 
 # --- multi_margin_loss -------------------------------------------------------------------------

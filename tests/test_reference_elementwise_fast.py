@@ -167,3 +167,30 @@ def test_pointwise_losses_of_a_typical_batch_are_this_tiers(name, k):
     terms = pw.loss(name, x, y, None, options, "none", FLOAT64)
     want = [pointwise_exact(name, k, x[i], y[i], 1.0, 1.0, False, 1) for i in range(500)]
     assert np.array_equal(terms.rounded, want)
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_hinge_embedding_losses_of_a_typical_batch_are_this_tiers(reduction):
+    """Each term is x (y = 1), max(0, m - x) (y = -1) or both (any other y): u - v for
+    u, v in {x, m, 0}, exact, certified as its own rounding (m - x is often a float64 tie);
+    the slope g ([y != -1] - [y != 1][m - x >= 0]) / N with it."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(400) * 3
+    y = rng.choice([1.0, -1.0, 0.5], 400)
+    m = 1.25
+    count = 400 if reduction == "mean" else 1
+    engine.STATS.clear()
+    value = margin.hinge_embedding_loss(x, y, m, reduction, FLOAT64)
+    grad = margin.hinge_embedding_loss_grad(np.array(0.75), x, y, m, reduction, FLOAT64)
+    assert engine.STATS[TIER] == sum(engine.STATS.values())
+    terms, slopes = [], []
+    for xi, yi in zip(x, y):
+        hinge = Fraction(m) - Fraction(xi)
+        terms.append((Fraction(xi) if yi != -1 else 0) + (max(hinge, 0) if yi != 1 else 0))
+        slopes.append(Fraction(3, 4) * (int(yi != -1) - int(yi != 1 and hinge >= 0)) / count)
+    if reduction == "none":
+        assert np.array_equal(value.rounded, [t.numerator / t.denominator for t in terms])
+    else:
+        total = sum(terms) / count
+        assert value.rounded == total.numerator / total.denominator
+    assert np.array_equal(grad["input"].rounded, [s.numerator / s.denominator for s in slopes])
