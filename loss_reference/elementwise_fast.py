@@ -66,6 +66,12 @@ def pointwise_terms(name: str, threshold: float, x, y, w, g, slope: bool,
         x[c], y[c], w[c], g[c], kind, float(threshold), slope, *divisor, ESTIMATE_ULPS, *out))
 
 
+def pointwise_gradient(name: str, threshold: float, x, y, w, g, divisor: tuple) -> Known:
+    """The slopes in x times w g / divisor per element (flattened): Known, ok per element."""
+    hi, lo, _, ok = pointwise_terms(name, threshold, x, y, w, g, True, divisor)
+    return known(hi, lo, ok)
+
+
 def pointwise_loss(name: str, threshold: float, x, y, w, reduction: str,
                    divisor: tuple | None) -> Known:
     """The terms w t per element ('none', flattened, ok per element) or their total over

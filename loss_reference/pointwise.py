@@ -25,7 +25,7 @@ import numpy as np
 
 from . import elementwise_fast, logistic_fast
 from .ball_functions import flags
-from .compiled_kernels import exact_divisor, known as known_elements
+from .compiled_kernels import exact_divisor
 from .decisions import float_sum, quotient_by_zero, sign_of_sum
 from .engine import Evaluated, evaluate, evaluate_total, filled
 from .formats import FORMATS, Format
@@ -147,6 +147,12 @@ def _soft_margin_applies(name, x, y, fmt: Format) -> bool:
             and bool(np.all(np.abs(y) == 1)))
 
 
+def _exact_mean_divisor(w: np.ndarray, by_weight_sum: bool, count: int) -> tuple:
+    """What a 'mean' divides by, as a double-double within u^2 of it (the fast tiers'
+    divisor): the sum of the weights, or the element count."""
+    return exact_divisor(w.reshape(-1)) if by_weight_sum else (float(count), 0.0)
+
+
 # --- values ------------------------------------------------------------------------------------
 
 def loss(name, input, target, weight, options, reduction, fmt: Format) -> Evaluated:
@@ -167,8 +173,7 @@ def loss(name, input, target, weight, options, reduction, fmt: Format) -> Evalua
 
     known = None
     if elementwise_fast.pointwise_applies(name, _threshold(name, options), x, fmt):
-        divisor = (None if reduction == "sum" else exact_divisor(w.reshape(-1))
-                   if by_weight_sum else (float(size), 0.0))
+        divisor = None if reduction == "sum" else _exact_mean_divisor(w, by_weight_sum, size)
         known = elementwise_fast.pointwise_loss(name, _threshold(name, options), x, y, w,
                                                 reduction, divisor)
     elif _soft_margin_applies(name, x, y, fmt):  # softplus(-y x): a logistic term
@@ -222,10 +227,9 @@ def loss_grad(name, grad_output, input, target, weight, options, reduction,
     independent = "none" if by_weight_sum else "elements"
     known = None
     if elementwise_fast.pointwise_applies(name, _threshold(name, options), x, fmt):
-        divisor = exact_divisor(w.reshape(-1)) if by_weight_sum else (float(count), 0.0)
-        hi, lo, _, ok = elementwise_fast.pointwise_terms(name, _threshold(name, options), x, y,
-                                                         w, g, True, divisor)
-        known = known_elements(hi, lo, ok)
+        known = elementwise_fast.pointwise_gradient(name, _threshold(name, options), x, y, w,
+                                                    g, _exact_mean_divisor(w, by_weight_sum,
+                                                                           count))
     elif _soft_margin_applies(name, x, y, fmt):
         known = logistic_fast.elements(x, (1 + y) / 2, 1.0, w, g, count, logistic_fast.SLOPE)
     grads = {"input": evaluate(d_input, [x, y, w, g, q, s], fmt, independent="elements",

@@ -227,11 +227,16 @@ def _case(draw):
     return x, target, weight, reduction, rng, smoothing
 
 
+def _upstream(rng, rows: int, reduction: str):
+    """An upstream gradient: one per row for 'none', else a scalar."""
+    return rng.standard_normal(rows) if reduction == "none" else rng.standard_normal()
+
+
 @settings(max_examples=60, deadline=None)
 @given(rows_of_logits)
 def test_certified_elements_are_the_correctly_rounded_gradient(draw):
     x, target, weight, reduction, rng, smoothing = _case(draw)
-    g = rng.standard_normal(len(x)) if reduction == "none" else rng.standard_normal()
+    g = _upstream(rng, len(x), reduction)
     rows = cl.rows_of(x, target, weight)
     if reduction == "mean" and not rows.valid.any():
         return
@@ -490,7 +495,7 @@ def _soft_case(draw):
 @given(rows_of_logits)
 def test_certified_soft_target_results_are_the_correctly_rounded_ones(draw):
     x, p, weight, reduction, rng, smoothing = _soft_case(draw)
-    g = rng.standard_normal(len(x)) if reduction == "none" else rng.standard_normal()
+    g = _upstream(rng, len(x), reduction)
     rows = cl.rows_of(x, p, weight)
     st_ = cl.stats_of(rows.x)
     loss, d_x, d_p, d_w = soft_oracle(x, p, weight, reduction, g, smoothing)
