@@ -126,7 +126,9 @@ def binary_cross_entropy(input, target, weight, reduction, fmt: Format) -> Evalu
     def terms(B, w, y, *parts):
         return w * _bce_term(B, *parts[:2], y, *parts[2:])
 
-    return _reduced(terms, [w, y, *_bce_args(p)], reduction, p.size, fmt)
+    known = (logistic_fast.bce_loss(p, y, w, reduction, CLAMP_BELOW, LOG_CLAMP)
+             if logistic_fast.applies(p, fmt) else None)
+    return _reduced(terms, [w, y, *_bce_args(p)], reduction, p.size, fmt, known=known)
 
 
 def binary_cross_entropy_grad(grad_output, input, target, weight, reduction,

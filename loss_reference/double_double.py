@@ -2056,6 +2056,50 @@ def bce_slopes(p, y, clamp, w, g, count, epsilon, what, estimate_ulps, inverse, 
 
 
 @compiled
+def bce_losses(p, y, w, clamp_below, log_clamp, estimate_ulps, inverse, l1, l2, l3, table_hi,
+               table_lo, powers, out_hi, out_lo, out_error, ok):
+    """Per element of the 1-D arrays: binary_cross_entropy's loss -w (y L(p) + (1 - y) L(1 -
+    p)), L(v) = log v but ``log_clamp`` for p <= ``clamp_below`` (L(p)) and for p = 1 (L(1 -
+    p)): the exact decisions, the caller's constants), as a double-double into out_hi + out_lo,
+    its absolute error bound into out_error (inf where the element is left: p outside [0, 1],
+    a non-finite or huge y or w), and ``ok`` whether it is ``certified`` (estimate_ulps > 0).
+
+    1 - p and 1 - y are exact (TwoSum); the logs (``log_dd``: 1 - p near 1 by log1p's series
+    of the exact -p) carry absolute bounds, scaled by |y| and |1 - y|; the two products and
+    their sum add MUL_ERROR and ADD_ERROR u^2 of their magnitudes (for y in [0, 1] the two
+    products share a sign: no cancellation). An exactly zero loss (p = y at 0 or 1) is exact."""
+    for i in range(p.size):
+        pi, yi = p[i], y[i]
+        out_hi[i], out_lo[i], out_error[i], ok[i] = 0.0, 0.0, np.inf, False
+        if not (0.0 <= pi <= 1.0 and abs(yi) <= 2.0 ** 400 and abs(w[i]) <= 2.0 ** 400):
+            continue
+        if w[i] == 0.0:
+            out_error[i], ok[i] = 0.0, True  # a factor exactly 0
+            continue
+        a_hi, a_lo, a_error = log_clamp, 0.0, 0.0
+        if pi > clamp_below:
+            a_hi, a_lo, a_error = log_dd(pi, 0.0, 0.0, inverse, l1, l2, l3, table_hi, table_lo,
+                                         powers)
+        b_hi, b_lo, b_error = log_clamp, 0.0, 0.0
+        if pi < 1.0:
+            q_hi, q_lo = two_sum(1.0, -pi)
+            b_hi, b_lo, b_error = log_dd(q_hi, q_lo, 0.0, inverse, l1, l2, l3, table_hi,
+                                         table_lo, powers)
+        v_hi, v_lo = two_sum(1.0, -yi)
+        a_hi, a_lo = mul(a_hi, a_lo, yi, 0.0)
+        b_hi, b_lo = mul(b_hi, b_lo, v_hi, v_lo)
+        r_hi, r_lo = add(a_hi, a_lo, b_hi, b_lo)
+        magnitude = abs(a_hi) + abs(b_hi)
+        error = (abs(yi) * a_error + abs(v_hi) * b_error
+                 + (MUL_ERROR + ADD_ERROR) * U2 * magnitude) * (1 + 2.0 ** -40)
+        if r_hi == 0.0 and r_lo == 0.0 and error == 0.0:
+            out_error[i], ok[i] = 0.0, True  # exactly 0 (before a product underflows)
+            continue
+        out_hi[i], out_lo[i], out_error[i], ok[i] = _times_factors(
+            -r_hi, -r_lo, error, w[i], 1.0, 1.0, estimate_ulps)
+
+
+@compiled
 def scaled_differences(u, v, f, g, count, estimate_ulps, out_hi, out_lo, out_error, ok):
     """Per element of the 1-D arrays: (u - v) f g / count as a double-double into out_hi +
     out_lo, its absolute error bound into out_error (inf where the element is left: a

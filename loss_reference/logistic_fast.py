@@ -1,7 +1,8 @@
 """The logistic losses rounded to float64: a double-double tier for
 binary_cross_entropy_with_logits and multilabel_soft_margin_loss, values and gradients, and
-binary_cross_entropy's gradients (``bce_slopes``: (p - y) / (p (1 - p)) has a relative bound,
-log(1 - p) - log p cancels near 1/2; long double balls left 7 % of them to arb).
+binary_cross_entropy's values and gradients (``bce_loss``: y log p + (1 - y) log(1 - p), long
+double balls at 4e6 elements/s, 0.6 % of them to arb; ``bce_slopes``: (p - y) / (p (1 - p)) has a
+relative bound, log(1 - p) - log p cancels near 1/2; long double balls left 7 % of them to arb).
 
 Both are sums of w ((1 - y) softplus(x) + q y softplus(-x)) (q: pos_weight, 1 for the multi-
 label loss), with slopes w ((1 - y) sigmoid(x) - q y sigmoid(-x)), which cancel wherever
@@ -62,6 +63,21 @@ def row_means(x, y, w) -> Known:
     ok = np.zeros((n, 1), dtype=bool)
     dd.certify_elements(*rows, ESTIMATE_ULPS, ok)
     return known(rows[0][:, 0], rows[1][:, 0], ok[:, 0])
+
+
+def bce_loss(p, y, w, reduction: str, clamp_below: float, log_clamp: float) -> Known:
+    """binary_cross_entropy's loss -w (y L(p) + (1 - y) L(1 - p)), each log L clamped at
+    ``log_clamp`` (for p <= ``clamp_below``, and at p = 1: the caller's exact decisions): per
+    element, flattened, for 'none' (ok per element), else the total, over the element count
+    for 'mean' (``double_double.bce_losses``)."""
+    dd = kernels()
+    p, y, w = flat_arrays(p, y, w)
+    estimate_ulps = ESTIMATE_ULPS if reduction == "none" else 0.0
+    hi, lo, error, ok = by_chunks(p.size, lambda c, *out: dd.bce_losses(
+        p[c], y[c], w[c], clamp_below, log_clamp, estimate_ulps, *dd.exp_constants(), *out))
+    if reduction == "none":
+        return known(hi, lo, ok)
+    return known_total(hi, lo, error, (float(p.size), 0.0) if reduction == "mean" else None)
 
 
 def bce_slopes(p, y, clamp, w, g, count: int, epsilon: float, wrt: str) -> Known:

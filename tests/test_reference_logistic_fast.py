@@ -16,7 +16,7 @@ from mpmath import mp, mpf
 
 from loss_reference import binary, engine, multilabel, pointwise
 from loss_reference import logistic_fast as tier
-from loss_reference.compiled_kernels import TIER
+from loss_reference.compiled_kernels import TIER, kernels
 from loss_reference.formats import FORMATS
 
 pytest.importorskip("numba", reason="numba is not installed")
@@ -155,6 +155,74 @@ def test_bce_slopes_certified_are_the_correctly_rounded_ones(p, seed, wrt, count
     domain = (2.0 ** -960 <= p) & (p < 1)  # the kernel's (for its logs)
     if wrt == "input" and domain.sum() >= 3:  # a relative bound: all certified but ties
         assert known.ok[domain].mean() > 0.9
+
+
+def bce_loss_oracle(p, y, w):
+    """-w (y max(log p, -100) + (1 - y) max(log(1 - p), -100)) at 300 bits, as mpf."""
+    out = []
+    with mp.workprec(300):
+        for pi, yi, wi in zip(p, y, w):
+            pi, yi = mpf(pi), mpf(yi)
+            log_p = max(mp.log(pi), -100) if pi > 0 else mpf(-100)
+            log_q = max(mp.log1p(-pi), -100) if pi < 1 else mpf(-100)
+            out.append(-mpf(wi) * (yi * log_p + (1 - yi) * log_q))
+    return out
+
+
+edge_probabilities = st.one_of(probabilities, st.sampled_from(
+    [binary.CLAMP_BELOW, np.nextafter(binary.CLAMP_BELOW, 1), 1e-44, 5e-324, 1 - 2.0 ** -53,
+     2.0 ** -10, 1 - 2.0 ** -10, -0.25, 1.5]))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(edge_probabilities, min_size=1, max_size=12), st.integers(0, 2 ** 32 - 1))
+def test_bce_losses_certified_are_the_correctly_rounded_ones(p, seed):
+    """binary_cross_entropy's terms: both logs clamped at -100 (p at and beside the clamp's
+    boundary, p = 0, p = 1), targets in [0, 1] and outside it, zero weights; the totals too."""
+    p = np.array(p)
+    rng = np.random.default_rng(seed)
+    y = np.where(rng.random(p.size) < 0.3, p, rng.choice([0.0, 1.0, 0.25, 1.5, -0.5], p.size))
+    w = rng.choice([1.0, 0.0, 0.7, 1e-300], p.size)
+    known = tier.bce_loss(p, y, w, "none", binary.CLAMP_BELOW, binary.LOG_CLAMP)
+    inside = (0 <= p) & (p <= 1)
+    want = np.zeros(p.size)
+    terms = bce_loss_oracle(p[inside], y[inside], w[inside])
+    want[inside] = [float(v) for v in terms]
+    assert np.array_equal(known.rounded[known.ok & inside], want[known.ok & inside])
+    assert not known.ok[~inside & (w != 0)].any()
+    dd, n = kernels(), p.size
+    hi, lo, error, ok = np.empty(n), np.empty(n), np.empty(n), np.zeros(n, dtype=bool)
+    dd.bce_losses(p, y, w, binary.CLAMP_BELOW, binary.LOG_CLAMP, 0.0, *dd.exp_constants(), hi,
+                  lo, error, ok)
+    with mp.workprec(300):  # each double-double within its bound of the exact term
+        for i in np.flatnonzero(inside & np.isfinite(error)):
+            assert abs(mpf(hi[i]) + mpf(lo[i]) - terms[int(inside[:i].sum())]) <= error[i]
+    plain = inside & (0 <= y) & (y <= 1) & (w == 1) & (p != y)  # no cancellation, no tie
+    if plain.sum() >= 3:
+        assert known.ok[plain].mean() > 0.9
+    for reduction, divisor in (("sum", 1), ("mean", p.size)):
+        total = tier.bce_loss(p, y, w, reduction, binary.CLAMP_BELOW, binary.LOG_CLAMP)
+        if total.ok:
+            assert inside.all()
+            with mp.workprec(300):
+                assert total.rounded == float(mp.fsum(terms) / divisor)
+
+
+def test_bce_loss_typical_batches_are_this_tiers():
+    """binary_cross_entropy's values through the reference: every element and total of a
+    typical batch certified by this tier, the correctly rounded ones."""
+    rng = np.random.default_rng(1)
+    p, y, w = rng.random(400), rng.random(400), rng.uniform(0.5, 2, 400)
+    p[:3], y[:3] = [0.0, 1.0, 1e-50], [1.0, 0.0, 1.0]  # both clamps
+    want = bce_loss_oracle(p, y, w)
+    for reduction in ("none", "sum", "mean"):
+        engine.STATS.clear()
+        out = binary.binary_cross_entropy(p, y, w, reduction, FLOAT64)
+        assert engine.STATS[TIER] == sum(engine.STATS.values())
+        with mp.workprec(300):
+            expect = ([float(v) for v in want] if reduction == "none"
+                      else float(mp.fsum(want) / (400 if reduction == "mean" else 1)))
+        assert np.array_equal(out.rounded, np.array(expect))
 
 
 @pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
