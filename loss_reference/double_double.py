@@ -102,6 +102,7 @@ def _ln2() -> tuple:
 LN2_HI, LN2_LO = _ln2()
 
 
+
 # --- error-free transformations and double-word operations (scalars; hi, lo pairs) ------------
 
 @compiled
@@ -2284,14 +2285,18 @@ def cosine_loss_rows(x1, x2, y, margin, eps, estimate_ulps, out_hi, out_lo, out_
 
 
 @compiled
-def gaussian_slopes(x, y, v, g, count, what, estimate_ulps, out_hi, out_lo, out_error, ok):
-    """Per element of the 1-D arrays, times g / count: gaussian_nll_loss's slope in its input,
-    (x - y) / v (``what`` 1), or in its variance, (1 - (x - y)^2 / v) / (2 v) (2), v the
-    clamped variance, as a double-double into out_hi + out_lo, its absolute error bound into
-    out_error (inf where the element is left), and ``ok`` whether it is ``certified``.
+def gaussian_terms(x, y, v, g, count, what, full, estimate_ulps, inverse, l1, l2, l3, table_hi,
+                   table_lo, powers, out_hi, out_lo, out_error, ok):
+    """Per element of the 1-D arrays, times g / count: gaussian_nll_loss's term, (log v + (x -
+    y)^2 / v) / 2, plus log(2 pi) / 2 where ``full`` (``what`` 0), its slope in its input,
+    (x - y) / v (1), or in its variance, (1 - (x - y)^2 / v) / (2 v) (2), v the clamped
+    variance, as a double-double into out_hi + out_lo, its absolute error bound into
+    out_error (inf where the element is left), and ``ok`` whether it is ``certified``. The
+    last arguments before the outputs: ``exp_constants()`` (the term's log).
 
     x - y is exact (TwoSum); (x - y)^2 / v carries MUL and DIV relative bounds, and 1 minus
-    it, which cancels near (x - y)^2 = v, an absolute one."""
+    it, which cancels near (x - y)^2 = v, an absolute one; so does log v (``log_dd``), which
+    cancels against (x - y)^2 / v for v below 1, and log(2 pi) (within u^2 of itself)."""
     for i in range(x.size):
         out_hi[i], out_lo[i], out_error[i], ok[i] = 0.0, 0.0, np.inf, False
         if not (abs(x[i]) <= 2.0 ** 400 and abs(y[i]) <= 2.0 ** 400 and math.isfinite(g[i])
@@ -2313,12 +2318,25 @@ def gaussian_slopes(x, y, v, g, count, what, estimate_ulps, out_hi, out_lo, out_
                 continue
             s_hi, s_lo = mul(r_hi, r_lo, r_hi, r_lo)
             s_hi, s_lo = div(s_hi, s_lo, v[i], 0.0)
+            if r_hi != 0.0 and not (abs(r_hi) <= 2.0 ** 200 and safe(r_hi) and safe(s_hi)):
+                continue  # the square or the quotient beyond the domain: their bounds fail
             s_error = (MUL_ERROR + DIV_ERROR) * U2 * s_hi
-            d_hi, d_lo = add_float(-s_hi, -s_lo, 1.0)
-            d_error = s_error + ADD_FLOAT_ERROR * U2 * abs(d_hi)
-            q_hi, q_lo = div(d_hi, d_lo, v[i], 0.0)
-            error = d_error / v[i] * (1 + 2.0 ** -50) + DIV_ERROR * U2 * abs(q_hi)
             scale = 0.5  # exact
+            if what == 0:
+                l_hi, l_lo, l_error = log_dd(v[i], 0.0, 0.0, inverse, l1, l2, l3, table_hi,
+                                             table_lo, powers)
+                q_hi, q_lo = add(l_hi, l_lo, s_hi, s_lo)
+                error = l_error + s_error + ADD_ERROR * U2 * (abs(l_hi) + s_hi)
+                if full:
+                    c_hi, c_lo = 2 * HALF_LOG_2PI[0], 2 * HALF_LOG_2PI[1]  # log(2 pi)
+                    error += ADD_ERROR * U2 * (abs(q_hi) + c_hi) + U2 * c_hi
+                    q_hi, q_lo = add(q_hi, q_lo, c_hi, c_lo)
+                error *= 1 + 2.0 ** -40
+            else:
+                d_hi, d_lo = add_float(-s_hi, -s_lo, 1.0)
+                d_error = s_error + ADD_FLOAT_ERROR * U2 * abs(d_hi)
+                q_hi, q_lo = div(d_hi, d_lo, v[i], 0.0)
+                error = d_error / v[i] * (1 + 2.0 ** -50) + DIV_ERROR * U2 * abs(q_hi)
         if q_hi == 0.0 and q_lo == 0.0 and error == 0.0:
             out_error[i], ok[i] = 0.0, True
             continue

@@ -329,8 +329,11 @@ def gaussian_nll_loss(input, target, var, full, eps, reduction, fmt: Format) -> 
         value = 0.5 * (log(B, v) + r * r / v)
         return value + half_log_2pi(B) if full else value
 
+    known = (probabilistic_fast.gaussian_loss(x, y, v, reduction, divisor(reduction, x.shape),
+                                              full)
+             if probabilistic_fast.applies(x, fmt) else None)
     return reduce_terms(term, [x, y, v], np.zeros(x.shape), np.zeros(x.shape, bool), reduction,
-                        x.shape, fmt)
+                        x.shape, fmt, known)
 
 
 def gaussian_nll_loss_grad(grad_output, input, target, var, full, eps, reduction,

@@ -1,6 +1,7 @@
-"""poisson_nll_loss and kl_div rounded to float64: double-double tiers for their values and
-gradients (and gaussian_nll_loss's gradients: ``gaussian_gradient``, whose variance slope
-1 - (x - y)^2 / v cancels).
+"""poisson_nll_loss, kl_div and gaussian_nll_loss rounded to float64: double-double tiers for
+their values and gradients (gaussian_nll_loss: ``gaussian_loss``, whose log v cancels against
+(x - y)^2 / v for v below 1, and ``gaussian_gradient``, whose variance slope 1 - (x - y)^2 / v
+cancels).
 
 poisson_nll_loss (log_input, torch's default; with full, the Stirling term added in
 double-double too): each term
@@ -104,13 +105,27 @@ def kl_div_gradient(x, t, log_target: bool, wrt: str, g, count: int) -> Known:
     return known(hi, lo, ok)
 
 
+def _gaussian(x, y, v, g, count: int, what: int, full: bool, estimate_ulps: float):
+    dd = kernels()
+    x, y, v, g = flat_arrays(x, y, v, g)
+    return by_chunks(x.size, lambda c, *out: dd.gaussian_terms(
+        x[c], y[c], v[c], g[c], float(count), what, full, estimate_ulps, *dd.exp_constants(),
+        *out))
+
+
+def gaussian_loss(x, y, v, reduction: str, count: int, full: bool) -> Known:
+    """gaussian_nll_loss's terms, (log v + (x - y)^2 / v) / 2 (+ log(2 pi) / 2 with ``full``),
+    v the clamped variance of x's shape: the elements, flattened, for 'none' (ok per element),
+    else their total, over ``count`` for 'mean' (``double_double.gaussian_terms``: log v
+    cancels against the quotient for v below 1; long double balls left 2 % to arb)."""
+    estimate_ulps = ESTIMATE_ULPS if reduction == "none" else 0.0
+    return _result(*_gaussian(x, y, v, 1.0, 1, 0, full, estimate_ulps), reduction, count)
+
+
 def gaussian_gradient(x, y, v, g, count: int, wrt: str) -> Known:
     """g / count times gaussian_nll_loss's slope in its input ((x - y) / v) or its variance
     ((1 - (x - y)^2 / v) / (2 v)), v the clamped variance of x's shape, per element,
-    flattened: Known, ok per element (``double_double.gaussian_slopes``)."""
-    dd = kernels()
-    x, y, v, g = flat_arrays(x, y, v, g)
-    what = 1 if wrt == "input" else 2
-    hi, lo, _, ok = by_chunks(x.size, lambda c, *out: dd.gaussian_slopes(
-        x[c], y[c], v[c], g[c], float(count), what, ESTIMATE_ULPS, *out))
+    flattened: Known, ok per element (``double_double.gaussian_terms``)."""
+    hi, lo, _, ok = _gaussian(x, y, v, g, count, 1 if wrt == "input" else 2, False,
+                              ESTIMATE_ULPS)
     return known(hi, lo, ok)

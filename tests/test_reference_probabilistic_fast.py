@@ -16,7 +16,8 @@ from mpmath import mp, mpf
 
 from loss_reference import engine, probabilistic, probabilistic_fast
 from loss_reference import probabilistic_fast as tier
-from loss_reference.compiled_kernels import TIER
+from loss_reference.compiled_kernels import TIER, kernels
+from loss_reference.engine import ESTIMATE_ULPS
 from loss_reference.formats import FORMATS
 
 pytest.importorskip("numba", reason="numba is not installed")
@@ -261,6 +262,67 @@ def test_kl_div_spread_of_full_mantissas(log_target, what):
                                                   else 3)])
     assert np.array_equal(known.rounded[known.ok], want[known.ok])
     assert known.ok.mean() > 0.98
+
+
+# --- gaussian_nll_loss --------------------------------------------------------------------------
+
+def gaussian_oracle(x, y, v, full):
+    """(log v + (x - y)^2 / v) / 2 (+ log(2 pi) / 2 with full) per element at 300 bits."""
+    with mp.workprec(300):
+        return [(mp.log(mpf(vi)) + (mpf(xi) - mpf(yi)) ** 2 / mpf(vi)
+                 + (mp.log(2 * mp.pi) if full else 0)) / 2 for xi, yi, vi in zip(x, y, v)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 12), st.integers(0, 2 ** 32 - 1), st.booleans())
+def test_gaussian_terms_certified_are_the_correctly_rounded_ones(n, seed, full):
+    """Terms that cancel (v below 1, (x - y)^2 / v near -log v, or -log(2 pi v) with full),
+    variances from 1e-300 to 1e300, v = 1 and zero residuals (exactly 0 without full),
+    residuals whose square leaves the domain; each double-double within its bound, the totals
+    the correctly rounded ones."""
+    rng = np.random.default_rng(seed)
+    x, y = rng.standard_normal(n), rng.standard_normal(n)
+    v = rng.choice([1e-300, 1e-3, 0.05, 0.7, 1.0, 2.0, 1e300], n)
+    near = rng.random(n) < 0.5
+    shift = np.log(2 * np.pi) if full else 0.0
+    with np.errstate(invalid="ignore"):
+        r = np.sqrt(-v * (np.log(v) + shift))  # the term within an ulp or so of 0
+    x = np.where(near & np.isfinite(r), y + r, x)
+    y[rng.random(n) < 0.1] = x[0]
+    x[rng.random(n) < 0.05] = 1e250  # the square beyond the domain
+    dd, terms = kernels(), gaussian_oracle(x, y, v, full)
+    hi, lo, error, ok = np.empty(n), np.empty(n), np.empty(n), np.zeros(n, dtype=bool)
+    dd.gaussian_terms(x, y, v, np.ones(n), 1.0, 0, full, ESTIMATE_ULPS, *dd.exp_constants(),
+                      hi, lo, error, ok)
+    with mp.workprec(300):
+        for i in np.flatnonzero(np.isfinite(error)):
+            assert abs(mpf(hi[i]) + mpf(lo[i]) - terms[i]) <= error[i]
+    want = np.array([float(t) for t in terms])
+    known = probabilistic_fast.gaussian_loss(x, y, v, "none", 1, full)
+    assert np.array_equal(known.rounded[known.ok], want[known.ok])
+    assert not known.ok[np.abs(x) > 1e200].any()
+    for reduction, count in (("sum", 1), ("mean", n)):
+        total = probabilistic_fast.gaussian_loss(x, y, v, reduction, count, full)
+        if total.ok:
+            with mp.workprec(300):
+                assert total.rounded == float(mp.fsum(terms) / count)
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_gaussian_terms_of_a_typical_batch_are_this_tiers(full):
+    """A batch like the speed ladder's through the reference: every term and total certified
+    by this tier, the correctly rounded ones."""
+    rng = np.random.default_rng(2)
+    x, y, v = rng.standard_normal(300), rng.standard_normal(300), rng.uniform(0.1, 2, 300)
+    want = gaussian_oracle(x, y, v, full)
+    for reduction in ("none", "sum", "mean"):
+        engine.STATS.clear()
+        out = probabilistic.gaussian_nll_loss(x, y, v, full, 1e-6, reduction, FLOAT64)
+        assert engine.STATS[TIER] == sum(engine.STATS.values())
+        with mp.workprec(300):
+            expect = ([float(t) for t in want] if reduction == "none"
+                      else float(mp.fsum(want) / (300 if reduction == "mean" else 1)))
+        assert np.array_equal(out.rounded, np.array(expect))
 
 
 # --- gaussian_nll_loss's gradients -------------------------------------------------------------
