@@ -81,6 +81,14 @@ def known_total(hi, lo, error, divisor: tuple | None) -> Known:
                  {TIER: int(certified)})
 
 
+def known_reduced(hi, lo, error, ok, reduction: str, count: int) -> Known:
+    """An elementwise kernel's outputs as Known: the elements for 'none' (``known``), else
+    their total (``known_total``), over ``count`` but for 'sum'."""
+    if reduction == "none":
+        return known(hi, lo, ok)
+    return known_total(hi, lo, error, None if reduction == "sum" else (float(count), 0.0))
+
+
 def certified_total(hi, lo, error, divisor: tuple | None):
     """(the total's hi, a long double estimate of it, whether hi is its certified rounding)
     of ``known_total``."""

@@ -2128,6 +2128,53 @@ def scaled_differences(u, v, f, g, count, estimate_ulps, out_hi, out_lo, out_err
             d_hi, d_lo, 0.0, f[i], g[i], count, estimate_ulps)
 
 
+@compiled
+def ranking_terms(x1, x2, y, m, estimate_ulps, out_hi, out_lo, out_error, ok):
+    """Per element of the 1-D arrays: margin_ranking_loss's term max(0, m - y (x1 - x2)) as a
+    double-double into out_hi + out_lo, its absolute error bound into out_error (inf where the
+    element is left: its sign undecided, a non-finite or huge argument), and ``ok`` whether it
+    is ``certified`` (estimate_ulps > 0).
+
+    For y = +-1 the term is a sum of three numbers, m + y x2 - y x1, taken exactly where two
+    TwoSums' errors add exactly (all but inputs some 53 binades apart): its sign is then
+    decided exactly, and the sum, whose hi is its rounding to nearest, certified as its own
+    rounding, ties of float64 included (m = 0: a difference of two inputs, often a tie). For
+    other y, y (x1 - x2) carries MUL_ERROR and m minus it ADD_FLOAT_ERROR u^2 relative bounds;
+    a sign within them is left."""
+    for i in range(x1.size):
+        out_hi[i], out_lo[i], out_error[i], ok[i] = 0.0, 0.0, np.inf, False
+        yi = y[i]
+        if not (abs(x1[i]) <= 2.0 ** 400 and abs(x2[i]) <= 2.0 ** 400 and abs(yi) <= 2.0 ** 400
+                and abs(m) <= 2.0 ** 400):
+            continue
+        if yi == 1.0 or yi == -1.0:
+            s, e = two_sum(yi * x2[i], -(yi * x1[i]))
+            s, e2 = two_sum(m, s)
+            f, rest = two_sum(e2, e)
+            if rest != 0.0:
+                continue  # not a double-double
+            t_hi, t_lo = two_sum(s, f)  # exactly the term, t_hi its rounding to nearest
+            if t_hi <= 0.0:
+                out_error[i], ok[i] = 0.0, True  # inactive: exactly 0
+            elif safe(t_hi):
+                out_hi[i], out_lo[i], out_error[i], ok[i] = t_hi, t_lo, 0.0, True
+            continue
+        d_hi, d_lo = two_sum(x1[i], -x2[i])
+        if d_hi == 0.0 or yi == 0.0:  # y (x1 - x2) exactly 0: the term max(0, m), exact
+            out_hi[i], out_error[i], ok[i] = max(m, 0.0), 0.0, True
+            continue
+        p_hi, p_lo = mul(d_hi, d_lo, yi, 0.0)
+        t_hi, t_lo = add_float(-p_hi, -p_lo, m)
+        error = (MUL_ERROR * U2 * abs(p_hi) + ADD_FLOAT_ERROR * U2 * abs(t_hi)) * (1 + 2.0 ** -40)
+        if abs(t_hi) <= error or not (t_hi < 0.0 or safe(t_hi)) or not safe(p_hi):
+            continue  # the sign undecided, or the term below the domain
+        if t_hi < 0.0:
+            out_error[i], ok[i] = 0.0, True
+            continue
+        out_hi[i], out_lo[i], out_error[i] = t_hi, t_lo, error
+        ok[i] = estimate_ulps > 0 and certified(t_hi, t_lo, error, estimate_ulps)
+
+
 POINTWISE_KINDS = {"l1_loss": 0, "mse_loss": 1, "huber_loss": 2, "smooth_l1_loss": 3}
 
 

@@ -14,9 +14,10 @@ numba does not import.
 
 from __future__ import annotations
 
+import numpy as np
 
 from .compiled_kernels import (by_chunks, flat_arrays, for_float64_elements, kernels,
-                               known, known_total)
+                               known, known_reduced, known_total)
 from .engine import ESTIMATE_ULPS, Known
 
 
@@ -41,6 +42,20 @@ def _scaled_differences(u, v, f, g, count: int) -> tuple:
     u, v, f, g = flat_arrays(u, v, f, g)
     return by_chunks(u.size, lambda c, *out: dd.scaled_differences(
         u[c], v[c], f[c], g[c], float(count), ESTIMATE_ULPS, *out))
+
+
+def ranking_loss(x1, x2, y, margin: float, reduction: str) -> tuple:
+    """(Known, active) of margin_ranking_loss's terms max(0, m - y (x1 - x2)) (broadcast,
+    flattened): the elements for 'none', else their total (over the count for 'mean');
+    ``active``: 1.0 where m - y (x1 - x2) > 0, 0.0 where not, NaN where the kernel left its
+    sign (``double_double.ranking_terms``: for y = +-1 the sum is exact, so it decides every
+    sign and certifies ties as their own rounding)."""
+    dd = kernels()
+    x1, x2, y = flat_arrays(x1, x2, y)
+    hi, lo, error, ok = by_chunks(x1.size, lambda c, *out: dd.ranking_terms(
+        x1[c], x2[c], y[c], float(margin), ESTIMATE_ULPS, *out))
+    active = np.where(np.isfinite(error), (hi > 0).astype(np.float64), np.nan)
+    return known_reduced(hi, lo, error, ok, reduction, x1.size), active
 
 
 POINTWISE = ("l1_loss", "mse_loss", "huber_loss", "smooth_l1_loss")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .compiled_kernels import (by_chunks, flat_arrays, for_float64_elements, kernels,
-                               known, known_total)
+                               known, known_reduced, known_total)
 from .engine import ESTIMATE_ULPS, Known
 
 LOSS, SLOPE, TARGET_SLOPE = 0, 1, 2  # what ``double_double.logistic_terms`` computes
@@ -75,9 +75,7 @@ def bce_loss(p, y, w, reduction: str, clamp_below: float, log_clamp: float) -> K
     estimate_ulps = ESTIMATE_ULPS if reduction == "none" else 0.0
     hi, lo, error, ok = by_chunks(p.size, lambda c, *out: dd.bce_losses(
         p[c], y[c], w[c], clamp_below, log_clamp, estimate_ulps, *dd.exp_constants(), *out))
-    if reduction == "none":
-        return known(hi, lo, ok)
-    return known_total(hi, lo, error, (float(p.size), 0.0) if reduction == "mean" else None)
+    return known_reduced(hi, lo, error, ok, reduction, p.size)
 
 
 def bce_slopes(p, y, clamp, w, g, count: int, epsilon: float, wrt: str) -> Known:

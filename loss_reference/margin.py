@@ -104,13 +104,21 @@ def margin_ranking_loss(input1, input2, target, margin, reduction, fmt: Format) 
     x1, x2, y = (np.array(a, np.float64) for a in np.broadcast_arrays(input1, input2, target))
     if reduction == "mean" and x1.size == 0:
         return filled((), np.nan)
-    active = (ranking_sign(x1, x2, y, margin) > 0).astype(np.float64)
     m = float(margin)
+    known = None
+    if elementwise_fast.applies(x1, fmt):  # the signs it decides spare ranking_sign's
+        known, active = elementwise_fast.ranking_loss(x1, x2, y, m, reduction)
+        left = np.isnan(active)
+        if left.any():
+            active[left] = ranking_sign(*(a.reshape(-1)[left] for a in (x1, x2, y)), m) > 0
+        active = active.reshape(x1.shape)
+    else:
+        active = (ranking_sign(x1, x2, y, margin) > 0).astype(np.float64)
 
     def terms(B, x1, x2, y, active):
         return active * (m - y * (x1 - x2))
 
-    return _reduced(terms, [x1, x2, y, active], reduction, x1.size, fmt)
+    return _reduced(terms, [x1, x2, y, active], reduction, x1.size, fmt, known)
 
 
 def margin_ranking_loss_grad(grad_output, input1, input2, target, margin, reduction,

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from .compiled_kernels import (by_chunks, flat_arrays, for_float64_elements, kernels,
-                               known, known_total)
+                               known, known_reduced)
 from .engine import ESTIMATE_ULPS, Known
 from .formats import Format
 
@@ -41,13 +41,6 @@ def poisson_applies(x: np.ndarray, log_input: bool, fmt: Format) -> bool:
     """Whether the poisson tier covers the call: log_input (with or without the Stirling
     term)."""
     return log_input and applies(x, fmt)
-
-
-def _result(hi, lo, error, ok, reduction: str, count: int) -> Known:
-    """Known elements ('none') or the total ('sum'; 'mean' and 'batchmean' over ``count``)."""
-    if reduction == "none":
-        return known(hi, lo, ok)
-    return known_total(hi, lo, error, None if reduction == "sum" else (float(count), 0.0))
 
 
 def _poisson(x, y, times_x: bool, full: bool, g, count: int, estimate_ulps: float):
@@ -63,7 +56,7 @@ def poisson_loss(x, y, reduction: str, count: int, full: bool = False) -> Known:
     ('none', ok per element), or the total ('sum'; 'mean' divided by ``count``: one element,
     ok where certified)."""
     parts = _poisson(x, y, True, full, 1.0, 1, ESTIMATE_ULPS if reduction == "none" else 0.0)
-    return _result(*parts, reduction, count)
+    return known_reduced(*parts, reduction, count)
 
 
 def poisson_input_gradient(x, y, g, count: int) -> Known:
@@ -94,7 +87,7 @@ def kl_div_loss(x, t, log_target: bool, reduction: str, count: int) -> Known:
     """kl_div's terms, flattened ('none', ok per element; a special element's is not), or
     their total ('sum'; 'mean' and 'batchmean' over ``count``), zero targets exactly 0."""
     parts = _kl_div(x, t, log_target, 0, 1.0, 1, ESTIMATE_ULPS if reduction == "none" else 0.0)
-    return _result(*parts, reduction, count)
+    return known_reduced(*parts, reduction, count)
 
 
 def kl_div_gradient(x, t, log_target: bool, wrt: str, g, count: int) -> Known:
@@ -119,7 +112,7 @@ def gaussian_loss(x, y, v, reduction: str, count: int, full: bool) -> Known:
     else their total, over ``count`` for 'mean' (``double_double.gaussian_terms``: log v
     cancels against the quotient for v below 1; long double balls left 2 % to arb)."""
     estimate_ulps = ESTIMATE_ULPS if reduction == "none" else 0.0
-    return _result(*_gaussian(x, y, v, 1.0, 1, 0, full, estimate_ulps), reduction, count)
+    return known_reduced(*_gaussian(x, y, v, 1.0, 1, 0, full, estimate_ulps), reduction, count)
 
 
 def gaussian_gradient(x, y, v, g, count: int, wrt: str) -> Known:

@@ -70,6 +70,75 @@ def test_margin_ranking_gradients_of_a_typical_batch():
                                                     for i in range(300)])
 
 
+def ranking_exact(x1, x2, y, m) -> Fraction:
+    """max(0, m - y (x1 - x2)) exactly (finite arguments)."""
+    x1, x2, y, m = (Fraction(float(a)) for a in (x1, x2, y, m))
+    return max(Fraction(0), m - y * (x1 - x2))
+
+
+def nearest(value: Fraction) -> float:
+    """value rounded once to float64, ties to even (Python's true division of integers; inf
+    where it overflows)."""
+    try:
+        return value.numerator / value.denominator
+    except OverflowError:
+        return np.inf if value > 0 else -np.inf
+
+
+margins = st.one_of(st.sampled_from([0.0, 0.5, -0.25, 1e-300, 1e300]), st.floats(-10, 10))
+labels = st.one_of(st.sampled_from([1.0, -1.0]), numbers)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(numbers, numbers, labels), min_size=1, max_size=10), margins,
+       st.sampled_from(["none", "sum", "mean"]))
+# 0.5 + 2^52 + 2.3e-262 is not a double-double: its tail breaks the tie of 2^52 + 0.5 upwards
+@example([(-2.3024088367336053e-262, 4503599627370496.0, 1.0)], 0.5, "none")
+# y (x1 - x2) exactly 0 (y = 0): the term max(0, m), 0 for a negative margin
+@example([(1.0, 2.0, 0.0)], -0.25, "none")
+def test_ranking_terms_certified_are_the_correctly_rounded_ones(elements, m, reduction):
+    """margin_ranking_loss's terms: for y = +-1 exact (their signs decided, float64 ties
+    certified: a difference of two inputs needs a 54th bit as often as not), other labels
+    within a relative bound; the decided signs and the totals are the exact ones."""
+    x1, x2, y = (np.array(column) for column in zip(*elements))
+    known, active = tier.ranking_loss(x1, x2, y, m, reduction)
+    finite = np.isfinite(x1) & np.isfinite(x2) & np.isfinite(y)
+    terms = [ranking_exact(*e, m) if ok else None for e, ok in zip(elements, finite)]
+    decided = ~np.isnan(active)
+    assert not decided[~finite].any()
+    for i in np.flatnonzero(decided):
+        assert active[i] == (terms[i] > 0)
+    if reduction == "none":
+        want = np.array([nearest(t) if t is not None else np.nan for t in terms])
+        assert np.array_equal(known.rounded[known.ok], want[known.ok])
+        def moderate(a):  # within 2^70 of 1 or 0: the three numbers a double-double
+            return (a == 0) | (np.abs(a) > 1e-10) & (np.abs(a) < 1e10)
+
+        plain = (finite & np.isin(y, [1.0, -1.0]) & moderate(x1) & moderate(x2)
+                 & moderate(np.array(m)))
+        assert known.ok[plain & ((np.abs(want) > 1e-200) | (want == 0))].all()
+    elif known.ok:
+        total = sum(terms, Fraction(0))
+        assert known.rounded == nearest(total / (len(terms) if reduction == "mean" else 1))
+
+
+@pytest.mark.parametrize("margin_value", [0.0, 0.5])
+def test_ranking_losses_of_a_typical_batch_are_this_tiers(margin_value):
+    """A batch like the speed ladder's (scores N(0,1), labels +-1) through the reference: every
+    term and total this tier's, the exact ones rounded, ties included."""
+    rng = np.random.default_rng(4)
+    x1, x2 = rng.standard_normal(300), rng.standard_normal(300)
+    y = rng.choice([-1.0, 1.0], 300)
+    terms = [ranking_exact(a, b, c, margin_value) for a, b, c in zip(x1, x2, y)]
+    for reduction in ("none", "sum", "mean"):
+        engine.STATS.clear()
+        out = margin.margin_ranking_loss(x1, x2, y, margin_value, reduction, FLOAT64)
+        assert engine.STATS[TIER] == sum(engine.STATS.values())
+        want = ([nearest(t) for t in terms] if reduction == "none" else
+                nearest(sum(terms, Fraction(0)) / (300 if reduction == "mean" else 1)))
+        assert np.array_equal(out.rounded, np.array(want))
+
+
 def test_multi_margin_gradients_of_a_typical_batch():
     """p = 1: g w[y] / (C N) at each active hinge, minus their count times it at the target;
     every element certified by this tier."""
