@@ -9,7 +9,9 @@ that the reference turns into certified results, for the value ('none' and 'mean
 gradients ('mean'), and which share of the outputs each tier of the engine certified (float64
 balls, long double balls, long double with exact sums, arb). A case the reference cannot
 certify (``EvaluationError``: the suite skips such a case with its reason) is printed as such.
-``--option`` sets an option of every case (``--option label_smoothing=0.1``: a Python literal).
+``--option`` sets an option of every case (``--option label_smoothing=0.1``: a Python literal);
+``--variants`` times each ladder's variants too (its other common calls: class weights,
+pos_weight, label smoothing, full, ...), labelled by their names.
 Figures, not assertions: this machine is shared and noisy; the best of ``--repeat`` runs is
 printed. glibc keeps freed memory, as in the suite's own process (``conformance/allocator.py``).
 """
@@ -62,6 +64,8 @@ def main():
     parser.add_argument("--dtype", action="append", default=[])
     parser.add_argument("--size", default=None, help="ROWSxCOLS instead of the ladder's third")
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--variants", action="store_true",
+                        help="time each ladder's variants (class weights, smoothing, ...) too")
     parser.add_argument("--option", action="append", default=[],
                         help="NAME=VALUE set in every case's options, VALUE a Python literal")
     args = parser.parse_args()
@@ -86,17 +90,27 @@ def main():
             rng = np.random.default_rng(0)
             case = spec.speed.case(shape, dtype, rng)
             case = dataclasses.replace(case, options={**case.options, **options})
-            elements = sum(np.size(v) for v in case.args.values()
-                           if isinstance(v, np.ndarray) and v.dtype.kind == "f")
-            for what, run in _variants(spec, case):
-                head = f"{spec.name:36s} {dtype:9s} {what:14s} {elements:10d}"
-                try:
-                    seconds, stats = _timed(run, args.repeat)
-                except engine.EvaluationError as error:  # the suite would skip such a case
-                    print(f"{head} not certified: {error}", flush=True)
-                    continue
-                print(f"{head} {seconds:8.3f} {elements / seconds:11.3g}   {_shares(stats)}",
-                      flush=True)
+            calls = [("", case)]
+            if args.variants:
+                calls += [(f"{name}: ", build(case, np.random.default_rng(1)))
+                          for name, build in spec.speed.variants]
+            for label, call in calls:
+                _time_call(spec, call, dtype, label, args.repeat)
+
+
+def _time_call(spec, case, dtype: str, label: str, repeat: int) -> None:
+    """Print one line per value and gradient of ``case``, ``label`` before each."""
+    elements = sum(np.size(v) for v in case.args.values()
+                   if isinstance(v, np.ndarray) and v.dtype.kind == "f")
+    for what, run in _variants(spec, case):
+        head = f"{spec.name:36s} {dtype:9s} {label + what:14s} {elements:10d}"
+        try:
+            seconds, stats = _timed(run, repeat)
+        except engine.EvaluationError as error:  # the suite would skip such a case
+            print(f"{head} not certified: {error}", flush=True)
+            continue
+        print(f"{head} {seconds:8.3f} {elements / seconds:11.3g}   {_shares(stats)}",
+              flush=True)
 
 
 if __name__ == "__main__":
