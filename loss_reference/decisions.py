@@ -69,10 +69,11 @@ def float_sum(values) -> float:
     where it raises, the exact rational sum rounded (+-inf beyond float64's range) for an
     intermediate overflow; with nans or infinities, IEEE's sum of those. A weight sum (a
     'mean' divisor) passes through here: weights of 1e308 or of both infinities are valid."""
-    values = [float(v) for v in np.asarray(values, np.float64).reshape(-1)]
-    special = [v for v in values if not math.isfinite(v)]
-    if special:  # IEEE's sum of them: nan, or an infinity of their one sign
-        return sum(special)
+    array = np.asarray(values, np.float64).reshape(-1)
+    finite = np.isfinite(array)
+    if not finite.all():  # IEEE's sum of them: nan, or an infinity of their one sign
+        return sum(array[~finite].tolist())
+    values = array.tolist()  # Python floats: fsum's fastest input
     try:
         return math.fsum(values)
     except OverflowError:  # the partial sums overflowed
