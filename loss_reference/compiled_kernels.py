@@ -12,8 +12,9 @@ from functools import lru_cache
 
 import numpy as np
 
+from .balls import Ball
 from .decisions import float_sum
-from .engine import ESTIMATE_ULPS, Known, parallel_map, row_chunks
+from .engine import ESTIMATE_ULPS, Known, certify, parallel_map, row_chunks
 from .formats import FORMATS, Format
 
 TIER = "double-double"
@@ -70,6 +71,18 @@ def known(hi, lo, ok) -> Known:
     with np.errstate(invalid="ignore", over="ignore"):  # the results left hold anything
         exact = hi.astype(np.longdouble) + lo
     return Known(hi, exact, ok, {TIER: int(ok.sum())})
+
+
+def known_in(hi, lo, error, ok, fmt: Format) -> Known:
+    """``known`` for float64 results (``ok``: the kernel's own certification); for a narrower
+    format, each double-double as the ball hi within |lo| + error, certified by
+    ``engine.certify`` (for the calls where the engine's float64 balls cancel too)."""
+    if fmt == FORMATS["float64"]:
+        return known(hi, lo, ok)
+    rounded, ok = certify(Ball(hi, np.abs(lo) + error), fmt)
+    with np.errstate(invalid="ignore", over="ignore"):
+        exact = hi.astype(np.longdouble) + lo
+    return Known(rounded, exact, ok, {TIER: int(ok.sum())})
 
 
 def known_total(hi, lo, error, divisor: tuple | None) -> Known:

@@ -2175,6 +2175,49 @@ def ranking_terms(x1, x2, y, m, estimate_ulps, out_hi, out_lo, out_error, ok):
         ok[i] = estimate_ulps > 0 and certified(t_hi, t_lo, error, estimate_ulps)
 
 
+@compiled
+def weighted_mean_slopes(t_hi, t_lo, t_error, a_hi, a_lo, a_error, w_hi, w_lo, g,
+                         estimate_ulps, out_hi, out_lo, out_error, ok):
+    """Per element of the 1-D arrays: g (t W - A) / W^2, the slope of a weighted mean A / W
+    (A = sum w t, W = sum w) in the weight of a term t (within t_error of t_hi + t_lo); A
+    within a_error of a_hi + a_lo, W within u^2 of w_hi + w_lo (``exact_divisor``): as a
+    double-double into out_hi + out_lo, its absolute error bound into out_error (inf where
+    the element is left), and ``ok`` whether it is ``certified`` (estimate_ulps > 0).
+
+    t W carries W's error, t's and the product's; t W - A, which cancels where t is the
+    mean, an absolute bound; the quotient by W^2 (W's error twice, the square's and the
+    quotient's) a relative one. Exactly 0 where t W = A exactly (every term the mean)."""
+    W2_hi, W2_lo = mul(w_hi, w_lo, w_hi, w_lo)
+    if not (safe(w_hi) and safe(W2_hi) and math.isfinite(a_error)
+            and (a_hi == 0.0 or safe(a_hi))):
+        for i in range(t_hi.size):
+            out_hi[i], out_lo[i], out_error[i], ok[i] = 0.0, 0.0, np.inf, False
+        return
+    for i in range(t_hi.size):
+        out_hi[i], out_lo[i], out_error[i], ok[i] = 0.0, 0.0, np.inf, False
+        if not (math.isfinite(t_error[i]) and abs(g[i]) <= 2.0 ** 400):
+            continue
+        if g[i] == 0.0:
+            out_error[i], ok[i] = 0.0, True  # a factor exactly 0
+            continue
+        p_hi, p_lo = mul(t_hi[i], t_lo[i], w_hi, w_lo)
+        if not (p_hi == 0.0 or safe(p_hi)):
+            continue
+        p_error = t_error[i] * abs(w_hi) * (1 + 2.0 ** -50) + (MUL_ERROR + 1) * U2 * abs(p_hi)
+        d_hi, d_lo = add(p_hi, p_lo, -a_hi, -a_lo)
+        error = p_error + a_error + ADD_ERROR * U2 * abs(d_hi)
+        if d_hi == 0.0 and d_lo == 0.0 and error == 0.0:
+            out_error[i], ok[i] = 0.0, True  # t W = A exactly
+            continue
+        if not safe(d_hi):
+            continue
+        q_hi, q_lo = div(d_hi, d_lo, W2_hi, W2_lo)
+        error = (error / W2_hi * (1 + 2.0 ** -50)
+                 + (DIV_ERROR + MUL_ERROR + 3) * U2 * abs(q_hi)) * (1 + 2.0 ** -40)
+        out_hi[i], out_lo[i], out_error[i], ok[i] = _times_factors(
+            q_hi, q_lo, error, 1.0, g[i], 1.0, estimate_ulps)
+
+
 POINTWISE_KINDS = {"l1_loss": 0, "mse_loss": 1, "huber_loss": 2, "smooth_l1_loss": 3}
 
 

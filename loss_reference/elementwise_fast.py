@@ -17,8 +17,9 @@ from __future__ import annotations
 import numpy as np
 
 from .compiled_kernels import (by_chunks, flat_arrays, for_float64_elements, kernels,
-                               known, known_reduced, known_total)
+                               known, known_in, known_reduced, known_total)
 from .engine import ESTIMATE_ULPS, Known
+from .formats import FORMATS, Format
 
 
 applies = for_float64_elements  # float64 results, some elements, numba here
@@ -61,9 +62,10 @@ def ranking_loss(x1, x2, y, margin: float, reduction: str) -> tuple:
 POINTWISE = ("l1_loss", "mse_loss", "huber_loss", "smooth_l1_loss")
 
 
-def pointwise_applies(name: str, threshold: float, x, fmt) -> bool:
+def pointwise_applies(name: str, threshold: float, x, fmt=FORMATS["float64"]) -> bool:
     """Whether ``pointwise_terms`` covers the call: l1, mse, huber or smooth_l1 (a threshold
-    of 0 or a normal float64, so that halving it is exact), float64 results, numba here."""
+    of 0 or a normal float64, so that halving it is exact), float64 results (the default:
+    whether the kernel covers the inputs), numba here."""
     return (name in POINTWISE and (threshold == 0 or 2.0 ** -900 <= threshold <= 2.0 ** 400)
             and applies(x, fmt))
 
@@ -85,6 +87,23 @@ def pointwise_gradient(name: str, threshold: float, x, y, w, g, divisor: tuple) 
     """The slopes in x times w g / divisor per element (flattened): Known, ok per element."""
     hi, lo, _, ok = pointwise_terms(name, threshold, x, y, w, g, True, divisor)
     return known(hi, lo, ok)
+
+
+def pointwise_weight_gradient(name: str, threshold: float, x, y, w, g, divisor: tuple,
+                              by_weight_sum: bool, fmt: Format) -> Known:
+    """The slopes in the weights per element (flattened; Known, ok per element), rounded to
+    ``fmt`` (``known_in``): g t / divisor, t each term, or for a mean over the weights' sum
+    W (``divisor``), g (t W - A) / W^2 with A = sum w t (``double_double.
+    weighted_mean_slopes``: t W - A cancels where t is the mean; A's bound that of its
+    sum)."""
+    if not by_weight_sum:
+        return known_in(*pointwise_terms(name, threshold, x, y, 1.0, g, False, divisor), fmt)
+    dd = kernels()
+    t_hi, t_lo, t_error, _ = pointwise_terms(name, threshold, x, y, 1.0, 1.0, False)
+    total = dd.sum_with_error(*pointwise_terms(name, threshold, x, y, w, 1.0, False)[:3])
+    g = flat_arrays(g, x)[0]
+    return known_in(*by_chunks(t_hi.size, lambda c, *out: dd.weighted_mean_slopes(
+        t_hi[c], t_lo[c], t_error[c], *total, *divisor, g[c], ESTIMATE_ULPS, *out)), fmt)
 
 
 def pointwise_loss(name: str, threshold: float, x, y, w, reduction: str,

@@ -32,6 +32,7 @@ from .formats import FORMATS, Format
 
 LOSSES = ("l1_loss", "mse_loss", "huber_loss", "smooth_l1_loss", "soft_margin_loss")
 WEIGHT_SUM_MEAN = ("l1_loss", "mse_loss")  # losses whose weighted mean divides by sum(w)
+FLOAT64 = FORMATS["float64"]
 
 
 # --- exact decisions ---------------------------------------------------------------------------
@@ -225,11 +226,17 @@ def loss_grad(name, grad_output, input, target, weight, options, reduction,
         return g * (terms * weights - total) / (weights * weights)
 
     independent = "none" if by_weight_sum else "elements"
-    known = None
-    if elementwise_fast.pointwise_applies(name, _threshold(name, options), x, fmt):
-        known = elementwise_fast.pointwise_gradient(name, _threshold(name, options), x, y, w,
-                                                    g, _exact_mean_divisor(w, by_weight_sum,
-                                                                           count))
+    known = known_weight = None
+    threshold = _threshold(name, options)
+    if elementwise_fast.pointwise_applies(name, threshold, x):
+        divisor = _exact_mean_divisor(w, by_weight_sum, count)
+        if fmt == FLOAT64:
+            known = elementwise_fast.pointwise_gradient(name, threshold, x, y, w, g, divisor)
+        # a mean over the weights' sum cancels where a term is the mean, for float64 balls too
+        # (they left float32's weights to long double): the tier for every format
+        if "weight" in names and (fmt == FLOAT64 or by_weight_sum):
+            known_weight = elementwise_fast.pointwise_weight_gradient(
+                name, threshold, x, y, w, g, divisor, by_weight_sum, fmt)
     elif _soft_margin_applies(name, x, y, fmt):
         known = logistic_fast.elements(x, (1 + y) / 2, 1.0, w, g, count, logistic_fast.SLOPE)
     grads = {"input": evaluate(d_input, [x, y, w, g, q, s], fmt, independent="elements",
@@ -238,5 +245,10 @@ def loss_grad(name, grad_output, input, target, weight, options, reduction,
         # d/dy = -d/dx for a function of x - y: the same certified numbers, negated.
         grads["target"] = Evaluated(-grads["input"].rounded, -grads["input"].exact)
     if "weight" in names:
-        grads["weight"] = evaluate(d_weight, [x, y, w, g, q], fmt, independent=independent)
+        # a mean over the weights' sum shares it: the tier's results whole, or the engine's
+        whole = (known_weight.whole(x.shape) if by_weight_sum and known_weight is not None
+                 else None)
+        grads["weight"] = whole or evaluate(
+            d_weight, [x, y, w, g, q], fmt, independent=independent,
+            known=None if by_weight_sum else known_weight)
     return grads

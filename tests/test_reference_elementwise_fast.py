@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 from loss_reference import elementwise_fast as tier
 from loss_reference import engine, margin
 from loss_reference import pointwise as pw
-from loss_reference.compiled_kernels import TIER
+from loss_reference.compiled_kernels import TIER, exact_divisor
 from loss_reference.formats import FORMATS
+from test_reference import correctly_round
 
 pytest.importorskip("numba", reason="numba is not installed")
 FLOAT64 = FORMATS["float64"]
@@ -236,6 +237,39 @@ def test_pointwise_losses_of_a_typical_batch_are_this_tiers(name, k):
     terms = pw.loss(name, x, y, None, options, "none", FLOAT64)
     want = [pointwise_exact(name, k, x[i], y[i], 1.0, 1.0, False, 1) for i in range(500)]
     assert np.array_equal(terms.rounded, want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(["l1_loss", "mse_loss"]), st.sampled_from(["float64", "float32"]),
+       st.lists(st.tuples(residuals, residuals,
+                          st.sampled_from([1.0, 0.5, -0.25, 3.0, 0.1, 1 / 3, 0.7]),
+                          st.sampled_from([1.0, -0.7, 0.0])), min_size=1, max_size=40),
+       st.booleans())
+def test_weight_slopes_of_a_weighted_mean_are_the_correctly_rounded_ones(name, dtype, elements,
+                                                                         at_the_mean):
+    """d/dw_i of sum(w t) / sum(w) = g (t_i W - A) / W^2, for float64 and float32 results
+    (float32's float64 balls left every weight to long double): exact rationals rounded, where
+    t_i W - A cancels (terms equal to the mean: exactly 0), weights of either sign."""
+    x, y, w, g = (np.array(column) for column in zip(*elements))
+    if at_the_mean:  # every term the same: each slope exactly 0
+        x, y = np.full(x.size, x[0]), np.full(y.size, y[0])
+    fmt = FORMATS[dtype]
+    W = sum(Fraction(v) for v in w)
+    if W == 0:
+        return  # the weighted mean is undefined (nan: the caller's)
+    divisor = exact_divisor(w)
+    known = tier.pointwise_weight_gradient(name, 0.0, x, y, w, g, divisor, True, fmt)
+    t = [pointwise_value(name, 0.0, a, b, 1.0, 1.0, False, 1) for a, b in zip(x, y)]
+    A = sum(Fraction(wi) * ti for wi, ti in zip(w, t))
+    want = [correctly_round(Fraction(gi) * (ti * W - A) / (W * W), fmt)[0]
+            for gi, ti in zip(g, t)]
+    assert np.array_equal(known.rounded[known.ok], np.array(want)[known.ok])
+    if at_the_mean and x[0] == y[0]:
+        assert known.ok.all()  # every term 0, so A: each slope exactly 0, certified
+    # (other terms at the mean give t W - A = 0 within A's bound, never exactly: the engine's)
+    grads = pw.loss_grad(name, g, x, y, w, {}, "mean", fmt)
+    if known.ok.all():
+        assert np.array_equal(grads["weight"].rounded, want)
 
 
 @pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
