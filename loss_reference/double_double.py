@@ -1246,6 +1246,24 @@ def _cosine_parts(u, v, eps):
             in_domain)
 
 
+@inlined
+def _cosine_slope(x_other, x_self, q_hi, q_lo, q_abs, q_rel, r_hi, r_lo, r_error):
+    """(x_other - q x_self) / R as (hi, lo, absolute error bound, whether its partial results
+    lie in the domain), for q within q_rel of itself plus q_abs (P / A: P's absolute bound
+    over A) and R within r_error of itself, relatively: cos's slope in one element of the row
+    x_self (``_cosine_parts``). The difference, which cancels, is bounded relative to its
+    terms' magnitudes; the quotient's rounding and R's error relative to the result."""
+    m_hi, m_lo = mul(q_hi, q_lo, -x_self, 0.0)
+    t_hi, t_lo = add_float(m_hi, m_lo, x_other)
+    in_domain = (m_hi == 0.0 or safe(m_hi)) and (t_hi == 0.0 or safe(t_hi))
+    y_hi, y_lo = div(t_hi, t_lo, r_hi, r_lo)
+    magnitude = (abs(x_other) + abs(m_hi)) / abs(r_hi)
+    error = ((q_rel + (MUL_ERROR + ADD_FLOAT_ERROR) * U2) * magnitude
+             + q_abs * abs(x_self) / abs(r_hi)
+             + (r_error + DIV_ERROR * U2) * (abs(y_hi) + magnitude)) * (1 + 2.0 ** -30)
+    return y_hi, y_lo, error, in_domain
+
+
 @compiled
 def cosine_gradient_rows(x1, x2, scale, count, eps, estimate_ulps, out1_hi, out1_lo,
                          out2_hi, out2_lo, ok):
@@ -1278,19 +1296,14 @@ def cosine_gradient_rows(x1, x2, scale, count, eps, estimate_ulps, out1_hi, out1
                 u_x, v_x = (x2[i, d], x1[i, d]) if which == 0 else (x1[i, d], x2[i, d])
                 q_hi, q_lo, q_abs = (qa_hi, qa_lo, qa_abs) if which == 0 else (
                     qb_hi, qb_lo, qb_abs)
-                m_hi, m_lo = mul(q_hi, q_lo, -v_x, 0.0)
-                t_hi, t_lo = add_float(m_hi, m_lo, u_x)  # x_other - q x_self
-                if not ((m_hi == 0.0 or safe(m_hi)) and (t_hi == 0.0 or safe(t_hi))):
-                    row_ok = False  # a partial result below the domain: its bounds fail
-                t_hi, t_lo = div(t_hi, t_lo, r_hi, r_lo)
+                t_hi, t_lo, error, in_domain = _cosine_slope(u_x, v_x, q_hi, q_lo, q_abs, q_rel,
+                                                            r_hi, r_lo, r_error)
+                row_ok = row_ok and in_domain
                 t_hi, t_lo = mul(t_hi, t_lo, s, 0.0)
                 if count != 1.0:
                     t_hi, t_lo = div(t_hi, t_lo, count, 0.0)
-                magnitude = (abs(u_x) + abs(m_hi)) / abs(r_hi) * abs(s) / count
-                later = r_error + (2 * DIV_ERROR + MUL_ERROR) * U2  # R's, /R, *s, /count
-                error = ((q_rel + (MUL_ERROR + ADD_FLOAT_ERROR) * U2) * magnitude
-                         + q_abs * abs(v_x) / abs(r_hi) * abs(s) / count
-                         + later * (abs(t_hi) + magnitude)) * (1 + 2.0 ** -30)
+                error = (error * abs(s) / count
+                         + (MUL_ERROR + DIV_ERROR) * U2 * abs(t_hi)) * (1 + 2.0 ** -30)
                 if which == 0:
                     out1_hi[i, d], out1_lo[i, d] = t_hi, t_lo
                 else:
@@ -1418,6 +1431,19 @@ def triplet_hinge_rows(margin, d_hi, d_lo, d_error, swap, estimate_ulps, out_hi,
             out_error[i] = error  # max(0, h) = 0 within it
 
 
+@inlined
+def _scaled_sum(y_hi, y_lo, error, s, count):
+    """(y s / count as a double-double, its absolute error bound) for a sum y of a gradient
+    element's terms within ``error`` of them: that error scaled, plus the sum's, the
+    product's and the quotient's roundings of the result."""
+    y_hi, y_lo = mul(y_hi, y_lo, s, 0.0)
+    if count != 1.0:
+        y_hi, y_lo = div(y_hi, y_lo, count, 0.0)
+    error = (error * abs(s) / count
+             + (ADD_ERROR + MUL_ERROR + DIV_ERROR) * U2 * abs(y_hi)) * (1 + 2.0 ** -30)
+    return y_hi, y_lo, error
+
+
 @compiled
 def triplet_gradient_rows(a, p, n, eps, norm, d_hi, d_lo, d_error, scale, take_neg,
                           take_swap, count, estimate_ulps, out_hi, out_lo, ok):
@@ -1475,14 +1501,122 @@ def triplet_gradient_rows(a, p, n, eps, norm, d_hi, d_lo, d_error, scale, take_n
                     if c != 0.0 and w_hi[k] != 0.0:
                         y_hi, y_lo = add(y_hi, y_lo, c * w_hi[k], c * w_lo[k])
                         magnitude += abs(c * w_hi[k]) * w_error[k]
-                y_hi, y_lo = mul(y_hi, y_lo, s, 0.0)
-                if count != 1.0:
-                    y_hi, y_lo = div(y_hi, y_lo, count, 0.0)
-                error = (magnitude * abs(s) / count
-                         + (ADD_ERROR + MUL_ERROR + DIV_ERROR) * U2 * abs(y_hi)) * (
-                    1 + 2.0 ** -30)
+                y_hi, y_lo, error = _scaled_sum(y_hi, y_lo, magnitude, s, count)
                 out_hi[i, d, j], out_lo[i, d, j] = y_hi, y_lo
-                if row_ok and not (y_hi == 0.0 and y_lo == 0.0 and magnitude == 0.0):
+                if row_ok and not (y_hi == 0.0 and y_lo == 0.0 and error == 0.0):
+                    row_ok = certified(y_hi, y_lo, error, estimate_ulps)
+        ok[i] = row_ok
+
+
+# torch's cosine_similarity divides by max(|u|, 1e-8) max(|v|, 1e-8): a squared norm above
+# twice (1e-8)^2 (its double-double's own error aside) keeps the clamp away; below, the row is left
+COSINE_NORM_FLOOR = 2 * 1e-8 * 1e-8
+
+
+@inlined
+def _cosine_quotients(u, v):
+    """For rows u, v (D,): (P / A, P / B as double-doubles, their absolute parts q_abs (P's
+    absolute bound over A and B), their common relative bound, R = |u| |v|, its relative
+    bound, P / R (cos) with its absolute bound, whether all lie in the domain) from
+    ``_cosine_parts`` without eps: torch's cosine_similarity where neither norm is clamped
+    (COSINE_NORM_FLOOR)."""
+    (p_hi, p_lo, p_error, a_hi, a_lo, b_hi, b_lo, r_hi, r_lo, r_error, sums_error,
+     in_domain) = _cosine_parts(u, v, 0.0)
+    in_domain = (in_domain and safe(r_hi) and a_hi > COSINE_NORM_FLOOR
+                 and b_hi > COSINE_NORM_FLOOR)
+    qa_hi, qa_lo = div(p_hi, p_lo, a_hi, a_lo)
+    qb_hi, qb_lo = div(p_hi, p_lo, b_hi, b_lo)
+    q_rel = (DIV_ERROR * U2 + sums_error) * (1 + 2.0 ** -30)
+    qa_abs = p_error / a_hi * (1 + 2.0 ** -40)
+    qb_abs = p_error / b_hi * (1 + 2.0 ** -40)
+    c_hi, c_lo = div(p_hi, p_lo, r_hi, r_lo)
+    c_error = (p_error / r_hi * (1 + 2.0 ** -40)
+               + (DIV_ERROR * U2 + r_error) * abs(c_hi))
+    return (qa_hi, qa_lo, qb_hi, qb_lo, qa_abs, qb_abs, q_rel, r_hi, r_lo, r_error, c_hi, c_lo,
+            c_error, in_domain)
+
+
+@compiled
+def cosine_distance_rows(u, v, out_hi, out_lo, out_error):
+    """Per row i of u, v (n, D), finite: 1 - cos(u_i, v_i), torch's cosine distance (1 -
+    F.cosine_similarity), as a double-double into out_hi + out_lo, its relative error bound
+    into out_error (inf where the row is left: outside the domain, a norm the clamp may reach
+    (``_cosine_quotients``), or a distance whose ball holds 0). cos carries P's absolute bound
+    over R and R's and the quotient's relative ones; 1 - cos, which cancels for nearly
+    parallel rows, their absolute sum."""
+    n = u.shape[0]
+    for i in range(n):
+        out_hi[i], out_lo[i], out_error[i] = 0.0, 0.0, np.inf
+        parts = _cosine_quotients(u[i], v[i])
+        c_hi, c_lo, c_error, in_domain = parts[10], parts[11], parts[12], parts[13]
+        if not in_domain:
+            continue
+        d_hi, d_lo = add_float(-c_hi, -c_lo, 1.0)
+        error = (c_error + ADD_FLOAT_ERROR * U2 * abs(d_hi)) * (1 + 2.0 ** -30)
+        if not (safe(d_hi) and error < abs(d_hi)):
+            continue
+        out_hi[i], out_lo[i] = d_hi, d_lo
+        out_error[i] = error / abs(d_hi) * (1 + 2.0 ** -40)
+
+
+@compiled
+def triplet_cosine_gradient_rows(a, p, n, scale, take_neg, take_swap, count, estimate_ulps,
+                                 out_hi, out_lo, ok):
+    """``triplet_gradient_rows`` under the cosine distance d(u, v) = 1 - P / R (P = u . v,
+    R = |u| |v|, A = |u|^2, B = |v|^2), whose slopes are not opposite: d/du = -(v - (P / A) u)
+    / R and d/dv = -(u - (P / B) v) / R, each element within ``_cosine_slope``'s bound. The
+    anchor's gradient is s (d/da d(a, p) - t1 d/da d(a, n)), the positive's s (d/dp d(a, p) -
+    t2 d/dp d(p, n)), the negative's -s (t1 d/dn d(a, n) + t2 d/dn d(p, n)); their sums,
+    products and quotient add their roundings of the result. A row whose pair leaves the
+    domain (``_cosine_quotients``) is left."""
+    rows, D = a.shape
+    q_hi, q_lo, q_abs = np.empty((3, 2)), np.empty((3, 2)), np.empty((3, 2))
+    q_rel, r_hi, r_lo, r_error = np.empty(3), np.empty(3), np.empty(3), np.empty(3)
+    # output j's two terms: coefficient (set per row), pair k and side (0: d/du, 1: d/dv)
+    coefficient = np.empty((3, 2))
+    pair = np.array([[0, 1], [0, 2], [1, 2]])
+    side = np.array([[0, 0], [1, 0], [1, 1]])
+    for i in range(rows):
+        ok[i] = False
+        s = scale[i]
+        if s == 0.0:
+            out_hi[i], out_lo[i], ok[i] = 0.0, 0.0, True
+            continue
+        t1, t2 = take_neg[i], take_swap[i]
+        coefficient[0, 0], coefficient[0, 1] = 1.0, -t1
+        coefficient[1, 0], coefficient[1, 1] = 1.0, -t2
+        coefficient[2, 0], coefficient[2, 1] = -t1, -t2
+        weight = (1.0, t1, t2)
+        row_ok = math.isfinite(s)
+        for k in range(3):
+            if weight[k] == 0.0:
+                continue
+            u, v = (a[i], p[i]) if k == 0 else ((a[i], n[i]) if k == 1 else (p[i], n[i]))
+            (q_hi[k, 0], q_lo[k, 0], q_hi[k, 1], q_lo[k, 1], q_abs[k, 0], q_abs[k, 1],
+             q_rel[k], r_hi[k], r_lo[k], r_error[k], _, _, _, in_domain) = _cosine_quotients(u, v)
+            row_ok = row_ok and in_domain
+        if not row_ok:
+            continue
+        for d in range(D):
+            x = (a[i, d], p[i, d], n[i, d])
+            for j in range(3):
+                y_hi, y_lo, error = 0.0, 0.0, 0.0
+                for term in range(2):
+                    c, k, which = coefficient[j, term], pair[j, term], side[j, term]
+                    if c == 0.0:
+                        continue
+                    first, second = (x[0], x[1]) if k == 0 else (
+                        (x[0], x[2]) if k == 1 else (x[1], x[2]))
+                    x_other, x_self = (second, first) if which == 0 else (first, second)
+                    h_hi, h_lo, h_error, in_domain = _cosine_slope(
+                        x_other, x_self, q_hi[k, which], q_lo[k, which], q_abs[k, which],
+                        q_rel[k], r_hi[k], r_lo[k], r_error[k])
+                    row_ok = row_ok and in_domain
+                    y_hi, y_lo = add(y_hi, y_lo, -c * h_hi, -c * h_lo)  # d = 1 - cos
+                    error += abs(c) * h_error
+                y_hi, y_lo, error = _scaled_sum(y_hi, y_lo, error, s, count)
+                out_hi[i, d, j], out_lo[i, d, j] = y_hi, y_lo
+                if row_ok and not (y_hi == 0.0 and y_lo == 0.0 and error == 0.0):
                     row_ok = certified(y_hi, y_lo, error, estimate_ulps)
         ok[i] = row_ok
 

@@ -280,7 +280,7 @@ def triplet_loss(a, p_, n_, options, reduction, fmt: Format) -> Evaluated:
     if rows == 0:
         return filled(out_shape, np.nan if reduction == "mean" else 0.0)
     kind, p, eps, margin, swap = triplet_setting(options)
-    fast = (embedding_fast.triplet_rows(a, p_, n_, eps, margin, swap, p)
+    fast = (embedding_fast.triplet_rows(a, p_, n_, eps, margin, swap, p, kind)
             if embedding_fast.triplet_applies((a, p_, n_), kind, p, fmt) else None)
     known = None if fast is None else embedding_fast.triplet_loss(fast, reduction)
     if known is not None and (whole := known.whole(out_shape)) is not None:
@@ -419,7 +419,7 @@ def triplet_loss_grad(g, a, p_, n_, options, reduction, fmt: Format) -> dict:
     if rows == 0:
         return {k: filled(shape, 0.0) for k in names}
     kind, p, eps, margin, swap = triplet_setting(options)
-    fast = (embedding_fast.triplet_rows(a, p_, n_, eps, margin, swap, p)
+    fast = (embedding_fast.triplet_rows(a, p_, n_, eps, margin, swap, p, kind)
             if embedding_fast.triplet_applies((a, p_, n_), kind, p, fmt) else None)
     hinge, take_neg, take_swap = triplet_decisions(a, p_, n_, options, fast)
     active = (hinge > 0).astype(np.float64)

@@ -70,9 +70,10 @@ def cosine_gradient(x1: np.ndarray, x2: np.ndarray, scale: np.ndarray, count: in
 
 def triplet_applies(a: np.ndarray, kind: str, p: float, fmt: Format) -> bool:
     """Whether the triplet tier covers the call: float64 results, the pairwise distance with
-    p = 1 or 2, rows with an embedding, finite inputs (the caller's rows a, p, n), and numba
-    here."""
-    return (fmt == FORMATS["float64"] and kind == "pairwise" and p in (1.0, 2.0)
+    p = 1 or 2 or the cosine distance, rows with an embedding, finite inputs (the caller's
+    rows a, p, n), and numba here."""
+    return (fmt == FORMATS["float64"] and (kind == "cosine" or (kind == "pairwise"
+                                                               and p in (1.0, 2.0)))
             and a[0].size > 0 and a[0].shape[-1] > 0
             and all(bool(np.isfinite(x).all()) for x in a) and kernels() is not None)
 
@@ -82,7 +83,7 @@ class TripletRows:
     """Per row: the distances (3, n) of (a, p), (a, n), (p, n) as hi, lo and a relative error
     bound; the loss max(0, hinge) as hi, lo, an absolute error bound and whether it is
     certified; the signs of the hinge and of d(a, n) - d(p, n) (0 where undecided); the
-    norm's p."""
+    distance ('pairwise' or 'cosine') and the pairwise norm's p."""
 
     d_hi: np.ndarray
     d_lo: np.ndarray
@@ -93,12 +94,15 @@ class TripletRows:
     ok: np.ndarray
     hinge: np.ndarray
     order: np.ndarray
+    kind: str
     p: float
 
 
-def triplet_rows(a, p_, n_, eps: float, margin: float, swap: bool, p: float) -> TripletRows:
+def triplet_rows(a, p_, n_, eps: float, margin: float, swap: bool, p: float,
+                 kind: str = "pairwise") -> TripletRows:
     """The triplet rows' distances, losses and decisions (``TripletRows``) for rows a, p_,
-    n_ (n, D), finite, under the p-norm distance (p = 1 or 2): d(p, n) only under ``swap``
+    n_ (n, D), finite, under the p-norm distance (p = 1 or 2) or, for ``kind`` 'cosine', the
+    cosine distance (``double_double.cosine_distance_rows``): d(p, n) only under ``swap``
     (else 0)."""
     dd = kernels()
     n, D = a.shape
@@ -109,13 +113,16 @@ def triplet_rows(a, p_, n_, eps: float, margin: float, swap: bool, p: float) -> 
 
     def chunk(c: slice):
         for k, (u, v) in enumerate(pairs):
-            dd.pairwise_distance_rows(np.ascontiguousarray(u[c]), np.ascontiguousarray(v[c]),
-                                      eps, p, d_hi[k, c], d_lo[k, c], d_error[k, c])
+            u, v = np.ascontiguousarray(u[c]), np.ascontiguousarray(v[c])
+            if kind == "cosine":
+                dd.cosine_distance_rows(u, v, d_hi[k, c], d_lo[k, c], d_error[k, c])
+            else:
+                dd.pairwise_distance_rows(u, v, eps, p, d_hi[k, c], d_lo[k, c], d_error[k, c])
         dd.triplet_hinge_rows(margin, d_hi[:, c], d_lo[:, c], d_error[:, c], swap,
                               ESTIMATE_ULPS, *(r[c] for r in row))
 
     parallel_map(chunk, row_chunks(n, len(pairs) * D, CHUNK_ELEMENTS))
-    return TripletRows(d_hi, d_lo, d_error, *row, p)
+    return TripletRows(d_hi, d_lo, d_error, *row, kind, p)
 
 
 def triplet_loss(rows: TripletRows, reduction: str) -> Known:
@@ -140,6 +147,11 @@ def triplet_gradient(a, p_, n_, rows: TripletRows, eps: float, scale: np.ndarray
     scale = np.ascontiguousarray(scale, dtype=np.float64)
 
     def chunk(c: slice):
+        if rows.kind == "cosine":
+            dd.triplet_cosine_gradient_rows(a[c], p_[c], n_[c], scale[c], take_neg[c],
+                                            take_swap[c], float(count), ESTIMATE_ULPS,
+                                            out_hi[c], out_lo[c], ok[c])
+            return
         dd.triplet_gradient_rows(a[c], p_[c], n_[c], eps, rows.p, rows.d_hi[:, c],
                                  rows.d_lo[:, c], rows.d_error[:, c], scale[c], take_neg[c],
                                  take_swap[c], float(count), ESTIMATE_ULPS, out_hi[c],

@@ -77,6 +77,16 @@ def test_a_typical_batch_is_certified_by_this_tier():
 
 # --- triplet losses ------------------------------------------------------------------------------
 
+def swap_weights(ds, swap: bool):
+    """(the weights of d(a, n) and d(p, n) in the hinge, whether they tie exactly): under swap
+    the smaller one's (a tie splits evenly, as torch's min does), else d(a, n)'s alone."""
+    if not swap:
+        return [mpf(1), mpf(0)], False
+    if ds[1] == ds[2]:
+        return [mpf(0.5)] * 2, True
+    return ([mpf(1), mpf(0)] if ds[1] < ds[2] else [mpf(0), mpf(1)]), False
+
+
 def triplet_oracle(a, p_, n_, eps, margin, swap, g, count, norm=2.0):
     """(hinges per row, d loss / d (a, p, n) stacked (n, D, 3) for the upstream gradients g
     per row over ``count``, whether swap's distances tie exactly), in mpmath, under the
@@ -91,11 +101,7 @@ def triplet_oracle(a, p_, n_, eps, margin, swap, g, count, norm=2.0):
                   for j, k in ((0, 1), (0, 2), (1, 2))]
             ds = [mp.sqrt(mp.fsum(x * x for x in v)) if norm == 2.0 else
                   mp.fsum(abs(x) for x in v) for v in vs]
-            take = [mpf(1), mpf(0)]
-            if swap:
-                tie[i] = ds[1] == ds[2]
-                take = ([mpf(0.5)] * 2 if tie[i] else
-                        [mpf(1), mpf(0)] if ds[1] < ds[2] else [mpf(0), mpf(1)])
+            take, tie[i] = swap_weights(ds, swap)
             hinge = mpf(margin) + ds[0] - (take[0] * ds[1] + take[1] * ds[2])
             hinges.append(hinge)
             if hinge <= 0:
@@ -126,17 +132,12 @@ def triplet_batch(rng, n, D, scale):
     return a, p_, n_
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.integers(1, 6), st.integers(1, 9), st.integers(0, 2 ** 32 - 1),
-       st.sampled_from([1e-100, 1e-3, 1.0, 1e3, 1e100]), st.sampled_from([0.0, 1.0]),
-       st.booleans(), st.sampled_from([1, 3]), st.sampled_from([1.0, 2.0]))
-def test_triplet_certified_results_are_the_correctly_rounded_ones(n, D, seed, scale, margin,
-                                                                   swap, count, norm):
-    rng = np.random.default_rng(seed)
-    a, p_, n_ = triplet_batch(rng, n, D, scale)
-    g = rng.uniform(0.5, 2.0, n) * rng.choice([-1.0, 1.0], n)
-    rows = tier.triplet_rows(a, p_, n_, 1e-6, margin, swap, norm)
-    hinges, grad, tie = triplet_oracle(a, p_, n_, 1e-6, margin, swap, g, count, norm)
+def assert_triplet_results(triple, rows, oracle_results, g, count: int, swap: bool):
+    """The tier's triplet rows (``tier.triplet_rows``) against an oracle's (hinges, gradients,
+    swap's exact ties): certified losses and the total the correctly rounded ones, decided
+    signs the true ones; then the gradients under those decisions, certified where the
+    decisions are the oracle's. Returns the gradients' Known."""
+    hinges, grad, tie = oracle_results
     with mp.workprec(300):
         losses = [max(h, mpf(0)) for h in hinges]
         want = np.array([float(x) for x in losses])
@@ -147,16 +148,33 @@ def test_triplet_certified_results_are_the_correctly_rounded_ones(n, D, seed, sc
         # a decided sign is the true one; an exactly zero hinge is decided by none
         signs = np.array([float(mp.sign(h)) for h in hinges])
     assert np.all((rows.hinge == 0) | (rows.hinge == signs))
+    n = len(hinges)
     take_neg, take_swap = np.ones(n), np.zeros(n)
     if swap:
         take_neg = np.where(rows.order > 0, 0.0, np.where(rows.order < 0, 1.0, 0.5))
         take_swap = 1 - take_neg
-    scale_ = g * (rows.hinge > 0)
-    known = tier.triplet_gradient(a, p_, n_, rows, 1e-6, scale_, take_neg, take_swap, count)
+    scale = g * (rows.hinge > 0)
+    known = tier.triplet_gradient(*triple, rows, 1e-6, scale, take_neg, take_swap, count)
     # rows whose decisions are the oracle's: the hinge decided, and swap's order decided or an
     # exact tie (which no ball decides)
     same = known.ok & (rows.hinge != 0) & (~np.array(swap) | (rows.order != 0) | tie)
     assert np.array_equal(known.rounded[same], grad[same])
+    return known
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 9), st.integers(0, 2 ** 32 - 1),
+       st.sampled_from([1e-100, 1e-3, 1.0, 1e3, 1e100]), st.sampled_from([0.0, 1.0]),
+       st.booleans(), st.sampled_from([1, 3]), st.sampled_from([1.0, 2.0]))
+def test_triplet_certified_results_are_the_correctly_rounded_ones(n, D, seed, scale, margin,
+                                                                   swap, count, norm):
+    rng = np.random.default_rng(seed)
+    a, p_, n_ = triplet_batch(rng, n, D, scale)
+    g = rng.uniform(0.5, 2.0, n) * rng.choice([-1.0, 1.0], n)
+    rows = tier.triplet_rows(a, p_, n_, 1e-6, margin, swap, norm)
+    known = assert_triplet_results(
+        (a, p_, n_), rows, triplet_oracle(a, p_, n_, 1e-6, margin, swap, g, count, norm), g,
+        count, swap)
     # rows not drawn to cancel: all certified (but for D = 1, where both unit vectors are +-1
     # and the anchor's gradient is exactly 0 or +-2: a bound, not 0, leaves the 0 to the engine)
     if 1e-3 <= scale <= 1e3 and margin == 1.0 and D > 1:
@@ -201,6 +219,89 @@ def test_a_typical_triplet_batch_is_certified_by_this_tier(norm):
 
 
 # --- cosine_embedding_loss's values --------------------------------------------------------------
+
+def cosine_triplet_oracle(a, p_, n_, margin, swap, g, count):
+    """``triplet_oracle`` under the cosine distance d(u, v) = 1 - u . v / (|u| |v|) (no norm
+    near 1e-8): (hinges, gradients (n, D, 3), swap's exact ties)."""
+    n, D = a.shape
+    hinges, grad, tie = [], np.zeros((n, D, 3)), np.zeros(n, dtype=bool)
+    with mp.workprec(300):
+        for i in range(n):
+            rows = [[mpf(x) for x in r[i]] for r in (a, p_, n_)]
+            pairs = [(rows[j], rows[k]) for j, k in ((0, 1), (0, 2), (1, 2))]
+            norms = [mp.sqrt(mp.fsum(x * x for x in r)) for r in rows]
+            index = ((0, 1), (0, 2), (1, 2))
+            dots = [mp.fsum(x * y for x, y in zip(u, v)) for u, v in pairs]
+            ds = [1 - P / (norms[j] * norms[k]) for P, (j, k) in zip(dots, index)]
+            take, tie[i] = swap_weights(ds, swap)
+            hinge = mpf(margin) + ds[0] - (take[0] * ds[1] + take[1] * ds[2])
+            hinges.append(hinge)
+            if hinge <= 0:
+                continue
+            s = mpf(g[i]) / count
+
+            def slope(k, which, d):  # d/du (which 0) or d/dv (1) of d(u, v), pair k
+                (u, v), (j, m) = pairs[k], index[k]
+                own, other = (u, v) if which == 0 else (v, u)
+                A = norms[j if which == 0 else m] ** 2
+                return -(other[d] - dots[k] / A * own[d]) / (norms[j] * norms[m])
+
+            for d in range(D):
+                grad[i, d] = [float(s * (slope(0, 0, d) - take[0] * slope(1, 0, d))),
+                              float(s * (slope(0, 1, d) - take[1] * slope(2, 0, d))),
+                              float(-s * (take[0] * slope(1, 1, d) + take[1] * slope(2, 1, d)))]
+    return hinges, grad, tie
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 6), st.integers(2, 9), st.integers(0, 2 ** 32 - 1),
+       st.sampled_from([1e-100, 1e-3, 1.0, 1e3, 1e100]), st.sampled_from([0.0, 0.5]),
+       st.booleans(), st.sampled_from([1, 3]))
+def test_cosine_triplet_certified_results_are_the_correctly_rounded_ones(n, D, seed, scale,
+                                                                          margin, swap, count):
+    """The cosine distance (triplet_margin_with_distance_loss's Distance('cosine')): row 0's
+    hinge at margin 0 exactly 0 (n = 3 p: undecided, left), row 1 a zero distance (p = a:
+    left), row 2 nearly parallel pairs (1 - cos cancels), a norm at the clamp (1e-8: left to
+    the engine) in row 3, p and n both nearly parallel to a in row 4."""
+    rng = np.random.default_rng(seed)
+    a, p_, n_ = (rng.standard_normal((n, D)) * scale for _ in range(3))
+    n_[0] = p_[0] * 3.0  # the same direction: d(a, n) = d(a, p) exactly
+    if n > 1:
+        p_[1] = a[1]
+    if n > 2:
+        p_[2] = a[2] * (1 + rng.standard_normal(D) * 1e-9)
+    if n > 3:
+        n_[3] = n_[3] / np.linalg.norm(n_[3]) * 1e-8
+    if n > 4:  # both nearly parallel to a: the hinge at margin 0 a difference of two such
+        p_[4], n_[4] = (a[4] * (1 + rng.standard_normal(D) * 1e-9) for _ in range(2))
+    g = rng.uniform(0.5, 2.0, n) * rng.choice([-1.0, 1.0], n)
+    rows = tier.triplet_rows(a, p_, n_, 1e-6, margin, swap, 2.0, "cosine")
+    known = assert_triplet_results(
+        (a, p_, n_), rows, cosine_triplet_oracle(a, p_, n_, margin, swap, g, count), g, count,
+        swap)
+    if n > 3:
+        assert not rows.ok[3] and rows.hinge[3] == 0  # the clamp's row: the engine's
+    if 1e-3 <= scale <= 1e3 and margin == 0.5:  # rows not drawn to cancel: all certified
+        assert known.ok[5:].all() and rows.ok[5:].all()
+
+
+def test_a_typical_cosine_triplet_batch_is_certified_by_this_tier():
+    rng = np.random.default_rng(5)
+    a, p_, n_ = (rng.standard_normal((64, 32)) for _ in range(3))
+    options = {"swap": True, "distance": "cosine", "margin": 0.05}
+    engine.STATS.clear()
+    out = embedding.triplet_loss_grad(np.array(1.0), a, p_, n_, options, "mean", FLOAT64)
+    assert engine.STATS[tier.TIER] == sum(engine.STATS.values()) == 64
+    engine.STATS.clear()
+    value = embedding.triplet_loss(a, p_, n_, options, "mean", FLOAT64)
+    assert engine.STATS[tier.TIER] == sum(engine.STATS.values()) == 1
+    hinges, want, _ = cosine_triplet_oracle(a, p_, n_, 0.05, True, np.ones(64), 64)
+    with mp.workprec(300):
+        assert value.rounded == float(mp.fsum(max(h, mpf(0)) for h in hinges) / 64)
+    assert any(h > 0 for h in hinges[:8]) and any(h < 0 for h in hinges[:8])
+    for k, name in enumerate(("anchor", "positive", "negative")):
+        assert np.array_equal(out[name].rounded[:8], want[:8, :, k])
+
 
 def cosine_loss_oracle(x1, x2, y, margin):
     """(losses per row, cos - margin per row) in mpmath at 300 bits: 1 - cos for y = 1,
