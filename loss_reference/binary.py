@@ -276,7 +276,7 @@ def binary_cross_entropy_with_logits_grad(grad_output, input, target, weight, po
                                independent="elements", known=known)}
     near_one = (np.abs(q - 1) <= 0.5).astype(np.float64)
     known = (logistic_fast.elements(x, y, q, w, g, count, logistic_fast.TARGET_SLOPE)
-             if pos_weight is None and logistic_fast.applies(x, fmt) else None)
+             if logistic_fast.applies(x, fmt) else None)
     target = evaluate(d_target, [g, w, finite_x, capped, q, near_one], fmt,
                       independent="elements", known=known)
     if infinite.any():

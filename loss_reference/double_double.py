@@ -2062,27 +2062,38 @@ def logistic_terms(x, y, q, w, g, count, what, estimate_ulps, inverse, l1, l2, l
                    table_lo, powers, out_hi, out_lo, out_error, ok):
     """Per element of the 1-D arrays, times w g / count: (1 - y) softplus(x) + q y softplus(-x)
     (``what`` 0: the logistic loss, torch's binary_cross_entropy_with_logits with pos_weight
-    q), (1 - y) sigmoid(x) - q y sigmoid(-x) (1: its slope in x) or -x (2: its slope in y for
-    q = 1), as a double-double into
-    out_hi + out_lo, its absolute error bound into out_error (inf where the element is left:
-    |x| beyond LOGISTIC_LARGEST but for -x, a non-finite or huge argument), and ``ok`` whether it is
+    q), (1 - y) sigmoid(x) - q y sigmoid(-x) (1: its slope in x) or (q - 1) softplus(-x) - x
+    (2: its slope in y; -x, exact, for q = 1), as a double-double into out_hi + out_lo, its
+    absolute error bound into out_error (inf where the element is left: |x| beyond
+    LOGISTIC_LARGEST but for -x, a non-finite or huge argument), and ``ok`` whether it is
     ``certified`` (estimate_ulps > 0, else False).
 
     From e = exp(-|x|) (EXP_ERROR u^2): softplus(+-x) = max(+-x, 0) + log1p(e), log1p(e) by its
     series below SERIES_BELOW (relative), else ``log_dd`` of 1 + e (absolute, log1p(e) above
     2^-11); sigmoid(|x|) = 1 / (1 + e), sigmoid(-|x|) = e / (1 + e). 1 - y (TwoSum) and q y
     (TwoProduct) are exact; the two products and their sum carry a bound relative to their
-    magnitudes (they cancel in the slope, and for y outside [0, 1] in the loss)."""
+    magnitudes (they cancel in the slope, and for y outside [0, 1] in the loss). In y's slope
+    q - 1 is exact (TwoSum), and its product with softplus(-x) minus x, which cancels at its
+    root, carries an absolute bound."""
     for i in range(x.size):
         xi, yi, qi = x[i], y[i], q[i]
         out_hi[i], out_lo[i], out_error[i], ok[i] = 0.0, 0.0, np.inf, False
         factor = w[i] * g[i]
-        if not ((abs(xi) <= LOGISTIC_LARGEST or what == 2 and abs(xi) <= 2.0 ** 400)
+        exact = what == 2 and qi == 1.0
+        if not ((abs(xi) <= LOGISTIC_LARGEST or exact and abs(xi) <= 2.0 ** 400)
                 and abs(yi) <= 2.0 ** 400 and abs(qi) <= 2.0 ** 400 and math.isfinite(factor)
                 and abs(w[i]) <= 2.0 ** 400 and abs(g[i]) <= 2.0 ** 400):
             continue
-        if what == 2:
+        if exact:
             r_hi, r_lo, error = -xi, 0.0, 0.0
+        elif what == 2:
+            _, _, _, v_hi, v_lo, v_error = _softplus_pair(xi, inverse, l1, l2, l3, table_hi,
+                                                         table_lo, powers)
+            a_hi, a_lo = two_sum(qi, -1.0)
+            t_hi, t_lo = mul(a_hi, a_lo, v_hi, v_lo)
+            r_hi, r_lo = add_float(t_hi, t_lo, -xi)
+            error = (abs(a_hi) * v_error + MUL_ERROR * U2 * abs(t_hi)
+                     + ADD_FLOAT_ERROR * U2 * abs(r_hi)) * (1 + 2.0 ** -40)
         else:
             r_hi, r_lo, error = _logistic(xi, yi, qi, what, inverse, l1, l2, l3, table_hi,
                                           table_lo, powers)
@@ -2094,28 +2105,38 @@ def logistic_terms(x, y, q, w, g, count, what, estimate_ulps, inverse, l1, l2, l
 
 
 @inlined
+def _softplus_pair(xi, inverse, l1, l2, l3, table_hi, table_lo, powers):
+    """(softplus(x), softplus(-x)) of one |x| <= LOGISTIC_LARGEST, each as hi, lo and an
+    absolute error bound: max(+-x, 0) + log1p(e), e = exp(-|x|), log1p(e) by its series below
+    SERIES_BELOW (relative), else ``log_dd`` of 1 + e."""
+    e_hi, e_lo = exp_one(-abs(xi), 0.0, inverse, l1, l2, l3, table_hi, table_lo, powers)
+    if e_hi < SERIES_BELOW:
+        l_hi, l_lo = log1p_series(e_hi, e_lo)
+        l_error = (LOG1P_SERIES_ERROR + EXP_ERROR) * U2 * l_hi
+    else:
+        d_hi, d_lo = add_float(e_hi, e_lo, 1.0)
+        l_hi, l_lo, l_error = log_dd(d_hi, d_lo, (EXP_ERROR + ADD_FLOAT_ERROR) * U2,
+                                     inverse, l1, l2, l3, table_hi, table_lo, powers)
+    u_hi, u_lo = add_float(l_hi, l_lo, max(xi, 0.0))  # softplus(x)
+    v_hi, v_lo = add_float(l_hi, l_lo, max(-xi, 0.0))  # softplus(-x)
+    return (u_hi, u_lo, l_error + ADD_FLOAT_ERROR * U2 * u_hi, v_hi, v_lo,
+            l_error + ADD_FLOAT_ERROR * U2 * v_hi)
+
+
+@inlined
 def _logistic(xi, yi, qi, what, inverse, l1, l2, l3, table_hi, table_lo, powers):
     """``logistic_terms``' loss (what 0) or slope (1) of one element: (hi, lo, absolute error
     bound), the bound inf where q y leaves the domain."""
-    e_hi, e_lo = exp_one(-abs(xi), 0.0, inverse, l1, l2, l3, table_hi, table_lo, powers)
     a_hi, a_lo = two_sum(1.0, -yi)
     b_hi, b_lo = two_prod(qi, yi)
     if b_hi != 0.0 and not safe(b_hi):
         return 0.0, 0.0, np.inf
     if what == 0:
-        if e_hi < SERIES_BELOW:
-            l_hi, l_lo = log1p_series(e_hi, e_lo)
-            l_error = (LOG1P_SERIES_ERROR + EXP_ERROR) * U2 * l_hi
-        else:
-            d_hi, d_lo = add_float(e_hi, e_lo, 1.0)
-            l_hi, l_lo, l_error = log_dd(d_hi, d_lo, (EXP_ERROR + ADD_FLOAT_ERROR) * U2,
-                                         inverse, l1, l2, l3, table_hi, table_lo, powers)
-        u_hi, u_lo = add_float(l_hi, l_lo, max(xi, 0.0))  # softplus(x)
-        v_hi, v_lo = add_float(l_hi, l_lo, max(-xi, 0.0))  # softplus(-x)
-        u_error = l_error + ADD_FLOAT_ERROR * U2 * u_hi
-        v_error = l_error + ADD_FLOAT_ERROR * U2 * v_hi
+        u_hi, u_lo, u_error, v_hi, v_lo, v_error = _softplus_pair(
+            xi, inverse, l1, l2, l3, table_hi, table_lo, powers)
         sign = 1.0
     else:
+        e_hi, e_lo = exp_one(-abs(xi), 0.0, inverse, l1, l2, l3, table_hi, table_lo, powers)
         d_hi, d_lo = add_float(e_hi, e_lo, 1.0)
         d_error = (EXP_ERROR + ADD_FLOAT_ERROR) * U2  # relative, e's below 1 + e's
         big_hi, big_lo = div(1.0, 0.0, d_hi, d_lo)
