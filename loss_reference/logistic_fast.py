@@ -67,6 +67,20 @@ def row_means(x, y, w) -> Known:
     return known(rows[0][:, 0], rows[1][:, 0], ok[:, 0])
 
 
+def column_means(x, y, g, scale: int) -> Known:
+    """Per class (the last axis of x), the sum over the rows of g times the loss (q = 1, w =
+    1) over ``scale``: the class weight's gradient of multilabel_soft_margin_loss (its sums'
+    bounds by ``double_double.column_sums``); Known, ok per class."""
+    dd = kernels()
+    classes = np.shape(x)[-1]
+    hi, lo, error, _ = _terms(x, y, 1.0, 1.0, g, scale, LOSS, 0.0)
+    sums = [np.empty(classes) for _ in range(3)]
+    dd.column_sums(*(a.reshape(-1, classes) for a in (hi, lo, error)), *sums)
+    ok = np.zeros((1, classes), dtype=bool)
+    dd.certify_elements(*(a.reshape(1, classes) for a in sums), ESTIMATE_ULPS, ok)
+    return known(sums[0], sums[1], ok[0])
+
+
 def bce_loss(p, y, w, reduction: str, clamp_below: float, log_clamp: float) -> Known:
     """binary_cross_entropy's loss -w (y L(p) + (1 - y) L(1 - p)), each log L clamped at
     ``log_clamp`` (for p <= ``clamp_below``, and at p = 1: the caller's exact decisions): per

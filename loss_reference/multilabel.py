@@ -105,7 +105,9 @@ def multilabel_soft_margin_loss_grad(grad_output, input, target, weight, reducti
             return B.sum(g_t * _soft_margin_terms(B, x_t, y_t), axis=-1) / scale
 
         columns = [np.atleast_2d(a).T for a in np.broadcast_arrays(input, target, g)]
-        grads["weight"] = evaluate(d_weight, columns, fmt, independent="rows")
+        known = (logistic.column_means(input, target, g, scale)
+                 if logistic.applies(input, fmt) else None)
+        grads["weight"] = evaluate(d_weight, columns, fmt, independent="rows", known=known)
     return grads
 
 
