@@ -2283,6 +2283,58 @@ def scaled_differences(u, v, f, g, count, estimate_ulps, out_hi, out_lo, out_err
             d_hi, d_lo, 0.0, f[i], g[i], count, estimate_ulps)
 
 
+@inlined
+def three_sum(a, b, c):
+    """(hi, lo, exact): a + b + c as the double-double hi + lo, hi its rounding to nearest,
+    where ``exact`` (two TwoSums' errors add exactly: all but numbers some 53 binades apart);
+    where not, hi + lo is within |the dropped rest| of it."""
+    s, e = two_sum(b, c)
+    s, e2 = two_sum(a, s)
+    f, rest = two_sum(e2, e)
+    hi, lo = two_sum(s, f)
+    return hi, lo, rest == 0.0
+
+
+@compiled
+def squared_hinge_slopes(x, x_label, active, m, f, g, count, estimate_ulps, out_hi, out_lo,
+                         ok, row_hi, row_lo, row_ok):
+    """multi_margin_loss's slopes for p = 2, per row i of x (n, C): 2 f_i g_i h_ij / count at
+    each active hinge h_ij = m - x_label_i + x_ij (``active`` 1; 0 elsewhere, exactly) into
+    out_hi + out_lo (n, C), and the target's, -2 f_i g_i (sum_j h_ij) / count, into row_hi +
+    row_lo (n,); ``ok`` and ``row_ok`` where ``certified`` (exact zeros included). Each hinge
+    is exact (``three_sum``; a row with one that is not is left), so each slope carries the
+    factors' relative bounds alone (``_times_factors``); the active hinges, positive, sum
+    within C ADD_ERROR u^2 of their sum."""
+    n, C = x.shape
+    for i in range(n):
+        row_hi[i], row_lo[i], row_ok[i] = 0.0, 0.0, False
+        factor = f[i] * g[i]
+        inside = (abs(x_label[i]) <= 2.0 ** 400 and abs(m) <= 2.0 ** 400
+                  and abs(f[i]) <= 2.0 ** 400 and abs(g[i]) <= 2.0 ** 400
+                  and math.isfinite(factor))
+        s_hi, s_lo, every = 0.0, 0.0, inside
+        for j in range(C):
+            out_hi[i, j], out_lo[i, j], ok[i, j] = 0.0, 0.0, False
+            if active[i, j] == 0.0 or factor == 0.0:
+                ok[i, j] = inside and abs(x[i, j]) <= 2.0 ** 400  # exactly 0
+                continue
+            h_hi, h_lo, exact = three_sum(m, -x_label[i], x[i, j])
+            if not (inside and exact and abs(x[i, j]) <= 2.0 ** 400 and safe(h_hi)):
+                every = False
+                continue
+            out_hi[i, j], out_lo[i, j], _, ok[i, j] = _times_factors(
+                2.0 * h_hi, 2.0 * h_lo, 0.0, f[i], g[i], count, estimate_ulps)
+            s_hi, s_lo = add(s_hi, s_lo, h_hi, h_lo)
+        if not every:
+            continue
+        if s_hi == 0.0 or factor == 0.0:
+            row_ok[i] = True  # no active hinge, or a factor exactly 0
+            continue
+        error = C * ADD_ERROR * U2 * s_hi * 2.0 * (1 + 2.0 ** -40)
+        row_hi[i], row_lo[i], _, row_ok[i] = _times_factors(
+            -2.0 * s_hi, -2.0 * s_lo, error, f[i], g[i], count, estimate_ulps)
+
+
 @compiled
 def ranking_terms(x1, x2, y, m, estimate_ulps, out_hi, out_lo, out_error, ok):
     """Per element of the 1-D arrays: margin_ranking_loss's term max(0, m - y (x1 - x2)) as a
@@ -2303,12 +2355,9 @@ def ranking_terms(x1, x2, y, m, estimate_ulps, out_hi, out_lo, out_error, ok):
                 and abs(m) <= 2.0 ** 400):
             continue
         if yi == 1.0 or yi == -1.0:
-            s, e = two_sum(yi * x2[i], -(yi * x1[i]))
-            s, e2 = two_sum(m, s)
-            f, rest = two_sum(e2, e)
-            if rest != 0.0:
+            t_hi, t_lo, exact = three_sum(m, yi * x2[i], -(yi * x1[i]))
+            if not exact:
                 continue  # not a double-double
-            t_hi, t_lo = two_sum(s, f)  # exactly the term, t_hi its rounding to nearest
             if t_hi <= 0.0:
                 out_error[i], ok[i] = 0.0, True  # inactive: exactly 0
             elif safe(t_hi):

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .compiled_kernels import (by_chunks, flat_arrays, for_float64_elements, kernels,
-                               known, known_in, known_reduced, known_total)
-from .engine import ESTIMATE_ULPS, Known
+from .compiled_kernels import (CHUNK_ELEMENTS, by_chunks, flat_arrays, for_float64_elements,
+                               kernels, known, known_in, known_reduced, known_total)
+from .engine import ESTIMATE_ULPS, Known, parallel_map, row_chunks
 from .formats import FORMATS, Format
 
 
@@ -43,6 +43,27 @@ def _scaled_differences(u, v, f, g, count: int) -> tuple:
     u, v, f, g = flat_arrays(u, v, f, g)
     return by_chunks(u.size, lambda c, *out: dd.scaled_differences(
         u[c], v[c], f[c], g[c], float(count), ESTIMATE_ULPS, *out))
+
+
+def squared_hinge_slopes(x, x_label, active, margin: float, f, g, count: int) -> tuple:
+    """multi_margin_loss's slopes for p = 2 (rows x (n, C); x_label, f = w[y] and g per row):
+    (off, on) as Known, 2 f g h / count at each active hinge h = m - x_label + x (0
+    elsewhere; flattened, ok per element) and the target's -2 f g (sum of the row's hinges) /
+    count (ok per row) (``double_double.squared_hinge_slopes``: each hinge exact)."""
+    dd = kernels()
+    n, C = x.shape
+    x, active = (np.ascontiguousarray(a, dtype=np.float64) for a in (x, active))
+    x_label, f, g = (np.ascontiguousarray(np.broadcast_to(np.asarray(a, np.float64).reshape(-1),
+                                                          (n,))) for a in (x_label, f, g))
+    out = [np.empty((n, C)), np.empty((n, C)), np.zeros((n, C), dtype=bool),
+           np.empty(n), np.empty(n), np.zeros(n, dtype=bool)]
+
+    def chunk(c: slice):
+        dd.squared_hinge_slopes(x[c], x_label[c], active[c], float(margin), f[c], g[c],
+                                float(count), ESTIMATE_ULPS, *(o[c] for o in out))
+
+    parallel_map(chunk, row_chunks(n, C, CHUNK_ELEMENTS))
+    return known(*(o.reshape(-1) for o in out[:3])), known(*out[3:])
 
 
 def ranking_loss(x1, x2, y, margin: float, reduction: str) -> tuple:

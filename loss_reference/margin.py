@@ -265,6 +265,9 @@ def multi_margin_loss_grad(grad_output, input, target, p, margin, weight, reduct
         known_off = elementwise_fast.scaled_differences(active, 0.0, w_label, g, scale)
         known_on = elementwise_fast.scaled_differences(active.sum(axis=-1), 0.0, w_label[:, 0],
                                                        -g[:, 0], scale)
+    elif p == 2 and elementwise_fast.applies(x, fmt):  # 2 g w[y] h / scale, h exact
+        known_off, known_on = elementwise_fast.squared_hinge_slopes(x, x_label, active, m,
+                                                                    w_label, g, scale)
     off = evaluate(off_target, args, fmt, independent="elements", known=known_off)
     on = evaluate(on_target, args, fmt, independent="rows", known=known_on)
     target_column = is_target != 0

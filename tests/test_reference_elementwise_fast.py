@@ -158,6 +158,46 @@ def test_multi_margin_gradients_of_a_typical_batch():
             assert grad.rounded[i, j] == exact(count, 0.0, w[t[i]], sign, 7 * 40)
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 6), st.integers(2, 7), st.integers(0, 2 ** 32 - 1),
+       st.sampled_from([1.0, 0.5, 1e-20]), st.sampled_from(["mean", "sum", "none"]))
+# a hinge 1 + 2^52 + 2.3e-262 that is no double-double: its row is left to the engine
+@example(1, 2, 0, 1.0, "sum")
+def test_squared_hinge_slopes_are_the_correctly_rounded_ones(n, C, seed, margin_value,
+                                                             reduction):
+    """multi_margin_loss's gradient for p = 2 through the reference: 2 g w[y] h / (C N') at
+    each active hinge h = m - x[y] + x[j] (exact rationals, rounded once), minus their sum at
+    the target; scores spread over 80 binades (hinges that are no double-double), upstream
+    gradients of both signs and 0, class weights."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, C)) * rng.choice([1.0, 1e-20, 1e20], (n, C))
+    t = rng.integers(0, C, n)
+    if seed == 0:
+        x[0, :2], t[0] = [-2.3024088367336053e-262, 4503599627370496.0], 0
+    w = rng.choice([1.0, 0.3, 2.5], C)
+    g = rng.choice([1.0, -0.7, 0.0], n)
+    grad = margin.multi_margin_loss_grad(g if reduction == "none" else np.array(0.75), x, t, 2,
+                                         margin_value, w, reduction, FLOAT64)["input"]
+    upstream = g if reduction == "none" else np.full(n, 0.75)
+    scale = C * (n if reduction == "mean" else 1)
+    for i in range(n):
+        m, top = Fraction(margin_value), Fraction(x[i, t[i]])
+        hinges = [max(m - top + Fraction(v), Fraction(0)) if j != t[i] else Fraction(0)
+                  for j, v in enumerate(x[i])]
+        factor = 2 * Fraction(upstream[i]) * Fraction(w[t[i]]) / scale
+        for j in range(C):
+            value = -factor * sum(hinges) if j == t[i] else factor * hinges[j]
+            assert grad.rounded[i, j] == nearest(value)
+    off, on = tier.squared_hinge_slopes(*_squared_parts(x, t, w, margin_value), upstream, scale)
+    assert off.ok.any() or not (g != 0).any()
+
+
+def _squared_parts(x, t, w, margin_value):
+    """(x, x at the target, active hinges, w[y]) of multi_margin_loss, as the reference's."""
+    x, x_label, active, _, w_label = margin._multi_parts(x, t, w, margin_value)
+    return x, x_label, active, margin_value, w_label
+
+
 # --- the pointwise family ------------------------------------------------------------------------
 
 def pointwise_exact(name, k, x, y, w, g, slope, divisor) -> float:
