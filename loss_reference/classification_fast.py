@@ -104,7 +104,7 @@ def _smoothed(dd, rows, c: slice, hi, lo, eps, a, w_t, divisor, smoothing: float
     certified: within eps times its terms' sizes."""
     magnitude = np.zeros(hi.shape)
     dd.smoothed_gradient_rows(hi, lo, eps, rows.t[c], a[c], w_t[c], *divisor, smoothing,
-                              *weight_sum, rows.weight, magnitude)
+                              len(rows.weight), *weight_sum, rows.weight, magnitude)
     bounded = np.isfinite(eps)
     with np.errstate(invalid="ignore", over="ignore"):  # rows left: no bound
         error = np.where(bounded[:, None], eps[:, None] * magnitude, np.inf)

@@ -847,7 +847,7 @@ def _smoothed_loss_row(x, x_lo, logit_error, k, t, w_t, w, w_magnitude, smoothin
 
 @compiled
 def smoothed_gradient_rows(g_hi, g_lo, eps, t, a, w_t, divisor_hi, divisor_lo, smoothing,
-                           S_hi, S_lo, w, magnitude):
+                           classes, S_hi, S_lo, w, magnitude):
     """Label smoothing's softmax gradient, in place, from the unsmoothed one of unit weight
     (``softmax_gradient_rows`` with w = 1: g = a (softmax - onehot(t)) / D, within eps |g| per
     row). torch's smoothed loss (1 - e) w_t nlp_t + (e / C) sum_c w_c nlp_c has the gradient
@@ -857,10 +857,11 @@ def smoothed_gradient_rows(g_hi, g_lo, eps, t, a, w_t, divisor_hi, divisor_lo, s
     + |k| (|S| + |w_t| at the target, else |w_c|), and into eps the row's bound relative to
     them: |G - (g_hi + g_lo)| <= eps magnitude. K and k are double-doubles (1 - e exact, e / C
     and the divisor's quotient within DIV_ERROR u^2); a row whose terms leave the domain (a
-    subnormal product) gets eps = inf."""
+    subnormal product) gets eps = inf. g's columns may be some of the ``classes`` classes
+    (w their weights, t the target's column or -1 where the target is not among them)."""
     n, C = g_hi.shape
     keep_hi, keep_lo = two_sum(1.0, -smoothing)
-    share_hi, share_lo = div(smoothing, 0.0, float(C), 0.0)
+    share_hi, share_lo = div(smoothing, 0.0, float(classes), 0.0)
     c1_hi, c1_lo = mul(share_hi, share_lo, S_hi, S_lo)
     K_error = (DIV_ERROR + 2 * MUL_ERROR + ADD_ERROR + 1.0) * U2
     k_error = (2 * DIV_ERROR + MUL_ERROR + 1.0) * U2

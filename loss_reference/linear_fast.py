@@ -9,9 +9,10 @@ error of a whole row at once; ``engine.certify`` then decides element by element
 engine's tiers compute only what this one left uncertified (``engine.Known``). It covers the
 2-D weight (one position per token) with index targets, with or without label smoothing (the
 language-model case); ``applies`` says when. Smoothing adds terms of its own (``Smoothing``)
-to the loss and to the products, each a ball; float32's double-double first tier (below)
-then steps aside, and its later tier smooths the kernel's gradient of unit weight
-(``linear_float64.SoftmaxGradient.smoothed_rows``).
+to the loss and to the products, each a ball (``SmoothingTerms`` for float32's
+double-double first tier, whose products are of the kernel's gradient of unit weight times
+K; its later tier smooths that gradient in double-double: ``linear_float64.SoftmaxGradient.
+smooth``).
 
 The bounds, per token i, with u = 2^-53 and every inequality widened a little for the
 rounding of the bounds themselves:
@@ -586,17 +587,21 @@ def gradients(call, reduction: str, fmt: Format, chunk_logits: int,
               smoothing: float = 0.0) -> tuple[Known, Known]:
     """The fast tiers of the gradients, certified: per token for the input's, per element
     for the weight's and the bias's; each later tier only where the earlier ones left some.
-    With label smoothing float32's double-double first tier steps aside (its kept gradient
-    is the unsmoothed one): float64's takes its place."""
+    With label smoothing float32's double-double tiers take the unit gradient times K and
+    add smoothing's terms (``SmoothingTerms``)."""
     # 2^-38 of the magnitudes or so: the cheap bounds certify 8 and 11 bits all but always
     sharp = fmt.precision > 16
     kept = None if sharp else KeptRows(call.x.shape[0])
     # for 24 bits, where numba imports, the first tier is double-double's softmax (its kept
-    # gradient spares the second tier every row's softmax), else float64's
-    first = (double_double_tier.blas_gradients(call, reduction)
-             if sharp and not smoothing else None)
+    # gradient spares the second tier every row's softmax), else float64's; with label
+    # smoothing its products are the unsmoothed gradient's with K for w_t, and smoothing's
+    # own terms (``SmoothingTerms``) are added to them and to the second tier's
+    first = double_double_tier.blas_gradients(call, reduction, smoothing) if sharp else None
+    terms = SmoothingTerms(call, reduction, smoothing) if first and smoothing else None
     if first is not None:
         d_input, layer_sums, kept_gradient = first
+        if terms is not None:
+            d_input, layer_sums = terms.added(d_input, layer_sums)
     else:
         kept_gradient = None
         d_input, layer_sums = gradient_balls(call, reduction, chunk_logits, sharp, kept=kept,
@@ -621,7 +626,8 @@ def gradients(call, reduction: str, fmt: Format, chunk_logits: int,
     later = ([(FLOAT64.name,
                lambda t, c: refine_from_kept(call, reduction, t, c, kept, smoothing))]
              if not sharp else
-             [(FLOAT64.name, lambda t, c: double_double_tier.sharpen(kept_gradient, t, c)),
+             [(FLOAT64.name, lambda t, c: _with_terms(
+                 double_double_tier.sharpen(kept_gradient, t, c), terms, t, c)),
               (DOUBLE_DOUBLE, lambda t, c: double_double_tier.refine(
                   call, reduction, t, c, kept_gradient, smoothing))])
     later.append((LONG_DOUBLE.name, lambda t, c: refine(call, reduction, chunk_logits, t, c,
@@ -636,6 +642,34 @@ def gradients(call, reduction: str, fmt: Format, chunk_logits: int,
         tokens = np.flatnonzero(~known_input.ok)
         classes = np.flatnonzero(~known_sums.ok.all(axis=1))
     return known_input, known_sums
+
+
+class SmoothingTerms:
+    """Label smoothing's own parts of the two gradients as float64 balls (``Smoothing``):
+    s (S_w W_t - v) per token (``input``, (N, D)) and the layer's sums (``layer``, (C, D +
+    1)), for a tier whose products are of the unsmoothed gradient with K for w_t."""
+
+    def __init__(self, call, reduction: str, smoothing: float):
+        grad = Gradient(call, reduction, smoothing)
+        smooth, W = grad.smoothing[FLOAT64], grad.layer.W
+        s = smooth.scale(grad.a, grad.divisor)
+        self.input = smooth.input_term(s, call.rows.t, W, smooth.weight_product(W))
+        self.layer = smooth.layer_term(s, call.rows.t, grad.x_one)
+
+    def added(self, d_input: Ball | None, layer: Ball | None, tokens=slice(None),
+              classes=slice(None)) -> tuple:
+        """The two products' balls (at the rows ``tokens`` and ``classes``) plus these; None
+        stays None."""
+        return (None if d_input is None else d_input + self.input[tokens],
+                None if layer is None else layer + self.layer[classes])
+
+
+def _with_terms(refined, terms: SmoothingTerms | None, tokens, classes):
+    """A later tier's (d input at ``tokens``, d [W, b] at ``classes``) plus smoothing's terms
+    (where given); None stays None."""
+    if refined is None or terms is None:
+        return refined
+    return terms.added(*refined, tokens, classes)
 
 
 def _side_by_side(tier, tokens: np.ndarray, classes: np.ndarray):

@@ -234,6 +234,18 @@ class SoftmaxGradient:
         else:
             self.kernel_w, self.kernel_zero = self.w_t, self.zero
 
+    def factor(self) -> tuple:
+        """(K, its relative error bound) per token: label smoothing's weight of the unit
+        gradient, (1 - e) w_t + (e / C) S_w, in float64 (1 - e, e / C, S_w's rounding, two
+        products and a sum: within 6 u of the terms' magnitudes, K itself inf-bounded where
+        they cancel to 0)."""
+        keep, share = 1.0 - self.smoothing, self.smoothing / self.call.classes
+        terms = np.abs(keep * self.w_t) + abs(share * self.weight_sum[0])
+        K = keep * self.w_t + share * self.weight_sum[0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            relative = np.where(terms == 0, 0.0, 6 * U * terms / np.abs(K)) * (1 + 2.0 ** -40)
+        return K, np.where(np.isnan(relative), np.inf, relative)
+
     def rows(self, c, cheap=True, rest=ROUNDED_REST, quick=False, out=None):
         """(G_hi, G_lo, eps, left) of the tokens ``c`` (a slice or indices): d loss / d z =
         r (softmax - onehot) as double-doubles within eps |G_hi| per row, from the logits'
@@ -268,11 +280,21 @@ class SoftmaxGradient:
         G_hi, G_lo, eps, left = self.rows(c, cheap, rest, quick)
         if not self.smoothing:
             return G_hi, G_lo, eps, left, np.abs(G_hi)
+        return self.smooth(G_hi, G_lo, eps, left, c)
+
+    def smooth(self, G_hi, G_lo, eps, left, tokens, classes=None):
+        """``smoothed_rows``' results from unit-weight rows ``tokens`` (a slice or indices) of
+        G (in place), at the columns ``classes`` (every class where None)."""
         rows = self.call.rows
+        t, weight = rows.t[tokens], rows.weight
+        if classes is not None:  # the target's column among them, or -1
+            column = np.full(self.call.classes, -1)
+            column[classes] = np.arange(len(classes))
+            t, weight = column[t], weight[classes]
         magnitude = np.empty(G_hi.shape)
-        self.dd.smoothed_gradient_rows(G_hi, G_lo, eps, rows.t[c], self.a[c], self.w_t[c],
-                                       *self.divisor, self.smoothing, *self.weight_sum,
-                                       rows.weight, magnitude)
+        self.dd.smoothed_gradient_rows(G_hi, G_lo, eps, t, self.a[tokens], self.w_t[tokens],
+                                       *self.divisor, self.smoothing, self.call.classes,
+                                       *self.weight_sum, weight, magnitude)
         left = left | ~np.isfinite(eps)
         G_hi[left], G_lo[left], eps[left], magnitude[left] = 0.0, 0.0, 0.0, 0.0
         return G_hi, G_lo, eps, left, magnitude
@@ -280,14 +302,17 @@ class SoftmaxGradient:
 
 class KeptGradient:
     """Every token's softmax gradient as ``blas_gradients`` made it (G_hi, G_lo (M, C), eps
-    (M,)), for ``refine``; ``complete`` unless a row was left; the weight's magnitude |W|;
-    ``products``: its products by the layer (``softmax_products``), for ``sharpen``."""
+    (M,); of unit weight under label ``smoothing``), for ``refine``; ``complete`` unless a row
+    was left; the weight's magnitude |W|; ``products``: its products by the layer
+    (``softmax_products``), for ``sharpen``."""
 
-    def __init__(self, tokens: int, classes: int, weight_magnitude: np.ndarray):
+    def __init__(self, tokens: int, classes: int, weight_magnitude: np.ndarray,
+                 smoothing: float = 0.0):
         self.hi, self.lo = np.empty((tokens, classes)), np.empty((tokens, classes))
         self.eps = np.empty(tokens)
         self.complete = True
         self.weight_magnitude = weight_magnitude
+        self.smoothing = smoothing
         self.products = None
 
     def rows(self, c: slice) -> tuple:
@@ -295,7 +320,7 @@ class KeptGradient:
         return self.hi[c], self.lo[c], self.eps[c]
 
 
-def blas_gradients(call, reduction: str):
+def blas_gradients(call, reduction: str, smoothing: float = 0.0):
     """``linear_fast``'s first tier for results of 24 bits and fewer, where numba imports:
     d loss / d input (N, D) and d loss / d [W, b] (C, D + 1) as float64 balls, and the kept
     softmax gradient for ``sharpen`` and ``refine`` (None beyond KEPT_LOGITS), or None where
@@ -305,17 +330,31 @@ def blas_gradients(call, reduction: str):
     a third of the tokens; the weight's over the tokens, gamma(M), whose looser bound's few
     more classes cost the later tiers less than blocks would), bounded by norms where G is
     kept (``sharpen`` then takes the rows and classes they leave), else by products of
-    magnitudes, chunk by chunk."""
+    magnitudes, chunk by chunk. With label smoothing e the kept G has unit weight (as
+    ``refine`` smooths it) and the products take it times K = (1 - e) w_t + (e / C) S_w
+    (``SoftmaxGradient.factor``): the unsmoothed gradient with K for w_t, to which
+    ``linear_fast`` adds smoothing's own terms."""
     if kernels() is None or call.spatial or call.rows.soft:
         return None
-    softmax = SoftmaxGradient(call, reduction)
+    softmax = SoftmaxGradient(call, reduction, smoothing)
     M, C, D = call.row_count, call.classes, call.x.shape[1]
-    sign = np.sign(softmax.a) * np.sign(softmax.w_t) * np.sign(softmax.divisor[0])
+    K, K_error = softmax.factor() if smoothing else (softmax.w_t, None)
+    sign = np.sign(softmax.a) * np.sign(K) * np.sign(softmax.divisor[0])
     d_input = np.empty((M, D)), np.empty((M, D))
+
+    def weighted(G_hi, eps, left, c) -> tuple:
+        """(G, eps, left) of the products: with smoothing, the unit gradient times K (K's
+        error and the product's rounding added to eps; a row whose K is unbounded left)."""
+        if K_error is None:
+            return G_hi, eps, left
+        left = left | ~np.isfinite(K_error[c])
+        G = G_hi * K[c, None]
+        G[left] = 0.0
+        return G, np.where(left, 0.0, (eps + K_error[c] + U) * (1 + 2.0 ** -40)), left
 
     def chunk(c: slice) -> Ball:
         G_hi, _, eps, left = softmax.rows(c, rest=LOSS_REST, quick=True)
-        products = GradientProducts(call, G_hi, eps, left, sign, tokens=c)
+        products = GradientProducts(call, *weighted(G_hi, eps, left, c), sign, tokens=c)
         rows = products.input_sharp(slice(None))
         d_input[0][c], d_input[1][c] = rows.mid, rows.rad
         return products.layer_sharp(slice(None))
@@ -324,7 +363,7 @@ def blas_gradients(call, reduction: str):
     try:
         if M * C > KEPT_LOGITS:  # too many to keep: each chunk's products as it goes
             return Ball(*d_input), streamed_sum(chunk, chunks), None
-        kept = KeptGradient(M, C, np.abs(call.W_rows))
+        kept = KeptGradient(M, C, np.abs(call.W_rows), smoothing)
         left = np.concatenate(parallel_map(
             lambda c: softmax.rows(c, rest=LOSS_REST, quick=True, out=kept.rows(c))[3],
             chunks))
@@ -335,8 +374,9 @@ def blas_gradients(call, reduction: str):
     # thread the input's gradient at a share of the tokens and the weight's at a share of the
     # classes (BLAS on one thread: ``linear.loss_grad`` runs in ``blas_on_one_thread``)
     kept.complete = not left.any()
-    kept.products = products = GradientProducts(call, kept.hi, kept.eps, left, sign,
-                                                 W_magnitude=kept.weight_magnitude)
+    kept.products = products = GradientProducts(call, *weighted(kept.hi, kept.eps, left,
+                                                                slice(None)),
+                                                 sign, W_magnitude=kept.weight_magnitude)
     token_parts, class_parts = even_slices(M, len(chunks)), even_slices(C, len(chunks))
 
     def share(k: int) -> tuple:
@@ -367,8 +407,8 @@ def refine(call, reduction: str, tokens: np.ndarray, classes: np.ndarray,
     sums a whole row)."""
     if kernels() is None or call.spatial or call.rows.soft:
         return None
-    if kept is not None and kept.complete and not smoothing:
-        parts = _kept_parts(call, kept, tokens, classes)
+    if kept is not None and kept.complete and kept.smoothing == smoothing:
+        parts = _kept_parts(call, reduction, kept, tokens, classes)
     else:
         parts = gradient_parts(call, reduction, tokens, classes, rest=LOSS_REST, quick=True,
                                smoothing=smoothing)
@@ -377,23 +417,37 @@ def refine(call, reduction: str, tokens: np.ndarray, classes: np.ndarray,
     return tuple(Ball(hi, np.abs(lo) + error) if len(hi) else None for hi, lo, error in parts)
 
 
-def _kept_parts(call, kept: KeptGradient, tokens: np.ndarray, classes: np.ndarray):
+def _kept_parts(call, reduction: str, kept: KeptGradient, tokens: np.ndarray,
+                classes: np.ndarray):
     """``gradient_parts``' results (cheap products at LOSS_REST) from ``kept``, over every
-    token at once; None where ``split_product`` does not apply."""
+    token at once (smoothed first where it was kept of unit weight: ``SoftmaxGradient.
+    smooth``); None where ``split_product`` does not apply."""
     dd = kernels()
-    D = call.x.shape[1]
+    D, M = call.x.shape[1], call.row_count
+    softmax = SoftmaxGradient(call, reduction, kept.smoothing) if kept.smoothing else None
+
+    def gathered(G_hi, G_lo, eps, rows, columns=None):  # (G_hi, G_lo, eps, left, magnitude)
+        if softmax is None:
+            return G_hi, G_lo, eps, np.zeros(len(eps), dtype=bool), np.abs(G_hi)
+        return softmax.smooth(G_hi, G_lo, eps, np.zeros(len(eps), dtype=bool), rows, columns)
+
     parts = [(np.empty((0, D)),) * 3, (np.empty((0, D + 1)),) * 3]
     if len(tokens):
-        G_hi = kept.hi[tokens]
-        parts[0] = _product(dd, G_hi, kept.lo[tokens], kept.eps[tokens, None], np.abs(G_hi),
-                            call.W_rows, kept.weight_magnitude, reuse=True, rest=LOSS_REST,
-                            dot=True)
+        G_hi, G_lo, eps, left, magnitude = gathered(kept.hi[tokens], kept.lo[tokens],
+                                                    kept.eps[tokens], tokens)
+        parts[0] = _product(dd, G_hi, G_lo, eps[:, None], magnitude, call.W_rows,
+                            kept.weight_magnitude, reuse=True, rest=LOSS_REST, dot=True)
+        if parts[0] is not None:
+            parts[0][2][left] = np.inf
     if len(classes):
-        G_hi = np.ascontiguousarray(kept.hi[:, classes].T)
-        x_one = np.concatenate([call.x, np.ones((call.row_count, 1))], axis=1)
-        parts[1] = _product(dd, G_hi, np.ascontiguousarray(kept.lo[:, classes].T),
-                            kept.eps[None, :], np.abs(G_hi), x_one, np.abs(x_one),
-                            rest=LOSS_REST)
+        G_hi, G_lo, eps, left, magnitude = gathered(kept.hi[:, classes], kept.lo[:, classes],
+                                                    kept.eps.copy(), slice(None), classes)
+        x_one = np.concatenate([call.x, np.ones((M, 1))], axis=1)
+        parts[1] = _product(dd, np.ascontiguousarray(G_hi.T), np.ascontiguousarray(G_lo.T),
+                            eps[None, :], np.ascontiguousarray(magnitude.T), x_one,
+                            np.abs(x_one), rest=LOSS_REST)
+        if parts[1] is not None and left.any():
+            parts[1][2][:] = np.inf
     return None if parts[0] is None or parts[1] is None else tuple(parts)
 
 

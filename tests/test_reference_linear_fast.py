@@ -152,18 +152,7 @@ def _assert_fast_tier_holds(x, W, target, b, w, reduction, g,
         _assert_holds(d_input, exact["input"], "input (kept)")
         _assert_holds(layer[:, :D], exact["linear_weight"], "linear_weight (kept)")
         _assert_holds(layer[:, D], exact["linear_bias"], "linear_bias (kept)")
-        if not smoothing:
-            _assert_double_double_tiers_hold(call, reduction, exact, D)
-        else:  # the first double-double tier steps aside; the later one recomputes G
-            tokens, classes = np.arange(call.row_count), np.arange(call.classes)
-            refined = double_double_tier.refine(call, reduction, tokens, classes, None,
-                                                smoothing)
-            if refined is not None:
-                _assert_holds(refined[0], exact["input"], "input (double-double)")
-                _assert_holds(refined[1][:, :D], exact["linear_weight"],
-                              "linear_weight (double-double)")
-                _assert_holds(refined[1][:, D], exact["linear_bias"],
-                              "linear_bias (double-double)")
+        _assert_double_double_tiers_hold(call, reduction, exact, D, smoothing)
         for precision in (FLOAT64, LONG_DOUBLE):
             refined = fast.refine(call, reduction, chunk_logits, np.arange(len(x)),
                                   np.arange(W.shape[0]), precision, smoothing)
@@ -175,25 +164,39 @@ def _assert_fast_tier_holds(x, W, target, b, w, reduction, g,
                 _assert_holds(layer[:, D], exact["linear_bias"], f"linear_bias ({name})")
 
 
-def _assert_double_double_tiers_hold(call, reduction, exact, D):
+def _assert_double_double_tiers_hold(call, reduction, exact, D, smoothing=0.0):
     """float32's first tier where numba imports (every token's double-double softmax, BLAS
-    products) and the second from its kept softmax gradient (on every token and class) hold
-    the exact values; the second also where none was kept."""
-    first = double_double_tier.blas_gradients(call, reduction)
+    products; with label smoothing, of the unsmoothed gradient with K for w_t, plus
+    smoothing's own terms) and the second from its kept softmax gradient (on every token and
+    class) hold the exact values; the second also where none was kept."""
+    first = double_double_tier.blas_gradients(call, reduction, smoothing)
     if first is None:  # exponents beyond split_product's range
         return
     d_input, layer, kept = first
+    terms = fast.SmoothingTerms(call, reduction, smoothing) if smoothing else None
+    if terms is not None:
+        d_input, layer = terms.added(d_input, layer)
     _assert_holds(d_input, exact["input"], "input (blas)")
     _assert_holds(layer[:, :D], exact["linear_weight"], "linear_weight (blas)")
     _assert_holds(layer[:, D], exact["linear_bias"], "linear_bias (blas)")
     tokens, classes = np.arange(call.row_count), np.arange(call.classes)
     sharp = double_double_tier.sharpen(kept, tokens, classes)
     if kept is not None:  # the sharp bounds, on every token and class
+        if terms is not None:
+            sharp = terms.added(*sharp, tokens, classes)
         _assert_holds(sharp[0], exact["input"], "input (sharp)")
         _assert_holds(sharp[1][:, :D], exact["linear_weight"], "linear_weight (sharp)")
         _assert_holds(sharp[1][:, D], exact["linear_bias"], "linear_bias (sharp)")
+        # some tokens and classes alone (the smoothed gather of a subset of columns)
+        some = tokens[::2], classes[1::2]
+        refined = double_double_tier.refine(call, reduction, *some, kept, smoothing)
+        for k, (name, rows) in enumerate((("input", some[0]), ("linear_weight", some[1]))):
+            if refined[k] is not None:
+                want = [exact[name][r * D + d] for r in rows for d in range(D)]
+                _assert_holds(refined[k][:, :D], want, f"{name} (double-double, some)")
     for source in (kept, None):
-        d_input, layer = double_double_tier.refine(call, reduction, tokens, classes, source)
+        d_input, layer = double_double_tier.refine(call, reduction, tokens, classes, source,
+                                                   smoothing)
         name = "double-double, " + ("kept" if source is not None else "recomputed")
         _assert_holds(d_input, exact["input"], f"input ({name})")
         _assert_holds(layer[:, :D], exact["linear_weight"], f"linear_weight ({name})")

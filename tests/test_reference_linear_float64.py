@@ -376,7 +376,7 @@ def test_the_smoothing_kernel_bounds_each_element_by_its_terms_sizes():
     S = exact_divisor(weight)
     eps, magnitude = np.zeros(n), np.empty((n, C))
     G_hi, G_lo = g_hi.copy(), g_lo.copy()
-    dd.smoothed_gradient_rows(G_hi, G_lo, eps, t, a, w_t, *divisor, smoothing, *S, weight,
+    dd.smoothed_gradient_rows(G_hi, G_lo, eps, t, a, w_t, *divisor, smoothing, C, *S, weight,
                               magnitude)
     assert np.isfinite(eps).all() and (eps > 0).all()
     with mp.workdps(60):
