@@ -14,6 +14,7 @@ from conformance.deviations.binary import _logit_intermediate_overflows
 from conformance.deviations.classification import (log_probability_overflows,
                                                     smoothed_target_gradient_overflows)
 from conformance.deviations.pointwise import smooth_l1_quadratic_underflows
+from conformance.deviations.probabilistic import _poisson_backward_underflows
 from conformance.specs import SPECS
 
 
@@ -134,3 +135,34 @@ def test_smooth_l1s_subnormal_quadratic_term_is_real_and_excused_only_below_the_
         torch.tensor(normal.args["target"], dtype=torch.float16), reduction="sum", beta=0.1)
     exact = SPECS["smooth_l1_loss"].reference(normal).rounded
     assert abs(float(got) - float(exact)) <= 2 * float(np.spacing(np.float16(exact)))
+
+
+def _poisson_case(g: float, log_input: bool = False) -> Case:
+    args = {"input": np.array([4.92110754e-06]), "target": np.array([2.0 ** -52])}
+    return Case("float64", args, {"reduction": "none", "log_input": log_input, "full": False,
+                                  "eps": 1e-12}, {}, (), grad_output=np.array([g]))
+
+
+def _torch_poisson_input_gradient(case: Case) -> float:
+    x = torch.tensor(case.args["input"], dtype=torch.float64, requires_grad=True)
+    loss = torch.nn.functional.poisson_nll_loss(
+        x, torch.tensor(case.args["target"], dtype=torch.float64),
+        log_input=case.options["log_input"], eps=case.options["eps"], reduction="none")
+    (grad,) = torch.autograd.grad(loss, [x], torch.tensor(case.grad_output))
+    return float(grad[0])
+
+
+def test_poissons_underflowing_backward_product_is_real_and_excused_only_there():
+    """log_input=False: torch forms g y before dividing by x + eps; g y = 4.9e-325 flushes,
+    so torch returns g itself (soak quick seed 403); with g = -1 the product is normal and
+    torch is within an ulp, and with log_input nothing is divided."""
+    case = _poisson_case(-2.225073858507203e-309)
+    exact = float(SPECS["poisson_nll_loss"].reference_grad(case)["input"].rounded[0])
+    assert exact == -2.225073858406804e-309
+    assert _torch_poisson_input_gradient(case) == -2.225073858507203e-309
+    assert _poisson_backward_underflows(case)
+    normal = _poisson_case(-1.0)
+    assert not _poisson_backward_underflows(normal)
+    exact = float(SPECS["poisson_nll_loss"].reference_grad(normal)["input"].rounded[0])
+    assert abs(_torch_poisson_input_gradient(normal) - exact) <= 2 * np.spacing(abs(exact))
+    assert not _poisson_backward_underflows(_poisson_case(-2.225073858507203e-309, True))

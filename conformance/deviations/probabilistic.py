@@ -98,6 +98,23 @@ def _poisson_intermediate_overflows(case: Case) -> bool:
 
 
 @np.errstate(**_QUIET)
+def _poisson_backward_underflows(case: Case) -> bool:
+    """log_input=False: whether the backward's product of the upstream gradient (over the
+    mean's count) and the target, g y, falls below the dtype's smallest normal (y not 0) where
+    x + eps (rounded as torch forms it) is below 1: torch divides that product, its bits lost
+    (or flushed to 0), by x + eps, which magnifies the loss beyond the input gradient's ulps."""
+    if case.options.get("log_input", True):
+        return False
+    x, y = _arrays(case)
+    g = _upstream_over_n(case, x.shape)
+    eps = float(case.options.get("eps", 1e-8))
+    z = round_to(x + round_to(eps, case.dtype), case.dtype)
+    tiny = 2.0 ** FORMATS[case.dtype].min_exponent
+    lossy = (y != 0) & (g != 0) & (np.abs(g * y) < tiny) & (np.abs(z) < 1) & np.isfinite(x)
+    return bool(np.any(lossy))
+
+
+@np.errstate(**_QUIET)
 def _gaussian_intermediate_leaves_range(case: Case) -> bool:
     """(x - y), its square, the square over v, and the backward's v^2 (which may also flush
     to zero), g r^2 / v^2 and (r^2 / v) / v (autograd's derivative of a quotient by v divides
@@ -212,6 +229,17 @@ DEVIATIONS = (
             "(x + eps = 6.1e-17; y = 0 gives nan, exact x); "
             "float16 x = 12, y = 1e4 gives nan (exp(x) and y x overflow), exact 42754.8; "
             "float16 x = 5, y = 12000, full=True gives inf (y log y), exact 40834")),
+    KnownDeviation(
+        impl="torch", loss="poisson_nll_loss", applies=_poisson_backward_underflows,
+        checks=("gradient",),
+        reason="torch 2.13 CPU's backward of x - y log(x + eps) (log_input=False) forms g y "
+               "before dividing it by x + eps, so where that product falls below the smallest "
+               "normal number it loses its bits (or flushes to 0) and the quotient magnifies "
+               "the loss: float64 x = 4.92110754e-6, y = 2**-52, eps = 1e-12, 'none' with "
+               "upstream gradient -2.225073858507203e-309 gives d/dx -2.225073858507203e-309 "
+               "(g y flushed: g itself), exact -2.225073858406804e-309 (2e4 ulps of this "
+               "subnormal); float32 x = 4.9e-6, y = 2**-23, g = -1.1e-38 gives -1.07140e-38, "
+               "exact -1.07324e-38 (soak, quick profile, seed 403)"),
     KnownDeviation(
         impl="torch", loss="gaussian_nll_loss", applies=_gaussian_intermediate_leaves_range,
         reason=_overflow_reason(
