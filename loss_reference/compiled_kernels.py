@@ -15,7 +15,7 @@ import numpy as np
 from .balls import Ball
 from .decisions import float_sum
 from .engine import ESTIMATE_ULPS, Known, certify, parallel_map, row_chunks
-from .formats import FORMATS, Format
+from .formats import FORMATS, Format, round_float64, round_to_format
 
 TIER = "double-double"
 
@@ -75,14 +75,36 @@ def known(hi, lo, ok) -> Known:
 
 def known_in(hi, lo, error, ok, fmt: Format) -> Known:
     """``known`` for float64 results (``ok``: the kernel's own certification); for a narrower
-    format, each double-double as the ball hi within |lo| + error, certified by
-    ``engine.certify`` (for the calls where the engine's float64 balls cancel too)."""
+    format, each double-double certified by ``certify_narrower`` (for the calls where the
+    engine's float64 balls cancel too)."""
     if fmt == FORMATS["float64"]:
         return known(hi, lo, ok)
-    rounded, ok = certify(Ball(hi, np.abs(lo) + error), fmt)
+    rounded, ok = certify_narrower(hi, lo, error, fmt)
     with np.errstate(invalid="ignore", over="ignore"):
         exact = hi.astype(np.longdouble) + lo
     return Known(rounded, exact, ok, {TIER: int(ok.sum())})
+
+
+def certify_narrower(hi, lo, error, fmt: Format) -> tuple:
+    """(rounded to ``fmt``, ok) of the double-doubles hi + lo, each within ``error``, for a
+    format narrower than float64: ``engine.certify`` of the ball hi within |lo| + error, and
+    where hi is itself one of the format's ties (a float64 number halfway between two of its
+    numbers) that ball cannot tell its sides apart: there hi + lo lies on lo's side wherever
+    |lo| exceeds the error, within a float64 ulp of hi, so it rounds as hi's next float64
+    number towards lo does (a bfloat16 gradient of -0.505859375 + 2.3e-18 was left)."""
+    rounded, ok = certify(Ball(hi, np.abs(lo) + error), fmt)
+    with np.errstate(invalid="ignore"):
+        sided = ~ok & (np.abs(lo) > error * (1 + 2.0 ** -40))
+    if not sided.any():
+        return rounded, ok
+    rounded, ok = rounded.copy(), ok.copy()  # their own, written at the sided elements
+    top, low = hi[sided], lo[sided]
+    tie = round_to_format(top, fmt)[1]
+    values, certified = rounded[sided], ok[sided]
+    values[tie] = round_float64(np.nextafter(top[tie], np.copysign(np.inf, low[tie])), fmt)
+    certified[tie] = True
+    rounded[sided], ok[sided] = values, certified
+    return rounded, ok
 
 
 def known_total(hi, lo, error, divisor: tuple | None) -> Known:
