@@ -177,6 +177,48 @@ def test_lane_sum_is_within_its_bound(draws, repeats):
     assert got_hi == float(got)
 
 
+
+@njit
+def _spread(x, x_lo, k, w):
+    return dd._spread(x, x_lo, x[k], k, w)
+
+
+logit_rows = st.lists(st.tuples(st.floats(-60, 60), st.floats(-1, 1), moderate),
+                      min_size=1, max_size=200)
+
+
+@settings(max_examples=200, deadline=None)
+@given(logit_rows, st.booleans(), st.integers(0, 40))
+def test_the_spread_is_within_its_bound(row, with_lo, repeats):
+    """label smoothing's spread sum_c w_c (m - z_c) of a row (``_spread``), with class weights
+    of both signs and magnitudes (so that it cancels), the logits' lo parts or none, and a
+    long run of equal terms: within the bound that ``_smoothed_loss_row`` gives it."""
+    row = row + row[:1] * repeats * 20
+    x = _pairs([v for v, _, _ in row])
+    x_lo = (_pairs([float(np.spacing(v)) * f / 2 for v, f, _ in row]) if with_lo
+            else np.empty(0))
+    w, k = _pairs([c for _, _, c in row]), int(np.argmax(x))
+    got_hi, got_lo, size, in_domain = _spread(x, x_lo, k, w)
+    assert in_domain
+    lo = [Fraction(v) for v in x_lo] if with_lo else [Fraction(0)] * len(x)
+    m = Fraction(x[k]) + lo[k]
+    want = sum((Fraction(c) * (m - Fraction(v) - v_lo) for v, v_lo, c in zip(x, lo, w)),
+               Fraction(0))
+    difference = dd.difference_error(float(x.min()), float(x[k]), with_lo, 0.0)
+    bound = (Fraction(difference) * sum(Fraction(abs(c)) for c in w)
+             + Fraction(dd.sum2_error(len(x)) + dd.MUL_ERROR) * U2 * Fraction(size))
+    assert abs(Fraction(got_hi) + Fraction(got_lo) - want) <= bound * (1 + Fraction(1, 2**30))
+    assert got_hi == float(Fraction(got_hi) + Fraction(got_lo))  # normalised
+
+
+def test_a_spread_with_a_product_out_of_the_domain_is_left():
+    """A product below the double-doubles' domain (its TwoProduct's error is not exact) or a
+    NaN weight: the row is left, not given a bound that does not hold."""
+    x = np.array([0.0, -1.0, -2.0])
+    for w in ([1.0, 2.0 ** -1000, 1.0], [1.0, np.nan, 1.0], [1.0, 2.0 ** 1000, 1.0]):
+        assert not _spread(x, np.empty(0), 0, np.array(w))[3]
+    assert _spread(x, np.empty(0), 0, np.array([1.0, 0.0, 1.0]))[3]  # an exact zero is fine
+
 # --- the tier ------------------------------------------------------------------------------------
 
 def oracle(x, target, weight, reduction, g, only=None, smoothing=0.0, fmt=None):
