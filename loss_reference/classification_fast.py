@@ -229,8 +229,10 @@ def _soft_rows(rows, st, smoothing: float, divisor: float, a, weight_parts=False
     a = np.zeros(M) if a is None else np.ascontiguousarray(a, dtype=np.float64)
 
     def chunk(c: slice):
-        dd.softmax_soft_rows(st.xs[c], st.k[c], p[c], weight, smoothing, divisor, a[c],
-                             gradients, ESTIMATE_ULPS, *dd.exp_constants(),
+        x = st.xs[c]  # float64 logits: no lo parts, exact
+        dd.softmax_soft_rows((x, np.empty((0, C)), np.zeros(len(x))), st.k[c], p[c], weight,
+                             smoothing, divisor, a[c], gradients, ESTIMATE_ULPS,
+                             *dd.exp_constants(),
                              *(v[c] for v in loss), *(v[c] for v in d_input),
                              *(v[c] for v in d_target), *(v[c] for v in parts))
 

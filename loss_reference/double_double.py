@@ -935,12 +935,14 @@ def smoothed_gradient_rows(g_hi, g_lo, eps, t, a, w_t, divisor_hi, divisor_lo, s
 
 
 @compiled
-def softmax_soft_rows(x, k, p, w, smoothing, divisor, a, gradients, estimate_ulps, inverse,
+def softmax_soft_rows(logits, k, p, w, smoothing, divisor, a, gradients, estimate_ulps, inverse,
                       l1, l2, l3, table_hi, table_lo, powers, loss_hi, loss_lo, loss_error,
                       loss_ok, gx_hi, gx_lo, gx_ok, gp_hi, gp_lo, gp_ok, gw_hi, gw_lo,
                       gw_error):
-    """Cross entropy with probability targets, per row i of the logits x (n, C), all finite,
-    the largest at k_i, targets p (n, C), class weights w (C,), label smoothing e: with
+    """Cross entropy with probability targets, per row i of the logits (x, x_lo,
+    logit_error): x + x_lo (n, C) (x_lo of shape (0, C) for float64 logits, whose differences
+    are then exact), all finite, within logit_error (n,) of the exact ones, x's largest at k_i,
+    targets p (n, C), class weights w (C,), label smoothing e: with
     u_c = w_c q_c, q_c = (1 - e) p_c + e / C, Q = sum_c u_c and nlp_c = (m - x_c) + log E,
 
     - the loss sum_c u_c nlp_c = sum_c u_c (m - x_c) + Q log E as a double-double into
@@ -952,12 +954,13 @@ def softmax_soft_rows(x, k, p, w, smoothing, divisor, a, gradients, estimate_ulp
       where gw_hi has rows too, the row's part of d loss / d w_c, h q_c nlp_c, into
       gw_hi + gw_lo and its absolute error bound into gw_error (inf for a row left).
 
-    e_c, S' and log E as ``softmax_loss_rows`` computes them (the differences exact: float64
-    logits). Every bound is absolute, each operation's relative bound on its result's
-    magnitude: u's terms can cancel in Q where weights have both signs, and the gradient's two
-    terms where the softmax meets the target; second-order terms are covered by a factor
-    1 + 2^-30. A row whose logits spread beyond -EXP_LOWEST, or with a nonzero product outside
-    the domain (``safe``), is left."""
+    e_c, S' and log E as ``softmax_loss_rows`` computes them, each m - x_c (``softmax_terms``'
+    differences, negated) within ``difference_error``. Every bound is absolute, each
+    operation's relative bound on its result's magnitude: u's terms can cancel in Q where
+    weights have both signs, and the gradient's two terms where the softmax meets the target;
+    second-order terms are covered by a factor 1 + 2^-30. A row whose logits spread beyond
+    -EXP_LOWEST, or with a nonzero product outside the domain (``safe``), is left."""
+    x, x_lo, logit_error = logits
     n, C = x.shape
     d_hi, d_lo, scratch = np.empty(C), np.empty(C), np.empty(C)
     e_hi, e_lo = np.empty(C), np.empty(C)
@@ -976,19 +979,21 @@ def softmax_soft_rows(x, k, p, w, smoothing, divisor, a, gradients, estimate_ulp
             gx_ok[i], gp_ok[i] = False, False
         if weight_parts:
             gw_error[i, :] = np.inf
-        row = x[i]
-        m = row[k[i]]
-        if not (m - lane_min(row) <= -EXP_LOWEST):
+        row, row_lo = x[i], x_lo[i] if x_lo.size else empty
+        m, low = row[k[i]], lane_min(row)
+        if not (m - low <= -EXP_LOWEST):
             continue
-        s_hi, s_lo = softmax_terms(row, empty, m, k[i], d_hi, d_lo, e_hi, e_lo, scratch,
+        difference = difference_error(low, m, x_lo.size > 0, logit_error[i])
+        row_error = total_error + exp_relative_error(difference)  # E's, relatively
+        s_hi, s_lo = softmax_terms(row, row_lo, m, k[i], d_hi, d_lo, e_hi, e_lo, scratch,
                                    inverse, l1, l2, l3, table_hi, table_lo, powers, False)
-        y_hi, y_lo, y_error = _log_of_terms(s_hi, s_lo, total_error, inverse, l1, l2, l3,
+        y_hi, y_lo, y_error = _log_of_terms(s_hi, s_lo, row_error, inverse, l1, l2, l3,
                                             table_hi, table_lo, powers)
         if not y_error < np.inf:
             continue
         ok = True
         q_hi, q_lo, q_error, q_size = 0.0, 0.0, 0.0, 0.0
-        sp_hi, sp_lo, sp_error, sp_size = 0.0, 0.0, 0.0, 0.0
+        sp_hi, sp_lo, sp_error, sp_size, u_size = 0.0, 0.0, 0.0, 0.0, 0.0
         for c in range(C):
             v_hi[c], v_lo[c], v_error[c] = p[i, c], 0.0, 0.0
             if smoothing != 0.0:
@@ -1002,14 +1007,14 @@ def softmax_soft_rows(x, k, p, w, smoothing, divisor, a, gradients, estimate_ulp
             q_hi, q_lo = add(q_hi, q_lo, u_hi[c], u_lo[c])
             q_error += u_error[c]
             q_size += abs(u_hi[c])
-            g_hi, g_lo = two_sum(m, -row[c])  # m - x_c >= 0, exact
-            P_hi, P_lo = mul(u_hi[c], u_lo[c], g_hi, g_lo)
+            P_hi, P_lo = mul(u_hi[c], u_lo[c], -d_hi[c], -d_lo[c])  # m - x_c >= 0
+            u_size += abs(u_hi[c]) + u_error[c]
             sp_hi, sp_lo = add(sp_hi, sp_lo, P_hi, P_lo)
-            sp_error += abs(g_hi) * u_error[c] + MUL_ERROR * U2 * abs(P_hi)
+            sp_error += -d_hi[c] * u_error[c] + MUL_ERROR * U2 * abs(P_hi)
             sp_size += abs(P_hi)
             ok = ok and (u_hi[c] == 0.0 or safe(u_hi[c])) and (P_hi == 0.0 or safe(P_hi))
         q_error = (q_error + C * ADD_ERROR * U2 * q_size) * grow
-        sp_error = (sp_error + C * ADD_ERROR * U2 * sp_size) * grow
+        sp_error = (sp_error + C * ADD_ERROR * U2 * sp_size + difference * u_size) * grow
         R_hi, R_lo = mul(q_hi, q_lo, y_hi, y_lo)
         R_error = (abs(q_hi) * y_error + abs(y_hi) * q_error + MUL_ERROR * U2 * abs(R_hi)) * grow
         l_hi, l_lo = add(sp_hi, sp_lo, R_hi, R_lo)
@@ -1024,25 +1029,27 @@ def softmax_soft_rows(x, k, p, w, smoothing, divisor, a, gradients, estimate_ulp
             if weight_parts:
                 w_hi, w_lo, w_error = gw_hi[i], gw_lo[i], gw_error[i]
             gx_ok[i], gp_ok[i] = _soft_gradient_row(  # (at most 30 arguments: numba)
-                row, m, a[i], divisor, h_relative, (s_hi, s_lo, total_error),
+                (d_hi, d_lo, difference), a[i], divisor, h_relative, (s_hi, s_lo, row_error),
                 (y_hi, y_lo, y_error), (q_hi, q_lo, q_error), u_hi, u_lo, u_error, v_hi, v_lo,
                 v_error, e_hi, e_lo, w, keep_hi, keep_lo, estimate_ulps, gx_hi[i], gx_lo[i],
                 gp_hi[i], gp_lo[i], w_hi, w_lo, w_error)
 
 
 @inlined
-def _soft_gradient_row(row, m, a, divisor, h_relative, S, log_E, Q, u_hi, u_lo, u_error, v_hi,
-                       v_lo, v_error, e_hi, e_lo, w, keep_hi, keep_lo, estimate_ulps, gx_hi,
+def _soft_gradient_row(differences, a, divisor, h_relative, S, log_E, Q, u_hi, u_lo, u_error,
+                       v_hi, v_lo, v_error, e_hi, e_lo, w, keep_hi, keep_lo, estimate_ulps, gx_hi,
                        gx_lo, gp_hi, gp_lo, gw_hi, gw_lo, gw_error):
     """(d loss / d x certified, d loss / d p certified) of one row of ``softmax_soft_rows``,
     the gradients into gx and gp (1-D): r = h Q / E within its absolute bound, then per class
     r e_c - h u_c and h (1 - e) w_c nlp_c; where gw has elements, h q_c nlp_c (q = v) and its
     bound into gw (inf where a product leaves the domain). S, log_E and Q: (hi, lo, bound) of
-    S' (relative), log E and Q (absolute)."""
+    S' (relative: E's, the shift's included), log E and Q (absolute); ``differences``: the row's
+    x_c - m as double-doubles (d_hi, d_lo) and their bound."""
+    d_hi, d_lo, difference = differences
     s_hi, s_lo, total_error = S
     y_hi, y_lo, y_error = log_E
     q_hi, q_lo, q_error = Q
-    C = row.size
+    C = d_hi.size
     grow = 1 + 2.0 ** -30
     weight_parts = gw_hi.size > 0
     if a == 0.0:
@@ -1065,7 +1072,8 @@ def _soft_gradient_row(row, m, a, divisor, h_relative, S, log_E, Q, u_hi, u_lo, 
     x_ok, p_ok = True, True
     for c in range(C):
         f_hi, f_lo = mul(r_hi, r_lo, e_hi[c], e_lo[c])
-        f_error = abs(e_hi[c]) * r_error + (EXP_ERROR + MUL_ERROR) * U2 * abs(f_hi)
+        f_error = (abs(e_hi[c]) * r_error
+                   + ((EXP_ERROR + MUL_ERROR) * U2 + exp_relative_error(difference)) * abs(f_hi))
         b_hi, b_lo = mul(h_hi, h_lo, u_hi[c], u_lo[c])
         b_error = abs(h_hi) * u_error[c] + (h_relative + MUL_ERROR * U2) * abs(b_hi)
         G_hi, G_lo = add(f_hi, f_lo, -b_hi, -b_lo)
@@ -1074,9 +1082,8 @@ def _soft_gradient_row(row, m, a, divisor, h_relative, S, log_E, Q, u_hi, u_lo, 
         x_ok = x_ok and all_safe(f_hi, b_hi, G_hi) and (
             (G_hi == 0.0 and G_lo == 0.0 and G_error == 0.0)
             or certified(G_hi, G_lo, G_error, estimate_ulps))
-        g_hi, g_lo = two_sum(m, -row[c])
-        n_hi, n_lo = add(g_hi, g_lo, y_hi, y_lo)  # both parts >= 0: no cancellation
-        n_error = y_error + ADD_ERROR * U2 * abs(n_hi)
+        n_hi, n_lo = add(-d_hi[c], -d_lo[c], y_hi, y_lo)  # both parts >= 0: no cancellation
+        n_error = y_error + difference + ADD_ERROR * U2 * abs(n_hi)
         z_hi, z_lo = mul(n_hi, n_lo, w[c], 0.0)
         z_error = abs(w[c]) * n_error + MUL_ERROR * U2 * abs(z_hi)
         t_hi, t_lo = mul(z_hi, z_lo, kh_hi, kh_lo)

@@ -221,7 +221,7 @@ def loss(input, linear_weight, target, linear_bias, weight, ignore_index, smooth
         known = fast.loss(call, reduction, fmt, ROW_CHUNK_LOGITS, smoothing)
         if reduction == "none":  # per row, as the engine's (N, P = 1)
             known = Known(known.rounded.reshape(M, 1), known.exact.reshape(M, 1), known.ok)
-    elif double_double_tier.applies(call, fmt):
+    elif double_double_tier.applies(call, fmt, soft=True):
         known = double_double_tier.loss(call, reduction, smoothing)
     if reduction == "none":
         out = evaluate(function, token_args, fmt, independent="rows", shared=shared,

@@ -25,7 +25,9 @@ a softmax's chain to the 64th of an ulp that certification needs. Here, per chun
   slices, where 3 to 7 do at 2^-80).
 
 It covers a 2-D weight with index targets for float64 results, where ``split_product``
-applies and numba imports (``applies``), with or without label smoothing (the loss by the
+applies and numba imports (``applies``; probability targets' loss too: ``soft_loss``, the
+logits as double-doubles into cross_entropy's kernel for them), with or without label
+smoothing (the loss by the
 kernels' smoothed variants; the gradients by ``SoftmaxGradient.smoothed_rows``: the kernel's
 gradient of unit weight times K = (1 - e) w_t + (e / C) S_w, plus (e / C) a (S_w [c = t] -
 w_c), in double-double, each element bounded relative to the sizes of its terms); whatever it
@@ -71,10 +73,11 @@ DOT_LARGEST = 2.0 ** 450  # ``dot_rows``' domain (its TwoProducts' errors stay n
 KEPT_LOGITS = 1 << 24
 
 
-def applies(call, fmt: Format) -> bool:
-    """Whether this tier covers the call: float64 results of a 2-D weight with index targets,
+def applies(call, fmt: Format, soft: bool = False) -> bool:
+    """Whether this tier covers the call: float64 results of a 2-D weight with index targets
+    (and probability targets where ``soft``: the loss takes them, the gradients not yet),
     tokens and classes to compute, and numba here."""
-    return (fmt == FORMATS["float64"] and not call.spatial and not call.rows.soft
+    return (fmt == FORMATS["float64"] and not call.spatial and (soft or not call.rows.soft)
             and call.row_count > 0 and call.classes > 0
             and call.x.shape[1] > 0 and kernels() is not None)
 
@@ -138,7 +141,10 @@ def _bias(call) -> np.ndarray:
 def loss(call, reduction: str, smoothing: float = 0.0) -> Known | None:
     """The loss rounded to float64 as Known: per token ('none', ok per token) or the total
     (one element); None where ``split_product`` does not apply. With label smoothing the
-    kernels' smoothed variants (``double_double.softmax_smoothed_loss_parts``)."""
+    kernels' smoothed variants (``double_double.softmax_smoothed_loss_parts``); with
+    probability targets ``soft_loss``."""
+    if call.rows.soft:
+        return soft_loss(call, reduction, smoothing)
     dd = kernels()
     M, t, w_t = call.row_count, call.rows.t, weights_counted(call.rows)
     hi, lo, error = np.empty(M), np.empty(M), np.empty(M)
@@ -189,6 +195,48 @@ def loss(call, reduction: str, smoothing: float = 0.0) -> Known | None:
     if reduction == "none":
         return known(hi.reshape(M, 1), lo.reshape(M, 1), ok)
     return known_total(hi, lo, error, exact_divisor(w_t) if reduction == "mean" else None)
+
+
+def soft_loss(call, reduction: str, smoothing: float) -> Known | None:
+    """``loss`` with probability targets p: per token sum_c w_c q_c nlp_c, q = (1 - e) p + e / C,
+    the 'mean' over the tokens. Per chunk of tokens the logits as double-doubles
+    (``_exact_sum``: the loss's cheap products, LOSS_REST, added with the bias), each row's
+    bound the largest of its elements', then cross_entropy's kernel for probability targets
+    (``double_double.softmax_soft_rows``, which takes the logits' lo parts and bound); the
+    tokens it leaves again from exact products. None where ``split_product`` does not
+    apply."""
+    dd = kernels()
+    M = call.row_count
+    p = np.ascontiguousarray(call.rows.target, dtype=np.float64)
+    weight = np.ascontiguousarray(call.rows.weight, dtype=np.float64)
+    hi, lo, error = np.empty(M), np.empty(M), np.empty(M)
+    ok = np.zeros(M, dtype=bool)
+    Wt = call.W_rows.T  # one object: the weight is split once
+    no_gradients = (np.empty((0, 0)), np.empty((0, 0)), np.zeros(0, dtype=bool))
+
+    def rows(c, cheap=True) -> bool:
+        logits = _exact_sum(dd, call.x[c], Wt, _bias(call), reuse=True, cheap=cheap,
+                            rest=LOSS_REST)
+        if logits is None:
+            return False
+        z_hi, z_lo, z_error = logits
+        n = len(z_hi)
+        out = [np.empty(n) for _ in range(3)] + [np.empty(n, dtype=bool)]
+        dd.softmax_soft_rows((z_hi, z_lo, z_error.max(axis=1)), np.argmax(z_hi, axis=1), p[c],
+                             weight, smoothing, 1.0, np.zeros(n), False, ESTIMATE_ULPS,
+                             *dd.exp_constants(), *out, *no_gradients, *no_gradients,
+                             *(np.empty((0, 0)),) * 3)
+        hi[c], lo[c], error[c], ok[c] = out
+        return True
+
+    if not all(parallel_map(rows, row_chunks(M, call.classes, CHUNK_LOGITS))):
+        return None
+    again = np.flatnonzero(~ok)  # near a rounding boundary, or class weights that cancel
+    if len(again) and not rows(again, cheap=False):
+        return None
+    if reduction == "none":
+        return known(hi.reshape(M, 1), lo.reshape(M, 1), ok)
+    return known_total(hi, lo, error, (float(M), 0.0) if reduction == "mean" else None)
 
 
 def gradients(call, reduction: str, smoothing: float = 0.0) -> tuple[Known, Known] | None:

@@ -199,11 +199,13 @@ def test_the_spread_is_within_its_bound(row, with_lo, repeats):
             else np.empty(0))
     w, k = _pairs([c for _, _, c in row]), int(np.argmax(x))
     got_hi, got_lo, size, in_domain = _spread(x, x_lo, k, w)
-    assert in_domain
     lo = [Fraction(v) for v in x_lo] if with_lo else [Fraction(0)] * len(x)
     m = Fraction(x[k]) + lo[k]
-    want = sum((Fraction(c) * (m - Fraction(v) - v_lo) for v, v_lo, c in zip(x, lo, w)),
-               Fraction(0))
+    terms = [Fraction(c) * (m - Fraction(v) - v_lo) for v, v_lo, c in zip(x, lo, w)]
+    if not in_domain:  # only where a product is out of the domain (a logit of 1e-300, say)
+        assert any(t and not dd.SMALLEST <= abs(t) <= dd.LARGEST for t in terms)
+        return
+    want = sum(terms, Fraction(0))
     difference = dd.difference_error(float(x.min()), float(x[k]), with_lo, 0.0)
     bound = (Fraction(difference) * sum(Fraction(abs(c)) for c in w)
              + Fraction(dd.sum2_error(len(x)) + dd.MUL_ERROR) * U2 * Fraction(size))
@@ -645,6 +647,115 @@ def test_soft_target_rows_with_a_masked_class_are_left_to_the_engine():
     assert np.array_equal(grads["input"].rounded[1:], d_x)
     assert np.array_equal(grads["target"].rounded[1:], d_p)
 
+
+
+def _exact_sums(hi, lo) -> np.ndarray:
+    """hi + lo elementwise as mpmath numbers at 300 bits (an object array, for the oracles)."""
+    with mp.workprec(300):
+        return np.array([[mpf(h) + mpf(v) for h, v in zip(*rows)] for rows in zip(hi, lo)],
+                        dtype=object)
+
+
+def _soft_rows(logits, p, weight, smoothing, a, estimate_ulps=engine.ESTIMATE_ULPS):
+    """``softmax_soft_rows`` of every row with its gradients: ((loss hi, lo, error, ok),
+    (d x hi, lo, ok), (d p hi, lo, ok))."""
+    n, C = logits[0].shape
+    loss = [np.empty(n) for _ in range(3)] + [np.empty(n, dtype=bool)]
+    d_x, d_p = ([np.empty((n, C)), np.empty((n, C)), np.empty(n, dtype=bool)] for _ in range(2))
+    w = np.ones(C) if weight is None else weight
+    dd.softmax_soft_rows(logits, np.argmax(logits[0], axis=1), p, w, smoothing, 1.0, a, True,
+                         estimate_ulps, *dd.exp_constants(), *loss, *d_x, *d_p,
+                         *(np.empty((0, 0)),) * 3)
+    return loss, d_x, d_p
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows_of_logits)
+def test_soft_rows_of_double_double_logits_are_the_correctly_rounded_ones(draw):
+    """linear_cross_entropy's logits come as double-doubles: what the kernel certifies of
+    x + x_lo (each lo within half an ulp of its hi) is the rounding of the exact results."""
+    x, p, weight, _, rng, smoothing = _soft_case(draw)
+    x_lo = np.spacing(x) * rng.uniform(-0.49, 0.49, x.shape)
+    g = rng.standard_normal(len(x))
+    loss, d_x, d_p = _soft_rows((x, x_lo, np.zeros(len(x))), p, weight, smoothing, g)
+    want_loss, want_x, want_p, _ = soft_oracle(_exact_sums(x, x_lo), p, weight, "none", g,
+                                               smoothing)
+    ok = loss[3]
+    assert np.array_equal(loss[0][ok], want_loss[ok])
+    for (hi, _, rows_ok), want in ((d_x, want_x), (d_p, want_p)):
+        assert np.array_equal(hi[rows_ok], want[rows_ok])
+    if draw[2] <= 1 and x.shape[1] > 1:  # a typical row's loss and d p are certified
+        # (not a softmax saturated by 40 nats: its largest class's nlp, log E, is far below
+        # the margins' roundings, which the bound counts for every class)
+        assert ok.all() and d_p[2].all()
+
+
+def test_the_soft_loss_bound_holds_for_any_logits_within_their_error():
+    """Logits known within 1e-12 each: the exact loss of logits moved by 1e-12 in the
+    direction that raises it most (each against the sign of its own derivative, Q softmax_c -
+    u_c) stays within the returned bound, with label smoothing and class weights of both
+    signs (the spread's own error, 1e-12 sum_c |u_c|, is then beyond what log E's carries)."""
+    rng = np.random.default_rng(9)
+    n, C, beta = 5, 9, 1e-12
+    z = rng.standard_normal((n, C)) * 3
+    p = rng.random((n, C))
+    p /= p.sum(axis=1, keepdims=True)
+    weight = np.where(np.arange(C) % 2, -1.0, 1.0) * rng.uniform(1.0, 2.0, C)
+    for smoothing in (0.0, 0.3):
+        loss, _, _ = _soft_rows((z, np.empty((0, C)), np.full(n, beta)), p, weight, smoothing,
+                                np.ones(n))
+        assert np.isfinite(loss[2]).all()
+        with mp.workdps(60):
+            e = mpf(smoothing)
+            for i in range(n):
+                row = [mpf(v) for v in z[i]]
+                total = mp.fsum(mp.exp(v) for v in row)
+                u = [mpf(weight[c]) * ((1 - e) * mpf(p[i, c]) + e / C) for c in range(C)]
+                Q = mp.fsum(u)
+                slope = [Q * mp.exp(row[c]) / total - u[c] for c in range(C)]
+                moved = [row[c] + (beta if slope[c] > 0 else -beta) for c in range(C)]
+                lse = mp.log(mp.fsum(mp.exp(v) for v in moved))
+                exact = mp.fsum(u[c] * (lse - moved[c]) for c in range(C))
+                got = mpf(loss[0][i]) + mpf(loss[1][i])
+                assert abs(got - exact) <= mpf(loss[2][i]), (smoothing, i)
+
+
+def test_the_soft_gradients_hold_every_logit_within_their_error():
+    """Rows known within errors of 1e-20 to 1e-13: where the kernel certifies d x or d p (at
+    2^40 ulps of room, so that certified means only that the ball does not cross a rounding
+    boundary), the exact values at both extremes of each element over the logits' box round
+    to it. Each is monotone in every logit (softmax_c rises with z_c and falls with the
+    others, nlp_c the other way), so its extremes are z +- error (2 e_c - 1). A saturated
+    row (its other classes 12 nats down) makes the margins' error, not log E's, decide: its
+    largest class weighs 0, else its d p = (1 - e) w log E, far below 1, would stay
+    uncertified with the whole row."""
+    rng = np.random.default_rng(10)
+    C = 6
+    errors = np.array([1e-20, 1e-17, 1e-15, 1e-13] * 2)
+    z = rng.standard_normal((len(errors), C))
+    z[4:, 0] += 12.0
+    p = rng.random(z.shape)
+    p /= p.sum(axis=1, keepdims=True)
+    weight = rng.uniform(0.5, 2.0, C)
+    weight[0] = 0.0  # the saturated rows' largest class: its d p = 0, the others' decide
+    _, d_x, d_p = _soft_rows((z, np.empty((0, C)), errors), p, weight, 0.1, np.ones(len(z)),
+                             estimate_ulps=2.0 ** 40)
+    assert d_x[2][[0, 4]].all() and d_p[2][0]  # the smallest errors: certified
+    with mp.workdps(60):
+        for i in np.flatnonzero(d_x[2] | d_p[2]):
+            keep = 1 - mpf(0.1)  # of the float 0.1, as the kernel's 1 - e
+            u = [mpf(weight[c]) * (keep * mpf(p[i, c]) + mpf(0.1) / C) for c in range(C)]
+            Q = mp.fsum(u)
+            for c in range(C):
+                for sign in (1, -1):
+                    row = [mpf(z[i, j]) + sign * mpf(errors[i]) * (1 if j == c else -1)
+                           for j in range(C)]
+                    lse = mp.log(mp.fsum(mp.exp(v) for v in row))
+                    if d_x[2][i]:
+                        assert float(Q * mp.exp(row[c] - lse) - u[c]) == d_x[0][i, c], (i, c)
+                    if d_p[2][i]:
+                        nlp = lse - row[c]
+                        assert float(keep * mpf(weight[c]) * nlp) == d_p[0][i, c], (i, c)
 
 @njit
 def _lane_extremes(x):
