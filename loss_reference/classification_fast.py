@@ -223,6 +223,7 @@ def _soft_rows(rows, st, smoothing: float, divisor: float, a, weight_parts=False
     loss = (np.empty(M), np.empty(M), np.empty(M), np.zeros(M, dtype=bool))
     d_input, d_target = ((np.empty(shape), np.empty(shape), np.zeros(shape[0], dtype=bool))
                          for _ in range(2))
+    no_bounds = np.empty((0, 0))  # d input's error bounds: only its certified roundings
     parts = tuple(np.empty((M, C) if weight_parts else (0, 0)) for _ in range(3))
     p = np.ascontiguousarray(rows.target, dtype=np.float64)
     weight = np.ascontiguousarray(rows.weight, dtype=np.float64)
@@ -233,7 +234,8 @@ def _soft_rows(rows, st, smoothing: float, divisor: float, a, weight_parts=False
         dd.softmax_soft_rows((x, np.empty((0, C)), np.zeros(len(x))), st.k[c], p[c], weight,
                              smoothing, divisor, a[c], gradients, ESTIMATE_ULPS,
                              *dd.exp_constants(),
-                             *(v[c] for v in loss), *(v[c] for v in d_input),
+                             *(v[c] for v in loss), d_input[0][c], d_input[1][c], no_bounds,
+                             d_input[2][c],
                              *(v[c] for v in d_target), *(v[c] for v in parts))
 
     parallel_map(chunk, row_chunks(M, C, CHUNK_ELEMENTS))

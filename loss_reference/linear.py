@@ -221,7 +221,7 @@ def loss(input, linear_weight, target, linear_bias, weight, ignore_index, smooth
         known = fast.loss(call, reduction, fmt, ROW_CHUNK_LOGITS, smoothing)
         if reduction == "none":  # per row, as the engine's (N, P = 1)
             known = Known(known.rounded.reshape(M, 1), known.exact.reshape(M, 1), known.ok)
-    elif double_double_tier.applies(call, fmt, soft=True):
+    elif double_double_tier.applies(call, fmt):
         known = double_double_tier.loss(call, reduction, smoothing)
     if reduction == "none":
         out = evaluate(function, token_args, fmt, independent="rows", shared=shared,
@@ -288,9 +288,11 @@ def _flat(B, G, tokens):
     return B.reshape(G, (tokens, G.shape[0] * G.shape[1] // max(tokens, 1)))
 
 
-def _soft_grads(call: Call, smoothing, reduction, fmt: Format, with_weight: bool) -> dict:
+def _soft_grads(call: Call, smoothing, reduction, fmt: Format, with_weight: bool,
+                known: dict) -> dict:
     """Probability targets: d loss / d target (the target's shape) and, ``with_weight``,
-    d loss / d weight (C,), each rounded once to fmt."""
+    d loss / d weight (C,), each rounded once to fmt; ``known``: what a fast tier certified
+    of them ('target', 'weight': ``engine.Known``), the engine's tiers the rest."""
     rows, C, M = call.rows, call.classes, call.row_count
     a = call.per_token(ce.upstream_rows(call.grad_output, rows, reduction))
     target_grad = ce.soft_target_grad(smoothing, reduction, M)
@@ -302,7 +304,8 @@ def _soft_grads(call: Call, smoothing, reduction, fmt: Format, with_weight: bool
         return B.reshape(out, a.shape + (C,))
 
     d_p = evaluate(target_rows, [call.x, a], fmt, independent="rows",
-                   shared=[call.W_rows.T, call.b_rows, rows.weight], **_chunking(call))
+                   shared=[call.W_rows.T, call.b_rows, rows.weight], known=known.get("target"),
+                   **_chunking(call))
     layout = [ce.to_input_layout(v.reshape(M, C), rows.input_shape)
               for v in (d_p.rounded, d_p.exact)]
     out = {"target": Evaluated(*layout)}
@@ -321,7 +324,7 @@ def _soft_grads(call: Call, smoothing, reduction, fmt: Format, with_weight: bool
 
     out["weight"] = evaluate_row_sums(weight_sums, [call.x, call.per_token(rows.target), a],
                                       fmt, finish=finish, shared=[call.W_rows.T, call.b_rows],
-                                      **_chunking(call))
+                                      known=known.get("weight"), **_chunking(call))
     return out
 
 
@@ -350,9 +353,14 @@ def loss_grad(grad_output, input, linear_weight, target, linear_bias, weight, ig
     grad, token_args = _logits_grad(call, smoothing, reduction)
     shared = [call.W_rows.T, call.b_rows, rows.weight, ce.weights_counted(rows)]
     known_input = known_sums = None
+    soft_known = {}
     if fast.applies(call, smoothing, fmt):
         known_input, known_sums = fast.gradients(call, reduction, fmt, ROW_CHUNK_LOGITS,
                                                  smoothing)
+    elif double_double_tier.applies(call, fmt) and rows.soft:
+        soft_known = double_double_tier.soft_gradients(call, reduction, smoothing,
+                                                       weight is not None) or {}
+        known_input, known_sums = soft_known.get("input"), soft_known.get("layer")
     elif double_double_tier.applies(call, fmt):
         known_input, known_sums = (double_double_tier.gradients(call, reduction, smoothing)
                                    or (None, None))
@@ -383,5 +391,5 @@ def loss_grad(grad_output, input, linear_weight, target, linear_bias, weight, ig
         out["linear_bias"] = Evaluated(call.weight_layout(sums.rounded[:, D]),
                                        call.weight_layout(sums.exact[:, D]))
     if rows.soft:
-        out.update(_soft_grads(call, smoothing, reduction, fmt, weight is not None))
+        out.update(_soft_grads(call, smoothing, reduction, fmt, weight is not None, soft_known))
     return out

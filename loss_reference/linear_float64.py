@@ -25,9 +25,9 @@ a softmax's chain to the 64th of an ulp that certification needs. Here, per chun
   slices, where 3 to 7 do at 2^-80).
 
 It covers a 2-D weight with index targets for float64 results, where ``split_product``
-applies and numba imports (``applies``; probability targets' loss too: ``soft_loss``, the
-logits as double-doubles into cross_entropy's kernel for them), with or without label
-smoothing (the loss by the
+applies and numba imports (``applies``; probability targets too: ``soft_loss`` and
+``soft_gradients``, the logits as double-doubles into cross_entropy's kernel for them), with
+or without label smoothing (the loss by the
 kernels' smoothed variants; the gradients by ``SoftmaxGradient.smoothed_rows``: the kernel's
 gradient of unit weight times K = (1 - e) w_t + (e / C) S_w, plus (e / C) a (S_w [c = t] -
 w_c), in double-double, each element bounded relative to the sizes of its terms); whatever it
@@ -73,13 +73,12 @@ DOT_LARGEST = 2.0 ** 450  # ``dot_rows``' domain (its TwoProducts' errors stay n
 KEPT_LOGITS = 1 << 24
 
 
-def applies(call, fmt: Format, soft: bool = False) -> bool:
-    """Whether this tier covers the call: float64 results of a 2-D weight with index targets
-    (and probability targets where ``soft``: the loss takes them, the gradients not yet),
-    tokens and classes to compute, and numba here."""
-    return (fmt == FORMATS["float64"] and not call.spatial and (soft or not call.rows.soft)
-            and call.row_count > 0 and call.classes > 0
-            and call.x.shape[1] > 0 and kernels() is not None)
+def applies(call, fmt: Format) -> bool:
+    """Whether this tier covers the call: float64 results of a 2-D weight with index or
+    probability targets (``loss``, ``gradients``; ``soft_gradients``), tokens and classes to
+    compute, and numba here."""
+    return (fmt == FORMATS["float64"] and not call.spatial and call.row_count > 0
+            and call.classes > 0 and call.x.shape[1] > 0 and kernels() is not None)
 
 
 def levels(inner: int, rest: float = ROUNDED_REST) -> int:
@@ -213,6 +212,7 @@ def soft_loss(call, reduction: str, smoothing: float) -> Known | None:
     ok = np.zeros(M, dtype=bool)
     Wt = call.W_rows.T  # one object: the weight is split once
     no_gradients = (np.empty((0, 0)), np.empty((0, 0)), np.zeros(0, dtype=bool))
+    no_bounds = np.empty((0, 0))
 
     def rows(c, cheap=True) -> bool:
         logits = _exact_sum(dd, call.x[c], Wt, _bias(call), reuse=True, cheap=cheap,
@@ -224,8 +224,8 @@ def soft_loss(call, reduction: str, smoothing: float) -> Known | None:
         out = [np.empty(n) for _ in range(3)] + [np.empty(n, dtype=bool)]
         dd.softmax_soft_rows((z_hi, z_lo, z_error.max(axis=1)), np.argmax(z_hi, axis=1), p[c],
                              weight, smoothing, 1.0, np.zeros(n), False, ESTIMATE_ULPS,
-                             *dd.exp_constants(), *out, *no_gradients, *no_gradients,
-                             *(np.empty((0, 0)),) * 3)
+                             *dd.exp_constants(), *out, *no_gradients[:2], no_bounds,
+                             no_gradients[2], *no_gradients, *(np.empty((0, 0)),) * 3)
         hi[c], lo[c], error[c], ok[c] = out
         return True
 
@@ -239,9 +239,89 @@ def soft_loss(call, reduction: str, smoothing: float) -> Known | None:
     return known_total(hi, lo, error, (float(M), 0.0) if reduction == "mean" else None)
 
 
+def soft_gradients(call, reduction: str, smoothing: float, weight_gradient: bool):
+    """With probability targets: {name: Known} of d loss / d input (ok per token), d loss /
+    d [W, b] ('layer', (C, D + 1), ok per element), d loss / d target ((N, 1, C) as the engine
+    lays it out, ok per token) and, where ``weight_gradient``, d loss / d weight ((C,), ok per
+    element), rounded to float64; None where ``split_product`` does not apply. Per chunk of
+    tokens: the logits as double-doubles (``_exact_sum``, ROUNDED_REST: a gradient's sums may
+    cancel), ``double_double.softmax_soft_rows`` (G = d loss / d z with an absolute bound per
+    element, d target certified there, the weight's parts per token summed by columns), then
+    G W and G^T [x, 1] by ``_product`` with G's bounds; the layer's chunks and the weight's
+    added in double-double. A token the kernel leaves (its logits spread beyond its domain)
+    leaves its d input and every class's sums to the engine's tiers."""
+    dd = kernels()
+    rows, M, C, D = call.rows, call.row_count, call.classes, call.x.shape[1]
+    p = np.ascontiguousarray(rows.target, dtype=np.float64)
+    weight = np.ascontiguousarray(rows.weight, dtype=np.float64)
+    a = upstream_rows(call.grad_output, rows, reduction)
+    divisor = float(M) if reduction == "mean" else 1.0
+    Wt, W = call.W_rows.T, call.W_rows  # one transpose object: the weight is split once
+    W_magnitude = np.abs(W)
+    x_one = np.concatenate([call.x, np.ones((M, 1))], axis=1)
+    x_magnitude = np.abs(x_one)
+    d_input = [np.empty((M, D)) for _ in range(3)]
+    d_target = [np.empty((M, C)), np.empty((M, C)), np.zeros(M, dtype=bool)]
+    layer = [np.zeros((C, D + 1)) for _ in range(3)]
+    weight_sums = [np.zeros((1, C)) for _ in range(3)]
+
+    def chunk(c: slice):
+        logits = _exact_sum(dd, call.x[c], Wt, _bias(call), reuse=True)
+        if logits is None:
+            raise NotSplit
+        z_hi, z_lo, z_error = logits
+        n = len(z_hi)
+        loss = [np.empty(n) for _ in range(3)] + [np.empty(n, dtype=bool)]
+        G = [np.empty((n, C)) for _ in range(3)] + [np.empty(n, dtype=bool)]
+        parts = [np.empty((n, C) if weight_gradient else (0, 0)) for _ in range(3)]
+        dd.softmax_soft_rows((z_hi, z_lo, z_error.max(axis=1)), np.argmax(z_hi, axis=1), p[c],
+                             weight, smoothing, divisor, a[c], True, ESTIMATE_ULPS,
+                             *dd.exp_constants(), *loss, *G, d_target[0][c], d_target[1][c],
+                             d_target[2][c], *parts)
+        G_hi, G_lo, G_error = G[:3]
+        left = ~np.isfinite(G_error).all(axis=1)  # the kernel's zeros, bounded inf
+        G_error[left] = 0.0
+        d_x = _product(dd, G_hi, G_lo, None, None, W, W_magnitude, reuse=True, error=G_error)
+        part = _product(dd, G_hi.T, G_lo.T, None, None, x_one[c], x_magnitude[c],
+                        error=G_error.T)
+        if d_x is None or part is None:
+            raise NotSplit
+        d_x[2][left] = np.inf
+        for array, value in zip(d_input, d_x):
+            array[c] = value
+        if left.any():
+            part[2][:] = np.inf
+        sums = None
+        if weight_gradient:
+            sums = [np.empty((1, C)) for _ in range(3)]
+            dd.column_sums(*parts, *(v[0] for v in sums))
+        return part, sums
+
+    try:
+        chunks = row_chunks(M, C, CHUNK_LOGITS)
+        for start in range(0, len(chunks), 2):  # two at a time: a chunk's (C, D + 1) each
+            for part, sums in parallel_map(chunk, chunks[start:start + 2]):
+                dd.accumulate(*layer, *part)
+                if sums is not None:
+                    dd.accumulate(*weight_sums, *sums)
+    except NotSplit:
+        return None
+    out = {"input": _known(dd, *d_input, rows_only=True),
+           "layer": _known(dd, *layer, rows_only=False)}
+    hi, lo, ok = d_target
+    with np.errstate(invalid="ignore", over="ignore"):  # a row left holds anything
+        exact = (hi.astype(np.longdouble) + lo).reshape(M, 1, C)
+    out["target"] = Known(hi.reshape(M, 1, C), exact, ok, {TIER: int(ok.sum())})
+    if weight_gradient:
+        totals = _known(dd, *weight_sums, rows_only=False)
+        out["weight"] = Known(totals.rounded[0], totals.exact[0], totals.ok[0], totals.tiers)
+    return out
+
+
 def gradients(call, reduction: str, smoothing: float = 0.0) -> tuple[Known, Known] | None:
     """d loss / d input (ok per token) and d loss / d [W, b] (C, D + 1; ok per element)
-    rounded to float64, as Known; None where ``split_product`` does not apply."""
+    rounded to float64, as Known, for index targets; None where ``split_product`` does not
+    apply."""
     parts = gradient_parts(call, reduction, np.arange(call.row_count),
                            np.arange(call.classes), smoothing=smoothing)
     if parts is None:
@@ -568,13 +648,17 @@ def gradient_parts(call, reduction: str, tokens: np.ndarray, classes: np.ndarray
 
 
 def _product(dd, G_hi, G_lo, eps, G_magnitude, B, B_magnitude, reuse=False, cheap=True,
-             rest=ROUNDED_REST, dot=False):
+             rest=ROUNDED_REST, dot=False, error=None):
     """(G_hi + G_lo) B as (hi, lo, absolute error bound), for G within eps |G| elementwise
-    (eps broadcast along G's rows or columns; ``reuse``: B is the layer's; ``cheap``, ``rest``,
+    (eps broadcast along G's rows or columns), or within ``error`` elementwise where given
+    (eps and G_magnitude then unused; ``reuse``: B is the layer's; ``cheap``, ``rest``,
     ``dot``: as ``_exact_sum``'s); None where the splitting does not apply."""
     inner = G_hi.shape[1]
     low = G_lo @ B  # |G_lo| <= u |G_hi|: its error gamma(K) |G_lo| |B| <= gamma(K) u |G| |B|
-    magnitude = ((eps + U * blas_gamma(inner)) * G_magnitude) @ B_magnitude
+    if error is None:
+        magnitude = ((eps + U * blas_gamma(inner)) * G_magnitude) @ B_magnitude
+    else:
+        magnitude = (error + U * blas_gamma(inner) * np.abs(G_hi)) @ B_magnitude
     magnitude *= 1 + 2 * blas_gamma(inner + 2)  # nonnegative terms: BLAS's rounding scales them
     return _exact_sum(dd, G_hi, B, low, magnitude, reuse, cheap, rest, dot)
 

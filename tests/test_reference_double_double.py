@@ -204,7 +204,8 @@ def test_the_spread_is_within_its_bound(row, with_lo, repeats):
     terms = [Fraction(c) * (m - Fraction(v) - v_lo) for v, v_lo, c in zip(x, lo, w)]
     if not in_domain:  # only where a product is out of the domain (a logit of 1e-300, say)
         assert any(t and not dd.SMALLEST <= abs(t) <= dd.LARGEST for t in terms)
-        return
+        return  # (a product that underflows to 0 is out of it: hypothesis drew 1.7e-270 w_0
+        # with w_0 = 3.3e-79, whose exact 5.8e-349 the bound of an exact zero missed)
     want = sum(terms, Fraction(0))
     difference = dd.difference_error(float(x.min()), float(x[k]), with_lo, 0.0)
     bound = (Fraction(difference) * sum(Fraction(abs(c)) for c in w)
@@ -219,6 +220,8 @@ def test_a_spread_with_a_product_out_of_the_domain_is_left():
     x = np.array([0.0, -1.0, -2.0])
     for w in ([1.0, 2.0 ** -1000, 1.0], [1.0, np.nan, 1.0], [1.0, 2.0 ** 1000, 1.0]):
         assert not _spread(x, np.empty(0), 0, np.array(w))[3]
+    tiny = np.array([2.0 ** -900, 0.0])  # its margin times 2^-300 underflows to 0
+    assert not _spread(tiny, np.empty(0), 0, np.array([1.0, 2.0 ** -300]))[3]
     assert _spread(x, np.empty(0), 0, np.array([1.0, 0.0, 1.0]))[3]  # an exact zero is fine
 
 # --- the tier ------------------------------------------------------------------------------------
@@ -664,8 +667,8 @@ def _soft_rows(logits, p, weight, smoothing, a, estimate_ulps=engine.ESTIMATE_UL
     d_x, d_p = ([np.empty((n, C)), np.empty((n, C)), np.empty(n, dtype=bool)] for _ in range(2))
     w = np.ones(C) if weight is None else weight
     dd.softmax_soft_rows(logits, np.argmax(logits[0], axis=1), p, w, smoothing, 1.0, a, True,
-                         estimate_ulps, *dd.exp_constants(), *loss, *d_x, *d_p,
-                         *(np.empty((0, 0)),) * 3)
+                         estimate_ulps, *dd.exp_constants(), *loss, *d_x[:2], np.empty((0, 0)),
+                         d_x[2], *d_p, *(np.empty((0, 0)),) * 3)
     return loss, d_x, d_p
 
 

@@ -193,13 +193,10 @@ def test_applies_to_float64_results_only():
     assert not tier.applies(call, FORMATS["float32"])
 
 
-def test_probability_targets_take_the_loss_alone():
-    """The loss with probability targets is this tier's (``soft_loss``); their gradients are
-    not yet, and the loss of float32 results neither."""
+def test_probability_targets_take_this_tier_for_float64_results():
     call = _call(np.ones((2, 3)), np.ones((4, 3)), np.full((2, 4), 0.25), None, None, 1.0)
-    assert tier.applies(call, FLOAT64, soft=True)
-    assert not tier.applies(call, FLOAT64)
-    assert not tier.applies(call, FORMATS["float32"], soft=True)
+    assert tier.applies(call, FLOAT64)
+    assert not tier.applies(call, FORMATS["float32"])
 
 
 @settings(max_examples=40, deadline=None)
@@ -228,6 +225,87 @@ def test_what_it_certifies_with_probability_targets_is_the_correctly_rounded_val
     spread = max(float(max(row) - min(row)) for row in logits)
     if spread < 20 and C > 1:
         assert value.ok.all()
+
+
+def soft_gradients_oracle(x, W, b, p, w, reduction, g, smoothing):
+    """{name: rounded values} of linear_cross_entropy's gradients with probability targets, at
+    300 bits: G = h (Q softmax - u) per token (u = w ((1 - e) p + e / C), Q = sum u, h = g /
+    divisor), d input = G W, d W = G^T x, d b = G's column sums, d p = h (1 - e) w nlp and
+    d w = the sum over tokens of h ((1 - e) p + e / C) nlp."""
+    (N, D), C = x.shape, W.shape[0]
+    b = np.zeros(C) if b is None else b
+    w = np.ones(C) if w is None else w
+    out = {"input": np.empty((N, D)), "linear_weight": np.empty((C, D)),
+           "linear_bias": np.empty(C), "target": np.empty((N, C)), "weight": np.empty(C)}
+    with mp.workprec(300):
+        e, divisor = mpf(smoothing), mpf(N) if reduction == "mean" else mpf(1)
+        G, d_w = [], [mpf(0)] * C
+        for i in range(N):
+            z = [mp.fsum(mpf(x[i, d]) * mpf(W[c, d]) for d in range(D)) + mpf(b[c])
+                 for c in range(C)]
+            lse = mp.log(mp.fsum(mp.exp(v) for v in z))
+            q = [(1 - e) * mpf(p[i, c]) + e / C for c in range(C)]
+            u = [mpf(w[c]) * q[c] for c in range(C)]
+            h = mpf(float(np.ravel(g)[i] if reduction == "none" else g)) / divisor
+            G.append([h * (mp.fsum(u) * mp.exp(z[c] - lse) - u[c]) for c in range(C)])
+            out["target"][i] = [float(h * (1 - e) * mpf(w[c]) * (lse - z[c]))
+                                for c in range(C)]
+            d_w = [d_w[c] + h * q[c] * (lse - z[c]) for c in range(C)]
+        out["input"][:] = [[float(mp.fsum(G[i][c] * mpf(W[c, d]) for c in range(C)))
+                            for d in range(D)] for i in range(N)]
+        out["linear_weight"][:] = [[float(mp.fsum(G[i][c] * mpf(x[i, d]) for i in range(N)))
+                                    for d in range(D)] for c in range(C)]
+        out["linear_bias"][:] = [float(mp.fsum(G[i][c] for i in range(N))) for c in range(C)]
+        out["weight"][:] = [float(v) for v in d_w]
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(cases(formats=("float64",)), st.sampled_from([0.0, 0.1]))
+def test_what_it_certifies_of_the_probability_targets_gradients_is_correctly_rounded(
+        case, smoothing):
+    """``soft_gradients`` on layers whose products err, with class weights and label
+    smoothing: each certified element of d input, d [W, b], d target and d weight is the
+    oracle's rounding, and d input and d target of a few tokens whose logits spread
+    moderately are all certified (d [W, b] sums over the tokens, which may cancel)."""
+    x, W, _, b, w, reduction, g, _ = case
+    N, C = x.shape[0], W.shape[0]
+    rng = np.random.default_rng(int(abs(x).sum() * 1e3) % 2 ** 32)
+    p = rng.random((N, C))
+    p /= p.sum(axis=1, keepdims=True)
+    known = tier.soft_gradients(_call(x, W, p, b, w, g), reduction, smoothing, True)
+    if known is None:  # split_product steps aside
+        return
+    want = soft_gradients_oracle(x, W, b, p, w, reduction, g, smoothing)
+    layer = np.concatenate([want["linear_weight"], want["linear_bias"][:, None]], axis=1)
+    for name, expected in (("input", want["input"]), ("layer", layer),
+                           ("target", want["target"].reshape(N, 1, C)),
+                           ("weight", want["weight"])):
+        got = known[name]
+        assert np.array_equal(got.rounded[got.ok], expected[got.ok]), name
+    logits = x @ W.T + (0 if b is None else b)
+    if np.ptp(logits, axis=1).max() < 20 and C > 1:
+        assert known["input"].ok.all() and known["target"].ok.all()
+
+
+def test_probability_targets_gradients_through_this_tier_are_the_engines(monkeypatch):
+    """The whole reference (``linear.loss_grad``) with this tier and without it (the engine's
+    tiers alone) gives the same roundings of every gradient, with a bias, class weights and
+    label smoothing; with it, every one is this tier's."""
+    rng = np.random.default_rng(11)
+    x, W, b = rng.standard_normal((6, 4)), rng.standard_normal((7, 4)), rng.standard_normal(7)
+    p = rng.random((6, 7))
+    p /= p.sum(axis=1, keepdims=True)
+    weight = rng.uniform(0.5, 2.0, 7)
+    args = (np.array(0.75), x, W, p, b, weight, None, 0.1, "mean", FLOAT64)
+    engine.STATS.clear()
+    fast_tier = linear.loss_grad(*args)
+    assert engine.STATS[tier.TIER] == sum(engine.STATS.values())
+    monkeypatch.setattr(tier, "applies", lambda call, fmt: False)
+    engine_only = linear.loss_grad(*args)
+    assert set(fast_tier) == {"input", "linear_weight", "linear_bias", "target", "weight"}
+    for name, result in fast_tier.items():
+        assert np.array_equal(result.rounded, engine_only[name].rounded), name
 
 
 def test_a_typical_batch_with_probability_targets_is_certified_by_this_tier():
