@@ -143,8 +143,9 @@ def _judge(name, values, dtype, reference, magnitude, case) -> Verdict | None:
                           "ratio": result.max_ratio}}
     if result.passed:
         return Verdict(True, "", measurement)
-    evidence = {name: {"exact": reference.exact.astype(np.float64),
-                       "allowed": allowed_error(reference, magnitude, fmt)}}
+    with np.errstate(over="ignore"):  # an exact value beyond float64's range: inf
+        exact = reference.exact.astype(np.float64)
+    evidence = {name: {"exact": exact, "allowed": allowed_error(reference, magnitude, fmt)}}
     index = result.worst_index
     where = f" at index {index}" if index else ""
     return Verdict(False, (

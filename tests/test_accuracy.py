@@ -441,3 +441,21 @@ def test_an_exact_value_beyond_float64_compares_without_a_warning():
         wrong = compare(np.array([1e308, 1.0]), reference([np.inf, 1.0], exact),
                         Magnitude(np.array([1.0, 1.0]), 1, 1), F64)
     assert right.passed and not wrong.passed
+
+
+def test_a_failure_whose_exact_value_is_beyond_float64_is_reported_without_a_warning():
+    """A float32 output whose exact value (1e400, a long double) exceeds float64's range: the
+    verdict's evidence holds it as inf, and judging it raises no RuntimeWarning (numpy's
+    overflow in a cast, which a suite run printed once per such check)."""
+    from types import SimpleNamespace
+
+    from conformance import checks
+
+    reference = Evaluated(np.array([np.inf]), np.array([LD("1e400")]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        verdict = checks._judge("value", np.array([1.0]), "float32", reference,
+                                Magnitude(np.float64(1.0), 4, 2),
+                                SimpleNamespace(dtype="float32"))
+    assert not verdict.passed
+    assert np.isposinf(verdict.evidence["value"]["exact"]).all()
