@@ -11,7 +11,9 @@ balls, long double balls, long double with exact sums, arb). A case the referenc
 certify (``EvaluationError``: the suite skips such a case with its reason) is printed as such.
 ``--option`` sets an option of every case (``--option label_smoothing=0.1``: a Python literal);
 ``--variants`` times each ladder's variants too (its other common calls: class weights,
-pos_weight, label smoothing, full, ...), labelled by their names.
+pos_weight, label smoothing, full, ...), labelled by their names; ``--probabilities`` also
+times cross_entropy's and linear_cross_entropy's typical call with probability targets (a
+distillation's: rows of a distribution over the classes), labelled 'probabilities'.
 Figures, not assertions: this machine is shared and noisy; the best of ``--repeat`` runs is
 printed. glibc keeps freed memory, as in the suite's own process (``conformance/allocator.py``).
 """
@@ -30,6 +32,21 @@ from conformance.specs import SPECS
 from loss_reference import engine
 
 TIERS = ("float64", "double-double", "longdouble", "longdouble (exact sums)", "arb")
+# the losses that take probability targets: each one's class count for a case of its ladder
+CLASSES = {"cross_entropy": lambda case: case.args["input"].shape[1],
+           "linear_cross_entropy": lambda case: case.args["linear_weight"].shape[0]}
+
+
+def _with_probabilities(spec, case, rng):
+    """``case`` with its index targets replaced by rows of a distribution over the classes,
+    in the input's dtype; None for a loss that takes none."""
+    if spec.name not in CLASSES:
+        return None
+    rows, classes = len(case.args["target"]), CLASSES[spec.name](case)
+    p = rng.random((rows, classes))
+    p /= p.sum(axis=1, keepdims=True)
+    target = p.astype(case.args["input"].dtype)
+    return dataclasses.replace(case, args={**case.args, "target": target})
 
 
 def _timed(function, repeat):
@@ -66,6 +83,9 @@ def main():
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--variants", action="store_true",
                         help="time each ladder's variants (class weights, smoothing, ...) too")
+    parser.add_argument("--probabilities", action="store_true",
+                        help="time cross_entropy's and linear_cross_entropy's calls with "
+                        "probability targets too")
     parser.add_argument("--option", action="append", default=[],
                         help="NAME=VALUE set in every case's options, VALUE a Python literal")
     args = parser.parse_args()
@@ -94,6 +114,10 @@ def main():
             if args.variants:
                 calls += [(f"{name}: ", build(case, np.random.default_rng(1)))
                           for name, build in spec.speed.variants]
+            soft = (_with_probabilities(spec, case, np.random.default_rng(2))
+                    if args.probabilities else None)
+            if soft is not None:
+                calls.append(("probabilities: ", soft))
             for label, call in calls:
                 _time_call(spec, call, dtype, label, args.repeat)
 

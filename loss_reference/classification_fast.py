@@ -223,7 +223,7 @@ def _soft_rows(rows, st, smoothing: float, divisor: float, a, weight_parts=False
     loss = (np.empty(M), np.empty(M), np.empty(M), np.zeros(M, dtype=bool))
     d_input, d_target = ((np.empty(shape), np.empty(shape), np.zeros(shape[0], dtype=bool))
                          for _ in range(2))
-    no_bounds = np.empty((0, 0))  # d input's error bounds: only its certified roundings
+    no_bounds = np.empty((0, 0))  # the gradients' error bounds: their roundings suffice
     parts = tuple(np.empty((M, C) if weight_parts else (0, 0)) for _ in range(3))
     p = np.ascontiguousarray(rows.target, dtype=np.float64)
     weight = np.ascontiguousarray(rows.weight, dtype=np.float64)
@@ -235,8 +235,8 @@ def _soft_rows(rows, st, smoothing: float, divisor: float, a, weight_parts=False
                              smoothing, divisor, a[c], gradients, ESTIMATE_ULPS,
                              *dd.exp_constants(),
                              *(v[c] for v in loss), d_input[0][c], d_input[1][c], no_bounds,
-                             d_input[2][c],
-                             *(v[c] for v in d_target), *(v[c] for v in parts))
+                             d_input[2][c], d_target[0][c], d_target[1][c], no_bounds,
+                             d_target[2][c], *(v[c] for v in parts))
 
     parallel_map(chunk, row_chunks(M, C, CHUNK_ELEMENTS))
     finite = ~st.undefined & (st.finite == 1).all(axis=1)

@@ -940,7 +940,8 @@ def smoothed_gradient_rows(g_hi, g_lo, eps, t, a, w_t, divisor_hi, divisor_lo, s
 @compiled
 def softmax_soft_rows(logits, k, p, w, smoothing, divisor, a, gradients, estimate_ulps, inverse,
                       l1, l2, l3, table_hi, table_lo, powers, loss_hi, loss_lo, loss_error,
-                      loss_ok, gx_hi, gx_lo, gx_error, gx_ok, gp_hi, gp_lo, gp_ok, gw_hi, gw_lo,
+                      loss_ok, gx_hi, gx_lo, gx_error, gx_ok, gp_hi, gp_lo, gp_error, gp_ok,
+                      gw_hi, gw_lo,
                       gw_error):
     """Cross entropy with probability targets, per row i of the logits (x, x_lo,
     logit_error): x + x_lo (n, C) (x_lo of shape (0, C) for float64 logits, whose differences
@@ -954,8 +955,8 @@ def softmax_soft_rows(logits, k, p, w, smoothing, divisor, a, gradients, estimat
     - where ``gradients``, for h = a_i / divisor: d loss / d x_c = h (Q e_c / E - u_c) into
       gx_hi + gx_lo and d loss / d p_c = h (1 - e) w_c nlp_c into gp_hi + gp_lo, and into
       gx_ok and gp_ok whether every element of the row is ``certified`` (or exactly 0);
-      where gx_error has rows too, d x's absolute error bounds into it (inf for a row left:
-      its d x then holds zeros);
+      where gx_error and gp_error have rows too, d x's and d p's absolute error bounds into
+      them (inf for a row left: its d x then holds zeros);
       where gw_hi has rows too, the row's part of d loss / d w_c, h q_c nlp_c, into
       gw_hi + gw_lo and its absolute error bound into gw_error (inf for a row left).
 
@@ -984,6 +985,8 @@ def softmax_soft_rows(logits, k, p, w, smoothing, divisor, a, gradients, estimat
             gx_ok[i], gp_ok[i] = False, False
             if gx_error.size:
                 gx_hi[i, :], gx_lo[i, :], gx_error[i, :] = 0.0, 0.0, np.inf
+            if gp_error.size:
+                gp_error[i, :] = np.inf
         if weight_parts:
             gw_error[i, :] = np.inf
         row, row_lo = x[i], x_lo[i] if x_lo.size else empty
@@ -1036,36 +1039,40 @@ def softmax_soft_rows(logits, k, p, w, smoothing, divisor, a, gradients, estimat
             if weight_parts:
                 w_hi, w_lo, w_error = gw_hi[i], gw_lo[i], gw_error[i]
             x_error = gx_error[i] if gx_error.size else empty  # d x's bounds: not wanted
+            p_error = gp_error[i] if gp_error.size else empty
             gx_ok[i], gp_ok[i] = _soft_gradient_row(  # (at most 30 arguments: numba)
                 (d_hi, d_lo, difference), a[i], divisor, h_relative, (s_hi, s_lo, row_error),
                 (y_hi, y_lo, y_error), (q_hi, q_lo, q_error), u_hi, u_lo, u_error, v_hi, v_lo,
                 v_error, e_hi, e_lo, w, keep_hi, keep_lo, estimate_ulps, gx_hi[i], gx_lo[i],
-                x_error, gp_hi[i], gp_lo[i], w_hi, w_lo, w_error)
+                x_error, gp_hi[i], gp_lo[i], p_error, w_hi, w_lo, w_error)
 
 
 @inlined
 def _soft_gradient_row(differences, a, divisor, h_relative, S, log_E, Q, u_hi, u_lo, u_error,
                        v_hi, v_lo, v_error, e_hi, e_lo, w, keep_hi, keep_lo, estimate_ulps, gx_hi,
-                       gx_lo, gx_error, gp_hi, gp_lo, gw_hi, gw_lo, gw_error):
+                       gx_lo, gx_error, gp_hi, gp_lo, gp_error, gw_hi, gw_lo, gw_error):
     """(d loss / d x certified, d loss / d p certified) of one row of ``softmax_soft_rows``,
     the gradients into gx and gp (1-D): r = h Q / E within its absolute bound, then per class
     r e_c - h u_c and h (1 - e) w_c nlp_c; where gw has elements, h q_c nlp_c (q = v) and its
     bound into gw (inf where a product leaves the domain). S, log_E and Q: (hi, lo, bound) of
     S' (relative: E's, the shift's included), log E and Q (absolute); ``differences``: the row's
-    x_c - m as double-doubles (d_hi, d_lo) and their bound; where gx_error has elements, d x's
-    absolute bounds into it (inf where a product leaves the domain)."""
+    x_c - m as double-doubles (d_hi, d_lo) and their bound; where gx_error and gp_error have
+    elements, d x's and d p's absolute bounds into them (inf where a product leaves the
+    domain)."""
     d_hi, d_lo, difference = differences
     s_hi, s_lo, total_error = S
     y_hi, y_lo, y_error = log_E
     q_hi, q_lo, q_error = Q
     C = d_hi.size
     grow = 1 + 2.0 ** -30
-    weight_parts, x_bounds = gw_hi.size > 0, gx_error.size > 0
+    weight_parts, x_bounds, p_bounds = gw_hi.size > 0, gx_error.size > 0, gp_error.size > 0
     if a == 0.0:
         for c in range(C):
             gx_hi[c], gx_lo[c], gp_hi[c], gp_lo[c] = 0.0, 0.0, 0.0, 0.0
             if x_bounds:
                 gx_error[c] = 0.0
+            if p_bounds:
+                gp_error[c] = 0.0
             if weight_parts:
                 gw_hi[c], gw_lo[c], gw_error[c] = 0.0, 0.0, 0.0
         return True, True
@@ -1102,6 +1109,8 @@ def _soft_gradient_row(differences, a, divisor, h_relative, S, log_E, Q, u_hi, u
         t_hi, t_lo = mul(z_hi, z_lo, kh_hi, kh_lo)
         t_error = (abs(kh_hi) * z_error + abs(z_hi) * kh_error + MUL_ERROR * U2 * abs(t_hi)) * grow
         gp_hi[c], gp_lo[c] = t_hi, t_lo
+        if p_bounds:
+            gp_error[c] = t_error if all_safe(z_hi, t_hi, t_hi) else np.inf
         p_ok = p_ok and all_safe(z_hi, t_hi, t_hi) and (
             (t_hi == 0.0 and t_lo == 0.0 and t_error == 0.0)
             or certified(t_hi, t_lo, t_error, estimate_ulps))

@@ -357,9 +357,9 @@ def loss_grad(grad_output, input, linear_weight, target, linear_bias, weight, ig
     if fast.applies(call, smoothing, fmt):
         known_input, known_sums = fast.gradients(call, reduction, fmt, ROW_CHUNK_LOGITS,
                                                  smoothing)
-    elif double_double_tier.applies(call, fmt) and rows.soft:
+    elif rows.soft and double_double_tier.applies(call, None):  # any format
         soft_known = double_double_tier.soft_gradients(call, reduction, smoothing,
-                                                       weight is not None) or {}
+                                                       weight is not None, fmt) or {}
         known_input, known_sums = soft_known.get("input"), soft_known.get("layer")
     elif double_double_tier.applies(call, fmt):
         known_input, known_sums = (double_double_tier.gradients(call, reduction, smoothing)

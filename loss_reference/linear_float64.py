@@ -49,7 +49,7 @@ import numpy as np
 from .balls import Ball
 from .classification import upstream_rows, weights_counted
 from .classification_fast import gradient_factors
-from .compiled_kernels import TIER, exact_divisor, kernels, known, known_total
+from .compiled_kernels import TIER, exact_divisor, kernels, known, known_in, known_total
 from .engine import ESTIMATE_ULPS, Known, even_slices, parallel_map, row_chunks, streamed_sum
 from .formats import FORMATS, Format
 from .softmax_products import GradientProducts
@@ -73,12 +73,14 @@ DOT_LARGEST = 2.0 ** 450  # ``dot_rows``' domain (its TwoProducts' errors stay n
 KEPT_LOGITS = 1 << 24
 
 
-def applies(call, fmt: Format) -> bool:
-    """Whether this tier covers the call: float64 results of a 2-D weight with index or
-    probability targets (``loss``, ``gradients``; ``soft_gradients``), tokens and classes to
-    compute, and numba here."""
-    return (fmt == FORMATS["float64"] and not call.spatial and call.row_count > 0
-            and call.classes > 0 and call.x.shape[1] > 0 and kernels() is not None)
+def applies(call, fmt: Format | None) -> bool:
+    """Whether this tier covers the call: float64 results (``fmt`` None: results of any
+    format, as ``soft_gradients`` certifies them) of a 2-D weight with index or probability
+    targets (``loss``, ``gradients``; ``soft_gradients``), tokens and classes to compute, and
+    numba here."""
+    return ((fmt is None or fmt == FORMATS["float64"]) and not call.spatial
+            and call.row_count > 0 and call.classes > 0 and call.x.shape[1] > 0
+            and kernels() is not None)
 
 
 def levels(inner: int, rest: float = ROUNDED_REST) -> int:
@@ -225,7 +227,8 @@ def soft_loss(call, reduction: str, smoothing: float) -> Known | None:
         dd.softmax_soft_rows((z_hi, z_lo, z_error.max(axis=1)), np.argmax(z_hi, axis=1), p[c],
                              weight, smoothing, 1.0, np.zeros(n), False, ESTIMATE_ULPS,
                              *dd.exp_constants(), *out, *no_gradients[:2], no_bounds,
-                             no_gradients[2], *no_gradients, *(np.empty((0, 0)),) * 3)
+                             no_gradients[2], *no_gradients[:2], no_bounds, no_gradients[2],
+                             *(np.empty((0, 0)),) * 3)
         hi[c], lo[c], error[c], ok[c] = out
         return True
 
@@ -239,14 +242,17 @@ def soft_loss(call, reduction: str, smoothing: float) -> Known | None:
     return known_total(hi, lo, error, (float(M), 0.0) if reduction == "mean" else None)
 
 
-def soft_gradients(call, reduction: str, smoothing: float, weight_gradient: bool):
+def soft_gradients(call, reduction: str, smoothing: float, weight_gradient: bool,
+                   fmt: Format = FORMATS["float64"]):
     """With probability targets: {name: Known} of d loss / d input (ok per token), d loss /
     d [W, b] ('layer', (C, D + 1), ok per element), d loss / d target ((N, 1, C) as the engine
     lays it out, ok per token) and, where ``weight_gradient``, d loss / d weight ((C,), ok per
-    element), rounded to float64; None where ``split_product`` does not apply. Per chunk of
-    tokens: the logits as double-doubles (``_exact_sum``, ROUNDED_REST: a gradient's sums may
-    cancel), ``double_double.softmax_soft_rows`` (G = d loss / d z with an absolute bound per
-    element, d target certified there, the weight's parts per token summed by columns), then
+    element), rounded to ``fmt`` (``_certified``); None where ``split_product`` does not apply.
+    Per chunk of tokens: the logits as double-doubles (``_exact_sum``, ROUNDED_REST for
+    float64: a gradient's sums may cancel; LOSS_REST for results of 24 bits and fewer, as
+    ``blas_gradients``' products), ``double_double.softmax_soft_rows`` (G = d loss / d z and
+    d target with an absolute bound per element, the weight's parts per token summed by
+    columns), then
     G W and G^T [x, 1] by ``_product`` with G's bounds; the layer's chunks and the weight's
     added in double-double. A token the kernel leaves (its logits spread beyond its domain)
     leaves its d input and every class's sums to the engine's tiers."""
@@ -261,12 +267,13 @@ def soft_gradients(call, reduction: str, smoothing: float, weight_gradient: bool
     x_one = np.concatenate([call.x, np.ones((M, 1))], axis=1)
     x_magnitude = np.abs(x_one)
     d_input = [np.empty((M, D)) for _ in range(3)]
-    d_target = [np.empty((M, C)), np.empty((M, C)), np.zeros(M, dtype=bool)]
+    d_target = [np.empty((M, C)) for _ in range(3)]
     layer = [np.zeros((C, D + 1)) for _ in range(3)]
     weight_sums = [np.zeros((1, C)) for _ in range(3)]
+    rest = ROUNDED_REST if fmt == FORMATS["float64"] else LOSS_REST
 
     def chunk(c: slice):
-        logits = _exact_sum(dd, call.x[c], Wt, _bias(call), reuse=True)
+        logits = _exact_sum(dd, call.x[c], Wt, _bias(call), reuse=True, rest=rest)
         if logits is None:
             raise NotSplit
         z_hi, z_lo, z_error = logits
@@ -276,13 +283,14 @@ def soft_gradients(call, reduction: str, smoothing: float, weight_gradient: bool
         parts = [np.empty((n, C) if weight_gradient else (0, 0)) for _ in range(3)]
         dd.softmax_soft_rows((z_hi, z_lo, z_error.max(axis=1)), np.argmax(z_hi, axis=1), p[c],
                              weight, smoothing, divisor, a[c], True, ESTIMATE_ULPS,
-                             *dd.exp_constants(), *loss, *G, d_target[0][c], d_target[1][c],
-                             d_target[2][c], *parts)
+                             *dd.exp_constants(), *loss, *G, *(v[c] for v in d_target),
+                             np.empty(n, dtype=bool), *parts)
         G_hi, G_lo, G_error = G[:3]
         left = ~np.isfinite(G_error).all(axis=1)  # the kernel's zeros, bounded inf
         G_error[left] = 0.0
-        d_x = _product(dd, G_hi, G_lo, None, None, W, W_magnitude, reuse=True, error=G_error)
-        part = _product(dd, G_hi.T, G_lo.T, None, None, x_one[c], x_magnitude[c],
+        d_x = _product(dd, G_hi, G_lo, None, None, W, W_magnitude, reuse=True, rest=rest,
+                       error=G_error)
+        part = _product(dd, G_hi.T, G_lo.T, None, None, x_one[c], x_magnitude[c], rest=rest,
                         error=G_error.T)
         if d_x is None or part is None:
             raise NotSplit
@@ -306,16 +314,26 @@ def soft_gradients(call, reduction: str, smoothing: float, weight_gradient: bool
                     dd.accumulate(*weight_sums, *sums)
     except NotSplit:
         return None
-    out = {"input": _known(dd, *d_input, rows_only=True),
-           "layer": _known(dd, *layer, rows_only=False)}
-    hi, lo, ok = d_target
-    with np.errstate(invalid="ignore", over="ignore"):  # a row left holds anything
-        exact = (hi.astype(np.longdouble) + lo).reshape(M, 1, C)
-    out["target"] = Known(hi.reshape(M, 1, C), exact, ok, {TIER: int(ok.sum())})
+    out = {"input": _certified(dd, *d_input, fmt, rows_only=True),
+           "layer": _certified(dd, *layer, fmt)}
+    target = _certified(dd, *d_target, fmt, rows_only=True)
+    out["target"] = Known(target.rounded.reshape(M, 1, C), target.exact.reshape(M, 1, C),
+                          target.ok, target.tiers)
     if weight_gradient:
-        totals = _known(dd, *weight_sums, rows_only=False)
+        totals = _certified(dd, *weight_sums, fmt)
         out["weight"] = Known(totals.rounded[0], totals.exact[0], totals.ok[0], totals.tiers)
     return out
+
+
+def _certified(dd, hi, lo, error, fmt: Format, rows_only: bool = False) -> Known:
+    """The double-doubles hi + lo (2-D), each within ``error``, rounded to ``fmt`` as Known:
+    ``_known`` for float64, ``compiled_kernels.known_in`` (``certify_narrower``) for narrower
+    formats; ok per row where ``rows_only``."""
+    if fmt == FORMATS["float64"]:
+        return _known(dd, hi, lo, error, rows_only)
+    rounded = known_in(hi, lo, error, None, fmt)
+    ok = rounded.ok.all(axis=1) if rows_only else rounded.ok
+    return Known(rounded.rounded, rounded.exact, ok, {TIER: int(ok.sum())})
 
 
 def gradients(call, reduction: str, smoothing: float = 0.0) -> tuple[Known, Known] | None:

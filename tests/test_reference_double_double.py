@@ -668,7 +668,7 @@ def _soft_rows(logits, p, weight, smoothing, a, estimate_ulps=engine.ESTIMATE_UL
     w = np.ones(C) if weight is None else weight
     dd.softmax_soft_rows(logits, np.argmax(logits[0], axis=1), p, w, smoothing, 1.0, a, True,
                          estimate_ulps, *dd.exp_constants(), *loss, *d_x[:2], np.empty((0, 0)),
-                         d_x[2], *d_p, *(np.empty((0, 0)),) * 3)
+                         d_x[2], *d_p[:2], np.empty((0, 0)), d_p[2], *(np.empty((0, 0)),) * 3)
     return loss, d_x, d_p
 
 

@@ -8,12 +8,14 @@ test_reference_linear_fast's.
 from __future__ import annotations
 
 import dataclasses
+from fractions import Fraction
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mpmath import mp, mpf
+from test_reference import correctly_round, to_format
 from test_reference_double_double import soft_oracle
 from test_reference_linear_fast import IGNORE, _assert_holds, cases, oracle
 
@@ -227,14 +229,23 @@ def test_what_it_certifies_with_probability_targets_is_the_correctly_rounded_val
         assert value.ok.all()
 
 
-def soft_gradients_oracle(x, W, b, p, w, reduction, g, smoothing):
-    """{name: rounded values} of linear_cross_entropy's gradients with probability targets, at
-    300 bits: G = h (Q softmax - u) per token (u = w ((1 - e) p + e / C), Q = sum u, h = g /
-    divisor), d input = G W, d W = G^T x, d b = G's column sums, d p = h (1 - e) w nlp and
-    d w = the sum over tokens of h ((1 - e) p + e / C) nlp."""
+def _round_exact(value, fmt) -> float:
+    """An mpmath number rounded once to ``fmt`` (float64 where None)."""
+    if fmt is None:
+        return float(value)
+    sign, man, exp, _ = value._mpf_
+    return correctly_round(Fraction(-man if sign else man) * Fraction(2) ** exp, fmt)[0]
+
+
+def soft_gradients_oracle(x, W, b, p, w, reduction, g, smoothing, fmt=None):
+    """{name: values rounded to fmt} of linear_cross_entropy's gradients with probability
+    targets, at 300 bits: G = h (Q softmax - u) per token (u = w ((1 - e) p + e / C), Q =
+    sum u, h = g / divisor), d input = G W, d W = G^T x, d b = G's column sums, d p =
+    h (1 - e) w nlp and d w = the sum over tokens of h ((1 - e) p + e / C) nlp."""
     (N, D), C = x.shape, W.shape[0]
     b = np.zeros(C) if b is None else b
     w = np.ones(C) if w is None else w
+    r = lambda v: _round_exact(v, fmt)  # noqa: E731
     out = {"input": np.empty((N, D)), "linear_weight": np.empty((C, D)),
            "linear_bias": np.empty(C), "target": np.empty((N, C)), "weight": np.empty(C)}
     with mp.workprec(300):
@@ -248,35 +259,35 @@ def soft_gradients_oracle(x, W, b, p, w, reduction, g, smoothing):
             u = [mpf(w[c]) * q[c] for c in range(C)]
             h = mpf(float(np.ravel(g)[i] if reduction == "none" else g)) / divisor
             G.append([h * (mp.fsum(u) * mp.exp(z[c] - lse) - u[c]) for c in range(C)])
-            out["target"][i] = [float(h * (1 - e) * mpf(w[c]) * (lse - z[c]))
-                                for c in range(C)]
+            out["target"][i] = [r(h * (1 - e) * mpf(w[c]) * (lse - z[c])) for c in range(C)]
             d_w = [d_w[c] + h * q[c] * (lse - z[c]) for c in range(C)]
-        out["input"][:] = [[float(mp.fsum(G[i][c] * mpf(W[c, d]) for c in range(C)))
+        out["input"][:] = [[r(mp.fsum(G[i][c] * mpf(W[c, d]) for c in range(C)))
                             for d in range(D)] for i in range(N)]
-        out["linear_weight"][:] = [[float(mp.fsum(G[i][c] * mpf(x[i, d]) for i in range(N)))
+        out["linear_weight"][:] = [[r(mp.fsum(G[i][c] * mpf(x[i, d]) for i in range(N)))
                                     for d in range(D)] for c in range(C)]
-        out["linear_bias"][:] = [float(mp.fsum(G[i][c] for i in range(N))) for c in range(C)]
-        out["weight"][:] = [float(v) for v in d_w]
+        out["linear_bias"][:] = [r(mp.fsum(G[i][c] for i in range(N))) for c in range(C)]
+        out["weight"][:] = [r(v) for v in d_w]
     return out
 
 
-@settings(max_examples=40, deadline=None)
-@given(cases(formats=("float64",)), st.sampled_from([0.0, 0.1]))
+@settings(max_examples=60, deadline=None)
+@given(cases(formats=("float64", "float32", "bfloat16")), st.sampled_from([0.0, 0.1]))
 def test_what_it_certifies_of_the_probability_targets_gradients_is_correctly_rounded(
         case, smoothing):
     """``soft_gradients`` on layers whose products err, with class weights and label
-    smoothing: each certified element of d input, d [W, b], d target and d weight is the
-    oracle's rounding, and d input and d target of a few tokens whose logits spread
-    moderately are all certified (d [W, b] sums over the tokens, which may cancel)."""
-    x, W, _, b, w, reduction, g, _ = case
+    smoothing, rounded to float64 or (``certify_narrower``) float32 and bfloat16: each
+    certified element of d input, d [W, b], d target and d weight is the oracle's rounding,
+    and d input and d target of a few tokens whose logits spread moderately are all certified
+    (d [W, b] sums over the tokens, which may cancel)."""
+    x, W, _, b, w, reduction, g, fmt = case
     N, C = x.shape[0], W.shape[0]
     rng = np.random.default_rng(int(abs(x).sum() * 1e3) % 2 ** 32)
-    p = rng.random((N, C))
-    p /= p.sum(axis=1, keepdims=True)
-    known = tier.soft_gradients(_call(x, W, p, b, w, g), reduction, smoothing, True)
+    p = to_format(rng.random((N, C)), fmt)
+    known = tier.soft_gradients(_call(x, W, p, b, w, g), reduction, smoothing, True, fmt)
     if known is None:  # split_product steps aside
         return
-    want = soft_gradients_oracle(x, W, b, p, w, reduction, g, smoothing)
+    want = soft_gradients_oracle(x, W, b, p, w, reduction, g, smoothing,
+                                 None if fmt == FLOAT64 else fmt)
     layer = np.concatenate([want["linear_weight"], want["linear_bias"][:, None]], axis=1)
     for name, expected in (("input", want["input"]), ("layer", layer),
                            ("target", want["target"].reshape(N, 1, C)),
@@ -286,6 +297,21 @@ def test_what_it_certifies_of_the_probability_targets_gradients_is_correctly_rou
     logits = x @ W.T + (0 if b is None else b)
     if np.ptp(logits, axis=1).max() < 20 and C > 1:
         assert known["input"].ok.all() and known["target"].ok.all()
+
+
+def test_narrower_results_are_certified_only_where_every_point_of_the_ball_rounds_alike():
+    """``_certified`` for float32: an element on a float32 tie (1 + 2^-24) known within
+    2^-60 is not certified, nor is its row where ok is per row; the exact tie and a value
+    off the tie are."""
+    dd = pytest.importorskip("loss_reference.double_double")
+    tie = 1.0 + 2.0 ** -24
+    hi, lo = np.array([[1.0, tie], [1.0, tie]]), np.zeros((2, 2))
+    error = np.array([[0.0, 2.0 ** -60], [0.0, 0.0]])
+    fp32 = FORMATS["float32"]
+    elements = tier._certified(dd, hi, lo, error, fp32)
+    assert elements.ok.tolist() == [[True, False], [True, True]]
+    assert elements.rounded[1].tolist() == [1.0, 1.0]  # the exact tie: to even
+    assert tier._certified(dd, hi, lo, error, fp32, rows_only=True).ok.tolist() == [False, True]
 
 
 def test_probability_targets_gradients_through_this_tier_are_the_engines(monkeypatch):
