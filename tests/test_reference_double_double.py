@@ -313,9 +313,14 @@ def test_certified_elements_are_the_correctly_rounded_gradient(draw, dtype):
     # underflows, G is -a w_c / C (3 a / 8 at the target) plus a tiny term, which can sit on
     # a tie of the format below the double-double's reach (hypothesis drew a float64 row and
     # a bfloat16 one, 0.0572509765625 - 5.7e-43): the engine's
-    spread = x.max(axis=1) - x.min(axis=1)
+    # Nor where the softmax saturates beyond 60 nats: there G = a w_t (1 - 5e-36), say, and
+    # a w_t of two bfloat16 numbers is often a tie of the format (hypothesis drew logits 43.5
+    # and -37.75, a w_t = 0.0355224609375), which that tiny term's side decides below the
+    # bound's reach: the engine's too.
+    top = np.sort(x, axis=1)
+    spread, gap = top[:, -1] - top[:, 0], top[:, -1] - top[:, -2] if x.shape[1] > 1 else 0.0
     if smoothing < 1:
-        assert known.ok[spread < 600].all()
+        assert known.ok[(spread < 600) & (gap < 60)].all()
 
 
 def test_a_double_double_on_a_tie_of_the_format_rounds_to_its_lo_parts_side():
@@ -721,6 +726,19 @@ def test_the_soft_loss_bound_holds_for_any_logits_within_their_error():
                 exact = mp.fsum(u[c] * (lse - moved[c]) for c in range(C))
                 got = mpf(loss[0][i]) + mpf(loss[1][i])
                 assert abs(got - exact) <= mpf(loss[2][i]), (smoothing, i)
+
+
+def test_soft_rows_with_a_nan_target_or_a_product_that_underflows_are_left():
+    """A NaN target or class weight, or a product of nonzero factors that underflows to 0
+    (a weight of 2^-1000 times a target of 2^-100): the row is left (error inf, not ok), not
+    given a bound that does not hold; the other rows are computed (a target of 0 makes an
+    exact zero of that weight's product)."""
+    z = np.array([[0.5, -1.0, 2.0]] * 3)
+    p = np.array([[0.2, np.nan, 0.8], [0.2, 2.0 ** -100, 0.8], [0.5, 0.0, 0.5]])
+    for weight in (np.array([1.0, 2.0 ** -1000, 1.0]), np.array([1.0, np.nan, 1.0])):
+        loss, _, _ = _soft_rows((z, np.empty((0, 3)), np.zeros(3)), p, weight, 0.0, np.ones(3))
+        assert not loss[3][:2].any() and np.isinf(loss[2][:2]).all()
+        assert loss[3][2] == (not np.isnan(weight).any())
 
 
 def test_the_soft_gradients_hold_every_logit_within_their_error():
