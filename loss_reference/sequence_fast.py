@@ -309,4 +309,6 @@ def sample_balls(p: Problem, forward_counts, backward_counts, possible, upstream
     working = 2 * np.where(running, frame_bound, 0).sum(axis=0) + (states + 4) * u1
     u64 = FLOAT64.unit_roundoff / (1 - FLOAT64.unit_roundoff)
     total_bound = (working.astype(np.float64) + u64) * SLACK  # (n,)
-    return values, np.expm1(total_bound) * SLACK, valid
+    with quiet():  # a bound beyond 709 is inf: those rows are left to the later tiers
+        relative = np.expm1(total_bound) * SLACK
+    return values, relative, valid
