@@ -162,6 +162,13 @@ def assert_triplet_results(triple, rows, oracle_results, g, count: int, swap: bo
     return known
 
 
+def _is_float64_tie(value) -> bool:
+    """Whether an mpmath number lies exactly halfway between two float64 numbers."""
+    nearest = float(value)
+    other = float(np.nextafter(nearest, np.inf if value > nearest else -np.inf))
+    return value != nearest and 2 * value == mpf(nearest) + mpf(other)
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.integers(1, 6), st.integers(1, 9), st.integers(0, 2 ** 32 - 1),
        st.sampled_from([1e-100, 1e-3, 1.0, 1e3, 1e100]), st.sampled_from([0.0, 1.0]),
@@ -172,13 +179,17 @@ def test_triplet_certified_results_are_the_correctly_rounded_ones(n, D, seed, sc
     a, p_, n_ = triplet_batch(rng, n, D, scale)
     g = rng.uniform(0.5, 2.0, n) * rng.choice([-1.0, 1.0], n)
     rows = tier.triplet_rows(a, p_, n_, 1e-6, margin, swap, norm)
-    known = assert_triplet_results(
-        (a, p_, n_), rows, triplet_oracle(a, p_, n_, 1e-6, margin, swap, g, count, norm), g,
-        count, swap)
+    oracle_results = triplet_oracle(a, p_, n_, 1e-6, margin, swap, g, count, norm)
+    known = assert_triplet_results((a, p_, n_), rows, oracle_results, g, count, swap)
     # rows not drawn to cancel: all certified (but for D = 1, where both unit vectors are +-1
-    # and the anchor's gradient is exactly 0 or +-2: a bound, not 0, leaves the 0 to the engine)
+    # and the anchor's gradient is exactly 0 or +-2: a bound, not 0, leaves the 0 to the
+    # engine; and a hinge exactly halfway between two float64 numbers, which an L1 distance
+    # of float64 inputs often is, and which only an exact ball decides: hypothesis drew
+    # 1.991021761125893 + half an ulp)
     if 1e-3 <= scale <= 1e3 and margin == 1.0 and D > 1:
-        assert known.ok[3:].all() and rows.ok[3:].all()
+        with mp.workprec(300):
+            ties = np.array([_is_float64_tie(h) for h in oracle_results[0]])
+        assert known.ok[3:].all() and rows.ok[3:][~ties[3:]].all()
 
 
 @settings(max_examples=20, deadline=None)
