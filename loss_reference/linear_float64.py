@@ -24,21 +24,19 @@ a softmax's chain to the 64th of an ulp that certification needs. Here, per chun
   half the time of all-exact ones (4-20 exact products, each of float64's 53 bits in 2-3
   slices, where 3 to 7 do at 2^-80).
 
-It covers a 2-D weight with index targets for float64 results, where ``split_product``
-applies and numba imports (``applies``; probability targets too: ``soft_loss`` and
-``soft_gradients``, the logits as double-doubles into cross_entropy's kernel for them), with
-or without label smoothing (the loss by the
-kernels' smoothed variants; the gradients by ``SoftmaxGradient.smoothed_rows``: the kernel's
-gradient of unit weight times K = (1 - e) w_t + (e / C) S_w, plus (e / C) a (S_w [c = t] -
-w_c), in double-double, each element bounded relative to the sizes of its terms); whatever it
-leaves the engine's tiers compute. For results of 24 bits it is also ``linear_fast``'s first
-tier (``blas_gradients``: the double-double softmax gradient of every token, kept, and its
-products by one BLAS product each, bounded through norms: ``softmax_products``), its second
-(``sharpen``: products of magnitudes for the rows and classes the norms leave), and for those
-and narrower results its third (``refine``): the outputs whose sums cancel below the sharp
-bounds, from the products of those rows and classes alone (of the kept gradient, or of every
-row's softmax recomputed).
-"""
+It covers a 2-D weight with index targets for float64 results, where ``split_product`` applies
+and numba imports (``applies``; probability targets too: ``soft_loss`` and ``soft_gradients``,
+the logits as double-doubles into cross_entropy's kernel for them), with or without label
+smoothing (the loss by the kernels' smoothed variants; the gradients by
+``SoftmaxGradient.smoothed_rows``: the kernel's gradient of unit weight times K = (1 - e) w_t +
+(e / C) S_w, plus (e / C) a (S_w [c = t] - w_c), in double-double, each element bounded
+relative to the sizes of its terms); whatever it leaves the engine's tiers compute. For results
+of 24 bits it is also ``linear_fast``'s first tier (``blas_gradients``: the double-double
+softmax gradient of every token, kept, and its products by one BLAS product each, bounded
+through norms: ``softmax_products``), its second (``sharpen``: products of magnitudes for the
+rows and classes the norms leave), and for those and narrower results its third (``refine``):
+the outputs whose sums cancel below the sharp bounds, from the products of those rows and
+classes alone (of the kept gradient, or of every row's softmax recomputed)."""
 
 from __future__ import annotations
 
@@ -213,8 +211,8 @@ def soft_loss(call, reduction: str, smoothing: float) -> Known | None:
     hi, lo, error = np.empty(M), np.empty(M), np.empty(M)
     ok = np.zeros(M, dtype=bool)
     Wt = call.W_rows.T  # one object: the weight is split once
-    no_gradients = (np.empty((0, 0)), np.empty((0, 0)), np.zeros(0, dtype=bool))
-    no_bounds = np.empty((0, 0))
+    # the kernel's d input and d target (hi, lo, error, ok each), and the weight's parts: none
+    no_outputs = (np.empty((0, 0)),) * 3 + (np.zeros(0, dtype=bool),)
 
     def rows(c, cheap=True) -> bool:
         logits = _exact_sum(dd, call.x[c], Wt, _bias(call), reuse=True, cheap=cheap,
@@ -226,9 +224,8 @@ def soft_loss(call, reduction: str, smoothing: float) -> Known | None:
         out = [np.empty(n) for _ in range(3)] + [np.empty(n, dtype=bool)]
         dd.softmax_soft_rows((z_hi, z_lo, z_error.max(axis=1)), np.argmax(z_hi, axis=1), p[c],
                              weight, smoothing, 1.0, np.zeros(n), False, ESTIMATE_ULPS,
-                             *dd.exp_constants(), *out, *no_gradients[:2], no_bounds,
-                             no_gradients[2], *no_gradients[:2], no_bounds, no_gradients[2],
-                             *(np.empty((0, 0)),) * 3)
+                             *dd.exp_constants(), *out, *no_outputs, *no_outputs,
+                             *no_outputs[:3])
         hi[c], lo[c], error[c], ok[c] = out
         return True
 
@@ -252,10 +249,9 @@ def soft_gradients(call, reduction: str, smoothing: float, weight_gradient: bool
     float64: a gradient's sums may cancel; LOSS_REST for results of 24 bits and fewer, as
     ``blas_gradients``' products), ``double_double.softmax_soft_rows`` (G = d loss / d z and
     d target with an absolute bound per element, the weight's parts per token summed by
-    columns), then
-    G W and G^T [x, 1] by ``_product`` with G's bounds; the layer's chunks and the weight's
-    added in double-double. A token the kernel leaves (its logits spread beyond its domain)
-    leaves its d input and every class's sums to the engine's tiers."""
+    columns), then G W and G^T [x, 1] by ``_product`` with G's bounds; the layer's chunks and
+    the weight's added in double-double. A token the kernel leaves (its logits spread beyond
+    its domain) leaves its d input and every class's sums to the engine's tiers."""
     dd = kernels()
     rows, M, C, D = call.rows, call.row_count, call.classes, call.x.shape[1]
     p = np.ascontiguousarray(rows.target, dtype=np.float64)
