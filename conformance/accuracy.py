@@ -47,7 +47,10 @@ class Magnitude:
     distance of its input (a hinge's gradient at its kink), so either side is right;
     amplification: how much the factors applied after the first rounded operation can magnify
     an absolute error (>= 1): an intermediate that underflows into the subnormals errs by up to
-    one subnormal unit absolutely, and a later multiplication by |w x| carries that along.
+    one subnormal unit absolutely, and a later multiplication by |w x| carries that along. An
+    output that reduces terms adds their amplifications, over the terms that may underflow,
+    and divides by what the reduction divides by: n terms that each round to the subnormal
+    grid can each lose a unit, and a mean divides those losses again.
     """
 
     scale: np.ndarray

@@ -459,23 +459,3 @@ def test_a_failure_whose_exact_value_is_beyond_float64_is_reported_without_a_war
                                 SimpleNamespace(dtype="float32"))
     assert not verdict.passed
     assert np.isposinf(verdict.evidence["value"]["exact"]).all()
-
-
-@pytest.mark.xfail(strict=True, reason="the subnormal floor counts one term's roundings, not "
-                   "every term's: the soak's default seed 428 (closing note, 2026-12-05)")
-def test_a_sum_of_terms_that_each_underflow_passes_as_float32_computes_it():
-    """torch's multilabel_soft_margin_loss, 'sum' over 99 rows of two classes weighing 0 and
-    2^-149 (the smallest subnormal), logits near 0: each row's term 0.69 x 2^-149 rounds to
-    one unit, and its division by C = 2 to 0 (a tie, to even), so float32 arithmetic, every
-    operation correctly rounded, gives 0 where the exact sum is 34 units. A policy that
-    accepts what correctly rounded float32 arithmetic gives must pass it; the floor
-    (depth + summation(n)) units allows 34 (33 and the ulp) and fails it by 0.3 units."""
-    fmt = FORMATS["float32"]
-    ell = np.log1p(np.exp(-np.linspace(-1e-4, 1e-4, 99)))  # -log sigmoid(x), about log 2
-    terms = (ell.astype(np.float32) * np.float32(2.0 ** -149)) / np.float32(2)
-    candidate = np.array(float(terms.astype(np.float32).sum(dtype=np.float32)))
-    exact = float(np.sum(ell) * 2.0 ** -150)
-    assert candidate == 0.0 and exact > 30 * 2.0 ** -149
-    reference = Evaluated(np.array(round_float64(exact, fmt)), np.array(exact, dtype=LD))
-    magnitude = Magnitude(np.array(exact), 198, 10)  # the spec's: n = 99 x 2 terms, depth 10
-    assert compare(candidate, reference, magnitude, fmt).passed

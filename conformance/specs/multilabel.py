@@ -5,7 +5,9 @@ Tolerances (see conformance/accuracy.py for the rule):
 - multilabel_soft_margin_loss, value: S = sum of |w| (softplus(x) + |y x|) / C over the terms
   reduced (the magnitudes of softplus(x) - y x, the form with the most cancellation among the
   standard ones); depth 10 (exp and log1p count 2 each, then add, multiply, subtract, weight,
-  divide by C, divide by N).
+  divide by C, divide by N). Underflow: each term with a nonzero intermediate below the
+  smallest normal number counts max(1, |w_c|) / C subnormal units, a sample whose value is
+  below it one more, and a reduction adds (a mean: averages) the samples' counts.
 - its gradients: input |g w| (sigmoid(x) + |y|) / (C N'), target |g w| (softplus(x) +
   softplus(-x)) / (C N') (the magnitudes of log sigmoid(x) - log sigmoid(-x), which is how
   autograd differentiates torch's formula), weight the sum over the batch of |g| (softplus(x)
@@ -93,16 +95,38 @@ def _soft_margin_reference(case):
                                            case.options["reduction"], format_of(case.dtype))
 
 
+@np.errstate(over="ignore", invalid="ignore", under="ignore")
 def _soft_margin_magnitude(case):
     x, y, w = case.args["input"], case.args["target"], case.args["weight"]
     classes = x.shape[-1]
     w = np.ones(classes) if w is None else np.abs(w)
-    per_sample = np.sum(w * (_softplus(x) + np.abs(y * x)), axis=-1) / classes
+    terms = w * (_softplus(x) + np.abs(y * x))
+    per_sample = np.sum(terms, axis=-1) / classes
+    underflow = _soft_margin_underflow(x, y, w, terms, per_sample, format_of(case.dtype))
     reduction = case.options["reduction"]
     if reduction == "none":
-        return Magnitude(per_sample, classes, DEPTH_SOFT_MARGIN)
-    total = np.sum(per_sample) / (_batch(x.shape) if reduction == "mean" and x.size else 1)
-    return Magnitude(np.array(total), max(x.size, 1), DEPTH_SOFT_MARGIN)
+        return Magnitude(per_sample, classes, DEPTH_SOFT_MARGIN, amplification=underflow)
+    divisor = _batch(x.shape) if reduction == "mean" and x.size else 1
+    return Magnitude(np.array(np.sum(per_sample) / divisor), max(x.size, 1), DEPTH_SOFT_MARGIN,
+                     amplification=float(np.sum(underflow)) / divisor)
+
+
+def _soft_margin_underflow(x, y, w, terms, per_sample, fmt):
+    """Per sample, the subnormal units its value can lose (Magnitude.amplification): a term
+    with a nonzero intermediate below the smallest normal number (log sigmoid(+-x), its
+    product with y or 1 - y, the weighted term) errs by up to a unit times |w_c| (the weight
+    multiplies last), 1 / C of it after the division by C; a sample whose own value is below
+    it loses one more unit in that division. A reduction adds the samples' losses: a 'sum' of
+    N samples whose terms each round to the subnormal grid errs by N of them."""
+    tiny = 2.0 ** fmt.min_exponent
+
+    def below(values):
+        return (values != 0) & (np.abs(values) < tiny)
+
+    small = (below(_softplus(-np.abs(x))) | below(y * _softplus(-x))
+             | below((1 - y) * _softplus(x)) | below(terms))
+    per_term = np.where(small & (w != 0), np.maximum(1.0, w), 0.0)
+    return np.sum(per_term, axis=-1) / max(x.shape[-1], 1) + below(per_sample)
 
 
 def _soft_margin_reference_grad(case):
