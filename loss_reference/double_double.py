@@ -183,6 +183,14 @@ def safe(hi):
     return SMALLEST <= magnitude <= LARGEST
 
 
+@inlined
+def product_in_domain(product, a, b):
+    """Whether a product a b (of double-doubles with these hi parts) with this hi lies in the
+    domain or is exactly 0 (a factor 0): a product of nonzero factors that underflows to 0
+    errs by up to 2^-1075, which no bound here counts. For a quotient a / b pass a twice."""
+    return safe(product) or (product == 0.0 and (a == 0.0 or b == 0.0))
+
+
 @compiled
 def certified(hi, lo, radius, estimate_ulps):
     """Whether every point within ``radius`` of hi + lo (normalised) rounds to hi in float64:
@@ -839,10 +847,10 @@ def _smoothed_loss_row(x, x_lo, logit_error, k, t, w_t, w, w_magnitude, smoothin
         l_hi, l_lo = add(a_hi, a_lo, c_hi, c_lo)
         l_error = (a_error + c_error + ADD_ERROR * U2 * (abs(a_hi) + abs(c_hi))) \
             * (1 + 2.0 ** -30)
-        products = (q_hi, a_hi, r_hi, c_hi, l_hi)
-        for product in products:
-            if not (product == 0.0 or safe(product)):
-                return result
+        if not (product_in_domain(q_hi, n_hi, w_t) and product_in_domain(a_hi, q_hi, keep_hi)
+                and product_in_domain(r_hi, y_hi, S_hi)
+                and product_in_domain(c_hi, b_hi, share_hi) and (l_hi == 0.0 or safe(l_hi))):
+            return result
         result = (l_hi, l_lo, l_error, certified(l_hi, l_lo, l_error, estimate_ulps))
         if result[3]:
             break
@@ -914,8 +922,10 @@ def smoothed_gradient_rows(g_hi, g_lo, eps, t, a, w_t, divisor_hi, divisor_lo, s
         K_size = abs(kw_hi) + abs(c1_hi)
         q_hi, q_lo = div(a[i], 0.0, divisor_hi, divisor_lo)
         k_hi, k_lo = mul(q_hi, q_lo, share_hi, share_lo)
-        row_ok = ((K_hi == 0.0 or safe(K_hi)) and (k_hi == 0.0 or safe(k_hi))
-                  and (kw_hi == 0.0 or safe(kw_hi)) and (c1_hi == 0.0 or safe(c1_hi)))
+        row_ok = ((K_hi == 0.0 or safe(K_hi)) and product_in_domain(q_hi, a[i], a[i])
+                  and product_in_domain(k_hi, q_hi, share_hi)
+                  and product_in_domain(kw_hi, keep_hi, w_t[i])
+                  and product_in_domain(c1_hi, share_hi, S_hi))
         for c in range(C):
             gh = g_hi[i, c]
             p_hi, p_lo = mul(gh, g_lo[i, c], K_hi, K_lo)
@@ -926,7 +936,7 @@ def smoothed_gradient_rows(g_hi, g_lo, eps, t, a, w_t, divisor_hi, divisor_lo, s
                 s_hi, s_lo = -w[c], 0.0
                 target_size = abs(w[c])
             r_hi, r_lo = mul(s_hi, s_lo, k_hi, k_lo)
-            if not ((p_hi == 0.0 or safe(p_hi)) and (r_hi == 0.0 or safe(r_hi))):
+            if not (product_in_domain(p_hi, gh, K_hi) and product_in_domain(r_hi, s_hi, k_hi)):
                 row_ok = False
             g_hi[i, c], g_lo[i, c] = add(p_hi, p_lo, r_hi, r_lo)
             magnitude[i, c] = (K_size * abs(gh) + abs(k_hi) * target_size) * (1 + 2.0 ** -50)
@@ -1040,7 +1050,7 @@ def softmax_soft_rows(logits, k, p, w, smoothing, divisor, a, gradients, estimat
         R_error = (abs(q_hi) * y_error + abs(y_hi) * q_error + MUL_ERROR * U2 * abs(R_hi)) * grow
         l_hi, l_lo = add(sp_hi, sp_lo, R_hi, R_lo)
         l_error = (sp_error + R_error + ADD_ERROR * U2 * (abs(sp_hi) + abs(R_hi))) * grow
-        if not (ok and (R_hi == 0.0 or safe(R_hi)) and (l_hi == 0.0 or safe(l_hi))):
+        if not (ok and product_in_domain(R_hi, q_hi, y_hi) and (l_hi == 0.0 or safe(l_hi))):
             continue
         loss_hi[i], loss_lo[i], loss_error[i] = l_hi, l_lo, l_error
         loss_ok[i] = ((l_hi == 0.0 and l_lo == 0.0 and l_error == 0.0)
@@ -1062,7 +1072,8 @@ def softmax_soft_rows(logits, k, p, w, smoothing, divisor, a, gradients, estimat
 def _out_of_domain(product, nonzero_factors):
     """Whether a double-double product with this hi leaves the domain: beyond LARGEST, or
     below SMALLEST where its factors are all nonzero (``nonzero_factors``): an underflow to
-    0 is not an exact zero."""
+    0 is not an exact zero. ``product_in_domain``'s negation without its branches, for the
+    hot loops (a NaN stays in, for the result's own check)."""
     magnitude = abs(product)
     return ((magnitude < SMALLEST) & nonzero_factors) | (magnitude > LARGEST)
 
@@ -1104,8 +1115,8 @@ def _soft_gradient_row(differences, a, divisor, h_relative, S, log_E, Q, u_hi, u
                + (h_relative + (MUL_ERROR + DIV_ERROR) * U2 + total_error) * abs(r_hi)) * grow
     kh_hi, kh_lo = mul(h_hi, h_lo, keep_hi, keep_lo)
     kh_error = (h_relative + MUL_ERROR * U2) * abs(kh_hi)
-    if not (safe(h_hi) and (hq_hi == 0.0 or safe(hq_hi)) and (r_hi == 0.0 or safe(r_hi))
-            and (kh_hi == 0.0 or safe(kh_hi))):
+    if not (safe(h_hi) and product_in_domain(hq_hi, h_hi, q_hi)
+            and product_in_domain(r_hi, hq_hi, hq_hi) and product_in_domain(kh_hi, h_hi, keep_hi)):
         return False, False
     x_ok, p_ok = True, True
     for c in range(C):
@@ -1117,9 +1128,11 @@ def _soft_gradient_row(differences, a, divisor, h_relative, S, log_E, Q, u_hi, u
         G_hi, G_lo = add(f_hi, f_lo, -b_hi, -b_lo)
         G_error = (f_error + b_error + ADD_ERROR * U2 * (abs(f_hi) + abs(b_hi))) * grow
         gx_hi[c], gx_lo[c] = G_hi, G_lo
+        in_domain = (product_in_domain(f_hi, r_hi, e_hi[c])
+                     and product_in_domain(b_hi, h_hi, u_hi[c]) and (G_hi == 0.0 or safe(G_hi)))
         if x_bounds:
-            gx_error[c] = G_error if all_safe(f_hi, b_hi, G_hi) else np.inf
-        x_ok = x_ok and all_safe(f_hi, b_hi, G_hi) and (
+            gx_error[c] = G_error if in_domain else np.inf
+        x_ok = x_ok and in_domain and (
             (G_hi == 0.0 and G_lo == 0.0 and G_error == 0.0)
             or certified(G_hi, G_lo, G_error, estimate_ulps))
         n_hi, n_lo = add(-d_hi[c], -d_lo[c], y_hi, y_lo)  # both parts >= 0: no cancellation
@@ -1129,9 +1142,10 @@ def _soft_gradient_row(differences, a, divisor, h_relative, S, log_E, Q, u_hi, u
         t_hi, t_lo = mul(z_hi, z_lo, kh_hi, kh_lo)
         t_error = (abs(kh_hi) * z_error + abs(z_hi) * kh_error + MUL_ERROR * U2 * abs(t_hi)) * grow
         gp_hi[c], gp_lo[c] = t_hi, t_lo
+        in_domain = product_in_domain(z_hi, n_hi, w[c]) and product_in_domain(t_hi, z_hi, kh_hi)
         if p_bounds:
-            gp_error[c] = t_error if all_safe(z_hi, t_hi, t_hi) else np.inf
-        p_ok = p_ok and all_safe(z_hi, t_hi, t_hi) and (
+            gp_error[c] = t_error if in_domain else np.inf
+        p_ok = p_ok and in_domain and (
             (t_hi == 0.0 and t_lo == 0.0 and t_error == 0.0)
             or certified(t_hi, t_lo, t_error, estimate_ulps))
         if weight_parts:
@@ -1140,15 +1154,10 @@ def _soft_gradient_row(differences, a, divisor, h_relative, S, log_E, Q, u_hi, u
             gw_hi[c], gw_lo[c] = mul(o_hi, o_lo, h_hi, h_lo)
             gw_error[c] = (abs(h_hi) * o_error + (h_relative + MUL_ERROR * U2)
                            * abs(gw_hi[c])) * grow
-            if not all_safe(o_hi, gw_hi[c], gw_hi[c]):
+            if not (product_in_domain(o_hi, n_hi, v_hi[c])
+                    and product_in_domain(gw_hi[c], o_hi, h_hi)):
                 gw_error[c] = np.inf
     return x_ok, p_ok
-
-
-@inlined
-def all_safe(a, b, c):
-    """Whether each of three double-doubles' hi is 0 or in the domain (``safe``)."""
-    return (a == 0.0 or safe(a)) and (b == 0.0 or safe(b)) and (c == 0.0 or safe(c))
 
 
 @compiled
@@ -1342,7 +1351,7 @@ def _cosine_slope(x_other, x_self, q_hi, q_lo, q_abs, q_rel, r_hi, r_lo, r_error
     terms' magnitudes; the quotient's rounding and R's error relative to the result."""
     m_hi, m_lo = mul(q_hi, q_lo, -x_self, 0.0)
     t_hi, t_lo = add_float(m_hi, m_lo, x_other)
-    in_domain = (m_hi == 0.0 or safe(m_hi)) and (t_hi == 0.0 or safe(t_hi))
+    in_domain = product_in_domain(m_hi, q_hi, x_self) and (t_hi == 0.0 or safe(t_hi))
     y_hi, y_lo = div(t_hi, t_lo, r_hi, r_lo)
     magnitude = (abs(x_other) + abs(m_hi)) / abs(r_hi)
     error = ((q_rel + (MUL_ERROR + ADD_FLOAT_ERROR) * U2) * magnitude
@@ -1762,6 +1771,7 @@ def exp_minus(x, y, times_x, full, g, count, estimate_ulps, inverse, l1, l2, l3,
                                            table_hi, table_lo, powers)
             t_hi, t_lo = add(t_hi, t_lo, s_hi, s_lo)
             sum_error += s_error + ADD_ERROR * U2 * abs(t_hi)
+        difference = t_hi
         t_hi, t_lo = mul(t_hi, t_lo, g[q], 0.0)
         if count != 1.0:
             t_hi, t_lo = div(t_hi, t_lo, count, 0.0)
@@ -1769,7 +1779,7 @@ def exp_minus(x, y, times_x, full, g, count, estimate_ulps, inverse, l1, l2, l3,
                  + (MUL_ERROR + DIV_ERROR) * U2 * abs(t_hi)) * (1 + 2.0 ** -30)
         out_hi[q], out_lo[q], out_error[q], ok[q] = t_hi, t_lo, error, False
         if not (EXP_LOWEST <= xq <= EXP_HIGHEST and in_range and math.isfinite(g[q])
-                and (t_hi == 0.0 and t_lo == 0.0 or safe(t_hi))):
+                and product_in_domain(t_hi, difference, g[q])):
             out_error[q] = np.inf
         elif estimate_ulps > 0:
             ok[q] = certified(t_hi, t_lo, error, estimate_ulps)
@@ -2492,7 +2502,7 @@ def weighted_mean_slopes(t_hi, t_lo, t_error, a_hi, a_lo, a_error, w_hi, w_lo, g
             out_error[i], ok[i] = 0.0, True  # a factor exactly 0
             continue
         p_hi, p_lo = mul(t_hi[i], t_lo[i], w_hi, w_lo)
-        if not (p_hi == 0.0 or safe(p_hi)):
+        if not product_in_domain(p_hi, t_hi[i], w_hi):
             continue
         p_error = t_error[i] * abs(w_hi) * (1 + 2.0 ** -50) + (MUL_ERROR + 1) * U2 * abs(p_hi)
         d_hi, d_lo = add(p_hi, p_lo, -a_hi, -a_lo)

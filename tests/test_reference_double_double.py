@@ -224,6 +224,29 @@ def test_a_spread_with_a_product_out_of_the_domain_is_left():
     assert not _spread(tiny, np.empty(0), 0, np.array([1.0, 2.0 ** -300]))[3]
     assert _spread(x, np.empty(0), 0, np.array([1.0, 0.0, 1.0]))[3]  # an exact zero is fine
 
+
+def test_a_product_of_nonzero_factors_that_underflows_to_0_leaves_the_element():
+    """0.25 x 2^-1074 rounds to 0 where its exact value is not: the kernels that check their
+    products' domain leave such an element (an infinite bound), and keep one whose factor is
+    exactly 0. Each checked ``p == 0 or safe(p)`` before, which took the underflow for an
+    exact zero and bounded it by 0."""
+    tiny = 2.0 ** -1074
+    out = [np.empty(2) for _ in range(3)] + [np.empty(2, dtype=bool)]
+    # poisson's g (exp(x) - y) / count with exp(0) - 0.75 = 0.25, exact
+    dd.exp_minus(np.zeros(2), np.full(2, 0.75), False, False, np.array([tiny, 0.0]), 1.0,
+                 4.0, *dd.exp_constants(), *out)
+    assert np.isposinf(out[2][0]) and out[2][1] == 0.0 and out[0][1] == 0.0
+    # a weighted mean's slope: t W with t = 2^-1074, W = 0.25
+    dd.weighted_mean_slopes(np.array([tiny, 0.0]), np.zeros(2), np.zeros(2), 0.0, 0.0, 0.0,
+                            0.25, 0.0, np.ones(2), 4.0, *out)
+    assert np.isposinf(out[2][0]) and np.isfinite(out[2][1])
+    # label smoothing's k = (e / C) a / D with a = 2^-1074, D = 4 (and a = 0 beside it)
+    G_hi, G_lo, eps = np.ones((2, 3)) / 3, np.zeros((2, 3)), np.zeros(2)
+    dd.smoothed_gradient_rows(G_hi, G_lo, eps, np.zeros(2, dtype=np.int64),
+                              np.array([tiny, 0.0]), np.ones(2), 4.0, 0.0, 0.1, 3, 3.0, 0.0,
+                              np.ones(3), np.empty((2, 3)))
+    assert np.isposinf(eps[0]) and np.isfinite(eps[1])
+
 # --- the tier ------------------------------------------------------------------------------------
 
 def oracle(x, target, weight, reduction, g, only=None, smoothing=0.0, fmt=None):
