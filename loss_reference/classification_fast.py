@@ -21,7 +21,9 @@ take u_c = w_c ((1 - e) p_c + e / C): the loss sum_c u_c nlp_c, d loss / d x_c =
 h (Q softmax_c - u_c) with Q = sum_c u_c and h = a / divisor (bounded by its terms' sizes:
 it cancels where the softmax meets the target), d loss / d p_c = h (1 - e) w_c nlp_c (no
 cancellation), and d loss / d w_c, the sum over rows of h q_c nlp_c (absolute bounds: the
-upstream's signs may differ by row). Rows it does not certify
+upstream's signs may differ by row); for results narrower than float64 the gradients come
+with an absolute bound per element and ``compiled_kernels.certify_narrower`` rounds them
+(the engine's float64 balls took 1.8 times as long). Rows it does not certify
 (non-finite logits, logits spread beyond 650, values near underflow, an element within a 64th
 of an ulp of a rounding boundary: about one in 2^30) are left to the engine's tiers
 (``engine.Known``), and so is everything where numba does not import.
@@ -33,7 +35,7 @@ import math
 
 import numpy as np
 
-from .compiled_kernels import (TIER, certify_narrower, exact_divisor, kernels, known,
+from .compiled_kernels import (TIER, certify_narrower, exact_divisor, kernels, known, known_in,
                                known_total)
 from .engine import ESTIMATE_ULPS, Known, parallel_map, row_chunks
 from .formats import FORMATS, Format
@@ -43,9 +45,9 @@ NO_LO = np.empty((0, 0))  # the kernels' lo parts of the logits: float64 logits 
 
 
 def applies(rows, fmt: Format) -> bool:
-    """Whether this tier covers the call: float64 results, rows with classes, and numba here
-    (index targets: ``loss``, ``gradient``; probability targets: ``soft_loss``,
-    ``soft_gradients``)."""
+    """Whether this tier's losses cover the call: float64 results, rows with classes, and
+    numba here (index targets: ``loss``; probability targets: ``soft_loss``; the gradients:
+    ``gradient_applies``)."""
     return (fmt == FORMATS["float64"]
             and rows.x.shape[0] > 0 and rows.x.shape[1] > 0 and kernels() is not None)
 
@@ -62,9 +64,10 @@ def gradient_factors(rows, a: np.ndarray, reduction: str) -> tuple:
 
 
 def gradient_applies(rows) -> bool:
-    """Whether ``gradient`` covers the call, whatever the format: rows with classes, and numba
-    here (the double-double gradient beat float64 balls for float32 results too: 0.031 s
-    against 0.049 at the speed ladder's third rung, with smoothing 0.056 against 0.088)."""
+    """Whether ``gradient`` and ``soft_gradients`` cover the call, whatever the format: rows
+    with classes, and numba here (the double-double gradient beat float64 balls for float32
+    results too: 0.031 s against 0.049 at the speed ladder's third rung, with smoothing 0.056
+    against 0.088)."""
     return rows.x.shape[0] > 0 and rows.x.shape[1] > 0 and kernels() is not None
 
 
@@ -178,22 +181,35 @@ def soft_loss(rows, st, reduction: str, smoothing: float) -> Known:
 
 
 def soft_gradients(rows, st, a: np.ndarray, reduction: str, smoothing: float,
-                   weight_gradient: bool = False) -> tuple:
+                   weight_gradient: bool = False, fmt: Format = FORMATS["float64"]) -> tuple:
     """(d loss / d x, d loss / d target (M, C), d loss / d weight (C,) or None) with
-    probability targets rounded to float64, for the upstream gradient per row ``a`` (before
+    probability targets rounded to ``fmt``, for the upstream gradient per row ``a`` (before
     the mean's division): Known each, ok per row where every element of the row is certified
     (per element for the weight's, the sum over rows of h q_c nlp_c, only where
-    ``weight_gradient``)."""
+    ``weight_gradient``): by the kernel for float64, else from each element's bound."""
     divisor = float(rows.x.shape[0]) if reduction == "mean" else 1.0
-    _, d_input, d_target, parts = _soft_rows(rows, st, smoothing, divisor, a, weight_gradient)
-    inputs = tuple(Known(hi, _exact(hi, lo), ok, {TIER: int(ok.sum())})
-                   for hi, lo, ok in (d_input, d_target))
-    return inputs + ((_column_totals(*parts) if weight_gradient else None),)
+    wide = fmt == FORMATS["float64"]
+    _, d_input, d_target, parts = _soft_rows(rows, st, smoothing, divisor, a, weight_gradient,
+                                             bounds=not wide)
+    if wide:
+        inputs = tuple(Known(hi, _exact(hi, lo), ok, {TIER: int(ok.sum())})
+                       for hi, lo, ok, _ in (d_input, d_target))
+    else:
+        inputs = tuple(_per_row(known_in(hi, lo, error, None, fmt))
+                       for hi, lo, _, error in (d_input, d_target))
+    return inputs + ((_column_totals(*parts, fmt) if weight_gradient else None),)
 
 
-def _column_totals(hi, lo, error) -> Known:
-    """The columns' sums of rows' parts hi + lo, each within ``error``, certified per column:
-    each chunk of rows summed on the reference's threads, then the chunks' sums."""
+def _per_row(elements: Known) -> Known:
+    """``elements`` (ok per element) with ok per row: every element of the row certified."""
+    ok = elements.ok.all(axis=1)
+    return Known(elements.rounded, elements.exact, ok, {TIER: int(ok.sum())})
+
+
+def _column_totals(hi, lo, error, fmt: Format = FORMATS["float64"]) -> Known:
+    """The columns' sums of rows' parts hi + lo, each within ``error``, rounded to ``fmt`` and
+    certified per column: each chunk of rows summed on the reference's threads, then the
+    chunks' sums."""
     dd = kernels()
     M, C = hi.shape
     chunks = row_chunks(M, C, CHUNK_ELEMENTS)
@@ -206,24 +222,28 @@ def _column_totals(hi, lo, error) -> Known:
     parts = [np.stack(part) for part in zip(*parallel_map(chunk, chunks))]
     totals = np.empty((1, C)), np.empty((1, C)), np.empty((1, C))
     dd.column_sums(*parts, *(t[0] for t in totals))
+    if fmt != FORMATS["float64"]:
+        return known_in(*(t[0] for t in totals), None, fmt)
     ok = np.empty((1, C), dtype=bool)
     dd.certify_elements(*totals, ESTIMATE_ULPS, ok)
     return Known(totals[0][0], _exact(totals[0][0], totals[1][0]), ok[0], {TIER: int(ok.sum())})
 
 
-def _soft_rows(rows, st, smoothing: float, divisor: float, a, weight_parts=False) -> tuple:
+def _soft_rows(rows, st, smoothing: float, divisor: float, a, weight_parts=False,
+               bounds=False) -> tuple:
     """``double_double.softmax_soft_rows`` by chunks of rows on the reference's threads:
-    ((loss hi, lo, error, ok), (d input hi, lo, ok), (d target hi, lo, ok), (the weight's
-    parts per row hi, lo, error)), the gradients only where ``a`` is given and the weight's
-    parts only where ``weight_parts`` (else empty); rows with a non-finite logit are left."""
+    ((loss hi, lo, error, ok), (d input hi, lo, ok, error), (d target hi, lo, ok, error),
+    (the weight's parts per row hi, lo, error)), the gradients only where ``a`` is given,
+    their absolute error bounds only where ``bounds`` (the kernel then certifies nothing) and
+    the weight's parts only where ``weight_parts`` (else empty); rows with a non-finite logit
+    are left."""
     dd = kernels()
     M, C = rows.x.shape
     gradients = a is not None
     shape = (M, C) if gradients else (0, 0)
     loss = (np.empty(M), np.empty(M), np.empty(M), np.zeros(M, dtype=bool))
-    d_input, d_target = ((np.empty(shape), np.empty(shape), np.zeros(shape[0], dtype=bool))
-                         for _ in range(2))
-    no_bounds = np.empty((0, 0))  # the gradients' error bounds: their roundings suffice
+    d_input, d_target = ((np.empty(shape), np.empty(shape), np.zeros(shape[0], dtype=bool),
+                          np.empty(shape if bounds else (0, 0))) for _ in range(2))
     parts = tuple(np.empty((M, C) if weight_parts else (0, 0)) for _ in range(3))
     p = np.ascontiguousarray(rows.target, dtype=np.float64)
     weight = np.ascontiguousarray(rows.weight, dtype=np.float64)
@@ -232,22 +252,30 @@ def _soft_rows(rows, st, smoothing: float, divisor: float, a, weight_parts=False
     def chunk(c: slice):
         x = st.xs[c]  # float64 logits: no lo parts, exact
         dd.softmax_soft_rows((x, np.empty((0, C)), np.zeros(len(x))), st.k[c], p[c], weight,
-                             smoothing, divisor, a[c], gradients, ESTIMATE_ULPS,
-                             *dd.exp_constants(),
-                             *(v[c] for v in loss), d_input[0][c], d_input[1][c], no_bounds,
-                             d_input[2][c], d_target[0][c], d_target[1][c], no_bounds,
-                             d_target[2][c], *(v[c] for v in parts))
+                             smoothing, divisor, a[c], gradients,
+                             0.0 if bounds else ESTIMATE_ULPS, *dd.exp_constants(),
+                             *(v[c] for v in loss), *(_outputs(d_input, c)),
+                             *(_outputs(d_target, c)), *(v[c] for v in parts))
 
     parallel_map(chunk, row_chunks(M, C, CHUNK_ELEMENTS))
     finite = ~st.undefined & (st.finite == 1).all(axis=1)
     loss[3][:] &= finite
     loss[2][~finite] = np.inf
     if gradients:
-        d_input[2][:] &= finite
-        d_target[2][:] &= finite
+        for hi, lo, ok, error in (d_input, d_target):
+            ok[:] &= finite
+            if bounds:
+                error[~finite] = np.inf
     if weight_parts:
         parts[2][~finite] = np.inf
     return loss, d_input, d_target, parts
+
+
+def _outputs(gradient: tuple, c: slice) -> tuple:
+    """The kernel's (hi, lo, error, ok) arguments for the rows ``c`` of a gradient's (hi, lo,
+    ok, error), its error empty where it has no bounds."""
+    hi, lo, ok, error = gradient
+    return hi[c], lo[c], (error[c] if error.size else error), ok[c]
 
 
 def _exact(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:

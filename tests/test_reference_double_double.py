@@ -556,9 +556,10 @@ def test_a_loss_the_quick_exponentials_leave_the_double_double_ones_certify():
 
 # --- probability targets -------------------------------------------------------------------------
 
-def soft_oracle(x, p, weight, reduction, g, smoothing):
+def soft_oracle(x, p, weight, reduction, g, smoothing, fmt=None):
     """(the loss: per row or the total, d loss / d x, d loss / d p, d loss / d w) with
-    probability targets, in mpmath at 300 bits, rounded to nearest: u_c = w_c q_c,
+    probability targets, in mpmath at 300 bits, rounded to nearest (the gradients to ``fmt``
+    where given, else to float64): u_c = w_c q_c,
     q_c = (1 - e) p_c + e / C, the loss sum_c u_c nlp_c, d x_c = h (Q softmax_c - u_c),
     d p_c = h (1 - e) w_c nlp_c and d w_c = sum over rows of h q_c nlp_c for h = g / divisor
     (N for 'mean'), Q = sum_c u_c."""
@@ -566,6 +567,10 @@ def soft_oracle(x, p, weight, reduction, g, smoothing):
     w = np.ones(C) if weight is None else weight
     losses, d_x, d_p = [], np.empty((N, C)), np.empty((N, C))
     d_w = [[] for _ in range(C)]
+
+    def rounded(value):
+        return float(value) if fmt is None else correctly_round(_exactly(value), fmt)[0]
+
     with mp.workprec(300):
         e = mpf(smoothing)
         divisor = mpf(N) if reduction == "mean" else mpf(1)
@@ -581,13 +586,13 @@ def soft_oracle(x, p, weight, reduction, g, smoothing):
             Q = mp.fsum(u)
             losses.append(mp.fsum(u[c] * nlp[c] for c in range(C)))
             h = mpf(float(g if np.ndim(g) == 0 else g[i])) / divisor
-            d_x[i] = [float(h * (Q * terms[c] / total - u[c])) for c in range(C)]
-            d_p[i] = [float(h * (1 - e) * mpf(w[c]) * nlp[c]) for c in range(C)]
+            d_x[i] = [rounded(h * (Q * terms[c] / total - u[c])) for c in range(C)]
+            d_p[i] = [rounded(h * (1 - e) * mpf(w[c]) * nlp[c]) for c in range(C)]
             for c in range(C):
                 d_w[c].append(h * ((1 - e) * mpf(p[i, c]) + e / C) * nlp[c])
         loss = (np.array([float(v) for v in losses]) if reduction == "none"
                 else np.array(float(mp.fsum(losses) / divisor)))
-        d_w = np.array([float(mp.fsum(column)) for column in d_w])
+        d_w = np.array([rounded(mp.fsum(column)) for column in d_w])
     return loss, d_x, d_p, d_w
 
 
@@ -623,6 +628,28 @@ def test_certified_soft_target_results_are_the_correctly_rounded_ones(draw):
         assert known.ok.all()
 
 
+@settings(max_examples=60, deadline=None)
+@given(rows_of_logits, st.sampled_from(["float32", "bfloat16", "float16"]))
+def test_certified_soft_target_gradients_of_narrower_formats_are_correctly_rounded(draw, dtype):
+    """float32, bfloat16 and float16 results: each element's double-double within the
+    kernel's bound, rounded by ``certify_narrower``, on inputs the format holds; d loss / d p
+    does not cancel, so a row whose logits spread less than 30 is certified."""
+    fmt = FORMATS[dtype]
+    x, p, weight, reduction, rng, smoothing = _soft_case(draw)
+    x, p = to_format(x, fmt), to_format(p, fmt)
+    weight = None if weight is None else to_format(weight, fmt)
+    g = to_format(_upstream(rng, len(x), reduction), fmt)
+    rows = cl.rows_of(x, p, weight)
+    _, d_x, d_p, d_w = soft_oracle(x, p, weight, reduction, g, smoothing, fmt)
+    a = cl.upstream_rows(g, rows, reduction)
+    d_input, d_target, d_weight = fast.soft_gradients(rows, cl.stats_of(rows.x), a, reduction,
+                                                      smoothing, weight_gradient=True, fmt=fmt)
+    assert np.array_equal(d_input.rounded[d_input.ok], d_x[d_input.ok])
+    assert np.array_equal(d_target.rounded[d_target.ok], d_p[d_target.ok])
+    assert np.array_equal(d_weight.rounded[d_weight.ok], d_w[d_weight.ok])
+    assert d_target.ok[x.max(axis=1) - x.min(axis=1) < 30].all()
+
+
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
 def test_soft_targets_of_a_typical_batch_are_certified_by_this_tier(smoothing):
     rng = np.random.default_rng(4)
@@ -637,6 +664,24 @@ def test_soft_targets_of_a_typical_batch_are_certified_by_this_tier(smoothing):
     engine.STATS.clear()
     grads = cl.loss_grad("cross_entropy", np.array(0.75), x, p, weight, -100, smoothing,
                          "mean", FLOAT64)
+    assert engine.STATS[fast.TIER] == sum(engine.STATS.values()) == 64 + 500  # rows, classes
+    assert np.array_equal(grads["input"].rounded, d_x)
+    assert np.array_equal(grads["target"].rounded, d_p)
+    assert np.array_equal(grads["weight"].rounded, d_w)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_soft_target_gradients_of_a_typical_batch_in_narrower_formats_are_this_tiers(dtype):
+    """The reference's float32 and bfloat16 gradients with probability targets: every row
+    and class certified by this tier, each the correctly rounded value."""
+    fmt = FORMATS[dtype]
+    rng = np.random.default_rng(4)
+    x, p = rng.standard_normal((32, 500)) * 3, rng.random((32, 500))
+    p /= p.sum(axis=1, keepdims=True)
+    x, p, weight = to_format(x, fmt), to_format(p, fmt), to_format(rng.uniform(0.5, 2, 500), fmt)
+    _, d_x, d_p, d_w = soft_oracle(x, p, weight, "mean", 0.75, 0.1, fmt)
+    engine.STATS.clear()
+    grads = cl.loss_grad("cross_entropy", np.array(0.75), x, p, weight, -100, 0.1, "mean", fmt)
     assert engine.STATS[fast.TIER] == sum(engine.STATS.values()) == 64 + 500  # rows, classes
     assert np.array_equal(grads["input"].rounded, d_x)
     assert np.array_equal(grads["target"].rounded, d_p)
@@ -660,14 +705,17 @@ def test_soft_targets_that_are_the_softmax_leave_their_cancelling_gradients_to_t
     assert np.array_equal(grads["target"].rounded, d_p)
 
 
-def test_soft_target_rows_with_a_masked_class_are_left_to_the_engine():
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_soft_target_rows_with_a_masked_class_are_left_to_the_engine(dtype):
     """A row with a -inf logit: its softmax there is exactly 0 and its target's slope
-    infinite, decided by the engine, not this tier; the other rows are the tier's."""
+    infinite, decided by the engine, not this tier (whose float32 results are certified from
+    bounds); the other rows are the tier's."""
     x = np.array([[0.5, -np.inf, 1.0], [0.25, 2.0, -1.0]])
     p = np.array([[0.5, 0.0, 0.5], [0.2, 0.3, 0.5]])
     rows = cl.rows_of(x, p)
     d_input, d_target, d_weight = fast.soft_gradients(rows, cl.stats_of(rows.x), np.ones(2),
-                                                      "sum", 0.0, weight_gradient=True)
+                                                      "sum", 0.0, weight_gradient=True,
+                                                      fmt=FORMATS[dtype])
     assert d_input.ok.tolist() == [False, True] and d_target.ok.tolist() == [False, True]
     assert not d_weight.ok.any()  # every column sums the masked row's part
     grads = cl.loss_grad("cross_entropy", np.array(1.0), x, p, None, -100, 0.0, "sum", FLOAT64)
@@ -677,7 +725,6 @@ def test_soft_target_rows_with_a_masked_class_are_left_to_the_engine():
     _, d_x, d_p, _ = soft_oracle(x[1:], p[1:], None, "sum", 1.0, 0.0)
     assert np.array_equal(grads["input"].rounded[1:], d_x)
     assert np.array_equal(grads["target"].rounded[1:], d_p)
-
 
 
 def _exact_sums(hi, lo) -> np.ndarray:
