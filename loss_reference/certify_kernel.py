@@ -1,5 +1,6 @@
 """``engine.certify`` of float64 balls as one compiled pass (numba): the same decisions, bit for
-bit, as its numpy blocks (``engine._certify_block``).
+bit, as its numpy blocks (``engine._certify_block``); and likewise
+``compiled_kernels.certify_narrower`` of double-doubles (``certify_narrower_elements``).
 
 Why: certification is the last step of every fast tier, and its numpy form makes a dozen passes
 over temporaries (rounding by the bit pattern, the gaps, four comparisons): 6 ms for a language
@@ -55,6 +56,36 @@ def _round(value, drop, min_normal, quantum, max_finite):
     return rounded
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _certified(m, r0, drop, min_normal, quantum, ulp_scale, max_finite, overflow,
+               estimate_ulps):
+    """(m rounded, ok) of one ball m within r0: ``engine._certify_block``'s test."""
+    r = _round(m, drop, min_normal, quantum, max_finite)
+    # the format's gaps at r, as ``Format.gaps``: its ulp from r's exponent field (0 for
+    # zero and float64 subnormals, inf for inf and NaN), never below the subnormal
+    # spacing; half of it at a power of two above the smallest normal
+    bits = _bits(r)
+    spacing = max(_float(bits & _EXPONENT_FIELD) * ulp_scale, quantum)
+    if (bits & _SIGNIFICAND_FIELD) == 0 and abs(r) > min_normal:
+        narrower = spacing / 2
+    else:
+        narrower = spacing
+    half_up, half_down = spacing / 2, narrower / 2
+    widened = r0 * _WIDEN + _TINY
+    away = (m - r) * (-1.0 if r < 0 else 1.0)
+    inside = ((away + widened) * _SLACK < half_up) and ((widened - away) * _SLACK
+                                                        < half_down)
+    precise = widened <= half_down * (2 * estimate_ulps)
+    finite = abs(r) < np.inf  # False for inf and NaN
+    beyond = (abs(m) - widened) / _SLACK > overflow
+    exact = r0 == 0
+    ok = ((finite and inside and precise)
+          or (not finite and beyond and abs(widened) < np.inf) or exact)
+    if exact and not abs(m) < np.inf:  # an exact infinity or NaN stays as it is
+        r = m
+    return r, ok
+
+
 @njit(cache=True, nogil=True)
 def certify_elements(mid, rad, precision, min_exponent, max_finite, overflow, estimate_ulps,
                      rounded, ok):
@@ -66,28 +97,48 @@ def certify_elements(mid, rad, precision, min_exponent, max_finite, overflow, es
     quantum = 2.0 ** (min_exponent - precision + 1)  # the format's smallest subnormal
     ulp_scale = 2.0 ** (1 - precision)
     for i in range(mid.size):
-        m, r0 = mid[i], rad[i]
-        r = _round(m, drop, min_normal, quantum, max_finite)
-        rounded[i] = r
-        # the format's gaps at r, as ``Format.gaps``: its ulp from r's exponent field (0 for
-        # zero and float64 subnormals, inf for inf and NaN), never below the subnormal
-        # spacing; half of it at a power of two above the smallest normal
-        bits = _bits(r)
-        spacing = max(_float(bits & _EXPONENT_FIELD) * ulp_scale, quantum)
-        if (bits & _SIGNIFICAND_FIELD) == 0 and abs(r) > min_normal:
-            narrower = spacing / 2
-        else:
-            narrower = spacing
-        half_up, half_down = spacing / 2, narrower / 2
-        widened = r0 * _WIDEN + _TINY
-        away = (m - r) * (-1.0 if r < 0 else 1.0)
-        inside = ((away + widened) * _SLACK < half_up) and ((widened - away) * _SLACK
-                                                            < half_down)
-        precise = widened <= half_down * (2 * estimate_ulps)
-        finite = abs(r) < np.inf  # False for inf and NaN
-        beyond = (abs(m) - widened) / _SLACK > overflow
-        exact = r0 == 0
-        ok[i] = ((finite and inside and precise)
-                 or (not finite and beyond and abs(widened) < np.inf) or exact)
-        if exact and not abs(m) < np.inf:  # an exact infinity or NaN stays as it is
-            rounded[i] = m
+        rounded[i], ok[i] = _certified(mid[i], rad[i], drop, min_normal, quantum, ulp_scale,
+                                       max_finite, overflow, estimate_ulps)
+
+
+@njit(cache=True, nogil=True)
+def certify_narrower_elements(hi, lo, error, precision, min_exponent, max_finite, overflow,
+                              estimate_ulps, rounded, ok):
+    """``compiled_kernels.certify_narrower``'s numpy form for 1-D double-doubles hi + lo,
+    each within ``error``, into ``rounded`` and ``ok``, in one pass: each ball hi within
+    |lo| + error certified as ``certify_elements`` does, and where that fails, |lo| exceeds
+    the error and hi is a tie of the format, hi + lo rounded as hi's next float64 number
+    towards lo."""
+    drop = 53 - precision
+    min_normal = 2.0 ** min_exponent
+    quantum = 2.0 ** (min_exponent - precision + 1)
+    ulp_scale = 2.0 ** (1 - precision)
+    for i in range(hi.size):
+        h, low = hi[i], lo[i]
+        r, certified = _certified(h, abs(low) + error[i], drop, min_normal, quantum,
+                                  ulp_scale, max_finite, overflow, estimate_ulps)
+        if (not certified and abs(low) > error[i] * (1 + 2.0 ** -40)
+                and _is_tie(h, precision, min_exponent)):
+            r = _round(_next_towards(h, low), drop, min_normal, quantum, max_finite)
+            certified = True
+        rounded[i], ok[i] = r, certified
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _is_tie(value, precision, min_exponent):
+    """Whether a finite float64 lies exactly halfway between two numbers of the format
+    (``formats.round_to_format``'s test: the value over its quantum has a fraction of 1/2)."""
+    if not abs(value) < np.inf:
+        return False
+    exponent = math.frexp(value)[1]
+    scaled = math.ldexp(abs(value), precision - max(exponent, min_exponent + 1))
+    return scaled - math.floor(scaled) == 0.5
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _next_towards(value, direction):
+    """The float64 next to a nonzero finite ``value`` towards ``direction``'s sign."""
+    bits = _bits(value)
+    if (value > 0) == (direction > 0):
+        return _float(bits + np.uint64(1))
+    return _float(bits - np.uint64(1))

@@ -1,6 +1,7 @@
 """The compiled certification (``certify_kernel``) decides exactly as the numpy form
-(``engine._certify_block``): the same rounding, bit for bit, and the same verdict, on every kind
-of element a ball can hold, in every format."""
+(``engine._certify_block``, ``compiled_kernels.certify_narrower_numpy``): the same rounding,
+bit for bit, and the same verdict, on every kind of element a ball or a double-double can
+hold, in every format."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from loss_reference import engine
 from loss_reference.balls import Ball
+from loss_reference.compiled_kernels import certify_narrower, certify_narrower_numpy
 from loss_reference.formats import DTYPES, FORMATS
 
 pytest.importorskip("numba")
@@ -91,3 +93,29 @@ def test_a_zero_dimensional_ball():
     rounded, ok = engine.certify(Ball(np.array(1.0 + 2.0 ** -30), np.array(0.0)),
                                  FORMATS["float32"])
     assert rounded.shape == ok.shape == () and ok and rounded == 1.0
+
+
+@pytest.mark.parametrize("name", [n for n in DTYPES if n != "float64"])
+def test_the_compiled_narrower_certification_decides_as_the_numpy_form(name):
+    """``certify_narrower``'s compiled pass against its numpy form on double-doubles of every
+    kind: the hard balls' midpoints as hi (the format's ties among them), lo within half an
+    ulp of hi (zeros, and parts beyond the error, which decide a tie's side), the radii as
+    errors."""
+    fmt = FORMATS[name]
+    rng = np.random.default_rng(sum(map(ord, name)) + 1)
+    hi, error = _hard_elements(fmt, rng)
+    with np.errstate(all="ignore"):
+        lo = np.spacing(hi) / 2 * rng.uniform(-1, 1, hi.size) * rng.choice([0.0, 1.0], hi.size)
+        lo = np.where(np.isfinite(lo), lo, 0.0)
+        pick = rng.random(hi.size)  # errors far below lo, as large as lo, or the radii
+        error = np.where(pick < 0.3, np.abs(lo) * 2.0 ** -20,
+                         np.where(pick < 0.4, np.abs(lo), error))
+        want_rounded, want_ok = certify_narrower_numpy(hi, lo, error, fmt)
+    rounded, ok = certify_narrower(hi, lo, error, fmt)
+    np.testing.assert_array_equal(rounded, want_rounded)
+    np.testing.assert_array_equal(np.signbit(rounded), np.signbit(want_rounded))
+    np.testing.assert_array_equal(ok, want_ok)
+    # not vacuous: both verdicts, and ties whose side lo decides (the plain ball fails them)
+    assert ok.any() and not ok.all()
+    _, ball_ok = engine.certify(Ball(hi, np.abs(lo) + error), fmt)
+    assert (ok & ~ball_ok).any()
