@@ -425,9 +425,13 @@ def _column_infinities(signs: np.ndarray) -> np.ndarray:
 
 
 def _overwrite(result: Evaluated, where, values) -> Evaluated:
-    """``result`` with ``values`` (exact infinities, nan, zeros) where ``where`` holds."""
+    """``result`` with ``values`` (exact infinities, nan, zeros) where ``where`` holds (itself
+    where it holds nowhere: a language model's gradient holds millions of elements)."""
+    if not np.any(where):
+        return result
     return Evaluated(np.where(where, values, result.rounded),
-                     np.where(where, values, result.exact).astype(result.exact.dtype))
+                     np.where(where, values, result.exact).astype(result.exact.dtype,
+                                                                   copy=False))
 
 
 def soft_extra_grads(rows: Rows, st: Stats, a, smoothing, reduction, fmt: Format,
@@ -441,9 +445,10 @@ def soft_extra_grads(rows: Rows, st: Stats, a, smoothing, reduction, fmt: Format
     w_row = np.broadcast_to(rows.weight, (M, C)) * st.finite
     d_p = evaluate(soft_target_grad(smoothing, reduction, M),
                    [st.xs, st.m, st.others, w_row, a], fmt, independent="rows", known=known)
-    signs = np.sign(a)[:, None] * np.sign(rows.weight)[None, :] * float(smoothing != 1)
-    with np.errstate(**_QUIET):
-        d_p = _overwrite(d_p, masked, np.where(signs != 0, signs * np.inf, 0.0))
+    if masked.any():
+        signs = np.sign(a)[:, None] * np.sign(rows.weight)[None, :] * float(smoothing != 1)
+        with np.errstate(**_QUIET):
+            d_p = _overwrite(d_p, masked, np.where(signs != 0, signs * np.inf, 0.0))
     d_p = _overwrite(d_p, st.undefined[:, None], np.nan)
     out = {"target": Evaluated(to_input_layout(d_p.rounded, rows.input_shape),
                                to_input_layout(d_p.exact, rows.input_shape))}
@@ -457,10 +462,12 @@ def soft_extra_grads(rows: Rows, st: Stats, a, smoothing, reduction, fmt: Format
     d_w = evaluate_row_sums(soft_weight_grad(smoothing, C),
                             [st.xs, st.m, st.others, st.finite, rows.target, defined_a], fmt,
                             finish=finish, known=weight_known)
-    p_signs = np.sign(smoothed_targets(rows.target, smoothing, C))
-    with np.errstate(**_QUIET):
-        infinities = _column_infinities(np.where(masked, np.sign(a)[:, None] * p_signs, 0.0))
-    d_w = _overwrite(d_w, infinities != 0, infinities)
+    if masked.any():
+        p_signs = np.sign(smoothed_targets(rows.target, smoothing, C))
+        with np.errstate(**_QUIET):
+            infinities = _column_infinities(np.where(masked, np.sign(a)[:, None] * p_signs,
+                                                     0.0))
+        d_w = _overwrite(d_w, infinities != 0, infinities)
     out["weight"] = _overwrite(d_w, bool(st.undefined.any()), np.nan)
     return out
 
