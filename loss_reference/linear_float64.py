@@ -62,6 +62,10 @@ ROUNDED_REST = 2.0 ** -80  # the rounded rest's bound of a cheap product, of the
 # logits within about 2^-59 of its value: at this share of the norms, any loss above 2^-5 of
 # them; one exact level up to 2^11 terms, where ROUNDED_REST took two
 LOSS_REST = 2.0 ** -64
+# the soft gradients' products G W and G^T [x, 1] for results of 24 bits and fewer: one exact
+# level up to 4096 terms where LOSS_REST took two; 2^-52 of the norms, where a float32 result
+# needs about 2^-30 of itself (``soft_gradients``)
+PRODUCT_REST = 2.0 ** -52
 # up to this many tokens left by the first pass take ``double_double.dot_rows`` (0.3 ms a token
 # at 4096 x 64); more take exact products, whose split of the weight cost about 30 tokens' worth
 DOT_TOKENS = 32
@@ -247,9 +251,10 @@ def soft_gradients(call, reduction: str, smoothing: float, weight_gradient: bool
     element), rounded to ``fmt`` (``_certified``); None where ``split_product`` does not apply.
     Per chunk of tokens: the logits as double-doubles (``_exact_sum``, ROUNDED_REST for
     float64: a gradient's sums may cancel; LOSS_REST for results of 24 bits and fewer, as
-    ``blas_gradients``' products), ``double_double.softmax_soft_rows`` (G = d loss / d z and
+    ``blas_gradients``' logits), ``double_double.softmax_soft_rows`` (G = d loss / d z and
     d target with an absolute bound per element, the weight's parts per token summed by
-    columns), then G W and G^T [x, 1] by ``_product`` with G's bounds; the layer's chunks and
+    columns), then G W and G^T [x, 1] by ``_product`` with G's bounds (at PRODUCT_REST for
+    the narrower results: 0.31-0.35 s -> 0.27 s at the ladder's third rung); the layer's chunks and
     the weight's added in double-double. A token the kernel leaves (its logits spread beyond
     its domain) leaves its d input and every class's sums to the engine's tiers."""
     dd = kernels()
@@ -266,7 +271,9 @@ def soft_gradients(call, reduction: str, smoothing: float, weight_gradient: bool
     d_target = [np.empty((M, C)) for _ in range(3)]
     layer = [np.zeros((C, D + 1)) for _ in range(3)]
     weight_sums = [np.zeros((1, C)) for _ in range(3)]
-    rest = ROUNDED_REST if fmt == FORMATS["float64"] else LOSS_REST
+    wide = fmt == FORMATS["float64"]
+    rest = ROUNDED_REST if wide else LOSS_REST
+    product_rest = ROUNDED_REST if wide else PRODUCT_REST
 
     def chunk(c: slice):
         logits = _exact_sum(dd, call.x[c], Wt, _bias(call), reuse=True, rest=rest)
@@ -286,9 +293,10 @@ def soft_gradients(call, reduction: str, smoothing: float, weight_gradient: bool
         G_hi, G_lo, G_error = G[:3]
         left = ~np.isfinite(G_error).all(axis=1)  # the kernel's zeros, bounded inf
         G_error[left] = 0.0
-        d_x = _product(dd, G_hi, G_lo, None, None, W, W_magnitude, reuse=True, rest=rest,
+        d_x = _product(dd, G_hi, G_lo, None, None, W, W_magnitude, reuse=True, rest=product_rest,
                        error=G_error)
-        part = _product(dd, G_hi.T, G_lo.T, None, None, x_one[c], x_magnitude[c], rest=rest,
+        part = _product(dd, G_hi.T, G_lo.T, None, None, x_one[c], x_magnitude[c],
+                        rest=product_rest,
                         error=G_error.T)
         if d_x is None or part is None:
             raise NotSplit
