@@ -254,8 +254,8 @@ def _soft_rows(rows, st, smoothing: float, divisor: float, a, weight_parts=False
         dd.softmax_soft_rows((x, np.empty((0, C)), np.zeros(len(x))), st.k[c], p[c], weight,
                              smoothing, divisor, a[c], gradients,
                              0.0 if bounds else ESTIMATE_ULPS, *dd.exp_constants(),
-                             *(v[c] for v in loss), *(_outputs(d_input, c)),
-                             *(_outputs(d_target, c)), *(v[c] for v in parts))
+                             *(v[c] for v in loss), *_outputs(d_input, c),
+                             *_outputs(d_target, c), *(v[c] for v in parts))
 
     parallel_map(chunk, row_chunks(M, C, CHUNK_ELEMENTS))
     finite = ~st.undefined & (st.finite == 1).all(axis=1)
