@@ -1620,6 +1620,8 @@ def _cosine_quotients(u, v):
      in_domain) = _cosine_parts(u, v, 0.0)
     in_domain = (in_domain and safe(r_hi) and a_hi > COSINE_NORM_FLOOR
                  and b_hi > COSINE_NORM_FLOOR)
+    if not in_domain:  # the quotients go unused: divisors of 1 (a zero row's norm is 0, and
+        a_hi, a_lo, b_hi, b_lo, r_hi, r_lo = 1.0, 0.0, 1.0, 0.0, 1.0, 0.0  # numba raises)
     qa_hi, qa_lo = div(p_hi, p_lo, a_hi, a_lo)
     qb_hi, qb_lo = div(p_hi, p_lo, b_hi, b_lo)
     q_rel = (DIV_ERROR * U2 + sums_error) * (1 + 2.0 ** -30)

@@ -314,6 +314,24 @@ def test_a_typical_cosine_triplet_batch_is_certified_by_this_tier():
         assert np.array_equal(out[name].rounded[:8], want[:8, :, k])
 
 
+def test_a_cosine_triplet_row_with_a_zero_vector_is_left_not_raised():
+    """A zero row has norm 0, where torch's cosine_similarity clamps it: the tier leaves the
+    row (its distances and gradient) to the engine, for the value and the gradient alike;
+    its quotients used to divide by that 0, which numba raises (ZeroDivisionError; the
+    totality test's seed 169 drew anchor [1], positive [1], negative [0])."""
+    a, p_ = np.array([[1.0, 0.0], [1.0, 0.0]]), np.array([[1.0, 1.0], [1.0, 1.0]])
+    n_ = np.array([[0.0, 0.0], [-1.0, 1.0]])
+    rows = tier.triplet_rows(a, p_, n_, 1e-6, 1.0, False, 2.0, "cosine")
+    assert np.isposinf(rows.d_error[1, 0]) and np.isfinite(rows.d_error[:2, 1]).all()
+    options = {"swap": False, "distance": "cosine", "margin": 1.0}
+    value = embedding.triplet_loss(a, p_, n_, options, "none", FLOAT64)
+    grads = embedding.triplet_loss_grad(np.ones(2), a, p_, n_, options, "none", FLOAT64)
+    # d(a, p) = 1 - 1/sqrt 2; d(a, 0) = 1 (cos 0 under the clamp), d(a, n) = 1 + 1/sqrt 2
+    with mp.workprec(300):
+        assert value.rounded.tolist() == [float(1 - 1 / mp.sqrt(2)), 0.0]
+    assert all(np.isfinite(g.rounded).all() for g in grads.values())
+
+
 def cosine_loss_oracle(x1, x2, y, margin):
     """(losses per row, cos - margin per row) in mpmath at 300 bits: 1 - cos for y = 1,
     max(0, cos - margin) for y = -1, 0 otherwise."""
