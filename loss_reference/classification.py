@@ -536,10 +536,10 @@ def loss_grad(name, grad_output, input, target, weight, ignore_index, smoothing,
                 a]
         function = ce_grad(smoothing, C, reduction, M)
     known = target_known = weight_known = None
-    if rows.soft and classification_fast.gradient_applies(rows):
+    if classification_fast.gradient_applies(rows) and rows.soft:
         known, target_known, weight_known = classification_fast.soft_gradients(
             rows, st, a, reduction, smoothing, weight_gradient=weight is not None, fmt=fmt)
-    elif not rows.soft and classification_fast.gradient_applies(rows):
+    elif classification_fast.gradient_applies(rows):
         known = classification_fast.gradient(rows, st, a, reduction, smoothing, fmt)
     out = evaluate(function, args, fmt, independent="rows",
                    shared=[weights_counted(rows)] + ([] if rows.soft else [rows.weight]),

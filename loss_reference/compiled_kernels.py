@@ -14,8 +14,7 @@ import numpy as np
 
 from .balls import Ball
 from .decisions import float_sum
-from .engine import (CERTIFY_SHARE, ESTIMATE_ULPS, Known, certify, even_slices, parallel_map,
-                     row_chunks, thread_count)
+from .engine import ESTIMATE_ULPS, Known, certify, certify_shares, parallel_map, row_chunks
 from .formats import FORMATS, Format, round_float64, round_to_format
 
 TIER = "double-double"
@@ -142,7 +141,7 @@ def _certify_narrower_compiled(kernel, hi, lo, error, fmt: Format) -> tuple:
         kernel(*(v[part] for v in flat), fmt.precision, fmt.min_exponent, fmt.max_finite,
                overflow, ESTIMATE_ULPS, rounded[part], ok[part])
 
-    parallel_map(run, even_slices(size, max(1, min(thread_count(), size // CERTIFY_SHARE))))
+    parallel_map(run, certify_shares(size))
     return rounded.reshape(shape), ok.reshape(shape)
 
 

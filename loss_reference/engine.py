@@ -175,8 +175,14 @@ def _certify_compiled(mid: np.ndarray, rad: np.ndarray, fmt: Format):
         kernel(flat_mid[part], flat_rad[part], fmt.precision, fmt.min_exponent,
                fmt.max_finite, overflow, ESTIMATE_ULPS, rounded[part], ok[part])
 
-    parallel_map(run, even_slices(mid.size, max(1, min(_threads(), mid.size // CERTIFY_SHARE))))
+    parallel_map(run, certify_shares(mid.size))
     return rounded.reshape(mid.shape), ok.reshape(mid.shape)
+
+
+def certify_shares(size: int) -> list:
+    """A compiled certification's slices of ``size`` elements: one a thread, each of at least
+    CERTIFY_SHARE elements (one slice where there are fewer)."""
+    return even_slices(size, max(1, min(_threads(), size // CERTIFY_SHARE)))
 
 
 def _certify_block(mid: np.ndarray, rad: np.ndarray, fmt: Format):
