@@ -5,7 +5,7 @@ Run: python benchmarks/soak.py [--quick-seeds N] [--default-seeds N] [--first-se
 
 Runs ``pytest conformance --impl=torch --impl=numpy --seed=S --profile=P --summary-only`` for
 seeds 0..N-1 of the quick profile (default 30) and of the default profile (default 3), or from
-``--first-seed`` on (to resume a soak that stopped), one fresh process each
+``--first-seed`` S to N-1 (to resume a soak that stopped), one fresh process each
 (``-n WORKERS`` through pytest-xdist), reads every run's summary.json and prints, per candidate,
 loss and check, the failures found with their seeds and messages. Known deviations (xfails, and
 cases a random check tolerates) are not failures. A clean soak prints "no failures". Figures,
@@ -44,10 +44,13 @@ def _run(profile: str, seed: int, impls, workers: int, losses, out: Path) -> dic
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick-seeds", type=int, default=30)
-    parser.add_argument("--default-seeds", type=int, default=3)
+    parser.add_argument("--quick-seeds", type=int, default=30,
+                        help="run the quick profile's seeds up to N - 1 (default 30)")
+    parser.add_argument("--default-seeds", type=int, default=3,
+                        help="run the default profile's seeds up to N - 1 (default 3)")
     parser.add_argument("--first-seed", type=int, default=0,
-                        help="the first seed of each profile (to resume a soak)")
+                        help="the first seed of each profile (to resume a soak): seeds S to "
+                        "N - 1 run")
     parser.add_argument("--impl", action="append", default=[])
     parser.add_argument("--loss", action="append", default=[])
     parser.add_argument("--workers", type=int, default=2)
@@ -57,6 +60,10 @@ def main():
     first = args.first_seed
     runs = [("quick", s) for s in range(first, args.quick_seeds)] + [
         ("default", s) for s in range(first, args.default_seeds)]
+    if not runs:  # else it would print "no failures" having run nothing
+        parser.error(f"no seeds to run: --first-seed {first} runs seeds {first} to N - 1 of "
+                     "each profile, so --quick-seeds or --default-seeds must exceed it (e.g. "
+                     f"--quick-seeds {first + 30} for 30 quick seeds)")
     print(f"{'profile':8s} {'seed':>4s} {'seconds':>8s} {'tests':>6s} {'failed':>6s} "
           f"{'xfailed':>7s}")
     for profile, seed in runs:
