@@ -191,6 +191,13 @@ def product_in_domain(product, a, b):
     return safe(product) or (product == 0.0 and (a == 0.0 or b == 0.0))
 
 
+@inlined
+def exactly_zero(hi, lo, error):
+    """Whether a double-double within ``error`` is exactly 0. Ask it of a product's factors,
+    not of the product: one of nonzero factors may underflow to 0 (``product_in_domain``)."""
+    return hi == 0.0 and lo == 0.0 and error == 0.0
+
+
 @compiled
 def certified(hi, lo, radius, estimate_ulps):
     """Whether every point within ``radius`` of hi + lo (normalised) rounds to hi in float64:
@@ -622,9 +629,14 @@ def _gradient_row(x, x_lo, logit_error, k, t, a, w, divisor_hi, divisor_lo, zero
         return np.inf, False
     r_error = (MUL_ERROR + 1.0 + DIV_ERROR) * U2 + total_error  # D E, D, the quotient, E
     error = (MUL_ERROR * U2 + r_error + max(e_error, rest_error)) * (1 + 2.0 ** -30)
+    unsafe = False  # a term e_c r below the domain: its relative bound would not hold
     for c in range(C):
+        term = e_hi[c]
         e_hi[c], e_lo[c] = mul(e_hi[c], e_lo[c], r_hi, r_lo)
+        unsafe |= _out_of_domain(e_hi[c], term != 0.0)  # r is in the domain
     e_hi[t], e_lo[t] = mul(rest_hi, rest_lo, -r_hi, -r_lo)
+    if unsafe or not product_in_domain(e_hi[t], rest_hi, r_hi):
+        return np.inf, False
     if estimate_ulps <= 0:
         return error, False  # the caller takes the error only
     for c in range(C):
@@ -1395,6 +1407,7 @@ def cosine_gradient_rows(x1, x2, scale, count, eps, estimate_ulps, out1_hi, out1
                 t_hi, t_lo, error, in_domain = _cosine_slope(u_x, v_x, q_hi, q_lo, q_abs, q_rel,
                                                             r_hi, r_lo, r_error)
                 row_ok = row_ok and in_domain
+                zero = s == 0.0 or exactly_zero(t_hi, t_lo, error)
                 t_hi, t_lo = mul(t_hi, t_lo, s, 0.0)
                 if count != 1.0:
                     t_hi, t_lo = div(t_hi, t_lo, count, 0.0)
@@ -1404,7 +1417,7 @@ def cosine_gradient_rows(x1, x2, scale, count, eps, estimate_ulps, out1_hi, out1
                     out1_hi[i, d], out1_lo[i, d] = t_hi, t_lo
                 else:
                     out2_hi[i, d], out2_lo[i, d] = t_hi, t_lo
-                if row_ok and not (t_hi == 0.0 and t_lo == 0.0 and error == 0.0):
+                if row_ok and not zero:
                     row_ok = certified(t_hi, t_lo, error, estimate_ulps)
         ok[i] = row_ok
 
@@ -1597,9 +1610,10 @@ def triplet_gradient_rows(a, p, n, eps, norm, d_hi, d_lo, d_error, scale, take_n
                     if c != 0.0 and w_hi[k] != 0.0:
                         y_hi, y_lo = add(y_hi, y_lo, c * w_hi[k], c * w_lo[k])
                         magnitude += abs(c * w_hi[k]) * w_error[k]
+                zero = exactly_zero(y_hi, y_lo, magnitude)  # s is not 0
                 y_hi, y_lo, error = _scaled_sum(y_hi, y_lo, magnitude, s, count)
                 out_hi[i, d, j], out_lo[i, d, j] = y_hi, y_lo
-                if row_ok and not (y_hi == 0.0 and y_lo == 0.0 and error == 0.0):
+                if row_ok and not zero:
                     row_ok = certified(y_hi, y_lo, error, estimate_ulps)
         ok[i] = row_ok
 
@@ -1712,9 +1726,10 @@ def triplet_cosine_gradient_rows(a, p, n, scale, take_neg, take_swap, count, est
                     row_ok = row_ok and in_domain
                     y_hi, y_lo = add(y_hi, y_lo, -c * h_hi, -c * h_lo)  # d = 1 - cos
                     error += abs(c) * h_error
+                zero = exactly_zero(y_hi, y_lo, error)  # s is not 0
                 y_hi, y_lo, error = _scaled_sum(y_hi, y_lo, error, s, count)
                 out_hi[i, d, j], out_lo[i, d, j] = y_hi, y_lo
-                if row_ok and not (y_hi == 0.0 and y_lo == 0.0 and error == 0.0):
+                if row_ok and not zero:
                     row_ok = certified(y_hi, y_lo, error, estimate_ulps)
         ok[i] = row_ok
 
@@ -1791,15 +1806,16 @@ def exp_minus(x, y, times_x, full, g, count, estimate_ulps, inverse, l1, l2, l3,
 def upstream_times(v_hi, v_lo, error, g, count, estimate_ulps):
     """(hi, lo, absolute error bound, certified) of g v / count for a double-double v within
     ``error``: an exact 0 (a zero upstream gradient, or v exactly 0) certified, a result
-    outside the domain left (an infinite bound), ``certified`` only where estimate_ulps > 0."""
+    outside the domain left (an infinite bound), ``certified`` only where estimate_ulps > 0.
+    Exactness is the factors': a product of nonzero ones that underflows to 0 is left."""
+    if g == 0.0 or exactly_zero(v_hi, v_lo, error):
+        return 0.0, 0.0, 0.0, True
     v_hi, v_lo = mul(v_hi, v_lo, g, 0.0)
     error = error * abs(g) + MUL_ERROR * U2 * abs(v_hi)
     if count != 1.0:
         v_hi, v_lo = div(v_hi, v_lo, count, 0.0)
         error = error / count + DIV_ERROR * U2 * abs(v_hi)
     error *= 1 + 2.0 ** -30
-    if v_hi == 0.0 and v_lo == 0.0 and error == 0.0:
-        return 0.0, 0.0, 0.0, True
     if not safe(v_hi):
         return 0.0, 0.0, np.inf, False
     return v_hi, v_lo, error, estimate_ulps > 0 and certified(v_hi, v_lo, error, estimate_ulps)
@@ -2407,14 +2423,14 @@ def squared_hinge_slopes(x, x_label, active, m, f, g, count, estimate_ulps, out_
     n, C = x.shape
     for i in range(n):
         row_hi[i], row_lo[i], row_ok[i] = 0.0, 0.0, False
-        factor = f[i] * g[i]
+        zero_factor = f[i] == 0.0 or g[i] == 0.0  # not f g == 0: that product may underflow
         inside = (abs(x_label[i]) <= 2.0 ** 400 and abs(m) <= 2.0 ** 400
                   and abs(f[i]) <= 2.0 ** 400 and abs(g[i]) <= 2.0 ** 400
-                  and math.isfinite(factor))
+                  and math.isfinite(f[i] * g[i]))
         s_hi, s_lo, every = 0.0, 0.0, inside
         for j in range(C):
             out_hi[i, j], out_lo[i, j], ok[i, j] = 0.0, 0.0, False
-            if active[i, j] == 0.0 or factor == 0.0:
+            if active[i, j] == 0.0 or zero_factor:
                 ok[i, j] = inside and abs(x[i, j]) <= 2.0 ** 400  # exactly 0
                 continue
             h_hi, h_lo, exact = three_sum(m, -x_label[i], x[i, j])
@@ -2426,7 +2442,7 @@ def squared_hinge_slopes(x, x_label, active, m, f, g, count, estimate_ulps, out_
             s_hi, s_lo = add(s_hi, s_lo, h_hi, h_lo)
         if not every:
             continue
-        if s_hi == 0.0 or factor == 0.0:
+        if s_hi == 0.0 or zero_factor:
             row_ok[i] = True  # no active hinge, or a factor exactly 0
             continue
         error = C * ADD_ERROR * U2 * s_hi * 2.0 * (1 + 2.0 ** -40)

@@ -65,9 +65,14 @@ def _row_parts(name, xr, tr, w, ignore, eps):
         if any(v == mp.inf for v in xs) or not finite:
             out.append((True, mp.nan, mp.nan, None))
             continue
-        top = max(finite)  # one exact term of 1 (a single finite class: lse = top exactly)
-        lse = top + mp.log(mp.fsum(mp.exp(v - top) for v in finite))
-        nlp = [lse - v for v in xs]
+        # lse - x_c = (top - x_c) + log1p(the others' exp(x_k - top)): both terms >= 0, so
+        # the largest logit's keeps a tail below the working precision (x = [17, 261]:
+        # log1p(e^-244), where lse - 261 was 0 at 60 digits)
+        top = max(finite)
+        others = list(finite)
+        others.remove(top)  # one term of exactly 1, taken out
+        tail = mp.log1p(mp.fsum(mp.exp(v - top) for v in others))
+        nlp = [(top - v) + tail for v in xs]
         classes = len(xs)
         if soft:
             q = [mpf(float(w[c])) * ((1 - mpf(eps)) * mpf(float(tr[i][c])) + mpf(eps) / classes)
@@ -153,15 +158,18 @@ def _soft_grads_exact(parts, gs, divisor, w, tr, eps, classes, weighted, x_shape
     return out
 
 
-def _softmax(row) -> list:
-    """A row's softmax as exp(x_c - top) over their sum, at the working precision: exact where
-    it is a dyadic rational (equal logits: 1 / C), where exp(-nlp) missed an exact tie of the
-    format by mpmath's last bit (totality seed 135: 0.75 g of a float32 g, one ulp away)."""
+def _softmax(row) -> tuple:
+    """(s, s - 1): a row's softmax as exp(x_c - top) over their sum, at the working
+    precision, exact where it is a dyadic rational (equal logits: 1 / C), where exp(-nlp)
+    missed an exact tie of the format by mpmath's last bit (totality seed 135: 0.75 g of a
+    float32 g, one ulp away); and each s_c - 1 as minus the others' terms over the sum, which
+    keeps what 1 - s_c cancelled (x = [17, 261]: e^-244)."""
     xs = [mpf(float(v)) for v in row]
     top = max(v for v in xs if mp.isfinite(v))
     terms = [mp.exp(v - top) if mp.isfinite(v) else mpf(0) for v in xs]
     total = mp.fsum(terms)
-    return [v / total for v in terms]
+    below_one = [-mp.fsum(terms[:c] + terms[c + 1:]) / total for c in range(len(terms))]
+    return [v / total for v in terms], below_one
 
 
 def grad_exact(name, g, x, target, w, ignore, eps, reduction, guard):
@@ -191,16 +199,17 @@ def grad_exact(name, g, x, target, w, ignore, eps, reduction, guard):
             if nlp is None:
                 grad[i] = [mp.nan] * classes
                 continue
-            s = _softmax(xr[i])
+            s, s_minus_one = _softmax(xr[i])
             if soft:
                 q = [mpf(float(w[c])) * ((1 - mpf(eps)) * mpf(float(tr[i][c]))
                                          + mpf(eps) / classes) for c in range(classes)]
-                total = mp.fsum(q)
-                grad[i] = [a * (s[c] * total - q[c]) for c in range(classes)]
+                # s_c Q - q_c = (s_c - 1) q_c + s_c (the other q): no 1 - s_c cancelled
+                grad[i] = [a * (s_minus_one[c] * q[c] + s[c] * mp.fsum(q[:c] + q[c + 1:]))
+                           for c in range(classes)]
                 continue
             t = int(tr[i])
             wsum = mp.fsum(mpf(float(v)) for v in w)
-            grad[i] = [a * ((1 - mpf(eps)) * float(w[t]) * (s[c] - (c == t))
+            grad[i] = [a * ((1 - mpf(eps)) * float(w[t]) * (s_minus_one[c] if c == t else s[c])
                             + mpf(eps) / classes * (s[c] * wsum - float(w[c])))
                        for c in range(classes)]
         extra = (_soft_grads_exact(parts, gs, divisor, w, tr, eps, classes, weighted,
@@ -383,6 +392,26 @@ def test_a_gradient_at_an_exact_tie_rounds_to_even_and_the_oracle_sees_the_tie()
     grads = cl.loss_grad("cross_entropy", g, x, t, None, -100, 0.0, "none", fmt)
     _assert_certified(grads["input"], values, shape, fmt)
     assert np.float32(grads["input"].rounded[0, 0]).view(np.int32) % 2 == 0
+
+
+@pytest.mark.parametrize("target", [np.array([1]), np.array([[0.5, 0.5]])],
+                         ids=["index", "probabilities"])
+def test_a_saturated_rows_tail_is_kept_by_the_oracle_and_the_reference(target):
+    """Logits [17, 261]: the larger class's softmax is 1 - e^-244 and its log-softmax -log1p(
+    e^-244), 1.08e-106 from 1 and 0, which float64 holds. The oracle had computed lse - x_c and
+    s_c - 1 at 60 digits, both 0 there (the underflow test of the totality file, seed 9); it
+    now keeps each tail, equal to the closed forms, and the reference certifies the same."""
+    x, tail = np.array([[17.0, 261.0]]), mp.log1p(mp.exp(-244))
+    expected = exact_twice(lambda guard: grad_exact(
+        "cross_entropy", np.array(1.0), x, target, None, -100, 0.0, "sum", guard), F64)
+    grads = cl.loss_grad("cross_entropy", np.array(1.0), x, target, None, -100, 0.0, "sum", F64)
+    values, _ = expected["input"]
+    if target.ndim == 1:  # s_1 - 1 = -e^-244 / (1 + e^-244)
+        assert mp.almosteq(values[1], -mp.exp(-244) / (1 + mp.exp(-244)), 1e-50)
+    else:  # d loss / d p_1 = -log_softmax(x)_1
+        assert mp.almosteq(expected["target"][0][1], tail, 1e-50)
+    for argument in expected:
+        _assert_certified(grads[argument], *expected[argument], F64)
 
 
 def test_uniform_logits_give_log_c():
