@@ -28,7 +28,8 @@ targets and no label smoothing.
 A second test aims each case's upstream gradient so that one gradient element lands within a
 few units of the smallest subnormal (``underflowing_upstream_cases``), where a product of
 nonzero factors rounds to 0 and must not be taken for an exact zero, with explicit cases of
-the underflows it found (``UNDERFLOW_CASES``).
+the underflows it found (``UNDERFLOW_CASES``); a third aims a weight the same way (one value
+of the loss, a product of the weight and a term, half a unit or so from 0).
 """
 
 from __future__ import annotations
@@ -872,3 +873,62 @@ def test_reference_is_right_where_the_upstream_gradient_underflows(name):
         right()
     if name in ORACLES:  # not vacuous: most drawn cases are compared
         assert counts["compared"] >= UNDERFLOW_EXAMPLES // 5, counts
+
+
+# --- a weight that underflows ---------------------------------------------------------------------
+
+WEIGHTED_LOSSES = [name for name in LOSSES if name in (
+    "multilabel_soft_margin_loss", "l1_loss", "mse_loss", "huber_loss", "cross_entropy",
+    "nll_loss", "linear_cross_entropy", "binary_cross_entropy",
+    "binary_cross_entropy_with_logits", "multi_margin_loss")]
+
+
+@st.composite
+def underflowing_weight_cases(draw, name):
+    """A case of the spec's strategy with a weight (float64 mostly), under 'none' or 'sum',
+    the weight filled with one value w aimed so that one element of the value, w v (v at
+    w = 1), lies about AIMS units of its format's smallest subnormal from 0: a product of
+    the weight and a term that underflows, in the value and in the gradients (the upstream
+    gradient 1)."""
+    spec = SPECS[name]
+    case = draw(spec.cases(draw(st.sampled_from(spec.variants), label="variant")), label="case")
+    weight = case.args.get("weight")
+    assume(case.dtype == "float64" or draw(st.booleans(), label="narrower"))  # as above
+    assume(isinstance(weight, np.ndarray) and weight.size and "reduction" in case.options
+           and _elements(case) <= MAX_ELEMENTS)
+    reduction = draw(st.sampled_from(("none", "sum")), label="reduction")
+    case.options = {**case.options, "reduction": reduction}
+    case.args = {**case.args, "weight": np.ones_like(weight)}
+    case.grad_output = np.array(1.0)
+    assume(_covers(name, case))
+    try:
+        with np.errstate(all="ignore"):
+            unit = spec.reference(case)
+    except EvaluationError:
+        assume(False)
+    if reduction == "none":
+        case.grad_output = np.ones(np.shape(unit.rounded))
+    values = np.abs(np.ravel(unit.rounded))
+    values = values[np.isfinite(values) & (values > 2.0 ** -1000) & (values < 2.0 ** 20)]
+    assume(values.size)
+    value = draw(st.sampled_from(sorted(set(values.tolist()))), label="aimed value")
+    units = max(1.0, round(draw(st.sampled_from(AIMS), label="aim") / value))
+    case.args["weight"] = np.full_like(weight, units * format_of(case.dtype).smallest_subnormal)
+    return case
+
+
+@pytest.mark.parametrize("name", WEIGHTED_LOSSES)
+def test_reference_is_right_where_a_weight_underflows(name):
+    counts = {"compared": 0, "uncovered": 0, "inconclusive": 0, "uncertified": 0}
+
+    @seed(SEED)
+    @settings(max_examples=UNDERFLOW_EXAMPLES, database=None, deadline=None,
+              suppress_health_check=list(HealthCheck), backend=DRAWING)
+    @given(case=underflowing_weight_cases(name))
+    def right(case):
+        note(repr(case))
+        check(name, case, counts)
+
+    with capped_digits(), np.errstate(all="ignore"):
+        right()
+    assert counts["compared"] >= UNDERFLOW_EXAMPLES // 5, counts
