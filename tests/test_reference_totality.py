@@ -822,6 +822,36 @@ UNDERFLOW_CASES = {
 }
 
 
+def _aimed_units(draw, values: np.ndarray) -> float:
+    """How many units of a subnormal make one of ``values`` (a result at a factor of 1)
+    about one of AIMS units: one drawn among the finite, neither tiny nor huge."""
+    values = np.abs(values)
+    values = values[np.isfinite(values) & (values > 2.0 ** -1000) & (values < 2.0 ** 20)]
+    assume(values.size)
+    value = draw(st.sampled_from(sorted(set(values.tolist()))), label="aimed value")
+    return max(1.0, round(draw(st.sampled_from(AIMS), label="aim") / value))
+
+
+def _compared(name, cases, examples=()) -> dict:
+    """Run ``check`` over UNDERFLOW_EXAMPLES of the strategy ``cases`` and the explicit
+    ``examples``; the counts of what was compared, uncovered, inconclusive, uncertified."""
+    counts = {"compared": 0, "uncovered": 0, "inconclusive": 0, "uncertified": 0}
+
+    @seed(SEED)
+    @settings(max_examples=UNDERFLOW_EXAMPLES, database=None, deadline=None,
+              suppress_health_check=list(HealthCheck), backend=DRAWING)
+    @given(case=cases)
+    def right(case):
+        note(repr(case))
+        check(name, case, counts)
+
+    for case in examples:
+        right = example(case=case)(right)
+    with capped_digits(), np.errstate(all="ignore"):
+        right()
+    return counts
+
+
 @st.composite
 def underflowing_upstream_cases(draw, name):
     """A case of the spec's strategy under the 'mean' reduction, its upstream gradient g aimed
@@ -843,11 +873,7 @@ def underflowing_upstream_cases(draw, name):
             unit = spec.reference_grad(case)
     except EvaluationError:
         assume(False)
-    slopes = np.concatenate([np.abs(np.ravel(e.rounded)) for e in unit.values()])
-    slopes = slopes[np.isfinite(slopes) & (slopes > 2.0 ** -1000) & (slopes < 2.0 ** 20)]
-    assume(slopes.size)
-    slope = draw(st.sampled_from(sorted(set(slopes.tolist()))), label="aimed slope")
-    units = max(1.0, round(draw(st.sampled_from(AIMS), label="aim") / slope))
+    units = _aimed_units(draw, np.concatenate([np.ravel(e.rounded) for e in unit.values()]))
     sign = draw(st.sampled_from((1.0, -1.0)), label="sign")
     case.grad_output = np.array(sign * units * format_of(case.dtype).smallest_subnormal)
     assume(math.isfinite(float(case.grad_output)))
@@ -856,21 +882,7 @@ def underflowing_upstream_cases(draw, name):
 
 @pytest.mark.parametrize("name", GRADIENT_LOSSES)
 def test_reference_is_right_where_the_upstream_gradient_underflows(name):
-    counts = {"compared": 0, "uncovered": 0, "inconclusive": 0, "uncertified": 0}
-
-    @seed(SEED)
-    @settings(max_examples=UNDERFLOW_EXAMPLES, database=None, deadline=None,
-              suppress_health_check=list(HealthCheck), backend=DRAWING)
-    @given(case=underflowing_upstream_cases(name))
-    def right(case):
-        note(repr(case))
-        check(name, case, counts)
-
-    for case in UNDERFLOW_CASES.get(name, ()):
-        right = example(case=case)(right)
-
-    with capped_digits(), np.errstate(all="ignore"):
-        right()
+    counts = _compared(name, underflowing_upstream_cases(name), UNDERFLOW_CASES.get(name, ()))
     if name in ORACLES:  # not vacuous: most drawn cases are compared
         assert counts["compared"] >= UNDERFLOW_EXAMPLES // 5, counts
 
@@ -908,27 +920,12 @@ def underflowing_weight_cases(draw, name):
         assume(False)
     if reduction == "none":
         case.grad_output = np.ones(np.shape(unit.rounded))
-    values = np.abs(np.ravel(unit.rounded))
-    values = values[np.isfinite(values) & (values > 2.0 ** -1000) & (values < 2.0 ** 20)]
-    assume(values.size)
-    value = draw(st.sampled_from(sorted(set(values.tolist()))), label="aimed value")
-    units = max(1.0, round(draw(st.sampled_from(AIMS), label="aim") / value))
+    units = _aimed_units(draw, np.ravel(unit.rounded))
     case.args["weight"] = np.full_like(weight, units * format_of(case.dtype).smallest_subnormal)
     return case
 
 
 @pytest.mark.parametrize("name", WEIGHTED_LOSSES)
 def test_reference_is_right_where_a_weight_underflows(name):
-    counts = {"compared": 0, "uncovered": 0, "inconclusive": 0, "uncertified": 0}
-
-    @seed(SEED)
-    @settings(max_examples=UNDERFLOW_EXAMPLES, database=None, deadline=None,
-              suppress_health_check=list(HealthCheck), backend=DRAWING)
-    @given(case=underflowing_weight_cases(name))
-    def right(case):
-        note(repr(case))
-        check(name, case, counts)
-
-    with capped_digits(), np.errstate(all="ignore"):
-        right()
+    counts = _compared(name, underflowing_weight_cases(name))
     assert counts["compared"] >= UNDERFLOW_EXAMPLES // 5, counts
