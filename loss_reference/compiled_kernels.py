@@ -167,6 +167,9 @@ def certified_total(hi, lo, error, divisor: tuple | None):
     of ``known_total``."""
     dd = kernels()
     s_hi, s_lo, s_error = dd.sum_with_error(hi, lo, error)
+    # exactly 0 by the sum, not by the quotient: 2^-950 / 2^125 rounds to 0 where the exact
+    # quotient (a divisor just below 2^125) rounds up to 2^-1074
+    zero = dd.exactly_zero(s_hi, s_lo, s_error)
     if divisor is not None:
         w_hi, w_lo = divisor
         if w_hi == 0 or not math.isfinite(w_hi):
@@ -176,7 +179,7 @@ def certified_total(hi, lo, error, divisor: tuple | None):
                    + (dd.DIV_ERROR + 1) * dd.U2 * abs(q_hi))
         s_hi, s_lo = q_hi, q_lo
     estimate = np.longdouble(s_hi) + s_lo
-    if s_hi == 0 and s_lo == 0 and s_error == 0:
-        return 0.0, estimate, True  # every row exactly 0
+    if zero:
+        return 0.0, estimate, True
     return s_hi, estimate, bool(math.isfinite(s_error)
                           and dd.certified(s_hi, s_lo, s_error, ESTIMATE_ULPS))

@@ -23,7 +23,7 @@ from mpmath import mp, mpf
 from loss_reference import classification as cl
 from loss_reference import classification_fast as fast
 from loss_reference import engine
-from loss_reference.compiled_kernels import certify_narrower
+from loss_reference.compiled_kernels import certified_total, certify_narrower
 from loss_reference.formats import FORMATS
 from test_reference import correctly_round, to_format
 
@@ -246,6 +246,16 @@ def test_a_product_of_nonzero_factors_that_underflows_to_0_leaves_the_element():
                               np.array([tiny, 0.0]), np.ones(2), 4.0, 0.0, 0.1, 3, 3.0, 0.0,
                               np.ones(3), np.empty((2, 3)))
     assert np.isposinf(eps[0]) and np.isfinite(eps[1])
+
+def test_a_total_whose_quotient_underflows_to_0_is_not_an_exact_zero():
+    """A 'mean' of rows' double-doubles: 2^-950 over 2^125 - 2^60 is just above 2^-1075, so it
+    rounds to 2^-1074, while the quotient's hi, 2^-950 / 2^125, is a tie that rounds to 0.
+    ``certified_total`` took that 0 for a total of exact zeros; it decides so by the sum."""
+    hi, nothing = np.array([2.0 ** -950]), np.zeros(1)
+    rounded, _, ok = certified_total(hi, nothing, nothing, (2.0 ** 125, -2.0 ** 60))
+    assert not ok or rounded == 2.0 ** -1074
+    assert certified_total(nothing, nothing, nothing, (3.0, 0.0))[::2] == (0.0, True)
+
 
 # --- the tier ------------------------------------------------------------------------------------
 
